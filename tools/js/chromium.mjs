@@ -1,0 +1,35 @@
+// Launches Debian's Chromium through playwright-core (never a downloaded browser), with the flags
+// this closed network needs. Shared by the fixture generator and the browser tests.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const CHROMIUM = process.env.PEERSTORM_CHROMIUM || "/usr/bin/chromium";
+
+export async function launch() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (scripts/test.sh does)`);
+  }
+  const userDataDir = mkdtempSync(join(tmpdir(), "peerstorm-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+    ],
+  });
+  const close = async () => {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { context, close };
+}

@@ -10,6 +10,8 @@
 //!   them, and the DataConnection serializations (BinaryPack with chunking, JSON, raw).
 
 pub mod candidate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod diag;
 pub mod peerjs;
 pub mod sdp;

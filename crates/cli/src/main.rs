@@ -1,0 +1,62 @@
+//! `peerstorm`: a protocol test harness and load simulator for WebRTC signaling and NAT traversal.
+
+mod inspect;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status: the input (or, later, the system under test) was fine.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the input was invalid (or, later, a threshold failed).
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status: the command could not do its job (usage error, unreadable file, internal error).
+pub const EXIT_HARNESS: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "peerstorm",
+    version,
+    about = "Protocol test harness and load simulator for WebRTC signaling (PeerJS) and NAT traversal (STUN/TURN)",
+    long_about = "peerstorm speaks real protocol bytes: SDP, ICE candidates, PeerJS frames over WebSocket, \
+STUN/TURN. This build has the message model and `inspect`, which parses what a browser or a broker \
+sent and tells you what is in it and what is wrong with it.\n\n\
+Exit status: 0 valid input, 1 invalid input (diagnostics on stderr), 2 usage or I/O error.",
+    after_help = "Examples:\n  \
+peerstorm inspect sdp offer.sdp\n  \
+pbpaste | peerstorm inspect sdp - --type offer --json\n  \
+peerstorm inspect sdp offer.sdp --emit > same.sdp      # byte-identical re-emit\n  \
+peerstorm inspect candidate 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host'\n  \
+peerstorm inspect peerjs frames.jsonl                   # one frame per line"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and explain protocol messages: SDP, ICE candidates, PeerJS frames.
+    #[command(subcommand)]
+    Inspect(inspect::Inspect),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_HARNESS } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(i) => inspect::run(i),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("peerstorm: error: {e:#}");
+            ExitCode::from(EXIT_HARNESS)
+        }
+    }
+}

@@ -79,7 +79,9 @@ fn read_input(file: &str) -> Result<String> {
     } else {
         bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
     }
-    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{file} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!("{file} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())
+    })
 }
 
 fn print_diagnostics(origin: &str, diags: &[Diagnostic]) {
@@ -295,7 +297,15 @@ fn verdict(diags: &[Diagnostic]) -> String {
 
 fn write_sdp_text(out: &mut impl Write, s: &SdpSummary) -> std::io::Result<()> {
     if let Some(o) = &s.origin {
-        writeln!(out, "session      o={} {} v{} {}  s={}", o.username, o.session_id, o.session_version, o.address, s.session_name.as_deref().unwrap_or("?"))?;
+        writeln!(
+            out,
+            "session      o={} {} v{} {}  s={}",
+            o.username,
+            o.session_id,
+            o.session_version,
+            o.address,
+            s.session_name.as_deref().unwrap_or("?")
+        )?;
     }
     let mut flags = vec![format!("line endings {}", s.line_ending)];
     if let Some(b) = &s.bundle {
@@ -313,7 +323,14 @@ fn write_sdp_text(out: &mut impl Write, s: &SdpSummary) -> std::io::Result<()> {
     writeln!(out, "             {}", flags.join(", "))?;
     writeln!(out, "sections     {}", s.sections.len())?;
     for m in &s.sections {
-        let mut head = format!("  #{} {:<11} mid={:<3} port {} {}", m.index, m.kind, m.mid.as_deref().unwrap_or("-"), m.port, m.proto);
+        let mut head = format!(
+            "  #{} {:<11} mid={:<3} port {} {}",
+            m.index,
+            m.kind,
+            m.mid.as_deref().unwrap_or("-"),
+            m.port,
+            m.proto
+        );
         if let Some(d) = m.direction {
             head.push_str(&format!(" {d}"));
         }
@@ -347,9 +364,18 @@ fn write_sdp_text(out: &mut impl Write, s: &SdpSummary) -> std::io::Result<()> {
             writeln!(out, "      rids {}  simulcast {}", m.rids.join(" "), m.simulcast.as_deref().unwrap_or("-"))?;
         }
         if let Some(p) = m.sctp_port {
-            writeln!(out, "      sctp-port {p}, max-message-size {}", m.max_message_size.map_or("-".into(), |n| n.to_string()))?;
+            writeln!(
+                out,
+                "      sctp-port {p}, max-message-size {}",
+                m.max_message_size.map_or("-".into(), |n| n.to_string())
+            )?;
         }
-        writeln!(out, "      candidates {}{}", m.candidates.describe(), if m.end_of_candidates { ", end-of-candidates" } else { "" })?;
+        writeln!(
+            out,
+            "      candidates {}{}",
+            m.candidates.describe(),
+            if m.end_of_candidates { ", end-of-candidates" } else { "" }
+        )?;
     }
     writeln!(out, "candidates   {}", s.candidates.describe())?;
     for f in &s.fingerprints {
@@ -434,7 +460,11 @@ fn candidate(a: &CandidateArgs) -> Result<u8> {
     } else {
         let s = &summary;
         writeln!(out, "type         {} ({} {}:{}, {})", s.kind, s.transport, s.address, s.port, s.address_kind)?;
-        writeln!(out, "priority     {} (type preference {}, local preference {}, component {})", s.priority, s.type_preference, s.local_preference, s.component)?;
+        writeln!(
+            out,
+            "priority     {} (type preference {}, local preference {}, component {})",
+            s.priority, s.type_preference, s.local_preference, s.component
+        )?;
         writeln!(out, "foundation   {}", s.foundation)?;
         if let (Some(a), Some(p)) = (&s.related_address, s.related_port) {
             writeln!(out, "related      {a}:{p}")?;
@@ -502,7 +532,10 @@ fn frame_detail(f: &Frame) -> (Option<String>, Vec<String>) {
         },
         Some(MessageType::Candidate) if f.payload.is_some() => match f.payload_as::<CandidatePayload>() {
             Ok(p) => match p.candidate.parsed() {
-                Some(Ok(c)) => Some(format!("{:?} connection {}: {} {} {}:{}", p.connection_type, p.connection_id, c.kind, c.transport, c.address, c.port)),
+                Some(Ok(c)) => Some(format!(
+                    "{:?} connection {}: {} {} {}:{}",
+                    p.connection_type, p.connection_id, c.kind, c.transport, c.address, c.port
+                )),
                 Some(Err(e)) => {
                     problems.push(format!("candidate: {e}"));
                     None

@@ -17,11 +17,8 @@ fn fresh_chromium_sdps_round_trip_through_inspect() {
         "tools/js/node_modules is missing: run scripts/test.sh (it runs npm ci in tools/js)"
     );
     let out_dir = std::env::temp_dir().join(format!("peerstorm-chromium-{}", std::process::id()));
-    let gen_out = Command::new("node")
-        .arg(root.join("tools/js/gen-sdp.mjs"))
-        .arg(&out_dir)
-        .output()
-        .expect("node is on PATH");
+    let gen_out =
+        Command::new("node").arg(root.join("tools/js/gen-sdp.mjs")).arg(&out_dir).output().expect("node is on PATH");
     assert!(gen_out.status.success(), "gen-sdp.mjs failed: {}", String::from_utf8_lossy(&gen_out.stderr));
     let mut sdps = 0;
     for entry in std::fs::read_dir(&out_dir).unwrap() {
@@ -30,7 +27,11 @@ fn fresh_chromium_sdps_round_trip_through_inspect() {
             continue;
         }
         let text = std::fs::read(&path).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(["inspect", "sdp", "--emit"]).arg(&path).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+            .args(["inspect", "sdp", "--emit"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{path:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stdout == text, "{path:?} did not round-trip");
         sdps += 1;
@@ -38,7 +39,10 @@ fn fresh_chromium_sdps_round_trip_through_inspect() {
     let candidates = std::fs::read_to_string(out_dir.join("candidates.jsonl")).unwrap();
     let mut n = 0;
     for line in candidates.lines().filter(|l| !l.is_empty()) {
-        let out = Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(["inspect", "candidate", "--json", line]).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+            .args(["inspect", "candidate", "--json", line])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{line}: {}", String::from_utf8_lossy(&out.stderr));
         n += 1;
     }

@@ -61,7 +61,8 @@ fn json_summaries_match_the_golden_files() {
         if update {
             std::fs::write(&golden, &out.stdout).unwrap();
         }
-        let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("{golden:?} missing: run with UPDATE_GOLDEN=1"));
+        let want =
+            std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("{golden:?} missing: run with UPDATE_GOLDEN=1"));
         assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{name}");
     }
 }
@@ -79,7 +80,8 @@ fn invalid_sdp_exits_1_with_diagnostics_on_stderr() {
 
 #[test]
 fn lf_only_sdp_is_valid_with_a_warning_and_emitted_as_is() {
-    let text = std::fs::read_to_string(root().join("fixtures/chromium/datachannel-offer.sdp")).unwrap().replace("\r\n", "\n");
+    let text =
+        std::fs::read_to_string(root().join("fixtures/chromium/datachannel-offer.sdp")).unwrap().replace("\r\n", "\n");
     let out = peerstorm(&["inspect", "sdp", "-", "--emit"], Some(text.as_bytes()));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
@@ -88,7 +90,10 @@ fn lf_only_sdp_is_valid_with_a_warning_and_emitted_as_is() {
 
 #[test]
 fn candidate_exit_codes_and_json() {
-    let ok = peerstorm(&["inspect", "candidate", "a=candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0", "--json"], None);
+    let ok = peerstorm(
+        &["inspect", "candidate", "a=candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host generation 0", "--json"],
+        None,
+    );
     assert_eq!(ok.status.code(), Some(0));
     let j: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(j["type"], "host");
@@ -114,7 +119,8 @@ fn peerjs_frames_one_per_line() {
     assert!(err.contains("jsonl:8: error: bad OFFER payload: missing field `sdp`"), "{err}");
     assert!(err.contains("jsonl:9: error: bad CANDIDATE payload"), "{err}");
     assert_eq!(err.lines().count(), 2, "{err}");
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 9);
     assert_eq!(lines[4]["type"], "ID-TAKEN");
     assert_eq!(lines[4]["detail"], "ID is taken");

@@ -147,7 +147,8 @@ impl<'a> Candidate<'a> {
     pub fn parse_value(v: &'a str) -> Result<Self, CandidateError> {
         let mut fields = Fields { s: v, pos: 0 };
         let foundation = fields.next("foundation")?;
-        if foundation.1.len() > 32 || !foundation.1.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+        if foundation.1.len() > 32 || !foundation.1.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        {
             return Err(err(foundation.0, format!("bad foundation {:?}", foundation.1), "1 to 32 ice-chars"));
         }
         let (col, c) = fields.next("component-id")?;
@@ -159,7 +160,8 @@ impl<'a> Candidate<'a> {
             return Err(err(col, format!("bad transport {transport:?}"), "udp or tcp"));
         }
         let (col, p) = fields.next("priority")?;
-        let priority = canonical::<u32>(p).ok_or_else(|| err(col, format!("bad priority {p:?}"), "a number up to 4294967295"))?;
+        let priority =
+            canonical::<u32>(p).ok_or_else(|| err(col, format!("bad priority {p:?}"), "a number up to 4294967295"))?;
         let (_, address) = fields.next("connection-address")?;
         let (col, p) = fields.next("port")?;
         let port = canonical::<u16>(p).ok_or_else(|| err(col, format!("bad port {p:?}"), "a port number"))?;
@@ -168,7 +170,8 @@ impl<'a> Candidate<'a> {
             return Err(err(col, format!("found {typ:?}"), "typ"));
         }
         let (col, t) = fields.next("candidate type")?;
-        let kind = CandidateType::parse(t).ok_or_else(|| err(col, format!("unknown candidate type {t:?}"), "host, srflx, prflx or relay"))?;
+        let kind = CandidateType::parse(t)
+            .ok_or_else(|| err(col, format!("unknown candidate type {t:?}"), "host, srflx, prflx or relay"))?;
         let mut c = Candidate {
             foundation: Cow::Borrowed(foundation.1),
             component,
@@ -193,11 +196,16 @@ impl<'a> Candidate<'a> {
                     stage = 1;
                 }
                 ("rport", 1) => {
-                    c.related_port = Some(canonical(value).ok_or_else(|| err(vcol, format!("bad rport {value:?}"), "a port number"))?);
+                    c.related_port = Some(
+                        canonical(value).ok_or_else(|| err(vcol, format!("bad rport {value:?}"), "a port number"))?,
+                    );
                     stage = 2;
                 }
                 ("tcptype", 0..=2) => {
-                    c.tcp_type = Some(TcpType::parse(value).ok_or_else(|| err(vcol, format!("bad tcptype {value:?}"), "active, passive or so"))?);
+                    c.tcp_type = Some(
+                        TcpType::parse(value)
+                            .ok_or_else(|| err(vcol, format!("bad tcptype {value:?}"), "active, passive or so"))?,
+                    );
                     stage = 3;
                 }
                 _ => {
@@ -311,7 +319,11 @@ impl<'a> Fields<'a> {
 
     fn next_value(&mut self, key: &str) -> Result<(usize, &'a str), CandidateError> {
         if key.is_empty() {
-            return Err(err(self.pos.saturating_sub(1), "an empty field (two spaces, or a trailing space)", "<name> <value>"));
+            return Err(err(
+                self.pos.saturating_sub(1),
+                "an empty field (two spaces, or a trailing space)",
+                "<name> <value>",
+            ));
         }
         self.next("a value after the extension name")
     }
@@ -466,7 +478,10 @@ mod tests {
         let init = IceCandidateInit::from_json(j).unwrap();
         assert_eq!(init.to_json(), j);
         assert_eq!(init.parsed().unwrap().unwrap().port, 53421);
-        let end = IceCandidateInit::from_json(r#"{"candidate":"","sdpMid":null,"sdpMLineIndex":null,"usernameFragment":null}"#).unwrap();
+        let end = IceCandidateInit::from_json(
+            r#"{"candidate":"","sdpMid":null,"sdpMLineIndex":null,"usernameFragment":null}"#,
+        )
+        .unwrap();
         assert!(end.parsed().is_none());
     }
 }

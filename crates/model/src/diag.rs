@@ -34,21 +34,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, line: usize, column: usize, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Error,
-            code,
-            line,
-            column,
-            message: message.into(),
-            expected: None,
-        }
+        Self { severity: Severity::Error, code, line, column, message: message.into(), expected: None }
     }
 
     pub fn warning(code: &'static str, line: usize, column: usize, message: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(code, line, column, message)
-        }
+        Self { severity: Severity::Warning, ..Self::error(code, line, column, message) }
     }
 
     #[must_use]

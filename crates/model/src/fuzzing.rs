@@ -69,10 +69,7 @@ pub fn binarypack(data: &[u8]) {
         let back = binarypack::unpack(&packed).expect("our own packing must unpack");
         assert!(same(&back, &normalize(&v)), "pack/unpack must round-trip");
     }
-    let mut r = BinaryReceiver::new(ReassemblyLimits {
-        max_pending: 4,
-        max_message_bytes: 1 << 20,
-    });
+    let mut r = BinaryReceiver::new(ReassemblyLimits { max_pending: 4, max_message_bytes: 1 << 20 });
     for piece in data.split(|&b| b == 0xff) {
         let _ = r.handle(piece);
     }
@@ -83,7 +80,9 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
         (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        (Value::Map(x), Value::Map(y)) => x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| same(ka, kb) && same(va, vb)),
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| same(ka, kb) && same(va, vb))
+        }
         _ => a == b,
     }
 }

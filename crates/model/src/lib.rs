@@ -10,9 +10,9 @@
 //!   them, and the DataConnection serializations (BinaryPack with chunking, JSON, raw).
 
 pub mod candidate;
+pub mod diag;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod diag;
 pub mod peerjs;
 pub mod sdp;
 

@@ -11,7 +11,9 @@ fn unhex(s: &str) -> Vec<u8> {
 /// The vector's JSON value, with `{"$bin": hex}` read as binary.
 fn value(j: &serde_json::Value) -> Value {
     match j {
-        serde_json::Value::Object(o) if o.len() == 1 && o.contains_key("$bin") => Value::Bin(unhex(o["$bin"].as_str().unwrap())),
+        serde_json::Value::Object(o) if o.len() == 1 && o.contains_key("$bin") => {
+            Value::Bin(unhex(o["$bin"].as_str().unwrap()))
+        }
         serde_json::Value::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::str(k), value(v))).collect()),
         serde_json::Value::Array(a) => Value::Array(a.iter().map(value).collect()),
         other => Value::from_json(other),

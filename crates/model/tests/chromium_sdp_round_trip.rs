@@ -21,7 +21,8 @@ fn sdp_files() -> Vec<PathBuf> {
 
 #[test]
 fn there_are_enough_fixtures() {
-    let names: Vec<String> = sdp_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        sdp_files().iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
     for want in ["datachannel-offer", "av-data-offer", "simulcast-offer", "ice-restart-offer", "multi-mline-offer"] {
         assert!(names.iter().any(|n| n == want), "missing fixture {want}: {names:?}");
     }

@@ -13,7 +13,8 @@ fn relay_rebuilds_frames_exactly_like_the_reference() {
     let mut n = 0;
     for line in read("relay.jsonl").lines() {
         let case: serde_json::Value = serde_json::from_str(line).unwrap();
-        let (from, sent, received) = (case["from"].as_str().unwrap(), case["sent"].as_str().unwrap(), case["received"].as_str().unwrap());
+        let (from, sent, received) =
+            (case["from"].as_str().unwrap(), case["sent"].as_str().unwrap(), case["received"].as_str().unwrap());
         let mut f = Frame::parse(sent).unwrap();
         assert_eq!(f.to_server_json(), sent, "{}", case["note"]);
         f.src = Some(from.to_string());

@@ -33,10 +33,15 @@ fn attribute_line() -> impl Strategy<Value = String> {
 }
 
 fn sdp_text() -> impl Strategy<Value = (String, usize)> {
-    let media = (prop::sample::select(vec!["audio", "video", "application"]), 0u16.., prop::collection::vec(attribute_line(), 0..8));
-    (any::<u64>(), prop::collection::vec(attribute_line(), 0..5), prop::collection::vec(media, 0..4), any::<bool>()).prop_map(
-        |(ver, session_attrs, media, lf)| {
-            let mut lines = vec!["v=0".to_string(), format!("o=- 1 {ver} IN IP4 127.0.0.1"), "s=-".into(), "t=0 0".into()];
+    let media = (
+        prop::sample::select(vec!["audio", "video", "application"]),
+        0u16..,
+        prop::collection::vec(attribute_line(), 0..8),
+    );
+    (any::<u64>(), prop::collection::vec(attribute_line(), 0..5), prop::collection::vec(media, 0..4), any::<bool>())
+        .prop_map(|(ver, session_attrs, media, lf)| {
+            let mut lines =
+                vec!["v=0".to_string(), format!("o=- 1 {ver} IN IP4 127.0.0.1"), "s=-".into(), "t=0 0".into()];
             lines.extend(session_attrs);
             let n = media.len();
             for (kind, port, attrs) in media {
@@ -46,12 +51,16 @@ fn sdp_text() -> impl Strategy<Value = (String, usize)> {
             }
             let eol = if lf { "\n" } else { "\r\n" };
             (lines.iter().map(|l| format!("{l}{eol}")).collect(), n)
-        },
-    )
+        })
 }
 
 fn candidate_string() -> impl Strategy<Value = String> {
-    let typ = prop::sample::select(vec![CandidateType::Host, CandidateType::Srflx, CandidateType::Prflx, CandidateType::Relay]);
+    let typ = prop::sample::select(vec![
+        CandidateType::Host,
+        CandidateType::Srflx,
+        CandidateType::Prflx,
+        CandidateType::Relay,
+    ]);
     let addr = prop_oneof![
         any::<std::net::Ipv4Addr>().prop_map(|a| a.to_string()),
         any::<std::net::Ipv6Addr>().prop_map(|a| a.to_string()),
@@ -59,7 +68,17 @@ fn candidate_string() -> impl Strategy<Value = String> {
     ];
     let related = prop::option::of((any::<std::net::Ipv4Addr>(), any::<u16>()));
     let exts = prop::collection::vec(("[a-z][a-z-]{0,10}", "[A-Za-z0-9+/]{1,8}"), 0..4);
-    ("[A-Za-z0-9+/]{1,32}", 1u16..=256, prop::sample::select(vec!["udp", "UDP", "tcp"]), any::<u32>(), addr, any::<u16>(), typ, related, exts)
+    (
+        "[A-Za-z0-9+/]{1,32}",
+        1u16..=256,
+        prop::sample::select(vec!["udp", "UDP", "tcp"]),
+        any::<u32>(),
+        addr,
+        any::<u16>(),
+        typ,
+        related,
+        exts,
+    )
         .prop_map(|(f, comp, tr, prio, addr, port, typ, related, exts)| {
             let mut s = format!("candidate:{f} {comp} {tr} {prio} {addr} {port} typ {typ}");
             if let Some((ra, rp)) = related {

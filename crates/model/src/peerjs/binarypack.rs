@@ -236,7 +236,9 @@ fn pack_number(f: f64, out: &mut Vec<u8>) -> Result<(), PackError> {
     Ok(())
 }
 
-/// The JavaScript packer's integer ladder, in its order (uint8 before int8, and so on).
+/// The JavaScript packer's integer ladder, in its order (uint8 before int8, and so on). The arms
+/// overlap on purpose: the first that matches wins, as the `if` chain in JavaScript does.
+#[allow(clippy::match_overlapping_arm)]
 fn pack_integer(n: i64, out: &mut Vec<u8>) {
     match n {
         -0x20..=0x7f => out.push(n as u8),
@@ -279,10 +281,7 @@ pub fn unpack(bytes: &[u8]) -> Result<Value, UnpackError> {
     let mut r = Reader { b: bytes, pos: 0 };
     let v = r.value(0)?;
     if r.pos != bytes.len() {
-        return Err(UnpackError::TrailingBytes {
-            offset: r.pos,
-            count: bytes.len() - r.pos,
-        });
+        return Err(UnpackError::TrailingBytes { offset: r.pos, count: bytes.len() - r.pos });
     }
     Ok(v)
 }
@@ -296,10 +295,7 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], UnpackError> {
         let remaining = self.b.len() - self.pos;
         if n > remaining {
-            return Err(UnpackError::Truncated {
-                offset: self.pos,
-                needed: n - remaining,
-            });
+            return Err(UnpackError::Truncated { offset: self.pos, needed: n - remaining });
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -399,10 +395,7 @@ impl<'a> Reader<'a> {
     fn check_count(&self, n: usize, min_bytes: usize) -> Result<(), UnpackError> {
         let remaining = self.b.len() - self.pos;
         if n.saturating_mul(min_bytes) > remaining {
-            return Err(UnpackError::Truncated {
-                offset: self.pos,
-                needed: n.saturating_mul(min_bytes) - remaining,
-            });
+            return Err(UnpackError::Truncated { offset: self.pos, needed: n.saturating_mul(min_bytes) - remaining });
         }
         Ok(())
     }

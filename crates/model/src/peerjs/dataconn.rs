@@ -110,10 +110,7 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        Self {
-            max_pending: 64,
-            max_message_bytes: 256 << 20,
-        }
+        Self { max_pending: 64, max_message_bytes: 256 << 20 }
     }
 }
 
@@ -133,10 +130,7 @@ pub struct BinaryReceiver {
 
 impl BinaryReceiver {
     pub fn new(limits: ReassemblyLimits) -> Self {
-        Self {
-            pending: BTreeMap::new(),
-            limits,
-        }
+        Self { pending: BTreeMap::new(), limits }
     }
 
     /// Chunked messages still waiting for parts.
@@ -206,10 +200,7 @@ impl BinaryReceiver {
 pub fn json_encode(value: &serde_json::Value) -> Result<Vec<u8>, DataError> {
     let bytes = serde_json::to_vec(value).map_err(|e| DataError::Json(e.to_string()))?;
     if bytes.len() >= CHUNKED_MTU {
-        return Err(DataError::MessageTooBig {
-            size: bytes.len(),
-            max: CHUNKED_MTU - 1,
-        });
+        return Err(DataError::MessageTooBig { size: bytes.len(), max: CHUNKED_MTU - 1 });
     }
     Ok(bytes)
 }

@@ -57,7 +57,14 @@ impl MessageType {
     /// OFFER, ANSWER, CANDIDATE, LEAVE and EXPIRE are relayed peer to peer by `peer@1.0.2`
     /// (notes §2); the others are not.
     pub fn is_relayed(&self) -> bool {
-        matches!(self, MessageType::Offer | MessageType::Answer | MessageType::Candidate | MessageType::Leave | MessageType::Expire)
+        matches!(
+            self,
+            MessageType::Offer
+                | MessageType::Answer
+                | MessageType::Candidate
+                | MessageType::Leave
+                | MessageType::Expire
+        )
     }
 
     /// OFFER, ANSWER and CANDIDATE are queued for an offline destination; LEAVE and EXPIRE never
@@ -92,11 +99,7 @@ impl FrameError {
     fn from_json(e: &serde_json::Error) -> Self {
         match e.classify() {
             serde_json::error::Category::Data => FrameError::Shape { message: e.to_string() },
-            _ => FrameError::Json {
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            },
+            _ => FrameError::Json { line: e.line(), column: e.column(), message: e.to_string() },
         }
     }
 }
@@ -137,20 +140,13 @@ impl Frame {
 
     /// Parses a binary WebSocket message: `peer@1.0.2` decodes it as UTF-8 JSON (notes §2).
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self, FrameError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| FrameError::Shape {
-            message: format!("not UTF-8 at byte {}", e.valid_up_to()),
-        })?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| FrameError::Shape { message: format!("not UTF-8 at byte {}", e.valid_up_to()) })?;
         Self::parse(text)
     }
 
     fn new(kind: MessageType) -> Self {
-        Self {
-            kind: Some(kind),
-            src: None,
-            dst: None,
-            payload: None,
-            extra: Vec::new(),
-        }
+        Self { kind: Some(kind), src: None, dst: None, payload: None, extra: Vec::new() }
     }
 
     /// `{"type":"OPEN"}`
@@ -211,10 +207,10 @@ impl Frame {
     /// The payload read as `T`.
     pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, FrameError> {
         let kind = self.kind.as_ref().map_or("untyped", MessageType::as_str).to_string();
-        let raw = self.payload.as_ref().ok_or_else(|| FrameError::Payload {
-            kind: kind.clone(),
-            message: "the frame has no payload".into(),
-        })?;
+        let raw = self
+            .payload
+            .as_ref()
+            .ok_or_else(|| FrameError::Payload { kind: kind.clone(), message: "the frame has no payload".into() })?;
         serde_json::from_str(raw.get()).map_err(|e| FrameError::Payload { kind, message: e.to_string() })
     }
 
@@ -350,13 +346,7 @@ impl<'de> Visitor<'de> for FrameVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Frame, A::Error> {
-        let mut frame = Frame {
-            kind: None,
-            src: None,
-            dst: None,
-            payload: None,
-            extra: Vec::new(),
-        };
+        let mut frame = Frame { kind: None, src: None, dst: None, payload: None, extra: Vec::new() };
         // Later duplicates win, as with JSON.parse.
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let value: Box<RawValue> = map.next_value()?;
@@ -403,12 +393,18 @@ mod tests {
             Frame::error("Invalid key provided").to_client_json(),
             r#"{"type":"ERROR","payload":{"msg":"Invalid key provided"}}"#
         );
-        assert_eq!(Frame::expire("nobody", "alice").to_client_json(), r#"{"type":"EXPIRE","src":"nobody","dst":"alice"}"#);
+        assert_eq!(
+            Frame::expire("nobody", "alice").to_client_json(),
+            r#"{"type":"EXPIRE","src":"nobody","dst":"alice"}"#
+        );
     }
 
     #[test]
     fn unknown_and_missing_types_are_kept() {
-        assert_eq!(Frame::parse(r#"{"type":"FOO","dst":"bob"}"#).unwrap().kind, Some(MessageType::Unknown("FOO".into())));
+        assert_eq!(
+            Frame::parse(r#"{"type":"FOO","dst":"bob"}"#).unwrap().kind,
+            Some(MessageType::Unknown("FOO".into()))
+        );
         let f = Frame::parse(r#"{"dst":"bob","payload":{}}"#).unwrap();
         assert_eq!(f.kind, None);
         assert_eq!(f.payload.unwrap().get(), "{}");

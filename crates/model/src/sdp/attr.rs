@@ -74,12 +74,14 @@ impl Attribute<'_> {
             "msid-semantic" => TypedAttribute::MsidSemantic(MsidSemantic::parse(val("msid-semantic", "a value")?)?),
             "ice-options" => {
                 let s = val("ice-options", "option tags")?;
-                TypedAttribute::IceOptions(nonempty_fields(s).ok_or(AttrError {
-                    name: "ice-options",
-                    expected: "option tags separated by single spaces",
-                })?)
+                TypedAttribute::IceOptions(
+                    nonempty_fields(s)
+                        .ok_or(AttrError { name: "ice-options", expected: "option tags separated by single spaces" })?,
+                )
             }
-            "ice-ufrag" => TypedAttribute::IceUfrag(ice_chars("ice-ufrag", val("ice-ufrag", "4 to 256 ice-chars")?, 4)?),
+            "ice-ufrag" => {
+                TypedAttribute::IceUfrag(ice_chars("ice-ufrag", val("ice-ufrag", "4 to 256 ice-chars")?, 4)?)
+            }
             "ice-pwd" => TypedAttribute::IcePwd(ice_chars("ice-pwd", val("ice-pwd", "22 to 256 ice-chars")?, 22)?),
             "ice-lite" => flag("ice-lite", TypedAttribute::IceLite)?,
             "fingerprint" => TypedAttribute::Fingerprint(Fingerprint::parse(val("fingerprint", "a value")?)?),
@@ -134,7 +136,10 @@ pub(super) fn check_attribute(a: &Attribute<'_>, lineno: usize, diags: &mut Vec<
         return;
     }
     if let Err(e) = a.typed() {
-        diags.push(Diagnostic::error("sdp.attribute.value", lineno, 3, format!("bad a={} value {:?}", a.name, a.value_str())).expected(e.expected));
+        diags.push(
+            Diagnostic::error("sdp.attribute.value", lineno, 3, format!("bad a={} value {:?}", a.name, a.value_str()))
+                .expected(e.expected),
+        );
     }
 }
 
@@ -159,7 +164,8 @@ pub struct Group<'s> {
 
 impl<'s> Group<'s> {
     pub fn parse(s: &'s str) -> Result<Self, AttrError> {
-        let f = nonempty_fields(s).ok_or(AttrError { name: "group", expected: "<semantics> <mid> ... separated by single spaces" })?;
+        let f = nonempty_fields(s)
+            .ok_or(AttrError { name: "group", expected: "<semantics> <mid> ... separated by single spaces" })?;
         Ok(Self { semantics: f[0], mids: f[1..].to_vec() })
     }
 }
@@ -186,7 +192,8 @@ impl<'s> MsidSemantic<'s> {
             Some(r) => (true, r),
             None => (false, s),
         };
-        let f = nonempty_fields(rest).ok_or(AttrError { name: "msid-semantic", expected: "<semantics> [<token> ...]" })?;
+        let f =
+            nonempty_fields(rest).ok_or(AttrError { name: "msid-semantic", expected: "<semantics> [<token> ...]" })?;
         Ok(Self { leading_space, semantics: f[0], tokens: f[1..].to_vec() })
     }
 }
@@ -212,8 +219,8 @@ impl<'s> Fingerprint<'s> {
     pub fn parse(s: &'s str) -> Result<Self, AttrError> {
         let err = AttrError { name: "fingerprint", expected: "<hash-func> <hex pairs separated by colons>" };
         let (hash, value) = s.split_once(' ').ok_or(err.clone())?;
-        let pairs_ok = !value.is_empty()
-            && value.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        let pairs_ok =
+            !value.is_empty() && value.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
         if hash.is_empty() || !pairs_ok {
             return Err(err);
         }
@@ -376,7 +383,9 @@ impl<'s> RtcpFb<'s> {
     pub fn parse(s: &'s str) -> Result<Self, AttrError> {
         let mut it = s.splitn(3, ' ');
         match (it.next(), it.next(), it.next()) {
-            (Some(pt), Some(kind), param) if (pt == "*" || num::<u8>(pt).is_some()) && !kind.is_empty() && param != Some("") => {
+            (Some(pt), Some(kind), param)
+                if (pt == "*" || num::<u8>(pt).is_some()) && !kind.is_empty() && param != Some("") =>
+            {
                 Ok(Self { payload_type: pt, kind, param })
             }
             _ => bad("rtcp-fb", "<payload type or *> <feedback type> [<parameter>]"),

@@ -51,13 +51,23 @@ pub fn check_jsep(sdp: &SessionDescription<'_>, kind: Option<SdpType>) -> Vec<Di
         if let Some(mid) = m.mid()
             && !mids.insert(mid)
         {
-            out.push(Diagnostic::error("jsep.duplicate-mid", line, 1, format!("a=mid:{mid} is used by more than one section")));
+            out.push(Diagnostic::error(
+                "jsep.duplicate-mid",
+                line,
+                1,
+                format!("a=mid:{mid} is used by more than one section"),
+            ));
         }
     }
     for g in sdp.groups().filter(|g| g.semantics == "BUNDLE") {
         for mid in &g.mids {
             if !mids.contains(mid) {
-                out.push(Diagnostic::error("jsep.bundle-missing-mid", 0, 0, format!("a=group:BUNDLE names mid {mid:?}, which no section has")));
+                out.push(Diagnostic::error(
+                    "jsep.bundle-missing-mid",
+                    0,
+                    0,
+                    format!("a=group:BUNDLE names mid {mid:?}, which no section has"),
+                ));
             }
         }
     }
@@ -78,52 +88,96 @@ fn check_section(
     let name = format!("m={} section", m.media.kind);
     let rejected = m.media.port == 0 && m.attribute("bundle-only").is_none();
     if m.mid().is_none() {
-        out.push(Diagnostic::error("jsep.missing-mid", line, 1, format!("{name} has no a=mid")).expected("a=mid:<tag> (RFC 9429 §5.2.1)"));
+        out.push(
+            Diagnostic::error("jsep.missing-mid", line, 1, format!("{name} has no a=mid"))
+                .expected("a=mid:<tag> (RFC 9429 §5.2.1)"),
+        );
     }
     if rejected {
         return;
     }
     if !session_conn && m.connection().is_none() {
-        out.push(Diagnostic::error("jsep.missing-connection", line, 1, format!("{name} has no c= line and the session has none")));
+        out.push(Diagnostic::error(
+            "jsep.missing-connection",
+            line,
+            1,
+            format!("{name} has no c= line and the session has none"),
+        ));
     }
     if m.ice_ufrag().or(sdp.ice_ufrag()).is_none() {
-        out.push(Diagnostic::error("jsep.missing-ice-ufrag", line, 1, format!("{name} has no a=ice-ufrag")).expected("a=ice-ufrag (RFC 8839 §5.4)"));
+        out.push(
+            Diagnostic::error("jsep.missing-ice-ufrag", line, 1, format!("{name} has no a=ice-ufrag"))
+                .expected("a=ice-ufrag (RFC 8839 §5.4)"),
+        );
     }
     if m.ice_pwd().or(sdp.ice_pwd()).is_none() {
-        out.push(Diagnostic::error("jsep.missing-ice-pwd", line, 1, format!("{name} has no a=ice-pwd")).expected("a=ice-pwd (RFC 8839 §5.4)"));
+        out.push(
+            Diagnostic::error("jsep.missing-ice-pwd", line, 1, format!("{name} has no a=ice-pwd"))
+                .expected("a=ice-pwd (RFC 8839 §5.4)"),
+        );
     }
     if m.fingerprint().or(sdp.fingerprint()).is_none() {
-        out.push(Diagnostic::error("jsep.missing-fingerprint", line, 1, format!("{name} has no a=fingerprint")).expected("a=fingerprint (RFC 8122, RFC 8842)"));
+        out.push(
+            Diagnostic::error("jsep.missing-fingerprint", line, 1, format!("{name} has no a=fingerprint"))
+                .expected("a=fingerprint (RFC 8122, RFC 8842)"),
+        );
     }
     match (m.setup().or(sdp.setup()), kind) {
-        (None, _) => out.push(Diagnostic::error("jsep.missing-setup", line, 1, format!("{name} has no a=setup")).expected("a=setup (RFC 8842 §5)")),
+        (None, _) => out.push(
+            Diagnostic::error("jsep.missing-setup", line, 1, format!("{name} has no a=setup"))
+                .expected("a=setup (RFC 8842 §5)"),
+        ),
         (Some(s), Some(SdpType::Offer)) if s != Setup::Actpass => out.push(
-            Diagnostic::warning("jsep.offer-setup", line, 1, format!("an offer with a=setup:{s}")).expected("actpass (RFC 9429 §5.2.1)"),
+            Diagnostic::warning("jsep.offer-setup", line, 1, format!("an offer with a=setup:{s}"))
+                .expected("actpass (RFC 9429 §5.2.1)"),
         ),
-        (Some(s), Some(SdpType::Answer | SdpType::Pranswer)) if !matches!(s, Setup::Active | Setup::Passive) => out.push(
-            Diagnostic::error("jsep.answer-setup", line, 1, format!("an answer with a=setup:{s}")).expected("active or passive (RFC 8842 §5.3)"),
-        ),
+        (Some(s), Some(SdpType::Answer | SdpType::Pranswer)) if !matches!(s, Setup::Active | Setup::Passive) => out
+            .push(
+                Diagnostic::error("jsep.answer-setup", line, 1, format!("an answer with a=setup:{s}"))
+                    .expected("active or passive (RFC 8842 §5.3)"),
+            ),
         _ => {}
     }
     if m.attributes().filter(|a| super::Direction::from_name(&a.name).is_some()).count() > 1 {
-        out.push(Diagnostic::error("jsep.directions", line, 1, format!("{name} has more than one direction attribute")));
+        out.push(Diagnostic::error(
+            "jsep.directions",
+            line,
+            1,
+            format!("{name} has more than one direction attribute"),
+        ));
     }
     if m.media.is_datachannel() && m.sctp_port().is_none() {
-        out.push(Diagnostic::error("jsep.missing-sctp-port", line, 1, format!("{name} has no a=sctp-port")).expected("a=sctp-port (RFC 8841 §5)"));
+        out.push(
+            Diagnostic::error("jsep.missing-sctp-port", line, 1, format!("{name} has no a=sctp-port"))
+                .expected("a=sctp-port (RFC 8841 §5)"),
+        );
     }
     if m.media.is_rtp() {
         if !m.rtcp_mux() {
-            out.push(Diagnostic::error("jsep.missing-rtcp-mux", line, 1, format!("{name} has no a=rtcp-mux")).expected("a=rtcp-mux (RFC 9429 §5.2.1)"));
+            out.push(
+                Diagnostic::error("jsep.missing-rtcp-mux", line, 1, format!("{name} has no a=rtcp-mux"))
+                    .expected("a=rtcp-mux (RFC 9429 §5.2.1)"),
+            );
         }
         let formats: BTreeSet<&str> = m.media.formats().collect();
         for r in m.rtpmaps() {
             if !formats.contains(r.payload_type.to_string().as_str()) {
-                out.push(Diagnostic::error("jsep.rtpmap-unlisted", line, 1, format!("a=rtpmap:{} names a payload type the m= line does not list", r.payload_type)));
+                out.push(Diagnostic::error(
+                    "jsep.rtpmap-unlisted",
+                    line,
+                    1,
+                    format!("a=rtpmap:{} names a payload type the m= line does not list", r.payload_type),
+                ));
             }
         }
         for f in m.fmtps() {
             if !formats.contains(f.format) {
-                out.push(Diagnostic::error("jsep.fmtp-unlisted", line, 1, format!("a=fmtp:{} names a payload type the m= line does not list", f.format)));
+                out.push(Diagnostic::error(
+                    "jsep.fmtp-unlisted",
+                    line,
+                    1,
+                    format!("a=fmtp:{} names a payload type the m= line does not list", f.format),
+                ));
             }
         }
     }

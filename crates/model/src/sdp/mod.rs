@@ -22,8 +22,8 @@ mod jsep;
 mod parse;
 
 pub use attr::{
-    Direction, Extmap, Fingerprint, Fmtp, Group, Msid, MsidSemantic, Rid, RidDirection, RtcpFb, RtpMap,
-    Setup, Simulcast, Ssrc, SsrcGroup, TypedAttribute,
+    Direction, Extmap, Fingerprint, Fmtp, Group, Msid, MsidSemantic, Rid, RidDirection, RtcpFb, RtpMap, Setup,
+    Simulcast, Ssrc, SsrcGroup, TypedAttribute,
 };
 pub use jsep::{SdpType, check_jsep};
 pub use parse::ParseOutput;
@@ -87,7 +87,10 @@ pub enum Line<'a> {
     Attribute(Attribute<'a>),
     /// Any other line (`i=`, `u=`, `e=`, `p=`, `r=`, `z=`, `k=`, or, in a lenient parse, a line
     /// whose value did not parse), kept as it was.
-    Other { kind: char, value: Cow<'a, str> },
+    Other {
+        kind: char,
+        value: Cow<'a, str>,
+    },
 }
 
 /// `o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>`
@@ -167,10 +170,7 @@ pub struct Attribute<'a> {
 impl<'a> Attribute<'a> {
     /// An attribute from its name and value (`a=name:value`).
     pub fn new(name: impl Into<Cow<'a, str>>, value: Option<Cow<'a, str>>) -> Self {
-        Self {
-            name: name.into(),
-            value,
-        }
+        Self { name: name.into(), value }
     }
 
     /// A flag attribute (`a=name`).
@@ -188,17 +188,14 @@ impl<'a> Attribute<'a> {
     }
 
     pub fn into_owned(self) -> Attribute<'static> {
-        Attribute {
-            name: Cow::Owned(self.name.into_owned()),
-            value: self.value.map(|v| Cow::Owned(v.into_owned())),
-        }
+        Attribute { name: Cow::Owned(self.name.into_owned()), value: self.value.map(|v| Cow::Owned(v.into_owned())) }
     }
 }
 
 impl<'a> SessionDescription<'a> {
     /// Strict parse: the first error ends it. Warnings (LF line endings) do not.
     pub fn parse(text: &'a str) -> Result<Self, SdpError> {
-        let out = parse::parse(text, parse::Mode::Strict);
+        let out = parse::parse(text);
         match out.diagnostics.into_iter().find(Diagnostic::is_error) {
             Some(d) => Err(SdpError(d)),
             None => Ok(out.sdp),
@@ -208,7 +205,7 @@ impl<'a> SessionDescription<'a> {
     /// Lenient parse: always returns a description (lines that did not parse are kept as
     /// [`Line::Other`]) and every diagnostic found, typed attribute checks included.
     pub fn parse_lenient(text: &'a str) -> ParseOutput<'a> {
-        parse::parse(text, parse::Mode::Lenient)
+        parse::parse(text)
     }
 
     /// The description as text. For a description parsed from well-formed input, this is the
@@ -560,19 +557,13 @@ impl Line<'_> {
                 address: o(x.address),
             }),
             Line::SessionName(s) => Line::SessionName(o(s)),
-            Line::Timing(t) => Line::Timing(Timing {
-                start: o(t.start),
-                stop: o(t.stop),
-            }),
+            Line::Timing(t) => Line::Timing(Timing { start: o(t.start), stop: o(t.stop) }),
             Line::Connection(c) => Line::Connection(Connection {
                 net_type: o(c.net_type),
                 addr_type: o(c.addr_type),
                 address: o(c.address),
             }),
-            Line::Bandwidth(b) => Line::Bandwidth(Bandwidth {
-                bw_type: o(b.bw_type),
-                bandwidth: b.bandwidth,
-            }),
+            Line::Bandwidth(b) => Line::Bandwidth(Bandwidth { bw_type: o(b.bw_type), bandwidth: b.bandwidth }),
             Line::Attribute(a) => Line::Attribute(a.into_owned()),
             Line::Other { kind, value } => Line::Other { kind, value: o(value) },
         }

@@ -3,7 +3,9 @@
 //! Every typed field is a slice of the input, and numbers are accepted only in their canonical
 //! form (no sign, no leading zero), so that emitting the parsed description reproduces the input.
 
-use super::{Attribute, Bandwidth, Connection, Line, LineEnding, Media, MediaSection, Origin, SessionDescription, Timing};
+use super::{
+    Attribute, Bandwidth, Connection, Line, LineEnding, Media, MediaSection, Origin, SessionDescription, Timing,
+};
 use crate::diag::Diagnostic;
 use std::borrow::Cow;
 
@@ -20,21 +22,12 @@ impl ParseOutput<'_> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
-    Strict,
-    Lenient,
-}
-
 /// The type letters RFC 8866 §5 defines.
 const KNOWN_LETTERS: &str = "vosiuepcbtrzkam";
 
-pub(super) fn parse(text: &str, _mode: Mode) -> ParseOutput<'_> {
+pub(super) fn parse(text: &str) -> ParseOutput<'_> {
     let mut diags = Vec::new();
-    let mut sdp = SessionDescription {
-        final_line_ending: true,
-        ..Default::default()
-    };
+    let mut sdp = SessionDescription { final_line_ending: true, ..Default::default() };
     if text.is_empty() {
         diags.push(Diagnostic::error("sdp.empty", 0, 0, "the description is empty").expected("v=0"));
         return ParseOutput { sdp, diagnostics: diags };
@@ -44,7 +37,9 @@ pub(super) fn parse(text: &str, _mode: Mode) -> ParseOutput<'_> {
         Some(b) => b,
         None => {
             sdp.final_line_ending = false;
-            diags.push(Diagnostic::warning("sdp.final-line-ending", 0, 0, "the last line has no line ending").expected("CRLF"));
+            diags.push(
+                Diagnostic::warning("sdp.final-line-ending", 0, 0, "the last line has no line ending").expected("CRLF"),
+            );
             text
         }
     };
@@ -57,7 +52,9 @@ pub(super) fn parse(text: &str, _mode: Mode) -> ParseOutput<'_> {
             continue;
         };
         if idx == 0 && !matches!(parsed, ParsedLine::Line(Line::Version)) {
-            diags.push(Diagnostic::error("sdp.version.first", 1, 1, "the first line must be the version line").expected("v=0"));
+            diags.push(
+                Diagnostic::error("sdp.version.first", 1, 1, "the first line must be the version line").expected("v=0"),
+            );
         }
         match parsed {
             ParsedLine::Media(m) => {
@@ -149,10 +146,7 @@ fn parse_line<'a>(line: &'a str, lineno: usize, diags: &mut Vec<Diagnostic>) -> 
     let value = &line[2..];
     let other = |diags: &mut Vec<Diagnostic>, d: Diagnostic| {
         diags.push(d);
-        Some(ParsedLine::Line(Line::Other {
-            kind,
-            value: Cow::Borrowed(value),
-        }))
+        Some(ParsedLine::Line(Line::Other { kind, value: Cow::Borrowed(value) }))
     };
     let result = match kind {
         'v' => {
@@ -178,10 +172,7 @@ fn parse_line<'a>(line: &'a str, lineno: usize, diags: &mut Vec<Diagnostic>) -> 
                     format!("unknown type letter '{kind}'; kept as it is"),
                 ));
             }
-            Ok(ParsedLine::Line(Line::Other {
-                kind,
-                value: Cow::Borrowed(value),
-            }))
+            Ok(ParsedLine::Line(Line::Other { kind, value: Cow::Borrowed(value) }))
         }
     };
     match result {
@@ -242,21 +233,19 @@ fn parse_origin(value: &str, lineno: usize) -> Result<Origin<'_>, Diagnostic> {
 
 fn parse_timing(value: &str, lineno: usize) -> Result<Timing<'_>, Diagnostic> {
     match fields(value).as_deref() {
-        Some([start, stop]) if digits(start) && digits(stop) => Ok(Timing {
-            start: Cow::Borrowed(start),
-            stop: Cow::Borrowed(stop),
-        }),
-        _ => Err(Diagnostic::error("sdp.timing", lineno, 3, format!("bad timing {value:?}")).expected("<start-time> <stop-time>")),
+        Some([start, stop]) if digits(start) && digits(stop) => {
+            Ok(Timing { start: Cow::Borrowed(start), stop: Cow::Borrowed(stop) })
+        }
+        _ => Err(Diagnostic::error("sdp.timing", lineno, 3, format!("bad timing {value:?}"))
+            .expected("<start-time> <stop-time>")),
     }
 }
 
 fn parse_connection(value: &str, lineno: usize) -> Result<Connection<'_>, Diagnostic> {
     match fields(value).as_deref() {
-        Some([n, a, addr]) => Ok(Connection {
-            net_type: Cow::Borrowed(n),
-            addr_type: Cow::Borrowed(a),
-            address: Cow::Borrowed(addr),
-        }),
+        Some([n, a, addr]) => {
+            Ok(Connection { net_type: Cow::Borrowed(n), addr_type: Cow::Borrowed(a), address: Cow::Borrowed(addr) })
+        }
         _ => Err(Diagnostic::error("sdp.connection", lineno, 3, format!("bad connection line {value:?}"))
             .expected("<nettype> <addrtype> <connection-address>")),
     }
@@ -265,18 +254,18 @@ fn parse_connection(value: &str, lineno: usize) -> Result<Connection<'_>, Diagno
 fn parse_bandwidth(value: &str, lineno: usize) -> Result<Bandwidth<'_>, Diagnostic> {
     let parsed = value.split_once(':').and_then(|(t, n)| {
         let ok = !t.is_empty() && t.bytes().all(is_token_char);
-        Some(Bandwidth {
-            bw_type: Cow::Borrowed(t),
-            bandwidth: canonical_u64(n).filter(|_| ok)?,
-        })
+        Some(Bandwidth { bw_type: Cow::Borrowed(t), bandwidth: canonical_u64(n).filter(|_| ok)? })
     });
     parsed.ok_or_else(|| {
-        Diagnostic::error("sdp.bandwidth", lineno, 3, format!("bad bandwidth line {value:?}")).expected("<bwtype>:<bandwidth>")
+        Diagnostic::error("sdp.bandwidth", lineno, 3, format!("bad bandwidth line {value:?}"))
+            .expected("<bwtype>:<bandwidth>")
     })
 }
 
 fn parse_media(value: &str, lineno: usize) -> Result<Media<'_>, Diagnostic> {
-    let err = |msg: String| Diagnostic::error("sdp.media", lineno, 3, msg).expected("<media> <port>[/<number of ports>] <proto> <fmt> ...");
+    let err = |msg: String| {
+        Diagnostic::error("sdp.media", lineno, 3, msg).expected("<media> <port>[/<number of ports>] <proto> <fmt> ...")
+    };
     let mut it = value.splitn(4, ' ');
     let (Some(kind), Some(port), Some(proto), Some(formats)) = (it.next(), it.next(), it.next(), it.next()) else {
         return Err(err(format!("too few fields in {value:?}")));
@@ -314,13 +303,15 @@ fn parse_attribute(value: &str, lineno: usize) -> Result<Attribute<'_>, Diagnost
         None => (value, None),
     };
     if name.is_empty() || !name.bytes().all(is_token_char) {
-        return Err(Diagnostic::error("sdp.attribute.name", lineno, 3, format!("bad attribute name {:?}", truncate(name)))
-            .expected("a token, e.g. a=mid:0"));
+        return Err(Diagnostic::error(
+            "sdp.attribute.name",
+            lineno,
+            3,
+            format!("bad attribute name {:?}", truncate(name)),
+        )
+        .expected("a token, e.g. a=mid:0"));
     }
-    Ok(Attribute {
-        name: Cow::Borrowed(name),
-        value: val,
-    })
+    Ok(Attribute { name: Cow::Borrowed(name), value: val })
 }
 
 fn check_required(sdp: &SessionDescription<'_>, diags: &mut Vec<Diagnostic>) {
@@ -343,12 +334,12 @@ mod tests {
     const MIN: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 
     fn lenient(s: &str) -> Vec<&'static str> {
-        parse(s, Mode::Lenient).diagnostics.iter().map(|d| d.code).collect()
+        parse(s).diagnostics.iter().map(|d| d.code).collect()
     }
 
     #[test]
     fn minimal_round_trip() {
-        let p = parse(MIN, Mode::Strict);
+        let p = parse(MIN);
         assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
         assert_eq!(p.sdp.emit(), MIN);
     }
@@ -356,7 +347,7 @@ mod tests {
     #[test]
     fn lf_only_is_a_warning_and_kept() {
         let lf = MIN.replace("\r\n", "\n");
-        let p = parse(&lf, Mode::Strict);
+        let p = parse(&lf);
         assert_eq!(p.sdp.line_ending, LineEnding::Lf);
         assert_eq!(p.diagnostics.len(), 1);
         assert!(!p.diagnostics[0].is_error());
@@ -371,7 +362,7 @@ mod tests {
     #[test]
     fn missing_final_newline_is_kept() {
         let s = MIN.trim_end();
-        let p = parse(s, Mode::Strict);
+        let p = parse(s);
         assert_eq!(p.sdp.emit(), s);
         assert_eq!(lenient(s), vec!["sdp.final-line-ending"]);
     }

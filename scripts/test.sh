@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole peerstorm test suite. Installs what the tests need when it is missing:
+#   - Debian: chromium (browser fixtures and interop tests; never a downloaded browser)
+#   - npm: tools/js (peer@1.0.2, peerjs@1.5.5, playwright-core), pinned by package-lock.json
+# then runs every test of the workspace (cargo-nextest when present, else cargo test) and the
+# doc tests. Extra arguments go to the test runner, e.g. scripts/test.sh -p peerstorm-model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+apt_need=()
+[ -x /usr/bin/chromium ] || apt_need+=(chromium)
+if [ ${#apt_need[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing Debian packages: ${apt_need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_need[@]}" >/dev/null
+fi
+
+command -v node >/dev/null || { echo "scripts/test.sh: node is required (Node 20)" >&2; exit 2; }
+if [ ! -f tools/js/node_modules/.package-lock.json ] || ! cmp -s tools/js/package-lock.json tools/js/node_modules/.peerstorm-lock; then
+  echo "scripts/test.sh: installing npm packages in tools/js"
+  (cd tools/js && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp tools/js/package-lock.json tools/js/node_modules/.peerstorm-lock
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
+cargo test --workspace --doc "$@"

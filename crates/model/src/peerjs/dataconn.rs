@@ -214,6 +214,77 @@ pub fn json_decode(message: &[u8]) -> Result<Received<serde_json::Value>, DataEr
     Ok(Received::Data(v))
 }
 
+/// A message as the application sees it, in each serialization's own terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// `binary` / `binary-utf8`: a BinaryPack value.
+    Packed(Value),
+    /// `json`: a JSON value.
+    Json(serde_json::Value),
+    /// `raw`: bytes handed to the data channel unchanged.
+    Raw(Vec<u8>),
+}
+
+/// One DataConnection's codec, chosen by its `serialization`: what goes on the data channel for
+/// each message, and what each received data-channel message means.
+#[derive(Debug)]
+pub enum Codec {
+    Binary { sender: BinarySender, receiver: BinaryReceiver },
+    Json,
+    Raw,
+}
+
+impl Codec {
+    /// The codec for a serialization name; `None` for ones peerstorm does not speak (`MsgPack`
+    /// and custom serializers).
+    pub fn for_serialization(s: &super::payload::Serialization) -> Option<Self> {
+        use super::payload::Serialization as S;
+        match s {
+            S::Binary | S::BinaryUtf8 => {
+                Some(Codec::Binary { sender: BinarySender::new(), receiver: BinaryReceiver::default() })
+            }
+            S::Json => Some(Codec::Json),
+            S::Raw => Some(Codec::Raw),
+            S::MsgPack | S::Other(_) => None,
+        }
+    }
+
+    /// The data-channel messages that carry `m`. A message of the wrong kind for this codec is
+    /// converted the way PeerJS would see it (raw bytes become BinaryPack binary, and so on).
+    pub fn encode(&mut self, m: &Message) -> Result<Vec<Vec<u8>>, DataError> {
+        match (self, m) {
+            (Codec::Binary { sender, .. }, Message::Packed(v)) => sender.encode(v),
+            (Codec::Binary { sender, .. }, Message::Raw(b)) => sender.encode(&Value::Bin(b.clone())),
+            (Codec::Binary { sender, .. }, Message::Json(j)) => sender.encode(&Value::from_json(j)),
+            (Codec::Json, Message::Json(j)) => Ok(vec![json_encode(j)?]),
+            (Codec::Json, Message::Packed(v)) => Ok(vec![json_encode(&v.to_json())?]),
+            (Codec::Json, Message::Raw(b)) => {
+                Err(DataError::Json(format!("{} raw bytes cannot go over a json connection", b.len())))
+            }
+            (Codec::Raw, Message::Raw(b)) => Ok(vec![b.clone()]),
+            (Codec::Raw, Message::Json(j)) => {
+                Ok(vec![serde_json::to_vec(j).map_err(|e| DataError::Json(e.to_string()))?])
+            }
+            (Codec::Raw, Message::Packed(v)) => Ok(vec![binarypack::pack(v)?]),
+        }
+    }
+
+    /// Handles one data-channel message: `Ok(None)` while a chunked message is incomplete.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Option<Received<Message>>, DataError> {
+        Ok(match self {
+            Codec::Binary { receiver, .. } => receiver.handle(bytes)?.map(|r| match r {
+                Received::Data(v) => Received::Data(Message::Packed(v)),
+                Received::Close => Received::Close,
+            }),
+            Codec::Json => Some(match json_decode(bytes)? {
+                Received::Data(j) => Received::Data(Message::Json(j)),
+                Received::Close => Received::Close,
+            }),
+            Codec::Raw => Some(Received::Data(Message::Raw(bytes.to_vec()))),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +347,24 @@ mod tests {
         assert!(matches!(r.handle(&chunk(1, 1, 3)), Err(DataError::BadChunk(_))));
         assert_eq!(r.handle(&chunk(2, 0, 2)).unwrap(), None);
         assert!(matches!(r.handle(&chunk(3, 0, 2)), Err(DataError::Limit(_))));
+    }
+
+    #[test]
+    fn codecs_by_serialization_name() {
+        use crate::peerjs::payload::Serialization;
+        let mut raw = Codec::for_serialization(&Serialization::Raw).unwrap();
+        assert_eq!(raw.encode(&Message::Raw(vec![1, 2, 3])).unwrap(), vec![vec![1, 2, 3]]);
+        assert_eq!(raw.decode(&[9]).unwrap(), Some(Received::Data(Message::Raw(vec![9]))));
+        let mut json = Codec::for_serialization(&Serialization::Json).unwrap();
+        let wire = json.encode(&Message::Json(serde_json::json!({"n": 1}))).unwrap();
+        assert_eq!(wire, vec![br#"{"n":1}"#.to_vec()]);
+        assert!(json.encode(&Message::Raw(vec![0])).is_err());
+        let mut bin = Codec::for_serialization(&Serialization::Binary).unwrap();
+        let wire = bin.encode(&Message::Raw(vec![0; 20_000])).unwrap();
+        assert_eq!(wire.len(), 2);
+        assert_eq!(bin.decode(&wire[0]).unwrap(), None);
+        assert_eq!(bin.decode(&wire[1]).unwrap(), Some(Received::Data(Message::Packed(Value::Bin(vec![0; 20_000])))));
+        assert!(Codec::for_serialization(&Serialization::MsgPack).is_none());
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub struct MediaSection<'a> {
 pub enum Line<'a> {
     /// `v=0`
     Version,
-    Origin(Origin<'a>),
+    /// Boxed: it appears once, and keeping it inline would make every line as large as it.
+    Origin(Box<Origin<'a>>),
     /// `s=`
     SessionName(Cow<'a, str>),
     Timing(Timing<'a>),
@@ -239,7 +240,7 @@ impl<'a> SessionDescription<'a> {
 
     pub fn origin(&self) -> Option<&Origin<'a>> {
         self.lines.iter().find_map(|l| match l {
-            Line::Origin(o) => Some(o),
+            Line::Origin(o) => Some(&**o),
             _ => None,
         })
     }
@@ -548,14 +549,14 @@ impl Line<'_> {
         }
         match self {
             Line::Version => Line::Version,
-            Line::Origin(x) => Line::Origin(Origin {
+            Line::Origin(x) => Line::Origin(Box::new(Origin {
                 username: o(x.username),
                 session_id: o(x.session_id),
                 session_version: o(x.session_version),
                 net_type: o(x.net_type),
                 addr_type: o(x.addr_type),
                 address: o(x.address),
-            }),
+            })),
             Line::SessionName(s) => Line::SessionName(o(s)),
             Line::Timing(t) => Line::Timing(Timing { start: o(t.start), stop: o(t.stop) }),
             Line::Connection(c) => Line::Connection(Connection {

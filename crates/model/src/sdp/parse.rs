@@ -98,8 +98,12 @@ pub(super) fn parse(text: &str) -> ParseOutput<'_> {
 }
 
 fn detect_line_endings(text: &str, diags: &mut Vec<Diagnostic>) -> LineEnding {
-    let newlines = text.bytes().filter(|&b| b == b'\n').count();
-    let crlf = text.as_bytes().windows(2).filter(|w| w == b"\r\n").count();
+    let bytes = text.as_bytes();
+    let (mut newlines, mut crlf) = (0usize, 0usize);
+    for i in memchr_all(bytes) {
+        newlines += 1;
+        crlf += usize::from(i > 0 && bytes[i - 1] == b'\r');
+    }
     if newlines == 0 || crlf == newlines {
         LineEnding::Crlf
     } else if crlf == 0 {
@@ -117,6 +121,11 @@ fn detect_line_endings(text: &str, diags: &mut Vec<Diagnostic>) -> LineEnding {
         );
         LineEnding::Crlf
     }
+}
+
+/// Positions of every `\n`.
+fn memchr_all(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bytes.iter().enumerate().filter(|&(_, &b)| b == b'\n').map(|(i, _)| i)
 }
 
 enum ParsedLine<'a> {
@@ -156,7 +165,7 @@ fn parse_line<'a>(line: &'a str, lineno: usize, diags: &mut Vec<Diagnostic>) -> 
                 Err(Diagnostic::error("sdp.version", lineno, 3, format!("unsupported version {value:?}")).expected("0"))
             }
         }
-        'o' => parse_origin(value, lineno).map(|o| ParsedLine::Line(Line::Origin(o))),
+        'o' => parse_origin(value, lineno).map(|o| ParsedLine::Line(Line::Origin(Box::new(o)))),
         's' => Ok(ParsedLine::Line(Line::SessionName(Cow::Borrowed(value)))),
         't' => parse_timing(value, lineno).map(|t| ParsedLine::Line(Line::Timing(t))),
         'c' => parse_connection(value, lineno).map(|c| ParsedLine::Line(Line::Connection(c))),

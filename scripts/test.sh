@@ -25,9 +25,10 @@ if [ ! -f tools/js/node_modules/.package-lock.json ] || ! cmp -s tools/js/packag
   cp tools/js/package-lock.json tools/js/node_modules/.peerstorm-lock
 fi
 
+# Doc tests first, so that the runner's summary is the last thing printed.
+cargo test --workspace --doc "$@"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
-cargo test --workspace --doc "$@"

@@ -14,6 +14,7 @@ pub mod diag;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod peerjs;
+pub mod rng;
 pub mod sdp;
 
 pub use diag::{Diagnostic, Severity};

@@ -1,0 +1,103 @@
+//! Broker options: the reference's, under the same names and defaults, plus the `--hardened`
+//! limits.
+
+use std::time::Duration;
+
+/// How the broker behaves. `Config::default()` is `peer@1.0.2`'s CLI defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Must equal the WebSocket `key` query parameter (`peerjs`).
+    pub key: String,
+    /// Mount path of the HTTP API and of `<path>peerjs` (`/`).
+    pub path: String,
+    /// Age at which a queue for an offline peer is dropped and EXPIRE sent (5 s).
+    pub expire_timeout: Duration,
+    /// How often queues are swept (1 s, `cleanup_out_msgs`).
+    pub cleanup_interval: Duration,
+    /// A client with no HEARTBEAT for this long is dropped (60 s, the CLI default).
+    pub alive_timeout: Duration,
+    /// How often liveness is checked (300 ms, hard-coded in the reference).
+    pub check_interval: Duration,
+    /// Most registered IDs (5000).
+    pub concurrent_limit: usize,
+    /// Serve `GET /<key>/peers`.
+    pub allow_discovery: bool,
+    /// Allowed CORS origins; empty reflects any origin (the reference's `origin: true`).
+    pub cors: Vec<String>,
+    /// Largest WebSocket message accepted (100 MiB, ws's default `maxPayload`).
+    pub max_frame_bytes: usize,
+    /// `None` is the compatible mode; `Some` turns on the limits in [`Hardening`].
+    pub hardening: Option<Hardening>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            key: "peerjs".into(),
+            path: "/".into(),
+            expire_timeout: Duration::from_millis(5000),
+            cleanup_interval: Duration::from_millis(1000),
+            alive_timeout: Duration::from_millis(60_000),
+            check_interval: Duration::from_millis(300),
+            concurrent_limit: 5000,
+            allow_discovery: false,
+            cors: Vec::new(),
+            max_frame_bytes: 100 << 20,
+            hardening: None,
+        }
+    }
+}
+
+impl Config {
+    /// The path the WebSocket endpoint answers on: `<path>/peerjs` with slashes normalised.
+    pub fn ws_path(&self) -> String {
+        format!("{}peerjs", self.mount())
+    }
+
+    /// The mount path, starting and ending with `/`.
+    pub fn mount(&self) -> String {
+        let p = self.path.trim_matches('/');
+        if p.is_empty() { "/".into() } else { format!("/{p}/") }
+    }
+
+    /// The limit on a WebSocket message, hardened or not.
+    pub fn frame_limit(&self) -> usize {
+        self.hardening.as_ref().map_or(self.max_frame_bytes, |h| h.max_frame_bytes.min(self.max_frame_bytes))
+    }
+}
+
+/// What `--hardened` adds. Every limit answers the client that hit it with an ERROR frame and
+/// leaves everyone else alone.
+#[derive(Debug, Clone)]
+pub struct Hardening {
+    /// IDs must match the PeerJS client's rule and be at most this long.
+    pub max_id_len: usize,
+    /// Messages held for one offline destination.
+    pub max_queue_per_peer: usize,
+    /// Messages held for all offline destinations together.
+    pub max_queued_total: usize,
+    /// Largest frame (64 KiB).
+    pub max_frame_bytes: usize,
+    /// Sustained frames per second per client, and the burst above it.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    /// Only IDs handed out by `GET /<key>/id` (and not yet used) may register.
+    pub server_issued_ids: bool,
+    /// How long an issued ID stays claimable.
+    pub issued_id_ttl: Duration,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Self {
+            max_id_len: 64,
+            max_queue_per_peer: 32,
+            max_queued_total: 100_000,
+            max_frame_bytes: 64 << 10,
+            rate_per_sec: 200,
+            rate_burst: 400,
+            server_issued_ids: false,
+            issued_id_ttl: Duration::from_secs(60),
+        }
+    }
+}

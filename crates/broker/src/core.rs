@@ -1,0 +1,603 @@
+//! The broker's state machine: registrations, relay, queues, expiry, liveness. Sans-IO: it takes
+//! `now` and what arrived on a connection, and leaves frames to send and connections to close in
+//! an output queue ([`Broker::poll_output`]); [`Broker::poll_timeout`] says when it next needs
+//! [`Broker::handle_timeout`]. Drain the outputs after every `handle_*` call.
+//!
+//! Behaviour follows `peer@1.0.2` as `shared/research/peerjs-protocol.md` records it, with the
+//! deviations listed in `crates/broker/README.md` (never the reference's failures).
+
+use crate::config::Config;
+use crate::metrics::{Metrics, Rejection};
+use peerstorm_model::peerjs::payload::{is_valid_peer_id, messages};
+use peerstorm_model::peerjs::{Frame, MessageType};
+use peerstorm_model::rng::Rng;
+use rustc_hash::FxHashMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Instant;
+
+/// A connection, numbered by the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A peer ID as a client registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(Box<str>);
+
+impl PeerId {
+    pub fn new(s: &str) -> Self {
+        Self(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for PeerId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a text frame on a connection.
+    Send { conn: ConnId, text: String },
+    /// Close a connection after what was sent before; `code: None` sends a close frame with no
+    /// status, which the client sees as 1005, as the reference does.
+    Close { conn: ConnId, code: Option<u16> },
+}
+
+/// The WebSocket query parameters the handshake reads (`URLSearchParams` semantics: later
+/// duplicates win; empty counts as missing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectParams {
+    pub id: Option<String>,
+    pub token: Option<String>,
+    pub key: Option<String>,
+}
+
+impl ConnectParams {
+    pub fn from_query(query: &str) -> Self {
+        let mut p = Self::default();
+        for pair in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = Some(url_decode(v)).filter(|v| !v.is_empty());
+            match url_decode(k).as_str() {
+                "id" => p.id = v,
+                "token" => p.token = v,
+                "key" => p.key = v,
+                _ => {}
+            }
+        }
+        p
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; a bad escape is
+/// kept as it is, as `URLSearchParams` does.
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Debug)]
+struct Client {
+    id: PeerId,
+    token: Box<str>,
+    conn: ConnId,
+    last_ping: Instant,
+    serial: u64,
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// The ID this socket connected as (the `src` of everything it sends).
+    peer: Option<PeerId>,
+    /// The registration it is bound to: (slot, serial). It may have been deregistered since.
+    client: Option<(u32, u64)>,
+    tokens: f64,
+    refilled: Instant,
+    last_rate_error: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    src: PeerId,
+    dst: PeerId,
+    text: String,
+}
+
+#[derive(Debug)]
+struct Queue {
+    last_read_at: Instant,
+    msgs: Vec<Queued>,
+}
+
+/// The broker core.
+#[derive(Debug)]
+pub struct Broker {
+    cfg: Config,
+    rng: Rng,
+    conns: FxHashMap<ConnId, Conn>,
+    slots: Vec<Option<Client>>,
+    free: Vec<u32>,
+    by_id: FxHashMap<PeerId, u32>,
+    queues: BTreeMap<PeerId, Queue>,
+    queued_now: usize,
+    issued: FxHashMap<Box<str>, Instant>,
+    out: VecDeque<Output>,
+    next_check: Instant,
+    next_cleanup: Instant,
+    serial: u64,
+    metrics: Metrics,
+}
+
+impl Broker {
+    /// A broker started at `now`; `seed` drives the IDs `GET /<key>/id` hands out.
+    pub fn new(cfg: Config, now: Instant, seed: u64) -> Self {
+        Self {
+            next_check: now + cfg.check_interval,
+            next_cleanup: now + cfg.cleanup_interval,
+            cfg,
+            rng: Rng::seed(seed),
+            conns: FxHashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: FxHashMap::default(),
+            queues: BTreeMap::new(),
+            queued_now: 0,
+            issued: FxHashMap::default(),
+            out: VecDeque::new(),
+            serial: 0,
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text for `GET /metrics`.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self.by_id.len(), self.conns.len(), self.queued_now)
+    }
+
+    pub fn connected_peers(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued_now
+    }
+
+    pub fn is_registered(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Broker::handle_timeout`] must next run.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_check.min(self.next_cleanup)
+    }
+
+    fn send(&mut self, conn: ConnId, text: String) {
+        self.out.push_back(Output::Send { conn, text });
+    }
+
+    fn error_and_close(&mut self, conn: ConnId, msg: &str, why: Rejection) {
+        self.metrics.reject(why);
+        self.send(conn, Frame::error(msg).to_client_json());
+        self.out.push_back(Output::Close { conn, code: None });
+    }
+
+    fn error(&mut self, conn: ConnId, msg: &str, why: Rejection) {
+        self.metrics.reject(why);
+        self.send(conn, Frame::error(msg).to_client_json());
+    }
+
+    fn hardened(&self) -> bool {
+        self.cfg.hardening.is_some()
+    }
+
+    fn client(&self, key: Option<(u32, u64)>) -> Option<&Client> {
+        let (slot, serial) = key?;
+        self.slots.get(slot as usize)?.as_ref().filter(|c| c.serial == serial)
+    }
+
+    /// A WebSocket completed its upgrade with these query parameters (notes §1.1, in order).
+    pub fn handle_connect(&mut self, now: Instant, conn: ConnId, params: &ConnectParams) {
+        self.metrics.connections_total += 1;
+        let burst = self.cfg.hardening.as_ref().map_or(0, |h| h.rate_burst);
+        self.conns.insert(
+            conn,
+            Conn { peer: None, client: None, tokens: f64::from(burst), refilled: now, last_rate_error: None },
+        );
+        let (Some(id), Some(token), Some(key)) = (&params.id, &params.token, &params.key) else {
+            return self.error_and_close(conn, messages::NO_ID_TOKEN_OR_KEY, Rejection::MissingParams);
+        };
+        if *key != self.cfg.key {
+            return self.error_and_close(conn, messages::INVALID_KEY, Rejection::InvalidKey);
+        }
+        if let Some(h) = &self.cfg.hardening
+            && (id.len() > h.max_id_len || !is_valid_peer_id(id))
+        {
+            return self.error_and_close(conn, "Invalid id", Rejection::InvalidId);
+        }
+        if let Some(&slot) = self.by_id.get(id.as_str()) {
+            let c = self.slots[slot as usize].as_mut().expect("by_id points at a live slot");
+            if *c.token != **token {
+                self.metrics.reject(Rejection::IdTaken);
+                self.send(conn, Frame::id_taken().to_client_json());
+                self.out.push_back(Output::Close { conn, code: None });
+                return;
+            }
+            // Same token: this socket takes the registration over. No OPEN (notes §1.1; PR #462).
+            c.conn = conn;
+            let key = (slot, c.serial);
+            let c = self.conns.get_mut(&conn).expect("inserted above");
+            c.peer = Some(PeerId::new(id));
+            c.client = Some(key);
+            self.replay_queue(id);
+            return;
+        }
+        if self.by_id.len() >= self.cfg.concurrent_limit {
+            return self.error_and_close(conn, messages::CONCURRENT_LIMIT, Rejection::ConcurrentLimit);
+        }
+        if let Some(h) = &self.cfg.hardening
+            && h.server_issued_ids
+        {
+            match self.issued.remove(id.as_str()) {
+                Some(expiry) if expiry > now => {}
+                _ => return self.error_and_close(conn, "ID was not issued by this server", Rejection::NotIssued),
+            }
+        }
+        self.serial += 1;
+        let client = Client { id: PeerId::new(id), token: token.as_str().into(), conn, last_ping: now, serial: self.serial };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(client);
+                s
+            }
+            None => {
+                self.slots.push(Some(client));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(PeerId::new(id), slot);
+        let c = self.conns.get_mut(&conn).expect("inserted above");
+        c.peer = Some(PeerId::new(id));
+        c.client = Some((slot, self.serial));
+        self.metrics.registered_total += 1;
+        self.send(conn, Frame::open().to_client_json());
+        self.replay_queue(id);
+    }
+
+    fn replay_queue(&mut self, id: &str) {
+        if let Some(q) = self.queues.remove(id) {
+            self.queued_now -= q.msgs.len();
+            let conn = self.by_id.get(id).and_then(|&s| self.slots[s as usize].as_ref()).map(|c| c.conn);
+            for m in q.msgs {
+                if let Some(conn) = conn {
+                    self.metrics.delivered_from_queue += 1;
+                    self.send(conn, m.text);
+                }
+            }
+        }
+    }
+
+    /// A binary WebSocket message: decoded as UTF-8 JSON, as the reference does.
+    pub fn handle_binary(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.handle_text(now, conn, text),
+            Err(_) => self.malformed(conn, "not UTF-8"),
+        }
+    }
+
+    fn malformed(&mut self, conn: ConnId, why: &str) {
+        if self.hardened() {
+            self.error(conn, &format!("Invalid message: {why}"), Rejection::Malformed);
+        } else {
+            // The reference drops it (with an error listener) or wedges the socket (the CLI):
+            // we drop it and keep the socket working.
+            self.metrics.reject(Rejection::Malformed);
+        }
+    }
+
+    fn rate_limited(&mut self, now: Instant, conn: ConnId) -> bool {
+        let Some(h) = &self.cfg.hardening else { return false };
+        let (rate, burst) = (f64::from(h.rate_per_sec), f64::from(h.rate_burst));
+        let Some(c) = self.conns.get_mut(&conn) else { return true };
+        let dt = now.saturating_duration_since(c.refilled).as_secs_f64();
+        c.tokens = (c.tokens + dt * rate).min(burst);
+        c.refilled = now;
+        if c.tokens >= 1.0 {
+            c.tokens -= 1.0;
+            return false;
+        }
+        // One ERROR a second at most, so the answer cannot become the flood.
+        let tell = c.last_rate_error.is_none_or(|t| now.saturating_duration_since(t).as_secs() >= 1);
+        if tell {
+            c.last_rate_error = Some(now);
+            self.error(conn, "Rate limit exceeded", Rejection::RateLimited);
+        } else {
+            self.metrics.reject(Rejection::RateLimited);
+        }
+        true
+    }
+
+    /// A text message from a connection.
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let (Some(src), client) = (c.peer.clone(), c.client) else { return };
+        if self.rate_limited(now, conn) {
+            return;
+        }
+        let mut frame = match Frame::parse(text) {
+            Ok(f) => f,
+            Err(e) => return self.malformed(conn, &e.to_string()),
+        };
+        let Some(kind) = frame.kind.clone() else {
+            return self.metrics.reject(Rejection::UnknownType);
+        };
+        match kind {
+            MessageType::Heartbeat => {
+                if let Some((slot, serial)) = client
+                    && let Some(c) = self.slots[slot as usize].as_mut().filter(|c| c.serial == serial)
+                {
+                    c.last_ping = now;
+                }
+            }
+            MessageType::Leave | MessageType::Expire if self.hardened() => {
+                self.error(conn, "LEAVE and EXPIRE may not be sent by clients", Rejection::ForgedControl);
+            }
+            MessageType::Offer | MessageType::Answer | MessageType::Candidate | MessageType::Leave | MessageType::Expire => {
+                frame.src = Some(src.as_str().to_string());
+                self.relay(now, &kind, &src, frame, Some(conn), client);
+            }
+            _ => self.metrics.reject(Rejection::UnknownType),
+        }
+    }
+
+    /// The transmission handler of the reference: deliver, queue, or drop.
+    fn relay(
+        &mut self,
+        now: Instant,
+        kind: &MessageType,
+        src: &PeerId,
+        frame: Frame,
+        from: Option<ConnId>,
+        from_client: Option<(u32, u64)>,
+    ) {
+        let dst_owned = frame.dst.clone();
+        let Some(dst) = dst_owned.as_deref() else {
+            if *kind == MessageType::Leave {
+                // LEAVE without dst deregisters the sender, but only its own registration: the
+                // reference removes whoever holds the ID (notes §4.6, the eviction primitive).
+                if let Some(&slot) = self.by_id.get(src.as_str())
+                    && from_client.is_some_and(|(s, serial)| s == slot && self.client(Some((s, serial))).is_some())
+                {
+                    self.deregister(slot);
+                }
+            } else {
+                self.metrics.reject(Rejection::NoDestination);
+            }
+            return;
+        };
+        if let Some(&slot) = self.by_id.get(dst) {
+            let to = self.slots[slot as usize].as_ref().expect("by_id points at a live slot").conn;
+            *self.metrics.relayed.entry(static_name(kind)).or_default() += 1;
+            self.send(to, frame.to_client_json());
+            return;
+        }
+        if !kind.is_queued() {
+            return;
+        }
+        if let Some(h) = &self.cfg.hardening {
+            let per_peer = self.queues.get(dst).map_or(0, |q| q.msgs.len());
+            let (max_peer, max_total) = (h.max_queue_per_peer, h.max_queued_total);
+            if per_peer >= max_peer || self.queued_now >= max_total {
+                if let Some(from) = from {
+                    let msg = if per_peer >= max_peer {
+                        format!("Queue for {dst} is full ({max_peer} messages)")
+                    } else {
+                        "Server message queue is full".to_string()
+                    };
+                    self.error(from, &msg, Rejection::QueueFull);
+                }
+                return;
+            }
+        }
+        let q = self.queues.entry(PeerId::new(dst)).or_insert_with(|| Queue { last_read_at: now, msgs: Vec::new() });
+        q.msgs.push(Queued { src: src.clone(), dst: PeerId::new(dst), text: frame.to_client_json() });
+        self.queued_now += 1;
+        self.metrics.queued_total += 1;
+    }
+
+    fn deregister(&mut self, slot: u32) {
+        if let Some(c) = self.slots[slot as usize].take() {
+            if self.by_id.get(c.id.as_str()) == Some(&slot) {
+                self.by_id.remove(c.id.as_str());
+            }
+            self.free.push(slot);
+        }
+    }
+
+    /// The connection is gone (close frame, EOF, or an I/O error). It deregisters its ID only if
+    /// it still holds the registration: a socket replaced by a same-token takeover, or one that
+    /// sent LEAVE without dst, never removes someone else's registration (notes §4.6).
+    pub fn handle_close(&mut self, _now: Instant, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some((slot, serial)) = c.client
+            && self.slots[slot as usize].as_ref().is_some_and(|cl| cl.serial == serial && cl.conn == conn)
+        {
+            self.deregister(slot);
+        }
+    }
+
+    /// Frames the shell had for `conn` but could not write before it closed. The reference loses
+    /// them (notes §4.1.2); here they are relayed again: delivered if their peer is back (a
+    /// reconnect), queued otherwise, so the sender gets its EXPIRE instead of silence.
+    pub fn handle_undelivered(&mut self, now: Instant, conn: ConnId, texts: Vec<String>) {
+        let _ = conn;
+        for text in texts {
+            let Ok(frame) = Frame::parse(&text) else { continue };
+            let (Some(kind), Some(src)) = (frame.kind.clone(), frame.src.clone()) else { continue };
+            if !kind.is_queued() {
+                continue;
+            }
+            self.metrics.undelivered_requeued += 1;
+            self.relay(now, &kind, &PeerId::new(&src), frame, None, None);
+        }
+    }
+
+    /// A message over the size limit arrived on `conn`; the shell closes it with 1009. Hardened,
+    /// the client is told why first.
+    pub fn handle_oversize(&mut self, _now: Instant, conn: ConnId) {
+        if self.hardened() {
+            self.error(conn, "Message too large", Rejection::FrameTooLarge);
+        } else {
+            self.metrics.reject(Rejection::FrameTooLarge);
+        }
+    }
+
+    /// Runs the sweeps that are due: liveness every `check_interval`, queue expiry every
+    /// `cleanup_interval`, each on its own fixed cadence as the reference's timers run.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_check {
+            self.check_alive(now);
+            while self.next_check <= now {
+                self.next_check += self.cfg.check_interval;
+            }
+        }
+        if now >= self.next_cleanup {
+            self.expire_queues(now);
+            let ttl_now = now;
+            self.issued.retain(|_, exp| *exp > ttl_now);
+            while self.next_cleanup <= now {
+                self.next_cleanup += self.cfg.cleanup_interval;
+            }
+        }
+    }
+
+    /// notes §4.3: a client whose last HEARTBEAT is `alive_timeout` old is closed, its queue
+    /// cleared and its ID freed. Nobody is told.
+    fn check_alive(&mut self, now: Instant) {
+        let timeout = self.cfg.alive_timeout;
+        for slot in 0..self.slots.len() {
+            let Some(c) = &self.slots[slot] else { continue };
+            if now.saturating_duration_since(c.last_ping) < timeout {
+                continue;
+            }
+            let (conn, id) = (c.conn, c.id.clone());
+            self.metrics.alive_timeouts += 1;
+            self.out.push_back(Output::Close { conn, code: None });
+            if let Some(q) = self.queues.remove(id.as_str()) {
+                self.queued_now -= q.msgs.len();
+            }
+            self.deregister(slot as u32);
+        }
+    }
+
+    /// notes §4.2: a queue `expire_timeout` old (from its creation; reads delete it) is dropped,
+    /// and each original sender still online gets one EXPIRE per (sender, destination).
+    fn expire_queues(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| now.saturating_duration_since(q.last_read_at) >= self.cfg.expire_timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for dst in due {
+            let q = self.queues.remove(&dst).expect("collected above");
+            self.queued_now -= q.msgs.len();
+            self.metrics.expired_queues += 1;
+            let mut seen: Vec<(&PeerId, &PeerId)> = Vec::new();
+            for m in &q.msgs {
+                if seen.contains(&(&m.src, &m.dst)) {
+                    continue;
+                }
+                seen.push((&m.src, &m.dst));
+                self.metrics.expire_sent += 1;
+                let frame = Frame::expire(m.dst.as_str(), m.src.as_str());
+                self.relay(now, &MessageType::Expire, &m.dst, frame, None, None);
+            }
+        }
+    }
+
+    /// `GET /<key>/id`: a random UUID not currently registered. Hardened with server-issued IDs,
+    /// it is remembered as claimable for `issued_id_ttl`.
+    pub fn generate_id(&mut self, now: Instant) -> String {
+        let mut id = self.rng.uuid_v4();
+        while self.by_id.contains_key(id.as_str()) {
+            id = self.rng.uuid_v4();
+        }
+        if let Some(h) = &self.cfg.hardening
+            && h.server_issued_ids
+        {
+            self.issued.insert(id.as_str().into(), now + h.issued_id_ttl);
+        }
+        id
+    }
+
+    /// `GET /<key>/peers`: every registered ID in registration order, when discovery is on.
+    pub fn peer_ids(&self) -> Option<Vec<String>> {
+        if !self.cfg.allow_discovery {
+            return None;
+        }
+        let mut v: Vec<(u64, &str)> = self.slots.iter().flatten().map(|c| (c.serial, c.id.as_str())).collect();
+        v.sort_unstable();
+        Some(v.into_iter().map(|(_, id)| id.to_string()).collect())
+    }
+}
+
+fn static_name(kind: &MessageType) -> &'static str {
+    match kind {
+        MessageType::Offer => "OFFER",
+        MessageType::Answer => "ANSWER",
+        MessageType::Candidate => "CANDIDATE",
+        MessageType::Leave => "LEAVE",
+        MessageType::Expire => "EXPIRE",
+        _ => "OTHER",
+    }
+}

@@ -1,0 +1,545 @@
+//! The tokio shell around [`Broker`]: HTTP/1.1 and WebSocket on one listener, on one thread.
+//!
+//! It moves bytes and time in and out of the core and nothing else. Everything runs on the
+//! current thread (a `LocalSet`), so the core needs no lock. Per connection it keeps only what
+//! is in flight: a partial frame between reads, and encoded frames not yet written; an idle
+//! connection holds no buffer. Reads go into one shared buffer, every complete frame in it is
+//! handled, and then each destination that got frames is written once (batched writes).
+
+use crate::config::Config;
+use crate::core::{Broker, ConnId, ConnectParams, Output};
+use crate::http::{self, Request, Response};
+use crate::ws::{self, Decoder, Event};
+use rustc_hash::FxHashMap;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// Largest HTTP request head accepted.
+const MAX_HEAD: usize = 16 << 10;
+/// The shared read buffer's size.
+const READ_BUF: usize = 256 << 10;
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+struct ConnIo {
+    stream: TcpStream,
+    /// Encoded frames not yet written, and how much of them has been written.
+    out: RefCell<Vec<u8>>,
+    written: Cell<usize>,
+    notify: Notify,
+    /// A close frame has been queued; nothing more is written after it.
+    closing: Cell<bool>,
+    /// A write failed: the connection is dead.
+    broken: Cell<bool>,
+}
+
+struct Shared {
+    broker: RefCell<Broker>,
+    conns: RefCell<FxHashMap<ConnId, Rc<ConnIo>>>,
+    next_conn: Cell<u64>,
+    read_buf: RefCell<Vec<u8>>,
+    ws_path: String,
+    frame_limit: usize,
+}
+
+/// Serves the broker on `listener` until `shutdown` resolves. Must run inside a `LocalSet`
+/// (or use [`run`], which makes one).
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(listener, config, shutdown)).await
+}
+
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut b);
+    }
+    u64::from_le_bytes(b) ^ std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
+}
+
+async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let shared = Rc::new(Shared {
+        ws_path: config.ws_path(),
+        frame_limit: config.frame_limit(),
+        broker: RefCell::new(Broker::new(config, Instant::now(), seed())),
+        conns: RefCell::new(FxHashMap::default()),
+        next_conn: Cell::new(1),
+        read_buf: RefCell::new(vec![0; READ_BUF]),
+    });
+    tokio::task::spawn_local(timers(shared.clone()));
+    // A spare descriptor: when the process runs out, it is closed to accept the connection and
+    // tell the client why, instead of leaving it hanging in the backlog.
+    let mut spare = std::fs::File::open("/dev/null").ok();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::task::spawn_local(connection(shared.clone(), stream, addr));
+                }
+                Err(e) if e.raw_os_error() == Some(libc_emfile()) => {
+                    drop(spare.take());
+                    if let Ok((stream, _)) = listener.accept().await {
+                        let mut out = Vec::new();
+                        Response::new(503, "text/plain; charset=utf-8", "Server has run out of file descriptors\n").write_to(&mut out, false);
+                        let _ = stream.try_write(&out);
+                    }
+                    spare = std::fs::File::open("/dev/null").ok();
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+    // Going away: tell every client, give the writes a moment, then stop.
+    let conns: Vec<Rc<ConnIo>> = shared.conns.borrow().values().cloned().collect();
+    for io in &conns {
+        queue_close(io, Some(ws::close::GOING_AWAY));
+        flush(io);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+/// EMFILE without depending on libc.
+fn libc_emfile() -> i32 {
+    24
+}
+
+async fn timers(shared: Rc<Shared>) {
+    loop {
+        let at = shared.broker.borrow().poll_timeout();
+        tokio::time::sleep_until(at.into()).await;
+        shared.broker.borrow_mut().handle_timeout(Instant::now());
+        dispatch(&shared);
+    }
+}
+
+/// Moves the core's outputs into the connections' write buffers, then writes each touched
+/// connection once.
+fn dispatch(shared: &Shared) {
+    let mut dirty: Vec<Rc<ConnIo>> = Vec::new();
+    loop {
+        let Some(o) = shared.broker.borrow_mut().poll_output() else { break };
+        let conn = match &o {
+            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
+        };
+        let Some(io) = shared.conns.borrow().get(&conn).cloned() else { continue };
+        match o {
+            Output::Send { text, .. } => {
+                if !io.closing.get() {
+                    ws::encode(&mut io.out.borrow_mut(), ws::OP_TEXT, text.as_bytes());
+                }
+            }
+            Output::Close { code, .. } => queue_close(&io, code),
+        }
+        if !dirty.iter().any(|d| Rc::ptr_eq(d, &io)) {
+            dirty.push(io);
+        }
+    }
+    for io in dirty {
+        flush(&io);
+        if io.closing.get() || has_pending(&io) {
+            io.notify.notify_one();
+        }
+    }
+}
+
+fn queue_close(io: &ConnIo, code: Option<u16>) {
+    if !io.closing.replace(true) {
+        ws::encode_close(&mut io.out.borrow_mut(), code);
+    }
+}
+
+fn has_pending(io: &ConnIo) -> bool {
+    io.written.get() < io.out.borrow().len()
+}
+
+/// Writes what it can without waiting; frees the buffer once it is all written.
+fn flush(io: &ConnIo) {
+    if io.broken.get() {
+        return;
+    }
+    let mut out = io.out.borrow_mut();
+    while io.written.get() < out.len() {
+        match io.stream.try_write(&out[io.written.get()..]) {
+            Ok(0) => {
+                io.broken.set(true);
+                return;
+            }
+            Ok(n) => io.written.set(io.written.get() + n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                io.broken.set(true);
+                return;
+            }
+        }
+    }
+    // All written: release the memory so an idle connection holds none.
+    io.written.set(0);
+    if out.capacity() > 4096 {
+        *out = Vec::new();
+    } else {
+        out.clear();
+    }
+}
+
+/// The text frames in `out` that were not completely written.
+fn unwritten_texts(io: &ConnIo) -> Vec<String> {
+    let out = io.out.borrow();
+    let written = io.written.get();
+    let mut texts = Vec::new();
+    let mut at = 0;
+    while at + 2 <= out.len() {
+        let (op, b1) = (out[at] & 0x0f, out[at + 1] & 0x7f);
+        let (len, hl) = match b1 {
+            126 if at + 4 <= out.len() => (usize::from(u16::from_be_bytes([out[at + 2], out[at + 3]])), 4),
+            127 if at + 10 <= out.len() => (u64::from_be_bytes(out[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10),
+            126 | 127 => break,
+            n => (usize::from(n), 2),
+        };
+        let end = at + hl + len;
+        if end > out.len() {
+            break;
+        }
+        if end > written && op == ws::OP_TEXT {
+            texts.push(String::from_utf8_lossy(&out[at + hl..end]).into_owned());
+        }
+        at = end;
+    }
+    texts
+}
+
+async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // Read one request head.
+        let end = loop {
+            if let Some(i) = find_head_end(&head) {
+                break i;
+            }
+            if head.len() > MAX_HEAD {
+                return;
+            }
+            match read_some(&stream, &mut buf).await {
+                Some(n) => head.extend_from_slice(&buf[..n]),
+                None => return,
+            }
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 48];
+        let mut req = httparse::Request::new(&mut headers);
+        if !matches!(req.parse(&head[..end]), Ok(httparse::Status::Complete(_))) {
+            write_all(&stream, &Response::bad_request()).await;
+            return;
+        }
+        let method = req.method.unwrap_or("GET").to_string();
+        let target = req.path.unwrap_or("/").to_string();
+        let hdr = |name: &str| {
+            req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).and_then(|h| std::str::from_utf8(h.value).ok())
+        };
+        let upgrade = hdr("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if upgrade {
+            let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
+            let key = hdr("sec-websocket-key").map(str::to_string);
+            let version_ok = hdr("sec-websocket-version") == Some("13");
+            let (Some(key), true, true) = (key, version_ok, path == shared.ws_path) else {
+                write_all(&stream, &Response::bad_request()).await;
+                return;
+            };
+            let query = target.split_once('?').map_or("", |(_, q)| q).to_string();
+            let leftover = head[end..].to_vec();
+            let accept = ws::accept_key(&key);
+            let resp = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            if !write_bytes(&stream, resp.as_bytes()).await {
+                return;
+            }
+            drop(head);
+            return websocket(shared, stream, &query, leftover).await;
+        }
+        let keep_alive = !hdr("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let has_body = hdr("content-length").and_then(|l| l.trim().parse::<usize>().ok()).unwrap_or(0) > 0
+            || hdr("transfer-encoding").is_some();
+        let request = Request {
+            method: &method,
+            target: &target,
+            origin: hdr("origin"),
+            access_control_request_headers: hdr("access-control-request-headers"),
+        };
+        let resp = http::handle(&mut shared.broker.borrow_mut(), Instant::now(), &request);
+        let keep = keep_alive && !has_body;
+        let mut out = Vec::new();
+        resp.write_to(&mut out, keep);
+        if !write_bytes(&stream, &out).await || !keep {
+            return;
+        }
+        head.drain(..end);
+    }
+}
+
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        stream.readable().await.ok()?;
+        match stream.try_read(buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn write_bytes(stream: &TcpStream, mut b: &[u8]) -> bool {
+    while !b.is_empty() {
+        if stream.writable().await.is_err() {
+            return false;
+        }
+        match stream.try_write(b) {
+            Ok(n) => b = &b[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn write_all(stream: &TcpStream, r: &Response) {
+    let mut out = Vec::new();
+    r.write_to(&mut out, false);
+    write_bytes(stream, &out).await;
+}
+
+/// What reading a batch of bytes led to.
+enum Step {
+    Continue,
+    /// The client closed, or broke the protocol: answer with this close code and stop.
+    Close(Option<u16>),
+}
+
+async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover: Vec<u8>) {
+    let conn = ConnId(shared.next_conn.get());
+    shared.next_conn.set(conn.0 + 1);
+    let io = Rc::new(ConnIo {
+        stream,
+        out: RefCell::new(Vec::new()),
+        written: Cell::new(0),
+        notify: Notify::new(),
+        closing: Cell::new(false),
+        broken: Cell::new(false),
+    });
+    shared.conns.borrow_mut().insert(conn, io.clone());
+    shared.broker.borrow_mut().handle_connect(Instant::now(), conn, &ConnectParams::from_query(query));
+    dispatch(&shared);
+    let mut decoder = Decoder::default();
+    let mut partial = leftover;
+    if !partial.is_empty() {
+        let mut tmp = std::mem::take(&mut partial);
+        if let Step::Close(code) = handle_bytes(&shared, conn, &io, &mut decoder, &mut tmp, &mut partial) {
+            queue_close(&io, code);
+        }
+        dispatch(&shared);
+    }
+    let mut close_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if io.broken.get() {
+            break;
+        }
+        if io.closing.get() && !has_pending(&io) && close_deadline.is_none() {
+            close_deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+        }
+        let deadline = close_deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = io.notify.notified() => {
+                if has_pending(&io) {
+                    if io.stream.writable().await.is_err() {
+                        break;
+                    }
+                    flush(&io);
+                    if has_pending(&io) {
+                        io.notify.notify_one();
+                    }
+                }
+            }
+            r = io.stream.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                let step = read_batch(&shared, conn, &io, &mut decoder, &mut partial);
+                dispatch(&shared);
+                match step {
+                    None => break,
+                    Some(Step::Continue) => {}
+                    Some(Step::Close(code)) => {
+                        if io.closing.get() {
+                            // Our close was answered: the handshake is done.
+                            break;
+                        }
+                        queue_close(&io, code);
+                        flush(&io);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    finish(&shared, conn, &io);
+}
+
+/// Reads what is there and handles every complete frame. `None`: EOF or a read error.
+fn read_batch(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decoder, partial: &mut Vec<u8>) -> Option<Step> {
+    let mut buf = shared.read_buf.borrow_mut();
+    let n = match io.stream.try_read(&mut buf) {
+        Ok(0) => return None,
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Step::Continue),
+        Err(_) => return None,
+    };
+    if partial.is_empty() {
+        let mut rest = Vec::new();
+        let step = handle_bytes(shared, conn, io, decoder, &mut buf[..n], &mut rest);
+        *partial = rest;
+        Some(step)
+    } else {
+        partial.extend_from_slice(&buf[..n]);
+        drop(buf);
+        let mut bytes = std::mem::take(partial);
+        let mut rest = Vec::new();
+        let step = handle_bytes(shared, conn, io, decoder, &mut bytes, &mut rest);
+        *partial = rest;
+        Some(step)
+    }
+}
+
+/// Decodes and handles the frames in `bytes`; a trailing partial frame goes to `rest`.
+fn handle_bytes(
+    shared: &Shared,
+    conn: ConnId,
+    io: &ConnIo,
+    decoder: &mut Decoder,
+    bytes: &mut [u8],
+    rest: &mut Vec<u8>,
+) -> Step {
+    let now = Instant::now();
+    let mut step = Step::Continue;
+    let mut broker = shared.broker.borrow_mut();
+    let result = decoder.decode(bytes, shared.frame_limit, |ev| match ev {
+        Event::Text(t) => match std::str::from_utf8(t) {
+            Ok(text) => broker.handle_text(now, conn, text),
+            Err(_) => broker.handle_binary(now, conn, t),
+        },
+        Event::Binary(b) => broker.handle_binary(now, conn, b),
+        Event::Ping(p) => {
+            if !io.closing.get() {
+                ws::encode(&mut io.out.borrow_mut(), ws::OP_PONG, p);
+            }
+        }
+        Event::Pong => {}
+        Event::Close(code) => step = Step::Close(code.or(Some(ws::close::NORMAL))),
+    });
+    match result {
+        Ok(used) => {
+            if matches!(step, Step::Continue) && used < bytes.len() {
+                rest.extend_from_slice(&bytes[used..]);
+            }
+            step
+        }
+        Err(e) => {
+            if e.code == ws::close::TOO_BIG {
+                broker.handle_oversize(now, conn);
+            }
+            Step::Close(Some(e.code))
+        }
+    }
+}
+
+/// The connection is over: tell the core, and hand back what could not be written.
+fn finish(shared: &Shared, conn: ConnId, io: &ConnIo) {
+    shared.conns.borrow_mut().remove(&conn);
+    let undelivered = if has_pending(io) { unwritten_texts(io) } else { Vec::new() };
+    {
+        let mut b = shared.broker.borrow_mut();
+        let now = Instant::now();
+        b.handle_close(now, conn);
+        if !undelivered.is_empty() {
+            b.handle_undelivered(now, conn, undelivered);
+        }
+    }
+    dispatch(shared);
+}
+
+/// A server running on its own thread (its own current-thread runtime), for tests and tools.
+#[derive(Debug)]
+pub struct Handle {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Handle {
+    /// `ws://addr<path>peerjs?key=<key>&id=<id>&token=<token>`.
+    pub fn ws_url(&self, config_path: &str, key: &str, id: &str, token: &str) -> String {
+        let mount = Config { path: config_path.into(), ..Config::default() }.ws_path();
+        format!("ws://{}{mount}?key={key}&id={id}&token={token}", self.addr)
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("broker thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Binds `addr` and serves on a new thread.
+pub fn spawn(addr: SocketAddr, config: Config) -> io::Result<Handle> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("peerstorm-broker".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let listener = TcpListener::from_std(std_listener)?;
+            run(listener, config, async {
+                let _ = rx.await;
+            })
+            .await
+        })
+    })?;
+    Ok(Handle { addr, stop: Some(tx), thread: Some(thread) })
+}
+
+/// Raises the soft open-files limit to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let (_, hard) = rlimit::Resource::NOFILE.get()?;
+    rlimit::Resource::NOFILE.set(hard, hard)?;
+    Ok(hard)
+}

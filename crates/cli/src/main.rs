@@ -1,6 +1,7 @@
 //! `peerstorm`: a protocol test harness and load simulator for WebRTC signaling and NAT traversal.
 
 mod inspect;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,15 +19,16 @@ pub const EXIT_HARNESS: u8 = 2;
     version,
     about = "Protocol test harness and load simulator for WebRTC signaling (PeerJS) and NAT traversal (STUN/TURN)",
     long_about = "peerstorm speaks real protocol bytes: SDP, ICE candidates, PeerJS frames over WebSocket, \
-STUN/TURN. This build has the message model and `inspect`, which parses what a browser or a broker \
-sent and tells you what is in it and what is wrong with it.\n\n\
+STUN/TURN. `inspect` parses what a browser or a broker sent and tells you what is in it and what is \
+wrong with it; `serve broker` runs a PeerJS-compatible broker.\n\n\
 Exit status: 0 valid input, 1 invalid input (diagnostics on stderr), 2 usage or I/O error.",
     after_help = "Examples:\n  \
 peerstorm inspect sdp offer.sdp\n  \
 pbpaste | peerstorm inspect sdp - --type offer --json\n  \
 peerstorm inspect sdp offer.sdp --emit > same.sdp      # byte-identical re-emit\n  \
 peerstorm inspect candidate 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host'\n  \
-peerstorm inspect peerjs frames.jsonl                   # one frame per line"
+peerstorm inspect peerjs frames.jsonl                   # one frame per line\n  \
+peerstorm serve broker --host 127.0.0.1 --port 9000     # a PeerServer, like `peerjs --port 9000`"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +40,9 @@ enum Command {
     /// Parse and explain protocol messages: SDP, ICE candidates, PeerJS frames.
     #[command(subcommand)]
     Inspect(inspect::Inspect),
+    /// Run a server: the embedded PeerJS broker.
+    #[command(subcommand)]
+    Serve(serve::Serve),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(i) => inspect::run(i),
+        Command::Serve(s) => serve::run(s),
     };
     match result {
         Ok(code) => ExitCode::from(code),

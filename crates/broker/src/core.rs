@@ -293,7 +293,8 @@ impl Broker {
             }
         }
         self.serial += 1;
-        let client = Client { id: PeerId::new(id), token: token.as_str().into(), conn, last_ping: now, serial: self.serial };
+        let client =
+            Client { id: PeerId::new(id), token: token.as_str().into(), conn, last_ping: now, serial: self.serial };
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(client);
@@ -391,7 +392,11 @@ impl Broker {
             MessageType::Leave | MessageType::Expire if self.hardened() => {
                 self.error(conn, "LEAVE and EXPIRE may not be sent by clients", Rejection::ForgedControl);
             }
-            MessageType::Offer | MessageType::Answer | MessageType::Candidate | MessageType::Leave | MessageType::Expire => {
+            MessageType::Offer
+            | MessageType::Answer
+            | MessageType::Candidate
+            | MessageType::Leave
+            | MessageType::Expire => {
                 frame.src = Some(src.as_str().to_string());
                 self.relay(now, &kind, &src, frame, Some(conn), client);
             }

@@ -78,7 +78,12 @@ impl Response {
 
 /// Express's `finalhandler` 404 page.
 fn not_found(method: &str, target: &str) -> Response {
-    let escaped = target.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;");
+    let escaped = target
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>Cannot {method} {escaped}</pre>\n</body>\n</html>\n"
     );
@@ -90,7 +95,8 @@ fn not_found(method: &str, target: &str) -> Response {
 
 /// What the `cors` package adds for this origin.
 fn cors_headers(broker: &Broker, req: &Request<'_>, out: &mut Vec<(&'static str, String)>) {
-    let allowed = broker.config().cors.is_empty() || req.origin.is_some_and(|o| broker.config().cors.iter().any(|c| c == o));
+    let allowed =
+        broker.config().cors.is_empty() || req.origin.is_some_and(|o| broker.config().cors.iter().any(|c| c == o));
     if let Some(origin) = req.origin.filter(|_| allowed) {
         out.push(("Access-Control-Allow-Origin", origin.to_string()));
     }
@@ -134,12 +140,20 @@ pub fn handle(broker: &mut Broker, now: Instant, req: &Request<'_>) -> Response 
             Response::new(200, "text/html; charset=utf-8", broker.generate_id(now))
         }
         (true, [_key, last]) if last.eq_ignore_ascii_case("peers") => match broker.peer_ids() {
-            Some(ids) => {
-                Response::new(200, "application/json; charset=utf-8", serde_json::to_string(&ids).expect("strings serialize"))
-            }
+            Some(ids) => Response::new(
+                200,
+                "application/json; charset=utf-8",
+                serde_json::to_string(&ids).expect("strings serialize"),
+            ),
             None => Response::new(401, "text/plain; charset=utf-8", "Unauthorized"),
         },
-        _ => return not_found(method, req.target),
+        _ => {
+            // The cors middleware ran before the router fell through to Express's 404.
+            let mut r = not_found(method, req.target);
+            headers.append(&mut r.headers);
+            r.headers = headers;
+            return r;
+        }
     };
     r.head_only = method == "HEAD";
     headers.append(&mut r.headers);
@@ -186,15 +200,26 @@ mod tests {
         let r = handle(&mut b, now, &req("GET", "/", Some("http://a.example")));
         assert_eq!(header(&r, "Access-Control-Allow-Origin"), Some("http://a.example"));
         assert_eq!(header(&r, "Vary"), Some("Origin"));
-        let pre = Request { method: "OPTIONS", target: "/peerjs/id", origin: Some("http://a.example"), access_control_request_headers: Some("x-y") };
+        let pre = Request {
+            method: "OPTIONS",
+            target: "/peerjs/id",
+            origin: Some("http://a.example"),
+            access_control_request_headers: Some("x-y"),
+        };
         let r = handle(&mut b, now, &pre);
         assert_eq!(r.status, 204);
         assert_eq!(header(&r, "Access-Control-Allow-Methods"), Some("GET,HEAD,PUT,PATCH,POST,DELETE"));
         assert_eq!(header(&r, "Access-Control-Allow-Headers"), Some("x-y"));
         let cfg = Config { cors: vec!["http://ok.example".into()], ..Config::default() };
         let mut b = Broker::new(cfg, now, 1);
-        assert_eq!(header(&handle(&mut b, now, &req("GET", "/", Some("http://evil.example"))), "Access-Control-Allow-Origin"), None);
-        assert!(header(&handle(&mut b, now, &req("GET", "/", Some("http://ok.example"))), "Access-Control-Allow-Origin").is_some());
+        assert_eq!(
+            header(&handle(&mut b, now, &req("GET", "/", Some("http://evil.example"))), "Access-Control-Allow-Origin"),
+            None
+        );
+        assert!(
+            header(&handle(&mut b, now, &req("GET", "/", Some("http://ok.example"))), "Access-Control-Allow-Origin")
+                .is_some()
+        );
     }
 
     #[test]

@@ -70,23 +70,84 @@ impl Metrics {
                 let _ = writeln!(s, "{name}{labels} {v}");
             }
         };
-        metric("peerstorm_broker_connected_peers", "gauge", "Registered peer IDs.", &[(String::new(), connected_peers as u64)]);
-        metric("peerstorm_broker_open_connections", "gauge", "Open WebSocket connections.", &[(String::new(), open_connections as u64)]);
-        metric("peerstorm_broker_queued_messages", "gauge", "Messages held for offline peers.", &[(String::new(), queued_now as u64)]);
-        metric("peerstorm_broker_connections_total", "counter", "WebSocket connections accepted.", &[(String::new(), self.connections_total)]);
-        metric("peerstorm_broker_registrations_total", "counter", "Peer IDs registered (OPEN sent).", &[(String::new(), self.registered_total)]);
+        metric(
+            "peerstorm_broker_connected_peers",
+            "gauge",
+            "Registered peer IDs.",
+            &[(String::new(), connected_peers as u64)],
+        );
+        metric(
+            "peerstorm_broker_open_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            &[(String::new(), open_connections as u64)],
+        );
+        metric(
+            "peerstorm_broker_queued_messages",
+            "gauge",
+            "Messages held for offline peers.",
+            &[(String::new(), queued_now as u64)],
+        );
+        metric(
+            "peerstorm_broker_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            &[(String::new(), self.connections_total)],
+        );
+        metric(
+            "peerstorm_broker_registrations_total",
+            "counter",
+            "Peer IDs registered (OPEN sent).",
+            &[(String::new(), self.registered_total)],
+        );
         let relayed: Vec<(String, u64)> = ["OFFER", "ANSWER", "CANDIDATE", "LEAVE", "EXPIRE"]
             .iter()
             .map(|t| (format!("{{type=\"{t}\"}}"), self.relayed.get(t).copied().unwrap_or(0)))
             .collect();
-        metric("peerstorm_broker_frames_relayed_total", "counter", "Frames relayed to an online peer, by type.", &relayed);
-        metric("peerstorm_broker_frames_queued_total", "counter", "Frames queued for an offline peer.", &[(String::new(), self.queued_total)]);
-        metric("peerstorm_broker_frames_delivered_from_queue_total", "counter", "Queued frames delivered when their peer connected.", &[(String::new(), self.delivered_from_queue)]);
-        metric("peerstorm_broker_queues_expired_total", "counter", "Queues dropped after the expire timeout.", &[(String::new(), self.expired_queues)]);
-        metric("peerstorm_broker_expire_sent_total", "counter", "EXPIRE frames generated.", &[(String::new(), self.expire_sent)]);
-        metric("peerstorm_broker_alive_timeouts_total", "counter", "Clients dropped for missing heartbeats.", &[(String::new(), self.alive_timeouts)]);
-        metric("peerstorm_broker_undelivered_requeued_total", "counter", "Frames a closing socket could not take, queued again.", &[(String::new(), self.undelivered_requeued)]);
-        let rejected: Vec<(String, u64)> = self.rejected.iter().map(|(r, v)| (format!("{{reason=\"{}\"}}", r.as_str()), *v)).collect();
+        metric(
+            "peerstorm_broker_frames_relayed_total",
+            "counter",
+            "Frames relayed to an online peer, by type.",
+            &relayed,
+        );
+        metric(
+            "peerstorm_broker_frames_queued_total",
+            "counter",
+            "Frames queued for an offline peer.",
+            &[(String::new(), self.queued_total)],
+        );
+        metric(
+            "peerstorm_broker_frames_delivered_from_queue_total",
+            "counter",
+            "Queued frames delivered when their peer connected.",
+            &[(String::new(), self.delivered_from_queue)],
+        );
+        metric(
+            "peerstorm_broker_queues_expired_total",
+            "counter",
+            "Queues dropped after the expire timeout.",
+            &[(String::new(), self.expired_queues)],
+        );
+        metric(
+            "peerstorm_broker_expire_sent_total",
+            "counter",
+            "EXPIRE frames generated.",
+            &[(String::new(), self.expire_sent)],
+        );
+        metric(
+            "peerstorm_broker_alive_timeouts_total",
+            "counter",
+            "Clients dropped for missing heartbeats.",
+            &[(String::new(), self.alive_timeouts)],
+        );
+        metric(
+            "peerstorm_broker_undelivered_requeued_total",
+            "counter",
+            "Frames a closing socket could not take, queued again.",
+            &[(String::new(), self.undelivered_requeued)],
+        );
+        let rejected: Vec<(String, u64)> =
+            self.rejected.iter().map(|(r, v)| (format!("{{reason=\"{}\"}}", r.as_str()), *v)).collect();
         metric("peerstorm_broker_rejected_total", "counter", "Frames or connections refused, by reason.", &rejected);
         s
     }

@@ -201,7 +201,9 @@ fn unwritten_texts(io: &ConnIo) -> Vec<String> {
         let (op, b1) = (out[at] & 0x0f, out[at + 1] & 0x7f);
         let (len, hl) = match b1 {
             126 if at + 4 <= out.len() => (usize::from(u16::from_be_bytes([out[at + 2], out[at + 3]])), 4),
-            127 if at + 10 <= out.len() => (u64::from_be_bytes(out[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10),
+            127 if at + 10 <= out.len() => {
+                (u64::from_be_bytes(out[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10)
+            }
             126 | 127 => break,
             n => (usize::from(n), 2),
         };
@@ -243,7 +245,10 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
         let method = req.method.unwrap_or("GET").to_string();
         let target = req.path.unwrap_or("/").to_string();
         let hdr = |name: &str| {
-            req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).and_then(|h| std::str::from_utf8(h.value).ok())
+            req.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
         };
         let upgrade = hdr("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
         if upgrade {
@@ -400,7 +405,13 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover:
 }
 
 /// Reads what is there and handles every complete frame. `None`: EOF or a read error.
-fn read_batch(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decoder, partial: &mut Vec<u8>) -> Option<Step> {
+fn read_batch(
+    shared: &Shared,
+    conn: ConnId,
+    io: &ConnIo,
+    decoder: &mut Decoder,
+    partial: &mut Vec<u8>,
+) -> Option<Step> {
     let mut buf = shared.read_buf.borrow_mut();
     let n = match io.stream.try_read(&mut buf) {
         Ok(0) => return None,
@@ -448,7 +459,7 @@ fn handle_bytes(
             }
         }
         Event::Pong => {}
-        Event::Close(code) => step = Step::Close(code.or(Some(ws::close::NORMAL))),
+        Event::Close(code) => step = Step::Close(code),
     });
     match result {
         Ok(used) => {

@@ -1,0 +1,181 @@
+//! `--hardened` limits and the never-lose-a-frame path, driven through the sans-IO core with a
+//! virtual clock: every limit answers the client that hit it with an ERROR frame and leaves the
+//! others alone.
+
+use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Hardening, Output};
+use std::time::{Duration, Instant};
+
+struct World {
+    b: Broker,
+    now: Instant,
+}
+
+impl World {
+    fn new(h: Option<Hardening>) -> Self {
+        let now = Instant::now();
+        let cfg = Config { hardening: h, ..Config::default() };
+        Self { b: Broker::new(cfg, now, 7), now }
+    }
+
+    fn hardened() -> Self {
+        Self::new(Some(Hardening::default()))
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.b.poll_output()).collect()
+    }
+
+    fn join(&mut self, conn: u64, id: &str) -> Vec<Output> {
+        let p = ConnectParams { id: Some(id.into()), token: Some("t".into()), key: Some("peerjs".into()) };
+        self.b.handle_connect(self.now, ConnId(conn), &p);
+        self.drain()
+    }
+
+    fn send(&mut self, conn: u64, text: &str) -> Vec<Output> {
+        self.b.handle_text(self.now, ConnId(conn), text);
+        self.drain()
+    }
+
+    fn advance(&mut self, ms: u64) -> Vec<Output> {
+        self.now += Duration::from_millis(ms);
+        self.b.handle_timeout(self.now);
+        self.drain()
+    }
+}
+
+fn texts_to(out: &[Output], conn: u64) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: c, text } if c.0 == conn => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(out: &[Output], conn: u64) -> bool {
+    out.iter().any(|o| matches!(o, Output::Close { conn: c, .. } if c.0 == conn))
+}
+
+fn offer(dst: &str) -> String {
+    format!(r#"{{"type":"OFFER","payload":{{"connectionId":"dc"}},"dst":"{dst}"}}"#)
+}
+
+#[test]
+fn ids_must_follow_the_peerjs_rule_and_length() {
+    let mut w = World::hardened();
+    for (conn, bad) in [(1, "../etc"), (2, "<script>"), (3, "a b "), (4, &"x".repeat(65) as &str)] {
+        let out = w.join(conn, bad);
+        assert!(texts_to(&out, conn)[0].contains("Invalid id"), "{bad}: {out:?}");
+        assert!(closed(&out, conn));
+    }
+    assert!(texts_to(&w.join(5, "good-id_1"), 5)[0].contains("OPEN"));
+    // Compatible mode accepts anything, as the reference does.
+    let mut w = World::new(None);
+    assert!(texts_to(&w.join(1, "../etc"), 1)[0].contains("OPEN"));
+}
+
+#[test]
+fn queues_are_bounded_per_peer_and_in_total() {
+    let mut w = World::new(Some(Hardening { max_queue_per_peer: 2, max_queued_total: 3, ..Hardening::default() }));
+    w.join(1, "alice");
+    assert!(w.send(1, &offer("ghost")).is_empty());
+    assert!(w.send(1, &offer("ghost")).is_empty());
+    let out = w.send(1, &offer("ghost"));
+    assert!(texts_to(&out, 1)[0].contains("Queue for ghost is full"), "{out:?}");
+    assert!(w.send(1, &offer("ghost2")).is_empty());
+    let out = w.send(1, &offer("ghost3"));
+    assert!(texts_to(&out, 1)[0].contains("Server message queue is full"), "{out:?}");
+    assert_eq!(w.b.queued(), 3);
+    // Everyone else is still served.
+    w.join(2, "bob");
+    assert_eq!(texts_to(&w.send(1, &offer("bob")), 2).len(), 1);
+}
+
+#[test]
+fn rate_limit_tells_once_and_recovers() {
+    let mut w = World::new(Some(Hardening { rate_per_sec: 10, rate_burst: 5, ..Hardening::default() }));
+    w.join(1, "alice");
+    w.join(2, "bob");
+    let mut relayed = 0;
+    let mut errors = 0;
+    for _ in 0..20 {
+        let out = w.send(1, &offer("bob"));
+        relayed += texts_to(&out, 2).len();
+        errors += texts_to(&out, 1).iter().filter(|t| t.contains("Rate limit exceeded")).count();
+    }
+    assert_eq!(relayed, 5, "the burst passes, the rest is dropped");
+    assert_eq!(errors, 1, "one ERROR, not one per dropped frame");
+    assert_eq!(texts_to(&w.send(2, &offer("alice")), 1).len(), 1, "bob is not limited by alice's flood");
+    w.advance(1000);
+    assert_eq!(texts_to(&w.send(1, &offer("bob")), 2).len(), 1, "tokens come back with time");
+}
+
+#[test]
+fn forged_control_frames_are_refused() {
+    let mut w = World::hardened();
+    w.join(1, "alice");
+    w.join(2, "bob");
+    for forged in [r#"{"type":"EXPIRE","dst":"bob"}"#, r#"{"type":"LEAVE","dst":"bob"}"#, r#"{"type":"LEAVE"}"#] {
+        let out = w.send(1, forged);
+        assert!(texts_to(&out, 2).is_empty(), "{forged} reached bob");
+        assert!(texts_to(&out, 1)[0].contains("may not be sent by clients"));
+    }
+    assert!(w.b.is_registered("alice"));
+}
+
+#[test]
+fn malformed_and_oversized_frames_get_an_error() {
+    let mut w = World::hardened();
+    w.join(1, "alice");
+    let out = w.send(1, "{not json");
+    assert!(texts_to(&out, 1)[0].contains("Invalid message"), "{out:?}");
+    w.b.handle_oversize(w.now, ConnId(1));
+    assert!(texts_to(&w.drain(), 1)[0].contains("Message too large"));
+}
+
+#[test]
+fn server_issued_ids_only() {
+    let mut w = World::new(Some(Hardening { server_issued_ids: true, ..Hardening::default() }));
+    let out = w.join(1, "chosen");
+    assert!(texts_to(&out, 1)[0].contains("not issued"), "{out:?}");
+    let id = w.b.generate_id(w.now);
+    assert!(texts_to(&w.join(2, &id), 2)[0].contains("OPEN"));
+    w.b.handle_close(w.now, ConnId(2));
+    assert!(texts_to(&w.join(3, &id), 3)[0].contains("not issued"), "an issued ID is good once");
+    let late = w.b.generate_id(w.now);
+    w.advance(61_000);
+    assert!(texts_to(&w.join(4, &late), 4)[0].contains("not issued"), "issued IDs expire");
+}
+
+#[test]
+fn frames_a_closing_socket_could_not_take_come_back_as_expire() {
+    let mut w = World::new(Some(Hardening::default()));
+    w.join(1, "alice");
+    w.join(2, "bob");
+    let out = w.send(1, &offer("bob"));
+    let lost = texts_to(&out, 2);
+    assert_eq!(lost.len(), 1);
+    // The shell could not write it: bob's socket died.
+    w.b.handle_close(w.now, ConnId(2));
+    w.b.handle_undelivered(w.now, ConnId(2), lost);
+    assert!(w.drain().is_empty());
+    assert_eq!(w.b.queued(), 1);
+    let out = w.advance(6000);
+    assert_eq!(texts_to(&out, 1), [r#"{"type":"EXPIRE","src":"bob","dst":"alice"}"#]);
+}
+
+#[test]
+fn same_inputs_same_outputs() {
+    let script = |w: &mut World| {
+        let mut all = Vec::new();
+        all.extend(w.join(1, "alice"));
+        all.extend(w.send(1, &offer("ghost")));
+        all.extend(w.advance(7000));
+        all.push(Output::Send { conn: ConnId(0), text: w.b.generate_id(w.now) });
+        all
+    };
+    let (mut a, mut b) = (World::hardened(), World::hardened());
+    a.now = b.now;
+    a.b = Broker::new(Config { hardening: Some(Hardening::default()), ..Config::default() }, a.now, 7);
+    assert_eq!(script(&mut a), script(&mut b));
+}

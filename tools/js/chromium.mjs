@@ -33,3 +33,17 @@ export async function launch() {
   };
   return { context, close };
 }
+
+// Serves one HTML page on 127.0.0.1 (a free port). Chromium blocks requests from opaque
+// origins such as about:blank to loopback (Local Network Access), so pages that talk to a
+// server on 127.0.0.1 must themselves come from 127.0.0.1.
+import { createServer } from "node:http";
+export async function servePage(html) {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(html);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) };
+}

@@ -219,9 +219,45 @@ fn unwritten_texts(io: &ConnIo) -> Vec<String> {
     texts
 }
 
+/// What the connection loop needs from a request head, owned, so that no parser state lives
+/// in the connection's future.
+struct Head {
+    method: String,
+    target: String,
+    upgrade: bool,
+    ws_key: Option<String>,
+    ws_version_ok: bool,
+    origin: Option<String>,
+    acr_headers: Option<String>,
+    keep_alive: bool,
+    has_body: bool,
+}
+
+fn parse_head(bytes: &[u8]) -> Option<Head> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(bytes), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let hdr = |name: &str| {
+        req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    Some(Head {
+        method: req.method.unwrap_or("GET").to_string(),
+        target: req.path.unwrap_or("/").to_string(),
+        upgrade: hdr("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+        ws_key: hdr("sec-websocket-key").map(str::to_string),
+        ws_version_ok: hdr("sec-websocket-version") == Some("13"),
+        origin: hdr("origin").map(str::to_string),
+        acr_headers: hdr("access-control-request-headers").map(str::to_string),
+        keep_alive: !hdr("connection").is_some_and(|c| c.eq_ignore_ascii_case("close")),
+        has_body: hdr("content-length").and_then(|l| l.trim().parse::<usize>().ok()).unwrap_or(0) > 0
+            || hdr("transfer-encoding").is_some(),
+    })
+}
+
 async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut head: Vec<u8> = Vec::new();
     loop {
         // Read one request head.
         let end = loop {
@@ -231,57 +267,48 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
             if head.len() > MAX_HEAD {
                 return;
             }
-            match read_some(&stream, &mut buf).await {
-                Some(n) => head.extend_from_slice(&buf[..n]),
-                None => return,
+            head.reserve(1024);
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read_buf(&mut head) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
             }
         };
-        let mut headers = [httparse::EMPTY_HEADER; 48];
-        let mut req = httparse::Request::new(&mut headers);
-        if !matches!(req.parse(&head[..end]), Ok(httparse::Status::Complete(_))) {
+        let Some(h) = parse_head(&head[..end]) else {
             write_all(&stream, &Response::bad_request()).await;
             return;
-        }
-        let method = req.method.unwrap_or("GET").to_string();
-        let target = req.path.unwrap_or("/").to_string();
-        let hdr = |name: &str| {
-            req.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .and_then(|h| std::str::from_utf8(h.value).ok())
         };
-        let upgrade = hdr("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-        if upgrade {
-            let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
-            let key = hdr("sec-websocket-key").map(str::to_string);
-            let version_ok = hdr("sec-websocket-version") == Some("13");
-            let (Some(key), true, true) = (key, version_ok, path == shared.ws_path) else {
+        if h.upgrade {
+            let path = h.target.split_once('?').map_or(h.target.as_str(), |(p, _)| p);
+            let (Some(key), true, true) = (h.ws_key.as_deref(), h.ws_version_ok, path == shared.ws_path) else {
                 write_all(&stream, &Response::bad_request()).await;
                 return;
             };
-            let query = target.split_once('?').map_or("", |(_, q)| q).to_string();
+            let query = h.target.split_once('?').map_or("", |(_, q)| q).to_string();
             let leftover = head[end..].to_vec();
-            let accept = ws::accept_key(&key);
             let resp = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                ws::accept_key(key)
             );
             if !write_bytes(&stream, resp.as_bytes()).await {
                 return;
             }
-            drop(head);
-            return websocket(shared, stream, &query, leftover).await;
+            // The WebSocket phase gets its own task, so nothing of the HTTP phase stays allocated.
+            tokio::task::spawn_local(websocket(shared, stream, query, leftover));
+            return;
         }
-        let keep_alive = !hdr("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let has_body = hdr("content-length").and_then(|l| l.trim().parse::<usize>().ok()).unwrap_or(0) > 0
-            || hdr("transfer-encoding").is_some();
         let request = Request {
-            method: &method,
-            target: &target,
-            origin: hdr("origin"),
-            access_control_request_headers: hdr("access-control-request-headers"),
+            method: &h.method,
+            target: &h.target,
+            origin: h.origin.as_deref(),
+            access_control_request_headers: h.acr_headers.as_deref(),
         };
         let resp = http::handle(&mut shared.broker.borrow_mut(), Instant::now(), &request);
-        let keep = keep_alive && !has_body;
+        let keep = h.keep_alive && !h.has_body;
         let mut out = Vec::new();
         resp.write_to(&mut out, keep);
         if !write_bytes(&stream, &out).await || !keep {
@@ -293,18 +320,6 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
 
 fn find_head_end(b: &[u8]) -> Option<usize> {
     b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> Option<usize> {
-    loop {
-        stream.readable().await.ok()?;
-        match stream.try_read(buf) {
-            Ok(0) => return None,
-            Ok(n) => return Some(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return None,
-        }
-    }
 }
 
 async fn write_bytes(stream: &TcpStream, mut b: &[u8]) -> bool {
@@ -334,7 +349,7 @@ enum Step {
     Close(Option<u16>),
 }
 
-async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover: Vec<u8>) {
+async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftover: Vec<u8>) {
     let conn = ConnId(shared.next_conn.get());
     shared.next_conn.set(conn.0 + 1);
     let io = Rc::new(ConnIo {
@@ -346,7 +361,8 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover:
         broken: Cell::new(false),
     });
     shared.conns.borrow_mut().insert(conn, io.clone());
-    shared.broker.borrow_mut().handle_connect(Instant::now(), conn, &ConnectParams::from_query(query));
+    shared.broker.borrow_mut().handle_connect(Instant::now(), conn, &ConnectParams::from_query(&query));
+    drop(query);
     dispatch(&shared);
     let mut decoder = Decoder::default();
     let mut partial = leftover;
@@ -365,9 +381,8 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover:
         if io.closing.get() && !has_pending(&io) && close_deadline.is_none() {
             close_deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
         }
-        let deadline = close_deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break,
+            _ = sleep_opt(close_deadline) => break,
             _ = io.notify.notified() => {
                 if has_pending(&io) {
                     if io.stream.writable().await.is_err() {
@@ -402,6 +417,14 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: &str, leftover:
         }
     }
     finish(&shared, conn, &io);
+}
+
+/// Sleeps until `at`, or forever: an idle connection registers no timer.
+async fn sleep_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads what is there and handles every complete frame. `None`: EOF or a read error.
@@ -553,4 +576,34 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     let (_, hard) = rlimit::Resource::NOFILE.get()?;
     rlimit::Resource::NOFILE.set(hard, hard)?;
     Ok(hard)
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn future_sizes() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let s = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let addr = s.local_addr().unwrap();
+            let shared = std::rc::Rc::new(super::Shared {
+                broker: std::cell::RefCell::new(crate::Broker::new(
+                    crate::Config::default(),
+                    std::time::Instant::now(),
+                    1,
+                )),
+                conns: Default::default(),
+                next_conn: std::cell::Cell::new(1),
+                read_buf: Default::default(),
+                ws_path: String::new(),
+                frame_limit: 0,
+            });
+            let f = super::connection(shared.clone(), s, addr);
+            eprintln!("connection future: {} bytes", std::mem::size_of_val(&f));
+            let s = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let f = super::websocket(shared, s, String::new(), Vec::new());
+            eprintln!("websocket future: {} bytes", std::mem::size_of_val(&f));
+        });
+    }
 }

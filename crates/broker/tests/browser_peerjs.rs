@@ -18,7 +18,9 @@ fn browser_run(b: &Broker) -> serde_json::Value {
         .expect("node is on PATH");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|_| panic!("no result from browser-peerjs.mjs: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!("no result from browser-peerjs.mjs: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    })
 }
 
 fn assert_all_passed(name: &str, r: &serde_json::Value) {

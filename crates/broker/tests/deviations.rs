@@ -29,7 +29,12 @@ fn malformed_json_neither_crashes_nor_wedges() {
         Send("a", offer("bob", "after-junk")),
     ];
     let reference = run_on(&Broker::reference(&o), &o, &steps, 200);
-    assert_eq!(reference.plain()["b"].len(), 1, "the reference's wedged socket relays nothing: {:?}", reference.plain());
+    assert_eq!(
+        reference.plain()["b"].len(),
+        1,
+        "the reference's wedged socket relays nothing: {:?}",
+        reference.plain()
+    );
     let ours = run_on(&Broker::ours(&o), &o, &steps, 200);
     assert!(ours.plain()["b"][1].contains("after-junk"), "{:?}", ours.plain());
 }

@@ -1,5 +1,6 @@
 //! `peerstorm`: a protocol test harness and load simulator for WebRTC signaling and NAT traversal.
 
+mod bench;
 mod inspect;
 mod serve;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Run a server: the embedded PeerJS broker.
     #[command(subcommand)]
     Serve(serve::Serve),
+    /// Benchmarks against real sockets: peerstorm's broker beside peer@1.0.2.
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(i) => inspect::run(i),
         Command::Serve(s) => serve::run(s),
+        Command::Bench(b) => bench::run(b),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -137,8 +137,7 @@ impl Decoder {
         mut on_event: impl FnMut(Event<'_>),
     ) -> Result<usize, ProtocolError> {
         let mut used = 0;
-        loop {
-            let Some(h) = parse_header(&buf[used..], max)? else { break };
+        while let Some(h) = parse_header(&buf[used..], max)? {
             let total = h.header_len + h.payload_len;
             if buf.len() - used < total {
                 break;

@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Broker options both implementations are started with.
 #[derive(Debug, Clone)]
@@ -235,8 +234,7 @@ pub async fn run(addr: SocketAddr, o: &Opts, steps: &[Step], settle_ms: u64) -> 
         t.abort();
     }
     drop(sinks);
-    let t = log.lock().unwrap().clone();
-    t
+    log.lock().unwrap().clone()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -285,7 +283,6 @@ async fn connect(
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => record(format!("http {}", resp.status().as_u16())),
         Err(e) => record(format!("connect error {e}")),
     }
-    let _ = CloseCode::Normal;
 }
 
 /// A minimal HTTP/1.1 request; returns "STATUS content-type=.. acao=.. vary=.. acam=.. body=..".

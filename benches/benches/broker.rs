@@ -2,7 +2,7 @@
 //! `cargo bench -p peerstorm-benches --bench broker`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Output};
+use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, OutputRef};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -26,10 +26,12 @@ fn core(c: &mut Criterion) {
     g.bench_function("relay OFFER (~700 B) to an online peer", |bench| {
         bench.iter(|| {
             b.handle_text(now, ConnId(0), black_box(&offer));
-            match b.poll_output() {
-                Some(Output::Send { text, .. }) => black_box(text),
-                other => panic!("expected a relayed frame, got {other:?}"),
-            }
+            let mut bytes = 0;
+            b.drain_outputs(|o| match o {
+                OutputRef::Send { text, .. } => bytes += black_box(text).len(),
+                OutputRef::Close { .. } => panic!("expected a relayed frame"),
+            });
+            assert!(bytes > 600, "the OFFER was relayed");
         })
     });
     g.bench_function("HEARTBEAT", |bench| {

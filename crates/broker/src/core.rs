@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::metrics::{Metrics, Rejection};
 use peerstorm_model::peerjs::payload::{is_valid_peer_id, messages};
-use peerstorm_model::peerjs::{Frame, MessageType};
+use peerstorm_model::peerjs::{Frame, FrameRef, MessageType};
 use peerstorm_model::rng::Rng;
 use rustc_hash::FxHashMap;
 use std::borrow::Borrow;
@@ -54,6 +54,20 @@ pub enum Output {
     Send { conn: ConnId, text: String },
     /// Close a connection after what was sent before; `code: None` sends a close frame with no
     /// status, which the client sees as 1005, as the reference does.
+    Close { conn: ConnId, code: Option<u16> },
+}
+
+/// An output borrowed from the broker's output buffer (see [`Broker::drain_outputs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputRef<'a> {
+    Send { conn: ConnId, text: &'a str },
+    Close { conn: ConnId, code: Option<u16> },
+}
+
+/// An output waiting in the queue; texts live in one arena so relaying allocates nothing.
+#[derive(Debug)]
+enum Pending {
+    Send { conn: ConnId, start: usize, end: usize },
     Close { conn: ConnId, code: Option<u16> },
 }
 
@@ -154,7 +168,8 @@ pub struct Broker {
     queues: BTreeMap<PeerId, Queue>,
     queued_now: usize,
     issued: FxHashMap<Box<str>, Instant>,
-    out: VecDeque<Output>,
+    out: VecDeque<Pending>,
+    arena: String,
     next_check: Instant,
     next_cleanup: Instant,
     serial: u64,
@@ -177,6 +192,7 @@ impl Broker {
             queued_now: 0,
             issued: FxHashMap::default(),
             out: VecDeque::new(),
+            arena: String::new(),
             serial: 0,
             metrics: Metrics::default(),
         }
@@ -213,7 +229,37 @@ impl Broker {
 
     /// The next thing to do, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let o = match self.out.pop_front()? {
+            Pending::Send { conn, start, end } => Output::Send { conn, text: self.arena[start..end].to_string() },
+            Pending::Close { conn, code } => Output::Close { conn, code },
+        };
+        if self.out.is_empty() {
+            self.clear_arena();
+        }
+        Some(o)
+    }
+
+    /// Hands every pending output to `f` without copying, in order, and empties the queue. The
+    /// allocation-free form of [`Broker::poll_output`].
+    pub fn drain_outputs(&mut self, mut f: impl FnMut(OutputRef<'_>)) {
+        for p in self.out.drain(..) {
+            f(match p {
+                Pending::Send { conn, start, end } => OutputRef::Send { conn, text: &self.arena[start..end] },
+                Pending::Close { conn, code } => OutputRef::Close { conn, code },
+            });
+        }
+        self.clear_arena();
+    }
+
+    fn clear_arena(&mut self) {
+        self.arena.clear();
+        if self.arena.capacity() > 1 << 20 {
+            self.arena.shrink_to(64 << 10);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: Option<u16>) {
+        self.out.push_back(Pending::Close { conn, code });
     }
 
     /// When [`Broker::handle_timeout`] must next run.
@@ -221,19 +267,25 @@ impl Broker {
         self.next_check.min(self.next_cleanup)
     }
 
-    fn send(&mut self, conn: ConnId, text: String) {
-        self.out.push_back(Output::Send { conn, text });
+    fn send(&mut self, conn: ConnId, text: &str) {
+        self.send_with(conn, |out| out.push_str(text));
+    }
+
+    fn send_with(&mut self, conn: ConnId, write: impl FnOnce(&mut String)) {
+        let start = self.arena.len();
+        write(&mut self.arena);
+        self.out.push_back(Pending::Send { conn, start, end: self.arena.len() });
     }
 
     fn error_and_close(&mut self, conn: ConnId, msg: &str, why: Rejection) {
         self.metrics.reject(why);
-        self.send(conn, Frame::error(msg).to_client_json());
-        self.out.push_back(Output::Close { conn, code: None });
+        self.send(conn, &Frame::error(msg).to_client_json());
+        self.close(conn, None);
     }
 
     fn error(&mut self, conn: ConnId, msg: &str, why: Rejection) {
         self.metrics.reject(why);
-        self.send(conn, Frame::error(msg).to_client_json());
+        self.send(conn, &Frame::error(msg).to_client_json());
     }
 
     fn hardened(&self) -> bool {
@@ -268,8 +320,8 @@ impl Broker {
             let c = self.slots[slot as usize].as_mut().expect("by_id points at a live slot");
             if *c.token != **token {
                 self.metrics.reject(Rejection::IdTaken);
-                self.send(conn, Frame::id_taken().to_client_json());
-                self.out.push_back(Output::Close { conn, code: None });
+                self.send(conn, &Frame::id_taken().to_client_json());
+                self.close(conn, None);
                 return;
             }
             // Same token: this socket takes the registration over. No OPEN (notes §1.1; PR #462).
@@ -310,7 +362,7 @@ impl Broker {
         c.peer = Some(PeerId::new(id));
         c.client = Some((slot, self.serial));
         self.metrics.registered_total += 1;
-        self.send(conn, Frame::open().to_client_json());
+        self.send(conn, r#"{"type":"OPEN"}"#);
         self.replay_queue(id);
     }
 
@@ -321,7 +373,7 @@ impl Broker {
             for m in q.msgs {
                 if let Some(conn) = conn {
                     self.metrics.delivered_from_queue += 1;
-                    self.send(conn, m.text);
+                    self.send(conn, &m.text);
                 }
             }
         }
@@ -374,7 +426,7 @@ impl Broker {
         if self.rate_limited(now, conn) {
             return;
         }
-        let mut frame = match Frame::parse(text) {
+        let frame = match FrameRef::parse(text) {
             Ok(f) => f,
             Err(e) => return self.malformed(conn, &e.to_string()),
         };
@@ -397,25 +449,19 @@ impl Broker {
             | MessageType::Candidate
             | MessageType::Leave
             | MessageType::Expire => {
-                frame.src = Some(src.as_str().to_string());
-                self.relay(now, &kind, &src, frame, Some(conn), client);
+                // The reference rebuilds the frame as {type, src, dst, payload} with src forced.
+                let body = Body::Frame { frame: &frame, src: src.as_str() };
+                let msg = Relayed { kind: &kind, src: &src, dst: frame.dst.as_deref(), body };
+                self.relay(now, msg, Some(conn), client);
             }
             _ => self.metrics.reject(Rejection::UnknownType),
         }
     }
 
     /// The transmission handler of the reference: deliver, queue, or drop.
-    fn relay(
-        &mut self,
-        now: Instant,
-        kind: &MessageType,
-        src: &PeerId,
-        frame: Frame,
-        from: Option<ConnId>,
-        from_client: Option<(u32, u64)>,
-    ) {
-        let dst_owned = frame.dst.clone();
-        let Some(dst) = dst_owned.as_deref() else {
+    fn relay(&mut self, now: Instant, msg: Relayed<'_>, from: Option<ConnId>, from_client: Option<(u32, u64)>) {
+        let Relayed { kind, src, dst, body } = msg;
+        let Some(dst) = dst else {
             if *kind == MessageType::Leave {
                 // LEAVE without dst deregisters the sender, but only its own registration: the
                 // reference removes whoever holds the ID (notes §4.6, the eviction primitive).
@@ -432,7 +478,7 @@ impl Broker {
         if let Some(&slot) = self.by_id.get(dst) {
             let to = self.slots[slot as usize].as_ref().expect("by_id points at a live slot").conn;
             *self.metrics.relayed.entry(static_name(kind)).or_default() += 1;
-            self.send(to, frame.to_client_json());
+            self.send_with(to, |out| body.write(out));
             return;
         }
         if !kind.is_queued() {
@@ -454,7 +500,7 @@ impl Broker {
             }
         }
         let q = self.queues.entry(PeerId::new(dst)).or_insert_with(|| Queue { last_read_at: now, msgs: Vec::new() });
-        q.msgs.push(Queued { src: src.clone(), dst: PeerId::new(dst), text: frame.to_client_json() });
+        q.msgs.push(Queued { src: src.clone(), dst: PeerId::new(dst), text: body.into_string() });
         self.queued_now += 1;
         self.metrics.queued_total += 1;
     }
@@ -492,7 +538,9 @@ impl Broker {
                 continue;
             }
             self.metrics.undelivered_requeued += 1;
-            self.relay(now, &kind, &PeerId::new(&src), frame, None, None);
+            let dst = frame.dst.clone();
+            let msg = Relayed { kind: &kind, src: &PeerId::new(&src), dst: dst.as_deref(), body: Body::Text(text) };
+            self.relay(now, msg, None, None);
         }
     }
 
@@ -536,7 +584,7 @@ impl Broker {
             }
             let (conn, id) = (c.conn, c.id.clone());
             self.metrics.alive_timeouts += 1;
-            self.out.push_back(Output::Close { conn, code: None });
+            self.close(conn, None);
             if let Some(q) = self.queues.remove(id.as_str()) {
                 self.queued_now -= q.msgs.len();
             }
@@ -564,8 +612,14 @@ impl Broker {
                 }
                 seen.push((&m.src, &m.dst));
                 self.metrics.expire_sent += 1;
-                let frame = Frame::expire(m.dst.as_str(), m.src.as_str());
-                self.relay(now, &MessageType::Expire, &m.dst, frame, None, None);
+                let text = Frame::expire(m.dst.as_str(), m.src.as_str()).to_client_json();
+                let msg = Relayed {
+                    kind: &MessageType::Expire,
+                    src: &m.dst,
+                    dst: Some(m.src.as_str()),
+                    body: Body::Text(text),
+                };
+                self.relay(now, msg, None, None);
             }
         }
     }
@@ -593,6 +647,42 @@ impl Broker {
         let mut v: Vec<(u64, &str)> = self.slots.iter().flatten().map(|c| (c.serial, c.id.as_str())).collect();
         v.sort_unstable();
         Some(v.into_iter().map(|(_, id)| id.to_string()).collect())
+    }
+}
+
+/// A frame on its way through the relay: its type, who sent it, where to, and what the
+/// destination receives.
+struct Relayed<'m> {
+    kind: &'m MessageType,
+    src: &'m PeerId,
+    dst: Option<&'m str>,
+    body: Body<'m>,
+}
+
+/// The JSON a destination receives: written from the parsed frame straight into the output
+/// buffer (the hot path), or already made.
+enum Body<'m> {
+    Frame { frame: &'m FrameRef<'m>, src: &'m str },
+    Text(String),
+}
+
+impl Body<'_> {
+    fn write(&self, out: &mut String) {
+        match self {
+            Body::Frame { frame, src } => frame.write_client_json(src, out),
+            Body::Text(t) => out.push_str(t),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Body::Text(t) => t,
+            b @ Body::Frame { .. } => {
+                let mut s = String::new();
+                b.write(&mut s);
+                s
+            }
+        }
     }
 }
 

@@ -17,4 +17,4 @@ pub mod server;
 pub mod ws;
 
 pub use config::{Config, Hardening};
-pub use core::{Broker, ConnId, ConnectParams, Output, PeerId};
+pub use core::{Broker, ConnId, ConnectParams, Output, OutputRef, PeerId};

@@ -7,7 +7,7 @@
 //! handled, and then each destination that got frames is written once (batched writes).
 
 use crate::config::Config;
-use crate::core::{Broker, ConnId, ConnectParams, Output};
+use crate::core::{Broker, ConnId, ConnectParams, OutputRef};
 use crate::http::{self, Request, Response};
 use crate::ws::{self, Decoder, Event};
 use rustc_hash::FxHashMap;
@@ -126,23 +126,25 @@ async fn timers(shared: Rc<Shared>) {
 /// connection once.
 fn dispatch(shared: &Shared) {
     let mut dirty: Vec<Rc<ConnIo>> = Vec::new();
-    loop {
-        let Some(o) = shared.broker.borrow_mut().poll_output() else { break };
-        let conn = match &o {
-            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn,
-        };
-        let Some(io) = shared.conns.borrow().get(&conn).cloned() else { continue };
-        match o {
-            Output::Send { text, .. } => {
-                if !io.closing.get() {
-                    ws::encode(&mut io.out.borrow_mut(), ws::OP_TEXT, text.as_bytes());
+    {
+        let conns = shared.conns.borrow();
+        shared.broker.borrow_mut().drain_outputs(|o| {
+            let conn = match o {
+                OutputRef::Send { conn, .. } | OutputRef::Close { conn, .. } => conn,
+            };
+            let Some(io) = conns.get(&conn) else { return };
+            match o {
+                OutputRef::Send { text, .. } => {
+                    if !io.closing.get() {
+                        ws::encode(&mut io.out.borrow_mut(), ws::OP_TEXT, text.as_bytes());
+                    }
                 }
+                OutputRef::Close { code, .. } => queue_close(io, code),
             }
-            Output::Close { code, .. } => queue_close(&io, code),
-        }
-        if !dirty.iter().any(|d| Rc::ptr_eq(d, &io)) {
-            dirty.push(io);
-        }
+            if !dirty.iter().any(|d| Rc::ptr_eq(d, io)) {
+                dirty.push(io.clone());
+            }
+        });
     }
     for io in dirty {
         flush(&io);

@@ -3,9 +3,9 @@
 //! panic, whatever the input.
 
 use crate::candidate::Candidate;
-use crate::peerjs::Frame;
 use crate::peerjs::binarypack::{self, Value};
 use crate::peerjs::dataconn::{BinaryReceiver, ReassemblyLimits};
+use crate::peerjs::{Frame, FrameRef};
 use crate::sdp::{SessionDescription, check_jsep};
 
 /// SDP: the lenient parse never panics; whatever the strict parse accepts emits back to the input
@@ -37,8 +37,30 @@ pub fn candidate(data: &[u8]) {
     }
 }
 
+/// The borrowed [`FrameRef::parse`] the relay uses accepts exactly the frames
+/// [`Frame::parse`] accepts, and relays them to the same bytes.
+pub fn frame_ref_agrees(text: &str) {
+    let borrowed = FrameRef::parse(text);
+    let owned = Frame::parse(text);
+    assert_eq!(
+        owned.is_ok(),
+        borrowed.is_ok(),
+        "Frame::parse and FrameRef::parse disagree on {text:?}: {owned:?} vs {borrowed:?}"
+    );
+    if let (Ok(mut o), Ok(b)) = (owned, borrowed) {
+        assert_eq!((&o.kind, o.dst.as_deref()), (&b.kind, b.dst.as_deref()));
+        o.src = Some("relay-src".into());
+        let mut out = String::new();
+        b.write_client_json("relay-src", &mut out);
+        assert_eq!(out, o.to_client_json());
+    }
+}
+
 /// Frames: whatever parses survives both emit shapes and parses to the same frame again.
 pub fn frame(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        frame_ref_agrees(text);
+    }
     if let Ok(f) = Frame::parse_bytes(data) {
         let server = f.to_server_json();
         assert_eq!(Frame::parse(&server).as_ref(), Ok(&f), "client->server emit must parse back");

@@ -179,6 +179,24 @@ proptest! {
     }
 
     #[test]
+    fn skimmed_frames_agree_with_serde(cut in 0usize..400, insert in prop::sample::select(vec!["", "\"", "\\", "{", "}", "[", "]", ",", ":", "1", "-", "e", ".", "null", "\u{1}", " ", "\\u00e9", "\\x"]), idx in 0usize..6) {
+        let frames = [
+            r#"{"type":"OFFER","payload":{"sdp":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"},"type":"data","connectionId":"dc_1","metadata":{"n":[1,2.5e3,-0,true,false,null]}},"dst":"bob"}"#,
+            r#"{"type":"CANDIDATE","payload":{"candidate":{"candidate":"candidate:1 1 udp 2 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0}},"dst":"b\u00e9b"}"#,
+            r#" { "type" : "HEARTBEAT" } "#,
+            r#"{"typ\u0065":"LEAVE","dst":null,"payload":[]}"#,
+            r#"{"type":"EXPIRE","src":"x","dst":"y","extra":{"deep":[[[[1]]]]}}"#,
+            r#"[{"type":"OFFER"}]"#,
+        ];
+        let f = frames[idx % frames.len()];
+        let mut at = cut.min(f.len());
+        while !f.is_char_boundary(at) { at -= 1; }
+        fuzzing::frame_ref_agrees(f);
+        fuzzing::frame_ref_agrees(&format!("{}{insert}{}", &f[..at], &f[at..]));
+        fuzzing::frame_ref_agrees(&f[..at]);
+    }
+
+    #[test]
     fn frames_round_trip(kind in "[A-Z-]{1,12}", src in prop::option::of(".{0,20}"), dst in prop::option::of(".{0,20}"), payload in prop::option::of(value())) {
         let mut f = Frame::parse(&format!("{{\"type\":{}}}", serde_json::to_string(&kind).unwrap())).unwrap();
         prop_assert_eq!(f.kind.clone(), Some(MessageType::parse(&kind)));

@@ -292,6 +292,13 @@ impl JsonObject {
 
 /// Appends `s` as a JSON string, escaped as `JSON.stringify` does.
 pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     out.push('"');
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
@@ -316,6 +323,101 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// A frame parsed without copying, for the relay's hot path: `src`/`dst` and the payload borrow
+/// from the input (a string with escapes is unescaped into an owned one). It accepts exactly the
+/// frames [`Frame::parse`] accepts (`fuzzing::frame_ref_agrees` holds it to that).
+#[derive(Debug, Clone)]
+pub struct FrameRef<'a> {
+    pub kind: Option<MessageType>,
+    pub src: Option<std::borrow::Cow<'a, str>>,
+    pub dst: Option<std::borrow::Cow<'a, str>>,
+    /// The payload as sent.
+    pub payload: Option<&'a RawValue>,
+}
+
+impl<'a> FrameRef<'a> {
+    /// Parses like [`Frame::parse`] (same errors), borrowing from `text`.
+    pub fn parse(text: &'a str) -> Result<Self, FrameError> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let frame = de.deserialize_any(FrameRefVisitor).map_err(|e| FrameError::from_json(&e))?;
+        de.end().map_err(|e| FrameError::from_json(&e))?;
+        Ok(frame)
+    }
+
+    /// Appends the server→client JSON (`{type,src,dst,payload}`) with `src` set to `src`.
+    pub fn write_client_json(&self, src: &str, out: &mut String) {
+        out.push('{');
+        let mut first = true;
+        let mut key = |out: &mut String, k: &str| {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push('"');
+            out.push_str(k);
+            out.push_str("\":");
+        };
+        if let Some(k) = &self.kind {
+            key(out, "type");
+            push_json_string(out, k.as_str());
+        }
+        key(out, "src");
+        push_json_string(out, src);
+        if let Some(d) = &self.dst {
+            key(out, "dst");
+            push_json_string(out, d);
+        }
+        if let Some(p) = self.payload {
+            key(out, "payload");
+            out.push_str(p.get());
+        }
+        out.push('}');
+    }
+}
+
+struct FrameRefVisitor;
+
+fn borrowed_string_member<'de, E: de::Error>(
+    name: &str,
+    raw: &'de RawValue,
+) -> Result<Option<std::borrow::Cow<'de, str>>, E> {
+    let text = raw.get();
+    if text == "null" {
+        return Ok(None);
+    }
+    if !text.starts_with('"') {
+        return Err(E::custom(format!("member \"{name}\" must be a string, found {}", truncate(text))));
+    }
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Some(std::borrow::Cow::Borrowed(inner)));
+    }
+    serde_json::from_str::<String>(text).map(|s| Some(std::borrow::Cow::Owned(s))).map_err(E::custom)
+}
+
+impl<'de> Visitor<'de> for FrameRefVisitor {
+    type Value = FrameRef<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a PeerJS frame (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FrameRef<'de>, A::Error> {
+        let mut frame = FrameRef { kind: None, src: None, dst: None, payload: None };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            match key.as_ref() {
+                "type" => frame.kind = borrowed_string_member("type", value)?.map(|s| MessageType::parse(&s)),
+                "src" => frame.src = borrowed_string_member("src", value)?,
+                "dst" => frame.dst = borrowed_string_member("dst", value)?,
+                "payload" => frame.payload = Some(value),
+                _ => {}
+            }
+        }
+        Ok(frame)
+    }
 }
 
 struct FrameVisitor;
@@ -422,6 +524,28 @@ mod tests {
         assert!(e.to_string().contains("\"type\" must be a string"), "{e}");
         assert!(Frame::parse(r#"{"type":"OPEN"} x"#).is_err());
         assert!(Frame::parse_bytes(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn borrowed_frames_agree_with_owned_ones() {
+        for text in [
+            r#"{"type":"OFFER","payload":{"a":[1,"x\"y"]},"dst":"bo\u0062","src":"mallory","extra":42}"#,
+            r#"{"type":"CANDIDATE","dst":"bob"}"#,
+            r#"{"dst":"bob","payload":null}"#,
+        ] {
+            let owned = Frame::parse(text).unwrap();
+            let borrowed = FrameRef::parse(text).unwrap();
+            assert_eq!(borrowed.kind, owned.kind);
+            assert_eq!(borrowed.dst.as_deref(), owned.dst.as_deref());
+            let mut with_src = owned.clone();
+            with_src.src = Some("alice".into());
+            let mut out = String::new();
+            borrowed.write_client_json("alice", &mut out);
+            assert_eq!(out, with_src.to_client_json());
+        }
+        for bad in ["{not json", "null", "[]", r#"{"type":5}"#, r#"{"dst":7}"#] {
+            assert_eq!(FrameRef::parse(bad).is_err(), Frame::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,4 +14,4 @@ pub mod dataconn;
 mod frame;
 pub mod payload;
 
-pub use frame::{Frame, FrameError, MessageType};
+pub use frame::{Frame, FrameError, FrameRef, MessageType};

@@ -198,26 +198,11 @@ fn unwritten_texts(io: &ConnIo) -> Vec<String> {
     let out = io.out.borrow();
     let written = io.written.get();
     let mut texts = Vec::new();
-    let mut at = 0;
-    while at + 2 <= out.len() {
-        let (op, b1) = (out[at] & 0x0f, out[at + 1] & 0x7f);
-        let (len, hl) = match b1 {
-            126 if at + 4 <= out.len() => (usize::from(u16::from_be_bytes([out[at + 2], out[at + 3]])), 4),
-            127 if at + 10 <= out.len() => {
-                (u64::from_be_bytes(out[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10)
-            }
-            126 | 127 => break,
-            n => (usize::from(n), 2),
-        };
-        let end = at + hl + len;
-        if end > out.len() {
-            break;
-        }
+    ws::for_each_server_frame(&out, |op, payload, end| {
         if end > written && op == ws::OP_TEXT {
-            texts.push(String::from_utf8_lossy(&out[at + hl..end]).into_owned());
+            texts.push(String::from_utf8_lossy(payload).into_owned());
         }
-        at = end;
-    }
+    });
     texts
 }
 

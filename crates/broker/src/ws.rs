@@ -226,6 +226,30 @@ pub fn encode_close(out: &mut Vec<u8>, code: Option<u16>) {
     }
 }
 
+/// Walks the unmasked (server) frames at the start of `b`, calling `on_frame(opcode, payload,
+/// end offset)` for each complete one; returns the bytes they take. The shell uses it to recover
+/// unwritten frames, clients to read what a server sent.
+pub fn for_each_server_frame(b: &[u8], mut on_frame: impl FnMut(u8, &[u8], usize)) -> usize {
+    let mut at = 0;
+    while b.len() - at >= 2 {
+        let op = b[at] & 0x0f;
+        let (len, hl) = match b[at + 1] & 0x7f {
+            126 if b.len() - at >= 4 => (usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]])), 4),
+            127 if b.len() - at >= 10 => {
+                (u64::from_be_bytes(b[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10)
+            }
+            126 | 127 => break,
+            n => (usize::from(n), 2),
+        };
+        if b.len() - at < hl + len {
+            break;
+        }
+        on_frame(op, &b[at + hl..at + hl + len], at + hl + len);
+        at += hl + len;
+    }
+    at
+}
+
 /// Appends a masked client frame (for tests and the load generator).
 pub fn encode_masked(out: &mut Vec<u8>, op: u8, payload: &[u8], mask: [u8; 4]) {
     out.reserve(payload.len() + 14);

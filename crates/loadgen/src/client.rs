@@ -161,24 +161,7 @@ impl Client {
 
 /// Decodes unmasked server frames; returns the bytes used.
 pub fn decode_server_frames(b: &[u8], on_frame: &mut impl FnMut(u8, &[u8])) -> usize {
-    let mut at = 0;
-    while b.len() - at >= 2 {
-        let op = b[at] & 0x0f;
-        let (len, hl) = match b[at + 1] & 0x7f {
-            126 if b.len() - at >= 4 => (usize::from(u16::from_be_bytes([b[at + 2], b[at + 3]])), 4),
-            127 if b.len() - at >= 10 => {
-                (u64::from_be_bytes(b[at + 2..at + 10].try_into().expect("8 bytes")) as usize, 10)
-            }
-            126 | 127 => break,
-            n => (usize::from(n), 2),
-        };
-        if b.len() - at < hl + len {
-            break;
-        }
-        on_frame(op, &b[at + hl..at + hl + len]);
-        at += hl + len;
-    }
-    at
+    ws::for_each_server_frame(b, |op, payload, _| on_frame(op, payload))
 }
 
 async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {

@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod peerjs;
 pub mod rng;
 pub mod sdp;
+pub mod stun;
 
 pub use diag::{Diagnostic, Severity};
 

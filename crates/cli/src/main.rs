@@ -2,6 +2,7 @@
 
 mod bench;
 mod inspect;
+mod nat;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,7 +30,8 @@ pbpaste | peerstorm inspect sdp - --type offer --json\n  \
 peerstorm inspect sdp offer.sdp --emit > same.sdp      # byte-identical re-emit\n  \
 peerstorm inspect candidate 'candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host'\n  \
 peerstorm inspect peerjs frames.jsonl                   # one frame per line\n  \
-peerstorm serve broker --host 127.0.0.1 --port 9000     # a PeerServer, like `peerjs --port 9000`"
+peerstorm serve broker --host 127.0.0.1 --port 9000     # a PeerServer, like `peerjs --port 9000`\n  \
+peerstorm nat probe --preset symmetric                  # RFC 5780 discovery through a simulated NAT"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +49,9 @@ enum Command {
     /// Benchmarks against real sockets: peerstorm's broker beside peer@1.0.2.
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Simulated NATs: check a NAT type with RFC 5780 discovery.
+    #[command(subcommand)]
+    Nat(nat::Nat),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Command::Inspect(i) => inspect::run(i),
         Command::Serve(s) => serve::run(s),
         Command::Bench(b) => bench::run(b),
+        Command::Nat(n) => nat::run(n),
     };
     match result {
         Ok(code) => ExitCode::from(code),

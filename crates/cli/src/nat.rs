@@ -52,7 +52,9 @@ pub struct ProbeArgs {
 fn behavior(s: &str, what: &str) -> Result<Behavior> {
     match Behavior::parse(s) {
         Some(b) => Ok(b),
-        None => bail!("unknown {what} behaviour {s:?}: use endpoint-independent, address-dependent or address-and-port-dependent"),
+        None => bail!(
+            "unknown {what} behaviour {s:?}: use endpoint-independent, address-dependent or address-and-port-dependent"
+        ),
     }
 }
 
@@ -115,8 +117,13 @@ fn probe_cmd(a: &ProbeArgs) -> Result<u8> {
     } else {
         let c = &report.configured;
         let d = &report.discovered;
-        println!("NAT {} ({} layer(s){})", report.preset, c.layers.len(), if c.firewall.block_udp { ", UDP blocked" } else { "" });
-        println!("              {:<28} {}", "configured", "discovered (RFC 5780)");
+        println!(
+            "NAT {} ({} layer(s){})",
+            report.preset,
+            c.layers.len(),
+            if c.firewall.block_udp { ", UDP blocked" } else { "" }
+        );
+        println!("              {:<28} discovered (RFC 5780)", "configured");
         println!("  mapping     {:<28} {}", show(c.mapping), show(d.mapping));
         println!("  filtering   {:<28} {}", show(c.filtering), show(d.filtering));
         let hp = |h: Option<bool>| h.map_or("-", |b| if b { "yes" } else { "no" });
@@ -124,7 +131,14 @@ fn probe_cmd(a: &ProbeArgs) -> Result<u8> {
         if let Some(m) = d.mapped_address {
             println!("  mapped address {m}");
         }
-        println!("{}", if ok { "discovered behaviour matches the configuration" } else { "MISMATCH between configuration and discovery" });
+        println!(
+            "{}",
+            if ok {
+                "discovered behaviour matches the configuration"
+            } else {
+                "MISMATCH between configuration and discovery"
+            }
+        );
     }
     Ok(if ok { crate::EXIT_OK } else { crate::EXIT_INVALID })
 }

@@ -111,7 +111,10 @@ impl Message {
 
     /// Adds an address attribute (XOR'ed for the XOR-* types).
     pub fn push_address(&mut self, typ: u16, addr: SocketAddr) -> &mut Self {
-        let v = encode_address(addr, (typ == attr::XOR_MAPPED_ADDRESS || typ == 0x0012 || typ == 0x0016).then_some(&self.transaction_id));
+        let v = encode_address(
+            addr,
+            (typ == attr::XOR_MAPPED_ADDRESS || typ == 0x0012 || typ == 0x0016).then_some(&self.transaction_id),
+        );
         self.push(typ, v)
     }
 
@@ -136,7 +139,9 @@ impl Message {
 
     /// The wire form. With `fingerprint`, a FINGERPRINT attribute is appended (RFC 8489 §14.7).
     pub fn encode(&self, fingerprint: bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(20 + self.attributes.iter().map(|(_, v)| 4 + v.len().next_multiple_of(4)).sum::<usize>() + 8);
+        let mut out = Vec::with_capacity(
+            20 + self.attributes.iter().map(|(_, v)| 4 + v.len().next_multiple_of(4)).sum::<usize>() + 8,
+        );
         out.extend_from_slice(&type_bits(self.method, self.class).to_be_bytes());
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());

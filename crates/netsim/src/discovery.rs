@@ -49,7 +49,10 @@ impl StunServer {
         let local = d.pkt.dst;
         let other_ip = if *local.ip() == self.ip1 { self.ip2 } else { self.ip1 };
         let other_port = if local.port() == self.port1 { self.port2 } else { self.port1 };
-        let from = SocketAddrV4::new(if change_ip { other_ip } else { *local.ip() }, if change_port { other_port } else { local.port() });
+        let from = SocketAddrV4::new(
+            if change_ip { other_ip } else { *local.ip() },
+            if change_port { other_port } else { local.port() },
+        );
         let mut resp = Message::new(stun::BINDING, Class::Success, req.transaction_id);
         resp.push_address(attr::XOR_MAPPED_ADDRESS, SocketAddr::V4(d.pkt.src));
         resp.push_address(attr::RESPONSE_ORIGIN, SocketAddr::V4(from));
@@ -73,7 +76,15 @@ pub struct Discovered {
 
 /// One Binding transaction from `local` to `dst`: the XOR-MAPPED-ADDRESS, or `None` after three
 /// tries (500 ms apart, RFC 8489's initial RTO).
-fn transact(sim: &mut Sim, client: HostId, server: &StunServer, local: SocketAddrV4, dst: SocketAddrV4, change: (bool, bool), rng: &mut Rng) -> Option<SocketAddrV4> {
+fn transact(
+    sim: &mut Sim,
+    client: HostId,
+    server: &StunServer,
+    local: SocketAddrV4,
+    dst: SocketAddrV4,
+    change: (bool, bool),
+    rng: &mut Rng,
+) -> Option<SocketAddrV4> {
     let mut tid = [0u8; 12];
     rng.fill(&mut tid);
     let mut req = Message::binding_request(tid);
@@ -89,7 +100,8 @@ fn transact(sim: &mut Sim, client: HostId, server: &StunServer, local: SocketAdd
             if server.respond(sim, &d) {
                 return Flow::Continue;
             }
-            if d.host == client && d.pkt.dst == local
+            if d.host == client
+                && d.pkt.dst == local
                 && let Ok(m) = Message::decode(&d.pkt.payload)
                 && m.transaction_id == tid
                 && m.class == Class::Success
@@ -111,7 +123,14 @@ fn transact(sim: &mut Sim, client: HostId, server: &StunServer, local: SocketAdd
 
 /// RFC 5780 §4.5: send a Binding request to our own mapped address and see whether it comes
 /// back to us.
-fn hairpin(sim: &mut Sim, client: HostId, server: &StunServer, local: SocketAddrV4, mapped: SocketAddrV4, rng: &mut Rng) -> bool {
+fn hairpin(
+    sim: &mut Sim,
+    client: HostId,
+    server: &StunServer,
+    local: SocketAddrV4,
+    mapped: SocketAddrV4,
+    rng: &mut Rng,
+) -> bool {
     let mut tid = [0u8; 12];
     rng.fill(&mut tid);
     let bytes = Message::binding_request(tid).encode(true);
@@ -140,16 +159,26 @@ pub fn discover(sim: &mut Sim, client: HostId, server: &StunServer, seed: u64) -
     let mut rng = Rng::seed(seed);
     let ip = sim.net.host_ips(client)[0];
     let (p_map, p_filter) = (SocketAddrV4::new(ip, 40000), SocketAddrV4::new(ip, 40002));
-    let mut out = Discovered { mapping: None, filtering: None, hairpinning: None, mapped_address: None, udp_blocked: true };
+    let mut out =
+        Discovered { mapping: None, filtering: None, hairpinning: None, mapped_address: None, udp_blocked: true };
     // §4.3 mapping: test I to (ip1, port1); II to (ip2, port1); III to (ip2, port2).
     let Some(x1) = transact(sim, client, server, p_map, server.primary(), (false, false), &mut rng) else { return out };
     out.udp_blocked = false;
     out.mapped_address = Some(x1);
-    let x2 = transact(sim, client, server, p_map, SocketAddrV4::new(server.ip2, server.port1), (false, false), &mut rng);
+    let x2 =
+        transact(sim, client, server, p_map, SocketAddrV4::new(server.ip2, server.port1), (false, false), &mut rng);
     out.mapping = match x2 {
         _ if x1 == p_map => Some(Behavior::EndpointIndependent),
         Some(x2) if x2 == x1 => Some(Behavior::EndpointIndependent),
-        Some(x2) => match transact(sim, client, server, p_map, SocketAddrV4::new(server.ip2, server.port2), (false, false), &mut rng) {
+        Some(x2) => match transact(
+            sim,
+            client,
+            server,
+            p_map,
+            SocketAddrV4::new(server.ip2, server.port2),
+            (false, false),
+            &mut rng,
+        ) {
             Some(x3) if x3 == x2 => Some(Behavior::AddressDependent),
             Some(_) => Some(Behavior::AddressAndPortDependent),
             None => None,
@@ -209,7 +238,8 @@ impl ProbeReport {
     pub fn matches(&self) -> bool {
         let c = &self.configured;
         let d = &self.discovered;
-        (c.mapping, c.filtering, c.hairpinning) == (d.mapping, d.filtering, d.hairpinning) && d.udp_blocked == c.mapping.is_none()
+        (c.mapping, c.filtering, c.hairpinning) == (d.mapping, d.filtering, d.hairpinning)
+            && d.udp_blocked == c.mapping.is_none()
     }
 }
 
@@ -228,10 +258,23 @@ pub fn probe(name: &str, layers: &[NatConfig], firewall: Firewall, seed: u64) ->
         for (i, cfg) in layers.iter().enumerate() {
             let last = i + 1 == layers.len();
             let outer = if last { internet } else { net.add_segment(&format!("carrier-{i}")) };
-            let inside_ip: Ipv4Addr = if i == 0 { "192.168.1.1".parse().expect("ip") } else { Ipv4Addr::new(100, 64, i as u8 - 1, 1) };
-            let external: Vec<Ipv4Addr> = if last { vec![Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(203, 0, 113, 2)] } else { vec![Ipv4Addr::new(100, 64, i as u8, 2)] };
+            let inside_ip: Ipv4Addr =
+                if i == 0 { "192.168.1.1".parse().expect("ip") } else { Ipv4Addr::new(100, 64, i as u8 - 1, 1) };
+            let external: Vec<Ipv4Addr> = if last {
+                vec![Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(203, 0, 113, 2)]
+            } else {
+                vec![Ipv4Addr::new(100, 64, i as u8, 2)]
+            };
             let fw = if last { firewall.clone() } else { Firewall::default() };
-            net.add_router(inner, outer, inside_ip, external, cfg.clone(), fw, LinkConfig::latency(5));
+            net.add_router(crate::net::RouterSpec {
+                inside: inner,
+                outside: outer,
+                inside_ip,
+                external_ips: external,
+                nat: cfg.clone(),
+                firewall: fw,
+                outside_link: LinkConfig::latency(5),
+            });
             inner = outer;
         }
         client

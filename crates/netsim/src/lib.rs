@@ -19,5 +19,5 @@ pub mod time;
 
 pub use link::{GilbertElliott, LinkConfig};
 pub use nat::{Behavior, Firewall, NatConfig, Pooling, PortAssignment, Preset, Proto};
-pub use net::{Delivery, HostId, Network, Packet, RouterId, SegmentId};
+pub use net::{Delivery, HostId, Network, Packet, RouterId, RouterSpec, SegmentId};
 pub use sim::{Flow, Sim};

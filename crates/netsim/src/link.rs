@@ -89,13 +89,25 @@ impl Link {
 
     fn is_ideal(&self) -> bool {
         let c = &self.cfg;
-        c.latency.is_zero() && c.jitter.is_zero() && c.loss == 0.0 && c.burst_loss.is_none() && c.bandwidth_bps.is_none() && c.duplicate == 0.0
+        c.latency.is_zero()
+            && c.jitter.is_zero()
+            && c.loss == 0.0
+            && c.burst_loss.is_none()
+            && c.bandwidth_bps.is_none()
+            && c.duplicate == 0.0
     }
 
     /// Hands a packet of `size` bytes (IP) to the link at `now`. Returns when it arrives at the
     /// other end (twice when duplicated), or why it was dropped. `reliable` packets (TCP
     /// segments) are not lost: each loss costs a retransmission timeout instead.
-    pub fn transmit(&mut self, now: Duration, size: usize, reliable: bool, rng: &mut Rng, out: &mut Vec<Duration>) -> Result<(), LinkDrop> {
+    pub fn transmit(
+        &mut self,
+        now: Duration,
+        size: usize,
+        reliable: bool,
+        rng: &mut Rng,
+        out: &mut Vec<Duration>,
+    ) -> Result<(), LinkDrop> {
         out.clear();
         if size > self.cfg.mtu {
             return Err(LinkDrop::Mtu);
@@ -179,7 +191,11 @@ mod tests {
     #[test]
     fn latency_and_order() {
         let mut rng = Rng::seed(1);
-        let mut l = Link::new(LinkConfig { latency: Duration::from_millis(20), jitter: Duration::from_millis(30), ..LinkConfig::default() });
+        let mut l = Link::new(LinkConfig {
+            latency: Duration::from_millis(20),
+            jitter: Duration::from_millis(30),
+            ..LinkConfig::default()
+        });
         let mut last = Duration::ZERO;
         for t in 0..200 {
             let at = send(&mut l, t, 100, &mut rng).unwrap()[0];
@@ -193,7 +209,8 @@ mod tests {
     fn bandwidth_queues_then_drops() {
         let mut rng = Rng::seed(1);
         // 1 Mbit/s, 10 kB queue: 1000-byte packets take 8 ms each.
-        let mut l = Link::new(LinkConfig { bandwidth_bps: Some(1_000_000), queue_bytes: 10_000, ..LinkConfig::default() });
+        let mut l =
+            Link::new(LinkConfig { bandwidth_bps: Some(1_000_000), queue_bytes: 10_000, ..LinkConfig::default() });
         let first = send(&mut l, 0, 1000, &mut rng).unwrap()[0];
         assert_eq!(first, Duration::from_millis(8));
         let second = send(&mut l, 0, 1000, &mut rng).unwrap()[0];
@@ -221,7 +238,13 @@ mod tests {
     #[test]
     fn mtu_duplication_and_reliable_segments() {
         let mut rng = Rng::seed(2);
-        let mut l = Link::new(LinkConfig { mtu: 1200, duplicate: 1.0, loss: 0.5, latency: Duration::from_millis(10), ..LinkConfig::default() });
+        let mut l = Link::new(LinkConfig {
+            mtu: 1200,
+            duplicate: 1.0,
+            loss: 0.5,
+            latency: Duration::from_millis(10),
+            ..LinkConfig::default()
+        });
         assert_eq!(send(&mut l, 0, 1300, &mut rng), Err(LinkDrop::Mtu));
         let mut out = Vec::new();
         for _ in 0..50 {

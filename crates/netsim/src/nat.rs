@@ -18,7 +18,8 @@ pub enum Behavior {
 }
 
 impl Behavior {
-    pub const ALL: [Behavior; 3] = [Behavior::EndpointIndependent, Behavior::AddressDependent, Behavior::AddressAndPortDependent];
+    pub const ALL: [Behavior; 3] =
+        [Behavior::EndpointIndependent, Behavior::AddressDependent, Behavior::AddressAndPortDependent];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -225,7 +226,14 @@ impl Nat {
     }
 
     /// Outbound translation: the external source endpoint for `internal` sending to `dst`.
-    pub fn outbound(&mut self, now: Duration, proto: Proto, internal: SocketAddrV4, dst: SocketAddrV4, rng: &mut Rng) -> Result<SocketAddrV4, NatDrop> {
+    pub fn outbound(
+        &mut self,
+        now: Duration,
+        proto: Proto,
+        internal: SocketAddrV4,
+        dst: SocketAddrV4,
+        rng: &mut Rng,
+    ) -> Result<SocketAddrV4, NatDrop> {
         let key = self.key(proto, internal, dst);
         let lifetime = self.lifetime(proto);
         let id = match self.by_key.get(&key).copied().and_then(|id| self.live_mapping(id, now)) {
@@ -281,7 +289,14 @@ impl Nat {
         }
     }
 
-    fn assign_port(&mut self, proto: Proto, ip: Ipv4Addr, internal: u16, now: Duration, rng: &mut Rng) -> Result<u16, NatDrop> {
+    fn assign_port(
+        &mut self,
+        proto: Proto,
+        ip: Ipv4Addr,
+        internal: u16,
+        now: Duration,
+        rng: &mut Rng,
+    ) -> Result<u16, NatDrop> {
         let (lo, hi) = self.cfg.port_range;
         let span = u32::from(hi - lo) + 1;
         let parity_ok = |p: u16, parity: bool| !parity || p % 2 == internal % 2;
@@ -310,7 +325,14 @@ impl Nat {
 
     /// Inbound translation: the internal endpoint for a packet from `remote` to `external`,
     /// subject to the filtering behaviour. `hairpin` packets come from inside and skip filtering.
-    pub fn inbound(&mut self, now: Duration, proto: Proto, remote: SocketAddrV4, external: SocketAddrV4, hairpin: bool) -> Result<SocketAddrV4, NatDrop> {
+    pub fn inbound(
+        &mut self,
+        now: Duration,
+        proto: Proto,
+        remote: SocketAddrV4,
+        external: SocketAddrV4,
+        hairpin: bool,
+    ) -> Result<SocketAddrV4, NatDrop> {
         let id = self.by_external.get(&(proto, external)).copied().ok_or(NatDrop::NoMapping)?;
         let id = self.live_mapping(id, now).ok_or(NatDrop::NoMapping)?;
         let refresh = self.cfg.inbound_refresh;
@@ -355,8 +377,15 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 7] =
-        [Preset::Open, Preset::FullCone, Preset::RestrictedCone, Preset::PortRestricted, Preset::Symmetric, Preset::Cgnat, Preset::UdpBlocked];
+    pub const ALL: [Preset; 7] = [
+        Preset::Open,
+        Preset::FullCone,
+        Preset::RestrictedCone,
+        Preset::PortRestricted,
+        Preset::Symmetric,
+        Preset::Cgnat,
+        Preset::UdpBlocked,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -383,10 +412,17 @@ impl Preset {
             Preset::FullCone => vec![nat(EndpointIndependent, EndpointIndependent)],
             Preset::RestrictedCone => vec![nat(EndpointIndependent, AddressDependent)],
             Preset::PortRestricted | Preset::UdpBlocked => vec![nat(EndpointIndependent, AddressAndPortDependent)],
-            Preset::Symmetric => vec![NatConfig { port_assignment: PortAssignment::Random, ..nat(AddressAndPortDependent, AddressAndPortDependent) }],
+            Preset::Symmetric => vec![NatConfig {
+                port_assignment: PortAssignment::Random,
+                ..nat(AddressAndPortDependent, AddressAndPortDependent)
+            }],
             Preset::Cgnat => vec![
                 nat(EndpointIndependent, AddressAndPortDependent),
-                NatConfig { port_assignment: PortAssignment::Random, pooling: Pooling::Paired, ..nat(EndpointIndependent, EndpointIndependent) },
+                NatConfig {
+                    port_assignment: PortAssignment::Random,
+                    pooling: Pooling::Paired,
+                    ..nat(EndpointIndependent, EndpointIndependent)
+                },
             ],
         }
     }
@@ -465,7 +501,11 @@ mod tests {
             assert_eq!(n.inbound(t, Proto::Udp, a("198.51.100.1:3478"), x, false), Ok(inside));
             assert_eq!(n.inbound(t, Proto::Udp, a("198.51.100.1:9999"), x, false).is_ok(), other_port_ok, "{b:?}");
             assert_eq!(n.inbound(t, Proto::Udp, a("198.51.100.9:3478"), x, false).is_ok(), other_ip_ok, "{b:?}");
-            assert_eq!(n.inbound(t, Proto::Udp, a("198.51.100.9:3478"), x, true), Ok(inside), "hairpin skips filtering");
+            assert_eq!(
+                n.inbound(t, Proto::Udp, a("198.51.100.9:3478"), x, true),
+                Ok(inside),
+                "hairpin skips filtering"
+            );
         }
     }
 
@@ -476,18 +516,40 @@ mod tests {
         let mut n = Nat::new(cfg, vec!["203.0.113.1".parse().unwrap()]);
         let x = n.outbound(Duration::ZERO, Proto::Udp, a("10.0.0.2:1"), a("198.51.100.1:1"), &mut rng).unwrap();
         assert!(n.inbound(Duration::from_secs(29), Proto::Udp, a("198.51.100.1:1"), x, false).is_ok());
-        assert_eq!(n.inbound(Duration::from_secs(30), Proto::Udp, a("198.51.100.1:1"), x, false), Err(NatDrop::NoMapping), "inbound did not refresh");
+        assert_eq!(
+            n.inbound(Duration::from_secs(30), Proto::Udp, a("198.51.100.1:1"), x, false),
+            Err(NatDrop::NoMapping),
+            "inbound did not refresh"
+        );
         n.outbound(Duration::from_secs(31), Proto::Udp, a("10.0.0.2:2"), a("198.51.100.1:1"), &mut rng).unwrap();
         n.outbound(Duration::from_secs(31), Proto::Udp, a("10.0.0.2:3"), a("198.51.100.1:1"), &mut rng).unwrap();
-        assert_eq!(n.outbound(Duration::from_secs(31), Proto::Udp, a("10.0.0.2:4"), a("198.51.100.1:1"), &mut rng), Err(NatDrop::TableFull));
+        assert_eq!(
+            n.outbound(Duration::from_secs(31), Proto::Udp, a("10.0.0.2:4"), a("198.51.100.1:1"), &mut rng),
+            Err(NatDrop::TableFull)
+        );
     }
 
     #[test]
     fn port_assignment_and_parity() {
         let mut rng = Rng::seed(1);
         let ip = vec!["203.0.113.1".parse().unwrap()];
-        let mut seq = Nat::new(NatConfig { port_assignment: PortAssignment::Sequential, port_range: (2000, 2010), ..NatConfig::default() }, ip.clone());
-        let p: Vec<u16> = (0..3).map(|i| seq.outbound(Duration::ZERO, Proto::Udp, a(&format!("10.0.0.{}:5000", i + 2)), a("198.51.100.1:1"), &mut rng).unwrap().port()).collect();
+        let mut seq = Nat::new(
+            NatConfig { port_assignment: PortAssignment::Sequential, port_range: (2000, 2010), ..NatConfig::default() },
+            ip.clone(),
+        );
+        let p: Vec<u16> = (0..3)
+            .map(|i| {
+                seq.outbound(
+                    Duration::ZERO,
+                    Proto::Udp,
+                    a(&format!("10.0.0.{}:5000", i + 2)),
+                    a("198.51.100.1:1"),
+                    &mut rng,
+                )
+                .unwrap()
+                .port()
+            })
+            .collect();
         assert_eq!(p, [2000, 2001, 2002]);
         let mut pres = Nat::new(NatConfig { port_parity: true, ..NatConfig::default() }, ip.clone());
         let x1 = pres.outbound(Duration::ZERO, Proto::Udp, a("10.0.0.2:5001"), a("198.51.100.1:1"), &mut rng).unwrap();

@@ -90,6 +90,20 @@ struct Host {
     ips: Vec<Ipv4Addr>,
 }
 
+/// A router: it owns `inside_ip` on the inside segment (and is that segment's gateway) and
+/// `external_ips` on the outside one, translates with `nat`, filters with `firewall`, and
+/// reaches the outside over `outside_link`.
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    pub inside: SegmentId,
+    pub outside: SegmentId,
+    pub inside_ip: Ipv4Addr,
+    pub external_ips: Vec<Ipv4Addr>,
+    pub nat: NatConfig,
+    pub firewall: Firewall,
+    pub outside_link: LinkConfig,
+}
+
 /// Why a packet went nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Drop {
@@ -162,24 +176,18 @@ impl Network {
         h
     }
 
-    /// A router between `inside` and `outside`: it owns `inside_ip` on the inside segment (and is
-    /// its gateway) and `external_ips` on the outside one, translating with `nat` and filtering
-    /// with `firewall`. `outside_link` is its uplink.
-    pub fn add_router(
-        &mut self,
-        inside: SegmentId,
-        outside: SegmentId,
-        inside_ip: Ipv4Addr,
-        external_ips: Vec<Ipv4Addr>,
-        nat: NatConfig,
-        firewall: Firewall,
-        outside_link: LinkConfig,
-    ) -> RouterId {
+    /// A router between two segments (see [`RouterSpec`]).
+    pub fn add_router(&mut self, spec: RouterSpec) -> RouterId {
         let r = RouterId(self.routers.len() as u32);
-        let in_if = self.add_iface(Owner::RouterInside(r), inside, &[inside_ip], LinkConfig::default());
-        let out_if = self.add_iface(Owner::RouterOutside(r), outside, &external_ips, outside_link);
-        self.segments[inside.0 as usize].gateway = Some(in_if);
-        self.routers.push(Router { nat: Nat::new(nat, external_ips), firewall, inside: in_if, outside: out_if });
+        let in_if = self.add_iface(Owner::RouterInside(r), spec.inside, &[spec.inside_ip], LinkConfig::default());
+        let out_if = self.add_iface(Owner::RouterOutside(r), spec.outside, &spec.external_ips, spec.outside_link);
+        self.segments[spec.inside.0 as usize].gateway = Some(in_if);
+        self.routers.push(Router {
+            nat: Nat::new(spec.nat, spec.external_ips),
+            firewall: spec.firewall,
+            inside: in_if,
+            outside: out_if,
+        });
         r
     }
 

@@ -96,7 +96,13 @@ mod tests {
     fn ipv4_header_checksum() {
         // RFC 1071-style check: a header with its checksum sums to 0xffff.
         let mut p = super::Pcap::new();
-        p.record(std::time::Duration::from_millis(1500), crate::nat::Proto::Udp, "10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap(), b"x");
+        p.record(
+            std::time::Duration::from_millis(1500),
+            crate::nat::Proto::Udp,
+            "10.0.0.1:1".parse().unwrap(),
+            "10.0.0.2:2".parse().unwrap(),
+            b"x",
+        );
         let ip = &p.bytes()[24 + 16..24 + 16 + 20];
         assert_eq!(super::checksum(ip), 0);
         assert_eq!(&p.bytes()[24..28], &1u32.to_le_bytes(), "seconds");

@@ -46,7 +46,11 @@ impl Sim {
 
     /// Handles events up to `deadline`, calling `on_delivery` for packets that reach hosts. Stops
     /// early when it returns [`Flow::Stop`]; the clock ends at `deadline` otherwise.
-    pub fn run_until(&mut self, deadline: Duration, mut on_delivery: impl FnMut(&mut Sim, Delivery) -> Flow) -> Result<Flow, SimError> {
+    pub fn run_until(
+        &mut self,
+        deadline: Duration,
+        mut on_delivery: impl FnMut(&mut Sim, Delivery) -> Flow,
+    ) -> Result<Flow, SimError> {
         while let Some(at) = self.queue.peek_time() {
             if at > deadline {
                 break;

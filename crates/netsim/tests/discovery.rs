@@ -19,7 +19,10 @@ fn every_preset_is_discovered_as_configured() {
     assert!(blocked.discovered.udp_blocked && blocked.discovered.mapping.is_none());
     let cgnat = probe_preset(Preset::Cgnat, 1);
     assert_eq!(cgnat.configured.layers.len(), 2);
-    assert!(cgnat.discovered.mapped_address.unwrap().ip().octets()[0] == 203, "the carrier NAT's address is what the server sees");
+    assert!(
+        cgnat.discovered.mapped_address.unwrap().ip().octets()[0] == 203,
+        "the carrier NAT's address is what the server sees"
+    );
 }
 
 #[test]
@@ -31,7 +34,11 @@ fn every_mapping_filtering_and_hairpin_combination() {
                 for port_assignment in [PortAssignment::Preserving, PortAssignment::Random] {
                     let cfg = NatConfig { mapping, filtering, hairpinning, port_assignment, ..NatConfig::default() };
                     let r = probe("custom", &[cfg], Firewall::default(), 7 + n);
-                    assert!(r.matches(), "{mapping:?}/{filtering:?}/hairpin {hairpinning}/{port_assignment:?}: discovered {:?}", r.discovered);
+                    assert!(
+                        r.matches(),
+                        "{mapping:?}/{filtering:?}/hairpin {hairpinning}/{port_assignment:?}: discovered {:?}",
+                        r.discovered
+                    );
                     n += 1;
                 }
             }
@@ -43,8 +50,17 @@ fn every_mapping_filtering_and_hairpin_combination() {
 #[test]
 fn nested_nats_compose() {
     // A symmetric carrier NAT behind a full-cone home NAT looks symmetric from outside.
-    let home = NatConfig { mapping: Behavior::EndpointIndependent, filtering: Behavior::EndpointIndependent, ..NatConfig::default() };
-    let carrier = NatConfig { mapping: Behavior::AddressAndPortDependent, filtering: Behavior::AddressDependent, port_assignment: PortAssignment::Random, ..NatConfig::default() };
+    let home = NatConfig {
+        mapping: Behavior::EndpointIndependent,
+        filtering: Behavior::EndpointIndependent,
+        ..NatConfig::default()
+    };
+    let carrier = NatConfig {
+        mapping: Behavior::AddressAndPortDependent,
+        filtering: Behavior::AddressDependent,
+        port_assignment: PortAssignment::Random,
+        ..NatConfig::default()
+    };
     let r = probe("nested", &[home, carrier], Firewall::default(), 3);
     assert!(r.matches(), "{:?}", r.discovered);
     assert_eq!(r.discovered.mapping, Some(Behavior::AddressAndPortDependent));

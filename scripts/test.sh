@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole peerstorm test suite. Installs what the tests need when it is missing:
 #   - Debian: chromium (browser fixtures and interop tests; never a downloaded browser),
-#     tshark (checks that the simulator's pcap files are real pcap)
+#     tshark (checks that the simulator's pcap files are real pcap),
+#     coturn (the reference TURN server and its turnutils clients)
 #   - npm: tools/js (peer@1.0.2, peerjs@1.5.5, playwright-core), pinned by package-lock.json
 # then runs every test of the workspace (cargo-nextest when present, else cargo test) and the
 # doc tests. Extra arguments go to the test runner, e.g. scripts/test.sh -p peerstorm-model.
@@ -14,6 +15,7 @@ sudo=""
 apt_need=()
 [ -x /usr/bin/chromium ] || apt_need+=(chromium)
 command -v tshark >/dev/null || apt_need+=(tshark)
+[ -x /usr/bin/turnserver ] || apt_need+=(coturn)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing Debian packages: ${apt_need[*]}"
   $sudo apt-get update -qq

@@ -125,6 +125,16 @@ impl Message {
         Some(decode_address(v, xor.then_some(&self.transaction_id)))
     }
 
+    /// Every address attribute of this type, in order (TURN repeats XOR-PEER-ADDRESS).
+    pub fn addresses(&self, typ: u16) -> Vec<Result<SocketAddr, StunError>> {
+        let xor = typ == attr::XOR_MAPPED_ADDRESS || typ == 0x0012 || typ == 0x0016;
+        self.attributes
+            .iter()
+            .filter(|(t, _)| *t == typ)
+            .map(|(_, v)| decode_address(v, xor.then_some(&self.transaction_id)))
+            .collect()
+    }
+
     /// CHANGE-REQUEST flags (change IP, change port), RFC 5780 §7.2.
     pub fn change_request(&self) -> Option<(bool, bool)> {
         let v = self.attribute(attr::CHANGE_REQUEST)?;

@@ -1,0 +1,215 @@
+//! A small TURN client: builds requests with long-term credentials (learning realm and nonce
+//! from 401 and 438), over a blocking UDP socket. Used by the tests against peerstorm's server
+//! and coturn, and by tools.
+
+use crate::auth::{encode_with_integrity, long_term_key};
+use crate::server::{method, tattr};
+use peerstorm_model::rng::Rng;
+use peerstorm_model::stun::{Class, Message, attr};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+/// What came back for a request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub msg: Message,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    /// The ERROR-CODE number, if this is an error response.
+    pub fn error_code(&self) -> Option<u16> {
+        let v = self.msg.attribute(attr::ERROR_CODE)?;
+        (v.len() >= 4).then(|| u16::from(v[2] & 7) * 100 + u16::from(v[3]))
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.msg.class == Class::Success
+    }
+}
+
+/// What a client received from its relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Data { peer: SocketAddr, data: Vec<u8> },
+    Channel { channel: u16, data: Vec<u8> },
+}
+
+/// A TURN client over UDP.
+#[derive(Debug)]
+pub struct UdpClient {
+    pub socket: UdpSocket,
+    pub server: SocketAddr,
+    user: String,
+    password: String,
+    realm: Option<String>,
+    nonce: Option<String>,
+    rng: Rng,
+}
+
+impl UdpClient {
+    pub fn connect(server: SocketAddr, user: &str, password: &str, seed: u64) -> io::Result<Self> {
+        let socket = UdpSocket::bind(if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
+        socket.set_read_timeout(Some(Duration::from_secs(3)))?;
+        Ok(Self {
+            socket,
+            server,
+            user: user.into(),
+            password: password.into(),
+            realm: None,
+            nonce: None,
+            rng: Rng::seed(seed),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("bound")
+    }
+
+    pub fn new_tid(&mut self) -> [u8; 12] {
+        let mut t = [0u8; 12];
+        self.rng.fill(&mut t);
+        t
+    }
+
+    /// Encodes a request, with credentials once a realm and nonce are known.
+    pub fn encode(&self, method: u16, tid: [u8; 12], attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = Message::new(method, Class::Request, tid);
+        for (t, v) in attrs {
+            m.push(*t, v.clone());
+        }
+        match (&self.realm, &self.nonce) {
+            (Some(realm), Some(nonce)) => {
+                m.push(attr::USERNAME, self.user.as_bytes().to_vec());
+                m.push(attr::REALM, realm.as_bytes().to_vec());
+                m.push(attr::NONCE, nonce.as_bytes().to_vec());
+                encode_with_integrity(&m, &long_term_key(&self.user, realm, &self.password), true)
+            }
+            _ => m.encode(true),
+        }
+    }
+
+    /// Sends raw bytes and waits for the response with `tid` (other traffic is skipped).
+    pub fn exchange(&mut self, bytes: &[u8], tid: [u8; 12]) -> io::Result<Reply> {
+        self.socket.send_to(bytes, self.server)?;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, _) = self.socket.recv_from(&mut buf)?;
+            if let Ok(msg) = Message::decode(&buf[..n])
+                && msg.transaction_id == tid
+            {
+                return Ok(Reply { msg, raw: buf[..n].to_vec() });
+            }
+        }
+    }
+
+    /// A request with credentials: a 401 or 438 teaches the realm and nonce and it is sent once
+    /// more with a new transaction ID.
+    pub fn call(&mut self, method: u16, attrs: &[(u16, Vec<u8>)]) -> io::Result<Reply> {
+        for _ in 0..3 {
+            let tid = self.new_tid();
+            let bytes = self.encode(method, tid, attrs);
+            let r = self.exchange(&bytes, tid)?;
+            match r.error_code() {
+                Some(401) if self.nonce.is_none() || r.msg.attribute(attr::NONCE).is_some() && self.realm.is_none() => {
+                    self.learn(&r)
+                }
+                Some(438) => self.learn(&r),
+                _ => return Ok(r),
+            }
+        }
+        Err(io::Error::other("no answer but challenges"))
+    }
+
+    fn learn(&mut self, r: &Reply) {
+        if let Some(v) = r.msg.attribute(attr::REALM) {
+            self.realm = Some(String::from_utf8_lossy(v).into_owned());
+        }
+        if let Some(v) = r.msg.attribute(attr::NONCE) {
+            self.nonce = Some(String::from_utf8_lossy(v).into_owned());
+        }
+    }
+
+    pub fn allocate(&mut self) -> io::Result<Reply> {
+        self.call(method::ALLOCATE, &[(tattr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0])])
+    }
+
+    pub fn refresh(&mut self, lifetime: u32) -> io::Result<Reply> {
+        self.call(method::REFRESH, &[(tattr::LIFETIME, lifetime.to_be_bytes().to_vec())])
+    }
+
+    fn peer_attr(&self, peer: SocketAddr, tid: [u8; 12]) -> Vec<u8> {
+        let mut m = Message::new(0, Class::Request, tid);
+        m.push_address(tattr::XOR_PEER_ADDRESS, peer);
+        m.attributes.remove(0).1
+    }
+
+    /// XOR-PEER-ADDRESS values depend on the transaction ID, so these build the message
+    /// themselves.
+    fn call_with_peers(&mut self, method: u16, peers: &[SocketAddr], extra: &[(u16, Vec<u8>)]) -> io::Result<Reply> {
+        for _ in 0..3 {
+            let tid = self.new_tid();
+            let mut attrs: Vec<(u16, Vec<u8>)> = extra.to_vec();
+            for p in peers {
+                attrs.push((tattr::XOR_PEER_ADDRESS, self.peer_attr(*p, tid)));
+            }
+            let bytes = self.encode(method, tid, &attrs);
+            let r = self.exchange(&bytes, tid)?;
+            match r.error_code() {
+                Some(401) if self.realm.is_none() => self.learn(&r),
+                Some(438) => self.learn(&r),
+                _ => return Ok(r),
+            }
+        }
+        Err(io::Error::other("no answer but challenges"))
+    }
+
+    pub fn create_permission(&mut self, peers: &[SocketAddr]) -> io::Result<Reply> {
+        self.call_with_peers(method::CREATE_PERMISSION, peers, &[])
+    }
+
+    pub fn channel_bind(&mut self, channel: u16, peer: SocketAddr) -> io::Result<Reply> {
+        let ch = vec![(channel >> 8) as u8, channel as u8, 0, 0];
+        self.call_with_peers(method::CHANNEL_BIND, &[peer], &[(tattr::CHANNEL_NUMBER, ch)])
+    }
+
+    /// A Send indication.
+    pub fn send(&mut self, peer: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let tid = self.new_tid();
+        let mut m = Message::new(method::SEND, Class::Indication, tid);
+        m.push_address(tattr::XOR_PEER_ADDRESS, peer);
+        m.push(tattr::DATA, data.to_vec());
+        self.socket.send_to(&m.encode(true), self.server).map(|_| ())
+    }
+
+    pub fn channel_data(&mut self, channel: u16, data: &[u8]) -> io::Result<()> {
+        let mut v = channel.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        self.socket.send_to(&v, self.server).map(|_| ())
+    }
+
+    /// The next Data indication or ChannelData from the server.
+    pub fn recv(&mut self) -> io::Result<Received> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, _) = self.socket.recv_from(&mut buf)?;
+            let b = &buf[..n];
+            if n >= 4 && (0x40..0x80).contains(&b[0]) {
+                let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+                return Ok(Received::Channel {
+                    channel: u16::from_be_bytes([b[0], b[1]]),
+                    data: b[4..4 + len.min(n - 4)].to_vec(),
+                });
+            }
+            if let Ok(m) = Message::decode(b)
+                && m.method == method::DATA
+                && m.class == Class::Indication
+                && let (Some(Ok(peer)), Some(data)) = (m.address(tattr::XOR_PEER_ADDRESS), m.attribute(tattr::DATA))
+            {
+                return Ok(Received::Data { peer, data: data.to_vec() });
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The tokio driver: UDP on every listen address, TCP on the primary, one UDP socket per relay.
+//! One thread (a `LocalSet`), the core in a `RefCell`; reads go into one shared buffer.
+
+use crate::server::{FiveTuple, Output, RelayPorts, Transport, TurnConfig, TurnServer};
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+struct Relay {
+    socket: Rc<UdpSocket>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    core: RefCell<TurnServer>,
+    listen: FxHashMap<SocketAddr, Rc<UdpSocket>>,
+    relays: RefCell<FxHashMap<SocketAddr, Relay>>,
+    tcp: RefCell<FxHashMap<FiveTuple, Rc<TcpStream>>>,
+    buf: RefCell<Vec<u8>>,
+}
+
+/// Binds relay addresses for the core; the sockets are started after the call returns.
+struct Binder<'a>(&'a mut Vec<(SocketAddr, std::net::UdpSocket)>);
+
+impl RelayPorts for Binder<'_> {
+    fn open(&mut self, addr: SocketAddr) -> bool {
+        match std::net::UdpSocket::bind(addr) {
+            Ok(s) => {
+                self.0.push((addr, s));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn random_secret() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = io::Read::read_exact(&mut f, &mut b);
+    }
+    b
+}
+
+/// Serves until `shutdown` resolves. Prints nothing; see [`bind`] for the addresses.
+pub async fn run(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(cfg, shutdown)).await
+}
+
+async fn serve(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let core = TurnServer::new(cfg, Instant::now(), random_secret());
+    let mut listen = FxHashMap::default();
+    for addr in core.listen_addresses() {
+        listen.insert(addr, Rc::new(UdpSocket::bind(addr).await?));
+    }
+    let tcp = TcpListener::bind(core.config().primary).await?;
+    let shared = Rc::new(Shared {
+        core: RefCell::new(core),
+        listen,
+        relays: RefCell::default(),
+        tcp: RefCell::default(),
+        buf: RefCell::new(vec![0; 65536]),
+    });
+    for (addr, sock) in &shared.listen {
+        tokio::task::spawn_local(udp_listener(shared.clone(), *addr, sock.clone()));
+    }
+    tokio::task::spawn_local(timers(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            r = tcp.accept() => {
+                if let Ok((stream, peer)) = r {
+                    let _ = stream.set_nodelay(true);
+                    let tuple = FiveTuple { client: peer, server: shared.core.borrow().config().primary, transport: Transport::Tcp };
+                    tokio::task::spawn_local(tcp_client(shared.clone(), tuple, stream));
+                }
+            }
+        }
+    }
+    for (_, r) in shared.relays.borrow_mut().drain() {
+        r.task.abort();
+    }
+    Ok(())
+}
+
+async fn timers(shared: Rc<Shared>) {
+    loop {
+        let at = shared.core.borrow().poll_timeout();
+        tokio::time::sleep_until(at.into()).await;
+        shared.core.borrow_mut().handle_timeout(Instant::now());
+        dispatch(&shared);
+    }
+}
+
+fn client_input(shared: &Rc<Shared>, tuple: FiveTuple, data: &[u8]) {
+    let mut opened = Vec::new();
+    shared.core.borrow_mut().handle_client(Instant::now(), tuple, data, &mut Binder(&mut opened));
+    for (addr, s) in opened {
+        if s.set_nonblocking(true).is_err() {
+            continue;
+        }
+        let Ok(sock) = UdpSocket::from_std(s) else { continue };
+        let sock = Rc::new(sock);
+        let task = tokio::task::spawn_local(relay_reader(shared.clone(), addr, sock.clone()));
+        shared.relays.borrow_mut().insert(addr, Relay { socket: sock, task });
+    }
+    dispatch(shared);
+}
+
+async fn udp_listener(shared: Rc<Shared>, local: SocketAddr, sock: Rc<UdpSocket>) {
+    loop {
+        if sock.readable().await.is_err() {
+            return;
+        }
+        loop {
+            let mut buf = shared.buf.borrow_mut();
+            let (n, from) = match sock.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            };
+            let data = buf[..n].to_vec();
+            drop(buf);
+            client_input(&shared, FiveTuple { client: from, server: local, transport: Transport::Udp }, &data);
+        }
+    }
+}
+
+async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>) {
+    loop {
+        if sock.readable().await.is_err() {
+            return;
+        }
+        loop {
+            let mut buf = shared.buf.borrow_mut();
+            let (n, peer) = match sock.try_recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(_) => break,
+            };
+            shared.core.borrow_mut().handle_peer(Instant::now(), relay, peer, &buf[..n]);
+            drop(buf);
+            dispatch(&shared);
+        }
+    }
+}
+
+async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
+    let stream = Rc::new(stream);
+    shared.tcp.borrow_mut().insert(tuple, stream.clone());
+    let mut acc: Vec<u8> = Vec::new();
+    loop {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        acc.reserve(4096);
+        match stream.try_read_buf(&mut acc) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+        while let Some(n) = crate::server::tcp_frame_len(&acc) {
+            let frame: Vec<u8> = acc.drain(..n).collect();
+            client_input(&shared, tuple, &frame);
+        }
+        if acc.len() > 1 << 17 {
+            break;
+        }
+    }
+    shared.tcp.borrow_mut().remove(&tuple);
+    shared.core.borrow_mut().handle_client_closed(tuple);
+    dispatch(&shared);
+}
+
+fn dispatch(shared: &Shared) {
+    loop {
+        let Some(o) = shared.core.borrow_mut().poll_output() else { break };
+        match o {
+            Output::ToClient { tuple, from, data } => match tuple.transport {
+                Transport::Udp => {
+                    if let Some(s) = shared.listen.get(&from) {
+                        let _ = s.try_send_to(&data, tuple.client);
+                    }
+                }
+                Transport::Tcp => {
+                    if let Some(s) = shared.tcp.borrow().get(&tuple) {
+                        // Small control messages: a short write is treated as a broken stream.
+                        let _ = s.try_write(&data);
+                    }
+                }
+            },
+            Output::ToPeer { relay, peer, data } => {
+                if let Some(r) = shared.relays.borrow().get(&relay) {
+                    let _ = r.socket.try_send_to(&data, peer);
+                }
+            }
+            Output::RelayClosed { relay } => {
+                if let Some(r) = shared.relays.borrow_mut().remove(&relay) {
+                    r.task.abort();
+                }
+            }
+        }
+    }
+}
+
+/// A server on its own thread, for tests and tools.
+#[derive(Debug)]
+pub struct Handle {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Handle {
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("turn thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Serves `cfg` on a new thread. A primary port of 0 is replaced by a free one first.
+pub fn spawn(mut cfg: TurnConfig) -> io::Result<Handle> {
+    if cfg.primary.port() == 0 {
+        let probe = std::net::UdpSocket::bind(cfg.primary)?;
+        cfg.primary = probe.local_addr()?;
+    }
+    let addr = cfg.primary;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new().name("peerstorm-turn".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async move {
+            let _ = ready_tx.send(());
+            run(cfg, async {
+                let _ = rx.await;
+            })
+            .await
+        })
+    })?;
+    let _ = ready_rx.recv();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    Ok(Handle { addr, stop: Some(tx), thread: Some(thread) })
+}

@@ -1,0 +1,75 @@
+//! The server as a host of the simulated network: packets to its listen addresses are client
+//! traffic, packets to its relay addresses peer traffic; what it sends goes back into the
+//! simulator from the right address.
+
+use crate::server::{AnyPort, FiveTuple, Output, Transport, TurnServer};
+use peerstorm_netsim::{Delivery, HostId, Packet, Proto, Sim};
+use std::net::{SocketAddr, SocketAddrV4};
+
+/// A TURN server living on `host`.
+#[derive(Debug)]
+pub struct SimTurn {
+    pub host: HostId,
+    pub core: TurnServer,
+}
+
+fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
+    match a {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+impl SimTurn {
+    /// Handles a delivery if it is for this server's host; returns whether it was.
+    pub fn handle(&mut self, sim: &mut Sim, d: &Delivery) -> bool {
+        if d.host != self.host {
+            return false;
+        }
+        let now = sim.clock.now();
+        let dst = SocketAddr::V4(d.pkt.dst);
+        let src = SocketAddr::V4(d.pkt.src);
+        let transport = match d.pkt.proto {
+            Proto::Udp => Transport::Udp,
+            Proto::Tcp => Transport::Tcp,
+        };
+        if self.core.listen_addresses().contains(&dst) {
+            self.core.handle_client(
+                now,
+                FiveTuple { client: src, server: dst, transport },
+                &d.pkt.payload,
+                &mut AnyPort,
+            );
+        } else {
+            self.core.handle_peer(now, dst, src, &d.pkt.payload);
+        }
+        self.flush(sim);
+        true
+    }
+
+    /// Runs the core's timers at the simulator's time.
+    pub fn tick(&mut self, sim: &mut Sim) {
+        self.core.handle_timeout(sim.clock.now());
+        self.flush(sim);
+    }
+
+    fn flush(&mut self, sim: &mut Sim) {
+        while let Some(o) = self.core.poll_output() {
+            let pkt = match o {
+                Output::ToClient { tuple, from, data } => {
+                    let proto = if tuple.transport == Transport::Tcp { Proto::Tcp } else { Proto::Udp };
+                    match (v4(from), v4(tuple.client)) {
+                        (Some(src), Some(dst)) => Packet { proto, src, dst, payload: data },
+                        _ => continue,
+                    }
+                }
+                Output::ToPeer { relay, peer, data } => match (v4(relay), v4(peer)) {
+                    (Some(src), Some(dst)) => Packet { proto: Proto::Udp, src, dst, payload: data },
+                    _ => continue,
+                },
+                Output::RelayClosed { .. } => continue,
+            };
+            sim.send(self.host, pkt);
+        }
+    }
+}

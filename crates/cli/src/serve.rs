@@ -14,6 +14,45 @@ pub enum Serve {
     /// for hostile clients; each one answers the client that hit it with an ERROR frame.
     /// Prometheus counters are at GET /metrics. Stops cleanly on Ctrl-C or SIGTERM.
     Broker(BrokerArgs),
+    /// A STUN/TURN server (RFC 8489, RFC 8656 UDP relay, UDP and TCP clients; RFC 5780 with
+    /// --alt-address). Long-term credentials; peers on loopback or private addresses are
+    /// refused (403) unless allowed, as coturn does.
+    Turn(TurnArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TurnArgs {
+    /// Address to listen on (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:3478")]
+    listen: SocketAddr,
+    /// Authentication realm.
+    #[arg(long, default_value = "peerstorm")]
+    realm: String,
+    /// A user, NAME:PASSWORD (repeat for more).
+    #[arg(long = "user", required = true)]
+    users: Vec<String>,
+    /// RFC 5780: a second address (another IP and port) for behaviour discovery.
+    #[arg(long)]
+    alt_address: Option<SocketAddr>,
+    /// Address relayed traffic leaves from (default: the listen IP).
+    #[arg(long)]
+    relay_ip: Option<IpAddr>,
+    /// Relay port range, LOW-HIGH.
+    #[arg(long, default_value = "49152-65535")]
+    relay_ports: String,
+    /// Allow peers on loopback addresses (like coturn's --allow-loopback-peers).
+    #[arg(long)]
+    allow_loopback_peers: bool,
+    /// Allow peers on private (RFC 1918), shared (100.64/10) and link-local addresses.
+    #[arg(long)]
+    allow_private_peers: bool,
+    /// Most allocations one user may hold (486 beyond it).
+    #[arg(long, default_value_t = 100)]
+    max_allocations_per_user: usize,
+    /// Accept channel numbers up to 0x7FFF, as RFC 5766 (and coturn, and turnutils_uclient) do;
+    /// RFC 8656 allows 0x4000-0x4FFF only.
+    #[arg(long)]
+    rfc5766_channels: bool,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +148,7 @@ impl BrokerArgs {
 pub fn run(cmd: Serve) -> Result<u8> {
     match cmd {
         Serve::Broker(a) => broker(&a),
+        Serve::Turn(a) => turn(&a),
     }
 }
 
@@ -150,6 +190,52 @@ fn broker(a: &BrokerArgs) -> Result<u8> {
         println!("peerstorm broker stopped");
         Ok::<_, anyhow::Error>(())
     })?;
+    Ok(crate::EXIT_OK)
+}
+
+fn turn(a: &TurnArgs) -> Result<u8> {
+    let _ = server::raise_fd_limit();
+    let mut cfg = peerstorm_turn::TurnConfig::new(&a.realm, a.listen);
+    for u in &a.users {
+        let Some((name, pass)) = u.split_once(':') else {
+            anyhow::bail!("--user {u:?}: expected NAME:PASSWORD");
+        };
+        cfg.add_user(name, pass);
+    }
+    let Some((lo, hi)) = a
+        .relay_ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+        .filter(|(l, h)| l <= h)
+    else {
+        anyhow::bail!("--relay-ports {:?}: expected LOW-HIGH, e.g. 49152-65535", a.relay_ports);
+    };
+    cfg.relay_ports = (lo, hi);
+    cfg.alternate = a.alt_address;
+    if let Some(ip) = a.relay_ip {
+        cfg.relay_ip = ip;
+    }
+    cfg.allow_loopback_peers = a.allow_loopback_peers;
+    cfg.allow_private_peers = a.allow_private_peers;
+    cfg.max_allocations_per_user = a.max_allocations_per_user;
+    cfg.rfc5766_channels = a.rfc5766_channels;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let listen: Vec<String> = {
+        let probe = peerstorm_turn::TurnServer::new(cfg.clone(), std::time::Instant::now(), [0; 16]);
+        probe.listen_addresses().iter().map(|a| a.to_string()).collect()
+    };
+    println!(
+        "peerstorm turn listening on udp {} and tcp {} (realm {}, {} user(s), relay {}:{}-{})",
+        listen.join(", "),
+        a.listen,
+        a.realm,
+        cfg.users.len(),
+        cfg.relay_ip,
+        lo,
+        hi
+    );
+    rt.block_on(peerstorm_turn::shell::run(cfg, shutdown_signal())).context("serving TURN")?;
+    println!("peerstorm turn stopped");
     Ok(crate::EXIT_OK)
 }
 

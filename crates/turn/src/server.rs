@@ -80,6 +80,9 @@ pub struct TurnConfig {
     /// How long a response is kept to answer a retransmitted request the same way (RFC 8489
     /// §6.3.1 suggests 40 s).
     pub transaction_lifetime: Duration,
+    /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
+    /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
+    pub rfc5766_channels: bool,
 }
 
 impl TurnConfig {
@@ -101,6 +104,7 @@ impl TurnConfig {
             channel_lifetime: Duration::from_secs(600),
             nonce_lifetime: Duration::from_secs(600),
             transaction_lifetime: Duration::from_secs(40),
+            rfc5766_channels: false,
         }
     }
 
@@ -175,6 +179,8 @@ pub struct TurnServer {
     out: VecDeque<Output>,
     next_port: u16,
     next_sweep: Instant,
+    /// RFC 8656 §7.2: ports held for a later Allocate with RESERVATION-TOKEN, by token.
+    reservations: FxHashMap<[u8; 8], (SocketAddr, Instant)>,
     pub stats: Stats,
 }
 
@@ -217,6 +223,7 @@ impl TurnServer {
             cache: FxHashMap::default(),
             out: VecDeque::new(),
             next_sweep: now + Duration::from_secs(1),
+            reservations: FxHashMap::default(),
             stats: Stats::default(),
         }
     }
@@ -392,6 +399,8 @@ impl TurnServer {
             tattr::DATA,
             tattr::DONT_FRAGMENT,
             tattr::REQUESTED_ADDRESS_FAMILY,
+            tattr::EVEN_PORT,
+            tattr::RESERVATION_TOKEN,
         ];
         let unknown: Vec<u8> = req
             .attributes
@@ -457,7 +466,36 @@ impl TurnServer {
         if self.per_user.get(user).copied().unwrap_or(0) >= self.cfg.max_allocations_per_user {
             return Err(Reject(486, "Allocation Quota Reached"));
         }
-        let relay = self.take_port(ports).ok_or(Reject(508, "Insufficient Capacity"))?;
+        let even = req.attribute(tattr::EVEN_PORT);
+        let token = req.attribute(tattr::RESERVATION_TOKEN);
+        let mut reserved_token = None;
+        let relay = match (even, token) {
+            (Some(_), Some(_)) => return Err(Reject(400, "Bad Request")),
+            (None, Some(t)) => {
+                let t: [u8; 8] = t.try_into().map_err(|_| Reject(400, "Bad Request"))?;
+                match self.reservations.remove(&t) {
+                    Some((addr, exp)) if exp > now => addr,
+                    Some((addr, _)) => {
+                        self.out.push_back(Output::RelayClosed { relay: addr });
+                        return Err(Reject(508, "Insufficient Capacity"));
+                    }
+                    None => return Err(Reject(508, "Insufficient Capacity")),
+                }
+            }
+            (Some(e), None) => {
+                let reserve = e.first().is_some_and(|b| b & 0x80 != 0);
+                let (relay, next) = self.take_even_port(ports, reserve).ok_or(Reject(508, "Insufficient Capacity"))?;
+                if let Some(next) = next {
+                    let mut t = [0u8; 8];
+                    t[..2].copy_from_slice(&next.port().to_be_bytes());
+                    t[2..].copy_from_slice(&req.transaction_id[..6]);
+                    self.reservations.insert(t, (next, now + Duration::from_secs(30)));
+                    reserved_token = Some(t);
+                }
+                relay
+            }
+            (None, None) => self.take_port(ports).ok_or(Reject(508, "Insufficient Capacity"))?,
+        };
         let expires = now + self.lifetime(req);
         self.allocs.insert(
             tuple,
@@ -474,7 +512,11 @@ impl TurnServer {
         self.by_relay.insert(relay, tuple);
         *self.per_user.entry(user.to_string()).or_default() += 1;
         self.stats.allocations += 1;
-        Ok(self.allocate_success(tuple, req))
+        let mut m = self.allocate_success(tuple, req);
+        if let Some(t) = reserved_token {
+            m.push(tattr::RESERVATION_TOKEN, t.to_vec());
+        }
+        Ok(m)
     }
 
     fn allocate_success(&self, tuple: FiveTuple, req: &Message) -> Message {
@@ -493,9 +535,46 @@ impl TurnServer {
             let p = self.next_port;
             self.next_port = if p >= hi { lo } else { p + 1 };
             let addr = SocketAddr::new(self.cfg.relay_ip, p);
-            if !self.by_relay.contains_key(&addr) && ports.open(addr) {
+            let reserved = self.reservations.values().any(|(r, _)| *r == addr);
+            if !self.by_relay.contains_key(&addr) && !reserved && ports.open(addr) {
                 return Some(addr);
             }
+        }
+        None
+    }
+
+    /// An even relay port (RFC 8656 §7.2 EVEN-PORT); with `reserve`, the next port is held too.
+    fn take_even_port(
+        &mut self,
+        ports: &mut dyn RelayPorts,
+        reserve: bool,
+    ) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        let (lo, hi) = self.cfg.relay_ports;
+        let span = u32::from(hi - lo) + 1;
+        let in_use =
+            |s: &Self, a: SocketAddr| s.by_relay.contains_key(&a) || s.reservations.values().any(|(r, _)| *r == a);
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= hi { lo } else { p + 1 };
+            if p % 2 != 0 || (reserve && p >= hi) {
+                continue;
+            }
+            let addr = SocketAddr::new(self.cfg.relay_ip, p);
+            let next = SocketAddr::new(self.cfg.relay_ip, p + 1);
+            if in_use(self, addr) || (reserve && in_use(self, next)) {
+                continue;
+            }
+            if !ports.open(addr) {
+                continue;
+            }
+            if reserve {
+                if !ports.open(next) {
+                    self.out.push_back(Output::RelayClosed { relay: addr });
+                    continue;
+                }
+                return Some((addr, Some(next)));
+            }
+            return Some((addr, None));
         }
         None
     }
@@ -558,7 +637,8 @@ impl TurnServer {
         }
         let ch =
             req.attribute(tattr::CHANNEL_NUMBER).filter(|v| v.len() == 4).map(|v| u16::from_be_bytes([v[0], v[1]]));
-        let Some(ch) = ch.filter(|c| (0x4000..=0x4FFF).contains(c)) else {
+        let top = if self.cfg.rfc5766_channels { 0x7FFF } else { 0x4FFF };
+        let Some(ch) = ch.filter(|c| (0x4000..=top).contains(c)) else {
             return Err(Reject(400, "Bad Request"));
         };
         let peers = Self::peers(req)?;
@@ -689,6 +769,12 @@ impl TurnServer {
             a.channels.retain(|_, (_, e)| *e > now);
             let live: Vec<SocketAddr> = a.channels.values().map(|(p, _)| *p).collect();
             a.peer_channel.retain(|p, _| live.contains(p));
+        }
+        let expired: Vec<[u8; 8]> = self.reservations.iter().filter(|(_, (_, e))| *e <= now).map(|(t, _)| *t).collect();
+        for t in expired {
+            if let Some((addr, _)) = self.reservations.remove(&t) {
+                self.out.push_back(Output::RelayClosed { relay: addr });
+            }
         }
         let ttl = self.cfg.transaction_lifetime;
         self.cache.retain(|_, (at, _, _)| now.saturating_duration_since(*at) < ttl);

@@ -1,0 +1,244 @@
+//! The sans-IO core with a virtual clock: the error paths and timers that are awkward to reach
+//! over sockets.
+
+use peerstorm_model::stun::{Class, Message, attr};
+use peerstorm_turn::auth::{encode_with_integrity, long_term_key};
+use peerstorm_turn::server::{
+    AnyPort, FiveTuple, Output, RelayPorts, Transport, TurnConfig, TurnServer, method, tattr,
+};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const REALM: &str = "r";
+
+struct T {
+    s: TurnServer,
+    now: Instant,
+    tuple: FiveTuple,
+    nonce: Option<Vec<u8>>,
+    tid: u8,
+}
+
+fn a(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+impl T {
+    fn new(f: impl FnOnce(&mut TurnConfig)) -> Self {
+        let mut cfg = TurnConfig::new(REALM, a("198.51.100.1:3478"));
+        cfg.add_user("u", "p");
+        f(&mut cfg);
+        let now = Instant::now();
+        let tuple =
+            FiveTuple { client: a("203.0.113.5:40000"), server: a("198.51.100.1:3478"), transport: Transport::Udp };
+        Self { s: TurnServer::new(cfg, now, [7; 16]), now, tuple, nonce: None, tid: 0 }
+    }
+
+    fn outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.s.poll_output()).collect()
+    }
+
+    fn raw(&mut self, bytes: &[u8], ports: &mut dyn RelayPorts) -> Vec<Output> {
+        self.s.handle_client(self.now, self.tuple, bytes, ports);
+        self.outputs()
+    }
+
+    /// A request with credentials (a nonce is fetched first); returns the decoded answer.
+    fn req(&mut self, method: u16, f: impl FnOnce(&mut Message)) -> Message {
+        self.req_with(method, f, &mut AnyPort)
+    }
+
+    fn req_with(&mut self, method: u16, f: impl FnOnce(&mut Message), ports: &mut dyn RelayPorts) -> Message {
+        if self.nonce.is_none() {
+            self.tid += 1;
+            let m = Message::new(method, Class::Request, [self.tid; 12]);
+            let out = self.raw(&m.encode(true), ports);
+            let r = answer(&out);
+            self.nonce = r.attribute(attr::NONCE).map(<[u8]>::to_vec);
+        }
+        self.tid += 1;
+        let mut m = Message::new(method, Class::Request, [self.tid; 12]);
+        f(&mut m);
+        m.push(attr::USERNAME, b"u".to_vec());
+        m.push(attr::REALM, REALM.as_bytes().to_vec());
+        m.push(attr::NONCE, self.nonce.clone().unwrap());
+        let bytes = encode_with_integrity(&m, &long_term_key("u", REALM, "p"), true);
+        let out = self.raw(&bytes, ports);
+        answer(&out)
+    }
+
+    fn advance(&mut self, secs: u64) -> Vec<Output> {
+        self.now += Duration::from_secs(secs);
+        self.s.handle_timeout(self.now);
+        self.outputs()
+    }
+}
+
+fn answer(out: &[Output]) -> Message {
+    out.iter()
+        .find_map(|o| match o {
+            Output::ToClient { data, .. } => Message::decode(data).ok(),
+            _ => None,
+        })
+        .expect("an answer")
+}
+
+fn code(m: &Message) -> Option<u16> {
+    m.attribute(attr::ERROR_CODE).map(|v| u16::from(v[2]) * 100 + u16::from(v[3]))
+}
+
+fn udp(m: &mut Message) {
+    m.push(tattr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0]);
+}
+
+fn lifetime(m: &Message) -> u32 {
+    let v = m.attribute(tattr::LIFETIME).unwrap();
+    u32::from_be_bytes([v[0], v[1], v[2], v[3]])
+}
+
+#[test]
+fn stale_nonce_gives_438_with_a_new_nonce() {
+    let mut t = T::new(|c| c.nonce_lifetime = Duration::from_secs(10));
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none());
+    t.now += Duration::from_secs(11);
+    let r = t.req(method::REFRESH, |_| {});
+    assert_eq!(code(&r), Some(438));
+    assert!(r.attribute(attr::NONCE).is_some() && r.attribute(attr::REALM).is_some());
+    t.nonce = r.attribute(attr::NONCE).map(<[u8]>::to_vec);
+    assert!(code(&t.req(method::REFRESH, |_| {})).is_none(), "the new nonce works");
+}
+
+#[test]
+fn quota_and_capacity() {
+    let mut t = T::new(|c| c.max_allocations_per_user = 1);
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none());
+    t.tuple.client = a("203.0.113.5:40001");
+    assert_eq!(code(&t.req(method::ALLOCATE, udp)), Some(486));
+    struct Full;
+    impl RelayPorts for Full {
+        fn open(&mut self, _: SocketAddr) -> bool {
+            false
+        }
+    }
+    let mut t = T::new(|_| {});
+    assert_eq!(code(&t.req_with(method::ALLOCATE, udp, &mut Full)), Some(508));
+}
+
+#[test]
+fn loopback_and_private_peers_are_forbidden_unless_allowed() {
+    for (peer, allow_lo, allow_priv, want) in [
+        ("127.0.0.1:9", false, false, Some(403)),
+        ("127.0.0.1:9", true, false, None),
+        ("10.1.2.3:9", false, false, Some(403)),
+        ("100.64.1.1:9", false, false, Some(403)),
+        ("192.168.1.2:9", false, true, None),
+        ("203.0.113.9:9", false, false, None),
+        ("0.0.0.0:9", true, true, Some(403)),
+    ] {
+        let mut t = T::new(|c| {
+            c.allow_loopback_peers = allow_lo;
+            c.allow_private_peers = allow_priv;
+        });
+        t.req(method::ALLOCATE, udp);
+        let r = t.req(method::CREATE_PERMISSION, |m| {
+            m.push_address(tattr::XOR_PEER_ADDRESS, a(peer));
+        });
+        assert_eq!(code(&r), want, "{peer}");
+    }
+}
+
+#[test]
+fn lifetimes_are_clamped_and_allocations_expire() {
+    let mut t = T::new(|_| {});
+    let r = t.req(method::ALLOCATE, |m| {
+        udp(m);
+        m.push(tattr::LIFETIME, 30u32.to_be_bytes().to_vec());
+    });
+    assert_eq!(lifetime(&r), 600, "below the default: the default");
+    let r = t.req(method::REFRESH, |m| {
+        m.push(tattr::LIFETIME, 99_999u32.to_be_bytes().to_vec());
+    });
+    assert_eq!(lifetime(&r), 3600, "above the maximum: the maximum");
+    assert_eq!(t.s.allocations(), 1);
+    let out = t.advance(3601);
+    assert!(out.iter().any(|o| matches!(o, Output::RelayClosed { .. })), "{out:?}");
+    assert_eq!(t.s.allocations(), 0);
+}
+
+#[test]
+fn permissions_expire_after_five_minutes() {
+    let mut t = T::new(|_| {});
+    let relay = t.req(method::ALLOCATE, udp).address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
+    let peer = a("203.0.113.9:5000");
+    t.req(method::CREATE_PERMISSION, |m| {
+        m.push_address(tattr::XOR_PEER_ADDRESS, peer);
+    });
+    t.s.handle_peer(t.now, relay, peer, b"x");
+    assert_eq!(t.outputs().len(), 1, "permitted");
+    t.advance(301);
+    t.s.handle_peer(t.now, relay, peer, b"x");
+    assert!(t.outputs().is_empty(), "expired permission drops");
+}
+
+#[test]
+fn rfc_5780_binding_with_an_alternate_address() {
+    let mut t = T::new(|c| c.alternate = Some(a("198.51.100.2:3479")));
+    let mut req = Message::binding_request([1; 12]);
+    req.push_change_request(true, true);
+    let out = t.raw(&req.encode(true), &mut AnyPort);
+    let Output::ToClient { from, data, .. } = &out[0] else { panic!("{out:?}") };
+    assert_eq!(*from, a("198.51.100.2:3479"), "answered from the other IP and port");
+    let m = Message::decode(data).unwrap();
+    assert_eq!(m.address(attr::RESPONSE_ORIGIN).unwrap().unwrap(), a("198.51.100.2:3479"));
+    assert_eq!(m.address(attr::OTHER_ADDRESS).unwrap().unwrap(), a("198.51.100.2:3479"));
+    assert_eq!(m.address(attr::XOR_MAPPED_ADDRESS).unwrap().unwrap(), t.tuple.client);
+    assert_eq!(t.s.listen_addresses().len(), 4);
+    // Without an alternate, CHANGE-REQUEST is an unknown attribute (RFC 5780 §7.2).
+    let mut t = T::new(|_| {});
+    let out = t.raw(&req.encode(true), &mut AnyPort);
+    assert_eq!(code(&answer(&out)), Some(420));
+}
+
+#[test]
+fn even_port_reserves_the_next_port_for_a_token() {
+    let mut t = T::new(|_| {});
+    let r = t.req(method::ALLOCATE, |m| {
+        udp(m);
+        m.push(tattr::EVEN_PORT, vec![0x80, 0, 0, 0]);
+    });
+    let relay = r.address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
+    assert_eq!(relay.port() % 2, 0);
+    let token = r.attribute(tattr::RESERVATION_TOKEN).unwrap().to_vec();
+    t.tuple.client = a("203.0.113.5:40001");
+    let r = t.req(method::ALLOCATE, |m| {
+        udp(m);
+        m.push(tattr::RESERVATION_TOKEN, token.clone());
+    });
+    assert_eq!(r.address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap().port(), relay.port() + 1);
+    t.tuple.client = a("203.0.113.5:40002");
+    let r = t.req(method::ALLOCATE, |m| {
+        udp(m);
+        m.push(tattr::RESERVATION_TOKEN, token);
+    });
+    assert_eq!(code(&r), Some(508), "a token is good once");
+}
+
+#[test]
+fn tcp_clients_get_padded_channel_data_and_lose_their_allocation_on_close() {
+    let mut t = T::new(|_| {});
+    t.tuple.transport = Transport::Tcp;
+    let relay = t.req(method::ALLOCATE, udp).address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
+    let peer = a("203.0.113.9:5000");
+    t.req(method::CHANNEL_BIND, |m| {
+        m.push(tattr::CHANNEL_NUMBER, vec![0x40, 0x01, 0, 0]);
+        m.push_address(tattr::XOR_PEER_ADDRESS, peer);
+    });
+    t.s.handle_peer(t.now, relay, peer, b"abcde");
+    let out = t.outputs();
+    let Output::ToClient { data, .. } = &out[0] else { panic!() };
+    assert_eq!(data.len(), 12, "4 header + 5 data, padded to 12 over TCP");
+    assert_eq!(&data[..4], &[0x40, 0x01, 0, 5]);
+    assert_eq!(peerstorm_turn::server::tcp_frame_len(data), Some(12));
+    t.s.handle_client_closed(t.tuple);
+    assert_eq!(t.s.allocations(), 0);
+}

@@ -265,13 +265,16 @@ impl TurnServer {
                     self.out.push_back(Output::ToClient { tuple, from: *from, data: resp.clone() });
                     return;
                 }
-                let (from, resp) = if m == stun::BINDING {
-                    self.binding(tuple, &msg)
-                } else {
-                    (tuple.server, self.turn_request(now, tuple, &msg, data, ports))
-                };
-                self.cache.insert((tuple, msg.transaction_id), (now, from, resp.clone()));
-                self.out.push_back(Output::ToClient { tuple, from, data: resp });
+                if m == stun::BINDING {
+                    // Binding is idempotent: recomputing gives the same answer, so it is not
+                    // cached (a cache entry per Binding would grow without bound under load).
+                    let (from, resp) = self.binding(tuple, &msg);
+                    self.out.push_back(Output::ToClient { tuple, from, data: resp });
+                    return;
+                }
+                let resp = self.turn_request(now, tuple, &msg, data, ports);
+                self.cache.insert((tuple, msg.transaction_id), (now, tuple.server, resp.clone()));
+                self.out.push_back(Output::ToClient { tuple, from: tuple.server, data: resp });
             }
             _ => {}
         }

@@ -18,6 +18,9 @@ pub enum Bench {
     /// peerstorm's broker and peer@1.0.2 in the same run; or, with --capacity, how many
     /// concurrent peers with heartbeats one broker process holds.
     Broker(BrokerBench),
+    /// TURN efficiency: allocations and relayed datagrams per server CPU-second, for
+    /// peerstorm's TURN server and coturn in the same run, driven by the same Rust clients.
+    Turn(TurnBench),
     /// (internal) One generator process of a capacity run.
     #[command(hide = true)]
     BrokerClients(ClientsArgs),
@@ -82,8 +85,31 @@ struct Row {
     latency_p99_ms: f64,
 }
 
+#[derive(Debug, Args)]
+pub struct TurnBench {
+    /// TURN clients (each makes one allocation and one channel).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) clients: usize,
+    /// Round trips through the relay (each is two relayed datagrams: to the peer and back).
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) round_trips: u64,
+    /// Datagrams each client keeps in flight.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) window: u64,
+    /// Payload bytes per datagram.
+    #[arg(long, default_value_t = 160)]
+    pub(crate) size: usize,
+    /// Which servers to measure (peerstorm, coturn).
+    #[arg(long, value_delimiter = ',', default_value = "peerstorm,coturn")]
+    pub(crate) against: Vec<String>,
+    /// Where to write the JSON results (default reports/out/).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
 pub fn run(cmd: Bench) -> Result<u8> {
     match cmd {
+        Bench::Turn(t) => crate::bench_turn::run(&t),
         Bench::Broker(b) if b.capacity.is_some() => capacity(&b),
         Bench::Broker(b) => side_by_side(&b),
         Bench::BrokerClients(c) => clients_process(&c),
@@ -279,7 +305,7 @@ fn side_by_side(b: &BrokerBench) -> Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-fn write_json(out: Option<&PathBuf>, name: &str, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(out: Option<&PathBuf>, name: &str, value: &impl Serialize) -> Result<()> {
     let dir = out.cloned().unwrap_or_else(|| PathBuf::from("reports/out"));
     std::fs::create_dir_all(&dir)?;
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();

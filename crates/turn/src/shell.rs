@@ -22,6 +22,8 @@ struct Shared {
     relays: RefCell<FxHashMap<SocketAddr, Relay>>,
     tcp: RefCell<FxHashMap<FiveTuple, Rc<TcpStream>>>,
     buf: RefCell<Vec<u8>>,
+    /// Where relayed frames for clients are built (reused, so relaying allocates nothing).
+    scratch: RefCell<Vec<u8>>,
 }
 
 /// Binds relay addresses for the core; the sockets are started after the call returns.
@@ -37,6 +39,14 @@ impl RelayPorts for Binder<'_> {
             Err(_) => false,
         }
     }
+}
+
+/// Large socket buffers: a burst of datagrams must wait in the kernel, not be dropped, while the
+/// one thread is busy (the limit is `net.core.rmem_max`; asking costs nothing until used).
+fn big_buffers(s: &UdpSocket, bytes: usize) {
+    let r = socket2::SockRef::from(s);
+    let _ = r.set_recv_buffer_size(bytes);
+    let _ = r.set_send_buffer_size(bytes);
 }
 
 fn random_secret() -> [u8; 16] {
@@ -56,7 +66,9 @@ async fn serve(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Resul
     let core = TurnServer::new(cfg, Instant::now(), random_secret());
     let mut listen = FxHashMap::default();
     for addr in core.listen_addresses() {
-        listen.insert(addr, Rc::new(UdpSocket::bind(addr).await?));
+        let sock = UdpSocket::bind(addr).await?;
+        big_buffers(&sock, 4 << 20);
+        listen.insert(addr, Rc::new(sock));
     }
     let tcp = TcpListener::bind(core.config().primary).await?;
     let shared = Rc::new(Shared {
@@ -65,6 +77,7 @@ async fn serve(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Resul
         relays: RefCell::default(),
         tcp: RefCell::default(),
         buf: RefCell::new(vec![0; 65536]),
+        scratch: RefCell::new(Vec::with_capacity(65536)),
     });
     for (addr, sock) in &shared.listen {
         tokio::task::spawn_local(udp_listener(shared.clone(), *addr, sock.clone()));
@@ -99,6 +112,7 @@ async fn timers(shared: Rc<Shared>) {
 }
 
 fn client_input(shared: &Rc<Shared>, tuple: FiveTuple, data: &[u8]) {
+    // `data` may be the shared read buffer: nothing here reads from a socket.
     let mut opened = Vec::new();
     shared.core.borrow_mut().handle_client(Instant::now(), tuple, data, &mut Binder(&mut opened));
     for (addr, s) in opened {
@@ -106,6 +120,7 @@ fn client_input(shared: &Rc<Shared>, tuple: FiveTuple, data: &[u8]) {
             continue;
         }
         let Ok(sock) = UdpSocket::from_std(s) else { continue };
+        big_buffers(&sock, 1 << 20);
         let sock = Rc::new(sock);
         let task = tokio::task::spawn_local(relay_reader(shared.clone(), addr, sock.clone()));
         shared.relays.borrow_mut().insert(addr, Relay { socket: sock, task });
@@ -122,12 +137,21 @@ async fn udp_listener(shared: Rc<Shared>, local: SocketAddr, sock: Rc<UdpSocket>
             let mut buf = shared.buf.borrow_mut();
             let (n, from) = match sock.try_recv_from(&mut buf) {
                 Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => break,
             };
-            let data = buf[..n].to_vec();
-            drop(buf);
-            client_input(&shared, FiveTuple { client: from, server: local, transport: Transport::Udp }, &data);
+            let tuple = FiveTuple { client: from, server: local, transport: Transport::Udp };
+            let data = &buf[..n];
+            if n >= 4 && (0x40..0x80).contains(&data[0]) {
+                // ChannelData, the hot path: straight from the read buffer to the relay socket.
+                let route = shared.core.borrow_mut().route_channel_data(Instant::now(), tuple, data);
+                if let Some((relay, peer, payload)) = route
+                    && let Some(r) = shared.relays.borrow().get(&relay)
+                {
+                    let _ = r.socket.try_send_to(payload, peer);
+                }
+                continue;
+            }
+            client_input(&shared, tuple, data);
         }
     }
 }
@@ -143,9 +167,21 @@ async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>
                 Ok(x) => x,
                 Err(_) => break,
             };
-            shared.core.borrow_mut().handle_peer(Instant::now(), relay, peer, &buf[..n]);
-            drop(buf);
-            dispatch(&shared);
+            let mut out = shared.scratch.borrow_mut();
+            let route = shared.core.borrow_mut().route_peer_data(Instant::now(), relay, peer, &buf[..n], &mut out);
+            match route {
+                Some((tuple, from)) if tuple.transport == Transport::Udp => {
+                    if let Some(s) = shared.listen.get(&from) {
+                        let _ = s.try_send_to(&out, tuple.client);
+                    }
+                }
+                Some((tuple, _)) => {
+                    if let Some(s) = shared.tcp.borrow().get(&tuple) {
+                        let _ = s.try_write(&out);
+                    }
+                }
+                None => {}
+            }
         }
     }
 }

@@ -195,7 +195,18 @@ fn broker(a: &BrokerArgs) -> Result<u8> {
 
 fn turn(a: &TurnArgs) -> Result<u8> {
     let _ = server::raise_fd_limit();
-    let mut cfg = peerstorm_turn::TurnConfig::new(&a.realm, a.listen);
+    let mut listen = a.listen;
+    if listen.port() == 0 {
+        // One free port for both UDP and TCP.
+        listen = (0..100)
+            .find_map(|_| {
+                let u = std::net::UdpSocket::bind(SocketAddr::new(listen.ip(), 0)).ok()?;
+                let addr = u.local_addr().ok()?;
+                std::net::TcpListener::bind(addr).ok().map(|_| addr)
+            })
+            .context("finding a free port")?;
+    }
+    let mut cfg = peerstorm_turn::TurnConfig::new(&a.realm, listen);
     for u in &a.users {
         let Some((name, pass)) = u.split_once(':') else {
             anyhow::bail!("--user {u:?}: expected NAME:PASSWORD");
@@ -220,14 +231,14 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.max_allocations_per_user = a.max_allocations_per_user;
     cfg.rfc5766_channels = a.rfc5766_channels;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let listen: Vec<String> = {
+    let udp: Vec<String> = {
         let probe = peerstorm_turn::TurnServer::new(cfg.clone(), std::time::Instant::now(), [0; 16]);
         probe.listen_addresses().iter().map(|a| a.to_string()).collect()
     };
     println!(
         "peerstorm turn listening on udp {} and tcp {} (realm {}, {} user(s), relay {}:{}-{})",
-        listen.join(", "),
-        a.listen,
+        udp.join(", "),
+        listen,
         a.realm,
         cfg.users.len(),
         cfg.relay_ip,

@@ -231,21 +231,15 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.max_allocations_per_user = a.max_allocations_per_user;
     cfg.rfc5766_channels = a.rfc5766_channels;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let udp: Vec<String> = {
-        let probe = peerstorm_turn::TurnServer::new(cfg.clone(), std::time::Instant::now(), [0; 16]);
-        probe.listen_addresses().iter().map(|a| a.to_string()).collect()
+    let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);
+    let ready = move |udp: &[SocketAddr]| {
+        let udp: Vec<String> = udp.iter().map(|a| a.to_string()).collect();
+        println!(
+            "peerstorm turn listening on udp {} and tcp {listen} (realm {realm}, {users} user(s), relay {relay}:{lo}-{hi})",
+            udp.join(", ")
+        );
     };
-    println!(
-        "peerstorm turn listening on udp {} and tcp {} (realm {}, {} user(s), relay {}:{}-{})",
-        udp.join(", "),
-        listen,
-        a.realm,
-        cfg.users.len(),
-        cfg.relay_ip,
-        lo,
-        hi
-    );
-    rt.block_on(peerstorm_turn::shell::run(cfg, shutdown_signal())).context("serving TURN")?;
+    rt.block_on(peerstorm_turn::shell::run_ready(cfg, ready, shutdown_signal())).context("serving TURN")?;
     println!("peerstorm turn stopped");
     Ok(crate::EXIT_OK)
 }

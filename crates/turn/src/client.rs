@@ -51,7 +51,7 @@ pub struct UdpClient {
 impl UdpClient {
     pub fn connect(server: SocketAddr, user: &str, password: &str, seed: u64) -> io::Result<Self> {
         let socket = UdpSocket::bind(if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
-        socket.set_read_timeout(Some(Duration::from_secs(3)))?;
+        socket.set_read_timeout(Some(Duration::from_millis(500)))?;
         Ok(Self {
             socket,
             server,
@@ -90,18 +90,37 @@ impl UdpClient {
         }
     }
 
-    /// Sends raw bytes and waits for the response with `tid` (other traffic is skipped).
+    /// Sends raw bytes and waits for the response with `tid` (other traffic is skipped),
+    /// retransmitting the same bytes every read timeout (500 ms by default), six times at most
+    /// (RFC 8489 §6.2.1).
     pub fn exchange(&mut self, bytes: &[u8], tid: [u8; 12]) -> io::Result<Reply> {
-        self.socket.send_to(bytes, self.server)?;
         let mut buf = vec![0u8; 65536];
-        loop {
-            let (n, _) = self.socket.recv_from(&mut buf)?;
-            if let Ok(msg) = Message::decode(&buf[..n])
-                && msg.transaction_id == tid
-            {
-                return Ok(Reply { msg, raw: buf[..n].to_vec() });
+        let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
+        for _ in 0..6 {
+            self.socket.send_to(bytes, self.server)?;
+            loop {
+                match self.socket.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        if let Ok(msg) = Message::decode(&buf[..n])
+                            && msg.transaction_id == tid
+                        {
+                            return Ok(Reply { msg, raw: buf[..n].to_vec() });
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::ConnectionRefused
+                        ) =>
+                    {
+                        last = e;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
+        Err(last)
     }
 
     /// A request with credentials: a 401 or 438 teaches the realm and nonce and it is sent once
@@ -190,11 +209,20 @@ impl UdpClient {
         self.socket.send_to(&v, self.server).map(|_| ())
     }
 
-    /// The next Data indication or ChannelData from the server.
+    /// The next Data indication or ChannelData from the server (waiting up to six read
+    /// timeouts).
     pub fn recv(&mut self) -> io::Result<Received> {
         let mut buf = vec![0u8; 65536];
+        let mut waits = 0;
         loop {
-            let (n, _) = self.socket.recv_from(&mut buf)?;
+            let (n, _) = match self.socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) && waits < 5 => {
+                    waits += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let b = &buf[..n];
             if n >= 4 && (0x40..0x80).contains(&b[0]) {
                 let len = usize::from(u16::from_be_bytes([b[2], b[3]]));

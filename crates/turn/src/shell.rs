@@ -57,12 +57,25 @@ fn random_secret() -> [u8; 16] {
     b
 }
 
-/// Serves until `shutdown` resolves. Prints nothing; see [`bind`] for the addresses.
+/// Serves until `shutdown` resolves.
 pub async fn run(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    tokio::task::LocalSet::new().run_until(serve(cfg, shutdown)).await
+    run_ready(cfg, |_| {}, shutdown).await
 }
 
-async fn serve(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+/// As [`run`], calling `ready` with the UDP listen addresses once every socket is bound.
+pub async fn run_ready(
+    cfg: TurnConfig,
+    ready: impl FnOnce(&[SocketAddr]),
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(cfg, ready, shutdown)).await
+}
+
+async fn serve(
+    cfg: TurnConfig,
+    ready: impl FnOnce(&[SocketAddr]),
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let core = TurnServer::new(cfg, Instant::now(), random_secret());
     let mut listen = FxHashMap::default();
     for addr in core.listen_addresses() {
@@ -83,6 +96,7 @@ async fn serve(cfg: TurnConfig, shutdown: impl Future<Output = ()>) -> io::Resul
         tokio::task::spawn_local(udp_listener(shared.clone(), *addr, sock.clone()));
     }
     tokio::task::spawn_local(timers(shared.clone()));
+    ready(&shared.core.borrow().listen_addresses());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -287,14 +301,16 @@ pub fn spawn(mut cfg: TurnConfig) -> io::Result<Handle> {
     let thread = std::thread::Builder::new().name("peerstorm-turn".into()).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
-            let _ = ready_tx.send(());
-            run(cfg, async {
+            let ready = move |_: &[SocketAddr]| {
+                let _ = ready_tx.send(());
+            };
+            run_ready(cfg, ready, async {
                 let _ = rx.await;
             })
             .await
         })
     })?;
+    // Bound, or the thread failed (then its error comes out of `stop`).
     let _ = ready_rx.recv();
-    std::thread::sleep(std::time::Duration::from_millis(50));
     Ok(Handle { addr, stop: Some(tx), thread: Some(thread) })
 }

@@ -1,0 +1,10 @@
+//! The virtual peer: a PeerJS signaling client ([`signaling`]) and, on top, an `rtc` peer
+//! connection with application-owned candidate gathering and a data-channel workload, recording
+//! [`milestones`] on the virtual clock. Sans-IO: the driver (the simulator, or the live runner)
+//! moves frames, datagrams and time in and out.
+
+pub mod milestones;
+pub mod signaling;
+
+pub use milestones::{Failure, Milestone, Milestones};
+pub use signaling::{SignalEvent, SignalingClient};

@@ -1,0 +1,77 @@
+//! Milestones a virtual peer records on the virtual clock, and why a connection failed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The stages of a connection, in the order they usually happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    SignalingConnected,
+    Open,
+    OfferSent,
+    OfferReceived,
+    FirstLocalCandidate,
+    FirstSrflx,
+    FirstRelay,
+    GatheringComplete,
+    AnswerReceived,
+    IceConnected,
+    DtlsConnected,
+    DataChannelOpen,
+    FirstEcho,
+}
+
+impl Milestone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Milestone::SignalingConnected => "signaling_connected",
+            Milestone::Open => "open",
+            Milestone::OfferSent => "offer_sent",
+            Milestone::OfferReceived => "offer_received",
+            Milestone::FirstLocalCandidate => "first_local_candidate",
+            Milestone::FirstSrflx => "first_srflx",
+            Milestone::FirstRelay => "first_relay",
+            Milestone::GatheringComplete => "gathering_complete",
+            Milestone::AnswerReceived => "answer_received",
+            Milestone::IceConnected => "ice_connected",
+            Milestone::DtlsConnected => "dtls_connected",
+            Milestone::DataChannelOpen => "dc_open",
+            Milestone::FirstEcho => "first_echo",
+        }
+    }
+}
+
+/// Why a peer's connection failed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    IceFailed,
+    DtlsFailed,
+    Expire,
+    IdTaken,
+    BrokerError(String),
+    Timeout,
+}
+
+/// When each milestone first happened (time since the peer started).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Milestones {
+    pub at: BTreeMap<Milestone, Duration>,
+    pub failure: Option<Failure>,
+}
+
+impl Milestones {
+    /// Records `m` at `t` unless it happened already.
+    pub fn mark(&mut self, m: Milestone, t: Duration) {
+        self.at.entry(m).or_insert(t);
+    }
+
+    pub fn get(&self, m: Milestone) -> Option<Duration> {
+        self.at.get(&m).copied()
+    }
+
+    pub fn fail(&mut self, f: Failure) {
+        self.failure.get_or_insert(f);
+    }
+}

@@ -4,7 +4,9 @@
 //! moves frames, datagrams and time in and out.
 
 pub mod milestones;
+pub mod peer;
 pub mod signaling;
 
 pub use milestones::{Failure, Milestone, Milestones};
+pub use peer::{IceMode, PeerConfig, Transmit, VirtualPeer};
 pub use signaling::{SignalEvent, SignalingClient};

@@ -1,0 +1,475 @@
+//! The virtual peer: PeerJS signaling and an `rtc` peer connection, sans-IO, on the clock the
+//! driver passes in. The offerer opens a DataConnection to its remote as `peerjs@1.5.5` does
+//! (OFFER with connectionId, label, `serialization: binary`, reliable), the answerer answers;
+//! candidates are trickled or, in vanilla mode, carried in the description once gathering ends.
+//! The data-channel workload sends BinaryPack messages that the answerer echoes.
+
+use crate::milestones::{Failure, Milestone, Milestones};
+use crate::signaling::{SignalEvent, SignalingClient};
+use bytes::BytesMut;
+use peerstorm_model::candidate::IceCandidateInit;
+use peerstorm_model::peerjs::binarypack::Value;
+use peerstorm_model::peerjs::dataconn::{BinaryReceiver, BinarySender, Received};
+use peerstorm_model::peerjs::payload::{
+    AnswerPayload, CandidatePayload, ConnectionType, OfferPayload, Serialization, SessionDescriptionInit,
+};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Trickle candidates as they come, or wait for gathering and send them in the description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceMode {
+    Trickle,
+    Vanilla,
+}
+
+/// How one virtual peer behaves.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub id: String,
+    pub token: String,
+    /// The peer to connect to; `None` waits for an OFFER.
+    pub remote: Option<String>,
+    pub ice: IceMode,
+    /// This peer's address on the (simulated) network; its host candidate.
+    pub host: SocketAddr,
+    pub heartbeat: Duration,
+    /// Messages to send and get echoed once the data channel is open.
+    pub messages: u32,
+    pub message_bytes: usize,
+}
+
+/// What the driver must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A WebSocket text frame to the broker.
+    Signal(String),
+    /// A UDP datagram.
+    Datagram { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
+}
+
+/// One virtual peer.
+pub struct VirtualPeer {
+    cfg: PeerConfig,
+    start: Instant,
+    signaling: SignalingClient,
+    pc: Option<RTCPeerConnection>,
+    milestones: Milestones,
+    out: VecDeque<Transmit>,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    connection_id: String,
+    remote: Option<String>,
+    dc: Option<RTCDataChannelId>,
+    sender: BinarySender,
+    receiver: BinaryReceiver,
+    sent: u32,
+    echoed: u32,
+    pub bytes_moved: u64,
+}
+
+impl std::fmt::Debug for VirtualPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualPeer").field("id", &self.cfg.id).field("milestones", &self.milestones).finish()
+    }
+}
+
+fn build_pc(now: Instant) -> Result<RTCPeerConnection, Failure> {
+    let se = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(se)
+        .build(now)
+        .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
+}
+
+fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
+    let c = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .ok()?;
+    RTCIceCandidate::from(&c).to_json().ok()
+}
+
+impl VirtualPeer {
+    pub fn new(cfg: PeerConfig, now: Instant) -> Self {
+        let signaling = SignalingClient::new(&cfg.id, &cfg.token, cfg.heartbeat);
+        let connection_id = format!("dc_{}", cfg.id);
+        Self {
+            remote: cfg.remote.clone(),
+            cfg,
+            start: now,
+            signaling,
+            pc: None,
+            milestones: Milestones::default(),
+            out: VecDeque::new(),
+            early_candidates: Vec::new(),
+            connection_id,
+            dc: None,
+            sender: BinarySender::new(),
+            receiver: BinaryReceiver::default(),
+            sent: 0,
+            echoed: 0,
+            bytes_moved: 0,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.id
+    }
+
+    /// The WebSocket query to connect with.
+    pub fn query(&self, key: &str) -> String {
+        self.signaling.query(key)
+    }
+
+    pub fn milestones(&self) -> &Milestones {
+        &self.milestones
+    }
+
+    /// Finished: the workload is done (offerer) or the channel is open (answerer), or failed.
+    pub fn is_done(&self) -> bool {
+        self.milestones.failure.is_some()
+            || if self.cfg.remote.is_some() {
+                self.echoed >= self.cfg.messages && self.milestones.get(Milestone::DataChannelOpen).is_some()
+            } else {
+                self.milestones.get(Milestone::DataChannelOpen).is_some()
+            }
+    }
+
+    fn mark(&mut self, m: Milestone, now: Instant) {
+        self.milestones.mark(m, now.saturating_duration_since(self.start));
+    }
+
+    /// Fails the peer (a timeout decided by the driver, for instance).
+    pub fn fail(&mut self, f: Failure) {
+        self.milestones.fail(f);
+    }
+
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.mark(Milestone::SignalingConnected, now);
+        self.signaling.handle_connected(now);
+        self.flush_signaling();
+    }
+
+    fn flush_signaling(&mut self) {
+        while let Some(f) = self.signaling.poll_frame() {
+            self.out.push_back(Transmit::Signal(f));
+        }
+    }
+
+    /// A frame from the broker.
+    pub fn handle_signal(&mut self, now: Instant, text: &str) {
+        match self.signaling.handle_frame(text) {
+            SignalEvent::Open => {
+                self.mark(Milestone::Open, now);
+                if self.cfg.remote.is_some() {
+                    self.start_offer(now);
+                }
+            }
+            SignalEvent::Offer { src, payload } => self.on_offer(now, src, payload),
+            SignalEvent::Answer { payload, .. } => {
+                self.mark(Milestone::AnswerReceived, now);
+                if let (Some(pc), Ok(desc)) = (self.pc.as_mut(), RTCSessionDescription::answer(payload.sdp.sdp))
+                    && pc.set_remote_description(now, desc).is_ok()
+                {
+                    self.apply_early_candidates(now);
+                }
+            }
+            SignalEvent::Candidate { payload, .. } => {
+                let c = RTCIceCandidateInit {
+                    candidate: payload.candidate.candidate,
+                    sdp_mid: payload.candidate.sdp_mid,
+                    sdp_mline_index: payload.candidate.sdp_m_line_index,
+                    username_fragment: payload.candidate.username_fragment,
+                    ..Default::default()
+                };
+                match self.pc.as_mut() {
+                    Some(pc) if pc.remote_description().is_some() => {
+                        let _ = pc.add_remote_candidate(c);
+                    }
+                    // PeerJS keeps candidates that arrive before the description (`_lostMessages`).
+                    _ => self.early_candidates.push(c),
+                }
+            }
+            SignalEvent::Expire { .. } => self.milestones.fail(Failure::Expire),
+            SignalEvent::IdTaken => self.milestones.fail(Failure::IdTaken),
+            SignalEvent::Error(m) => self.milestones.fail(Failure::BrokerError(m)),
+            SignalEvent::Leave { .. } | SignalEvent::Ignored(_) => {}
+        }
+        self.service(now);
+    }
+
+    fn apply_early_candidates(&mut self, _now: Instant) {
+        if let Some(pc) = self.pc.as_mut() {
+            for c in self.early_candidates.drain(..) {
+                let _ = pc.add_remote_candidate(c);
+            }
+        }
+    }
+
+    fn gather(&mut self, now: Instant) {
+        let Some(c) = host_candidate(self.cfg.host) else { return };
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.add_local_candidate(c);
+            self.mark(Milestone::FirstLocalCandidate, now);
+            // Only a host candidate here: gathering ends at once (end-of-candidates).
+            if let Some(pc) = self.pc.as_mut() {
+                let _ = pc.add_local_candidate(RTCIceCandidateInit::default());
+            }
+            self.mark(Milestone::GatheringComplete, now);
+        }
+    }
+
+    fn start_offer(&mut self, now: Instant) {
+        let mut pc = match build_pc(now) {
+            Ok(pc) => pc,
+            Err(f) => return self.milestones.fail(f),
+        };
+        if pc.create_data_channel(&self.connection_id, None).is_err() {
+            return self.milestones.fail(Failure::BrokerError("create_data_channel".into()));
+        }
+        let Ok(offer) = pc.create_offer(None) else {
+            return self.milestones.fail(Failure::BrokerError("create_offer".into()));
+        };
+        if pc.set_local_description(now, offer.clone()).is_err() {
+            return self.milestones.fail(Failure::BrokerError("set_local_description".into()));
+        }
+        self.pc = Some(pc);
+        match self.cfg.ice {
+            IceMode::Trickle => {
+                self.send_offer(now, offer.sdp);
+                self.gather(now);
+            }
+            IceMode::Vanilla => {
+                self.gather(now);
+                let sdp = self.pc.as_ref().and_then(|pc| pc.local_description()).map_or(offer.sdp, |d| d.sdp.clone());
+                self.send_offer(now, sdp);
+            }
+        }
+    }
+
+    fn send_offer(&mut self, now: Instant, sdp: String) {
+        let Some(remote) = self.remote.clone() else { return };
+        let p = OfferPayload::data(sdp, &self.connection_id, Serialization::Binary, true);
+        self.signaling.send_offer(&remote, &p);
+        self.mark(Milestone::OfferSent, now);
+        self.flush_signaling();
+    }
+
+    fn on_offer(&mut self, now: Instant, src: String, payload: OfferPayload) {
+        self.mark(Milestone::OfferReceived, now);
+        self.remote = Some(src.clone());
+        self.connection_id = payload.connection_id.clone();
+        let mut pc = match build_pc(now) {
+            Ok(pc) => pc,
+            Err(f) => return self.milestones.fail(f),
+        };
+        let Ok(desc) = RTCSessionDescription::offer(payload.sdp.sdp) else {
+            return self.milestones.fail(Failure::BrokerError("bad offer".into()));
+        };
+        if pc.set_remote_description(now, desc).is_err() {
+            return self.milestones.fail(Failure::BrokerError("set_remote_description".into()));
+        }
+        self.pc = Some(pc);
+        self.apply_early_candidates(now);
+        if self.cfg.ice == IceMode::Vanilla {
+            self.gather(now);
+        }
+        let Some(pc) = self.pc.as_mut() else { return };
+        let Ok(answer) = pc.create_answer(None) else {
+            return self.milestones.fail(Failure::BrokerError("create_answer".into()));
+        };
+        if pc.set_local_description(now, answer.clone()).is_err() {
+            return self.milestones.fail(Failure::BrokerError("set_local_description".into()));
+        }
+        let sdp = if self.cfg.ice == IceMode::Vanilla {
+            pc.local_description().map_or(answer.sdp.clone(), |d| d.sdp.clone())
+        } else {
+            answer.sdp.clone()
+        };
+        let p = AnswerPayload {
+            sdp: SessionDescriptionInit { kind: "answer".into(), sdp },
+            connection_type: ConnectionType::Data,
+            connection_id: self.connection_id.clone(),
+            browser: None,
+        };
+        self.signaling.send_answer(&src, &p);
+        self.flush_signaling();
+        if self.cfg.ice == IceMode::Trickle {
+            self.gather(now);
+        }
+    }
+
+    /// A datagram for this peer.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: dst,
+                    peer_addr: src,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(data),
+            });
+        }
+        self.service(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.signaling.handle_timeout(now);
+        self.flush_signaling();
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.handle_timeout(now);
+        }
+        self.service(now);
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
+        match (pc, self.signaling.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    /// Drains the peer connection: datagrams out, events into milestones, messages into the
+    /// workload.
+    fn service(&mut self, now: Instant) {
+        loop {
+            let Some(pc) = self.pc.as_mut() else { return };
+            let mut progressed = false;
+            while let Some(w) = pc.poll_write() {
+                progressed = true;
+                self.out.push_back(Transmit::Datagram {
+                    src: w.transport.local_addr,
+                    dst: w.transport.peer_addr,
+                    data: w.message.to_vec(),
+                });
+            }
+            let mut events = Vec::new();
+            while let Some(ev) = pc.poll_event() {
+                events.push(ev);
+            }
+            let mut messages = Vec::new();
+            while let Some(m) = pc.poll_read() {
+                if let RTCMessage::DataChannelMessage(_, msg) = m.message {
+                    messages.push(msg.data.to_vec());
+                }
+            }
+            progressed |= !events.is_empty() || !messages.is_empty();
+            for ev in events {
+                self.on_event(now, ev);
+            }
+            for m in messages {
+                self.on_message(now, &m);
+            }
+            progressed |= self.pump_workload(now);
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, ev: RTCPeerConnectionEvent) {
+        match ev {
+            RTCPeerConnectionEvent::OnIceCandidateEvent(e) => {
+                if self.cfg.ice == IceMode::Trickle
+                    && let (Some(remote), Ok(init)) = (self.remote.clone(), e.candidate.to_json())
+                {
+                    let p = CandidatePayload {
+                        candidate: IceCandidateInit {
+                            candidate: init.candidate,
+                            sdp_mid: init.sdp_mid,
+                            sdp_m_line_index: init.sdp_mline_index,
+                            username_fragment: init.username_fragment,
+                        },
+                        connection_type: ConnectionType::Data,
+                        connection_id: self.connection_id.clone(),
+                    };
+                    self.signaling.send_candidate(&remote, &p);
+                    self.flush_signaling();
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => match s {
+                RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
+                    self.mark(Milestone::IceConnected, now)
+                }
+                RTCIceConnectionState::Failed => self.milestones.fail(Failure::IceFailed),
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
+                RTCPeerConnectionState::Connected => self.mark(Milestone::DtlsConnected, now),
+                RTCPeerConnectionState::Failed => self.milestones.fail(Failure::DtlsFailed),
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
+                self.dc = Some(id);
+                self.mark(Milestone::DataChannelOpen, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, data: &[u8]) {
+        self.bytes_moved += data.len() as u64;
+        let Ok(Some(Received::Data(v))) = self.receiver.handle(data) else { return };
+        if self.cfg.remote.is_some() {
+            self.echoed += 1;
+            self.mark(Milestone::FirstEcho, now);
+        } else {
+            // The answerer echoes what it gets, as the interop tests' PeerJS pages do.
+            self.send_value(now, &v);
+        }
+    }
+
+    fn send_value(&mut self, now: Instant, v: &Value) {
+        let (Some(id), Some(pc)) = (self.dc, self.pc.as_mut()) else { return };
+        let Ok(msgs) = self.sender.encode(v) else { return };
+        if let Some(mut dc) = pc.data_channel(id) {
+            for m in msgs {
+                self.bytes_moved += m.len() as u64;
+                let _ = dc.send(now, BytesMut::from(&m[..]));
+            }
+        }
+    }
+
+    /// The offerer sends its messages one at a time, each after the previous echo.
+    fn pump_workload(&mut self, now: Instant) -> bool {
+        if self.cfg.remote.is_none() || self.dc.is_none() || self.sent >= self.cfg.messages || self.sent > self.echoed {
+            return false;
+        }
+        self.sent += 1;
+        let v = Value::Bin(vec![0x5a; self.cfg.message_bytes]);
+        self.send_value(now, &v);
+        true
+    }
+}

@@ -1,0 +1,253 @@
+//! Scenario files (TOML). Unknown keys are errors that name the key and its line; see
+//! `scenarios/README.md` for the schema.
+
+use peerstorm_peer::IceMode;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub servers: Servers,
+    pub peers: Peers,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Metric path → condition, checked by the report layer.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_mode() -> String {
+    "sim".into()
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Round-trip time between two peers (each access link carries a quarter of it each way).
+    #[serde(default = "default_rtt")]
+    pub rtt_ms: u64,
+    /// Random loss on every access link, per direction.
+    #[serde(default)]
+    pub loss: f64,
+    /// NAT presets by share of peers (`open`, `full-cone`, ...).
+    #[serde(default = "default_mix")]
+    pub nat_mix: BTreeMap<String, f64>,
+}
+
+fn default_rtt() -> u64 {
+    40
+}
+
+fn default_mix() -> BTreeMap<String, f64> {
+    BTreeMap::from([("open".to_string(), 1.0)])
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self { rtt_ms: default_rtt(), loss: 0.0, nat_mix: default_mix() }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Servers {
+    #[serde(default = "embedded")]
+    pub broker: String,
+    /// Round-trip time between a peer and the broker.
+    #[serde(default = "default_rtt")]
+    pub broker_rtt_ms: u64,
+    #[serde(default = "embedded")]
+    pub stun: String,
+    #[serde(default = "embedded")]
+    pub turn: String,
+}
+
+fn embedded() -> String {
+    "embedded".into()
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self { broker: embedded(), broker_rtt_ms: default_rtt(), stun: embedded(), turn: embedded() }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    pub count: usize,
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// `["trickle"]`, `["vanilla"]`, or both: an A/B on the same peers and seed.
+    #[serde(default = "default_ice")]
+    pub ice: Vec<IceMode>,
+}
+
+fn default_pattern() -> String {
+    "pairs".into()
+}
+
+fn default_ice() -> Vec<IceMode> {
+    vec![IceMode::Trickle]
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// Pairs started per second; 0 or absent starts everyone at once.
+    #[serde(default)]
+    pub rate_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    #[serde(default)]
+    pub datachannel: DataChannel,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataChannel {
+    #[serde(default = "default_bytes")]
+    pub message_bytes: usize,
+    #[serde(default = "default_messages")]
+    pub messages: u32,
+}
+
+fn default_bytes() -> usize {
+    1000
+}
+
+fn default_messages() -> u32 {
+    10
+}
+
+impl Default for DataChannel {
+    fn default() -> Self {
+        Self { message_bytes: default_bytes(), messages: default_messages() }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// A pair not done this long after it started has failed (`timeout`).
+    #[serde(default = "default_setup")]
+    pub setup_s: u64,
+}
+
+fn default_setup() -> u64 {
+    30
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { setup_s: default_setup() }
+    }
+}
+
+/// A scenario that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{0}")]
+    Toml(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Scenario {
+    /// Parses and checks a scenario. Errors name the key and its line.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|r| 1 + text[..r.start.min(text.len())].matches('\n').count());
+            ScenarioError::Toml(match at {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        })?;
+        s.check()?;
+        Ok(s)
+    }
+
+    fn check(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Unsupported(m));
+        if self.mode != "sim" {
+            return bad(format!(
+                "mode {:?}: this build runs mode = \"sim\" only (the live runner is its own issue)",
+                self.mode
+            ));
+        }
+        if self.peers.count < 2 || self.peers.count % 2 != 0 {
+            return bad(format!("peers.count = {}: pairs need an even count of at least 2", self.peers.count));
+        }
+        if self.peers.pattern != "pairs" {
+            return bad(format!(
+                "peers.pattern {:?}: this build runs \"pairs\" only (star and rooms are not implemented yet)",
+                self.peers.pattern
+            ));
+        }
+        if self.peers.ice.is_empty() {
+            return bad("peers.ice is empty: use [\"trickle\"], [\"vanilla\"] or both".into());
+        }
+        for (preset, share) in &self.network.nat_mix {
+            if peerstorm_netsim::Preset::parse(preset).is_none() {
+                return bad(format!("network.nat_mix: unknown preset {preset:?}"));
+            }
+            if preset != "open" && *share > 0.0 {
+                return bad(format!(
+                    "network.nat_mix: {preset:?} needs server-reflexive and relayed candidates, which the virtual peer does not gather yet; only \"open\" runs in this build"
+                ));
+            }
+        }
+        if self.servers.broker != "embedded" {
+            return bad("servers.broker: the simulator runs the embedded broker".into());
+        }
+        if !(0.0..1.0).contains(&self.network.loss) {
+            return bad(format!("network.loss = {}: expected a probability below 1", self.network.loss));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_their_line() {
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\ncolour = \"blue\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("line 4:") && e.contains("colour"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[network]\nrtt = 5\n").unwrap_err().to_string();
+        assert!(e.contains("line 5") && e.contains("rtt"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_clearly() {
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 3\n").unwrap_err().to_string();
+        assert!(e.contains("even count"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[network]\nnat_mix = { symmetric = 1.0 }\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server-reflexive"), "{e}");
+        let s = Scenario::parse("name = \"x\"\n[peers]\ncount = 4\nice = [\"trickle\", \"vanilla\"]\n").unwrap();
+        assert_eq!(s.peers.ice, [IceMode::Trickle, IceMode::Vanilla]);
+        assert_eq!(s.network.rtt_ms, 40);
+    }
+}

@@ -1,0 +1,198 @@
+//! The simulation driver: the simulated network, the broker core and the virtual peers on one
+//! virtual clock, as a discrete-event loop. Ties break by insertion order; a step bound turns a
+//! livelock into an error; the run ends when every peer is done, failed or timed out.
+
+use crate::scenario::Scenario;
+use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Output};
+use peerstorm_netsim::net::NetEvent;
+use peerstorm_netsim::time::EventQueue;
+use peerstorm_netsim::{HostId, LinkConfig, Network, Packet, Proto};
+use peerstorm_peer::{Failure, IceMode, Milestones, PeerConfig, Transmit, VirtualPeer};
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// One peer's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerResult {
+    pub id: String,
+    pub offerer: bool,
+    pub start: Duration,
+    pub milestones: Milestones,
+    pub bytes_moved: u64,
+}
+
+/// One run (one ICE mode).
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub ice: IceMode,
+    pub peers: Vec<PeerResult>,
+    pub virtual_end: Duration,
+    pub events: u64,
+    pub datagrams_delivered: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("livelock: more than {0} events at virtual time {1:?}")]
+    Livelock(u64, Duration),
+}
+
+enum Ev {
+    Join(usize),
+    ToBroker(usize, String),
+    ToPeer(usize, String),
+    Deadline(usize),
+}
+
+const MAX_EVENTS: u64 = 200_000_000;
+
+fn host_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+/// Runs the scenario with one ICE mode.
+pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
+    let base = Instant::now();
+    let mut net = Network::new(s.seed);
+    let internet = net.add_segment("internet");
+    let quarter = Duration::from_micros(s.network.rtt_ms * 250);
+    let link = LinkConfig { latency: quarter, loss: s.network.loss, ..LinkConfig::default() };
+    let n = s.peers.count;
+    let hosts: Vec<HostId> = (0..n).map(|i| net.add_host("peer", internet, &[host_ip(i)], link.clone())).collect();
+    let sig_one_way = Duration::from_micros(s.servers.broker_rtt_ms * 500);
+    let mut broker = Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed);
+    let dc = &s.workload.datachannel;
+    let mut peers: Vec<VirtualPeer> = (0..n)
+        .map(|i| {
+            let offerer = i % 2 == 0;
+            let cfg = PeerConfig {
+                id: format!("peer-{i:06}"),
+                token: format!("t{i}"),
+                remote: offerer.then(|| format!("peer-{:06}", i + 1)),
+                ice,
+                host: SocketAddr::from((host_ip(i), 5000)),
+                heartbeat: Duration::from_secs(5),
+                messages: dc.messages,
+                message_bytes: dc.message_bytes,
+            };
+            VirtualPeer::new(cfg, base)
+        })
+        .collect();
+    let starts: Vec<Duration> = (0..n)
+        .map(|i| {
+            if s.peers.arrival.rate_per_s > 0.0 {
+                Duration::from_secs_f64((i / 2) as f64 / s.peers.arrival.rate_per_s)
+            } else {
+                Duration::ZERO
+            }
+        })
+        .collect();
+    let mut netq: EventQueue<NetEvent> = EventQueue::default();
+    let mut q: EventQueue<Ev> = EventQueue::default();
+    // Answerers join before their offerers at the same instant (insertion order breaks the tie).
+    for pair in 0..n / 2 {
+        for i in [2 * pair + 1, 2 * pair] {
+            q.push(starts[i], Ev::Join(i));
+            q.push(starts[i] + Duration::from_secs(s.timeouts.setup_s), Ev::Deadline(i));
+        }
+    }
+    let mut timers: BTreeSet<(Duration, usize)> = BTreeSet::new();
+    let mut timer_of: Vec<Option<Duration>> = vec![None; n];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut done = 0usize;
+    let mut is_done = vec![false; n];
+    let mut now = Duration::ZERO;
+    let mut events = 0u64;
+    while done < n {
+        // Move everything the broker and the touched peers produced.
+        while let Some(o) = broker.poll_output() {
+            if let Output::Send { conn, text } = o {
+                q.push(now + sig_one_way, Ev::ToPeer(conn.0 as usize, text));
+            }
+        }
+        for &i in &touched {
+            while let Some(t) = peers[i].poll_transmit() {
+                match t {
+                    Transmit::Signal(text) => q.push(now + sig_one_way, Ev::ToBroker(i, text)),
+                    Transmit::Datagram { src: SocketAddr::V4(src), dst: SocketAddr::V4(dst), data } => {
+                        net.send(&mut netq, now, hosts[i], Packet { proto: Proto::Udp, src, dst, payload: data });
+                    }
+                    Transmit::Datagram { .. } => {}
+                }
+            }
+            let t = peers[i].poll_timeout().map(|t| t.saturating_duration_since(base).max(now));
+            if t != timer_of[i] {
+                if let Some(old) = timer_of[i] {
+                    timers.remove(&(old, i));
+                }
+                if let Some(new) = t {
+                    timers.insert((new, i));
+                }
+                timer_of[i] = t;
+            }
+            if !is_done[i] && peers[i].is_done() {
+                is_done[i] = true;
+                done += 1;
+            }
+        }
+        touched.clear();
+        if done == n {
+            break;
+        }
+        events += 1;
+        if events > MAX_EVENTS {
+            return Err(SimError::Livelock(MAX_EVENTS, now));
+        }
+        let next_timer = timers.first().map(|(t, _)| *t);
+        let Some(t) = [netq.peek_time(), q.peek_time(), next_timer].into_iter().flatten().min() else { break };
+        now = now.max(t);
+        let at = base + now;
+        if netq.peek_time() == Some(t) {
+            let (_, ev) = netq.pop().expect("peeked");
+            if let Some(d) = net.handle(&mut netq, now, ev) {
+                let i = d.host.0 as usize;
+                peers[i].handle_datagram(at, SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst), &d.pkt.payload);
+                touched.push(i);
+            }
+        } else if q.peek_time() == Some(t) {
+            match q.pop().expect("peeked").1 {
+                Ev::Join(i) => {
+                    let query = peers[i].query("peerjs");
+                    broker.handle_connect(at, ConnId(i as u64), &ConnectParams::from_query(&query));
+                    peers[i].handle_connected(at);
+                    touched.push(i);
+                }
+                Ev::ToBroker(i, text) => broker.handle_text(at, ConnId(i as u64), &text),
+                Ev::ToPeer(i, text) => {
+                    peers[i].handle_signal(at, &text);
+                    touched.push(i);
+                }
+                Ev::Deadline(i) => {
+                    if !is_done[i] {
+                        peers[i].fail(Failure::Timeout);
+                        touched.push(i);
+                    }
+                }
+            }
+        } else {
+            let (_, i) = timers.pop_first().expect("a timer was next");
+            timer_of[i] = None;
+            peers[i].handle_timeout(at);
+            touched.push(i);
+        }
+        broker.handle_timeout(at);
+    }
+    let results = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PeerResult {
+            id: p.id().to_string(),
+            offerer: i % 2 == 0,
+            start: starts[i],
+            milestones: p.milestones().clone(),
+            bytes_moved: p.bytes_moved,
+        })
+        .collect();
+    Ok(RunResult { ice, peers: results, virtual_end: now, events, datagrams_delivered: net.delivered })
+}

@@ -1,0 +1,174 @@
+//! The run summary: success, failure causes, and percentiles of every setup stage, per ICE mode,
+//! with trickle-minus-vanilla deltas when both ran. Deterministic: no wall-clock field.
+
+use crate::sim::RunResult;
+use peerstorm_peer::{Failure, IceMode, Milestone};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The summary's schema name and version.
+pub const SCHEMA: &str = "peerstorm.summary/1";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stage {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModeSummary {
+    pub ice: IceMode,
+    pub peers: usize,
+    pub pairs: usize,
+    /// Pairs whose offerer got every echo back.
+    pub pairs_ok: usize,
+    pub success_rate: f64,
+    pub failures: BTreeMap<String, usize>,
+    /// Offerer-side stages, milliseconds from the pair's start.
+    pub stages: BTreeMap<&'static str, Stage>,
+    pub bytes_moved: u64,
+    pub virtual_end_ms: f64,
+    pub datagrams_delivered: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub schema: &'static str,
+    pub scenario: String,
+    pub seed: u64,
+    pub modes: Vec<ModeSummary>,
+    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster).
+    pub trickle_minus_vanilla_p50_ms: BTreeMap<&'static str, f64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_micros() as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+const STAGES: [Milestone; 9] = [
+    Milestone::Open,
+    Milestone::OfferSent,
+    Milestone::FirstLocalCandidate,
+    Milestone::GatheringComplete,
+    Milestone::AnswerReceived,
+    Milestone::IceConnected,
+    Milestone::DtlsConnected,
+    Milestone::DataChannelOpen,
+    Milestone::FirstEcho,
+];
+
+fn failure_name(f: &Failure) -> String {
+    match f {
+        Failure::IceFailed => "ice_failed".into(),
+        Failure::DtlsFailed => "dtls_failed".into(),
+        Failure::Expire => "expire".into(),
+        Failure::IdTaken => "id_taken".into(),
+        Failure::BrokerError(_) => "broker_error".into(),
+        Failure::Timeout => "timeout".into(),
+    }
+}
+
+pub fn summarize_mode(r: &RunResult) -> ModeSummary {
+    let offerers: Vec<_> = r.peers.iter().filter(|p| p.offerer).collect();
+    let mut failures = BTreeMap::new();
+    for p in &r.peers {
+        if let Some(f) = &p.milestones.failure {
+            *failures.entry(failure_name(f)).or_insert(0) += 1;
+        }
+    }
+    let pairs_ok = offerers
+        .iter()
+        .filter(|p| p.milestones.failure.is_none() && p.milestones.get(Milestone::FirstEcho).is_some())
+        .count();
+    let mut stages = BTreeMap::new();
+    for st in STAGES {
+        let mut v: Vec<Duration> = offerers.iter().filter_map(|p| p.milestones.get(st)).collect();
+        if v.is_empty() {
+            continue;
+        }
+        v.sort_unstable();
+        stages.insert(
+            st.as_str(),
+            Stage {
+                count: v.len(),
+                p50_ms: ms(pct(&v, 0.5)),
+                p95_ms: ms(pct(&v, 0.95)),
+                p99_ms: ms(pct(&v, 0.99)),
+                max_ms: ms(*v.last().expect("not empty")),
+            },
+        );
+    }
+    ModeSummary {
+        ice: r.ice,
+        peers: r.peers.len(),
+        pairs: offerers.len(),
+        pairs_ok,
+        success_rate: if offerers.is_empty() { 0.0 } else { pairs_ok as f64 / offerers.len() as f64 },
+        failures,
+        stages,
+        bytes_moved: r.peers.iter().map(|p| p.bytes_moved).sum(),
+        virtual_end_ms: ms(r.virtual_end),
+        datagrams_delivered: r.datagrams_delivered,
+    }
+}
+
+pub fn summarize(scenario: &str, seed: u64, runs: &[RunResult]) -> Summary {
+    let modes: Vec<ModeSummary> = runs.iter().map(summarize_mode).collect();
+    let mut deltas = BTreeMap::new();
+    if let (Some(t), Some(v)) =
+        (modes.iter().find(|m| m.ice == IceMode::Trickle), modes.iter().find(|m| m.ice == IceMode::Vanilla))
+    {
+        for (k, st) in &t.stages {
+            if let Some(vs) = v.stages.get(k) {
+                deltas.insert(*k, ((st.p50_ms - vs.p50_ms) * 1000.0).round() / 1000.0);
+            }
+        }
+    }
+    Summary { schema: SCHEMA, scenario: scenario.to_string(), seed, modes, trickle_minus_vanilla_p50_ms: deltas }
+}
+
+impl Summary {
+    /// The table printed after a run.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        for m in &self.modes {
+            s.push_str(&format!(
+                "{} ICE: {} pairs, {} ok ({:.1} %), failures {:?}, {} bytes moved, {} datagrams, virtual end {:.0} ms\n",
+                match m.ice {
+                    IceMode::Trickle => "trickle",
+                    IceMode::Vanilla => "vanilla",
+                },
+                m.pairs,
+                m.pairs_ok,
+                m.success_rate * 100.0,
+                m.failures,
+                m.bytes_moved,
+                m.datagrams_delivered,
+                m.virtual_end_ms
+            ));
+            s.push_str("  stage (offerer, ms from start)   p50      p95      p99      max\n");
+            for (k, st) in &m.stages {
+                s.push_str(&format!(
+                    "  {k:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
+                    st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms
+                ));
+            }
+        }
+        if !self.trickle_minus_vanilla_p50_ms.is_empty() {
+            s.push_str("trickle minus vanilla, p50 (ms):\n");
+            for (k, d) in &self.trickle_minus_vanilla_p50_ms {
+                s.push_str(&format!("  {k:<30} {d:>+8.1}\n"));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,53 @@
+//! The simulation runner end to end: real-stack peers in pairs over the simulated network.
+
+use peerstorm_runner::{Scenario, run};
+
+fn scenario(extra: &str) -> Scenario {
+    Scenario::parse(&format!("name = \"t\"\nseed = 5\n{extra}")).unwrap()
+}
+
+#[test]
+fn same_seed_same_summary_another_seed_another() {
+    let text = "[network]\nrtt_ms = 40\nloss = 0.02\n[peers]\ncount = 20\narrival = { rate_per_s = 50 }\nice = [\"trickle\", \"vanilla\"]\n";
+    let a = serde_json::to_string(&run(&scenario(text)).unwrap()).unwrap();
+    let b = serde_json::to_string(&run(&scenario(text)).unwrap()).unwrap();
+    assert_eq!(a, b, "same scenario and seed: byte-identical summary");
+    let mut other = scenario(text);
+    other.seed = 6;
+    let c = serde_json::to_string(&run(&other).unwrap()).unwrap();
+    assert_ne!(a, c, "another seed changes the lossy run");
+    let s: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(s["schema"], "peerstorm.summary/1");
+    assert_eq!(s["modes"][0]["pairs"], 10);
+    assert!(s["modes"][0]["success_rate"].as_f64().unwrap() >= 0.9, "{s}");
+}
+
+/// With no NAT and fixed latencies, setup time is a count of round trips plus the ICE agent's
+/// fixed timer waits: the slope against RTT is that count.
+#[test]
+fn setup_time_grows_with_the_rtt_by_a_fixed_count() {
+    let open_at = |rtt: u64| {
+        let s = scenario(&format!("[network]\nrtt_ms = {rtt}\n[servers]\nbroker_rtt_ms = {rtt}\n[peers]\ncount = 2\n"));
+        let summary = run(&s).unwrap();
+        let m = &summary.modes[0];
+        assert_eq!(m.pairs_ok, 1, "rtt {rtt}: {m:?}");
+        m.stages["dc_open"].p50_ms
+    };
+    let (a, b, c) = (open_at(20), open_at(40), open_at(80));
+    let slope1 = (b - a) / 20.0;
+    let slope2 = (c - b) / 40.0;
+    eprintln!(
+        "data channel open: {a} ms at 20 ms RTT, {b} at 40, {c} at 80; round trips per RTT step: {slope1:.2}, {slope2:.2}"
+    );
+    assert!((slope1 - slope2).abs() < 0.3, "linear in the RTT: {slope1} vs {slope2}");
+    assert!((5.0..=14.0).contains(&slope1), "a plausible round-trip count: {slope1}");
+}
+
+#[test]
+fn everything_fails_cleanly_when_the_network_drops_everything() {
+    let s = scenario("[network]\nloss = 0.999\n[peers]\ncount = 2\n[timeouts]\nsetup_s = 5\n");
+    let summary = run(&s).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!(m.pairs_ok, 0);
+    assert!(m.failures.values().sum::<usize>() >= 1, "{m:?}");
+}

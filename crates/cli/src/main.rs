@@ -4,6 +4,7 @@ mod bench;
 mod bench_turn;
 mod inspect;
 mod nat;
+mod run;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,7 @@ STUN/TURN. `inspect` parses what a browser or a broker sent and tells you what i
 wrong with it; `serve broker` runs a PeerJS-compatible broker.\n\n\
 Exit status: 0 valid input, 1 invalid input (diagnostics on stderr), 2 usage or I/O error.",
     after_help = "Examples:\n  \
+peerstorm run scenarios/open-pairs.toml                 # 200 real-stack peers on the simulator\n  \
 peerstorm inspect sdp offer.sdp\n  \
 pbpaste | peerstorm inspect sdp - --type offer --json\n  \
 peerstorm inspect sdp offer.sdp --emit > same.sdp      # byte-identical re-emit\n  \
@@ -41,6 +43,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a scenario on the simulator: real-stack virtual peers, the simulated network and the
+    /// embedded broker on a virtual clock; prints per-stage percentiles and writes summary.json.
+    Run(run::RunArgs),
     /// Parse and explain protocol messages: SDP, ICE candidates, PeerJS frames.
     #[command(subcommand)]
     Inspect(inspect::Inspect),
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run(r) => run::run(&r),
         Command::Inspect(i) => inspect::run(i),
         Command::Serve(s) => serve::run(s),
         Command::Bench(b) => bench::run(b),

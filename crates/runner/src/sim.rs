@@ -63,6 +63,15 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
     let sig_one_way = Duration::from_micros(s.servers.broker_rtt_ms * 500);
     let mut broker = Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed);
     let dc = &s.workload.datachannel;
+    let starts: Vec<Duration> = (0..n)
+        .map(|i| {
+            if s.peers.arrival.rate_per_s > 0.0 {
+                Duration::from_secs_f64((i / 2) as f64 / s.peers.arrival.rate_per_s)
+            } else {
+                Duration::ZERO
+            }
+        })
+        .collect();
     let mut peers: Vec<VirtualPeer> = (0..n)
         .map(|i| {
             let offerer = i % 2 == 0;
@@ -76,16 +85,8 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                 messages: dc.messages,
                 message_bytes: dc.message_bytes,
             };
-            VirtualPeer::new(cfg, base)
-        })
-        .collect();
-    let starts: Vec<Duration> = (0..n)
-        .map(|i| {
-            if s.peers.arrival.rate_per_s > 0.0 {
-                Duration::from_secs_f64((i / 2) as f64 / s.peers.arrival.rate_per_s)
-            } else {
-                Duration::ZERO
-            }
+            // Milestones count from the moment this peer joins.
+            VirtualPeer::new(cfg, base + starts[i])
         })
         .collect();
     let mut netq: EventQueue<NetEvent> = EventQueue::default();

@@ -156,7 +156,7 @@ impl Summary {
                 m.virtual_end_ms
             ));
             s.push_str("  stage (offerer, ms from start)   p50      p95      p99      max\n");
-            for (k, st) in &m.stages {
+            for (k, st) in STAGES.iter().filter_map(|st| m.stages.get_key_value(st.as_str())) {
                 s.push_str(&format!(
                     "  {k:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
                     st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms
@@ -165,7 +165,7 @@ impl Summary {
         }
         if !self.trickle_minus_vanilla_p50_ms.is_empty() {
             s.push_str("trickle minus vanilla, p50 (ms):\n");
-            for (k, d) in &self.trickle_minus_vanilla_p50_ms {
+            for (k, d) in STAGES.iter().filter_map(|st| self.trickle_minus_vanilla_p50_ms.get_key_value(st.as_str())) {
                 s.push_str(&format!("  {k:<30} {d:>+8.1}\n"));
             }
         }

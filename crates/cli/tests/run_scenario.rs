@@ -1,0 +1,39 @@
+//! `peerstorm run`: the shipped scenario runs, writes summary.json, and bad files exit 2 with
+//! the line of the problem.
+
+use std::process::Command;
+
+fn peerstorm(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_shipped_scenario_runs_and_writes_a_summary() {
+    let out_dir = std::env::temp_dir().join(format!("peerstorm-run-{}", std::process::id()));
+    let out = peerstorm(&["run", "scenarios/open-pairs.toml", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("trickle ICE: 100 pairs") && text.contains("dc_open"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(j["scenario"], "open-pairs");
+    assert!(j["modes"][0]["success_rate"].as_f64().unwrap() > 0.9, "{j}");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn bad_scenarios_exit_2_with_the_line() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(&f, "name = \"x\"\n[peers]\ncount = 2\nspeed = 9\n").unwrap();
+    let out = peerstorm(&["run", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4") && err.contains("speed"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

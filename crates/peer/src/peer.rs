@@ -21,7 +21,8 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCDtlsRole, RTCIceCandidate,
+    RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
@@ -52,6 +53,17 @@ pub struct PeerConfig {
     /// Messages to send and get echoed once the data channel is open.
     pub messages: u32,
     pub message_bytes: usize,
+    /// A STUN server for a server-reflexive candidate (RFC 8489 Binding).
+    pub stun: Option<SocketAddr>,
+}
+
+/// A STUN Binding in flight for the srflx candidate.
+#[derive(Debug, Clone)]
+struct StunProbe {
+    tid: [u8; 12],
+    bytes: Vec<u8>,
+    next: Instant,
+    tries: u32,
 }
 
 /// What the driver must carry.
@@ -80,6 +92,9 @@ pub struct VirtualPeer {
     sent: u32,
     echoed: u32,
     pub bytes_moved: u64,
+    stun: Option<StunProbe>,
+    srflx: Option<SocketAddr>,
+    gathering_done: bool,
 }
 
 impl std::fmt::Debug for VirtualPeer {
@@ -133,6 +148,9 @@ impl VirtualPeer {
             sent: 0,
             echoed: 0,
             bytes_moved: 0,
+            stun: None,
+            srflx: None,
+            gathering_done: false,
         }
     }
 
@@ -230,17 +248,77 @@ impl VirtualPeer {
         }
     }
 
+    /// Host candidate now; with a STUN server, a Binding from the host socket whose answer
+    /// becomes the srflx candidate. Gathering completes when that is done or given up.
     fn gather(&mut self, now: Instant) {
         let Some(c) = host_candidate(self.cfg.host) else { return };
         if let Some(pc) = self.pc.as_mut() {
             let _ = pc.add_local_candidate(c);
-            self.mark(Milestone::FirstLocalCandidate, now);
-            // Only a host candidate here: gathering ends at once (end-of-candidates).
-            if let Some(pc) = self.pc.as_mut() {
-                let _ = pc.add_local_candidate(RTCIceCandidateInit::default());
-            }
-            self.mark(Milestone::GatheringComplete, now);
         }
+        self.mark(Milestone::FirstLocalCandidate, now);
+        match self.cfg.stun {
+            Some(server) => {
+                let mut tid = [0u8; 12];
+                let h = self
+                    .cfg
+                    .id
+                    .bytes()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+                tid[..8].copy_from_slice(&h.to_be_bytes());
+                let bytes = peerstorm_model::stun::Message::binding_request(tid).encode(true);
+                self.out.push_back(Transmit::Datagram { src: self.cfg.host, dst: server, data: bytes.clone() });
+                self.stun = Some(StunProbe { tid, bytes, next: now + Duration::from_millis(500), tries: 1 });
+            }
+            None => self.finish_gathering(now),
+        }
+    }
+
+    fn finish_gathering(&mut self, now: Instant) {
+        if self.gathering_done {
+            return;
+        }
+        self.gathering_done = true;
+        self.stun = None;
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.add_local_candidate(RTCIceCandidateInit::default());
+        }
+        self.mark(Milestone::GatheringComplete, now);
+        if self.cfg.ice == IceMode::Vanilla {
+            // Vanilla: the description goes out now, with every candidate in it.
+            let sdp = self.pc.as_ref().and_then(|pc| pc.local_description()).map(|d| d.sdp.clone());
+            if let Some(sdp) = sdp {
+                if self.cfg.remote.is_some() {
+                    self.send_offer(now, sdp);
+                } else {
+                    self.send_answer(sdp);
+                }
+            }
+        }
+    }
+
+    fn on_stun_answer(&mut self, now: Instant, mapped: Option<SocketAddr>) {
+        if let Some(addr) = mapped {
+            let c = CandidateServerReflexiveConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                rel_addr: self.cfg.host.ip().to_string(),
+                rel_port: self.cfg.host.port(),
+                ..Default::default()
+            };
+            if let (Ok(c), Some(pc)) = (c.new_candidate_server_reflexive(), self.pc.as_mut())
+                && let Ok(init) = RTCIceCandidate::from(&c).to_json()
+                && pc.add_local_candidate(init).is_ok()
+            {
+                self.srflx = Some(addr);
+                self.mark(Milestone::FirstSrflx, now);
+            }
+        }
+        self.finish_gathering(now);
     }
 
     fn start_offer(&mut self, now: Instant) {
@@ -258,17 +336,10 @@ impl VirtualPeer {
             return self.milestones.fail(Failure::BrokerError("set_local_description".into()));
         }
         self.pc = Some(pc);
-        match self.cfg.ice {
-            IceMode::Trickle => {
-                self.send_offer(now, offer.sdp);
-                self.gather(now);
-            }
-            IceMode::Vanilla => {
-                self.gather(now);
-                let sdp = self.pc.as_ref().and_then(|pc| pc.local_description()).map_or(offer.sdp, |d| d.sdp.clone());
-                self.send_offer(now, sdp);
-            }
+        if self.cfg.ice == IceMode::Trickle {
+            self.send_offer(now, offer.sdp);
         }
+        self.gather(now);
     }
 
     fn send_offer(&mut self, now: Instant, sdp: String) {
@@ -295,9 +366,6 @@ impl VirtualPeer {
         }
         self.pc = Some(pc);
         self.apply_early_candidates(now);
-        if self.cfg.ice == IceMode::Vanilla {
-            self.gather(now);
-        }
         let Some(pc) = self.pc.as_mut() else { return };
         let Ok(answer) = pc.create_answer(None) else {
             return self.milestones.fail(Failure::BrokerError("create_answer".into()));
@@ -305,11 +373,14 @@ impl VirtualPeer {
         if pc.set_local_description(now, answer.clone()).is_err() {
             return self.milestones.fail(Failure::BrokerError("set_local_description".into()));
         }
-        let sdp = if self.cfg.ice == IceMode::Vanilla {
-            pc.local_description().map_or(answer.sdp.clone(), |d| d.sdp.clone())
-        } else {
-            answer.sdp.clone()
-        };
+        if self.cfg.ice == IceMode::Trickle {
+            self.send_answer(answer.sdp);
+        }
+        self.gather(now);
+    }
+
+    fn send_answer(&mut self, sdp: String) {
+        let Some(src) = self.remote.clone() else { return };
         let p = AnswerPayload {
             sdp: SessionDescriptionInit { kind: "answer".into(), sdp },
             connection_type: ConnectionType::Data,
@@ -318,13 +389,20 @@ impl VirtualPeer {
         };
         self.signaling.send_answer(&src, &p);
         self.flush_signaling();
-        if self.cfg.ice == IceMode::Trickle {
-            self.gather(now);
-        }
     }
 
     /// A datagram for this peer.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        if let Some(probe) = &self.stun
+            && Some(src) == self.cfg.stun
+            && let Ok(m) = peerstorm_model::stun::Message::decode(data)
+            && m.transaction_id == probe.tid
+        {
+            let mapped = m.address(peerstorm_model::stun::attr::XOR_MAPPED_ADDRESS).and_then(Result::ok);
+            self.on_stun_answer(now, mapped);
+            self.service(now);
+            return;
+        }
         if let Some(pc) = self.pc.as_mut() {
             let _ = pc.handle_read(TaggedBytesMut {
                 now,
@@ -341,6 +419,19 @@ impl VirtualPeer {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(p) = self.stun.as_mut()
+            && now >= p.next
+        {
+            if p.tries >= 3 {
+                // No answer after three tries (RFC 8489's RTO doubling, shortened): gather without it.
+                self.on_stun_answer(now, None);
+            } else {
+                p.tries += 1;
+                p.next = now + Duration::from_millis(500) * (1 << p.tries);
+                let (src, dst, data) = (self.cfg.host, self.cfg.stun.expect("probing"), p.bytes.clone());
+                self.out.push_back(Transmit::Datagram { src, dst, data });
+            }
+        }
         self.signaling.handle_timeout(now);
         self.flush_signaling();
         if let Some(pc) = self.pc.as_mut() {
@@ -351,10 +442,7 @@ impl VirtualPeer {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
-        match (pc, self.signaling.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [pc, self.signaling.poll_timeout(), self.stun.as_ref().map(|p| p.next)].into_iter().flatten().min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -32,6 +32,7 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
                 heartbeat: Duration::from_secs(5),
                 messages: 10,
                 message_bytes: 1000,
+                stun: None,
             };
             VirtualPeer::new(cfg, base)
         })

@@ -84,6 +84,7 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                 heartbeat: Duration::from_secs(5),
                 messages: dc.messages,
                 message_bytes: dc.message_bytes,
+                stun: None,
             };
             // Milestones count from the moment this peer joins.
             VirtualPeer::new(cfg, base + starts[i])

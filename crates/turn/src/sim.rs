@@ -23,10 +23,17 @@ fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
 impl SimTurn {
     /// Handles a delivery if it is for this server's host; returns whether it was.
     pub fn handle(&mut self, sim: &mut Sim, d: &Delivery) -> bool {
+        let now = sim.clock.now();
+        let host = self.host;
+        self.handle_with(now, d, &mut |p| sim.send(host, p))
+    }
+
+    /// As [`SimTurn::handle`], for drivers that run the network themselves: what the server sends
+    /// goes to `send` (to be sent from this server's host).
+    pub fn handle_with(&mut self, now: std::time::Instant, d: &Delivery, send: &mut dyn FnMut(Packet)) -> bool {
         if d.host != self.host {
             return false;
         }
-        let now = sim.clock.now();
         let dst = SocketAddr::V4(d.pkt.dst);
         let src = SocketAddr::V4(d.pkt.src);
         let transport = match d.pkt.proto {
@@ -43,7 +50,7 @@ impl SimTurn {
         } else {
             self.core.handle_peer(now, dst, src, &d.pkt.payload);
         }
-        self.flush(sim);
+        self.flush_with(send);
         true
     }
 
@@ -54,6 +61,11 @@ impl SimTurn {
     }
 
     fn flush(&mut self, sim: &mut Sim) {
+        let host = self.host;
+        self.flush_with(&mut |p| sim.send(host, p));
+    }
+
+    fn flush_with(&mut self, send: &mut dyn FnMut(Packet)) {
         while let Some(o) = self.core.poll_output() {
             let pkt = match o {
                 Output::ToClient { tuple, from, data } => {
@@ -69,7 +81,7 @@ impl SimTurn {
                 },
                 Output::RelayClosed { .. } => continue,
             };
-            sim.send(self.host, pkt);
+            send(pkt);
         }
     }
 }

@@ -59,6 +59,9 @@ pub enum Failure {
 pub struct Milestones {
     pub at: BTreeMap<Milestone, Duration>,
     pub failure: Option<Failure>,
+    /// The selected candidate pair's types (local, remote: `host`, `srflx`, `prflx`, `relay`),
+    /// read when the data channel opens.
+    pub selected: Option<(String, String)>,
 }
 
 impl Milestones {

@@ -522,6 +522,14 @@ impl VirtualPeer {
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
                 self.dc = Some(id);
                 self.mark(Milestone::DataChannelOpen, now);
+                let pair = self
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc.sctp())
+                    .and_then(|sctp| sctp.transport().ice_transport().get_selected_candidate_pair());
+                if let Some(pair) = pair {
+                    self.milestones.selected = Some((pair.local().typ.to_string(), pair.remote().typ.to_string()));
+                }
             }
             _ => {}
         }

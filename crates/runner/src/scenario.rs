@@ -46,6 +46,14 @@ pub struct Network {
     /// NAT presets by share of peers (`open`, `full-cone`, ...).
     #[serde(default = "default_mix")]
     pub nat_mix: BTreeMap<String, f64>,
+    /// `mix`: each peer draws its preset by share (a seeded shuffle of exact counts); `matrix`:
+    /// pair after pair walks every (offerer, answerer) combination of the presets in `nat_mix`.
+    #[serde(default = "default_pairing")]
+    pub pairing: String,
+}
+
+fn default_pairing() -> String {
+    "mix".into()
 }
 
 fn default_rtt() -> u64 {
@@ -58,7 +66,7 @@ fn default_mix() -> BTreeMap<String, f64> {
 
 impl Default for Network {
     fn default() -> Self {
-        Self { rtt_ms: default_rtt(), loss: 0.0, nat_mix: default_mix() }
+        Self { rtt_ms: default_rtt(), loss: 0.0, nat_mix: default_mix(), pairing: default_pairing() }
     }
 }
 
@@ -70,10 +78,15 @@ pub struct Servers {
     /// Round-trip time between a peer and the broker.
     #[serde(default = "default_rtt")]
     pub broker_rtt_ms: u64,
+    /// `embedded` (the STUN/TURN core as a host of the simulated network) or `none`.
     #[serde(default = "embedded")]
     pub stun: String,
     #[serde(default = "embedded")]
     pub turn: String,
+    /// Extra time the STUN/TURN server takes before each answer: a slow or far srflx/relay
+    /// server, the case trickle ICE is for.
+    #[serde(default)]
+    pub answer_delay_ms: u64,
 }
 
 fn embedded() -> String {
@@ -82,7 +95,13 @@ fn embedded() -> String {
 
 impl Default for Servers {
     fn default() -> Self {
-        Self { broker: embedded(), broker_rtt_ms: default_rtt(), stun: embedded(), turn: embedded() }
+        Self {
+            broker: embedded(),
+            broker_rtt_ms: default_rtt(),
+            stun: embedded(),
+            turn: embedded(),
+            answer_delay_ms: 0,
+        }
     }
 }
 
@@ -210,10 +229,19 @@ impl Scenario {
             if peerstorm_netsim::Preset::parse(preset).is_none() {
                 return bad(format!("network.nat_mix: unknown preset {preset:?}"));
             }
-            if preset != "open" && *share > 0.0 {
-                return bad(format!(
-                    "network.nat_mix: {preset:?} needs server-reflexive and relayed candidates, which the virtual peer does not gather yet; only \"open\" runs in this build"
-                ));
+            if !(share.is_finite() && *share >= 0.0) {
+                return bad(format!("network.nat_mix.{preset} = {share}: expected a share of zero or more"));
+            }
+        }
+        if self.network.nat_mix.values().sum::<f64>() <= 0.0 {
+            return bad("network.nat_mix: the shares add up to zero".into());
+        }
+        if !["mix", "matrix"].contains(&self.network.pairing.as_str()) {
+            return bad(format!("network.pairing {:?}: expected \"mix\" or \"matrix\"", self.network.pairing));
+        }
+        for (key, v) in [("servers.stun", &self.servers.stun), ("servers.turn", &self.servers.turn)] {
+            if !["embedded", "none"].contains(&v.as_str()) {
+                return bad(format!("{key} = {v:?}: the simulator runs \"embedded\" or \"none\""));
             }
         }
         if self.servers.broker != "embedded" {
@@ -242,10 +270,18 @@ mod tests {
     fn unsupported_settings_are_refused_clearly() {
         let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 3\n").unwrap_err().to_string();
         assert!(e.contains("even count"), "{e}");
-        let e = Scenario::parse("name = \"x\"\n[network]\nnat_mix = { symmetric = 1.0 }\n[peers]\ncount = 2\n")
+        let e = Scenario::parse("name = \"x\"\n[network]\nnat_mix = { symetric = 1.0 }\n[peers]\ncount = 2\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("server-reflexive"), "{e}");
+        assert!(e.contains("unknown preset \"symetric\""), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[network]\npairing = \"grid\"\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.pairing"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[servers]\nturn = \"turn:x\"\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("servers.turn"), "{e}");
         let s = Scenario::parse("name = \"x\"\n[peers]\ncount = 4\nice = [\"trickle\", \"vanilla\"]\n").unwrap();
         assert_eq!(s.peers.ice, [IceMode::Trickle, IceMode::Vanilla]);
         assert_eq!(s.network.rtt_ms, 40);

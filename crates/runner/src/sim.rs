@@ -4,10 +4,13 @@
 
 use crate::scenario::Scenario;
 use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Output};
+use peerstorm_model::rng::Rng;
 use peerstorm_netsim::net::NetEvent;
 use peerstorm_netsim::time::EventQueue;
-use peerstorm_netsim::{HostId, LinkConfig, Network, Packet, Proto};
+use peerstorm_netsim::{Firewall, HostId, LinkConfig, Network, Packet, Preset, Proto, RouterSpec};
 use peerstorm_peer::{Failure, IceMode, Milestones, PeerConfig, Transmit, VirtualPeer};
+use peerstorm_turn::sim::SimTurn;
+use peerstorm_turn::{TurnConfig, TurnServer};
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 pub struct PeerResult {
     pub id: String,
     pub offerer: bool,
+    /// The NAT preset this peer sits behind.
+    pub nat: &'static str,
     pub start: Duration,
     pub milestones: Milestones,
     pub bytes_moved: u64,
@@ -43,12 +48,100 @@ enum Ev {
     ToBroker(usize, String),
     ToPeer(usize, String),
     Deadline(usize),
+    /// A STUN/TURN answer held back by `servers.answer_delay_ms`.
+    ServerSend(Packet),
 }
+
+/// The STUN/TURN server's address on the simulated internet.
+pub const SERVER_ADDR: std::net::SocketAddrV4 = std::net::SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 3478);
+/// The user the virtual peers authenticate to the embedded TURN server as.
+pub const TURN_USER: (&str, &str) = ("peerstorm", "peerstorm");
+const NO_PEER: usize = usize::MAX;
 
 const MAX_EVENTS: u64 = 200_000_000;
 
 fn host_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+fn private_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+/// Each peer's NAT preset. `mix`: exact counts by share (largest remainder), shuffled by the
+/// seed; `matrix`: pair `k` takes combination `k mod m²` of the `m` presets with a share.
+pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
+    let n = s.peers.count;
+    let mix: Vec<(Preset, f64)> = s
+        .network
+        .nat_mix
+        .iter()
+        .filter(|(_, share)| **share > 0.0)
+        .filter_map(|(k, share)| Preset::parse(k).map(|p| (p, *share)))
+        .collect();
+    if mix.is_empty() {
+        return vec![Preset::Open; n];
+    }
+    if s.network.pairing == "matrix" {
+        let m = mix.len();
+        return (0..n)
+            .map(|i| {
+                let combo = (i / 2) % (m * m);
+                mix[if i % 2 == 0 { combo / m } else { combo % m }].0
+            })
+            .collect();
+    }
+    let total: f64 = mix.iter().map(|(_, w)| w).sum();
+    let exact: Vec<f64> = mix.iter().map(|(_, w)| w / total * n as f64).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..mix.len()).collect();
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    for &k in order.iter().cycle().take(n - counts.iter().sum::<usize>()) {
+        counts[k] += 1;
+    }
+    let mut out: Vec<Preset> = mix.iter().zip(&counts).flat_map(|((p, _), c)| std::iter::repeat_n(*p, *c)).collect();
+    let mut rng = Rng::seed(s.seed ^ 0x6e61_745f_6d69_78);
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
+/// Puts peer `i` on the network behind `preset`'s NAT layers; returns its host and address.
+fn add_peer(
+    net: &mut Network,
+    internet: peerstorm_netsim::SegmentId,
+    i: usize,
+    preset: Preset,
+    link: &LinkConfig,
+) -> (HostId, Ipv4Addr) {
+    let layers = preset.layers();
+    if layers.is_empty() {
+        return (net.add_host("peer", internet, &[host_ip(i)], link.clone()), host_ip(i));
+    }
+    let mut inner = net.add_segment("home");
+    let host = net.add_host("peer", inner, &[private_ip(i)], link.clone());
+    for (k, nat) in layers.iter().enumerate() {
+        let last = k + 1 == layers.len();
+        let outer = if last { internet } else { net.add_segment("carrier") };
+        let inside_ip = if k == 0 { Ipv4Addr::new(10, 255, 255, 254) } else { Ipv4Addr::new(100, 127, 255, 254) };
+        let external = if last {
+            host_ip(i)
+        } else {
+            Ipv4Addr::new(100, 64 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+        };
+        net.add_router(RouterSpec {
+            inside: inner,
+            outside: outer,
+            inside_ip,
+            external_ips: vec![external],
+            nat: nat.clone(),
+            firewall: if last { preset.firewall() } else { Firewall::default() },
+            outside_link: LinkConfig::default(),
+        });
+        inner = outer;
+    }
+    (host, private_ip(i))
 }
 
 /// Runs the scenario with one ICE mode.
@@ -59,7 +152,26 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
     let quarter = Duration::from_micros(s.network.rtt_ms * 250);
     let link = LinkConfig { latency: quarter, loss: s.network.loss, ..LinkConfig::default() };
     let n = s.peers.count;
-    let hosts: Vec<HostId> = (0..n).map(|i| net.add_host("peer", internet, &[host_ip(i)], link.clone())).collect();
+    let presets = assign_presets(s);
+    let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
+    let mut host_to_peer = vec![NO_PEER];
+    let mut hosts = Vec::with_capacity(n);
+    let mut addrs = Vec::with_capacity(n);
+    for (i, p) in presets.iter().enumerate() {
+        let (h, ip) = add_peer(&mut net, internet, i, *p, &link);
+        if host_to_peer.len() <= h.0 as usize {
+            host_to_peer.resize(h.0 as usize + 1, NO_PEER);
+        }
+        host_to_peer[h.0 as usize] = i;
+        hosts.push(h);
+        addrs.push(ip);
+    }
+    let mut turn_cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
+    turn_cfg.add_user(TURN_USER.0, TURN_USER.1);
+    let mut server = SimTurn { host: server_host, core: TurnServer::new(turn_cfg, base, [7; 16]) };
+    let stun = (s.servers.stun == "embedded").then_some(SocketAddr::V4(SERVER_ADDR));
+    let answer_delay = Duration::from_millis(s.servers.answer_delay_ms);
+    let mut server_out: Vec<Packet> = Vec::new();
     let sig_one_way = Duration::from_micros(s.servers.broker_rtt_ms * 500);
     let mut broker = Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed);
     let dc = &s.workload.datachannel;
@@ -80,11 +192,11 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                 token: format!("t{i}"),
                 remote: offerer.then(|| format!("peer-{:06}", i + 1)),
                 ice,
-                host: SocketAddr::from((host_ip(i), 5000)),
+                host: SocketAddr::from((addrs[i], 5000)),
                 heartbeat: Duration::from_secs(5),
                 messages: dc.messages,
                 message_bytes: dc.message_bytes,
-                stun: None,
+                stun,
             };
             // Milestones count from the moment this peer joins.
             VirtualPeer::new(cfg, base + starts[i])
@@ -153,9 +265,26 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
         if netq.peek_time() == Some(t) {
             let (_, ev) = netq.pop().expect("peeked");
             if let Some(d) = net.handle(&mut netq, now, ev) {
-                let i = d.host.0 as usize;
-                peers[i].handle_datagram(at, SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst), &d.pkt.payload);
-                touched.push(i);
+                if server.handle_with(at, &d, &mut |p| server_out.push(p)) {
+                    for p in server_out.drain(..) {
+                        if answer_delay.is_zero() {
+                            net.send(&mut netq, now, server_host, p);
+                        } else {
+                            q.push(now + answer_delay, Ev::ServerSend(p));
+                        }
+                    }
+                } else {
+                    let i = host_to_peer.get(d.host.0 as usize).copied().unwrap_or(NO_PEER);
+                    if i != NO_PEER {
+                        peers[i].handle_datagram(
+                            at,
+                            SocketAddr::V4(d.pkt.src),
+                            SocketAddr::V4(d.pkt.dst),
+                            &d.pkt.payload,
+                        );
+                        touched.push(i);
+                    }
+                }
             }
         } else if q.peek_time() == Some(t) {
             match q.pop().expect("peeked").1 {
@@ -170,6 +299,7 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                     peers[i].handle_signal(at, &text);
                     touched.push(i);
                 }
+                Ev::ServerSend(p) => net.send(&mut netq, now, server_host, p),
                 Ev::Deadline(i) => {
                     if !is_done[i] {
                         peers[i].fail(Failure::Timeout);
@@ -191,6 +321,7 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
         .map(|(i, p)| PeerResult {
             id: p.id().to_string(),
             offerer: i % 2 == 0,
+            nat: presets[i].as_str(),
             start: starts[i],
             milestones: p.milestones().clone(),
             bytes_moved: p.bytes_moved,

@@ -1,7 +1,7 @@
 //! The run summary: success, failure causes, and percentiles of every setup stage, per ICE mode,
 //! with trickle-minus-vanilla deltas when both ran. Deterministic: no wall-clock field.
 
-use crate::sim::RunResult;
+use crate::sim::{PeerResult, RunResult};
 use peerstorm_peer::{Failure, IceMode, Milestone};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +19,18 @@ pub struct Stage {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClassSummary {
+    pub pairs: usize,
+    pub pairs_ok: usize,
+    pub success_rate: f64,
+    pub failures: BTreeMap<String, usize>,
+    /// Selected candidate pair types on the offerer's side (`local/remote`), by count.
+    pub selected: BTreeMap<String, usize>,
+    /// Offerer-side stages, milliseconds from the pair's start.
+    pub stages: BTreeMap<&'static str, Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModeSummary {
     pub ice: IceMode,
     pub peers: usize,
@@ -29,6 +41,10 @@ pub struct ModeSummary {
     pub failures: BTreeMap<String, usize>,
     /// Offerer-side stages, milliseconds from the pair's start.
     pub stages: BTreeMap<&'static str, Stage>,
+    /// Selected candidate pair types on the offerer's side (`local/remote`), by count.
+    pub selected: BTreeMap<String, usize>,
+    /// The same figures per NAT-pair class (`offerer-preset ↔ answerer-preset`, sorted).
+    pub classes: BTreeMap<String, ClassSummary>,
     pub bytes_moved: u64,
     pub virtual_end_ms: f64,
     pub datagrams_delivered: u64,
@@ -77,18 +93,30 @@ fn failure_name(f: &Failure) -> String {
     }
 }
 
-pub fn summarize_mode(r: &RunResult) -> ModeSummary {
-    let offerers: Vec<_> = r.peers.iter().filter(|p| p.offerer).collect();
+fn class_of(pair: &[PeerResult]) -> String {
+    let (a, b) = (pair[0].nat, pair.get(1).map_or("?", |p| p.nat));
+    if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") }
+}
+
+/// Figures over a set of pairs (each slice: offerer, then answerer).
+fn over_pairs(pairs: &[&[PeerResult]]) -> ClassSummary {
     let mut failures = BTreeMap::new();
-    for p in &r.peers {
+    for p in pairs.iter().flat_map(|p| p.iter()) {
         if let Some(f) = &p.milestones.failure {
             *failures.entry(failure_name(f)).or_insert(0) += 1;
         }
     }
+    let offerers: Vec<&PeerResult> = pairs.iter().map(|p| &p[0]).collect();
     let pairs_ok = offerers
         .iter()
         .filter(|p| p.milestones.failure.is_none() && p.milestones.get(Milestone::FirstEcho).is_some())
         .count();
+    let mut selected = BTreeMap::new();
+    for p in &offerers {
+        if let Some((l, r)) = &p.milestones.selected {
+            *selected.entry(format!("{l}/{r}")).or_insert(0) += 1;
+        }
+    }
     let mut stages = BTreeMap::new();
     for st in STAGES {
         let mut v: Vec<Duration> = offerers.iter().filter_map(|p| p.milestones.get(st)).collect();
@@ -107,14 +135,34 @@ pub fn summarize_mode(r: &RunResult) -> ModeSummary {
             },
         );
     }
-    ModeSummary {
-        ice: r.ice,
-        peers: r.peers.len(),
+    ClassSummary {
         pairs: offerers.len(),
         pairs_ok,
         success_rate: if offerers.is_empty() { 0.0 } else { pairs_ok as f64 / offerers.len() as f64 },
         failures,
+        selected,
         stages,
+    }
+}
+
+pub fn summarize_mode(r: &RunResult) -> ModeSummary {
+    let pairs: Vec<&[PeerResult]> = r.peers.chunks(2).collect();
+    let all = over_pairs(&pairs);
+    let mut by_class: BTreeMap<String, Vec<&[PeerResult]>> = BTreeMap::new();
+    for p in &pairs {
+        by_class.entry(class_of(p)).or_default().push(p);
+    }
+    let classes = by_class.into_iter().map(|(k, v)| (k, over_pairs(&v))).collect();
+    ModeSummary {
+        ice: r.ice,
+        peers: r.peers.len(),
+        pairs: all.pairs,
+        pairs_ok: all.pairs_ok,
+        success_rate: all.success_rate,
+        failures: all.failures,
+        stages: all.stages,
+        selected: all.selected,
+        classes,
         bytes_moved: r.peers.iter().map(|p| p.bytes_moved).sum(),
         virtual_end_ms: ms(r.virtual_end),
         datagrams_delivered: r.datagrams_delivered,
@@ -160,6 +208,31 @@ impl Summary {
                 s.push_str(&format!(
                     "  {k:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1}\n",
                     st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms
+                ));
+            }
+        }
+        for m in &self.modes {
+            if m.classes.len() < 2 {
+                continue;
+            }
+            s.push_str(&format!(
+                "{} ICE by NAT pair          pairs   ok %   dc_open p50/p95 ms   selected (offerer local/remote)\n",
+                match m.ice {
+                    IceMode::Trickle => "trickle",
+                    IceMode::Vanilla => "vanilla",
+                }
+            ));
+            for (k, c) in &m.classes {
+                let dc = c
+                    .stages
+                    .get(Milestone::DataChannelOpen.as_str())
+                    .map_or("-".to_string(), |st| format!("{:.0}/{:.0}", st.p50_ms, st.p95_ms));
+                let sel: Vec<String> = c.selected.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                s.push_str(&format!(
+                    "  {k:<36} {:>5} {:>6.1}   {dc:>18}   {}\n",
+                    c.pairs,
+                    c.success_rate * 100.0,
+                    if sel.is_empty() { "-".to_string() } else { sel.join(", ") }
                 ));
             }
         }

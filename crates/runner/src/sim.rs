@@ -100,7 +100,7 @@ pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
         counts[k] += 1;
     }
     let mut out: Vec<Preset> = mix.iter().zip(&counts).flat_map(|((p, _), c)| std::iter::repeat_n(*p, *c)).collect();
-    let mut rng = Rng::seed(s.seed ^ 0x6e61_745f_6d69_78);
+    let mut rng = Rng::seed(s.seed ^ 0x006e_6174_5f6d_6978);
     for i in (1..out.len()).rev() {
         out.swap(i, rng.below(i as u64 + 1) as usize);
     }

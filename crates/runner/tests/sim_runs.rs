@@ -51,3 +51,32 @@ fn everything_fails_cleanly_when_the_network_drops_everything() {
     assert_eq!(m.pairs_ok, 0);
     assert!(m.failures.values().sum::<usize>() >= 1, "{m:?}");
 }
+
+fn class_rates(text: &str) -> std::collections::BTreeMap<String, (f64, Vec<String>)> {
+    let summary = run(&scenario(text)).unwrap();
+    summary.modes[0]
+        .classes
+        .iter()
+        .map(|(k, c)| (k.clone(), (c.success_rate, c.selected.keys().cloned().collect())))
+        .collect()
+}
+
+/// RFC 4787 without a relay: endpoint-independent mappings meet through server-reflexive
+/// candidates; a symmetric NAT meets only a peer whose filter lets its fresh port in.
+#[test]
+fn without_turn_the_nat_matrix_connects_where_rfc_4787_allows() {
+    let m = class_rates(
+        "[network]\npairing = \"matrix\"\nnat_mix = { open = 1, port-restricted = 1, restricted-cone = 1, symmetric = 1, udp-blocked = 1 }\n[servers]\nturn = \"none\"\n[peers]\ncount = 50\n[timeouts]\nsetup_s = 12\n",
+    );
+    let rate = |k: &str| m.get(k).unwrap_or_else(|| panic!("class {k} in {m:?}")).0;
+    assert_eq!(rate("port-restricted ↔ port-restricted"), 1.0, "{m:?}");
+    assert!(
+        m["port-restricted ↔ port-restricted"].1.iter().all(|t| t.ends_with("/srflx") || t.ends_with("/prflx")),
+        "{m:?}"
+    );
+    assert_eq!(rate("open ↔ symmetric"), 1.0);
+    assert_eq!(rate("restricted-cone ↔ symmetric"), 1.0, "address-dependent filtering admits the new port");
+    assert_eq!(rate("port-restricted ↔ symmetric"), 0.0, "port-dependent filtering refuses it");
+    assert_eq!(rate("symmetric ↔ symmetric"), 0.0);
+    assert_eq!(rate("open ↔ udp-blocked"), 0.0);
+}

@@ -39,7 +39,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     }
     eprintln!("running {} (seed {}, {} peers, ICE {:?}) on the simulator", s.name, s.seed, s.peers.count, s.peers.ice);
     let wall = Instant::now();
-    let summary = peerstorm_runner::run(&s).with_context(|| format!("simulating {}", s.name))?;
+    let (summary, runs) = peerstorm_runner::run_detailed(&s).with_context(|| format!("simulating {}", s.name))?;
     let secs = wall.elapsed().as_secs_f64();
     print!("{}", summary.table());
     let dir = a.out.clone().unwrap_or_else(|| {
@@ -49,6 +49,16 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("summary.json");
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
-    println!("wall time {secs:.2} s; summary written to {}", path.display());
+    for r in &runs {
+        let mode = serde_json::to_value(r.ice)?.as_str().unwrap_or("ice").to_string();
+        let mut lines = String::new();
+        for p in &r.peers {
+            lines.push_str(&serde_json::to_string(p)?);
+            lines.push('\n');
+        }
+        let p = dir.join(format!("peers-{mode}.jsonl"));
+        std::fs::write(&p, lines).with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!("wall time {secs:.2} s; summary and per-peer results (peers-<ice>.jsonl) written to {}", dir.display());
     Ok(crate::EXIT_OK)
 }

@@ -8,5 +8,5 @@ pub mod peer;
 pub mod signaling;
 
 pub use milestones::{Failure, Milestone, Milestones};
-pub use peer::{IceMode, PeerConfig, Transmit, VirtualPeer};
+pub use peer::{IceMode, PeerConfig, Transmit, TurnServer, VirtualPeer};
 pub use signaling::{SignalEvent, SignalingClient};

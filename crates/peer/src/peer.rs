@@ -21,12 +21,13 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCDtlsRole, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig, RTCDtlsRole,
+    RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::turn::client::Event as TurnEvent;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -55,6 +56,19 @@ pub struct PeerConfig {
     pub message_bytes: usize,
     /// A STUN server for a server-reflexive candidate (RFC 8489 Binding).
     pub stun: Option<SocketAddr>,
+    /// A TURN server for a relayed candidate (RFC 8656 Allocate, through the `rtc-turn` client).
+    pub turn: Option<TurnServer>,
+    /// Use relayed candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
+}
+
+/// A TURN server and the long-term credentials for it.
+#[derive(Debug, Clone)]
+pub struct TurnServer {
+    pub addr: SocketAddr,
+    pub user: String,
+    pub password: String,
+    pub realm: String,
 }
 
 /// A STUN Binding in flight for the srflx candidate.
@@ -64,6 +78,38 @@ struct StunProbe {
     bytes: Vec<u8>,
     next: Instant,
     tries: u32,
+}
+
+/// The `rtc-turn` client and its Allocate transaction.
+struct TurnClient {
+    client: rtc::turn::client::Client,
+    allocate: Option<rtc::stun::message::TransactionId>,
+    /// Datagrams waiting for their peer's permission.
+    waiting: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl TurnClient {
+    fn start(now: Instant, local: SocketAddr, t: &TurnServer) -> Result<Self, String> {
+        let provider = rtc::turn::crypto::default_provider().map_err(|e| format!("{e:?}"))?;
+        let mut client = rtc::turn::client::Client::new(
+            rtc::turn::client::ClientConfig {
+                stun_serv_addr: String::new(),
+                turn_serv_addr: t.addr.to_string(),
+                local_addr: local,
+                transport_protocol: TransportProtocol::UDP,
+                username: t.user.clone(),
+                password: t.password.clone(),
+                realm: t.realm.clone(),
+                software: String::new(),
+                rto_in_ms: 0,
+                allocation_refresh_interval_cap: None,
+            },
+            provider,
+        )
+        .map_err(|e| e.to_string())?;
+        let allocate = Some(client.allocate(now).map_err(|e| e.to_string())?);
+        Ok(Self { client, allocate, waiting: Vec::new() })
+    }
 }
 
 /// What the driver must carry.
@@ -94,6 +140,11 @@ pub struct VirtualPeer {
     pub bytes_moved: u64,
     stun: Option<StunProbe>,
     srflx: Option<SocketAddr>,
+    /// The TURN client while it is in use, and the relayed address once allocated.
+    turn: Option<TurnClient>,
+    relay: Option<SocketAddr>,
+    /// Candidate sources (STUN, TURN) not finished yet.
+    gathering: u8,
     gathering_done: bool,
 }
 
@@ -150,6 +201,9 @@ impl VirtualPeer {
             bytes_moved: 0,
             stun: None,
             srflx: None,
+            turn: None,
+            relay: None,
+            gathering: 0,
             gathering_done: false,
         }
     }
@@ -251,26 +305,134 @@ impl VirtualPeer {
     /// Host candidate now; with a STUN server, a Binding from the host socket whose answer
     /// becomes the srflx candidate. Gathering completes when that is done or given up.
     fn gather(&mut self, now: Instant) {
-        let Some(c) = host_candidate(self.cfg.host) else { return };
-        if let Some(pc) = self.pc.as_mut() {
-            let _ = pc.add_local_candidate(c);
-        }
-        self.mark(Milestone::FirstLocalCandidate, now);
-        match self.cfg.stun {
-            Some(server) => {
-                let mut tid = [0u8; 12];
-                let h = self
-                    .cfg
-                    .id
-                    .bytes()
-                    .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-                tid[..8].copy_from_slice(&h.to_be_bytes());
-                let bytes = peerstorm_model::stun::Message::binding_request(tid).encode(true);
-                self.out.push_back(Transmit::Datagram { src: self.cfg.host, dst: server, data: bytes.clone() });
-                self.stun = Some(StunProbe { tid, bytes, next: now + Duration::from_millis(500), tries: 1 });
+        if !self.cfg.relay_only {
+            let Some(c) = host_candidate(self.cfg.host) else { return };
+            if let Some(pc) = self.pc.as_mut() {
+                let _ = pc.add_local_candidate(c);
             }
-            None => self.finish_gathering(now),
+            self.mark(Milestone::FirstLocalCandidate, now);
         }
+        if let Some(server) = self.cfg.stun.filter(|_| !self.cfg.relay_only) {
+            let mut tid = [0u8; 12];
+            let h = self
+                .cfg
+                .id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+            tid[..8].copy_from_slice(&h.to_be_bytes());
+            let bytes = peerstorm_model::stun::Message::binding_request(tid).encode(true);
+            self.out.push_back(Transmit::Datagram { src: self.cfg.host, dst: server, data: bytes.clone() });
+            self.stun = Some(StunProbe { tid, bytes, next: now + Duration::from_millis(500), tries: 1 });
+            self.gathering += 1;
+        }
+        if let Some(t) = self.cfg.turn.clone() {
+            match TurnClient::start(now, self.cfg.host, &t) {
+                Ok(c) => {
+                    self.turn = Some(c);
+                    self.gathering += 1;
+                    self.flush_turn();
+                }
+                Err(_) => self.milestones.fail(Failure::BrokerError("starting the TURN client".into())),
+            }
+        }
+        if self.gathering == 0 {
+            self.finish_gathering(now);
+        }
+    }
+
+    /// One candidate source finished (with or without a candidate).
+    fn source_done(&mut self, now: Instant) {
+        self.gathering = self.gathering.saturating_sub(1);
+        if self.gathering == 0 {
+            self.finish_gathering(now);
+        }
+    }
+
+    fn flush_turn(&mut self) {
+        let host = self.cfg.host;
+        if let Some(t) = self.turn.as_mut() {
+            while let Some(w) = t.client.poll_write() {
+                self.out.push_back(Transmit::Datagram {
+                    src: host,
+                    dst: w.transport.peer_addr,
+                    data: w.message.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Drains the TURN client's events: the relayed address becomes a candidate; data from
+    /// peers goes into the peer connection as if it arrived on the relayed address.
+    fn turn_events(&mut self, now: Instant) {
+        loop {
+            let Some(ev) = self.turn.as_mut().and_then(|t| t.client.poll_event()) else { break };
+            match ev {
+                TurnEvent::AllocateResponse(_, relayed) => {
+                    self.relay = Some(relayed);
+                    let base = self.srflx.unwrap_or(self.cfg.host);
+                    let c = CandidateRelayConfig {
+                        base_config: CandidateConfig {
+                            network: "udp".to_owned(),
+                            address: relayed.ip().to_string(),
+                            port: relayed.port(),
+                            component: 1,
+                            ..Default::default()
+                        },
+                        rel_addr: base.ip().to_string(),
+                        rel_port: base.port(),
+                        ..Default::default()
+                    };
+                    if let (Ok(c), Some(pc)) = (c.new_candidate_relay(), self.pc.as_mut())
+                        && let Ok(init) = RTCIceCandidate::from(&c).to_json()
+                        && pc.add_local_candidate(init).is_ok()
+                    {
+                        self.mark(Milestone::FirstLocalCandidate, now);
+                        self.mark(Milestone::FirstRelay, now);
+                    }
+                    self.source_done(now);
+                }
+                TurnEvent::AllocateError(..) => self.source_done(now),
+                TurnEvent::CreatePermissionResponse(_, peer) => {
+                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay) {
+                        let (ready, rest): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut t.waiting).into_iter().partition(|(p, _)| *p == peer);
+                        t.waiting = rest;
+                        if let Ok(mut r) = t.client.relay(relay) {
+                            for (p, data) in ready {
+                                let _ = r.send_to(now, &data, p);
+                            }
+                        }
+                    }
+                }
+                TurnEvent::TransactionTimeout(id) if self.turn.as_ref().is_some_and(|t| t.allocate == Some(id)) => {
+                    self.source_done(now)
+                }
+                TurnEvent::DataIndicationOrChannelData(_, from, data) => {
+                    if let (Some(relay), Some(pc)) = (self.relay, self.pc.as_mut()) {
+                        let _ = pc.handle_read(TaggedBytesMut {
+                            now,
+                            transport: TransportContext {
+                                local_addr: relay,
+                                peer_addr: from,
+                                ecn: None,
+                                transport_protocol: TransportProtocol::UDP,
+                            },
+                            message: data,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = self.turn.as_mut()
+            && self.relay.is_none()
+            && !t.client.has_transaction(&t.allocate.unwrap_or_default())
+            && self.gathering_done
+        {
+            // No relay and nothing in flight: the client has nothing left to do.
+            self.turn = None;
+        }
+        self.flush_turn();
     }
 
     fn finish_gathering(&mut self, now: Instant) {
@@ -318,7 +480,8 @@ impl VirtualPeer {
                 self.mark(Milestone::FirstSrflx, now);
             }
         }
-        self.finish_gathering(now);
+        self.stun = None;
+        self.source_done(now);
     }
 
     fn start_offer(&mut self, now: Instant) {
@@ -403,6 +566,23 @@ impl VirtualPeer {
             self.service(now);
             return;
         }
+        if let Some(t) = self.turn.as_mut()
+            && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src)
+        {
+            let _ = t.client.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: dst,
+                    peer_addr: src,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(data),
+            });
+            self.turn_events(now);
+            self.service(now);
+            return;
+        }
         if let Some(pc) = self.pc.as_mut() {
             let _ = pc.handle_read(TaggedBytesMut {
                 now,
@@ -434,6 +614,12 @@ impl VirtualPeer {
         }
         self.signaling.handle_timeout(now);
         self.flush_signaling();
+        if let Some(t) = self.turn.as_mut()
+            && t.client.poll_timeout().is_some_and(|at| at <= now)
+        {
+            let _ = t.client.handle_timeout(now);
+            self.turn_events(now);
+        }
         if let Some(pc) = self.pc.as_mut() {
             let _ = pc.handle_timeout(now);
         }
@@ -442,7 +628,8 @@ impl VirtualPeer {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
-        [pc, self.signaling.poll_timeout(), self.stun.as_ref().map(|p| p.next)].into_iter().flatten().min()
+        let turn = self.turn.as_mut().and_then(|t| t.client.poll_timeout());
+        [pc, self.signaling.poll_timeout(), self.stun.as_ref().map(|p| p.next), turn].into_iter().flatten().min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -455,13 +642,38 @@ impl VirtualPeer {
         loop {
             let Some(pc) = self.pc.as_mut() else { return };
             let mut progressed = false;
+            let mut relayed = false;
             while let Some(w) = pc.poll_write() {
                 progressed = true;
+                if Some(w.transport.local_addr) == self.relay {
+                    // From the relayed candidate: through the TURN server (permission and
+                    // ChannelBind are the client's business).
+                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay)
+                        && let Ok(mut r) = t.client.relay(relay)
+                    {
+                        let peer = w.transport.peer_addr;
+                        if let Err(rtc::shared::error::Error::ErrNoPermission) = r.send_to(now, &w.message, peer) {
+                            // CreatePermission first (once per peer); the datagram waits for it.
+                            let _ = r.create_permission(now, peer);
+                            if t.waiting.len() < 64 {
+                                t.waiting.push((peer, w.message.to_vec()));
+                            }
+                        }
+                        relayed = true;
+                    }
+                    continue;
+                }
                 self.out.push_back(Transmit::Datagram {
                     src: w.transport.local_addr,
                     dst: w.transport.peer_addr,
                     data: w.message.to_vec(),
                 });
+            }
+            if relayed && let Some(t) = self.turn.as_mut() {
+                while let Some(w) = t.client.poll_write() {
+                    let (src, dst) = (self.cfg.host, w.transport.peer_addr);
+                    self.out.push_back(Transmit::Datagram { src, dst, data: w.message.to_vec() });
+                }
             }
             let mut events = Vec::new();
             while let Some(ev) = pc.poll_event() {

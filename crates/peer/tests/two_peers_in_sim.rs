@@ -33,6 +33,8 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
                 messages: 10,
                 message_bytes: 1000,
                 stun: None,
+                turn: None,
+                relay_only: false,
             };
             VirtualPeer::new(cfg, base)
         })

@@ -87,6 +87,9 @@ pub struct Servers {
     /// server, the case trickle ICE is for.
     #[serde(default)]
     pub answer_delay_ms: u64,
+    /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
+    #[serde(default)]
+    pub relay_only: bool,
 }
 
 fn embedded() -> String {
@@ -101,6 +104,7 @@ impl Default for Servers {
             stun: embedded(),
             turn: embedded(),
             answer_delay_ms: 0,
+            relay_only: false,
         }
     }
 }
@@ -243,6 +247,12 @@ impl Scenario {
             if !["embedded", "none"].contains(&v.as_str()) {
                 return bad(format!("{key} = {v:?}: the simulator runs \"embedded\" or \"none\""));
             }
+        }
+        if self.servers.relay_only && self.servers.turn == "none" {
+            return bad(
+                "servers.relay_only needs a TURN server: servers.turn = \"none\" leaves nothing to relay through"
+                    .into(),
+            );
         }
         if self.servers.broker != "embedded" {
             return bad("servers.broker: the simulator runs the embedded broker".into());

@@ -170,6 +170,12 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
     turn_cfg.add_user(TURN_USER.0, TURN_USER.1);
     let mut server = SimTurn { host: server_host, core: TurnServer::new(turn_cfg, base, [7; 16]) };
     let stun = (s.servers.stun == "embedded").then_some(SocketAddr::V4(SERVER_ADDR));
+    let turn = (s.servers.turn == "embedded").then(|| peerstorm_peer::TurnServer {
+        addr: SocketAddr::V4(SERVER_ADDR),
+        user: TURN_USER.0.into(),
+        password: TURN_USER.1.into(),
+        realm: "peerstorm".into(),
+    });
     let answer_delay = Duration::from_millis(s.servers.answer_delay_ms);
     let mut server_out: Vec<Packet> = Vec::new();
     let sig_one_way = Duration::from_micros(s.servers.broker_rtt_ms * 500);
@@ -197,6 +203,8 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                 messages: dc.messages,
                 message_bytes: dc.message_bytes,
                 stun,
+                turn: turn.clone(),
+                relay_only: s.servers.relay_only,
             };
             // Milestones count from the moment this peer joins.
             VirtualPeer::new(cfg, base + starts[i])

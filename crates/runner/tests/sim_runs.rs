@@ -80,3 +80,29 @@ fn without_turn_the_nat_matrix_connects_where_rfc_4787_allows() {
     assert_eq!(rate("symmetric ↔ symmetric"), 0.0);
     assert_eq!(rate("open ↔ udp-blocked"), 0.0);
 }
+
+/// With the embedded TURN server, the pairs that no direct path serves meet through a relay,
+/// and the selected pair says so; udp-blocked would need TURN over TCP, which the virtual peer
+/// does not speak, so it still fails.
+#[test]
+fn with_turn_symmetric_pairs_meet_through_a_relay() {
+    let m = class_rates(
+        "[network]\npairing = \"matrix\"\nnat_mix = { port-restricted = 1, symmetric = 1, udp-blocked = 1 }\n[peers]\ncount = 18\n[timeouts]\nsetup_s = 12\n",
+    );
+    for k in ["symmetric ↔ symmetric", "port-restricted ↔ symmetric"] {
+        assert_eq!(m[k].0, 1.0, "{k}: {m:?}");
+        assert!(m[k].1.iter().all(|t| t.contains("relay")), "{k} selects a relayed pair: {m:?}");
+    }
+    assert_eq!(m["port-restricted ↔ port-restricted"].0, 1.0);
+    assert!(!m["port-restricted ↔ port-restricted"].1.iter().any(|t| t.contains("relay")), "a direct path wins: {m:?}");
+    assert_eq!(m["symmetric ↔ udp-blocked"].0, 0.0);
+}
+
+/// Relay-only policy: every selected pair is relayed on the local side, whatever the NAT.
+#[test]
+fn relay_only_policy_relays_everything() {
+    let m = class_rates("[servers]\nrelay_only = true\n[peers]\ncount = 4\n");
+    let (rate, selected) = &m["open ↔ open"];
+    assert_eq!(*rate, 1.0, "{m:?}");
+    assert!(selected.iter().all(|t| t.starts_with("relay/")), "{m:?}");
+}

@@ -21,6 +21,17 @@ pub fn run(s: &Scenario) -> Result<summary::Summary, sim::SimError> {
 
 /// As [`run`], with every peer's result beside the summary.
 pub fn run_detailed(s: &Scenario) -> Result<(summary::Summary, Vec<sim::RunResult>), sim::SimError> {
-    let runs = s.peers.ice.iter().map(|ice| sim::simulate(s, *ice)).collect::<Result<Vec<_>, _>>()?;
+    let rtts = if s.network.rtt_sweep_ms.is_empty() { vec![s.network.rtt_ms] } else { s.network.rtt_sweep_ms.clone() };
+    let mut runs = Vec::new();
+    for rtt in rtts {
+        let mut v = s.clone();
+        if !s.network.rtt_sweep_ms.is_empty() {
+            v.network.rtt_ms = rtt;
+            v.servers.broker_rtt_ms = rtt;
+        }
+        for ice in &s.peers.ice {
+            runs.push(sim::simulate(&v, *ice)?);
+        }
+    }
     Ok((summary::summarize(&s.name, s.seed, &runs), runs))
 }

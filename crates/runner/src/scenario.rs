@@ -50,6 +50,10 @@ pub struct Network {
     /// pair after pair walks every (offerer, answerer) combination of the presets in `nat_mix`.
     #[serde(default = "default_pairing")]
     pub pairing: String,
+    /// Run the scenario once per RTT here (each value sets `rtt_ms` and the broker RTT), for
+    /// trickle-vs-vanilla across distances; empty runs `rtt_ms` once.
+    #[serde(default)]
+    pub rtt_sweep_ms: Vec<u64>,
 }
 
 fn default_pairing() -> String {
@@ -66,7 +70,13 @@ fn default_mix() -> BTreeMap<String, f64> {
 
 impl Default for Network {
     fn default() -> Self {
-        Self { rtt_ms: default_rtt(), loss: 0.0, nat_mix: default_mix(), pairing: default_pairing() }
+        Self {
+            rtt_ms: default_rtt(),
+            loss: 0.0,
+            nat_mix: default_mix(),
+            pairing: default_pairing(),
+            rtt_sweep_ms: Vec::new(),
+        }
     }
 }
 
@@ -83,8 +93,8 @@ pub struct Servers {
     pub stun: String,
     #[serde(default = "embedded")]
     pub turn: String,
-    /// Extra time the STUN/TURN server takes before each answer: a slow or far srflx/relay
-    /// server, the case trickle ICE is for.
+    /// Extra time the STUN/TURN server takes before each answer (STUN/TURN responses; relayed
+    /// data is not held): a slow srflx/relay server, the case trickle ICE is for.
     #[serde(default)]
     pub answer_delay_ms: u64,
     /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.

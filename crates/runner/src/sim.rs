@@ -31,6 +31,8 @@ pub struct PeerResult {
 #[derive(Debug, Clone)]
 pub struct RunResult {
     pub ice: IceMode,
+    /// The peer-to-peer RTT this run used.
+    pub rtt_ms: u64,
     pub peers: Vec<PeerResult>,
     pub virtual_end: Duration,
     pub events: u64,
@@ -62,6 +64,16 @@ const MAX_EVENTS: u64 = 200_000_000;
 
 fn host_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+/// A STUN success or error response (the answers `answer_delay_ms` holds back; relayed data,
+/// Data indications and ChannelData, go at once).
+fn is_stun_response(b: &[u8]) -> bool {
+    if b.len() < 20 || b[0] >= 0x40 {
+        return false;
+    }
+    let t = u16::from_be_bytes([b[0], b[1]]);
+    ((t >> 7) & 0x2) | ((t >> 4) & 0x1) >= 2
 }
 
 fn private_ip(i: usize) -> Ipv4Addr {
@@ -168,6 +180,9 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
     }
     let mut turn_cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
     turn_cfg.add_user(TURN_USER.0, TURN_USER.1);
+    // Every virtual peer is the same user here; the per-user quota is not what a run measures.
+    turn_cfg.max_allocations_per_user = usize::MAX;
+    turn_cfg.relay_ports = (1024, 65535);
     let mut server = SimTurn { host: server_host, core: TurnServer::new(turn_cfg, base, [7; 16]) };
     let stun = (s.servers.stun == "embedded").then_some(SocketAddr::V4(SERVER_ADDR));
     let turn = (s.servers.turn == "embedded").then(|| peerstorm_peer::TurnServer {
@@ -275,7 +290,7 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
             if let Some(d) = net.handle(&mut netq, now, ev) {
                 if server.handle_with(at, &d, &mut |p| server_out.push(p)) {
                     for p in server_out.drain(..) {
-                        if answer_delay.is_zero() {
+                        if answer_delay.is_zero() || !is_stun_response(&p.payload) {
                             net.send(&mut netq, now, server_host, p);
                         } else {
                             q.push(now + answer_delay, Ev::ServerSend(p));
@@ -335,5 +350,12 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
             bytes_moved: p.bytes_moved,
         })
         .collect();
-    Ok(RunResult { ice, peers: results, virtual_end: now, events, datagrams_delivered: net.delivered })
+    Ok(RunResult {
+        ice,
+        rtt_ms: s.network.rtt_ms,
+        peers: results,
+        virtual_end: now,
+        events,
+        datagrams_delivered: net.delivered,
+    })
 }

@@ -33,6 +33,7 @@ pub struct ClassSummary {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModeSummary {
     pub ice: IceMode,
+    pub rtt_ms: u64,
     pub peers: usize,
     pub pairs: usize,
     /// Pairs whose offerer got every echo back.
@@ -51,13 +52,19 @@ pub struct ModeSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Delta {
+    pub rtt_ms: u64,
+    pub stages: BTreeMap<&'static str, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub schema: &'static str,
     pub scenario: String,
     pub seed: u64,
     pub modes: Vec<ModeSummary>,
-    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster).
-    pub trickle_minus_vanilla_p50_ms: BTreeMap<&'static str, f64>,
+    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster), per RTT.
+    pub trickle_minus_vanilla_p50_ms: Vec<Delta>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -81,6 +88,13 @@ const STAGES: [Milestone; 9] = [
     Milestone::DataChannelOpen,
     Milestone::FirstEcho,
 ];
+
+fn ice_name(ice: IceMode) -> &'static str {
+    match ice {
+        IceMode::Trickle => "trickle",
+        IceMode::Vanilla => "vanilla",
+    }
+}
 
 fn failure_name(f: &Failure) -> String {
     match f {
@@ -155,6 +169,7 @@ pub fn summarize_mode(r: &RunResult) -> ModeSummary {
     let classes = by_class.into_iter().map(|(k, v)| (k, over_pairs(&v))).collect();
     ModeSummary {
         ice: r.ice,
+        rtt_ms: r.rtt_ms,
         peers: r.peers.len(),
         pairs: all.pairs,
         pairs_ok: all.pairs_ok,
@@ -171,15 +186,16 @@ pub fn summarize_mode(r: &RunResult) -> ModeSummary {
 
 pub fn summarize(scenario: &str, seed: u64, runs: &[RunResult]) -> Summary {
     let modes: Vec<ModeSummary> = runs.iter().map(summarize_mode).collect();
-    let mut deltas = BTreeMap::new();
-    if let (Some(t), Some(v)) =
-        (modes.iter().find(|m| m.ice == IceMode::Trickle), modes.iter().find(|m| m.ice == IceMode::Vanilla))
-    {
+    let mut deltas = Vec::new();
+    for t in modes.iter().filter(|m| m.ice == IceMode::Trickle) {
+        let Some(v) = modes.iter().find(|m| m.ice == IceMode::Vanilla && m.rtt_ms == t.rtt_ms) else { continue };
+        let mut stages = BTreeMap::new();
         for (k, st) in &t.stages {
             if let Some(vs) = v.stages.get(k) {
-                deltas.insert(*k, ((st.p50_ms - vs.p50_ms) * 1000.0).round() / 1000.0);
+                stages.insert(*k, ((st.p50_ms - vs.p50_ms) * 1000.0).round() / 1000.0);
             }
         }
+        deltas.push(Delta { rtt_ms: t.rtt_ms, stages });
     }
     Summary { schema: SCHEMA, scenario: scenario.to_string(), seed, modes, trickle_minus_vanilla_p50_ms: deltas }
 }
@@ -190,11 +206,9 @@ impl Summary {
         let mut s = String::new();
         for m in &self.modes {
             s.push_str(&format!(
-                "{} ICE: {} pairs, {} ok ({:.1} %), failures {:?}, {} bytes moved, {} datagrams, virtual end {:.0} ms\n",
-                match m.ice {
-                    IceMode::Trickle => "trickle",
-                    IceMode::Vanilla => "vanilla",
-                },
+                "{} ICE at {} ms RTT: {} pairs, {} ok ({:.1} %), failures {:?}, {} bytes moved, {} datagrams, virtual end {:.0} ms\n",
+                ice_name(m.ice),
+                m.rtt_ms,
                 m.pairs,
                 m.pairs_ok,
                 m.success_rate * 100.0,
@@ -216,11 +230,9 @@ impl Summary {
                 continue;
             }
             s.push_str(&format!(
-                "{} ICE by NAT pair          pairs   ok %   dc_open p50/p95 ms   selected (offerer local/remote)\n",
-                match m.ice {
-                    IceMode::Trickle => "trickle",
-                    IceMode::Vanilla => "vanilla",
-                }
+                "{} ICE at {} ms RTT, by NAT pair  pairs   ok %   dc_open p50/p95 ms   selected (offerer local/remote)\n",
+                ice_name(m.ice),
+                m.rtt_ms
             ));
             for (k, c) in &m.classes {
                 let dc = c
@@ -237,9 +249,25 @@ impl Summary {
             }
         }
         if !self.trickle_minus_vanilla_p50_ms.is_empty() {
-            s.push_str("trickle minus vanilla, p50 (ms):\n");
-            for (k, d) in STAGES.iter().filter_map(|st| self.trickle_minus_vanilla_p50_ms.get_key_value(st.as_str())) {
-                s.push_str(&format!("  {k:<30} {d:>+8.1}\n"));
+            s.push_str(
+                "trickle minus vanilla, p50 (ms; negative: trickle is faster):\n  stage                          ",
+            );
+            for d in &self.trickle_minus_vanilla_p50_ms {
+                s.push_str(&format!("{:>9}", format!("{} ms", d.rtt_ms)));
+            }
+            s.push('\n');
+            for st in STAGES {
+                if self.trickle_minus_vanilla_p50_ms.iter().all(|d| !d.stages.contains_key(st.as_str())) {
+                    continue;
+                }
+                s.push_str(&format!("  {:<30} ", st.as_str()));
+                for d in &self.trickle_minus_vanilla_p50_ms {
+                    match d.stages.get(st.as_str()) {
+                        Some(v) => s.push_str(&format!("{v:>+9.1}")),
+                        None => s.push_str(&format!("{:>9}", "-")),
+                    }
+                }
+                s.push('\n');
             }
         }
         s

@@ -27,7 +27,7 @@ STUN/TURN. `inspect` parses what a browser or a broker sent and tells you what i
 wrong with it; `serve broker` runs a PeerJS-compatible broker.\n\n\
 Exit status: 0 valid input, 1 invalid input (diagnostics on stderr), 2 usage or I/O error.",
     after_help = "Examples:\n  \
-peerstorm run scenarios/open-pairs.toml                 # 200 real-stack peers on the simulator\n  \
+peerstorm run scenarios/quickstart.toml                 # 300 real-stack peers behind mixed NATs\n  \
 peerstorm inspect sdp offer.sdp\n  \
 pbpaste | peerstorm inspect sdp - --type offer --json\n  \
 peerstorm inspect sdp offer.sdp --emit > same.sdp      # byte-identical re-emit\n  \

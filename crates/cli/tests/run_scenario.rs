@@ -14,14 +14,17 @@ fn peerstorm(args: &[&str]) -> std::process::Output {
 #[test]
 fn the_shipped_scenario_runs_and_writes_a_summary() {
     let out_dir = std::env::temp_dir().join(format!("peerstorm-run-{}", std::process::id()));
-    let out = peerstorm(&["run", "scenarios/open-pairs.toml", "--out", out_dir.to_str().unwrap()]);
+    let out = peerstorm(&["run", "scenarios/quickstart.toml", "--out", out_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("trickle ICE: 100 pairs") && text.contains("dc_open"), "{text}");
+    assert!(text.contains("trickle ICE at 60 ms RTT: 150 pairs") && text.contains("dc_open"), "{text}");
+    assert!(text.contains("symmetric ↔ symmetric"), "the per-NAT-pair table: {text}");
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(j["scenario"], "open-pairs");
-    assert!(j["modes"][0]["success_rate"].as_f64().unwrap() > 0.9, "{j}");
+    assert_eq!(j["scenario"], "quickstart");
+    assert!(j["modes"][0]["success_rate"].as_f64().unwrap() > 0.95, "{j}");
+    let peers = std::fs::read_to_string(out_dir.join("peers-trickle.jsonl")).unwrap();
+    assert_eq!(peers.lines().count(), 300, "one line per peer");
     std::fs::remove_dir_all(&out_dir).ok();
 }
 
@@ -36,4 +39,17 @@ fn bad_scenarios_exit_2_with_the_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 4") && err.contains("speed"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = peerstorm_runner::Scenario::parse(&text) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
 }

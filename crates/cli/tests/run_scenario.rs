@@ -23,6 +23,8 @@ fn the_shipped_scenario_runs_and_writes_a_summary() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(j["scenario"], "quickstart");
     assert!(j["modes"][0]["success_rate"].as_f64().unwrap() > 0.95, "{j}");
+    assert!(j["modes"][0]["goodput_kbps_p50"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["modes"][0]["classes"]["symmetric ↔ symmetric"]["selected"]["host/relay"].as_u64().unwrap() > 0, "{j}");
     let peers = std::fs::read_to_string(out_dir.join("peers-trickle.jsonl")).unwrap();
     assert_eq!(peers.lines().count(), 300, "one line per peer");
     std::fs::remove_dir_all(&out_dir).ok();

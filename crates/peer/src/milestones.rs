@@ -20,6 +20,8 @@ pub enum Milestone {
     DtlsConnected,
     DataChannelOpen,
     FirstEcho,
+    /// The offerer got its last echo back.
+    WorkloadDone,
 }
 
 impl Milestone {
@@ -38,6 +40,7 @@ impl Milestone {
             Milestone::DtlsConnected => "dtls_connected",
             Milestone::DataChannelOpen => "dc_open",
             Milestone::FirstEcho => "first_echo",
+            Milestone::WorkloadDone => "workload_done",
         }
     }
 }

@@ -753,6 +753,9 @@ impl VirtualPeer {
         if self.cfg.remote.is_some() {
             self.echoed += 1;
             self.mark(Milestone::FirstEcho, now);
+            if self.echoed >= self.cfg.messages {
+                self.mark(Milestone::WorkloadDone, now);
+            }
         } else {
             // The answerer echoes what it gets, as the interop tests' PeerJS pages do.
             self.send_value(now, &v);

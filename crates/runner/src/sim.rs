@@ -41,8 +41,8 @@ pub struct RunResult {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("livelock: more than {0} events at virtual time {1:?}")]
-    Livelock(u64, Duration),
+    #[error("livelock: more than {0} events by virtual time {1:?}; unfinished peers: {2}")]
+    Livelock(u64, Duration, String),
 }
 
 enum Ev {
@@ -279,7 +279,17 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
         }
         events += 1;
         if events > MAX_EVENTS {
-            return Err(SimError::Livelock(MAX_EVENTS, now));
+            let unfinished: Vec<String> = (0..n)
+                .filter(|&i| !is_done[i])
+                .take(5)
+                .map(|i| {
+                    let last =
+                        peers[i].milestones().at.iter().max_by_key(|(_, t)| **t).map_or("none", |(m, _)| m.as_str());
+                    format!("{} ({}, last milestone {last})", peers[i].id(), presets[i].as_str())
+                })
+                .collect();
+            let more = (n - done).saturating_sub(unfinished.len());
+            return Err(SimError::Livelock(MAX_EVENTS, now, format!("{} and {more} more", unfinished.join(", "))));
         }
         let next_timer = timers.first().map(|(t, _)| *t);
         let Some(t) = [netq.peek_time(), q.peek_time(), next_timer].into_iter().flatten().min() else { break };

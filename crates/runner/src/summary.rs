@@ -28,6 +28,9 @@ pub struct ClassSummary {
     pub selected: BTreeMap<String, usize>,
     /// Offerer-side stages, milliseconds from the pair's start.
     pub stages: BTreeMap<&'static str, Stage>,
+    /// Data-channel goodput of the echo workload per pair (bytes both ways over the time from
+    /// channel open to the last echo), kbit/s, p50.
+    pub goodput_kbps_p50: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -42,6 +45,8 @@ pub struct ModeSummary {
     pub failures: BTreeMap<String, usize>,
     /// Offerer-side stages, milliseconds from the pair's start.
     pub stages: BTreeMap<&'static str, Stage>,
+    /// Echo-workload goodput per pair, kbit/s, p50 (see [`ClassSummary::goodput_kbps_p50`]).
+    pub goodput_kbps_p50: Option<f64>,
     /// Selected candidate pair types on the offerer's side (`local/remote`), by count.
     pub selected: BTreeMap<String, usize>,
     /// The same figures per NAT-pair class (`offerer-preset ↔ answerer-preset`, sorted).
@@ -77,7 +82,7 @@ fn pct(sorted: &[Duration], q: f64) -> Duration {
     sorted[i]
 }
 
-const STAGES: [Milestone; 9] = [
+const STAGES: [Milestone; 10] = [
     Milestone::Open,
     Milestone::OfferSent,
     Milestone::FirstLocalCandidate,
@@ -87,6 +92,7 @@ const STAGES: [Milestone; 9] = [
     Milestone::DtlsConnected,
     Milestone::DataChannelOpen,
     Milestone::FirstEcho,
+    Milestone::WorkloadDone,
 ];
 
 fn ice_name(ice: IceMode) -> &'static str {
@@ -149,7 +155,23 @@ fn over_pairs(pairs: &[&[PeerResult]]) -> ClassSummary {
             },
         );
     }
+    let mut goodput: Vec<f64> = offerers
+        .iter()
+        .filter_map(|p| {
+            let span = p
+                .milestones
+                .get(Milestone::WorkloadDone)?
+                .checked_sub(p.milestones.get(Milestone::DataChannelOpen)?)?;
+            (!span.is_zero()).then(|| p.bytes_moved as f64 * 8.0 / 1000.0 / span.as_secs_f64())
+        })
+        .collect();
+    goodput.sort_by(f64::total_cmp);
+    let goodput_kbps_p50 = (!goodput.is_empty()).then(|| {
+        let i = ((goodput.len() as f64 * 0.5).ceil() as usize).clamp(1, goodput.len()) - 1;
+        (goodput[i] * 10.0).round() / 10.0
+    });
     ClassSummary {
+        goodput_kbps_p50,
         pairs: offerers.len(),
         pairs_ok,
         success_rate: if offerers.is_empty() { 0.0 } else { pairs_ok as f64 / offerers.len() as f64 },
@@ -176,6 +198,7 @@ pub fn summarize_mode(r: &RunResult) -> ModeSummary {
         success_rate: all.success_rate,
         failures: all.failures,
         stages: all.stages,
+        goodput_kbps_p50: all.goodput_kbps_p50,
         selected: all.selected,
         classes,
         bytes_moved: r.peers.iter().map(|p| p.bytes_moved).sum(),
@@ -206,7 +229,7 @@ impl Summary {
         let mut s = String::new();
         for m in &self.modes {
             s.push_str(&format!(
-                "{} ICE at {} ms RTT: {} pairs, {} ok ({:.1} %), failures {:?}, {} bytes moved, {} datagrams, virtual end {:.0} ms\n",
+                "{} ICE at {} ms RTT: {} pairs, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per pair), {} datagrams, virtual end {:.0} ms\n",
                 ice_name(m.ice),
                 m.rtt_ms,
                 m.pairs,
@@ -214,6 +237,7 @@ impl Summary {
                 m.success_rate * 100.0,
                 m.failures,
                 m.bytes_moved,
+                m.goodput_kbps_p50.map_or("-".to_string(), |g| format!("{g:.0}")),
                 m.datagrams_delivered,
                 m.virtual_end_ms
             ));
@@ -230,7 +254,7 @@ impl Summary {
                 continue;
             }
             s.push_str(&format!(
-                "{} ICE at {} ms RTT, by NAT pair  pairs   ok %   dc_open p50/p95 ms   selected (offerer local/remote)\n",
+                "{} ICE at {} ms RTT, by NAT pair  pairs   ok %   dc_open p50/p95 ms   kbit/s   selected (offerer local/remote)\n",
                 ice_name(m.ice),
                 m.rtt_ms
             ));
@@ -241,9 +265,10 @@ impl Summary {
                     .map_or("-".to_string(), |st| format!("{:.0}/{:.0}", st.p50_ms, st.p95_ms));
                 let sel: Vec<String> = c.selected.iter().map(|(t, n)| format!("{t} {n}")).collect();
                 s.push_str(&format!(
-                    "  {k:<36} {:>5} {:>6.1}   {dc:>18}   {}\n",
+                    "  {k:<36} {:>5} {:>6.1}   {dc:>18} {:>8}   {}\n",
                     c.pairs,
                     c.success_rate * 100.0,
+                    c.goodput_kbps_p50.map_or("-".to_string(), |g| format!("{g:.0}")),
                     if sel.is_empty() { "-".to_string() } else { sel.join(", ") }
                 ));
             }

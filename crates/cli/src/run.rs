@@ -39,7 +39,23 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     }
     eprintln!("running {} (seed {}, {} peers, ICE {:?}) on the simulator", s.name, s.seed, s.peers.count, s.peers.ice);
     let wall = Instant::now();
-    let (summary, runs) = peerstorm_runner::run_detailed(&s).with_context(|| format!("simulating {}", s.name))?;
+    // Progress on stderr at most every 5 wall seconds, once a run has taken 3.
+    let mut last = Instant::now();
+    let mut report = |p: peerstorm_runner::sim::Progress| {
+        if wall.elapsed().as_secs() >= 3 && last.elapsed().as_secs() >= 5 {
+            last = Instant::now();
+            eprintln!(
+                "  {:?} ICE: virtual {:.0} s, {} of {} peers done, wall {:.0} s",
+                p.ice,
+                p.virtual_time.as_secs_f64(),
+                p.peers_done,
+                p.peers,
+                wall.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let (summary, runs) =
+        peerstorm_runner::run_with_progress(&s, &mut report).with_context(|| format!("simulating {}", s.name))?;
     let secs = wall.elapsed().as_secs_f64();
     print!("{}", summary.table());
     let dir = a.out.clone().unwrap_or_else(|| {

@@ -21,6 +21,14 @@ pub fn run(s: &Scenario) -> Result<summary::Summary, sim::SimError> {
 
 /// As [`run`], with every peer's result beside the summary.
 pub fn run_detailed(s: &Scenario) -> Result<(summary::Summary, Vec<sim::RunResult>), sim::SimError> {
+    run_with_progress(s, &mut |_| {})
+}
+
+/// As [`run_detailed`], reporting each run's progress once per virtual second.
+pub fn run_with_progress(
+    s: &Scenario,
+    progress: &mut dyn FnMut(sim::Progress),
+) -> Result<(summary::Summary, Vec<sim::RunResult>), sim::SimError> {
     let rtts = if s.network.rtt_sweep_ms.is_empty() { vec![s.network.rtt_ms] } else { s.network.rtt_sweep_ms.clone() };
     let mut runs = Vec::new();
     for rtt in rtts {
@@ -30,7 +38,7 @@ pub fn run_detailed(s: &Scenario) -> Result<(summary::Summary, Vec<sim::RunResul
             v.servers.broker_rtt_ms = rtt;
         }
         for ice in &s.peers.ice {
-            runs.push(sim::simulate(&v, *ice)?);
+            runs.push(sim::simulate_with(&v, *ice, progress)?);
         }
     }
     Ok((summary::summarize(&s.name, s.seed, &runs), runs))

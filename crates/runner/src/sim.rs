@@ -156,8 +156,22 @@ fn add_peer(
     (host, private_ip(i))
 }
 
+/// Where a run is: reported once per virtual second to [`simulate_with`]'s callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub ice: IceMode,
+    pub virtual_time: Duration,
+    pub peers_done: usize,
+    pub peers: usize,
+}
+
 /// Runs the scenario with one ICE mode.
 pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
+    simulate_with(s, ice, &mut |_| {})
+}
+
+/// As [`simulate`], calling `progress` once per virtual second.
+pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progress)) -> Result<RunResult, SimError> {
     let base = Instant::now();
     let mut net = Network::new(s.seed);
     let internet = net.add_segment("internet");
@@ -241,6 +255,7 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
     let mut is_done = vec![false; n];
     let mut now = Duration::ZERO;
     let mut events = 0u64;
+    let mut next_report = Duration::from_secs(1);
     while done < n {
         // Move everything the broker and the touched peers produced.
         while let Some(o) = broker.poll_output() {
@@ -290,6 +305,10 @@ pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
                 .collect();
             let more = (n - done).saturating_sub(unfinished.len());
             return Err(SimError::Livelock(MAX_EVENTS, now, format!("{} and {more} more", unfinished.join(", "))));
+        }
+        if now >= next_report {
+            progress(Progress { ice, virtual_time: now, peers_done: done, peers: n });
+            next_report = now + Duration::from_secs(1);
         }
         let next_timer = timers.first().map(|(t, _)| *t);
         let Some(t) = [netq.peek_time(), q.peek_time(), next_timer].into_iter().flatten().min() else { break };

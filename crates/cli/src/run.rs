@@ -13,7 +13,7 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Where to write summary.json (default reports/out/<scenario>-<unix time>/).
+    /// Where to write summary.json and peers-<ice>.jsonl (default reports/out/<scenario>-<unix time>/).
     #[arg(long)]
     out: Option<PathBuf>,
 }

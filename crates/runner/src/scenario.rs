@@ -54,6 +54,17 @@ pub struct Network {
     /// trickle-vs-vanilla across distances; empty runs `rtt_ms` once.
     #[serde(default)]
     pub rtt_sweep_ms: Vec<u64>,
+    /// Every NAT layer hairpins (RFC 4787 §6, REQ-9); `false` turns it off everywhere.
+    #[serde(default = "yes")]
+    pub hairpinning: bool,
+    /// All `cgnat` peers sit behind one carrier NAT (198.51.100.100), so two of them meet
+    /// only by hairpinning through it (or a relay).
+    #[serde(default)]
+    pub shared_cgnat: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_pairing() -> String {
@@ -76,6 +87,8 @@ impl Default for Network {
             nat_mix: default_mix(),
             pairing: default_pairing(),
             rtt_sweep_ms: Vec::new(),
+            hairpinning: true,
+            shared_cgnat: false,
         }
     }
 }

@@ -120,14 +120,30 @@ pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
 }
 
 /// Puts peer `i` on the network behind `preset`'s NAT layers; returns its host and address.
+/// How NATs are laid out beyond each peer's own preset.
+struct Layout {
+    /// Every NAT layer hairpins (RFC 4787 §6) or none does.
+    hairpinning: bool,
+    /// The carrier segment all `cgnat` peers share, once its carrier NAT exists.
+    shared_carrier: Option<peerstorm_netsim::SegmentId>,
+    share_cgnat: bool,
+}
+
+/// The shared carrier NAT's public address.
+const SHARED_CGNAT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+
 fn add_peer(
     net: &mut Network,
     internet: peerstorm_netsim::SegmentId,
     i: usize,
     preset: Preset,
     link: &LinkConfig,
+    layout: &mut Layout,
 ) -> (HostId, Ipv4Addr) {
-    let layers = preset.layers();
+    let mut layers = preset.layers();
+    for l in &mut layers {
+        l.hairpinning = layout.hairpinning;
+    }
     if layers.is_empty() {
         return (net.add_host("peer", internet, &[host_ip(i)], link.clone()), host_ip(i));
     }
@@ -135,7 +151,27 @@ fn add_peer(
     let host = net.add_host("peer", inner, &[private_ip(i)], link.clone());
     for (k, nat) in layers.iter().enumerate() {
         let last = k + 1 == layers.len();
-        let outer = if last { internet } else { net.add_segment("carrier") };
+        let shared = preset == Preset::Cgnat && layout.share_cgnat;
+        let outer = if last {
+            internet
+        } else if shared {
+            // Subscribers behind one carrier NAT: peers of this preset meet by hairpinning.
+            *layout.shared_carrier.get_or_insert_with(|| {
+                let carrier = net.add_segment("carrier");
+                net.add_router(RouterSpec {
+                    inside: carrier,
+                    outside: internet,
+                    inside_ip: Ipv4Addr::new(100, 127, 255, 254),
+                    external_ips: vec![SHARED_CGNAT_IP],
+                    nat: layers[k + 1].clone(),
+                    firewall: Firewall::default(),
+                    outside_link: LinkConfig::default(),
+                });
+                carrier
+            })
+        } else {
+            net.add_segment("carrier")
+        };
         let inside_ip = if k == 0 { Ipv4Addr::new(10, 255, 255, 254) } else { Ipv4Addr::new(100, 127, 255, 254) };
         let external = if last {
             host_ip(i)
@@ -151,6 +187,9 @@ fn add_peer(
             firewall: if last { preset.firewall() } else { Firewall::default() },
             outside_link: LinkConfig::default(),
         });
+        if shared {
+            break;
+        }
         inner = outer;
     }
     (host, private_ip(i))
@@ -180,11 +219,13 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
     let n = s.peers.count;
     let presets = assign_presets(s);
     let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
+    let mut layout =
+        Layout { hairpinning: s.network.hairpinning, shared_carrier: None, share_cgnat: s.network.shared_cgnat };
     let mut host_to_peer = vec![NO_PEER];
     let mut hosts = Vec::with_capacity(n);
     let mut addrs = Vec::with_capacity(n);
     for (i, p) in presets.iter().enumerate() {
-        let (h, ip) = add_peer(&mut net, internet, i, *p, &link);
+        let (h, ip) = add_peer(&mut net, internet, i, *p, &link, &mut layout);
         if host_to_peer.len() <= h.0 as usize {
             host_to_peer.resize(h.0 as usize + 1, NO_PEER);
         }

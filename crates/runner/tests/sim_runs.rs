@@ -127,3 +127,23 @@ fn trickle_beats_vanilla_by_the_gathering_delay_when_the_server_is_slow() {
         "trickle saves about both sides' gathering: saved {saved} ms, gathering {gathering} ms"
     );
 }
+
+/// Two subscribers behind one carrier NAT reach each other's server-reflexive address only if
+/// the carrier NAT hairpins (RFC 4787 §6); without hairpinning they need the relay.
+#[test]
+fn peers_behind_one_carrier_nat_meet_by_hairpinning_or_through_the_relay() {
+    let run_with = |hairpinning: bool, turn: &str| {
+        class_rates(&format!(
+            "[network]\nnat_mix = {{ cgnat = 1 }}\nshared_cgnat = true\nhairpinning = {hairpinning}\n[servers]\nturn = \"{turn}\"\n[peers]\ncount = 8\n[timeouts]\nsetup_s = 12\n"
+        ))
+        .remove("cgnat ↔ cgnat")
+        .unwrap()
+    };
+    let (rate, selected) = run_with(true, "none");
+    assert_eq!(rate, 1.0);
+    assert!(selected.iter().all(|t| t == "host/srflx"), "{selected:?}");
+    assert_eq!(run_with(false, "none").0, 0.0, "no hairpinning, no relay: no path");
+    let (rate, selected) = run_with(false, "embedded");
+    assert_eq!(rate, 1.0);
+    assert!(selected.iter().all(|t| t.contains("relay")), "{selected:?}");
+}

@@ -243,6 +243,12 @@ impl Scenario {
         if self.peers.count < 2 || self.peers.count % 2 != 0 {
             return bad(format!("peers.count = {}: pairs need an even count of at least 2", self.peers.count));
         }
+        if self.peers.count > 1_000_000 {
+            return bad(format!(
+                "peers.count = {}: the simulator's address plan holds at most 1,000,000 peers",
+                self.peers.count
+            ));
+        }
         if self.peers.pattern != "pairs" {
             return bad(format!(
                 "peers.pattern {:?}: this build runs \"pairs\" only (star and rooms are not implemented yet)",

@@ -534,6 +534,10 @@ impl TurnServer {
     fn take_port(&mut self, ports: &mut dyn RelayPorts) -> Option<SocketAddr> {
         let (lo, hi) = self.cfg.relay_ports;
         let span = u32::from(hi - lo) + 1;
+        if self.by_relay.len() + self.reservations.len() >= span as usize {
+            // Every port is taken: answer at once instead of scanning the whole range.
+            return None;
+        }
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= hi { lo } else { p + 1 };

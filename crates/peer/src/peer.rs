@@ -163,19 +163,42 @@ fn build_pc(now: Instant) -> Result<RTCPeerConnection, Failure> {
         .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
 }
 
-fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
-    let c = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
+/// The fields every candidate of this peer shares: UDP, component 1, at `addr`.
+fn udp_candidate(addr: SocketAddr) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".to_owned(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        component: 1,
         ..Default::default()
     }
-    .new_candidate_host()
-    .ok()?;
+}
+
+/// A UDP datagram for a sans-IO `handle_read`.
+fn udp_in(now: Instant, local: SocketAddr, peer: SocketAddr, message: BytesMut) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: peer,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message,
+    }
+}
+
+/// Moves what the TURN client wants sent into `out`, from the peer's host address.
+fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &mut VecDeque<Transmit>) {
+    if let Some(t) = turn.as_mut() {
+        while let Some(w) = t.client.poll_write() {
+            out.push_back(Transmit::Datagram { src: host, dst: w.transport.peer_addr, data: w.message.to_vec() });
+        }
+    }
+}
+
+fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
+    let c = CandidateHostConfig { base_config: udp_candidate(addr), ..Default::default() }.new_candidate_host().ok()?;
     RTCIceCandidate::from(&c).to_json().ok()
 }
 
@@ -349,16 +372,7 @@ impl VirtualPeer {
     }
 
     fn flush_turn(&mut self) {
-        let host = self.cfg.host;
-        if let Some(t) = self.turn.as_mut() {
-            while let Some(w) = t.client.poll_write() {
-                self.out.push_back(Transmit::Datagram {
-                    src: host,
-                    dst: w.transport.peer_addr,
-                    data: w.message.to_vec(),
-                });
-            }
-        }
+        flush_turn(&mut self.turn, self.cfg.host, &mut self.out);
     }
 
     /// Drains the TURN client's events: the relayed address becomes a candidate; data from
@@ -371,13 +385,7 @@ impl VirtualPeer {
                     self.relay = Some(relayed);
                     let base = self.srflx.unwrap_or(self.cfg.host);
                     let c = CandidateRelayConfig {
-                        base_config: CandidateConfig {
-                            network: "udp".to_owned(),
-                            address: relayed.ip().to_string(),
-                            port: relayed.port(),
-                            component: 1,
-                            ..Default::default()
-                        },
+                        base_config: udp_candidate(relayed),
                         rel_addr: base.ip().to_string(),
                         rel_port: base.port(),
                         ..Default::default()
@@ -409,16 +417,7 @@ impl VirtualPeer {
                 }
                 TurnEvent::DataIndicationOrChannelData(_, from, data) => {
                     if let (Some(relay), Some(pc)) = (self.relay, self.pc.as_mut()) {
-                        let _ = pc.handle_read(TaggedBytesMut {
-                            now,
-                            transport: TransportContext {
-                                local_addr: relay,
-                                peer_addr: from,
-                                ecn: None,
-                                transport_protocol: TransportProtocol::UDP,
-                            },
-                            message: data,
-                        });
+                        let _ = pc.handle_read(udp_in(now, relay, from, data));
                     }
                 }
                 _ => {}
@@ -461,13 +460,7 @@ impl VirtualPeer {
     fn on_stun_answer(&mut self, now: Instant, mapped: Option<SocketAddr>) {
         if let Some(addr) = mapped {
             let c = CandidateServerReflexiveConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
+                base_config: udp_candidate(addr),
                 rel_addr: self.cfg.host.ip().to_string(),
                 rel_port: self.cfg.host.port(),
                 ..Default::default()
@@ -569,31 +562,13 @@ impl VirtualPeer {
         if let Some(t) = self.turn.as_mut()
             && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src)
         {
-            let _ = t.client.handle_read(TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: dst,
-                    peer_addr: src,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(data),
-            });
+            let _ = t.client.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
             self.turn_events(now);
             self.service(now);
             return;
         }
         if let Some(pc) = self.pc.as_mut() {
-            let _ = pc.handle_read(TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: dst,
-                    peer_addr: src,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(data),
-            });
+            let _ = pc.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
         }
         self.service(now);
     }
@@ -669,11 +644,8 @@ impl VirtualPeer {
                     data: w.message.to_vec(),
                 });
             }
-            if relayed && let Some(t) = self.turn.as_mut() {
-                while let Some(w) = t.client.poll_write() {
-                    let (src, dst) = (self.cfg.host, w.transport.peer_addr);
-                    self.out.push_back(Transmit::Datagram { src, dst, data: w.message.to_vec() });
-                }
+            if relayed {
+                flush_turn(&mut self.turn, self.cfg.host, &mut self.out);
             }
             let mut events = Vec::new();
             while let Some(ev) = pc.poll_event() {

@@ -163,12 +163,7 @@ impl Message {
             out.resize(out.len().next_multiple_of(4), 0);
         }
         if fingerprint {
-            let len = (out.len() - 20 + 8) as u16;
-            out[2..4].copy_from_slice(&len.to_be_bytes());
-            let crc = crc32(&out) ^ 0x5354_554e;
-            out.extend_from_slice(&attr::FINGERPRINT.to_be_bytes());
-            out.extend_from_slice(&4u16.to_be_bytes());
-            out.extend_from_slice(&crc.to_be_bytes());
+            append_fingerprint(&mut out);
         } else {
             let len = (out.len() - 20) as u16;
             out[2..4].copy_from_slice(&len.to_be_bytes());
@@ -273,6 +268,17 @@ fn decode_address(v: &[u8], xor_tid: Option<&[u8; 12]>) -> Result<SocketAddr, St
         _ => return Err(bad),
     };
     Ok(SocketAddr::new(ip, port))
+}
+
+/// Appends FINGERPRINT to an encoded message (header and attributes so far), setting the
+/// header's length to cover it first (RFC 8489 §14.7).
+pub fn append_fingerprint(out: &mut Vec<u8>) {
+    let len = (out.len() - 20 + 8) as u16;
+    out[2..4].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32(out) ^ 0x5354_554e;
+    out.extend_from_slice(&attr::FINGERPRINT.to_be_bytes());
+    out.extend_from_slice(&4u16.to_be_bytes());
+    out.extend_from_slice(&crc.to_be_bytes());
 }
 
 /// CRC-32 (IEEE 802.3), as FINGERPRINT uses.

@@ -3,7 +3,7 @@
 //! expiry, authenticated by a server secret, so the server keeps no nonce state.
 
 use md5::{Digest, Md5};
-use peerstorm_model::stun::{MAGIC_COOKIE, Message, attr, crc32};
+use peerstorm_model::stun::{MAGIC_COOKIE, Message, append_fingerprint, attr};
 
 /// The long-term key for a user.
 pub fn long_term_key(username: &str, realm: &str, password: &str) -> [u8; 16] {
@@ -41,12 +41,7 @@ pub fn encode_with_integrity(m: &Message, key: &[u8], fingerprint: bool) -> Vec<
     out.extend_from_slice(&20u16.to_be_bytes());
     out.extend_from_slice(&mac);
     if fingerprint {
-        let len = (out.len() - 20 + 8) as u16;
-        out[2..4].copy_from_slice(&len.to_be_bytes());
-        let crc = crc32(&out) ^ 0x5354_554e;
-        out.extend_from_slice(&attr::FINGERPRINT.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes());
-        out.extend_from_slice(&crc.to_be_bytes());
+        append_fingerprint(&mut out);
     }
     out
 }

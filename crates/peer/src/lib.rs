@@ -3,10 +3,11 @@
 //! [`milestones`] on the virtual clock. Sans-IO: the driver (the simulator, or the live runner)
 //! moves frames, datagrams and time in and out.
 
+pub mod conn;
 pub mod milestones;
 pub mod peer;
 pub mod signaling;
 
 pub use milestones::{Failure, Milestone, Milestones};
-pub use peer::{IceMode, PeerConfig, Transmit, TurnServer, VirtualPeer};
+pub use peer::{ConnOutcome, IceMode, PeerConfig, Transmit, TurnServer, VirtualPeer, Workload};
 pub use signaling::{SignalEvent, SignalingClient};

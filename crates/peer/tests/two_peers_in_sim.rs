@@ -4,7 +4,7 @@
 use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Output};
 use peerstorm_netsim::time::EventQueue;
 use peerstorm_netsim::{LinkConfig, Network, Packet, Proto};
-use peerstorm_peer::{IceMode, Milestone, PeerConfig, Transmit, VirtualPeer};
+use peerstorm_peer::{IceMode, Milestone, PeerConfig, Transmit, VirtualPeer, Workload};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,12 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
             let cfg = PeerConfig {
                 id: format!("p{i}"),
                 token: "t".into(),
-                remote: (i == 0).then(|| "p1".to_string()),
+                connect: if i == 0 { vec!["p1".to_string()] } else { vec![] },
+                accept: if i == 1 { vec!["p0".to_string()] } else { vec![] },
                 ice,
                 host: SocketAddr::from((ips[i], 5000)),
                 heartbeat: Duration::from_secs(5),
-                messages: 10,
-                message_bytes: 1000,
+                workload: Workload::default(),
                 stun: None,
                 turn: None,
                 relay_only: false,
@@ -107,7 +107,9 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
 fn check(ice: IceMode) {
     let (peers, ended) = run(ice);
     for p in &peers {
-        let m = p.milestones();
+        let conns = p.connections();
+        assert_eq!(conns.len(), 1, "{}: one DataConnection", p.id());
+        let m = &conns[0].milestones;
         assert!(m.failure.is_none(), "{ice:?} {}: {:?}", p.id(), m);
         for stage in [Milestone::Open, Milestone::IceConnected, Milestone::DtlsConnected, Milestone::DataChannelOpen] {
             assert!(m.get(stage).is_some(), "{ice:?} {}: no {stage:?} in {m:?}", p.id());
@@ -115,13 +117,13 @@ fn check(ice: IceMode) {
         assert!(m.get(Milestone::IceConnected) <= m.get(Milestone::DtlsConnected));
         assert!(m.get(Milestone::DtlsConnected) <= m.get(Milestone::DataChannelOpen));
     }
-    let offerer = peers[0].milestones();
+    let offerer = &peers[0].connections()[0].milestones;
     assert!(offerer.get(Milestone::OfferSent) < offerer.get(Milestone::AnswerReceived));
     assert!(offerer.get(Milestone::FirstEcho).is_some(), "{ice:?}: echoes came back");
     assert!(
-        peers[0].bytes_moved >= 20 * 1000,
+        peers[0].bytes_moved() >= 20 * 1000,
         "{ice:?}: ten 1000-byte messages out and back ({} bytes)",
-        peers[0].bytes_moved
+        peers[0].bytes_moved()
     );
     let open = offerer.get(Milestone::DataChannelOpen).unwrap();
     eprintln!("{ice:?}: data channel open at {} ms virtual (run ended at {} ms)", open.as_millis(), ended.as_millis());

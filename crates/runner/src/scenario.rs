@@ -43,6 +43,12 @@ pub struct Network {
     /// Random loss on every access link, per direction.
     #[serde(default)]
     pub loss: f64,
+    /// Access-link bandwidth per direction, kbit/s (a drop-tail queue of 256 KiB); none: unlimited.
+    #[serde(default)]
+    pub bandwidth_kbps: Option<u64>,
+    /// Extra one-way delay per access link, uniform in 0..=jitter (packets keep their order).
+    #[serde(default)]
+    pub jitter_ms: u64,
     /// NAT presets by share of peers (`open`, `full-cone`, ...).
     #[serde(default = "default_mix")]
     pub nat_mix: BTreeMap<String, f64>,
@@ -84,6 +90,8 @@ impl Default for Network {
         Self {
             rtt_ms: default_rtt(),
             loss: 0.0,
+            bandwidth_kbps: None,
+            jitter_ms: 0,
             nat_mix: default_mix(),
             pairing: default_pairing(),
             rtt_sweep_ms: Vec::new(),
@@ -136,8 +144,14 @@ impl Default for Servers {
 #[serde(deny_unknown_fields)]
 pub struct Peers {
     pub count: usize,
+    /// `pairs`: peer 2k opens a DataConnection to peer 2k+1. `star`: groups of `group_size`,
+    /// every other member connecting to the group's hub. `rooms`: groups of `group_size` in a
+    /// full mesh.
     #[serde(default = "default_pattern")]
     pub pattern: String,
+    /// Peers per star (the hub and its leaves) or room; 2 for pairs.
+    #[serde(default)]
+    pub group_size: Option<usize>,
     #[serde(default)]
     pub arrival: Arrival,
     /// `["trickle"]`, `["vanilla"]`, or both: an A/B on the same peers and seed.
@@ -173,21 +187,51 @@ pub struct Workload {
 pub struct DataChannel {
     #[serde(default = "default_bytes")]
     pub message_bytes: usize,
-    #[serde(default = "default_messages")]
-    pub messages: u32,
+    /// Messages each offerer sends (one at a time, each after the previous echo); 10 unless
+    /// `duration_s` is given.
+    #[serde(default)]
+    pub messages: Option<u32>,
+    /// Instead of a count: keep sending this long after the channel opens.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// The DataConnection's serialization: `binary`, `binary-utf8`, `json` or `raw`.
+    #[serde(default = "default_serialization")]
+    pub serialization: String,
+    /// PeerJS's `reliable` (it becomes the channel's `ordered`).
+    #[serde(default = "yes")]
+    pub reliable: bool,
 }
 
 fn default_bytes() -> usize {
     1000
 }
 
-fn default_messages() -> u32 {
-    10
+fn default_serialization() -> String {
+    "binary".into()
 }
 
 impl Default for DataChannel {
     fn default() -> Self {
-        Self { message_bytes: default_bytes(), messages: default_messages() }
+        Self {
+            message_bytes: default_bytes(),
+            messages: None,
+            duration_s: None,
+            serialization: default_serialization(),
+            reliable: true,
+        }
+    }
+}
+
+impl DataChannel {
+    /// The virtual peers' workload.
+    pub fn workload(&self) -> peerstorm_peer::Workload {
+        peerstorm_peer::Workload {
+            messages: self.messages.unwrap_or(if self.duration_s.is_some() { 0 } else { 10 }),
+            duration: self.duration_s.map(std::time::Duration::from_secs_f64),
+            message_bytes: self.message_bytes,
+            serialization: self.serialization.clone().into(),
+            reliable: self.reliable,
+        }
     }
 }
 
@@ -232,6 +276,25 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Peers per group: 2 for pairs, `group_size` for stars and rooms.
+    pub fn group_size(&self) -> Result<usize, ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Unsupported(m));
+        match (self.peers.pattern.as_str(), self.peers.group_size) {
+            ("pairs", None | Some(2)) => Ok(2),
+            ("pairs", Some(g)) => {
+                bad(format!("peers.group_size = {g}: pairs have 2 (use pattern \"star\" or \"rooms\")"))
+            }
+            ("star" | "rooms", Some(g)) if (2..=1000).contains(&g) => Ok(g),
+            ("star" | "rooms", Some(g)) => bad(format!("peers.group_size = {g}: expected 2 to 1000")),
+            ("star" | "rooms", None) => bad(format!(
+                "peers.pattern = {:?} needs peers.group_size (peers per {})",
+                self.peers.pattern,
+                if self.peers.pattern == "star" { "star: the hub and its leaves" } else { "room" }
+            )),
+            (p, _) => bad(format!("peers.pattern {p:?}: expected \"pairs\", \"star\" or \"rooms\"")),
+        }
+    }
+
     fn check(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Unsupported(m));
         if self.mode != "sim" {
@@ -240,8 +303,16 @@ impl Scenario {
                 self.mode
             ));
         }
-        if self.peers.count < 2 || self.peers.count % 2 != 0 {
-            return bad(format!("peers.count = {}: pairs need an even count of at least 2", self.peers.count));
+        let group = self.group_size()?;
+        if self.peers.count < group || self.peers.count % group != 0 {
+            return bad(if group == 2 {
+                format!("peers.count = {}: pairs need an even count of at least 2", self.peers.count)
+            } else {
+                format!(
+                    "peers.count = {}: {} of {group} need a multiple of {group}",
+                    self.peers.count, self.peers.pattern
+                )
+            });
         }
         if self.peers.count > 1_000_000 {
             return bad(format!(
@@ -249,11 +320,42 @@ impl Scenario {
                 self.peers.count
             ));
         }
-        if self.peers.pattern != "pairs" {
+        if self.network.pairing == "matrix" && self.peers.pattern != "pairs" {
+            return bad(
+                "network.pairing = \"matrix\" pairs presets pair by pair: it needs peers.pattern = \"pairs\"".into()
+            );
+        }
+        let dc = &self.workload.datachannel;
+        if !["binary", "binary-utf8", "json", "raw"].contains(&dc.serialization.as_str()) {
             return bad(format!(
-                "peers.pattern {:?}: this build runs \"pairs\" only (star and rooms are not implemented yet)",
-                self.peers.pattern
+                "workload.datachannel.serialization {:?}: expected \"binary\", \"binary-utf8\", \"json\" or \"raw\"",
+                dc.serialization
             ));
+        }
+        if dc.messages.is_some() && dc.duration_s.is_some() {
+            return bad("workload.datachannel: give messages or duration_s, not both".into());
+        }
+        if let Some(d) = dc.duration_s
+            && !(d.is_finite() && d > 0.0 && d <= 3600.0)
+        {
+            return bad(format!("workload.datachannel.duration_s = {d}: expected seconds above 0, at most 3600"));
+        }
+        // PeerJS refuses a json message of 16,300 bytes or more (the string and its quotes).
+        if dc.serialization == "json" && dc.message_bytes > 16_297 {
+            return bad(format!(
+                "workload.datachannel.message_bytes = {}: a json message must stay under 16,300 bytes (at most 16,297 here)",
+                dc.message_bytes
+            ));
+        }
+        // Raw messages are not chunked: one SCTP message each, within the 65,536 bytes browsers announce.
+        if dc.serialization == "raw" && dc.message_bytes > 65_536 {
+            return bad(format!(
+                "workload.datachannel.message_bytes = {}: raw messages are not chunked; at most 65,536",
+                dc.message_bytes
+            ));
+        }
+        if dc.message_bytes > 16 << 20 {
+            return bad(format!("workload.datachannel.message_bytes = {}: at most 16 MiB", dc.message_bytes));
         }
         if self.peers.ice.is_empty() {
             return bad("peers.ice is empty: use [\"trickle\"], [\"vanilla\"] or both".into());
@@ -285,6 +387,9 @@ impl Scenario {
         }
         if self.servers.broker != "embedded" {
             return bad("servers.broker: the simulator runs the embedded broker".into());
+        }
+        if self.network.bandwidth_kbps == Some(0) {
+            return bad("network.bandwidth_kbps = 0: leave it out for an unlimited link".into());
         }
         if !(0.0..1.0).contains(&self.network.loss) {
             return bad(format!("network.loss = {}: expected a probability below 1", self.network.loss));

@@ -8,7 +8,7 @@ use peerstorm_model::rng::Rng;
 use peerstorm_netsim::net::NetEvent;
 use peerstorm_netsim::time::EventQueue;
 use peerstorm_netsim::{Firewall, HostId, LinkConfig, Network, Packet, Preset, Proto, RouterSpec};
-use peerstorm_peer::{Failure, IceMode, Milestones, PeerConfig, Transmit, VirtualPeer};
+use peerstorm_peer::{ConnOutcome, Failure, IceMode, PeerConfig, Transmit, VirtualPeer};
 use peerstorm_turn::sim::SimTurn;
 use peerstorm_turn::{TurnConfig, TurnServer};
 use std::collections::BTreeSet;
@@ -19,12 +19,44 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PeerResult {
     pub id: String,
-    pub offerer: bool,
     /// The NAT preset this peer sits behind.
     pub nat: &'static str,
     pub start: Duration,
-    pub milestones: Milestones,
-    pub bytes_moved: u64,
+    /// Its DataConnections: those it opened, then those it accepted.
+    pub connections: Vec<ConnOutcome>,
+}
+
+/// One DataConnection between two peers: `(peer, connection)` indexes on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub offerer: (usize, usize),
+    pub answerer: (usize, usize),
+}
+
+/// Who connects to whom: per peer, the peers it opens a connection to and those it accepts
+/// one from, by the scenario's pattern. In a group (a pair, a star, a room) the higher-indexed
+/// members answer: they join first, so every offer finds its answerer OPEN.
+pub fn topology(s: &Scenario) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let n = s.peers.count;
+    let g = s.group_size().unwrap_or(2);
+    let mut connect = vec![Vec::new(); n];
+    let mut accept = vec![Vec::new(); n];
+    for base in (0..n).step_by(g) {
+        let members = base..base + g;
+        for a in members.clone() {
+            let targets: Vec<usize> = match s.peers.pattern.as_str() {
+                // The hub is the group's last member (for a pair, the answerer).
+                "rooms" => (a + 1..base + g).collect(),
+                _ if a + 1 < base + g => vec![base + g - 1],
+                _ => Vec::new(),
+            };
+            for b in targets {
+                connect[a].push(b);
+                accept[b].push(a);
+            }
+        }
+    }
+    (connect, accept)
 }
 
 /// One run (one ICE mode).
@@ -34,6 +66,7 @@ pub struct RunResult {
     /// The peer-to-peer RTT this run used.
     pub rtt_ms: u64,
     pub peers: Vec<PeerResult>,
+    pub links: Vec<Link>,
     pub virtual_end: Duration,
     pub events: u64,
     pub datagrams_delivered: u64,
@@ -215,7 +248,13 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
     let mut net = Network::new(s.seed);
     let internet = net.add_segment("internet");
     let quarter = Duration::from_micros(s.network.rtt_ms * 250);
-    let link = LinkConfig { latency: quarter, loss: s.network.loss, ..LinkConfig::default() };
+    let link = LinkConfig {
+        latency: quarter,
+        jitter: Duration::from_millis(s.network.jitter_ms),
+        loss: s.network.loss,
+        bandwidth_bps: s.network.bandwidth_kbps.map(|k| k * 1000),
+        ..LinkConfig::default()
+    };
     let n = s.peers.count;
     let presets = assign_presets(s);
     let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
@@ -250,28 +289,30 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
     let mut server_out: Vec<Packet> = Vec::new();
     let sig_one_way = Duration::from_micros(s.servers.broker_rtt_ms * 500);
     let mut broker = Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed);
-    let dc = &s.workload.datachannel;
+    let group = s.group_size().unwrap_or(2);
     let starts: Vec<Duration> = (0..n)
         .map(|i| {
             if s.peers.arrival.rate_per_s > 0.0 {
-                Duration::from_secs_f64((i / 2) as f64 / s.peers.arrival.rate_per_s)
+                Duration::from_secs_f64((i / group) as f64 / s.peers.arrival.rate_per_s)
             } else {
                 Duration::ZERO
             }
         })
         .collect();
+    let (connect, accept) = topology(s);
+    let name = |i: usize| format!("peer-{i:06}");
+    let workload = s.workload.datachannel.workload();
     let mut peers: Vec<VirtualPeer> = (0..n)
         .map(|i| {
-            let offerer = i % 2 == 0;
             let cfg = PeerConfig {
-                id: format!("peer-{i:06}"),
+                id: name(i),
                 token: format!("t{i}"),
-                remote: offerer.then(|| format!("peer-{:06}", i + 1)),
+                connect: connect[i].iter().map(|&b| name(b)).collect(),
+                accept: accept[i].iter().map(|&a| name(a)).collect(),
                 ice,
                 host: SocketAddr::from((addrs[i], 5000)),
                 heartbeat: Duration::from_secs(5),
-                messages: dc.messages,
-                message_bytes: dc.message_bytes,
+                workload: workload.clone(),
                 stun,
                 turn: turn.clone(),
                 relay_only: s.servers.relay_only,
@@ -280,11 +321,19 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
             VirtualPeer::new(cfg, base + starts[i])
         })
         .collect();
+    let mut links = Vec::new();
+    for (a, targets) in connect.iter().enumerate() {
+        for (ka, &b) in targets.iter().enumerate() {
+            let kb = connect[b].len() + accept[b].iter().position(|&x| x == a).expect("accept mirrors connect");
+            links.push(Link { offerer: (a, ka), answerer: (b, kb) });
+        }
+    }
     let mut netq: EventQueue<NetEvent> = EventQueue::default();
     let mut q: EventQueue<Ev> = EventQueue::default();
-    // Answerers join before their offerers at the same instant (insertion order breaks the tie).
-    for pair in 0..n / 2 {
-        for i in [2 * pair + 1, 2 * pair] {
+    // Answerers join before their offerers at the same instant (insertion order breaks the tie):
+    // each group's members join last first.
+    for first in (0..n).step_by(group) {
+        for i in (first..first + group).rev() {
             q.push(starts[i], Ev::Join(i));
             q.push(starts[i] + Duration::from_secs(s.timeouts.setup_s), Ev::Deadline(i));
         }
@@ -339,8 +388,7 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
                 .filter(|&i| !is_done[i])
                 .take(5)
                 .map(|i| {
-                    let last =
-                        peers[i].milestones().at.iter().max_by_key(|(_, t)| **t).map_or("none", |(m, _)| m.as_str());
+                    let last = peers[i].last_milestone().map_or("none", |m| m.as_str());
                     format!("{} ({}, last milestone {last})", peers[i].id(), presets[i].as_str())
                 })
                 .collect();
@@ -413,17 +461,16 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
         .enumerate()
         .map(|(i, p)| PeerResult {
             id: p.id().to_string(),
-            offerer: i % 2 == 0,
             nat: presets[i].as_str(),
             start: starts[i],
-            milestones: p.milestones().clone(),
-            bytes_moved: p.bytes_moved,
+            connections: p.connections(),
         })
         .collect();
     Ok(RunResult {
         ice,
         rtt_ms: s.network.rtt_ms,
         peers: results,
+        links,
         virtual_end: now,
         events,
         datagrams_delivered: net.delivered,

@@ -1,7 +1,8 @@
 //! The run summary: success, failure causes, and percentiles of every setup stage, per ICE mode,
 //! with trickle-minus-vanilla deltas when both ran. Deterministic: no wall-clock field.
 
-use crate::sim::{PeerResult, RunResult};
+use crate::sim::RunResult;
+use peerstorm_peer::ConnOutcome;
 use peerstorm_peer::{Failure, IceMode, Milestone};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,7 +40,7 @@ pub struct ModeSummary {
     pub rtt_ms: u64,
     pub peers: usize,
     pub pairs: usize,
-    /// Pairs whose offerer got every echo back.
+    /// Connections whose offerer finished its workload (every echo back).
     pub pairs_ok: usize,
     pub success_rate: f64,
     pub failures: BTreeMap<String, usize>,
@@ -113,23 +114,30 @@ fn failure_name(f: &Failure) -> String {
     }
 }
 
-fn class_of(pair: &[PeerResult]) -> String {
-    let (a, b) = (pair[0].nat, pair.get(1).map_or("?", |p| p.nat));
+/// One DataConnection as the summary sees it.
+struct LinkView<'a> {
+    offerer: &'a ConnOutcome,
+    answerer: &'a ConnOutcome,
+    /// `offerer-preset ↔ answerer-preset`, the presets sorted.
+    class: String,
+}
+
+fn class_of(a: &str, b: &str) -> String {
     if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") }
 }
 
-/// Figures over a set of pairs (each slice: offerer, then answerer).
-fn over_pairs(pairs: &[&[PeerResult]]) -> ClassSummary {
+/// Figures over a set of connections (offerer-side stages; failures from both sides).
+fn over_pairs(links: &[&LinkView<'_>]) -> ClassSummary {
     let mut failures = BTreeMap::new();
-    for p in pairs.iter().flat_map(|p| p.iter()) {
-        if let Some(f) = &p.milestones.failure {
+    for c in links.iter().flat_map(|l| [l.offerer, l.answerer]) {
+        if let Some(f) = &c.milestones.failure {
             *failures.entry(failure_name(f)).or_insert(0) += 1;
         }
     }
-    let offerers: Vec<&PeerResult> = pairs.iter().map(|p| &p[0]).collect();
+    let offerers: Vec<&ConnOutcome> = links.iter().map(|l| l.offerer).collect();
     let pairs_ok = offerers
         .iter()
-        .filter(|p| p.milestones.failure.is_none() && p.milestones.get(Milestone::FirstEcho).is_some())
+        .filter(|p| p.milestones.failure.is_none() && p.milestones.get(Milestone::WorkloadDone).is_some())
         .count();
     let mut selected = BTreeMap::new();
     for p in &offerers {
@@ -182,13 +190,24 @@ fn over_pairs(pairs: &[&[PeerResult]]) -> ClassSummary {
 }
 
 pub fn summarize_mode(r: &RunResult) -> ModeSummary {
-    let pairs: Vec<&[PeerResult]> = r.peers.chunks(2).collect();
-    let all = over_pairs(&pairs);
-    let mut by_class: BTreeMap<String, Vec<&[PeerResult]>> = BTreeMap::new();
-    for p in &pairs {
-        by_class.entry(class_of(p)).or_default().push(p);
+    let links: Vec<LinkView<'_>> = r
+        .links
+        .iter()
+        .map(|l| {
+            let (a, b) = (&r.peers[l.offerer.0], &r.peers[l.answerer.0]);
+            LinkView {
+                offerer: &a.connections[l.offerer.1],
+                answerer: &b.connections[l.answerer.1],
+                class: class_of(a.nat, b.nat),
+            }
+        })
+        .collect();
+    let all = over_pairs(&links.iter().collect::<Vec<_>>());
+    let mut by_class: BTreeMap<&str, Vec<&LinkView<'_>>> = BTreeMap::new();
+    for l in &links {
+        by_class.entry(&l.class).or_default().push(l);
     }
-    let classes = by_class.into_iter().map(|(k, v)| (k, over_pairs(&v))).collect();
+    let classes = by_class.into_iter().map(|(k, v)| (k.to_string(), over_pairs(&v))).collect();
     ModeSummary {
         ice: r.ice,
         rtt_ms: r.rtt_ms,
@@ -201,7 +220,7 @@ pub fn summarize_mode(r: &RunResult) -> ModeSummary {
         goodput_kbps_p50: all.goodput_kbps_p50,
         selected: all.selected,
         classes,
-        bytes_moved: r.peers.iter().map(|p| p.bytes_moved).sum(),
+        bytes_moved: r.peers.iter().flat_map(|p| &p.connections).map(|c| c.bytes_moved).sum(),
         virtual_end_ms: ms(r.virtual_end),
         datagrams_delivered: r.datagrams_delivered,
     }

@@ -147,3 +147,95 @@ fn peers_behind_one_carrier_nat_meet_by_hairpinning_or_through_the_relay() {
     assert_eq!(rate, 1.0);
     assert!(selected.iter().all(|t| t.contains("relay")), "{selected:?}");
 }
+
+/// A star: every leaf opens a DataConnection to its group's hub, which answers them all on
+/// one signaling session; a room: every member connects to every other.
+#[test]
+fn stars_and_rooms_connect_every_member() {
+    let text = "[network]\nnat_mix = { open = 0.5, port-restricted = 0.5 }\n[peers]\ncount = 10\npattern = \"star\"\ngroup_size = 5\n";
+    let (summary, runs) = peerstorm_runner::run_detailed(&scenario(text)).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!((m.pairs, m.pairs_ok), (8, 8), "two stars of a hub and four leaves: {m:?}");
+    let peers = &runs[0].peers;
+    for hub in [4, 9] {
+        let conns = &peers[hub].connections;
+        assert_eq!(conns.len(), 4, "hub {hub} answers four leaves");
+        assert!(
+            conns.iter().all(|c| !c.offerer && c.milestones.get(peerstorm_peer::Milestone::DataChannelOpen).is_some())
+        );
+    }
+    assert_eq!(peers[0].connections.len(), 1);
+    assert_eq!(peers[0].connections[0].remote, "peer-000004");
+
+    let text = "[peers]\ncount = 8\npattern = \"rooms\"\ngroup_size = 4\nice = [\"vanilla\"]\n";
+    let (summary, runs) = peerstorm_runner::run_detailed(&scenario(text)).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!((m.pairs, m.pairs_ok), (12, 12), "two rooms of four, six connections each: {m:?}");
+    for p in &runs[0].peers {
+        assert_eq!(p.connections.len(), 3, "{} meets the three others in its room", p.id);
+        let offered = p.connections.iter().filter(|c| c.offerer).count();
+        let member = p.id[5..].parse::<usize>().unwrap() % 4;
+        assert_eq!(offered, 3 - member, "{}: offers to the members after it", p.id);
+    }
+}
+
+/// Each serialization puts its own framing on the wire: ten 1000-byte messages out and back
+/// move exactly 20 × the encoded size on the offerer's side.
+#[test]
+fn the_workload_speaks_each_serialization() {
+    for (ser, reliable, encoded) in [
+        ("binary", true, 1003),      // BinaryPack bin16: 0xda, length, bytes
+        ("binary-utf8", true, 1003), // the same codec in PeerJS 1.5.x
+        ("json", true, 1002),        // a JSON string: quotes around 1000 characters
+        ("raw", true, 1000),
+        ("binary", false, 1003), // `reliable: false` (an unordered channel)
+    ] {
+        let text = format!(
+            "[peers]\ncount = 2\n[workload.datachannel]\nserialization = \"{ser}\"\nreliable = {reliable}\nmessages = 10\n"
+        );
+        let (summary, runs) = peerstorm_runner::run_detailed(&scenario(&text)).unwrap();
+        assert_eq!(summary.modes[0].pairs_ok, 1, "{ser}: {:?}", summary.modes[0]);
+        let offerer = &runs[0].peers[0].connections[0];
+        assert_eq!(offerer.bytes_moved, 20 * encoded, "{ser} reliable={reliable}");
+    }
+}
+
+/// `duration_s`: the offerer keeps its echo loop going that long after the channel opens.
+#[test]
+fn a_duration_workload_runs_for_its_duration() {
+    use peerstorm_peer::Milestone;
+    let text =
+        "[network]\nrtt_ms = 40\n[peers]\ncount = 2\n[workload.datachannel]\nduration_s = 2.0\nmessage_bytes = 100\n";
+    let (summary, runs) = peerstorm_runner::run_detailed(&scenario(text)).unwrap();
+    assert_eq!(summary.modes[0].pairs_ok, 1);
+    let c = &runs[0].peers[0].connections[0];
+    let span =
+        c.milestones.get(Milestone::WorkloadDone).unwrap() - c.milestones.get(Milestone::DataChannelOpen).unwrap();
+    assert!(span >= std::time::Duration::from_secs(2), "{span:?}");
+    assert!(span < std::time::Duration::from_millis(2100), "stops within a round trip: {span:?}");
+    // One 103-byte message per 40 ms round trip, out and back: about 50 of them.
+    let messages = c.bytes_moved / (2 * 103);
+    assert!((40..=51).contains(&messages), "{messages} round trips in 2 s at 40 ms RTT");
+    let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[workload.datachannel]\nmessages = 3\nduration_s = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not both"), "{e}");
+}
+
+/// An access-link bandwidth caps the echo workload's goodput; without one it is latency-bound.
+#[test]
+fn access_link_bandwidth_caps_goodput() {
+    let goodput = |bw: &str| {
+        let text = format!(
+            "[network]\nrtt_ms = 20\n{bw}\n[peers]\ncount = 2\n[workload.datachannel]\nmessage_bytes = 60000\nmessages = 5\n"
+        );
+        let summary = run(&scenario(&text)).unwrap();
+        assert_eq!(summary.modes[0].pairs_ok, 1, "{bw}: {:?}", summary.modes[0]);
+        summary.modes[0].goodput_kbps_p50.unwrap()
+    };
+    let (unlimited, capped) = (goodput(""), goodput("bandwidth_kbps = 2000"));
+    eprintln!("goodput {unlimited} kbit/s unlimited, {capped} kbit/s on 2 Mbit/s access links");
+    assert!(capped <= 2000.0, "at most the link rate: {capped}");
+    assert!(capped > 500.0, "but the link is used: {capped}");
+    assert!(unlimited > 4.0 * capped, "{unlimited} vs {capped}");
+}

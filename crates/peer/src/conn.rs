@@ -1,0 +1,742 @@
+//! One PeerJS DataConnection of a virtual peer: an `rtc` peer connection on its own UDP port,
+//! application-owned candidate gathering (host; srflx from a STUN Binding; relay from the
+//! `rtc-turn` client), trickle or vanilla ICE, and the echo workload in the connection's
+//! serialization. Sans-IO: signaling payloads go out through [`Connection::poll_signal`], the
+//! peer ([`crate::VirtualPeer`]) wraps them in PeerJS frames.
+
+use crate::milestones::{Failure, Milestone, Milestones};
+use crate::peer::{IceMode, Transmit, TurnServer, Workload};
+use bytes::BytesMut;
+use peerstorm_model::candidate::IceCandidateInit;
+use peerstorm_model::peerjs::binarypack::Value;
+use peerstorm_model::peerjs::dataconn::{Codec, Message, Received};
+use peerstorm_model::peerjs::payload::{
+    AnswerPayload, CandidatePayload, ConnectionType, OfferPayload, Serialization, SessionDescriptionInit,
+};
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig, RTCDtlsRole,
+    RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::turn::client::Event as TurnEvent;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// What every connection of one peer shares.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    pub ice: IceMode,
+    pub stun: Option<SocketAddr>,
+    pub turn: Option<TurnServer>,
+    pub relay_only: bool,
+    pub workload: Workload,
+}
+
+/// A signaling payload for the connection's remote peer.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Offer(OfferPayload),
+    Answer(AnswerPayload),
+    Candidate(CandidatePayload),
+}
+
+/// A STUN Binding in flight for the srflx candidate.
+#[derive(Debug, Clone)]
+struct StunProbe {
+    tid: [u8; 12],
+    bytes: Vec<u8>,
+    next: Instant,
+    tries: u32,
+}
+
+/// The `rtc-turn` client and its Allocate transaction.
+struct TurnClient {
+    client: rtc::turn::client::Client,
+    allocate: Option<rtc::stun::message::TransactionId>,
+    /// Datagrams waiting for their peer's permission.
+    waiting: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl TurnClient {
+    fn start(now: Instant, local: SocketAddr, t: &TurnServer) -> Result<Self, String> {
+        let provider = rtc::turn::crypto::default_provider().map_err(|e| format!("{e:?}"))?;
+        let mut client = rtc::turn::client::Client::new(
+            rtc::turn::client::ClientConfig {
+                stun_serv_addr: String::new(),
+                turn_serv_addr: t.addr.to_string(),
+                local_addr: local,
+                transport_protocol: TransportProtocol::UDP,
+                username: t.user.clone(),
+                password: t.password.clone(),
+                realm: t.realm.clone(),
+                software: String::new(),
+                rto_in_ms: 0,
+                allocation_refresh_interval_cap: None,
+            },
+            provider,
+        )
+        .map_err(|e| e.to_string())?;
+        let allocate = Some(client.allocate(now).map_err(|e| e.to_string())?);
+        Ok(Self { client, allocate, waiting: Vec::new() })
+    }
+}
+
+/// One DataConnection.
+pub struct Connection {
+    pub offerer: bool,
+    /// The other peer's ID.
+    pub remote: String,
+    pub connection_id: String,
+    /// This connection's UDP socket (its host candidate).
+    pub host: SocketAddr,
+    cfg: ConnConfig,
+    /// The peer's start: milestones count from it.
+    start: Instant,
+    pc: Option<RTCPeerConnection>,
+    pub milestones: Milestones,
+    out: VecDeque<Transmit>,
+    signals: VecDeque<Outgoing>,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    dc: Option<RTCDataChannelId>,
+    codec: Option<Codec>,
+    /// The serialization in use (the offerer's choice; the answerer reads it from the OFFER).
+    serialization: Serialization,
+    reliable: bool,
+    dc_open_at: Option<Instant>,
+    sent: u32,
+    echoed: u32,
+    pub bytes_moved: u64,
+    stun: Option<StunProbe>,
+    srflx: Option<SocketAddr>,
+    /// The TURN client while it is in use, and the relayed address once allocated.
+    turn: Option<TurnClient>,
+    relay: Option<SocketAddr>,
+    /// Candidate sources (STUN, TURN) not finished yet.
+    gathering: u8,
+    gathering_done: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("remote", &self.remote)
+            .field("offerer", &self.offerer)
+            .field("milestones", &self.milestones)
+            .finish()
+    }
+}
+
+fn build_pc(now: Instant) -> Result<RTCPeerConnection, Failure> {
+    let se = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(se)
+        .build(now)
+        .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
+}
+
+/// The fields every candidate of this connection shares: UDP, component 1, at `addr`.
+fn udp_candidate(addr: SocketAddr) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".to_owned(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        component: 1,
+        ..Default::default()
+    }
+}
+
+/// A UDP datagram for a sans-IO `handle_read`.
+fn udp_in(now: Instant, local: SocketAddr, peer: SocketAddr, message: BytesMut) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: peer,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message,
+    }
+}
+
+/// Moves what the TURN client wants sent into `out`, from the connection's host address.
+fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &mut VecDeque<Transmit>) {
+    if let Some(t) = turn.as_mut() {
+        while let Some(w) = t.client.poll_write() {
+            out.push_back(Transmit::Datagram { src: host, dst: w.transport.peer_addr, data: w.message.to_vec() });
+        }
+    }
+}
+
+fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
+    let c = CandidateHostConfig { base_config: udp_candidate(addr), ..Default::default() }.new_candidate_host().ok()?;
+    RTCIceCandidate::from(&c).to_json().ok()
+}
+
+/// A STUN transaction ID that is the same on every run: a hash of the connection's socket and
+/// remote peer.
+fn transaction_id(host: SocketAddr, remote: &str) -> [u8; 12] {
+    let h = host
+        .to_string()
+        .bytes()
+        .chain(remote.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut tid = [0u8; 12];
+    tid[..8].copy_from_slice(&h.to_be_bytes());
+    tid
+}
+
+impl Connection {
+    pub fn new(
+        offerer: bool,
+        remote: String,
+        connection_id: String,
+        host: SocketAddr,
+        cfg: ConnConfig,
+        start: Instant,
+    ) -> Self {
+        Self {
+            offerer,
+            remote,
+            connection_id,
+            host,
+            serialization: cfg.workload.serialization.clone(),
+            reliable: cfg.workload.reliable,
+            cfg,
+            start,
+            pc: None,
+            milestones: Milestones::default(),
+            out: VecDeque::new(),
+            signals: VecDeque::new(),
+            early_candidates: Vec::new(),
+            dc: None,
+            codec: None,
+            dc_open_at: None,
+            sent: 0,
+            echoed: 0,
+            bytes_moved: 0,
+            stun: None,
+            srflx: None,
+            turn: None,
+            relay: None,
+            gathering: 0,
+            gathering_done: false,
+        }
+    }
+
+    /// Finished: the workload is done (offerer) or the channel is open (answerer), or failed.
+    pub fn is_done(&self) -> bool {
+        self.milestones.failure.is_some()
+            || if self.offerer { self.milestones.get(Milestone::WorkloadDone).is_some() } else { self.dc.is_some() }
+    }
+
+    pub(crate) fn mark(&mut self, m: Milestone, now: Instant) {
+        self.milestones.mark(m, now.saturating_duration_since(self.start));
+    }
+
+    pub fn fail(&mut self, f: Failure) {
+        self.milestones.fail(f);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_signal(&mut self) -> Option<Outgoing> {
+        self.signals.pop_front()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
+        let turn = self.turn.as_mut().and_then(|t| t.client.poll_timeout());
+        [pc, self.stun.as_ref().map(|p| p.next), turn].into_iter().flatten().min()
+    }
+
+    /// The offerer's start (after OPEN): a data channel, the offer (now when trickling), and
+    /// gathering.
+    pub fn start_offer(&mut self, now: Instant) {
+        let mut pc = match build_pc(now) {
+            Ok(pc) => pc,
+            Err(f) => return self.fail(f),
+        };
+        // PeerJS 1.5.5 creates the channel with `{ ordered: !!reliable }` and nothing else.
+        let init = RTCDataChannelInit { ordered: self.reliable, ..Default::default() };
+        if pc.create_data_channel(&self.connection_id, Some(init)).is_err() {
+            return self.fail(Failure::BrokerError("create_data_channel".into()));
+        }
+        let Ok(offer) = pc.create_offer(None) else {
+            return self.fail(Failure::BrokerError("create_offer".into()));
+        };
+        if pc.set_local_description(now, offer.clone()).is_err() {
+            return self.fail(Failure::BrokerError("set_local_description".into()));
+        }
+        self.pc = Some(pc);
+        match Codec::for_serialization(&self.serialization) {
+            Some(c) => self.codec = Some(c),
+            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization))),
+        }
+        if self.cfg.ice == IceMode::Trickle {
+            self.send_offer(now, offer.sdp);
+        }
+        self.gather(now);
+        self.service(now);
+    }
+
+    fn send_offer(&mut self, now: Instant, sdp: String) {
+        let p = OfferPayload::data(sdp, &self.connection_id, self.serialization.clone(), self.reliable);
+        self.signals.push_back(Outgoing::Offer(p));
+        self.mark(Milestone::OfferSent, now);
+    }
+
+    /// The remote's OFFER (this connection answers).
+    pub fn on_offer(&mut self, now: Instant, payload: OfferPayload) {
+        self.mark(Milestone::OfferReceived, now);
+        self.connection_id = payload.connection_id.clone();
+        // PeerJS answers an OFFER without these as `binary` and unreliable.
+        self.serialization = payload.serialization.clone().unwrap_or(Serialization::Binary);
+        self.reliable = payload.reliable.unwrap_or(false);
+        match Codec::for_serialization(&self.serialization) {
+            Some(c) => self.codec = Some(c),
+            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization))),
+        }
+        let mut pc = match build_pc(now) {
+            Ok(pc) => pc,
+            Err(f) => return self.fail(f),
+        };
+        let Ok(desc) = RTCSessionDescription::offer(payload.sdp.sdp) else {
+            return self.fail(Failure::BrokerError("bad offer".into()));
+        };
+        if pc.set_remote_description(now, desc).is_err() {
+            return self.fail(Failure::BrokerError("set_remote_description".into()));
+        }
+        self.pc = Some(pc);
+        self.apply_early_candidates();
+        let Some(pc) = self.pc.as_mut() else { return };
+        let Ok(answer) = pc.create_answer(None) else {
+            return self.fail(Failure::BrokerError("create_answer".into()));
+        };
+        if pc.set_local_description(now, answer.clone()).is_err() {
+            return self.fail(Failure::BrokerError("set_local_description".into()));
+        }
+        if self.cfg.ice == IceMode::Trickle {
+            self.send_answer(answer.sdp);
+        }
+        self.gather(now);
+        self.service(now);
+    }
+
+    fn send_answer(&mut self, sdp: String) {
+        self.signals.push_back(Outgoing::Answer(AnswerPayload {
+            sdp: SessionDescriptionInit { kind: "answer".into(), sdp },
+            connection_type: ConnectionType::Data,
+            connection_id: self.connection_id.clone(),
+            browser: None,
+        }));
+    }
+
+    pub fn on_answer(&mut self, now: Instant, payload: AnswerPayload) {
+        self.mark(Milestone::AnswerReceived, now);
+        if let (Some(pc), Ok(desc)) = (self.pc.as_mut(), RTCSessionDescription::answer(payload.sdp.sdp))
+            && pc.set_remote_description(now, desc).is_ok()
+        {
+            self.apply_early_candidates();
+        }
+        self.service(now);
+    }
+
+    pub fn on_candidate(&mut self, now: Instant, payload: CandidatePayload) {
+        let c = RTCIceCandidateInit {
+            candidate: payload.candidate.candidate,
+            sdp_mid: payload.candidate.sdp_mid,
+            sdp_mline_index: payload.candidate.sdp_m_line_index,
+            username_fragment: payload.candidate.username_fragment,
+            ..Default::default()
+        };
+        match self.pc.as_mut() {
+            Some(pc) if pc.remote_description().is_some() => {
+                let _ = pc.add_remote_candidate(c);
+            }
+            // PeerJS keeps candidates that arrive before the description (`_lostMessages`).
+            _ => self.early_candidates.push(c),
+        }
+        self.service(now);
+    }
+
+    fn apply_early_candidates(&mut self) {
+        if let Some(pc) = self.pc.as_mut() {
+            for c in self.early_candidates.drain(..) {
+                let _ = pc.add_remote_candidate(c);
+            }
+        }
+    }
+
+    /// Host candidate now; with a STUN server, a Binding from the host socket whose answer
+    /// becomes the srflx candidate; with a TURN server, an Allocate. Gathering completes when
+    /// every source is done or given up.
+    fn gather(&mut self, now: Instant) {
+        if !self.cfg.relay_only {
+            let Some(c) = host_candidate(self.host) else { return };
+            if let Some(pc) = self.pc.as_mut() {
+                let _ = pc.add_local_candidate(c);
+            }
+            self.mark(Milestone::FirstLocalCandidate, now);
+        }
+        if let Some(server) = self.cfg.stun.filter(|_| !self.cfg.relay_only) {
+            let tid = transaction_id(self.host, &self.remote);
+            let bytes = peerstorm_model::stun::Message::binding_request(tid).encode(true);
+            self.out.push_back(Transmit::Datagram { src: self.host, dst: server, data: bytes.clone() });
+            self.stun = Some(StunProbe { tid, bytes, next: now + Duration::from_millis(500), tries: 1 });
+            self.gathering += 1;
+        }
+        if let Some(t) = self.cfg.turn.clone() {
+            match TurnClient::start(now, self.host, &t) {
+                Ok(c) => {
+                    self.turn = Some(c);
+                    self.gathering += 1;
+                    flush_turn(&mut self.turn, self.host, &mut self.out);
+                }
+                Err(_) => self.fail(Failure::BrokerError("starting the TURN client".into())),
+            }
+        }
+        if self.gathering == 0 {
+            self.finish_gathering(now);
+        }
+    }
+
+    /// One candidate source finished (with or without a candidate).
+    fn source_done(&mut self, now: Instant) {
+        self.gathering = self.gathering.saturating_sub(1);
+        if self.gathering == 0 {
+            self.finish_gathering(now);
+        }
+    }
+
+    /// Drains the TURN client's events: the relayed address becomes a candidate; data from
+    /// peers goes into the peer connection as if it arrived on the relayed address.
+    fn turn_events(&mut self, now: Instant) {
+        loop {
+            let Some(ev) = self.turn.as_mut().and_then(|t| t.client.poll_event()) else { break };
+            match ev {
+                TurnEvent::AllocateResponse(_, relayed) => {
+                    self.relay = Some(relayed);
+                    let base = self.srflx.unwrap_or(self.host);
+                    let c = CandidateRelayConfig {
+                        base_config: udp_candidate(relayed),
+                        rel_addr: base.ip().to_string(),
+                        rel_port: base.port(),
+                        ..Default::default()
+                    };
+                    if let (Ok(c), Some(pc)) = (c.new_candidate_relay(), self.pc.as_mut())
+                        && let Ok(init) = RTCIceCandidate::from(&c).to_json()
+                        && pc.add_local_candidate(init).is_ok()
+                    {
+                        self.mark(Milestone::FirstLocalCandidate, now);
+                        self.mark(Milestone::FirstRelay, now);
+                    }
+                    self.source_done(now);
+                }
+                TurnEvent::AllocateError(..) => self.source_done(now),
+                TurnEvent::CreatePermissionResponse(_, peer) => {
+                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay) {
+                        let (ready, rest): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut t.waiting).into_iter().partition(|(p, _)| *p == peer);
+                        t.waiting = rest;
+                        if let Ok(mut r) = t.client.relay(relay) {
+                            for (p, data) in ready {
+                                let _ = r.send_to(now, &data, p);
+                            }
+                        }
+                    }
+                }
+                TurnEvent::TransactionTimeout(id) if self.turn.as_ref().is_some_and(|t| t.allocate == Some(id)) => {
+                    self.source_done(now)
+                }
+                TurnEvent::DataIndicationOrChannelData(_, from, data) => {
+                    if let (Some(relay), Some(pc)) = (self.relay, self.pc.as_mut()) {
+                        let _ = pc.handle_read(udp_in(now, relay, from, data));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = self.turn.as_mut()
+            && self.relay.is_none()
+            && !t.client.has_transaction(&t.allocate.unwrap_or_default())
+            && self.gathering_done
+        {
+            // No relay and nothing in flight: the client has nothing left to do.
+            self.turn = None;
+        }
+        flush_turn(&mut self.turn, self.host, &mut self.out);
+    }
+
+    fn finish_gathering(&mut self, now: Instant) {
+        if self.gathering_done {
+            return;
+        }
+        self.gathering_done = true;
+        self.stun = None;
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.add_local_candidate(RTCIceCandidateInit::default());
+        }
+        self.mark(Milestone::GatheringComplete, now);
+        if self.cfg.ice == IceMode::Vanilla {
+            // Vanilla: the description goes out now, with every candidate in it.
+            let sdp = self.pc.as_ref().and_then(|pc| pc.local_description()).map(|d| d.sdp.clone());
+            if let Some(sdp) = sdp {
+                if self.offerer {
+                    self.send_offer(now, sdp);
+                } else {
+                    self.send_answer(sdp);
+                }
+            }
+        }
+    }
+
+    fn on_stun_answer(&mut self, now: Instant, mapped: Option<SocketAddr>) {
+        if let Some(addr) = mapped {
+            let c = CandidateServerReflexiveConfig {
+                base_config: udp_candidate(addr),
+                rel_addr: self.host.ip().to_string(),
+                rel_port: self.host.port(),
+                ..Default::default()
+            };
+            if let (Ok(c), Some(pc)) = (c.new_candidate_server_reflexive(), self.pc.as_mut())
+                && let Ok(init) = RTCIceCandidate::from(&c).to_json()
+                && pc.add_local_candidate(init).is_ok()
+            {
+                self.srflx = Some(addr);
+                self.mark(Milestone::FirstSrflx, now);
+            }
+        }
+        self.stun = None;
+        self.source_done(now);
+    }
+
+    /// A datagram that arrived on this connection's socket.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        if let Some(probe) = &self.stun
+            && Some(src) == self.cfg.stun
+            && let Ok(m) = peerstorm_model::stun::Message::decode(data)
+            && m.transaction_id == probe.tid
+        {
+            let mapped = m.address(peerstorm_model::stun::attr::XOR_MAPPED_ADDRESS).and_then(Result::ok);
+            self.on_stun_answer(now, mapped);
+        } else if let Some(t) = self.turn.as_mut()
+            && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src)
+        {
+            let _ = t.client.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
+            self.turn_events(now);
+        } else if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
+        }
+        self.service(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(p) = self.stun.as_mut()
+            && now >= p.next
+        {
+            if p.tries >= 3 {
+                // No answer after three tries (RFC 8489's RTO doubling, shortened): gather without it.
+                self.on_stun_answer(now, None);
+            } else {
+                p.tries += 1;
+                p.next = now + Duration::from_millis(500) * (1 << p.tries);
+                let (src, dst, data) = (self.host, self.cfg.stun.expect("probing"), p.bytes.clone());
+                self.out.push_back(Transmit::Datagram { src, dst, data });
+            }
+        }
+        if let Some(t) = self.turn.as_mut()
+            && t.client.poll_timeout().is_some_and(|at| at <= now)
+        {
+            let _ = t.client.handle_timeout(now);
+            self.turn_events(now);
+        }
+        if let Some(pc) = self.pc.as_mut() {
+            let _ = pc.handle_timeout(now);
+        }
+        self.service(now);
+    }
+
+    /// Drains the peer connection: datagrams out, events into milestones, messages into the
+    /// workload.
+    fn service(&mut self, now: Instant) {
+        loop {
+            let Some(pc) = self.pc.as_mut() else { return };
+            let mut progressed = false;
+            let mut relayed = false;
+            while let Some(w) = pc.poll_write() {
+                progressed = true;
+                if Some(w.transport.local_addr) == self.relay {
+                    // From the relayed candidate: through the TURN server (permission and
+                    // ChannelBind are the client's business).
+                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay)
+                        && let Ok(mut r) = t.client.relay(relay)
+                    {
+                        let peer = w.transport.peer_addr;
+                        if let Err(rtc::shared::error::Error::ErrNoPermission) = r.send_to(now, &w.message, peer) {
+                            // CreatePermission first (once per peer); the datagram waits for it.
+                            let _ = r.create_permission(now, peer);
+                            if t.waiting.len() < 64 {
+                                t.waiting.push((peer, w.message.to_vec()));
+                            }
+                        }
+                        relayed = true;
+                    }
+                    continue;
+                }
+                self.out.push_back(Transmit::Datagram {
+                    src: w.transport.local_addr,
+                    dst: w.transport.peer_addr,
+                    data: w.message.to_vec(),
+                });
+            }
+            if relayed {
+                flush_turn(&mut self.turn, self.host, &mut self.out);
+            }
+            let mut events = Vec::new();
+            while let Some(ev) = pc.poll_event() {
+                events.push(ev);
+            }
+            let mut messages = Vec::new();
+            while let Some(m) = pc.poll_read() {
+                if let RTCMessage::DataChannelMessage(_, msg) = m.message {
+                    messages.push(msg.data.to_vec());
+                }
+            }
+            progressed |= !events.is_empty() || !messages.is_empty();
+            for ev in events {
+                self.on_event(now, ev);
+            }
+            for m in messages {
+                self.on_message(now, &m);
+            }
+            progressed |= self.pump_workload(now);
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, ev: RTCPeerConnectionEvent) {
+        match ev {
+            RTCPeerConnectionEvent::OnIceCandidateEvent(e) => {
+                if self.cfg.ice == IceMode::Trickle
+                    && let Ok(init) = e.candidate.to_json()
+                {
+                    self.signals.push_back(Outgoing::Candidate(CandidatePayload {
+                        candidate: IceCandidateInit {
+                            candidate: init.candidate,
+                            sdp_mid: init.sdp_mid,
+                            sdp_m_line_index: init.sdp_mline_index,
+                            username_fragment: init.username_fragment,
+                        },
+                        connection_type: ConnectionType::Data,
+                        connection_id: self.connection_id.clone(),
+                    }));
+                }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => match s {
+                RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
+                    self.mark(Milestone::IceConnected, now)
+                }
+                RTCIceConnectionState::Failed => self.fail(Failure::IceFailed),
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
+                RTCPeerConnectionState::Connected => self.mark(Milestone::DtlsConnected, now),
+                RTCPeerConnectionState::Failed => self.fail(Failure::DtlsFailed),
+                _ => {}
+            },
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
+                self.dc = Some(id);
+                self.dc_open_at = Some(now);
+                self.mark(Milestone::DataChannelOpen, now);
+                let pair = self
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc.sctp())
+                    .and_then(|sctp| sctp.transport().ice_transport().get_selected_candidate_pair());
+                if let Some(pair) = pair {
+                    self.milestones.selected = Some((pair.local().typ.to_string(), pair.remote().typ.to_string()));
+                }
+                self.check_workload_done(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The message the offerer sends, `message_bytes` long in its serialization's own terms.
+    fn workload_message(&self) -> Message {
+        let n = self.cfg.workload.message_bytes;
+        match self.serialization {
+            Serialization::Json => Message::Json(serde_json::Value::String("Z".repeat(n))),
+            Serialization::Raw => Message::Raw(vec![0x5a; n]),
+            _ => Message::Packed(Value::Bin(vec![0x5a; n])),
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, data: &[u8]) {
+        self.bytes_moved += data.len() as u64;
+        let Some(codec) = self.codec.as_mut() else { return };
+        let Ok(Some(Received::Data(m))) = codec.decode(data) else { return };
+        if self.offerer {
+            self.echoed += 1;
+            self.mark(Milestone::FirstEcho, now);
+            self.check_workload_done(now);
+        } else {
+            // The answerer echoes what it gets, as the interop tests' PeerJS pages do.
+            self.send(now, &m);
+        }
+    }
+
+    fn send(&mut self, now: Instant, m: &Message) {
+        let (Some(id), Some(pc), Some(codec)) = (self.dc, self.pc.as_mut(), self.codec.as_mut()) else { return };
+        let Ok(msgs) = codec.encode(m) else { return };
+        if let Some(mut dc) = pc.data_channel(id) {
+            for m in msgs {
+                self.bytes_moved += m.len() as u64;
+                let _ = dc.send(now, BytesMut::from(&m[..]));
+            }
+        }
+    }
+
+    /// Whether the offerer has sent all it will: its count, or its duration since the channel
+    /// opened.
+    fn workload_sent(&self, now: Instant) -> bool {
+        match (self.cfg.workload.duration, self.dc_open_at) {
+            (Some(d), Some(open)) => now.saturating_duration_since(open) >= d,
+            (Some(_), None) => false,
+            (None, _) => self.sent >= self.cfg.workload.messages,
+        }
+    }
+
+    fn check_workload_done(&mut self, now: Instant) {
+        if self.offerer && self.dc.is_some() && self.echoed >= self.sent && self.workload_sent(now) {
+            self.mark(Milestone::WorkloadDone, now);
+        }
+    }
+
+    /// The offerer sends its messages one at a time, each after the previous echo.
+    fn pump_workload(&mut self, now: Instant) -> bool {
+        if !self.offerer || self.dc.is_none() || self.sent > self.echoed || self.workload_sent(now) {
+            return false;
+        }
+        self.sent += 1;
+        let m = self.workload_message();
+        self.send(now, &m);
+        true
+    }
+}

@@ -2,7 +2,8 @@
 # The whole peerstorm test suite. Installs what the tests need when it is missing:
 #   - Debian: chromium (browser fixtures and interop tests; never a downloaded browser),
 #     tshark (checks that the simulator's pcap files are real pcap),
-#     coturn (the reference TURN server and its turnutils clients)
+#     coturn (the reference TURN server and its turnutils clients),
+#     python3-junitparser (a JUnit consumer that reads peerstorm's junit.xml)
 #   - npm: tools/js (peer@1.0.2, peerjs@1.5.5, playwright-core), pinned by package-lock.json
 # then runs every test of the workspace (cargo-nextest when present, else cargo test) and the
 # doc tests. Extra arguments go to the test runner, e.g. scripts/test.sh -p peerstorm-model.
@@ -16,6 +17,7 @@ apt_need=()
 [ -x /usr/bin/chromium ] || apt_need+=(chromium)
 command -v tshark >/dev/null || apt_need+=(tshark)
 [ -x /usr/bin/turnserver ] || apt_need+=(coturn)
+/usr/bin/python3 -c 'import junitparser' 2>/dev/null || apt_need+=(python3-junitparser)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing Debian packages: ${apt_need[*]}"
   $sudo apt-get update -qq

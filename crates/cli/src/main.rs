@@ -4,6 +4,7 @@ mod bench;
 mod bench_turn;
 mod inspect;
 mod nat;
+mod report;
 mod run;
 mod serve;
 
@@ -45,14 +46,33 @@ struct Cli {
 enum Command {
     /// Run a scenario on the simulator: real-stack virtual peers behind simulated NATs, the
     /// embedded broker and STUN/TURN server, on a virtual clock; prints per-stage percentiles and
-    /// a table per NAT-pair class, writes summary.json and peers-<ice>.jsonl.
+    /// a table per NAT-pair class, writes the results directory, exits by the thresholds.
     #[command(after_help = "Examples:\n  \
 peerstorm run scenarios/quickstart.toml          # 300 peers, mixed NATs, under a second\n  \
 peerstorm run scenarios/nat-matrix.toml          # every NAT preset against every preset\n  \
 peerstorm run scenarios/trickle-ab.toml          # trickle vs vanilla at 20/100/300 ms RTT\n  \
-peerstorm run scenarios/storm-10k.toml --seed 7  # 10,000 peers, another seed\n\n\
-The same scenario and seed give a byte-identical summary.json.")]
+peerstorm run scenarios/storm-10k.toml --seed 7  # 10,000 peers, another seed\n  \
+peerstorm run scenarios/storm-10k.toml --shard 1/2 --out a   # half the groups; merge a and b later\n\n\
+Writes into --out (default reports/<scenario>-<UTC time>/): summary.json, report.md, report.html,\n\
+junit.xml (one testcase per threshold), metrics.json (HDR histograms, mergeable), hgrm/*.hgrm,\n\
+peers-<ice>.jsonl, scenario.toml. The same scenario and seed give a byte-identical summary.json.\n\n\
+Exit status: 0 every threshold held (or there were none), 1 a threshold failed,\n\
+2 the harness could not do its job (bad scenario, unknown metric path, internal error).")]
     Run(run::RunArgs),
+    /// Re-render a results directory (summary, Markdown, HTML, JUnit, .hgrm) from its
+    /// metrics.json and re-check the thresholds of its scenario.toml; exit status as `run`.
+    Report(report::ReportArgs),
+    /// Merge results directories of shards (`run --shard i/n`) exactly: histogram counts,
+    /// counters and series add; then render and check thresholds as `run` does.
+    #[command(after_help = "Example:\n  \
+peerstorm run s.toml --shard 1/2 --out a && peerstorm run s.toml --shard 2/2 --out b\n  \
+peerstorm merge a b --out ab")]
+    Merge(report::MergeArgs),
+    /// Compare two results (directories or summary.json files): a regression table; exit 1
+    /// when a figure got worse than the tolerance allows, 2 when they cannot be read.
+    #[command(after_help = "Example:\n  \
+peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T101500Z --tolerance 5%")]
+    Compare(report::CompareArgs),
     /// Parse and explain protocol messages: SDP, ICE candidates, PeerJS frames.
     #[command(subcommand)]
     Inspect(inspect::Inspect),
@@ -78,6 +98,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(r) => run::run(&r),
+        Command::Report(r) => report::report(&r),
+        Command::Merge(m) => report::merge(&m),
+        Command::Compare(c) => report::compare(&c),
         Command::Inspect(i) => inspect::run(i),
         Command::Serve(s) => serve::run(s),
         Command::Bench(b) => bench::run(b),

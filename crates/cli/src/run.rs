@@ -1,9 +1,12 @@
-//! `peerstorm run SCENARIO`: a scenario on the simulator.
+//! `peerstorm run SCENARIO`: a scenario on the simulator, its results written for the report
+//! layer, the exit status from its thresholds.
 
+use crate::{EXIT_HARNESS, EXIT_OK};
 use anyhow::{Context, Result};
 use clap::Args;
-use peerstorm_runner::Scenario;
-use std::path::PathBuf;
+use peerstorm_runner::{Scenario, Shard};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -13,68 +16,169 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Where to write summary.json and peers-<ice>.jsonl (default reports/out/<scenario>-<unix time>/).
+    /// Where to write the results (default reports/<scenario>-<UTC time>/).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Simulate one shard: groups i, i+n, i+2n, ... (1-based, e.g. 2/4); `peerstorm merge`
+    /// combines the shards' directories.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// No progress display.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a directory name.
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Progress on stderr: a bar on a terminal, otherwise (or with CI=true) a plain line every
+/// five seconds once a run has taken three.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    wall: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let tty = std::io::stderr().is_terminal() && std::env::var("CI").map_or(true, |v| v != "true");
+        let bar = (!quiet && tty).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} peers done  {msg}")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        Self { bar, wall: Instant::now(), last: Instant::now() }
+    }
+
+    fn update(&mut self, p: &peerstorm_runner::sim::Progress, quiet: bool) {
+        let msg = format!(
+            "started {}, failed {}, virtual {:.0} s, wall {:.0} s",
+            p.peers_started,
+            p.peers_failed,
+            p.virtual_time.as_secs_f64(),
+            self.wall.elapsed().as_secs_f64()
+        );
+        if let Some(b) = &self.bar {
+            b.set_length(p.peers as u64);
+            b.set_position(p.peers_done as u64);
+            b.set_prefix(format!("{:?}", p.ice).to_lowercase());
+            b.set_message(msg);
+        } else if !quiet && self.wall.elapsed().as_secs() >= 3 && self.last.elapsed().as_secs() >= 5 {
+            self.last = Instant::now();
+            eprintln!("  {:?} ICE: {} of {} peers done; {msg}", p.ice, p.peers_done, p.peers);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Reads and checks a scenario; `Err` carries the message for exit status 2.
+pub fn load_scenario(path: &Path) -> Result<(Scenario, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let s = Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((s, text))
 }
 
 pub fn run(a: &RunArgs) -> Result<u8> {
-    let text = std::fs::read_to_string(&a.scenario).with_context(|| format!("reading {}", a.scenario.display()))?;
-    let mut s = match Scenario::parse(&text) {
-        Ok(s) => s,
+    let (mut s, text) = match load_scenario(&a.scenario) {
+        Ok(x) => x,
         Err(e) => {
-            eprintln!("peerstorm: {}: {e}", a.scenario.display());
-            return Ok(crate::EXIT_HARNESS);
+            eprintln!("peerstorm: {e}");
+            return Ok(EXIT_HARNESS);
         }
     };
     if let Some(seed) = a.seed {
         s.seed = seed;
     }
-    if !s.thresholds.is_empty() {
-        eprintln!(
-            "peerstorm: {}: [thresholds] are evaluated by the report layer, which this build does not have yet; remove them to run",
-            a.scenario.display()
-        );
-        return Ok(crate::EXIT_HARNESS);
-    }
-    eprintln!("running {} (seed {}, {} peers, ICE {:?}) on the simulator", s.name, s.seed, s.peers.count, s.peers.ice);
-    let wall = Instant::now();
-    // Progress on stderr at most every 5 wall seconds, once a run has taken 3.
-    let mut last = Instant::now();
-    let mut report = |p: peerstorm_runner::sim::Progress| {
-        if wall.elapsed().as_secs() >= 3 && last.elapsed().as_secs() >= 5 {
-            last = Instant::now();
-            eprintln!(
-                "  {:?} ICE: virtual {:.0} s, {} of {} peers done, wall {:.0} s",
-                p.ice,
-                p.virtual_time.as_secs_f64(),
-                p.peers_done,
-                p.peers,
-                wall.elapsed().as_secs_f64()
-            );
+    let shard = match a.shard.as_deref().map(Shard::parse).transpose() {
+        Ok(sh) => sh.unwrap_or(Shard::WHOLE),
+        Err(e) => {
+            eprintln!("peerstorm: --shard: {e}");
+            return Ok(EXIT_HARNESS);
         }
     };
-    let (summary, runs) =
-        peerstorm_runner::run_with_progress(&s, &mut report).with_context(|| format!("simulating {}", s.name))?;
+    let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "running {} (seed {}, {} peers, {} pattern, ICE {:?}{}) on the simulator",
+        s.name,
+        s.seed,
+        s.peers.count,
+        s.peers.pattern,
+        s.peers.ice,
+        if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) }
+    );
+    let mut progress = Progress::new(a.quiet);
+    let wall = Instant::now();
+    let result = peerstorm_runner::run_with_progress(&s, shard, &mut |p| progress.update(&p, a.quiet));
+    progress.finish();
+    let (metrics, runs) = result.with_context(|| format!("simulating {}", s.name))?;
     let secs = wall.elapsed().as_secs_f64();
-    print!("{}", summary.table());
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("reports/out/{}-{t}", s.name))
-    });
+    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("reports/{}-{}", s.name, utc_stamp())));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")?;
+    std::fs::write(dir.join("scenario.toml"), &text).with_context(|| format!("writing into {}", dir.display()))?;
     for r in &runs {
-        let mode = serde_json::to_value(r.ice)?.as_str().unwrap_or("ice").to_string();
+        let mode = peerstorm_runner::metrics::ice_name(r.ice);
         let mut lines = String::new();
-        for p in &r.peers {
+        for p in r.peers.iter().filter(|p| p.in_shard) {
             lines.push_str(&serde_json::to_string(p)?);
             lines.push('\n');
         }
-        let p = dir.join(format!("peers-{mode}.jsonl"));
-        std::fs::write(&p, lines).with_context(|| format!("writing {}", p.display()))?;
+        let name = if s.network.rtt_sweep_ms.is_empty() {
+            format!("peers-{mode}.jsonl")
+        } else {
+            format!("peers-{mode}-{}ms.jsonl", r.rtt_ms)
+        };
+        std::fs::write(dir.join(&name), lines).with_context(|| format!("writing {name}"))?;
     }
-    println!("wall time {secs:.2} s; summary and per-peer results (peers-<ice>.jsonl) written to {}", dir.display());
-    Ok(crate::EXIT_OK)
+    let (summary, outcomes) = peerstorm_report::write_dir(&dir, &metrics, &thresholds)
+        .with_context(|| format!("writing {}", dir.display()))?;
+    print!("{}", peerstorm_report::render::table(&summary));
+    Ok(finish(&dir, &outcomes, Some(secs)))
+}
+
+/// Prints the verdicts and where the results are; the exit status from the thresholds.
+pub fn finish(dir: &Path, outcomes: &[peerstorm_report::Outcome], wall: Option<f64>) -> u8 {
+    if !outcomes.is_empty() {
+        println!("thresholds:");
+        print!("{}", peerstorm_report::render::verdicts(outcomes));
+    }
+    if let Some(secs) = wall {
+        println!("wall time {secs:.2} s");
+    }
+    println!(
+        "results in {}: summary.json, report.md, report.html, junit.xml, metrics.json, hgrm/, peers-*.jsonl",
+        dir.display()
+    );
+    let failed = outcomes.iter().filter(|t| !t.passed).count();
+    if failed > 0 {
+        println!("{failed} of {} thresholds failed (exit 1)", outcomes.len());
+        1
+    } else {
+        if outcomes.is_empty() {
+            println!("no thresholds in the scenario: the exit status says only that the run completed");
+        }
+        EXIT_OK
+    }
 }

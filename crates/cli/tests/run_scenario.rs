@@ -17,13 +17,17 @@ fn the_shipped_scenario_runs_and_writes_a_summary() {
     let out = peerstorm(&["run", "scenarios/quickstart.toml", "--out", out_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("trickle ICE at 60 ms RTT: 150 pairs") && text.contains("dc_open"), "{text}");
+    assert!(text.contains("trickle ICE at 60 ms RTT: 150 connections") && text.contains("dc_open"), "{text}");
     assert!(text.contains("symmetric ↔ symmetric"), "the per-NAT-pair table: {text}");
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(j["scenario"], "quickstart");
     assert!(j["modes"][0]["success_rate"].as_f64().unwrap() > 0.95, "{j}");
-    assert!(j["modes"][0]["goodput_kbps_p50"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["modes"][0]["goodput"]["p50_kbps"].as_f64().unwrap() > 0.0, "{j}");
+    assert_eq!(j["schema"], "peerstorm.summary/2");
+    for f in ["report.md", "report.html", "junit.xml", "metrics.json", "hgrm/trickle.dc_open.hgrm", "scenario.toml"] {
+        assert!(out_dir.join(f).exists(), "{f} written");
+    }
     assert!(j["modes"][0]["classes"]["symmetric ↔ symmetric"]["selected"]["host/relay"].as_u64().unwrap() > 0, "{j}");
     let peers = std::fs::read_to_string(out_dir.join("peers-trickle.jsonl")).unwrap();
     assert_eq!(peers.lines().count(), 300, "one line per peer");

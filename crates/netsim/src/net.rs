@@ -40,6 +40,9 @@ pub struct Packet {
 pub struct NetEvent {
     iface: IfaceId,
     pkt: Packet,
+    /// The packet has crossed its sender's uplink and enters `iface`'s downlink now (rather
+    /// than arriving at `iface`): the downlink sees packets in the order they reach it.
+    enter_down: bool,
 }
 
 /// A packet that reached a host.
@@ -279,33 +282,53 @@ impl Network {
         let size = pkt.payload.len() + HEADER_BYTES;
         let reliable = pkt.proto == Proto::Tcp;
         let mut up = std::mem::take(&mut self.scratch);
-        let mut down = std::mem::take(&mut self.scratch2);
-        let mut arrivals: Vec<Duration> = Vec::new();
         match self.ifaces[from.0 as usize].up.transmit(now, size, reliable, &mut self.rng, &mut up) {
             Err(e) => self.drop(Drop::Link(e)),
             Ok(()) => {
-                for &t1 in &up {
-                    match self.ifaces[to.0 as usize].down.transmit(t1, size, reliable, &mut self.rng, &mut down) {
-                        Err(e) => self.drop(Drop::Link(e)),
-                        Ok(()) => arrivals.extend_from_slice(&down),
+                // Every copy but the last is a clone (duplication); the last takes the packet.
+                if let Some((&last, rest)) = up.split_last() {
+                    for &t in rest {
+                        self.enter_down(q, now, t, to, pkt.clone());
                     }
+                    self.enter_down(q, now, last, to, pkt);
                 }
             }
         }
         self.scratch = up;
-        self.scratch2 = down;
-        // Every copy but the last is a clone (duplication); the last takes the packet.
-        if let Some((&last, rest)) = arrivals.split_last() {
-            for &t in rest {
-                q.push(t, NetEvent { iface: to, pkt: pkt.clone() });
-            }
-            q.push(last, NetEvent { iface: to, pkt });
+    }
+
+    /// A packet reaches `to`'s downlink at `t`: at once when that is now, else as an event at
+    /// `t`, so that the downlink serves packets in the order they reach it (a packet that left
+    /// a slower uplink earlier must not hold up one that reaches the downlink first).
+    fn enter_down(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, t: Duration, to: IfaceId, pkt: Packet) {
+        if t > now {
+            q.push(t, NetEvent { iface: to, pkt, enter_down: true });
+            return;
         }
+        let size = pkt.payload.len() + HEADER_BYTES;
+        let reliable = pkt.proto == Proto::Tcp;
+        let mut down = std::mem::take(&mut self.scratch2);
+        match self.ifaces[to.0 as usize].down.transmit(t, size, reliable, &mut self.rng, &mut down) {
+            Err(e) => self.drop(Drop::Link(e)),
+            Ok(()) => {
+                if let Some((&last, rest)) = down.split_last() {
+                    for &t in rest {
+                        q.push(t, NetEvent { iface: to, pkt: pkt.clone(), enter_down: false });
+                    }
+                    q.push(last, NetEvent { iface: to, pkt, enter_down: false });
+                }
+            }
+        }
+        self.scratch2 = down;
     }
 
     /// Handles one event at `now`: forwards the packet on, or hands it to a host.
     pub fn handle(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, ev: NetEvent) -> Option<Delivery> {
-        let NetEvent { iface, mut pkt } = ev;
+        let NetEvent { iface, mut pkt, enter_down } = ev;
+        if enter_down {
+            self.enter_down(q, now, now, iface, pkt);
+            return None;
+        }
         self.note(now, iface, &pkt);
         if let Some(c) = self.ifaces[iface.0 as usize].capture {
             self.captures[c].record(now, pkt.proto, pkt.src, pkt.dst, &pkt.payload);

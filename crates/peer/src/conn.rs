@@ -245,8 +245,8 @@ impl Connection {
         self.milestones.mark(m, now.saturating_duration_since(self.start));
     }
 
-    pub fn fail(&mut self, f: Failure) {
-        self.milestones.fail(f);
+    pub fn fail(&mut self, f: Failure, now: Instant) {
+        self.milestones.fail(f, now.saturating_duration_since(self.start));
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -268,23 +268,23 @@ impl Connection {
     pub fn start_offer(&mut self, now: Instant) {
         let mut pc = match build_pc(now) {
             Ok(pc) => pc,
-            Err(f) => return self.fail(f),
+            Err(f) => return self.fail(f, now),
         };
         // PeerJS 1.5.5 creates the channel with `{ ordered: !!reliable }` and nothing else.
         let init = RTCDataChannelInit { ordered: self.reliable, ..Default::default() };
         if pc.create_data_channel(&self.connection_id, Some(init)).is_err() {
-            return self.fail(Failure::BrokerError("create_data_channel".into()));
+            return self.fail(Failure::BrokerError("create_data_channel".into()), now);
         }
         let Ok(offer) = pc.create_offer(None) else {
-            return self.fail(Failure::BrokerError("create_offer".into()));
+            return self.fail(Failure::BrokerError("create_offer".into()), now);
         };
         if pc.set_local_description(now, offer.clone()).is_err() {
-            return self.fail(Failure::BrokerError("set_local_description".into()));
+            return self.fail(Failure::BrokerError("set_local_description".into()), now);
         }
         self.pc = Some(pc);
         match Codec::for_serialization(&self.serialization) {
             Some(c) => self.codec = Some(c),
-            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization))),
+            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
         if self.cfg.ice == IceMode::Trickle {
             self.send_offer(now, offer.sdp);
@@ -308,26 +308,26 @@ impl Connection {
         self.reliable = payload.reliable.unwrap_or(false);
         match Codec::for_serialization(&self.serialization) {
             Some(c) => self.codec = Some(c),
-            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization))),
+            None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
         let mut pc = match build_pc(now) {
             Ok(pc) => pc,
-            Err(f) => return self.fail(f),
+            Err(f) => return self.fail(f, now),
         };
         let Ok(desc) = RTCSessionDescription::offer(payload.sdp.sdp) else {
-            return self.fail(Failure::BrokerError("bad offer".into()));
+            return self.fail(Failure::BrokerError("bad offer".into()), now);
         };
         if pc.set_remote_description(now, desc).is_err() {
-            return self.fail(Failure::BrokerError("set_remote_description".into()));
+            return self.fail(Failure::BrokerError("set_remote_description".into()), now);
         }
         self.pc = Some(pc);
         self.apply_early_candidates();
         let Some(pc) = self.pc.as_mut() else { return };
         let Ok(answer) = pc.create_answer(None) else {
-            return self.fail(Failure::BrokerError("create_answer".into()));
+            return self.fail(Failure::BrokerError("create_answer".into()), now);
         };
         if pc.set_local_description(now, answer.clone()).is_err() {
-            return self.fail(Failure::BrokerError("set_local_description".into()));
+            return self.fail(Failure::BrokerError("set_local_description".into()), now);
         }
         if self.cfg.ice == IceMode::Trickle {
             self.send_answer(answer.sdp);
@@ -406,7 +406,7 @@ impl Connection {
                     self.gathering += 1;
                     flush_turn(&mut self.turn, self.host, &mut self.out);
                 }
-                Err(_) => self.fail(Failure::BrokerError("starting the TURN client".into())),
+                Err(_) => self.fail(Failure::BrokerError("starting the TURN client".into()), now),
             }
         }
         if self.gathering == 0 {
@@ -652,12 +652,12 @@ impl Connection {
                 RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
                     self.mark(Milestone::IceConnected, now)
                 }
-                RTCIceConnectionState::Failed => self.fail(Failure::IceFailed),
+                RTCIceConnectionState::Failed => self.fail(Failure::IceFailed, now),
                 _ => {}
             },
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
                 RTCPeerConnectionState::Connected => self.mark(Milestone::DtlsConnected, now),
-                RTCPeerConnectionState::Failed => self.fail(Failure::DtlsFailed),
+                RTCPeerConnectionState::Failed => self.fail(Failure::DtlsFailed, now),
                 _ => {}
             },
             RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {

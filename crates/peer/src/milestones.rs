@@ -65,6 +65,8 @@ pub struct Milestones {
     /// The selected candidate pair's types (local, remote: `host`, `srflx`, `prflx`, `relay`),
     /// read when the data channel opens.
     pub selected: Option<(String, String)>,
+    /// When `failure` happened (time since the peer started).
+    pub failed_at: Option<Duration>,
 }
 
 impl Milestones {
@@ -77,7 +79,11 @@ impl Milestones {
         self.at.get(&m).copied()
     }
 
-    pub fn fail(&mut self, f: Failure) {
-        self.failure.get_or_insert(f);
+    /// Records the first failure and when it happened.
+    pub fn fail(&mut self, f: Failure, t: Duration) {
+        if self.failure.is_none() {
+            self.failure = Some(f);
+            self.failed_at = Some(t);
+        }
     }
 }

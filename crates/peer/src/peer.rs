@@ -169,8 +169,8 @@ impl VirtualPeer {
                 for (k, t) in &self.milestones.at {
                     m.mark(*k, *t);
                 }
-                if let Some(f) = &self.milestones.failure {
-                    m.fail(f.clone());
+                if let (Some(f), Some(t)) = (&self.milestones.failure, self.milestones.failed_at) {
+                    m.fail(f.clone(), t);
                 }
                 ConnOutcome { remote: c.remote.clone(), offerer: c.offerer, milestones: m, bytes_moved: c.bytes_moved }
             })
@@ -186,6 +186,11 @@ impl VirtualPeer {
         self.conns.iter().map(|c| c.bytes_moved).sum()
     }
 
+    /// Whether the session or any connection failed.
+    pub fn failed(&self) -> bool {
+        self.milestones.failure.is_some() || self.conns.iter().any(|c| c.milestones.failure.is_some())
+    }
+
     /// Finished: every connection is done (see [`Connection::is_done`]), or the session failed.
     pub fn is_done(&self) -> bool {
         self.milestones.failure.is_some() || self.conns.iter().all(Connection::is_done)
@@ -196,9 +201,9 @@ impl VirtualPeer {
     }
 
     /// Fails every unfinished connection (a timeout decided by the driver, for instance).
-    pub fn fail(&mut self, f: Failure) {
+    pub fn fail(&mut self, f: Failure, now: Instant) {
         for c in self.conns.iter_mut().filter(|c| !c.is_done()) {
-            c.fail(f.clone());
+            c.fail(f.clone(), now);
         }
     }
 
@@ -291,11 +296,11 @@ impl VirtualPeer {
             SignalEvent::Expire { src } => {
                 // The broker could not deliver to `src`: the connections to it fail.
                 for c in self.conns.iter_mut().filter(|c| c.remote == src && !c.is_done()) {
-                    c.fail(Failure::Expire);
+                    c.fail(Failure::Expire, now);
                 }
             }
-            SignalEvent::IdTaken => self.fail_session(Failure::IdTaken),
-            SignalEvent::Error(m) => self.fail_session(Failure::BrokerError(m)),
+            SignalEvent::IdTaken => self.fail_session(Failure::IdTaken, now),
+            SignalEvent::Error(m) => self.fail_session(Failure::BrokerError(m), now),
             SignalEvent::Leave { .. } | SignalEvent::Ignored(_) => {}
         }
     }
@@ -307,9 +312,9 @@ impl VirtualPeer {
         }
     }
 
-    fn fail_session(&mut self, f: Failure) {
-        self.milestones.fail(f.clone());
-        self.fail(f);
+    fn fail_session(&mut self, f: Failure, now: Instant) {
+        self.milestones.fail(f.clone(), now.saturating_duration_since(self.start));
+        self.fail(f, now);
     }
 
     /// The connection whose socket is `dst`.

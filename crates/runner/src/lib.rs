@@ -2,33 +2,38 @@
 //!
 //! [`scenario`] parses the TOML files (`scenarios/README.md` is the schema); [`sim`] runs one
 //! on virtual time: the simulated network, the broker core and real-stack virtual peers in one
-//! discrete-event loop, deterministic by seed; [`summary`] turns the milestones into the table
-//! and the summary JSON.
+//! discrete-event loop, deterministic by seed; [`metrics`] turns the milestones into the report
+//! layer's histograms, from which `peerstorm-report` makes the summary and every output.
 //!
-//! Peers run in pairs behind the scenario's NAT presets, with the embedded STUN/TURN server as
-//! a host of the simulated network.
+//! Peers run in pairs, stars or mesh rooms behind the scenario's NAT presets, with the embedded
+//! STUN/TURN server as a host of the simulated network.
 
+pub mod metrics;
 pub mod scenario;
 pub mod sim;
-pub mod summary;
 
+pub use peerstorm_report::Summary;
 pub use scenario::Scenario;
+pub use sim::Shard;
 
 /// Runs every ICE mode of the scenario and summarises.
-pub fn run(s: &Scenario) -> Result<summary::Summary, sim::SimError> {
+pub fn run(s: &Scenario) -> Result<Summary, sim::SimError> {
     Ok(run_detailed(s)?.0)
 }
 
 /// As [`run`], with every peer's result beside the summary.
-pub fn run_detailed(s: &Scenario) -> Result<(summary::Summary, Vec<sim::RunResult>), sim::SimError> {
-    run_with_progress(s, &mut |_| {})
+pub fn run_detailed(s: &Scenario) -> Result<(Summary, Vec<sim::RunResult>), sim::SimError> {
+    let (m, runs) = run_with_progress(s, Shard::WHOLE, &mut |_| {})?;
+    Ok((peerstorm_report::summary::summarize(&m), runs))
 }
 
-/// As [`run_detailed`], reporting each run's progress once per virtual second.
+/// Runs one shard of every ICE mode (and RTT of a sweep), reporting progress once per virtual
+/// second; returns the metrics and every peer's result.
 pub fn run_with_progress(
     s: &Scenario,
+    shard: Shard,
     progress: &mut dyn FnMut(sim::Progress),
-) -> Result<(summary::Summary, Vec<sim::RunResult>), sim::SimError> {
+) -> Result<(peerstorm_report::Metrics, Vec<sim::RunResult>), sim::SimError> {
     let rtts = if s.network.rtt_sweep_ms.is_empty() { vec![s.network.rtt_ms] } else { s.network.rtt_sweep_ms.clone() };
     let mut runs = Vec::new();
     for rtt in rtts {
@@ -38,8 +43,8 @@ pub fn run_with_progress(
             v.servers.broker_rtt_ms = rtt;
         }
         for ice in &s.peers.ice {
-            runs.push(sim::simulate_with(&v, *ice, progress)?);
+            runs.push(sim::simulate_with(&v, *ice, shard, progress)?);
         }
     }
-    Ok((summary::summarize(&s.name, s.seed, &runs), runs))
+    Ok((metrics::collect_all(&s.name, s.seed, shard, &runs), runs))
 }

@@ -21,9 +21,10 @@ pub struct Scenario {
     pub workload: Workload,
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// Metric path → condition, checked by the report layer.
+    /// Metric path → condition (`"setup.dc_open.p95" = "< 800ms"`), checked by the report
+    /// layer; dotted keys written unquoted are nested tables, flattened back into paths.
     #[serde(default)]
-    pub thresholds: BTreeMap<String, String>,
+    pub thresholds: toml::Table,
 }
 
 fn default_seed() -> u64 {
@@ -260,6 +261,8 @@ pub enum ScenarioError {
     Toml(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("[thresholds] {0}")]
+    Threshold(String),
 }
 
 impl Scenario {
@@ -295,7 +298,18 @@ impl Scenario {
         }
     }
 
+    /// The thresholds, parsed: an unknown metric, a unit that does not fit or a malformed
+    /// condition is an error here, before anything runs.
+    pub fn thresholds(&self) -> Result<Vec<peerstorm_report::Threshold>, ScenarioError> {
+        let v = serde_json::to_value(&self.thresholds).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        let mut pairs = Vec::new();
+        let thresholds_err = |e: peerstorm_report::ThresholdError| ScenarioError::Threshold(e.to_string());
+        peerstorm_report::thresholds::flatten("", &v, &mut pairs).map_err(thresholds_err)?;
+        pairs.into_iter().map(|(p, c)| peerstorm_report::Threshold::parse(&p, &c).map_err(thresholds_err)).collect()
+    }
+
     fn check(&self) -> Result<(), ScenarioError> {
+        self.thresholds()?;
         let bad = |m: String| Err(ScenarioError::Unsupported(m));
         if self.mode != "sim" {
             return bad(format!(
@@ -429,5 +443,23 @@ mod tests {
         let s = Scenario::parse("name = \"x\"\n[peers]\ncount = 4\nice = [\"trickle\", \"vanilla\"]\n").unwrap();
         assert_eq!(s.peers.ice, [IceMode::Trickle, IceMode::Vanilla]);
         assert_eq!(s.network.rtt_ms, 40);
+    }
+
+    #[test]
+    fn thresholds_parse_before_the_run() {
+        let s = Scenario::parse(
+            "name = \"x\"\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_open.p95 = \"< 800ms\"\nsuccess_rate = \">= 99%\"\n\"relay_share{class=open ↔ symmetric}\" = \"<= 0.3\"\n",
+        )
+        .unwrap();
+        let t = s.thresholds().unwrap();
+        let texts: Vec<&str> = t.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["setup.dc_open.p95 < 800ms", "success_rate >= 99%", "relay_share{class=open ↔ symmetric} <= 0.3"]
+        );
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_opn.p95 = \"< 800ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[thresholds]") && e.contains("unknown stage \"dc_opn\""), "{e}");
     }
 }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PeerResult {
     pub id: String,
+    /// Whether this run's shard simulated the peer (the others never joined).
+    #[serde(skip)]
+    pub in_shard: bool,
     /// The NAT preset this peer sits behind.
     pub nat: &'static str,
     pub start: Duration,
@@ -70,6 +73,47 @@ pub struct RunResult {
     pub virtual_end: Duration,
     pub events: u64,
     pub datagrams_delivered: u64,
+    /// Signaling frames the broker delivered, in total and per virtual second.
+    pub frames_relayed: u64,
+    pub frames_per_s: Vec<u64>,
+    /// Data-channel bytes moved per virtual second (both directions, both sides).
+    pub bytes_per_s: Vec<u64>,
+    /// The shard this run simulated.
+    pub shard: Shard,
+}
+
+/// A part of a scenario: groups `index`, `index + count`, ... (0-based), so that shards
+/// together hold every group once. Groups interact only through the servers, so on a lossless
+/// network the shards' results are exactly the whole run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// `i/n`, 1-based as written on a command line.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text.split_once('/').ok_or_else(|| format!("shard {text:?}: expected i/n, e.g. 1/4"))?;
+        let (i, n): (usize, usize) = match (i.trim().parse(), n.trim().parse()) {
+            (Ok(i), Ok(n)) => (i, n),
+            _ => return Err(format!("shard {text:?}: expected i/n with whole numbers, e.g. 1/4")),
+        };
+        if n == 0 || i == 0 || i > n {
+            return Err(format!("shard {text:?}: need 1 <= i <= n"));
+        }
+        Ok(Shard { index: i - 1, count: n })
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.index + 1, self.count)
+    }
+
+    pub fn holds(&self, group: usize) -> bool {
+        group % self.count == self.index
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,17 +277,25 @@ fn add_peer(
 pub struct Progress {
     pub ice: IceMode,
     pub virtual_time: Duration,
+    pub peers_started: usize,
+    /// Peers done, and how many of those with a failed connection.
     pub peers_done: usize,
+    pub peers_failed: usize,
     pub peers: usize,
 }
 
 /// Runs the scenario with one ICE mode.
 pub fn simulate(s: &Scenario, ice: IceMode) -> Result<RunResult, SimError> {
-    simulate_with(s, ice, &mut |_| {})
+    simulate_with(s, ice, Shard::WHOLE, &mut |_| {})
 }
 
-/// As [`simulate`], calling `progress` once per virtual second.
-pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progress)) -> Result<RunResult, SimError> {
+/// As [`simulate`], for one shard, calling `progress` once per virtual second.
+pub fn simulate_with(
+    s: &Scenario,
+    ice: IceMode,
+    shard: Shard,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunResult, SimError> {
     let base = Instant::now();
     let mut net = Network::new(s.seed);
     let internet = net.add_segment("internet");
@@ -330,9 +382,16 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
     }
     let mut netq: EventQueue<NetEvent> = EventQueue::default();
     let mut q: EventQueue<Ev> = EventQueue::default();
+    let mut done = 0usize;
+    let mut is_done = vec![false; n];
     // Answerers join before their offerers at the same instant (insertion order breaks the tie):
-    // each group's members join last first.
+    // each group's members join last first. Peers of other shards never join and count as done.
     for first in (0..n).step_by(group) {
+        if !shard.holds(first / group) {
+            is_done[first..first + group].fill(true);
+            done += group;
+            continue;
+        }
         for i in (first..first + group).rev() {
             q.push(starts[i], Ev::Join(i));
             q.push(starts[i] + Duration::from_secs(s.timeouts.setup_s), Ev::Deadline(i));
@@ -341,9 +400,19 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
     let mut timers: BTreeSet<(Duration, usize)> = BTreeSet::new();
     let mut timer_of: Vec<Option<Duration>> = vec![None; n];
     let mut touched: Vec<usize> = Vec::new();
-    let mut done = 0usize;
-    let mut is_done = vec![false; n];
     let mut now = Duration::ZERO;
+    let (mut started, mut failed) = (0usize, 0usize);
+    let mut frames_relayed = 0u64;
+    let mut frames_per_s: Vec<u64> = Vec::new();
+    let mut bytes_per_s: Vec<u64> = Vec::new();
+    let mut last_bytes = vec![0u64; n];
+    let bump = |v: &mut Vec<u64>, t: Duration, k: u64| {
+        let sec = t.as_secs() as usize;
+        if v.len() <= sec {
+            v.resize(sec + 1, 0);
+        }
+        v[sec] += k;
+    };
     let mut events = 0u64;
     let mut next_report = Duration::from_secs(1);
     while done < n {
@@ -373,9 +442,15 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
                 }
                 timer_of[i] = t;
             }
+            let b = peers[i].bytes_moved();
+            if b != last_bytes[i] {
+                bump(&mut bytes_per_s, now, b - last_bytes[i]);
+                last_bytes[i] = b;
+            }
             if !is_done[i] && peers[i].is_done() {
                 is_done[i] = true;
                 done += 1;
+                failed += usize::from(peers[i].failed());
             }
         }
         touched.clear();
@@ -396,7 +471,14 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
             return Err(SimError::Livelock(MAX_EVENTS, now, format!("{} and {more} more", unfinished.join(", "))));
         }
         if now >= next_report {
-            progress(Progress { ice, virtual_time: now, peers_done: done, peers: n });
+            progress(Progress {
+                ice,
+                virtual_time: now,
+                peers_started: started,
+                peers_done: done,
+                peers_failed: failed,
+                peers: n,
+            });
             next_report = now + Duration::from_secs(1);
         }
         let next_timer = timers.first().map(|(t, _)| *t);
@@ -430,6 +512,7 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
         } else if q.peek_time() == Some(t) {
             match q.pop().expect("peeked").1 {
                 Ev::Join(i) => {
+                    started += 1;
                     let query = peers[i].query("peerjs");
                     broker.handle_connect(at, ConnId(i as u64), &ConnectParams::from_query(&query));
                     peers[i].handle_connected(at);
@@ -437,13 +520,15 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
                 }
                 Ev::ToBroker(i, text) => broker.handle_text(at, ConnId(i as u64), &text),
                 Ev::ToPeer(i, text) => {
+                    frames_relayed += 1;
+                    bump(&mut frames_per_s, now, 1);
                     peers[i].handle_signal(at, &text);
                     touched.push(i);
                 }
                 Ev::ServerSend(p) => net.send(&mut netq, now, server_host, p),
                 Ev::Deadline(i) => {
                     if !is_done[i] {
-                        peers[i].fail(Failure::Timeout);
+                        peers[i].fail(Failure::Timeout, at);
                         touched.push(i);
                     }
                 }
@@ -456,10 +541,16 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
         }
         broker.handle_timeout(at);
     }
+    let mut in_shard = vec![false; n];
+    for first in (0..n).step_by(group).filter(|f| shard.holds(f / group)) {
+        in_shard[first..first + group].fill(true);
+    }
+    links.retain(|l| in_shard[l.offerer.0]);
     let results = peers
         .iter()
         .enumerate()
         .map(|(i, p)| PeerResult {
+            in_shard: in_shard[i],
             id: p.id().to_string(),
             nat: presets[i].as_str(),
             start: starts[i],
@@ -474,5 +565,9 @@ pub fn simulate_with(s: &Scenario, ice: IceMode, progress: &mut dyn FnMut(Progre
         virtual_end: now,
         events,
         datagrams_delivered: net.delivered,
+        frames_relayed,
+        frames_per_s,
+        bytes_per_s,
+        shard,
     })
 }

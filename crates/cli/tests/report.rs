@@ -1,0 +1,226 @@
+//! The CI contract end to end through the binary: thresholds → exit codes (0 held, 1 failed,
+//! 2 the harness could not run), shards that merge into exactly the whole run's histograms,
+//! re-rendering, `compare`, a JUnit consumer reading junit.xml, and report.html in Chromium.
+//!
+//! The JUnit and browser checks need Debian's python3-junitparser and chromium and
+//! tools/js/node_modules, which `scripts/test.sh` installs; they fail, never skip, without them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn peerstorm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("peerstorm-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small scenario with `thresholds` (TOML lines) written into `dir`.
+fn scenario(dir: &Path, extra: &str, thresholds: &str) -> String {
+    let p = dir.join("s.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"small\"\nseed = 4\n[network]\nrtt_ms = 40\nnat_mix = {{ open = 0.4, port-restricted = 0.3, symmetric = 0.3 }}\n{extra}\n[peers]\ncount = 24\narrival = {{ rate_per_s = 20 }}\nice = [\"trickle\", \"vanilla\"]\n[thresholds]\n{thresholds}\n"
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn each_exit_code_from_a_scenario_built_to_produce_it() {
+    let d = tmp("exit");
+    let out = d.join("held");
+    let held = scenario(
+        &d,
+        "",
+        "success_rate = \">= 0.9\"\nsetup.dc_open.p95 = \"< 10s\"\n\"relay_share{class=symmetric ↔ symmetric}\" = \">= 0.5\"\n",
+    );
+    let o = peerstorm(&["run", &held, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ok   success_rate >= 0.9"), "{}", text(&o));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 3, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+
+    let out = d.join("failed");
+    let failed = scenario(&d, "", "success_rate = \">= 0.9\"\nsetup.dc_open.p50 = \"< 1ms\"\n");
+    let o = peerstorm(&["run", &failed, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL setup.dc_open.p50 < 1ms"), "{}", text(&o));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("**FAIL**"));
+
+    // Nothing connected: a latency threshold has no samples, which fails it (never a pass).
+    let out = d.join("nothing");
+    let nothing = scenario(&d, "loss = 0.999\n[timeouts]\nsetup_s = 5", "setup.dc_open.p95 = \"< 60s\"\n");
+    let o = peerstorm(&["run", &nothing, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no samples"), "{}", text(&o));
+
+    // An unknown metric path is a configuration error, found before anything runs.
+    let out = d.join("typo");
+    let typo = scenario(&d, "", "setup.dc_opn.p95 = \"< 800ms\"\n");
+    let o = peerstorm(&["run", &typo, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("unknown stage \"dc_opn\""), "{}", text(&o));
+    assert!(!out.exists(), "nothing ran, nothing written");
+    let o = peerstorm(&["run", &held, "--shard", "3/2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+fn metrics(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn two_shards_merge_into_exactly_the_whole_run() {
+    let d = tmp("merge");
+    let s = scenario(&d, "", "success_rate = \">= 0.9\"\n");
+    let (whole, a, b, merged) = (d.join("whole"), d.join("a"), d.join("b"), d.join("merged"));
+    for (dir, shard) in [(&whole, None), (&a, Some("1/2")), (&b, Some("2/2"))] {
+        let mut args = vec!["run", &s, "--out", dir.to_str().unwrap(), "-q"];
+        if let Some(sh) = shard {
+            args.extend(["--shard", sh]);
+        }
+        let o = peerstorm(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let o = peerstorm(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (w, m, sa) = (metrics(&whole), metrics(&merged), metrics(&a));
+    assert_eq!(m["shards"], serde_json::json!(["1/2", "2/2"]));
+    let runs = w["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "trickle and vanilla");
+    for (rw, rm) in runs.iter().zip(m["runs"].as_array().unwrap()) {
+        let hw = rw["histograms"].as_object().unwrap();
+        assert!(hw.len() > 30, "stages × classes × selected pairs: {}", hw.len());
+        assert_eq!(
+            rw["histograms"], rm["histograms"],
+            "{}: the merged histograms are the whole run's, bit for bit",
+            rw["ice"]
+        );
+        for (k, v) in rw["counters"].as_object().unwrap() {
+            // Datagrams include keepalives until each run's own end: not additive.
+            if k != "datagrams" {
+                assert_eq!(&rm["counters"][k], v, "{}: counter {k}", rw["ice"]);
+            }
+        }
+    }
+    assert_ne!(sa["runs"][0]["histograms"], w["runs"][0]["histograms"], "a shard alone is not the whole run");
+    assert_eq!(sa["runs"][0]["counters"]["connections"], 6, "every other pair of 12");
+    // Merging a shard twice is refused.
+    let o = peerstorm(&["merge", a.to_str().unwrap(), a.to_str().unwrap(), "--out", d.join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn report_rerenders_and_compare_finds_regressions() {
+    let d = tmp("compare");
+    let fast = scenario(&d, "", "success_rate = \">= 0.9\"\n");
+    let base = d.join("base");
+    assert_eq!(peerstorm(&["run", &fast, "--out", base.to_str().unwrap(), "-q"]).status.code(), Some(0));
+    let again = d.join("again");
+    let o = peerstorm(&["report", base.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(base.join("summary.json")).unwrap(),
+        std::fs::read_to_string(again.join("summary.json")).unwrap(),
+        "re-rendered from metrics.json, the same summary"
+    );
+    let o = peerstorm(&["compare", base.to_str().unwrap(), again.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The same peers three times as far apart: setup takes longer, a regression.
+    let slow_dir = d.join("slowsrc");
+    std::fs::create_dir_all(&slow_dir).unwrap();
+    let slow = scenario(&slow_dir, "", "success_rate = \">= 0.9\"\n");
+    std::fs::write(&slow, std::fs::read_to_string(&slow).unwrap().replace("rtt_ms = 40", "rtt_ms = 120")).unwrap();
+    let new = d.join("new");
+    assert_eq!(peerstorm(&["run", &slow, "--out", new.to_str().unwrap(), "-q"]).status.code(), Some(0));
+    let o = peerstorm(&["compare", base.to_str().unwrap(), new.to_str().unwrap(), "--tolerance", "5%"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("setup.dc_open.p50 (ms)") && text(&o).contains("REGRESSED"), "{}", text(&o));
+    let o = peerstorm(&["compare", base.to_str().unwrap(), new.to_str().unwrap(), "--tolerance", "1000%"]);
+    assert_eq!(o.status.code(), Some(0), "a loose enough tolerance: {}", text(&o));
+    let o = peerstorm(&["compare", base.to_str().unwrap(), d.join("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = peerstorm(&["report", d.join("missing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn junit_xml_reads_in_a_junit_consumer_and_report_html_renders_in_chromium() {
+    let d = tmp("consumers");
+    let s = scenario(
+        &d,
+        "",
+        "success_rate = \">= 0.9\"\nsetup.dc_open.p50 = \"< 1ms\"\n\"dc.goodput.p50\" = \">= 1kbit/s\"\n",
+    );
+    let out = d.join("out");
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let py = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import sys, json\nfrom junitparser import JUnitXml, Failure\nx = JUnitXml.fromfile(sys.argv[1])\ncases = [c for s in x for c in s]\nprint(json.dumps({'tests': x.tests, 'failures': x.failures, 'names': [c.name for c in cases], 'failed': [c.name for c in cases if any(isinstance(r, Failure) for r in c.result)]}))",
+        )
+        .arg(out.join("junit.xml"))
+        .output()
+        .expect("/usr/bin/python3 runs");
+    assert!(
+        py.status.success(),
+        "junitparser could not read junit.xml (scripts/test.sh installs python3-junitparser): {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(j["tests"], 3, "{j}");
+    assert_eq!(j["failures"], 1, "{j}");
+    assert_eq!(j["failed"], serde_json::json!(["setup.dc_open.p50 < 1ms"]), "{j}");
+
+    assert!(
+        root().join("tools/js/node_modules/playwright-core").exists(),
+        "tools/js/node_modules is missing: run scripts/test.sh (it runs npm ci in tools/js)"
+    );
+    let shot = out.join("report.png");
+    let node = Command::new("node")
+        .arg(root().join("tools/js/check-report.mjs"))
+        .arg(out.join("report.html"))
+        .arg(&shot)
+        .output()
+        .expect("node is on PATH");
+    assert!(node.status.success(), "check-report.mjs: {}", String::from_utf8_lossy(&node.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&node.stdout).unwrap();
+    assert_eq!(page["errors"], serde_json::json!([]), "no console errors: {page}");
+    let requests = page["requests"].as_array().unwrap();
+    assert!(requests.iter().all(|r| r.as_str().unwrap().starts_with("file://")), "nothing from the network: {page}");
+    let charts = page["charts"].as_array().unwrap();
+    let titles: Vec<&str> = charts.iter().map(|c| c["title"].as_str().unwrap()).collect();
+    for want in ["CDF per NAT class", "p50 per run", "path type", "per second"] {
+        assert!(titles.iter().any(|t| t.contains(want)), "a chart of {want:?}: {titles:?}");
+    }
+    for c in charts {
+        assert!(c["marks"].as_u64().unwrap() > 0, "every chart draws something: {c}");
+        assert!(c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 50.0, "{c}");
+    }
+    assert_eq!(page["failCells"], 1, "the failed threshold shows as failed: {page}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
+    std::fs::remove_dir_all(&d).ok();
+}

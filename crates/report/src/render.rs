@@ -1,0 +1,282 @@
+//! Text outputs: the terminal table, `report.md`, `junit.xml` and HdrHistogram's `.hgrm`
+//! percentile distributions.
+
+use crate::summary::{STAGES, Summary};
+use crate::thresholds::Outcome;
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |g| format!("{g:.0}"))
+}
+
+/// The table printed after a run.
+pub fn table(s: &Summary) -> String {
+    let mut o = String::new();
+    for m in &s.modes {
+        let _ = writeln!(
+            o,
+            "{} ICE at {} ms RTT: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
+            m.ice,
+            m.rtt_ms,
+            m.pairs,
+            m.pairs_ok,
+            m.success_rate * 100.0,
+            m.failures,
+            m.bytes_moved,
+            opt(m.goodput_kbps_p50()),
+            m.frames_relayed,
+            m.datagrams_delivered,
+            m.end_ms
+        );
+        o.push_str("  stage (offerer, ms from start)   p50      p95      p99      max\n");
+        for (k, st) in STAGES.iter().filter_map(|st| m.stages.get_key_value(*st)) {
+            let _ =
+                writeln!(o, "  {k:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1}", st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms);
+        }
+    }
+    for m in &s.modes {
+        if m.classes.len() < 2 {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "{} ICE at {} ms RTT, by NAT pair  pairs   ok %   dc_open p50/p95 ms   kbit/s   selected (offerer local/remote)",
+            m.ice, m.rtt_ms
+        );
+        for (k, c) in &m.classes {
+            let dc = c.stages.get("dc_open").map_or("-".to_string(), |st| format!("{:.0}/{:.0}", st.p50_ms, st.p95_ms));
+            let sel: Vec<String> = c.selected.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            let _ = writeln!(
+                o,
+                "  {k:<36} {:>5} {:>6.1}   {dc:>18} {:>8}   {}",
+                c.pairs,
+                c.success_rate * 100.0,
+                opt(c.goodput_kbps_p50()),
+                if sel.is_empty() { "-".to_string() } else { sel.join(", ") }
+            );
+        }
+    }
+    if !s.trickle_minus_vanilla_p50_ms.is_empty() {
+        o.push_str("trickle minus vanilla, p50 (ms; negative: trickle is faster):\n  stage                          ");
+        for d in &s.trickle_minus_vanilla_p50_ms {
+            let _ = write!(o, "{:>9}", format!("{} ms", d.rtt_ms));
+        }
+        o.push('\n');
+        for st in STAGES {
+            if s.trickle_minus_vanilla_p50_ms.iter().all(|d| !d.stages.contains_key(st)) {
+                continue;
+            }
+            let _ = write!(o, "  {st:<30} ");
+            for d in &s.trickle_minus_vanilla_p50_ms {
+                match d.stages.get(st) {
+                    Some(v) => {
+                        let _ = write!(o, "{v:>+9.1}");
+                    }
+                    None => {
+                        let _ = write!(o, "{:>9}", "-");
+                    }
+                }
+            }
+            o.push('\n');
+        }
+    }
+    o
+}
+
+/// The thresholds' verdicts for the terminal.
+pub fn verdicts(outcomes: &[Outcome]) -> String {
+    let mut o = String::new();
+    for t in outcomes {
+        let _ = writeln!(o, "  {} {:<44} {}", if t.passed { "ok  " } else { "FAIL" }, t.threshold, t.message);
+    }
+    o
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// `report.md`.
+pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# peerstorm report: {}\n", s.scenario);
+    let _ = writeln!(o, "Seed {}, shards {}, schema `{}`.\n", s.seed, s.shards.join(", "), s.schema);
+    if !outcomes.is_empty() {
+        let failed = outcomes.iter().filter(|t| !t.passed).count();
+        let _ = writeln!(
+            o,
+            "## Thresholds: {}\n\n| | threshold | observed |\n|---|---|---|",
+            if failed == 0 { "all held".to_string() } else { format!("{failed} of {} failed", outcomes.len()) }
+        );
+        for t in outcomes {
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} |",
+                if t.passed { "ok" } else { "**FAIL**" },
+                md_escape(&t.threshold),
+                md_escape(&t.message)
+            );
+        }
+        o.push('\n');
+    }
+    for m in &s.modes {
+        let _ = writeln!(o, "## {} ICE at {} ms RTT\n", m.ice, m.rtt_ms);
+        let _ = writeln!(
+            o,
+            "{} peers, {} connections, {} ok ({:.1} %); failures: {}; bytes moved {}; frames relayed {}.\n",
+            m.peers,
+            m.pairs,
+            m.pairs_ok,
+            m.success_rate * 100.0,
+            if m.failures.is_empty() {
+                "none".to_string()
+            } else {
+                m.failures.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            },
+            m.bytes_moved,
+            m.frames_relayed
+        );
+        o.push_str("| stage (offerer, ms from start) | count | p50 | p90 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n");
+        for (k, st) in STAGES.iter().filter_map(|st| m.stages.get_key_value(*st)) {
+            let _ = writeln!(
+                o,
+                "| {k} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                st.count, st.p50_ms, st.p90_ms, st.p95_ms, st.p99_ms, st.max_ms
+            );
+        }
+        o.push('\n');
+        if !m.classes.is_empty() {
+            o.push_str("| NAT pair | pairs | ok % | dc_open p50 / p95 ms | goodput p50 kbit/s | selected (offerer local/remote) |\n|---|---:|---:|---:|---:|---|\n");
+            for (k, c) in &m.classes {
+                let dc = c
+                    .stages
+                    .get("dc_open")
+                    .map_or("-".to_string(), |st| format!("{:.0} / {:.0}", st.p50_ms, st.p95_ms));
+                let sel: Vec<String> = c.selected.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                let _ = writeln!(
+                    o,
+                    "| {k} | {} | {:.1} | {dc} | {} | {} |",
+                    c.pairs,
+                    c.success_rate * 100.0,
+                    opt(c.goodput_kbps_p50()),
+                    sel.join(", ")
+                );
+            }
+            o.push('\n');
+        }
+    }
+    if !s.trickle_minus_vanilla_p50_ms.is_empty() {
+        o.push_str("## Trickle minus vanilla (p50, ms; negative: trickle is faster)\n\n| stage |");
+        for d in &s.trickle_minus_vanilla_p50_ms {
+            let _ = write!(o, " {} ms RTT |", d.rtt_ms);
+        }
+        o.push_str("\n|---|");
+        o.push_str(&"---:|".repeat(s.trickle_minus_vanilla_p50_ms.len()));
+        o.push('\n');
+        for st in STAGES {
+            if s.trickle_minus_vanilla_p50_ms.iter().all(|d| !d.stages.contains_key(st)) {
+                continue;
+            }
+            let _ = write!(o, "| {st} |");
+            for d in &s.trickle_minus_vanilla_p50_ms {
+                let _ = write!(o, " {} |", d.stages.get(st).map_or("-".to_string(), |v| format!("{v:+.1}")));
+            }
+            o.push('\n');
+        }
+    }
+    o
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// `junit.xml`: one testcase per threshold, a failure element for each that failed.
+pub fn junit(s: &Summary, outcomes: &[Outcome]) -> String {
+    let failures = outcomes.iter().filter(|t| !t.passed).count();
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        o,
+        "<testsuites name=\"peerstorm\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">",
+        outcomes.len()
+    );
+    let _ = writeln!(
+        o,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        xml(&format!("thresholds.{}", s.scenario)),
+        outcomes.len()
+    );
+    for t in outcomes {
+        let _ = write!(
+            o,
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(&format!("peerstorm.{}", s.scenario)),
+            xml(&t.threshold)
+        );
+        if t.passed {
+            let _ = writeln!(o, ">\n      <system-out>{}</system-out>\n    </testcase>", xml(&t.message));
+        } else {
+            let _ = writeln!(
+                o,
+                ">\n      <failure message=\"{}\" type=\"threshold\">observed {}; expected {}</failure>\n    </testcase>",
+                xml(&t.message),
+                xml(&t.message),
+                xml(&t.threshold)
+            );
+        }
+    }
+    o.push_str("  </testsuite>\n</testsuites>\n");
+    o
+}
+
+/// A histogram of microseconds as HdrHistogram's `outputPercentileDistribution` prints it,
+/// values in milliseconds (output value unit scaling ratio 1000), five ticks per half distance.
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    if h.is_empty() {
+        let _ = writeln!(o, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", 0.0, 0.0);
+        let _ = writeln!(o, "#[Max     = {:>12.3}, Total count    = {:>12}]", 0.0, 0);
+        return o;
+    }
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let value = v.value_iterated_to() as f64 / 1000.0;
+        let q = v.quantile_iterated_to();
+        if q < 1.0 {
+            let _ = writeln!(o, "{value:>12.3} {q:>2.12} {total:>10} {:>14.2}", 1.0 / (1.0 - q));
+        } else {
+            let _ = writeln!(o, "{value:>12.3} {q:>2.12} {total:>10}");
+        }
+    }
+    let _ = writeln!(o, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
+    let _ = writeln!(o, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len());
+    let _ = writeln!(o, "#[Buckets = {:>12}, SubBuckets     = {:>12}]", h.buckets(), h.distinct_values());
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hgrm_lists_percentiles_up_to_the_max() {
+        let mut h = crate::metrics::histogram();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let text = hgrm(&h);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("Value") && lines[0].contains("1/(1-Percentile)"));
+        let last = lines.iter().rev().find(|l| !l.starts_with('#')).unwrap();
+        let cols: Vec<&str> = last.split_whitespace().collect();
+        assert_eq!(cols[1], "1.000000000000", "{last}");
+        assert_eq!(cols[2], "1000", "{last}");
+        assert!(text.contains("Total count    =         1000"), "{text}");
+        let median = lines.iter().find(|l| l.split_whitespace().nth(1) == Some("0.500000000000")).unwrap();
+        let v: f64 = median.split_whitespace().next().unwrap().parse().unwrap();
+        assert!((499.0..=501.0).contains(&v), "{median}");
+    }
+}

@@ -1,0 +1,336 @@
+//! The summary (`summary.json`, schema [`SCHEMA`], documented in `crates/report/README.md`):
+//! success, failure causes, candidate types and HDR percentiles of every setup stage, per run
+//! (ICE mode × RTT), overall, per NAT-pair class and per selected candidate pair, with
+//! trickle-minus-vanilla deltas. Computed from [`Metrics`] alone, so a merge of shards or a
+//! re-render gives the same summary as the run did. Deterministic: no wall-clock field.
+
+use crate::metrics::{Metrics, RunMetrics, scoped, split_scope};
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+
+/// The summary's schema name and version.
+pub const SCHEMA: &str = "peerstorm.summary/2";
+
+/// The setup stages, in order (milestones on the offerer's side, from its start).
+pub const STAGES: [&str; 13] = [
+    "signaling_connected",
+    "open",
+    "offer_sent",
+    "first_local_candidate",
+    "first_srflx",
+    "first_relay",
+    "gathering_complete",
+    "answer_received",
+    "ice_connected",
+    "dtls_connected",
+    "dc_open",
+    "first_echo",
+    "workload_done",
+];
+
+/// Candidate types, for the `<type>_share` figures.
+/// Candidate types, from the most direct to the most indirect.
+pub const CANDIDATE_TYPES: [&str; 4] = ["host", "srflx", "prflx", "relay"];
+
+/// Percentiles of one histogram of durations, in milliseconds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stage {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl Stage {
+    /// From a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| round3(us as f64 / 1000.0);
+        Stage {
+            count: h.len(),
+            min_ms: ms(h.min()),
+            mean_ms: round3(h.mean() / 1000.0),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p95_ms: ms(h.value_at_quantile(0.95)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+
+    /// A statistic by name (`p95`, `max`, `count`, ...), in milliseconds.
+    pub fn stat(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "count" => self.count as f64,
+            "min" => self.min_ms,
+            "mean" => self.mean_ms,
+            "p50" | "median" => self.p50_ms,
+            "p90" => self.p90_ms,
+            "p95" => self.p95_ms,
+            "p99" => self.p99_ms,
+            "p999" => self.p999_ms,
+            "max" => self.max_ms,
+            _ => return None,
+        })
+    }
+}
+
+/// Data-channel goodput per connection (bytes both ways over the time from channel open to
+/// the end of the workload), kbit/s.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Goodput {
+    pub count: u64,
+    pub p5_kbps: f64,
+    pub p50_kbps: f64,
+    pub p95_kbps: f64,
+}
+
+impl Goodput {
+    /// From a histogram of bit/s.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let k = |q: f64| (h.value_at_quantile(q) as f64 / 100.0).round() / 10.0;
+        Goodput { count: h.len(), p5_kbps: k(0.05), p50_kbps: k(0.5), p95_kbps: k(0.95) }
+    }
+}
+
+/// The figures of a set of connections.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Figures {
+    /// DataConnections (an offerer and an answerer each).
+    pub pairs: u64,
+    /// Connections whose offerer finished its workload.
+    pub pairs_ok: u64,
+    pub success_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+    /// Selected candidate pair types on the offerer's side (`local/remote`), by count.
+    pub selected: BTreeMap<String, u64>,
+    /// Share of connected pairs by path type: `relay` when either end of the selected pair is
+    /// a relayed candidate, else `prflx`, `srflx`, `host` by the more indirect end.
+    pub shares: BTreeMap<String, f64>,
+    pub stages: BTreeMap<String, Stage>,
+    pub goodput: Option<Goodput>,
+}
+
+impl Figures {
+    /// Goodput p50, kbit/s.
+    pub fn goodput_kbps_p50(&self) -> Option<f64> {
+        self.goodput.as_ref().map(|g| g.p50_kbps)
+    }
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModeSummary {
+    pub ice: String,
+    pub rtt_ms: u64,
+    pub peers: u64,
+    #[serde(flatten)]
+    pub all: Figures,
+    /// The same figures per NAT-pair class (`preset ↔ preset`, sorted).
+    pub classes: BTreeMap<String, Figures>,
+    /// Setup stages per selected candidate pair (`local/remote`).
+    pub by_selected: BTreeMap<String, BTreeMap<String, Stage>>,
+    pub bytes_moved: u64,
+    pub frames_relayed: u64,
+    pub datagrams_delivered: u64,
+    pub end_ms: f64,
+}
+
+impl std::ops::Deref for ModeSummary {
+    type Target = Figures;
+    fn deref(&self) -> &Figures {
+        &self.all
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Delta {
+    pub rtt_ms: u64,
+    pub stages: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub schema: String,
+    pub scenario: String,
+    pub seed: u64,
+    pub shards: Vec<String>,
+    pub modes: Vec<ModeSummary>,
+    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster), per RTT.
+    pub trickle_minus_vanilla_p50_ms: Vec<Delta>,
+}
+
+/// A selected pair's path type: the more indirect of its two ends (relay > prflx > srflx > host).
+pub fn path_type(pair: &str) -> &'static str {
+    let rank = |t: &str| CANDIDATE_TYPES.iter().position(|c| *c == t).unwrap_or(0);
+    let worst = pair.split('/').map(rank).max().unwrap_or(0);
+    CANDIDATE_TYPES[worst]
+}
+
+fn figures(r: &RunMetrics, scope: Option<(&str, &str)>) -> Figures {
+    let key = |name: &str| match scope {
+        Some((k, v)) => scoped(name, k, v),
+        None => name.to_string(),
+    };
+    let pairs = r.counter(&key("connections"));
+    let pairs_ok = r.counter(&key("connections_ok"));
+    let mut failures = BTreeMap::new();
+    let mut selected = BTreeMap::new();
+    for (k, v) in &r.counters {
+        let (name, s) = split_scope(k);
+        if s != scope.map(|(a, b)| format!("{a}={b}")).as_deref() {
+            continue;
+        }
+        if let Some(cause) = name.strip_prefix("failures.") {
+            failures.insert(cause.to_string(), *v);
+        } else if let Some(pair) = name.strip_prefix("selected.") {
+            selected.insert(pair.to_string(), *v);
+        }
+    }
+    let connected: u64 = selected.values().sum();
+    let mut shares = BTreeMap::new();
+    for t in CANDIDATE_TYPES {
+        let n: u64 = selected.iter().filter(|(k, _)| path_type(k) == t).map(|(_, v)| v).sum();
+        shares.insert(t.to_string(), if connected == 0 { 0.0 } else { round3(n as f64 / connected as f64) });
+    }
+    let stages = STAGES
+        .iter()
+        .filter_map(|st| r.histograms.get(&key(&format!("setup.{st}"))).map(|h| (st.to_string(), Stage::of(h))))
+        .collect();
+    Figures {
+        pairs,
+        pairs_ok,
+        success_rate: if pairs == 0 { 0.0 } else { (pairs_ok as f64 / pairs as f64 * 1e6).round() / 1e6 },
+        failures,
+        selected,
+        shares,
+        stages,
+        goodput: r.histograms.get(&key("dc.goodput")).map(Goodput::of),
+    }
+}
+
+/// The values a scope kind takes in a run (`class` → every NAT-pair class seen).
+pub fn scope_values(r: &RunMetrics, kind: &str) -> Vec<String> {
+    let prefix = format!("{kind}=");
+    let mut v: Vec<String> = r
+        .counters
+        .keys()
+        .chain(r.histograms.keys())
+        .filter_map(|k| split_scope(k).1.and_then(|s| s.strip_prefix(&prefix)).map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
+    let classes = scope_values(r, "class").into_iter().map(|c| (c.clone(), figures(r, Some(("class", &c))))).collect();
+    let by_selected = scope_values(r, "selected")
+        .into_iter()
+        .map(|s| {
+            let stages = STAGES
+                .iter()
+                .filter_map(|st| {
+                    r.histograms
+                        .get(&scoped(&format!("setup.{st}"), "selected", &s))
+                        .map(|h| (st.to_string(), Stage::of(h)))
+                })
+                .collect();
+            (s, stages)
+        })
+        .collect();
+    ModeSummary {
+        ice: r.ice.clone(),
+        rtt_ms: r.rtt_ms,
+        peers: r.counter("peers"),
+        all: figures(r, None),
+        classes,
+        by_selected,
+        bytes_moved: r.counter("bytes_moved"),
+        frames_relayed: r.counter("frames_relayed"),
+        datagrams_delivered: r.counter("datagrams"),
+        end_ms: round3(r.end_ms),
+    }
+}
+
+pub fn summarize(m: &Metrics) -> Summary {
+    let modes: Vec<ModeSummary> = m.runs.iter().map(summarize_run).collect();
+    let mut deltas = Vec::new();
+    for t in modes.iter().filter(|m| m.ice == "trickle") {
+        let Some(v) = modes.iter().find(|m| m.ice == "vanilla" && m.rtt_ms == t.rtt_ms) else { continue };
+        let mut stages = BTreeMap::new();
+        for (k, st) in &t.stages {
+            if let Some(vs) = v.stages.get(k) {
+                stages.insert(k.clone(), round3(st.p50_ms - vs.p50_ms));
+            }
+        }
+        deltas.push(Delta { rtt_ms: t.rtt_ms, stages });
+    }
+    Summary {
+        schema: SCHEMA.into(),
+        scenario: m.scenario.clone(),
+        seed: m.seed,
+        shards: m.shards.clone(),
+        modes,
+        trickle_minus_vanilla_p50_ms: deltas,
+    }
+}
+
+impl Summary {
+    /// Whether several RTTs ran (labels then carry the RTT).
+    pub fn sweep(&self) -> bool {
+        self.modes.iter().any(|m| m.rtt_ms != self.modes[0].rtt_ms)
+    }
+
+    pub fn label(&self, m: &ModeSummary) -> String {
+        if self.sweep() { format!("{} @ {} ms", m.ice, m.rtt_ms) } else { m.ice.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_is_as_indirect_as_its_more_indirect_end() {
+        assert_eq!(path_type("host/host"), "host");
+        assert_eq!(path_type("host/srflx"), "srflx");
+        assert_eq!(path_type("prflx/srflx"), "prflx");
+        assert_eq!(path_type("host/relay"), "relay");
+        assert_eq!(path_type("relay/host"), "relay");
+    }
+
+    #[test]
+    fn the_summary_comes_from_the_histograms() {
+        let mut r = RunMetrics::new("trickle", 40);
+        for (i, sel) in ["host/host", "host/relay", "srflx/host", "host/relay"].iter().enumerate() {
+            r.count("connections", 1);
+            r.count("connections_ok", 1);
+            r.count(format!("selected.{sel}"), 1);
+            r.record("setup.dc_open", 1000 * (i as u64 + 1) * 100);
+        }
+        r.count("connections", 1);
+        r.count("failures.timeout", 1);
+        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![r] };
+        let s = summarize(&m);
+        let f = &s.modes[0].all;
+        assert_eq!((f.pairs, f.pairs_ok), (5, 4));
+        assert_eq!(f.success_rate, 0.8);
+        assert_eq!(f.shares["relay"], 0.5);
+        assert_eq!(f.shares["srflx"], 0.25);
+        assert_eq!(f.failures["timeout"], 1);
+        let dc = &f.stages["dc_open"];
+        assert_eq!(dc.count, 4);
+        assert!((199.0..=201.0).contains(&dc.p50_ms), "{dc:?}");
+        assert!((399.0..=401.0).contains(&dc.max_ms), "{dc:?}");
+    }
+}

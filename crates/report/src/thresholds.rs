@@ -1,0 +1,372 @@
+//! Thresholds: `metric path`, comparison, value with its unit, checked against a [`Summary`].
+//!
+//! ```toml
+//! [thresholds]
+//! "setup.dc_open.p95" = "< 800ms"
+//! success_rate = ">= 0.99"
+//! relay_share = "<= 30%"
+//! "dc.goodput.p50" = ">= 5MB/s"
+//! "success_rate{class=symmetric ↔ symmetric}" = ">= 0.9"
+//! ```
+//!
+//! A path the suite does not know, a unit that does not fit the metric or a malformed
+//! condition is a configuration error (exit 2), found before the run starts. A metric with no
+//! samples in the run (no connection got that far) fails its threshold: never a silent pass.
+//! Every run (ICE mode × RTT) must hold the threshold unless the path's scope picks some.
+
+use crate::summary::{CANDIDATE_TYPES, Figures, ModeSummary, STAGES, Summary};
+
+/// What a metric measures, which decides the units a condition may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Milliseconds; conditions need a time unit (`us`, `ms`, `s`).
+    Time,
+    /// kbit/s; conditions need a rate unit (`kbit/s`, `Mbit/s`, `MB/s`, ...).
+    Rate,
+    /// A fraction; `0.99` or `99%`.
+    Ratio,
+    /// A plain number.
+    Count,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Metric {
+    SuccessRate,
+    Pairs,
+    PairsOk,
+    Failures(Option<String>),
+    Share(String),
+    Stage(String, String),
+    Goodput(String),
+    /// Vanilla p50 minus trickle p50 of a stage (what trickle saved), ms.
+    TrickleSaving(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => a == b,
+        }
+    }
+}
+
+/// One threshold from a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As written: `setup.dc_open.p95 < 800ms`.
+    pub text: String,
+    metric: Metric,
+    kind: Kind,
+    /// `class`, `ice` or `rtt`, and the value.
+    scope: Option<(String, String)>,
+    op: Op,
+    /// In the metric's own unit (ms, kbit/s, fraction, count).
+    value: f64,
+}
+
+/// A threshold that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("threshold {path:?}: {reason}")]
+pub struct ThresholdError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// A threshold checked against a summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub threshold: String,
+    pub passed: bool,
+    /// Per run: its label and the observed value (none: no samples).
+    pub observed: Vec<(String, Option<f64>)>,
+    /// Observed against expected, in words.
+    pub message: String,
+}
+
+const STATS: [&str; 10] = ["count", "min", "mean", "p50", "median", "p90", "p95", "p99", "p999", "max"];
+
+fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let known = || {
+        format!(
+            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50 (stages: {}; stats: {})",
+            STAGES.join(", "),
+            STATS.join(", ")
+        )
+    };
+    Ok(match parts.as_slice() {
+        ["success_rate"] => (Metric::SuccessRate, Kind::Ratio),
+        ["pairs" | "connections"] => (Metric::Pairs, Kind::Count),
+        ["pairs_ok" | "connections_ok"] => (Metric::PairsOk, Kind::Count),
+        ["failures"] => (Metric::Failures(None), Kind::Count),
+        ["failures", cause] => (Metric::Failures(Some(cause.to_string())), Kind::Count),
+        [share] if share.ends_with("_share") => {
+            let t = share.trim_end_matches("_share");
+            if !CANDIDATE_TYPES.contains(&t) {
+                return Err(known());
+            }
+            (Metric::Share(t.to_string()), Kind::Ratio)
+        }
+        ["setup", stage, stat] => {
+            if !STAGES.contains(stage) {
+                return Err(format!("unknown stage {stage:?}; stages: {}", STAGES.join(", ")));
+            }
+            if !STATS.contains(stat) {
+                return Err(format!("unknown statistic {stat:?}; statistics: {}", STATS.join(", ")));
+            }
+            let kind = if *stat == "count" { Kind::Count } else { Kind::Time };
+            (Metric::Stage(stage.to_string(), stat.to_string()), kind)
+        }
+        ["dc", "goodput", stat] => {
+            if !["p5", "p50", "p95"].contains(stat) {
+                return Err(format!("dc.goodput has p5, p50 and p95, not {stat:?}"));
+            }
+            (Metric::Goodput(stat.to_string()), Kind::Rate)
+        }
+        ["trickle_saving", stage, "p50"] if STAGES.contains(stage) => {
+            (Metric::TrickleSaving(stage.to_string()), Kind::Time)
+        }
+        _ => return Err(known()),
+    })
+}
+
+/// Splits `<op> <number><unit>`.
+fn parse_condition(cond: &str, kind: Kind) -> Result<(Op, f64), String> {
+    let c = cond.trim();
+    let (op, rest) = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt), ("=", Op::Eq)]
+        .iter()
+        .find_map(|(s, op)| c.strip_prefix(s).map(|r| (*op, r.trim())))
+        .ok_or_else(|| format!("condition {cond:?} must start with <, <=, >, >= or =="))?;
+    let split =
+        rest.find(|ch: char| !(ch.is_ascii_digit() || ch == '.' || ch == '-' || ch == 'e')).unwrap_or(rest.len());
+    let (num, unit) = (rest[..split].trim(), rest[split..].trim());
+    let n: f64 = num.parse().map_err(|_| format!("condition {cond:?}: {num:?} is not a number"))?;
+    if !n.is_finite() {
+        return Err(format!("condition {cond:?}: not a finite number"));
+    }
+    let v = match (kind, unit) {
+        (Kind::Time, "us" | "µs") => n / 1000.0,
+        (Kind::Time, "ms") => n,
+        (Kind::Time, "s") => n * 1000.0,
+        (Kind::Time, "") => return Err(format!("condition {cond:?}: give a time unit (us, ms, s), e.g. \"< 800ms\"")),
+        (Kind::Rate, "bit/s" | "bps") => n / 1000.0,
+        (Kind::Rate, "kbit/s" | "kbps") => n,
+        (Kind::Rate, "Mbit/s" | "Mbps") => n * 1000.0,
+        (Kind::Rate, "Gbit/s" | "Gbps") => n * 1e6,
+        (Kind::Rate, "B/s") => n * 8.0 / 1000.0,
+        (Kind::Rate, "kB/s" | "KB/s") => n * 8.0,
+        (Kind::Rate, "MB/s") => n * 8000.0,
+        (Kind::Rate, "GB/s") => n * 8e6,
+        (Kind::Rate, "") => return Err(format!("condition {cond:?}: give a rate unit (kbit/s, Mbit/s, MB/s, ...)")),
+        (Kind::Ratio, "%") => n / 100.0,
+        (Kind::Ratio, "") => n,
+        (Kind::Count, "") => n,
+        (_, u) => return Err(format!("condition {cond:?}: unit {u:?} does not fit this metric")),
+    };
+    Ok((op, v))
+}
+
+impl Threshold {
+    /// `path` as in the scenario's `[thresholds]` table, `condition` its value.
+    pub fn parse(path: &str, condition: &str) -> Result<Self, ThresholdError> {
+        let err = |reason: String| ThresholdError { path: path.to_string(), reason };
+        let (name, scope) = crate::metrics::split_scope(path.trim());
+        let scope = match scope {
+            None => None,
+            Some(s) => {
+                let (k, v) = s.split_once('=').ok_or_else(|| err(format!("scope {{{s}}}: expected {{kind=value}}")))?;
+                let (k, v) = (k.trim(), v.trim());
+                match k {
+                    "class" => {
+                        let (a, b) = v
+                            .split_once('↔')
+                            .or_else(|| v.split_once("<->"))
+                            .ok_or_else(|| err(format!("class {v:?}: expected \"preset ↔ preset\"")))?;
+                        let (a, b) = (a.trim(), b.trim());
+                        // Classes are named with their presets sorted.
+                        let class = if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") };
+                        Some(("class".to_string(), class))
+                    }
+                    "ice" if v == "trickle" || v == "vanilla" => Some(("ice".to_string(), v.to_string())),
+                    "rtt" if v.trim_end_matches("ms").parse::<u64>().is_ok() => {
+                        Some(("rtt".to_string(), v.trim_end_matches("ms").to_string()))
+                    }
+                    _ => {
+                        return Err(err(format!("scope {{{s}}}: expected class=..., ice=trickle|vanilla or rtt=<ms>")));
+                    }
+                }
+            }
+        };
+        let (metric, kind) = parse_metric(name).map_err(err)?;
+        if matches!(metric, Metric::TrickleSaving(_)) && scope.as_ref().is_some_and(|(k, _)| k != "rtt") {
+            return Err(err("trickle_saving compares the two ICE modes: only an rtt scope fits".into()));
+        }
+        let (op, value) = parse_condition(condition, kind).map_err(err)?;
+        Ok(Threshold { text: format!("{} {}", path.trim(), condition.trim()), metric, kind, scope, op, value })
+    }
+
+    fn figures<'a>(&self, m: &'a ModeSummary) -> Option<&'a Figures> {
+        match &self.scope {
+            Some((k, c)) if k == "class" => m.classes.get(c),
+            _ => Some(&m.all),
+        }
+    }
+
+    fn value_in(&self, f: &Figures) -> Option<f64> {
+        match &self.metric {
+            Metric::SuccessRate => (f.pairs > 0).then_some(f.success_rate),
+            Metric::Pairs => Some(f.pairs as f64),
+            Metric::PairsOk => Some(f.pairs_ok as f64),
+            Metric::Failures(None) => Some(f.failures.values().sum::<u64>() as f64),
+            Metric::Failures(Some(c)) => Some(f.failures.get(c).copied().unwrap_or(0) as f64),
+            Metric::Share(t) => (!f.selected.is_empty()).then(|| f.shares.get(t).copied().unwrap_or(0.0)),
+            Metric::Stage(st, stat) => f.stages.get(st).and_then(|s| s.stat(stat)),
+            Metric::Goodput(stat) => f.goodput.as_ref().map(|g| match stat.as_str() {
+                "p5" => g.p5_kbps,
+                "p95" => g.p95_kbps,
+                _ => g.p50_kbps,
+            }),
+            Metric::TrickleSaving(_) => None,
+        }
+    }
+
+    fn unit(&self) -> &'static str {
+        match self.kind {
+            Kind::Time => " ms",
+            Kind::Rate => " kbit/s",
+            Kind::Ratio | Kind::Count => "",
+        }
+    }
+
+    /// Checks the threshold on every run it applies to.
+    pub fn check(&self, s: &Summary) -> Outcome {
+        let mut observed = Vec::new();
+        if let Metric::TrickleSaving(stage) = &self.metric {
+            for d in &s.trickle_minus_vanilla_p50_ms {
+                if self.scope.as_ref().is_some_and(|(_, v)| *v != d.rtt_ms.to_string()) {
+                    continue;
+                }
+                observed.push((format!("{} ms RTT", d.rtt_ms), d.stages.get(stage).map(|x| -x)));
+            }
+        } else {
+            for m in &s.modes {
+                match &self.scope {
+                    Some((k, v)) if k == "ice" && *v != m.ice => continue,
+                    Some((k, v)) if k == "rtt" && *v != m.rtt_ms.to_string() => continue,
+                    _ => {}
+                }
+                observed.push((s.label(m), self.figures(m).and_then(|f| self.value_in(f))));
+            }
+        }
+        let passed =
+            !observed.is_empty() && observed.iter().all(|(_, v)| v.is_some_and(|v| self.op.holds(v, self.value)));
+        let unit = self.unit();
+        let message = if observed.is_empty() {
+            "no run this threshold applies to (check its scope and the scenario's ICE modes and RTTs)".to_string()
+        } else {
+            observed
+                .iter()
+                .map(|(l, v)| match v {
+                    Some(v) => format!("{l}: {}{unit}", round(*v)),
+                    None => format!("{l}: no samples"),
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Outcome { threshold: self.text.clone(), passed, observed, message }
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Flattens a TOML-like nested table of thresholds into `path → condition` pairs
+/// (`setup.dc_open.p95 = "< 800ms"` written unquoted is a nested table in TOML).
+pub fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) -> Result<(), ThresholdError> {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&p, v, out)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::String(s) => {
+            out.push((prefix.to_string(), s.clone()));
+            Ok(())
+        }
+        other => Err(ThresholdError {
+            path: prefix.to_string(),
+            reason: format!("expected a condition string such as \"< 800ms\", found {other}"),
+        }),
+    }
+}
+
+/// Checks every threshold; the run passes when all hold.
+pub fn check_all(ts: &[Threshold], s: &Summary) -> Vec<Outcome> {
+    ts.iter().map(|t| t.check(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_with_their_units() {
+        let t = Threshold::parse("setup.dc_open.p95", "< 800ms").unwrap();
+        assert_eq!((t.op, t.value, t.kind), (Op::Lt, 800.0, Kind::Time));
+        assert_eq!(Threshold::parse("setup.dc_open.p95", "<= 1.5 s").unwrap().value, 1500.0);
+        assert_eq!(Threshold::parse("success_rate", ">= 99%").unwrap().value, 0.99);
+        assert_eq!(Threshold::parse("relay_share", "<= 0.3").unwrap().value, 0.3);
+        assert_eq!(Threshold::parse("dc.goodput.p50", ">= 5MB/s").unwrap().value, 40_000.0);
+        assert_eq!(Threshold::parse("dc.goodput.p50", ">= 2 Mbit/s").unwrap().value, 2000.0);
+        let t = Threshold::parse("success_rate{class=symmetric <-> open}", ">= 0.9").unwrap();
+        assert_eq!(t.scope, Some(("class".into(), "open ↔ symmetric".into())));
+    }
+
+    #[test]
+    fn bad_thresholds_are_configuration_errors() {
+        for (path, cond, why) in [
+            ("setup.dc_opn.p95", "< 1s", "unknown stage"),
+            ("setup.dc_open.p97", "< 1s", "unknown statistic"),
+            ("sucess_rate", ">= 0.9", "unknown metric"),
+            ("setup.dc_open.p95", "< 800", "give a time unit"),
+            ("setup.dc_open.p95", "< 800 MB/s", "does not fit"),
+            ("dc.goodput.p50", ">= 5", "give a rate unit"),
+            ("success_rate", "about 0.9", "must start with"),
+            ("success_rate", ">= lots", "not a number"),
+            ("success_rate{colour=red}", ">= 0.9", "scope"),
+            ("trickle_saving.dc_open.p50{ice=trickle}", "> 1s", "only an rtt scope"),
+        ] {
+            let e = Threshold::parse(path, cond).unwrap_err().to_string();
+            assert!(e.contains(why), "{path} {cond}: {e}");
+        }
+    }
+
+    #[test]
+    fn nested_tables_flatten_to_paths() {
+        let v = serde_json::json!({"setup": {"dc_open": {"p95": "< 800ms"}}, "success_rate": ">= 0.99"});
+        let mut out = Vec::new();
+        flatten("", &v, &mut out).unwrap();
+        assert_eq!(
+            out,
+            [("setup.dc_open.p95".to_string(), "< 800ms".to_string()), ("success_rate".into(), ">= 0.99".into())]
+        );
+        let mut out = Vec::new();
+        assert!(flatten("", &serde_json::json!({"success_rate": 0.99}), &mut out).is_err());
+    }
+}

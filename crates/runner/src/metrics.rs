@@ -1,0 +1,129 @@
+//! From the simulator's per-peer results to the report layer's [`RunMetrics`]: every setup
+//! stage of every connection into HDR histograms (overall, per NAT-pair class, per selected
+//! candidate pair), counters, and per-second series.
+
+use crate::sim::{RunResult, Shard};
+use peerstorm_peer::{Failure, IceMode, Milestone};
+use peerstorm_report::metrics::scoped;
+use peerstorm_report::summary::STAGES;
+use peerstorm_report::{Metrics, RunMetrics};
+use std::time::Duration;
+
+const MILESTONES: [Milestone; 14] = [
+    Milestone::SignalingConnected,
+    Milestone::Open,
+    Milestone::OfferSent,
+    Milestone::OfferReceived,
+    Milestone::FirstLocalCandidate,
+    Milestone::FirstSrflx,
+    Milestone::FirstRelay,
+    Milestone::GatheringComplete,
+    Milestone::AnswerReceived,
+    Milestone::IceConnected,
+    Milestone::DtlsConnected,
+    Milestone::DataChannelOpen,
+    Milestone::FirstEcho,
+    Milestone::WorkloadDone,
+];
+
+pub fn ice_name(ice: IceMode) -> &'static str {
+    match ice {
+        IceMode::Trickle => "trickle",
+        IceMode::Vanilla => "vanilla",
+    }
+}
+
+pub fn failure_name(f: &Failure) -> &'static str {
+    match f {
+        Failure::IceFailed => "ice_failed",
+        Failure::DtlsFailed => "dtls_failed",
+        Failure::Expire => "expire",
+        Failure::IdTaken => "id_taken",
+        Failure::BrokerError(_) => "broker_error",
+        Failure::Timeout => "timeout",
+    }
+}
+
+fn class_of(a: &str, b: &str) -> String {
+    if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") }
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+/// One run's metrics.
+pub fn collect(r: &RunResult) -> RunMetrics {
+    let mut m = RunMetrics::new(ice_name(r.ice), r.rtt_ms);
+    for p in r.peers.iter().filter(|p| p.in_shard) {
+        m.count("peers", 1);
+        m.tick("peers_started", p.start.as_secs() as usize, 1);
+    }
+    m.series.entry("peers_started".into()).or_default();
+    for key in ["connections_open", "connections_failed"] {
+        m.series.entry(key.into()).or_default();
+    }
+    for l in &r.links {
+        let (pa, pb) = (&r.peers[l.offerer.0], &r.peers[l.answerer.0]);
+        let (o, a) = (&pa.connections[l.offerer.1], &pb.connections[l.answerer.1]);
+        let class = class_of(pa.nat, pb.nat);
+        let selected = o.milestones.selected.as_ref().map(|(x, y)| format!("{x}/{y}"));
+        let ok = o.milestones.failure.is_none() && o.milestones.get(Milestone::WorkloadDone).is_some();
+        for scope in [None, Some(class.as_str())] {
+            let key = |name: &str| scope.map_or(name.to_string(), |c| scoped(name, "class", c));
+            m.count(key("connections"), 1);
+            m.count(key("connections_ok"), u64::from(ok));
+            for f in [&o.milestones.failure, &a.milestones.failure].into_iter().flatten() {
+                m.count(key(&format!("failures.{}", failure_name(f))), 1);
+            }
+            if let Some(sel) = &selected {
+                m.count(key(&format!("selected.{sel}")), 1);
+            }
+        }
+        for ms in MILESTONES {
+            let name = ms.as_str();
+            let Some(t) = o.milestones.get(ms) else { continue };
+            if !STAGES.contains(&name) {
+                continue;
+            }
+            let stage = format!("setup.{name}");
+            m.record(stage.clone(), us(t));
+            m.record(scoped(&stage, "class", &class), us(t));
+            if let Some(sel) = &selected {
+                m.record(scoped(&stage, "selected", sel), us(t));
+            }
+        }
+        if let (Some(open), Some(end)) =
+            (o.milestones.get(Milestone::DataChannelOpen), o.milestones.get(Milestone::WorkloadDone))
+            && end > open
+        {
+            let bps = (o.bytes_moved as f64 * 8.0 / (end - open).as_secs_f64()).round() as u64;
+            m.record("dc.goodput", bps);
+            m.record(scoped("dc.goodput", "class", &class), bps);
+        }
+        if let Some(t) = o.milestones.get(Milestone::DataChannelOpen) {
+            m.tick("connections_open", (pa.start + t).as_secs() as usize, 1);
+        }
+        let failed_at = match (&o.milestones.failed_at, &a.milestones.failed_at) {
+            (Some(t), _) => Some(pa.start + *t),
+            (None, Some(t)) => Some(pb.start + *t),
+            _ => None,
+        };
+        if let Some(t) = failed_at {
+            m.tick("connections_failed", t.as_secs() as usize, 1);
+        }
+    }
+    let bytes: u64 = r.peers.iter().filter(|p| p.in_shard).flat_map(|p| &p.connections).map(|c| c.bytes_moved).sum();
+    m.count("bytes_moved", bytes);
+    m.count("frames_relayed", r.frames_relayed);
+    m.count("datagrams", r.datagrams_delivered);
+    m.series.insert("frames_relayed".into(), r.frames_per_s.clone());
+    m.series.insert("bytes_moved".into(), r.bytes_per_s.clone());
+    m.end_ms = r.virtual_end.as_secs_f64() * 1000.0;
+    m
+}
+
+/// Every run of a scenario (or of one shard of it).
+pub fn collect_all(scenario: &str, seed: u64, shard: Shard, runs: &[RunResult]) -> Metrics {
+    Metrics { scenario: scenario.into(), seed, shards: vec![shard.label()], runs: runs.iter().map(collect).collect() }
+}

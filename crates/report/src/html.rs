@@ -238,7 +238,9 @@ fn cdf(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 fn run_charts(o: &mut String, r: &RunMetrics, label: &str) {
-    let classes = crate::summary::scope_values(r, "class");
+    // The nine classes with the most connections (ten colours: "all" takes one).
+    let mut classes = crate::summary::scope_values(r, "class");
+    classes.sort_by_key(|c| std::cmp::Reverse(r.counter(&scoped("connections", "class", c))));
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     if let Some(h) = r.histograms.get("setup.dc_open") {
         series.push(("all".into(), cdf(h)));
@@ -250,7 +252,7 @@ fn run_charts(o: &mut String, r: &RunMetrics, label: &str) {
     }
     if !series.is_empty() {
         o.push_str(&line_chart(
-            &format!("{label}: data channel open, CDF per NAT class"),
+            &format!("{label}: data channel open, CDF per NAT class (the {} largest)", series.len() - 1),
             "ms from the offerer's start",
             "fraction of connections",
             &series,
@@ -350,7 +352,7 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
     let mut rows = Vec::new();
     for md in &s.modes {
         rows.push((s.label(md), CANDIDATE_TYPES.iter().map(|t| md.shares.get(*t).copied().unwrap_or(0.0)).collect()));
-        for (c, f) in md.classes.iter().take(12) {
+        for (c, f) in md.classes.iter().take(60) {
             rows.push((
                 format!("  {c}"),
                 CANDIDATE_TYPES.iter().map(|t| f.shares.get(*t).copied().unwrap_or(0.0)).collect(),

@@ -116,7 +116,7 @@ pub fn run(cmd: Bench) -> Result<u8> {
     }
 }
 
-fn repo_root() -> Result<PathBuf> {
+pub(crate) fn repo_root() -> Result<PathBuf> {
     let mut dir = std::env::current_dir()?;
     loop {
         if dir.join("tools/js/package.json").exists() {
@@ -129,10 +129,10 @@ fn repo_root() -> Result<PathBuf> {
 }
 
 /// A broker process under test.
-struct Server {
-    name: String,
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) name: String,
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -142,7 +142,7 @@ impl Drop for Server {
     }
 }
 
-fn start_peerstorm(limit: usize) -> Result<Server> {
+pub(crate) fn start_peerstorm(limit: usize) -> Result<Server> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args(["serve", "broker", "--host", "127.0.0.1", "--port", "0", "--concurrent-limit", &limit.to_string()])
@@ -161,7 +161,7 @@ fn start_peerstorm(limit: usize) -> Result<Server> {
     Ok(Server { name: "peerstorm".into(), child, addr })
 }
 
-fn start_reference(limit: usize) -> Result<Server> {
+pub(crate) fn start_reference(limit: usize) -> Result<Server> {
     let bin = repo_root()?.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
     if !bin.exists() {
         bail!("{} is missing: run scripts/test.sh or `npm ci` in tools/js", bin.display());

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_turn;
 mod inspect;
+mod live;
 mod nat;
 mod report;
 mod run;

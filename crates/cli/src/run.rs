@@ -12,20 +12,31 @@ use std::time::Instant;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The scenario file (TOML; see scenarios/README.md).
-    scenario: PathBuf,
+    pub(crate) scenario: PathBuf,
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
     /// Where to write the results (default reports/<scenario>-<UTC time>/).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Simulate one shard: groups i, i+n, i+2n, ... (1-based, e.g. 2/4); `peerstorm merge`
     /// combines the shards' directories.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
     /// No progress display.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
+    /// Live: the number of shards when the shard index comes from JOB_COMPLETION_INDEX (as a
+    /// Kubernetes Indexed Job sets it).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// Live: connect from this local address (e.g. 127.0.0.2 for a second generator process).
+    #[arg(long, value_name = "IP")]
+    pub(crate) source_ip: Option<std::net::IpAddr>,
+    /// Live: the PID of a broker running on this machine (embedded and reference brokers are
+    /// known): its CPU and RSS are sampled and its exit ends the run.
+    #[arg(long, value_name = "PID")]
+    pub(crate) broker_pid: Option<u32>,
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a directory name.
@@ -47,14 +58,14 @@ pub fn utc_stamp() -> String {
 
 /// Progress on stderr: a bar on a terminal, otherwise (or with CI=true) a plain line every
 /// five seconds once a run has taken three.
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     wall: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new(quiet: bool) -> Self {
+    pub(crate) fn new(quiet: bool) -> Self {
         let tty = std::io::stderr().is_terminal() && std::env::var("CI").map_or(true, |v| v != "true");
         let bar = (!quiet && tty).then(|| {
             let b = indicatif::ProgressBar::new(0);
@@ -76,21 +87,44 @@ impl Progress {
             p.virtual_time.as_secs_f64(),
             self.wall.elapsed().as_secs_f64()
         );
+        let prefix = format!("{:?} ICE", p.ice).to_lowercase();
+        self.show(&prefix, p.peers_done as u64, p.peers as u64, &msg, quiet);
+    }
+
+    /// One progress report: `pos` of `len` done, and a message.
+    pub(crate) fn show(&mut self, prefix: &str, pos: u64, len: u64, msg: &str, quiet: bool) {
         if let Some(b) = &self.bar {
-            b.set_length(p.peers as u64);
-            b.set_position(p.peers_done as u64);
-            b.set_prefix(format!("{:?}", p.ice).to_lowercase());
-            b.set_message(msg);
+            b.set_length(len);
+            b.set_position(pos);
+            b.set_prefix(prefix.to_string());
+            b.set_message(msg.to_string());
         } else if !quiet && self.wall.elapsed().as_secs() >= 3 && self.last.elapsed().as_secs() >= 5 {
             self.last = Instant::now();
-            eprintln!("  {:?} ICE: {} of {} peers done; {msg}", p.ice, p.peers_done, p.peers);
+            eprintln!("  {prefix}: {pos} of {len} done; {msg}");
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// The shard: `--shard i/n`, or JOB_COMPLETION_INDEX (0-based) with `--shards n`.
+fn shard_of(a: &RunArgs) -> Result<Shard, String> {
+    match (&a.shard, a.shards) {
+        (Some(_), Some(_)) => Err("give --shard i/n or --shards n (with JOB_COMPLETION_INDEX), not both".into()),
+        (Some(s), None) => Shard::parse(s).map_err(|e| format!("--shard: {e}")),
+        (None, Some(n)) => {
+            let i = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                "--shards needs JOB_COMPLETION_INDEX in the environment (a Kubernetes Indexed Job sets it)".to_string()
+            })?;
+            let i: usize = i.trim().parse().map_err(|_| format!("JOB_COMPLETION_INDEX = {i:?}: not a number"))?;
+            Shard::parse(&format!("{}/{n}", i + 1))
+                .map_err(|e| format!("JOB_COMPLETION_INDEX {i} with --shards {n}: {e}"))
+        }
+        (None, None) => Ok(Shard::WHOLE),
     }
 }
 
@@ -112,14 +146,17 @@ pub fn run(a: &RunArgs) -> Result<u8> {
     if let Some(seed) = a.seed {
         s.seed = seed;
     }
-    let shard = match a.shard.as_deref().map(Shard::parse).transpose() {
-        Ok(sh) => sh.unwrap_or(Shard::WHOLE),
+    let shard = match shard_of(a) {
+        Ok(sh) => sh,
         Err(e) => {
-            eprintln!("peerstorm: --shard: {e}");
+            eprintln!("peerstorm: {e}");
             return Ok(EXIT_HARNESS);
         }
     };
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if s.mode == "live" {
+        return crate::live::run(a, &s, &text, shard, &thresholds);
+    }
     eprintln!(
         "running {} (seed {}, {} peers, {} pattern, ICE {:?}{}) on the simulator",
         s.name,
@@ -167,10 +204,7 @@ pub fn finish(dir: &Path, outcomes: &[peerstorm_report::Outcome], wall: Option<f
     if let Some(secs) = wall {
         println!("wall time {secs:.2} s");
     }
-    println!(
-        "results in {}: summary.json, report.md, report.html, junit.xml, metrics.json, hgrm/, peers-*.jsonl",
-        dir.display()
-    );
+    println!("results in {}: summary.json, report.md, report.html, junit.xml, metrics.json, hgrm/", dir.display());
     let failed = outcomes.iter().filter(|t| !t.passed).count();
     if failed > 0 {
         println!("{failed} of {} thresholds failed (exit 1)", outcomes.len());

@@ -37,8 +37,53 @@ pub fn offer_frame(dst: &str) -> String {
     serde_json::json!({"type": "OFFER", "payload": payload, "dst": dst}).to_string()
 }
 
+/// An ANSWER frame of about 600 bytes, from a client to `dst`.
+pub fn answer_frame(dst: &str) -> String {
+    let sdp = "v=0\r\no=- 3902145771852213485 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:Xk2b\r\na=ice-pwd:3f9HQmZ8c1gq0ZlTn2yVhR4w\r\na=ice-options:trickle\r\na=fingerprint:sha-256 1A:2B:3C:4D:5E:6F:70:81:92:A3:B4:C5:D6:E7:F8:09:1A:2B:3C:4D:5E:6F:70:81:92:A3:B4:C5:D6:E7:F8:09\r\na=setup:active\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
+    let payload = serde_json::json!({
+        "sdp": {"type": "answer", "sdp": sdp},
+        "type": "data",
+        "connectionId": "dc_k3j4h5g6f7"
+    });
+    serde_json::json!({"type": "ANSWER", "payload": payload, "dst": dst}).to_string()
+}
+
+/// A CANDIDATE frame of about 330 bytes (an srflx candidate with browser extensions), to `dst`.
+pub fn candidate_frame(dst: &str, n: usize) -> String {
+    let payload = serde_json::json!({
+        "candidate": {
+            "candidate": format!("candidate:842163049 1 udp 1677729535 192.0.2.10 {} typ srflx raddr 10.0.0.2 rport 53421 generation 0 ufrag abcd network-id 1 network-cost 10", 50000 + n % 10000),
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
+            "usernameFragment": "abcd"
+        },
+        "type": "data",
+        "connectionId": "dc_k3j4h5g6f7"
+    });
+    serde_json::json!({"type": "CANDIDATE", "payload": payload, "dst": dst}).to_string()
+}
+
+/// The `type` of a frame from the broker, read from its start (`{"type":"OFFER",...`; both
+/// peer@1.0.2 and peerstorm's broker write `type` first), without parsing the rest.
+pub fn frame_type(frame: &[u8]) -> Option<&str> {
+    let rest = frame.strip_prefix(br#"{"type":""#)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn frames_have_their_sizes_and_types() {
+        let a = super::answer_frame("peer-00001");
+        let c = super::candidate_frame("peer-00001", 3);
+        assert!((500..=700).contains(&a.len()), "{}", a.len());
+        assert!((250..=400).contains(&c.len()), "{}", c.len());
+        assert_eq!(super::frame_type(a.as_bytes()), Some("ANSWER"));
+        assert_eq!(super::frame_type(br#"{"type":"OPEN"}"#), Some("OPEN"));
+        assert_eq!(super::frame_type(b"junk"), None);
+    }
+
     #[test]
     fn offer_is_offer_sized() {
         let n = super::offer_frame("peer-00001").len();

@@ -334,6 +334,38 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
         );
     }
     o.push_str("</table>");
+    for md in s.modes.iter().filter(|m| !m.signal.is_empty()) {
+        o.push_str("<h2>Live signaling latency</h2><table><tr><th>latency (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+        for (k, st) in &md.signal {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
+                esc(k),
+                st.count,
+                st.p50_ms,
+                st.p90_ms,
+                st.p99_ms,
+                st.max_ms
+            );
+        }
+        o.push_str("</table>");
+        if !md.resources.is_empty() {
+            o.push_str("<table><tr><th>resource</th><th>value</th></tr>");
+            for (k, v) in &md.resources {
+                let _ = write!(o, "<tr><td>{}</td><td>{v}</td></tr>", esc(k));
+            }
+            o.push_str("</table>");
+        }
+        let series: Vec<(String, Vec<(f64, f64)>)> = ["connect_open", "exchange", "exchange_uncorrected"]
+            .iter()
+            .filter_map(|k| {
+                m.runs.iter().find_map(|r| r.histograms.get(&format!("signal.{k}"))).map(|h| (k.to_string(), cdf(h)))
+            })
+            .collect();
+        if !series.is_empty() {
+            o.push_str(&line_chart("live signaling latency, CDF", "ms", "fraction of pairs", &series, Some(1.0)));
+        }
+    }
     if s.modes.len() > 1 {
         let rows: Vec<String> = STAGES
             .iter()

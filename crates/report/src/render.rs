@@ -11,9 +11,42 @@ fn opt(v: Option<f64>) -> String {
 }
 
 /// The table printed after a run.
+/// The live signaling latencies, in the order a pair meets them.
+const SIGNAL_ORDER: [&str; 6] =
+    ["start_lag", "connect_open", "offer_relay", "answer_relay", "exchange", "exchange_uncorrected"];
+
+fn live_lines(o: &mut String, m: &crate::summary::ModeSummary) {
+    let _ = writeln!(
+        o,
+        "live signaling: {} pairs, {} ok ({:.1} %), failures {:?}, {} frames relayed, at most {} peers connected",
+        m.pairs,
+        m.pairs_ok,
+        m.success_rate * 100.0,
+        m.failures,
+        m.frames_relayed,
+        m.resources.get("peers_max").copied().unwrap_or(0.0)
+    );
+    let res: Vec<String> =
+        m.resources.iter().filter(|(k, _)| *k != "peers_max").map(|(k, v)| format!("{k} {v}")).collect();
+    if !res.is_empty() {
+        let _ = writeln!(o, "  resources: {}", res.join(", "));
+    }
+    o.push_str("  latency (ms)                     p50      p95      p99      max    count\n");
+    for (k, st) in SIGNAL_ORDER.iter().filter_map(|k| m.signal.get_key_value(*k)) {
+        let _ = writeln!(
+            o,
+            "  {k:<30} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8}",
+            st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms, st.count
+        );
+    }
+}
+
 pub fn table(s: &Summary) -> String {
     let mut o = String::new();
-    for m in &s.modes {
+    for m in s.modes.iter().filter(|m| !m.signal.is_empty() || m.ice == "signaling") {
+        live_lines(&mut o, m);
+    }
+    for m in s.modes.iter().filter(|m| m.signal.is_empty() && m.ice != "signaling") {
         let _ = writeln!(
             o,
             "{} ICE at {} ms RTT: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
@@ -120,7 +153,12 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
         }
         o.push('\n');
     }
-    for m in &s.modes {
+    for m in s.modes.iter().filter(|m| m.ice == "signaling") {
+        o.push_str("## Live signaling\n\n```\n");
+        live_lines(&mut o, m);
+        o.push_str("```\n\n");
+    }
+    for m in s.modes.iter().filter(|m| m.ice != "signaling") {
         let _ = writeln!(o, "## {} ICE at {} ms RTT\n", m.ice, m.rtt_ms);
         let _ = writeln!(
             o,

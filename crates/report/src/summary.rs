@@ -139,6 +139,15 @@ pub struct ModeSummary {
     pub classes: BTreeMap<String, Figures>,
     /// Setup stages per selected candidate pair (`local/remote`).
     pub by_selected: BTreeMap<String, BTreeMap<String, Stage>>,
+    /// Live signaling latencies (`signal.<name>` histograms): `connect_open`, `offer_relay`,
+    /// `answer_relay`, `exchange` (from the intended start: corrected for coordinated
+    /// omission), `exchange_uncorrected` (from the actual start), `start_lag`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signal: BTreeMap<String, Stage>,
+    /// Resource figures of a live run: `broker_cpu_us_per_frame`, `broker_rss_kib_per_peer`,
+    /// `broker_rss_mib_max`, `generator_cpu_us_per_frame`, `peers_max`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, f64>,
     pub bytes_moved: u64,
     pub frames_relayed: u64,
     pub datagrams_delivered: u64,
@@ -232,6 +241,33 @@ pub fn scope_values(r: &RunMetrics, kind: &str) -> Vec<String> {
     v
 }
 
+/// Resource figures from the live runner's counters (none for a simulation).
+fn resources(r: &RunMetrics) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let frames = r.counter("frames_relayed");
+    let peers = r.counter("peers_max");
+    if r.counters.contains_key("peers_max") {
+        out.insert("peers_max".to_string(), peers as f64);
+    }
+    if let Some(cpu) = r.counters.get("broker.cpu_us")
+        && frames > 0
+    {
+        out.insert("broker_cpu_us_per_frame".into(), round3(*cpu as f64 / frames as f64));
+    }
+    if let (Some(a), Some(b)) = (r.counters.get("broker.rss_kib_start"), r.counters.get("broker.rss_kib_max")) {
+        out.insert("broker_rss_mib_max".into(), round3(*b as f64 / 1024.0));
+        if peers > 0 {
+            out.insert("broker_rss_kib_per_peer".into(), round3(b.saturating_sub(*a) as f64 / peers as f64));
+        }
+    }
+    if let Some(cpu) = r.counters.get("generator.cpu_us")
+        && frames > 0
+    {
+        out.insert("generator_cpu_us_per_frame".into(), round3(*cpu as f64 / frames as f64));
+    }
+    out
+}
+
 pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
     let classes = scope_values(r, "class").into_iter().map(|c| (c.clone(), figures(r, Some(("class", &c))))).collect();
     let by_selected = scope_values(r, "selected")
@@ -248,6 +284,13 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
             (s, stages)
         })
         .collect();
+    let signal = r
+        .histograms
+        .iter()
+        .filter_map(|(k, h)| {
+            k.strip_prefix("signal.").filter(|n| !n.contains('{')).map(|n| (n.to_string(), Stage::of(h)))
+        })
+        .collect();
     ModeSummary {
         ice: r.ice.clone(),
         rtt_ms: r.rtt_ms,
@@ -255,6 +298,8 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
         all: figures(r, None),
         classes,
         by_selected,
+        signal,
+        resources: resources(r),
         bytes_moved: r.counter("bytes_moved"),
         frames_relayed: r.counter("frames_relayed"),
         datagrams_delivered: r.counter("datagrams"),

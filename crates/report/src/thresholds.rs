@@ -40,7 +40,23 @@ enum Metric {
     Goodput(String),
     /// Vanilla p50 minus trickle p50 of a stage (what trickle saved), ms.
     TrickleSaving(String),
+    /// A live signaling latency (`signal.<name>.<stat>`), ms.
+    Signal(String, String),
+    /// A live resource figure (`broker.cpu_us_per_frame`, ...).
+    Resource(String),
 }
+
+/// Live signaling latencies a threshold may name.
+pub const SIGNAL: [&str; 6] =
+    ["connect_open", "offer_relay", "answer_relay", "exchange", "exchange_uncorrected", "start_lag"];
+/// Live resource figures a threshold may name (`broker.<x>` / `generator.<x>` / `peers_max`).
+pub const RESOURCES: [&str; 5] = [
+    "broker_cpu_us_per_frame",
+    "broker_rss_kib_per_peer",
+    "broker_rss_mib_max",
+    "generator_cpu_us_per_frame",
+    "peers_max",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -102,7 +118,7 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
     let parts: Vec<&str> = name.split('.').collect();
     let known = || {
         format!(
-            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50 (stages: {}; stats: {})",
+            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50, signal.<latency>.<stat>, broker.cpu_us_per_frame, broker.rss_kib_per_peer, broker.rss_mib_max, generator.cpu_us_per_frame, peers_max (stages: {}; stats: {})",
             STAGES.join(", "),
             STATS.join(", ")
         )
@@ -136,6 +152,20 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
             }
             (Metric::Goodput(stat.to_string()), Kind::Rate)
         }
+        ["signal", name, stat] => {
+            if !SIGNAL.contains(name) {
+                return Err(format!("unknown signaling latency {name:?}; known: {}", SIGNAL.join(", ")));
+            }
+            if !STATS.contains(stat) {
+                return Err(format!("unknown statistic {stat:?}; statistics: {}", STATS.join(", ")));
+            }
+            let kind = if *stat == "count" { Kind::Count } else { Kind::Time };
+            (Metric::Signal(name.to_string(), stat.to_string()), kind)
+        }
+        [who @ ("broker" | "generator"), what] if RESOURCES.contains(&format!("{who}_{what}").as_str()) => {
+            (Metric::Resource(format!("{who}_{what}")), Kind::Count)
+        }
+        ["peers_max"] => (Metric::Resource("peers_max".into()), Kind::Count),
         ["trickle_saving", stage, "p50"] if STAGES.contains(stage) => {
             (Metric::TrickleSaving(stage.to_string()), Kind::Time)
         }
@@ -239,7 +269,16 @@ impl Threshold {
                 "p95" => g.p95_kbps,
                 _ => g.p50_kbps,
             }),
-            Metric::TrickleSaving(_) => None,
+            Metric::TrickleSaving(_) | Metric::Signal(..) | Metric::Resource(_) => None,
+        }
+    }
+
+    /// Figures that live beside the per-class ones (live runs).
+    fn value_in_mode(&self, m: &ModeSummary) -> Option<f64> {
+        match &self.metric {
+            Metric::Signal(name, stat) => m.signal.get(name).and_then(|s| s.stat(stat)),
+            Metric::Resource(name) => m.resources.get(name).copied(),
+            _ => self.figures(m).and_then(|f| self.value_in(f)),
         }
     }
 
@@ -268,7 +307,7 @@ impl Threshold {
                     Some((k, v)) if k == "rtt" && *v != m.rtt_ms.to_string() => continue,
                     _ => {}
                 }
-                observed.push((s.label(m), self.figures(m).and_then(|f| self.value_in(f))));
+                observed.push((s.label(m), self.value_in_mode(m)));
             }
         }
         let passed =
@@ -336,6 +375,8 @@ mod tests {
         assert_eq!(Threshold::parse("dc.goodput.p50", ">= 2 Mbit/s").unwrap().value, 2000.0);
         let t = Threshold::parse("success_rate{class=symmetric <-> open}", ">= 0.9").unwrap();
         assert_eq!(t.scope, Some(("class".into(), "open ↔ symmetric".into())));
+        assert_eq!(Threshold::parse("signal.exchange.p99", "< 50ms").unwrap().kind, Kind::Time);
+        assert_eq!(Threshold::parse("broker.cpu_us_per_frame", "<= 20").unwrap().value, 20.0);
     }
 
     #[test]
@@ -351,6 +392,8 @@ mod tests {
             ("success_rate", ">= lots", "not a number"),
             ("success_rate{colour=red}", ">= 0.9", "scope"),
             ("trickle_saving.dc_open.p50{ice=trickle}", "> 1s", "only an rtt scope"),
+            ("signal.connect_opn.p99", "< 1s", "unknown signaling latency"),
+            ("broker.cpu", "< 1", "unknown metric"),
         ] {
             let e = Threshold::parse(path, cond).unwrap_err().to_string();
             assert!(e.contains(why), "{path} {cond}: {e}");

@@ -21,6 +21,11 @@ pub struct Scenario {
     pub workload: Workload,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// The live runner's load model.
+    #[serde(default)]
+    pub load: Option<Load>,
+    #[serde(default)]
+    pub signaling: Signaling,
     /// Metric path → condition (`"setup.dc_open.p95" = "< 800ms"`), checked by the report
     /// layer; dotted keys written unquoted are nested tables, flattened back into paths.
     #[serde(default)]
@@ -105,8 +110,11 @@ impl Default for Network {
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Servers {
-    #[serde(default = "embedded")]
-    pub broker: String,
+    /// `"embedded"` (the simulator's core, or in live mode peerstorm's broker on a free loopback
+    /// port), `"reference"` (live: `peer@1.0.2` from tools/js), or a PeerServer
+    /// `{ host, port, path = "/", key = "peerjs", secure = false }` (live).
+    #[serde(default = "embedded_broker")]
+    pub broker: BrokerSpec,
     /// Round-trip time between a peer and the broker.
     #[serde(default = "default_rtt")]
     pub broker_rtt_ms: u64,
@@ -128,10 +136,103 @@ fn embedded() -> String {
     "embedded".into()
 }
 
+fn embedded_broker() -> BrokerSpec {
+    BrokerSpec::Named("embedded".into())
+}
+
+/// Which PeerServer a run talks to.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum BrokerSpec {
+    Named(String),
+    Url(PeerServer),
+}
+
+/// A PeerServer's address, as PeerJS's `host`, `port`, `path`, `key` and `secure` options.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerServer {
+    pub host: String,
+    pub port: u16,
+    #[serde(default = "slash")]
+    pub path: String,
+    #[serde(default = "peerjs_key")]
+    pub key: String,
+    #[serde(default)]
+    pub secure: bool,
+}
+
+fn slash() -> String {
+    "/".into()
+}
+
+fn peerjs_key() -> String {
+    "peerjs".into()
+}
+
+/// The live runner's load model (`[load]`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// `open` (pairs start at `rate_per_s` whatever the broker does), `closed` (`concurrency`
+    /// pairs at a time), `ramp` (the rate from `rate_per_s` to `rate_to_per_s`), `churn`
+    /// (`pairs` held; `churn_per_s` of them leave and are replaced each second).
+    #[serde(default = "default_model")]
+    pub model: String,
+    #[serde(default)]
+    pub rate_per_s: f64,
+    #[serde(default)]
+    pub rate_to_per_s: f64,
+    #[serde(default)]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub pairs: usize,
+    #[serde(default)]
+    pub churn_per_s: f64,
+    /// How long pairs keep starting (and churn goes on).
+    pub duration_s: f64,
+}
+
+fn default_model() -> String {
+    "open".into()
+}
+
+/// The live signaling exchange (`[signaling]`).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signaling {
+    /// CANDIDATE frames each side sends after its OFFER or ANSWER.
+    #[serde(default = "two")]
+    pub candidates: usize,
+    /// How long each pair stays connected after its exchange, sending HEARTBEATs.
+    #[serde(default)]
+    pub hold_s: f64,
+    /// `GET /<key>/id` before joining, as PeerJS does when no ID is given.
+    #[serde(default)]
+    pub id_request: bool,
+    /// The most one step (a join, a relay) may take before the pair fails.
+    #[serde(default = "ten")]
+    pub step_timeout_s: f64,
+}
+
+fn two() -> usize {
+    2
+}
+
+fn ten() -> f64 {
+    10.0
+}
+
+impl Default for Signaling {
+    fn default() -> Self {
+        Self { candidates: 2, hold_s: 0.0, id_request: false, step_timeout_s: 10.0 }
+    }
+}
+
 impl Default for Servers {
     fn default() -> Self {
         Self {
-            broker: embedded(),
+            broker: embedded_broker(),
             broker_rtt_ms: default_rtt(),
             stun: embedded(),
             turn: embedded(),
@@ -279,6 +380,57 @@ impl Scenario {
         Ok(s)
     }
 
+    fn check_live(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Unsupported(m));
+        let Some(load) = &self.load else {
+            return bad("mode = \"live\" needs a [load] table (model, rate_per_s or concurrency, duration_s)".into());
+        };
+        if self.peers.count < 2 || self.peers.count % 2 != 0 {
+            return bad(format!(
+                "peers.count = {}: the most peers a live run starts, in pairs: an even count of at least 2",
+                self.peers.count
+            ));
+        }
+        match &self.servers.broker {
+            BrokerSpec::Named(n) if n == "embedded" || n == "reference" => {}
+            BrokerSpec::Named(n) => {
+                return bad(format!(
+                    "servers.broker = {n:?}: expected \"embedded\", \"reference\" or {{ host, port, path, key }}"
+                ));
+            }
+            BrokerSpec::Url(p) if p.secure => {
+                return bad("servers.broker.secure = true: this build's live client speaks ws:// only; put a TLS-terminating proxy's plain port here".into());
+            }
+            BrokerSpec::Url(_) => {}
+        }
+        if self.peers.pattern != "pairs" {
+            return bad("mode = \"live\" runs pairs (peers.pattern = \"pairs\")".into());
+        }
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        if !(pos(load.duration_s) && load.duration_s <= 24.0 * 3600.0) {
+            return bad(format!("load.duration_s = {}: expected seconds above 0, at most a day", load.duration_s));
+        }
+        match load.model.as_str() {
+            "open" if pos(load.rate_per_s) => {}
+            "ramp" if pos(load.rate_per_s) && pos(load.rate_to_per_s) => {}
+            "closed" if load.concurrency > 0 => {}
+            "churn" if load.pairs > 0 && pos(load.churn_per_s) => {}
+            "open" => return bad("load.model = \"open\" needs rate_per_s > 0".into()),
+            "ramp" => return bad("load.model = \"ramp\" needs rate_per_s and rate_to_per_s > 0".into()),
+            "closed" => return bad("load.model = \"closed\" needs concurrency > 0".into()),
+            "churn" => return bad("load.model = \"churn\" needs pairs > 0 and churn_per_s > 0".into()),
+            m => return bad(format!("load.model {m:?}: expected open, closed, ramp or churn")),
+        }
+        let sig = &self.signaling;
+        if !(pos(sig.step_timeout_s) && sig.step_timeout_s <= 600.0 && (0.0..=86_400.0).contains(&sig.hold_s)) {
+            return bad("signaling.step_timeout_s must be in (0, 600] and hold_s in [0, 86400]".into());
+        }
+        if sig.candidates > 100 {
+            return bad(format!("signaling.candidates = {}: at most 100", sig.candidates));
+        }
+        Ok(())
+    }
+
     /// Peers per group: 2 for pairs, `group_size` for stars and rooms.
     pub fn group_size(&self) -> Result<usize, ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Unsupported(m));
@@ -311,11 +463,10 @@ impl Scenario {
     fn check(&self) -> Result<(), ScenarioError> {
         self.thresholds()?;
         let bad = |m: String| Err(ScenarioError::Unsupported(m));
-        if self.mode != "sim" {
-            return bad(format!(
-                "mode {:?}: this build runs mode = \"sim\" only (the live runner is its own issue)",
-                self.mode
-            ));
+        match self.mode.as_str() {
+            "sim" => {}
+            "live" => return self.check_live(),
+            m => return bad(format!("mode {m:?}: expected \"sim\" or \"live\"")),
         }
         let group = self.group_size()?;
         if self.peers.count < group || self.peers.count % group != 0 {
@@ -399,8 +550,13 @@ impl Scenario {
                     .into(),
             );
         }
-        if self.servers.broker != "embedded" {
-            return bad("servers.broker: the simulator runs the embedded broker".into());
+        if self.servers.broker != embedded_broker() {
+            return bad(
+                "servers.broker: the simulator runs the embedded broker (mode = \"live\" talks to others)".into()
+            );
+        }
+        if self.load.is_some() {
+            return bad("[load] is for mode = \"live\"; the simulator's arrivals are [peers] arrival".into());
         }
         if self.network.bandwidth_kbps == Some(0) {
             return bad("network.bandwidth_kbps = 0: leave it out for an unlimited link".into());

@@ -1,0 +1,120 @@
+//! Load models as schedules: when each pair is meant to start (open and ramp), how many run at
+//! once (closed), how often held peers reconnect (churn). Every plan is bounded in count and in
+//! time.
+
+use std::time::Duration;
+
+/// How load is offered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// Pairs start at `rate` per second for `duration`, whatever the broker's speed: latency
+    /// counts from each pair's intended start.
+    Open { rate: f64 },
+    /// `concurrency` pairs at a time, each starting when the previous one of its slot finished.
+    Closed { concurrency: usize },
+    /// Like open, the rate going linearly from `from` to `to` over the duration.
+    Ramp { from: f64, to: f64 },
+    /// `pairs` pairs join and stay; then held peers disconnect and rejoin at `rate` per second.
+    Churn { pairs: usize, rate: f64 },
+}
+
+/// A bounded load plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub model: LoadModel,
+    pub duration: Duration,
+    /// The most pairs the run starts (all shards together).
+    pub max_pairs: usize,
+    /// This process's shard: pairs `index`, `index + count`, ...
+    pub shard: (usize, usize),
+}
+
+impl Plan {
+    /// Intended start offsets (from the run's start) of this shard's pairs for the open and ramp
+    /// models, with their global pair numbers; empty for the others.
+    pub fn schedule(&self) -> Vec<(usize, Duration)> {
+        let d = self.duration.as_secs_f64();
+        let starts: Vec<f64> = match self.model {
+            LoadModel::Open { rate } => {
+                let n = ((rate * d).floor() as usize).min(self.max_pairs);
+                (0..n).map(|i| i as f64 / rate).collect()
+            }
+            LoadModel::Ramp { from, to } => {
+                // Pair i starts when the integral of the rate reaches i:
+                // from·t + (to−from)·t²/(2d) = i.
+                let total = ((from + to) / 2.0 * d).floor() as usize;
+                let a = (to - from) / (2.0 * d);
+                (0..total.min(self.max_pairs))
+                    .map(|i| {
+                        let i = i as f64;
+                        if a.abs() < 1e-12 {
+                            i / from
+                        } else {
+                            (-from + (from * from + 4.0 * a * i).sqrt()) / (2.0 * a)
+                        }
+                    })
+                    .collect()
+            }
+            LoadModel::Closed { .. } | LoadModel::Churn { .. } => Vec::new(),
+        };
+        let (index, count) = self.shard;
+        starts
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % count == index)
+            .map(|(i, t)| (i, Duration::from_secs_f64(t)))
+            .collect()
+    }
+
+    /// Pair slots this shard runs at once (closed), or pairs it holds (churn).
+    pub fn slots(&self) -> usize {
+        let (index, count) = self.shard;
+        let total = match self.model {
+            LoadModel::Closed { concurrency } => concurrency,
+            LoadModel::Churn { pairs, .. } => pairs,
+            _ => 0,
+        }
+        .min(self.max_pairs);
+        (index..total).step_by(count).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(model: LoadModel, secs: u64, shard: (usize, usize)) -> Plan {
+        Plan { model, duration: Duration::from_secs(secs), max_pairs: 1_000_000, shard }
+    }
+
+    #[test]
+    fn open_starts_evenly_and_shards_split_it() {
+        let s = plan(LoadModel::Open { rate: 10.0 }, 2, (0, 1)).schedule();
+        assert_eq!(s.len(), 20);
+        assert_eq!(s[3].1, Duration::from_millis(300));
+        let a = plan(LoadModel::Open { rate: 10.0 }, 2, (0, 2)).schedule();
+        let b = plan(LoadModel::Open { rate: 10.0 }, 2, (1, 2)).schedule();
+        assert_eq!(a.len() + b.len(), 20);
+        assert!(a.iter().all(|(i, _)| i % 2 == 0) && b.iter().all(|(i, _)| i % 2 == 1));
+        let capped = Plan { max_pairs: 7, ..plan(LoadModel::Open { rate: 10.0 }, 2, (0, 1)) };
+        assert_eq!(capped.schedule().len(), 7);
+    }
+
+    #[test]
+    fn a_ramp_starts_slow_and_ends_fast() {
+        let s = plan(LoadModel::Ramp { from: 10.0, to: 30.0 }, 10, (0, 1)).schedule();
+        assert_eq!(s.len(), 200, "the mean rate 20/s for 10 s");
+        let first_second = s.iter().filter(|(_, t)| *t < Duration::from_secs(1)).count();
+        let last_second = s.iter().filter(|(_, t)| *t >= Duration::from_secs(9)).count();
+        assert!((9..=12).contains(&first_second), "{first_second}");
+        assert!((28..=31).contains(&last_second), "{last_second}");
+        assert!(s.windows(2).all(|w| w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn slots_split_between_shards() {
+        assert_eq!(plan(LoadModel::Closed { concurrency: 5 }, 1, (0, 2)).slots(), 3);
+        assert_eq!(plan(LoadModel::Closed { concurrency: 5 }, 1, (1, 2)).slots(), 2);
+        assert_eq!(plan(LoadModel::Churn { pairs: 4, rate: 1.0 }, 1, (0, 1)).slots(), 4);
+    }
+}

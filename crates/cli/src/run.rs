@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Live: connect from this local address (e.g. 127.0.0.2 for a second generator process).
     #[arg(long, value_name = "IP")]
     pub(crate) source_ip: Option<std::net::IpAddr>,
+    /// Live: talk to this broker instead of the scenario's: `embedded`, `reference`
+    /// (peer@1.0.2 from tools/js) or HOST:PORT (a PeerServer at path / with key peerjs).
+    #[arg(long, value_name = "BROKER")]
+    broker: Option<String>,
     /// Live: the PID of a broker running on this machine (embedded and reference brokers are
     /// known): its CPU and RSS are sampled and its exit ends the run.
     #[arg(long, value_name = "PID")]
@@ -153,6 +157,25 @@ pub fn run(a: &RunArgs) -> Result<u8> {
             return Ok(EXIT_HARNESS);
         }
     };
+    if let Some(b) = &a.broker {
+        use peerstorm_runner::scenario::{BrokerSpec, PeerServer};
+        s.servers.broker = match b.as_str() {
+            "embedded" | "reference" => BrokerSpec::Named(b.clone()),
+            hp => match hp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
+                Some((host, port)) => BrokerSpec::Url(PeerServer {
+                    host: host.to_string(),
+                    port,
+                    path: "/".into(),
+                    key: "peerjs".into(),
+                    secure: false,
+                }),
+                None => {
+                    eprintln!("peerstorm: --broker {hp:?}: expected embedded, reference or HOST:PORT");
+                    return Ok(EXIT_HARNESS);
+                }
+            },
+        };
+    }
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
     if s.mode == "live" {
         return crate::live::run(a, &s, &text, shard, &thresholds);

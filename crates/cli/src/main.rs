@@ -5,6 +5,7 @@ mod bench_turn;
 mod inspect;
 mod live;
 mod nat;
+mod peer_cmd;
 mod report;
 mod run;
 mod serve;
@@ -60,6 +61,15 @@ peers-<ice>.jsonl, scenario.toml. The same scenario and seed give a byte-identic
 Exit status: 0 every threshold held (or there were none), 1 a threshold failed,\n\
 2 the harness could not do its job (bad scenario, unknown metric path, internal error).")]
     Run(run::RunArgs),
+    /// One full-stack virtual peer (the rtc stack, PeerJS DataConnections) on real sockets:
+    /// answers and echoes every connection offered to it, or with --connect runs the workload.
+    #[command(after_help = "Examples:\n  \
+peerstorm peer --broker 127.0.0.1:9000 --id echo --for 60          # a PeerJS app can connect to \"echo\"\n  \
+peerstorm peer --broker 127.0.0.1:9000 --id a --connect echo --serialization json\n  \
+peerstorm peer --broker 127.0.0.1:9000 --id a --connect echo --turn 127.0.0.1:3478 --turn-user u:p --relay-only\n\n\
+Prints one JSON line per connection (milestones, failure, selected pair, bytes). Exit 0 when the\n\
+workload finished (with --connect), 1 when it did not, 2 on usage errors.")]
+    Peer(peer_cmd::PeerArgs),
     /// Re-render a results directory (summary, Markdown, HTML, JUnit, .hgrm) from its
     /// metrics.json and re-check the thresholds of its scenario.toml; exit status as `run`.
     Report(report::ReportArgs),
@@ -100,6 +110,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(r) => run::run(&r),
         Command::Report(r) => report::report(&r),
+        Command::Peer(p) => peer_cmd::run(&p),
         Command::Merge(m) => report::merge(&m),
         Command::Compare(c) => report::compare(&c),
         Command::Inspect(i) => inspect::run(i),

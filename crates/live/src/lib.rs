@@ -7,6 +7,7 @@
 //! from the *intended* start (corrected for coordinated omission) with the uncorrected figure
 //! beside it, into the report layer's [`peerstorm_report::RunMetrics`].
 
+pub mod fullstack;
 pub mod plan;
 pub mod signal;
 

@@ -57,16 +57,39 @@ pub enum Failure {
     Timeout,
 }
 
-/// When each milestone first happened (time since the peer started).
+/// When each milestone first happened (time since the peer started). In JSON, times are
+/// milliseconds (fractions down to the microsecond).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Milestones {
+    #[serde(serialize_with = "ms_map")]
     pub at: BTreeMap<Milestone, Duration>,
     pub failure: Option<Failure>,
     /// The selected candidate pair's types (local, remote: `host`, `srflx`, `prflx`, `relay`),
     /// read when the data channel opens.
     pub selected: Option<(String, String)>,
     /// When `failure` happened (time since the peer started).
+    #[serde(serialize_with = "ms_opt")]
     pub failed_at: Option<Duration>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+fn ms_map<S: serde::Serializer>(m: &BTreeMap<Milestone, Duration>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        map.serialize_entry(k, &ms(*v))?;
+    }
+    map.end()
+}
+
+fn ms_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&ms(*d)),
+        None => s.serialize_none(),
+    }
 }
 
 impl Milestones {

@@ -50,8 +50,10 @@ pub struct PeerConfig {
     pub accept: Vec<String>,
     pub ice: IceMode,
     /// This peer's address on the (simulated) network: connection `k` has its socket at this
-    /// IP and port + `k` (its host candidate).
+    /// IP and port + `k` (its host candidate), unless `sockets` names it.
     pub host: SocketAddr,
+    /// Sockets already bound (live runs): connection `k` uses `sockets[k]` when there is one.
+    pub sockets: Vec<SocketAddr>,
     pub heartbeat: Duration,
     pub workload: Workload,
     /// A STUN server for a server-reflexive candidate (RFC 8489 Binding).
@@ -134,7 +136,12 @@ impl VirtualPeer {
 
     fn add_connection(&mut self, offerer: bool, remote: String, connection_id: String) -> usize {
         let k = self.conns.len();
-        let host = SocketAddr::new(self.cfg.host.ip(), self.cfg.host.port().wrapping_add(k as u16));
+        let host = self
+            .cfg
+            .sockets
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| SocketAddr::new(self.cfg.host.ip(), self.cfg.host.port().wrapping_add(k as u16)));
         let cfg = ConnConfig {
             ice: self.cfg.ice,
             stun: self.cfg.stun,
@@ -319,6 +326,9 @@ impl VirtualPeer {
 
     /// The connection whose socket is `dst`.
     fn by_socket(&self, dst: SocketAddr) -> Option<usize> {
+        if !self.cfg.sockets.is_empty() {
+            return self.conns.iter().position(|c| c.host == dst);
+        }
         let k = usize::from(dst.port().wrapping_sub(self.cfg.host.port()));
         (k < self.conns.len() && self.conns[k].host.port() == dst.port()).then_some(k)
     }

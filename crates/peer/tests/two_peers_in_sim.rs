@@ -30,6 +30,7 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
                 accept: if i == 1 { vec!["p0".to_string()] } else { vec![] },
                 ice,
                 host: SocketAddr::from((ips[i], 5000)),
+                sockets: Vec::new(),
                 heartbeat: Duration::from_secs(5),
                 workload: Workload::default(),
                 stun: None,

@@ -24,9 +24,15 @@ pub struct PeerResult {
     pub in_shard: bool,
     /// The NAT preset this peer sits behind.
     pub nat: &'static str,
+    /// When it joined, milliseconds of virtual time.
+    #[serde(serialize_with = "start_ms")]
     pub start: Duration,
     /// Its DataConnections: those it opened, then those it accepted.
     pub connections: Vec<ConnOutcome>,
+}
+
+fn start_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_micros() as f64 / 1000.0)
 }
 
 /// One DataConnection between two peers: `(peer, connection)` indexes on both sides.
@@ -363,6 +369,7 @@ pub fn simulate_with(
                 accept: accept[i].iter().map(|&a| name(a)).collect(),
                 ice,
                 host: SocketAddr::from((addrs[i], 5000)),
+                sockets: Vec::new(),
                 heartbeat: Duration::from_secs(5),
                 workload: workload.clone(),
                 stun,

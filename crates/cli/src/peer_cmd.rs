@@ -1,0 +1,143 @@
+//! `peerstorm peer`: one full-stack virtual peer on real sockets, for interop. Without
+//! `--connect` it answers every DataConnection offered to it and echoes what it gets (what a
+//! PeerJS app in a browser can talk to); with `--connect REMOTE` it opens one, runs the echo
+//! workload and exits 0 when it finished.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use peerstorm_loadgen::Target;
+use peerstorm_peer::{IceMode, PeerConfig, TurnServer, VirtualPeer, Workload};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The PeerServer, HOST:PORT (WebSocket at <path>peerjs).
+    #[arg(long)]
+    broker: String,
+    #[arg(long, default_value = "/")]
+    path: String,
+    #[arg(long, default_value = "peerjs")]
+    key: String,
+    /// This peer's ID.
+    #[arg(long)]
+    id: String,
+    /// Open a DataConnection to this peer and run the workload (default: answer and echo).
+    #[arg(long)]
+    connect: Option<String>,
+    /// binary, binary-utf8, json or raw (with --connect).
+    #[arg(long, default_value = "binary")]
+    serialization: String,
+    #[arg(long, default_value_t = 10)]
+    messages: u32,
+    #[arg(long, default_value_t = 1000)]
+    message_bytes: usize,
+    /// Trickle ICE (default) or vanilla.
+    #[arg(long, default_value = "trickle")]
+    ice: String,
+    /// A STUN server HOST:PORT for a srflx candidate.
+    #[arg(long)]
+    stun: Option<String>,
+    /// A TURN server HOST:PORT (UDP) for a relayed candidate.
+    #[arg(long)]
+    turn: Option<String>,
+    /// TURN credentials NAME:PASSWORD.
+    #[arg(long, default_value = "peerstorm:peerstorm")]
+    turn_user: String,
+    #[arg(long, default_value = "peerstorm")]
+    turn_realm: String,
+    /// Relayed candidates only.
+    #[arg(long)]
+    relay_only: bool,
+    /// How long to run (answering) or the most the workload may take (connecting), seconds.
+    #[arg(long = "for", default_value_t = 30.0)]
+    duration: f64,
+    /// DataConnections this peer can hold (one UDP socket each).
+    #[arg(long, default_value_t = 8)]
+    max_connections: usize,
+}
+
+fn resolve(what: &str, s: &str) -> Result<SocketAddr> {
+    s.to_socket_addrs().ok().and_then(|mut i| i.next()).with_context(|| format!("{what} {s:?}: expected HOST:PORT"))
+}
+
+pub fn run(a: &PeerArgs) -> Result<u8> {
+    let broker = resolve("--broker", &a.broker)?;
+    let ice = match a.ice.as_str() {
+        "trickle" => IceMode::Trickle,
+        "vanilla" => IceMode::Vanilla,
+        other => bail!("--ice {other:?}: expected trickle or vanilla"),
+    };
+    if !["binary", "binary-utf8", "json", "raw"].contains(&a.serialization.as_str()) {
+        bail!("--serialization {:?}: expected binary, binary-utf8, json or raw", a.serialization);
+    }
+    let turn = match &a.turn {
+        Some(t) => {
+            let (user, password) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
+            Some(TurnServer {
+                addr: resolve("--turn", t)?,
+                user: user.into(),
+                password: password.into(),
+                realm: a.turn_realm.clone(),
+            })
+        }
+        None => None,
+    };
+    let stun = a.stun.as_deref().map(|s| resolve("--stun", s)).transpose()?;
+    let path = if a.path.ends_with('/') { a.path.clone() } else { format!("{}/", a.path) };
+    let target = Target { addr: broker, ws_path: format!("{path}peerjs"), key: a.key.clone() };
+    let workload = Workload {
+        messages: a.messages,
+        duration: None,
+        message_bytes: a.message_bytes,
+        serialization: a.serialization.clone().into(),
+        reliable: true,
+    };
+    let n = if a.connect.is_some() { 1 } else { a.max_connections.max(1) };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let peer = rt.block_on(async {
+        let sockets = peerstorm_live::fullstack::bind([127, 0, 0, 1].into(), n).await?;
+        let base = PeerConfig {
+            id: String::new(),
+            token: String::new(),
+            connect: Vec::new(),
+            accept: Vec::new(),
+            ice,
+            host: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sockets: Vec::new(),
+            heartbeat: Duration::from_secs(5),
+            workload,
+            stun,
+            turn,
+            relay_only: a.relay_only,
+        };
+        let cfg = peerstorm_live::fullstack::config(
+            a.id.clone(),
+            a.connect.iter().cloned().collect(),
+            Vec::new(),
+            &sockets,
+            base,
+        );
+        let addrs: Vec<String> = cfg.sockets.iter().map(|s| s.to_string()).collect();
+        println!("peerstorm peer {} on udp {} via ws://{}{}peerjs", a.id, addrs.join(", "), broker, path);
+        let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
+        // Answering: stay the whole time; connecting: stop once the workload is done.
+        let linger = if a.connect.is_some() { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
+        peerstorm_live::fullstack::drive(VirtualPeer::new(cfg, Instant::now()), &target, sockets, linger, deadline)
+            .await
+    })?;
+    let conns = peer.connections();
+    for c in &conns {
+        println!("{}", serde_json::to_string(c)?);
+    }
+    let ok = |c: &peerstorm_peer::ConnOutcome| {
+        c.milestones.failure.is_none() && c.milestones.get(peerstorm_peer::Milestone::DataChannelOpen).is_some()
+    };
+    Ok(if a.connect.is_some() {
+        let done =
+            conns.first().is_some_and(|c| ok(c) && c.milestones.get(peerstorm_peer::Milestone::WorkloadDone).is_some());
+        if done { crate::EXIT_OK } else { 1 }
+    } else {
+        crate::EXIT_OK
+    })
+}

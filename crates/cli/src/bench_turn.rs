@@ -11,11 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    _dir: Option<std::path::PathBuf>,
+pub(crate) struct Server {
+    pub(crate) name: &'static str,
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) _dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for Server {
@@ -32,7 +32,7 @@ fn free_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn start(which: &str) -> Result<Server> {
+pub(crate) fn start(which: &str) -> Result<Server> {
     let port = free_port()?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     match which {

@@ -60,6 +60,9 @@ pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Th
         }
     };
     let l = s.load.as_ref().expect("checked");
+    if l.stack == "full" {
+        return run_full(a, s, text, shard, thresholds, target);
+    }
     let cfg = LiveConfig {
         target: target.clone(),
         plan: Plan {
@@ -104,17 +107,129 @@ pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Th
     };
     let metrics =
         Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs: vec![run.metrics] };
-    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("reports/{}-{}", s.name, utc_stamp())));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("scenario.toml"), text).with_context(|| format!("writing into {}", dir.display()))?;
-    let (summary, outcomes) = peerstorm_report::write_dir(&dir, &metrics, thresholds)
-        .with_context(|| format!("writing {}", dir.display()))?;
-    print!("{}", peerstorm_report::render::table(&summary));
-    let code = finish(&dir, &outcomes, None);
+    let code = write_results(a, s, text, &metrics, thresholds)?;
     if let Some(why) = run.aborted {
         println!("the run was cut short: {why}; the results above cover only part of the plan (a partial report)");
         // Never a pass: a failed threshold says 1, otherwise the run itself could not be done.
         return Ok(if code == EXIT_OK { EXIT_HARNESS } else { code });
     }
     Ok(code)
+}
+
+/// The TURN server a full-stack run uses: started here (embedded, coturn; user test:test in
+/// realm example.org) or given (`turn:HOST:PORT` with `turn_user`).
+fn turn_server(
+    s: &Scenario,
+) -> Result<(Option<crate::bench_turn::Server>, Option<peerstorm_peer::TurnServer>), String> {
+    let t = s.servers.turn.as_str();
+    match t {
+        "none" => Ok((None, None)),
+        "embedded" | "coturn" => {
+            let server = crate::bench_turn::start(if t == "embedded" { "peerstorm" } else { "coturn" })
+                .map_err(|e| format!("starting the {t} TURN server: {e:#}"))?;
+            let ts = peerstorm_peer::TurnServer {
+                addr: server.addr,
+                user: "test".into(),
+                password: "test".into(),
+                realm: "example.org".into(),
+            };
+            eprintln!("{} TURN server on {} (pid {})", server.name, server.addr, server.child.id());
+            Ok((Some(server), Some(ts)))
+        }
+        uri => {
+            let hp = uri.trim_start_matches("turn:").split('?').next().unwrap_or("");
+            let addr = hp
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .ok_or(format!("servers.turn {uri:?}: cannot resolve"))?;
+            let (user, password) =
+                s.servers.turn_user.as_deref().and_then(|u| u.split_once(':')).ok_or("servers.turn_user")?;
+            let realm = s.servers.turn_realm.clone().unwrap_or_default();
+            Ok((None, Some(peerstorm_peer::TurnServer { addr, user: user.into(), password: password.into(), realm })))
+        }
+    }
+}
+
+/// `load.stack = "full"`: pairs of full-stack virtual peers, one run per ICE mode.
+fn run_full(
+    a: &RunArgs,
+    s: &Scenario,
+    text: &str,
+    shard: Shard,
+    thresholds: &[Threshold],
+    target: Target,
+) -> Result<u8> {
+    let (_turn_server, turn) = match turn_server(s) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("peerstorm: {e}");
+            return Ok(EXIT_HARNESS);
+        }
+    };
+    let l = s.load.as_ref().expect("checked");
+    let stun = if s.servers.stun == "none" { None } else { turn.as_ref().map(|t| t.addr) };
+    let mut runs = Vec::new();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    for ice in &s.peers.ice {
+        let base = peerstorm_peer::PeerConfig {
+            id: String::new(),
+            token: String::new(),
+            connect: Vec::new(),
+            accept: Vec::new(),
+            ice: *ice,
+            host: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            sockets: Vec::new(),
+            heartbeat: Duration::from_secs(5),
+            workload: s.workload.datachannel.workload(),
+            stun,
+            turn: turn.clone(),
+            relay_only: s.servers.relay_only,
+        };
+        let ice_name = peerstorm_runner::metrics::ice_name(*ice);
+        let cfg = peerstorm_live::fullstack::FullConfig {
+            target: target.clone(),
+            plan: Plan {
+                model: model(s),
+                duration: Duration::from_secs_f64(l.duration_s),
+                max_pairs: s.peers.count / 2,
+                shard: (shard.index, shard.count),
+            },
+            peer: base,
+            setup_timeout: Duration::from_secs(s.timeouts.setup_s),
+            id_prefix: format!("ps{}s{}{ice_name}", std::process::id(), shard.index + 1),
+            ip: a.source_ip.unwrap_or([127, 0, 0, 1].into()),
+        };
+        eprintln!(
+            "running {} live, full stack, {ice_name} ICE, against {} ({} load for {:.0} s)",
+            s.name, target.addr, l.model, l.duration_s
+        );
+        let mut progress = Progress::new(a.quiet);
+        let quiet = a.quiet;
+        let total = (s.peers.count / 2) as u64;
+        let (run, unbound) = rt.block_on(peerstorm_live::fullstack::run_full(cfg, |p| {
+            let msg = format!("{} peers running, {:.0} s", p.connected, p.elapsed.as_secs_f64());
+            progress.show(&format!("live {ice_name}"), p.started as u64, total, &msg, quiet);
+        }));
+        progress.finish();
+        let mut m = peerstorm_runner::metrics::collect(&run);
+        if unbound > 0 {
+            m.count("connections", unbound as u64);
+            m.count("failures.udp_bind", unbound as u64);
+        }
+        runs.push(m);
+    }
+    let metrics = Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs };
+    write_results(a, s, text, &metrics, thresholds)
+}
+
+/// Writes the results directory, prints the table and verdicts; the exit status.
+fn write_results(a: &RunArgs, s: &Scenario, text: &str, metrics: &Metrics, thresholds: &[Threshold]) -> Result<u8> {
+    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("reports/{}-{}", s.name, utc_stamp())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("scenario.toml"), text).with_context(|| format!("writing into {}", dir.display()))?;
+    let (summary, outcomes) =
+        peerstorm_report::write_dir(&dir, metrics, thresholds).with_context(|| format!("writing {}", dir.display()))?;
+    print!("{}", peerstorm_report::render::table(&summary));
+    Ok(finish(&dir, &outcomes, None))
 }

@@ -34,15 +34,34 @@ pub async fn bind(ip: std::net::IpAddr, n: usize) -> Result<Vec<Arc<UdpSocket>>,
 /// `deadline` (everything unfinished then fails with `timeout`). Returns the peer for its
 /// milestones.
 pub async fn drive(
-    mut peer: VirtualPeer,
+    peer: VirtualPeer,
     target: &Target,
     sockets: Vec<Arc<UdpSocket>>,
     linger: Duration,
     deadline: Instant,
 ) -> Result<VirtualPeer, PeerError> {
+    drive_until(peer, target, sockets, linger, deadline, Arc::new(tokio::sync::Notify::new())).await
+}
+
+/// As [`drive`], also stopping when `stop` is notified.
+pub async fn drive_until(
+    mut peer: VirtualPeer,
+    target: &Target,
+    sockets: Vec<Arc<UdpSocket>>,
+    linger: Duration,
+    deadline: Instant,
+    stop: Arc<tokio::sync::Notify>,
+) -> Result<VirtualPeer, PeerError> {
     let token = format!("t{}", std::process::id());
     let step = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
-    let (mut ws, _) = Client::join(target, peer.id(), &token, None, step).await?;
+    let mut ws = match Client::join(target, peer.id(), &token, None, step).await {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            // A peer that could not join has failed; its record is kept like any other.
+            peer.fail(Failure::BrokerError(format!("joining the broker: {e}")), Instant::now());
+            return Ok(peer);
+        }
+    };
     // One reader task per socket, all into one channel: (from, to, bytes).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
     let mut by_addr: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
@@ -106,6 +125,7 @@ pub async fn drive(
             WsClosed,
             Datagram(SocketAddr, SocketAddr, Vec<u8>),
             Timer,
+            Stop,
         }
         let ev = tokio::select! {
             r = ws.read_frames(|op, p| if op == 1 { frames.push(String::from_utf8_lossy(p).into_owned()) }) => {
@@ -116,6 +136,7 @@ pub async fn drive(
                 None => Ev::Timer,
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Ev::Timer,
+            _ = stop.notified() => Ev::Stop,
         };
         let now = Instant::now();
         match ev {
@@ -132,6 +153,7 @@ pub async fn drive(
             }
             Ev::Datagram(from, to, bytes) => peer.handle_datagram(now, from, to, &bytes),
             Ev::Timer => peer.handle_timeout(now),
+            Ev::Stop => break peer,
         }
     };
     readers.abort_all();
@@ -156,4 +178,144 @@ pub fn config(
         sockets: addrs,
         ..base
     }
+}
+
+/// What the full-stack load does.
+#[derive(Debug, Clone)]
+pub struct FullConfig {
+    pub target: Target,
+    pub plan: crate::Plan,
+    /// Each peer's settings (ICE mode, workload, STUN/TURN); IDs and sockets are filled in.
+    pub peer: PeerConfig,
+    /// A pair not done this long after its intended start has failed (`timeout`).
+    pub setup_timeout: Duration,
+    pub id_prefix: String,
+    pub ip: std::net::IpAddr,
+}
+
+/// One pair: both peers driven at once; the answerer stops when the offerer is done.
+async fn pair(cfg: Arc<FullConfig>, n: usize, intended: Instant) -> Option<(VirtualPeer, VirtualPeer, Instant)> {
+    let (Ok(so), Ok(sa)) = (bind(cfg.ip, 1).await, bind(cfg.ip, 1).await) else { return None };
+    let (oid, aid) = (format!("{}-{n}o", cfg.id_prefix), format!("{}-{n}a", cfg.id_prefix));
+    let o = VirtualPeer::new(config(oid.clone(), vec![aid.clone()], Vec::new(), &so, cfg.peer.clone()), intended);
+    let a = VirtualPeer::new(config(aid, Vec::new(), vec![oid], &sa, cfg.peer.clone()), intended);
+    let deadline = intended + cfg.setup_timeout;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let answerer =
+        drive_until(a, &cfg.target, sa, deadline.saturating_duration_since(Instant::now()), deadline, stop.clone());
+    let offerer = async {
+        // The answerer first, as a PeerJS app would be there before anyone calls it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = drive(o, &cfg.target, so, Duration::ZERO, deadline).await;
+        stop.notify_one();
+        r
+    };
+    let (ra, ro) = tokio::join!(answerer, offerer);
+    match (ro, ra) {
+        (Ok(o), Ok(a)) => Some((o, a, intended)),
+        _ => None,
+    }
+}
+
+/// Runs the full-stack load: pairs by the plan (open, ramp or closed), each through the broker
+/// and the configured STUN/TURN server. Returns the peers' outcomes as the simulator's
+/// [`peerstorm_runner::sim::RunResult`] (NAT `live`), so the same metrics come out.
+/// Finished pairs: number, offerer, answerer, intended start.
+type Finished = Arc<std::sync::Mutex<Vec<(usize, VirtualPeer, VirtualPeer, Instant)>>>;
+
+/// Runs one pair and keeps its outcome (or counts a pair that could not bind its sockets).
+async fn run_one(
+    cfg: Arc<FullConfig>,
+    n: usize,
+    intended: Instant,
+    results: Finished,
+    unbound: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    match pair(cfg, n, intended).await {
+        Some((o, a, at)) => results.lock().expect("lock").push((n, o, a, at)),
+        None => {
+            unbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The second value counts pairs that could not even bind their UDP sockets.
+pub async fn run_full(
+    cfg: FullConfig,
+    mut progress: impl FnMut(crate::Progress),
+) -> (peerstorm_runner::sim::RunResult, usize) {
+    use peerstorm_runner::sim::{Link, PeerResult, RunResult, Shard};
+    let start = Instant::now();
+    let cfg = Arc::new(cfg);
+    let plan = cfg.plan.clone();
+    let end = start + plan.duration;
+    let results: Finished = Arc::default();
+    let failed_to_start = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    match plan.model {
+        crate::LoadModel::Closed { .. } => {
+            let (index, count) = plan.shard;
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for _ in 0..plan.slots() {
+                let (cfg, results, failed, next) =
+                    (cfg.clone(), results.clone(), failed_to_start.clone(), next.clone());
+                set.spawn(async move {
+                    loop {
+                        let n = index + count * next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if Instant::now() >= end || n >= plan.max_pairs {
+                            break;
+                        }
+                        run_one(cfg.clone(), n, Instant::now(), results.clone(), failed.clone()).await;
+                    }
+                });
+            }
+        }
+        _ => {
+            for (n, at) in plan.schedule() {
+                let intended = start + at;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
+                set.spawn(run_one(cfg.clone(), n, intended, results.clone(), failed_to_start.clone()));
+                progress(crate::Progress {
+                    elapsed: start.elapsed(),
+                    started: n + 1,
+                    ok: 0,
+                    failed: 0,
+                    connected: set.len() * 2,
+                });
+            }
+        }
+    }
+    while set.join_next().await.is_some() {}
+    let mut done = std::mem::take(&mut *results.lock().expect("lock"));
+    done.sort_by_key(|(n, ..)| *n);
+    let mut peers = Vec::new();
+    let mut links = Vec::new();
+    for (_, o, a, at) in done {
+        let s = at.saturating_duration_since(start);
+        links.push(Link { offerer: (peers.len(), 0), answerer: (peers.len() + 1, 0) });
+        for p in [o, a] {
+            peers.push(PeerResult {
+                id: p.id().to_string(),
+                in_shard: true,
+                nat: "live",
+                start: s,
+                connections: p.connections(),
+            });
+        }
+    }
+    let unbound = failed_to_start.load(std::sync::atomic::Ordering::Relaxed);
+    let run = RunResult {
+        ice: cfg.peer.ice,
+        rtt_ms: 0,
+        peers,
+        links,
+        virtual_end: start.elapsed(),
+        events: 0,
+        datagrams_delivered: 0,
+        frames_relayed: 0,
+        frames_per_s: Vec::new(),
+        bytes_per_s: Vec::new(),
+        shard: Shard { index: cfg.plan.shard.0, count: cfg.plan.shard.1 },
+    };
+    (run, unbound)
 }

@@ -127,6 +127,11 @@ pub struct Servers {
     /// data is not held): a slow srflx/relay server, the case trickle ICE is for.
     #[serde(default)]
     pub answer_delay_ms: u64,
+    /// Live: credentials for `turn = "turn:HOST:PORT"` (`NAME:PASSWORD`) and its realm.
+    #[serde(default)]
+    pub turn_user: Option<String>,
+    #[serde(default)]
+    pub turn_realm: Option<String>,
     /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
     #[serde(default)]
     pub relay_only: bool,
@@ -179,6 +184,10 @@ pub struct Load {
     /// (`pairs` held; `churn_per_s` of them leave and are replaced each second).
     #[serde(default = "default_model")]
     pub model: String,
+    /// `signaling` (PeerJS frames only: OFFER, CANDIDATEs, ANSWER, CANDIDATEs) or `full`
+    /// (virtual peers with the rtc stack on loopback UDP, the data-channel workload, TURN).
+    #[serde(default = "signaling_stack")]
+    pub stack: String,
     #[serde(default)]
     pub rate_per_s: f64,
     #[serde(default)]
@@ -195,6 +204,10 @@ pub struct Load {
 
 fn default_model() -> String {
     "open".into()
+}
+
+fn signaling_stack() -> String {
+    "signaling".into()
 }
 
 /// The live signaling exchange (`[signaling]`).
@@ -236,6 +249,8 @@ impl Default for Servers {
             broker_rtt_ms: default_rtt(),
             stun: embedded(),
             turn: embedded(),
+            turn_user: None,
+            turn_realm: None,
             answer_delay_ms: 0,
             relay_only: false,
         }
@@ -405,6 +420,27 @@ impl Scenario {
         }
         if self.peers.pattern != "pairs" {
             return bad("mode = \"live\" runs pairs (peers.pattern = \"pairs\")".into());
+        }
+        match load.stack.as_str() {
+            "signaling" => {}
+            "full" => {
+                if load.model == "churn" {
+                    return bad("load.stack = \"full\" runs the open, ramp and closed models".into());
+                }
+            }
+            other => return bad(format!("load.stack {other:?}: expected \"signaling\" or \"full\"")),
+        }
+        let t = self.servers.turn.as_str();
+        if !(["embedded", "coturn", "none"].contains(&t) || t.starts_with("turn:")) {
+            return bad(format!(
+                "servers.turn = {t:?}: expected \"embedded\", \"coturn\", \"none\" or \"turn:HOST:PORT\""
+            ));
+        }
+        if t.starts_with("turn:") && self.servers.turn_user.as_deref().is_none_or(|u| !u.contains(':')) {
+            return bad("servers.turn = \"turn:...\" needs servers.turn_user = \"NAME:PASSWORD\"".into());
+        }
+        if self.servers.relay_only && t == "none" {
+            return bad("servers.relay_only needs a TURN server".into());
         }
         let pos = |v: f64| v.is_finite() && v > 0.0;
         if !(pos(load.duration_s) && load.duration_s <= 24.0 * 3600.0) {

@@ -160,7 +160,7 @@ fn run_full(
     thresholds: &[Threshold],
     target: Target,
 ) -> Result<u8> {
-    let (_turn_server, turn) = match turn_server(s) {
+    let (turn_server, turn) = match turn_server(s) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("peerstorm: {e}");
@@ -207,12 +207,17 @@ fn run_full(
         let mut progress = Progress::new(a.quiet);
         let quiet = a.quiet;
         let total = (s.peers.count / 2) as u64;
+        let turn_pid = turn_server.as_ref().map(|t| t.child.id());
+        let turn0 = turn_pid.and_then(|p| peerstorm_loadgen::proc::sample(p).ok());
         let (run, unbound) = rt.block_on(peerstorm_live::fullstack::run_full(cfg, |p| {
             let msg = format!("{} peers running, {:.0} s", p.connected, p.elapsed.as_secs_f64());
             progress.show(&format!("live {ice_name}"), p.started as u64, total, &msg, quiet);
         }));
         progress.finish();
         let mut m = peerstorm_runner::metrics::collect(&run);
+        if let (Some(a), Some(b)) = (turn0, turn_pid.and_then(|p| peerstorm_loadgen::proc::sample(p).ok())) {
+            m.count("turn.cpu_us", ((b.cpu_s - a.cpu_s) * 1e6) as u64);
+        }
         if unbound > 0 {
             m.count("connections", unbound as u64);
             m.count("failures.udp_bind", unbound as u64);

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// (peer@1.0.2 from tools/js) or HOST:PORT (a PeerServer at path / with key peerjs).
     #[arg(long, value_name = "BROKER")]
     broker: Option<String>,
+    /// Live, full stack: use this TURN server instead of the scenario's: `embedded`, `coturn`,
+    /// `none`, or `turn:HOST:PORT` (with the scenario's turn_user).
+    #[arg(long, value_name = "TURN")]
+    turn: Option<String>,
     /// Live: the PID of a broker running on this machine (embedded and reference brokers are
     /// known): its CPU and RSS are sampled and its exit ends the run.
     #[arg(long, value_name = "PID")]
@@ -175,6 +179,9 @@ pub fn run(a: &RunArgs) -> Result<u8> {
                 }
             },
         };
+    }
+    if let Some(t) = &a.turn {
+        s.servers.turn = t.clone();
     }
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
     if s.mode == "live" {

@@ -446,7 +446,27 @@ impl Connection {
                     }
                     self.source_done(now);
                 }
-                TurnEvent::AllocateError(..) => self.source_done(now),
+                TurnEvent::AllocateError(_, e) => {
+                    // The rtc-turn client words it "... (error 437: Allocation Mismatch)".
+                    let text = e.to_string();
+                    let code = text
+                        .split("error ")
+                        .nth(1)
+                        .and_then(|r| r.get(..3))
+                        .filter(|c| c.chars().all(|ch| ch.is_ascii_digit()))
+                        .map_or_else(
+                            || {
+                                // No code: a short slug of what the client said.
+                                text.chars()
+                                    .take(40)
+                                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                                    .collect::<String>()
+                            },
+                            str::to_string,
+                        );
+                    self.milestones.turn_error.get_or_insert(code);
+                    self.source_done(now)
+                }
                 TurnEvent::CreatePermissionResponse(_, peer) => {
                     if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay) {
                         let (ready, rest): (Vec<_>, Vec<_>) =
@@ -460,6 +480,7 @@ impl Connection {
                     }
                 }
                 TurnEvent::TransactionTimeout(id) if self.turn.as_ref().is_some_and(|t| t.allocate == Some(id)) => {
+                    self.milestones.turn_error.get_or_insert_with(|| "timeout".into());
                     self.source_done(now)
                 }
                 TurnEvent::DataIndicationOrChannelData(_, from, data) => {

@@ -70,6 +70,10 @@ pub struct Milestones {
     /// When `failure` happened (time since the peer started).
     #[serde(serialize_with = "ms_opt")]
     pub failed_at: Option<Duration>,
+    /// Why the TURN allocation failed, as the server or the client said (`437`, `timeout`, ...):
+    /// the connection may still succeed without a relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_error: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {

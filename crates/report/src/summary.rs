@@ -148,6 +148,10 @@ pub struct ModeSummary {
     /// `broker_rss_mib_max`, `generator_cpu_us_per_frame`, `peers_max`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, f64>,
+    /// TURN allocations that failed, by error code (`437`, `486`, `timeout`, `other`); a
+    /// connection may still have succeeded without a relay.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub turn_errors: BTreeMap<String, u64>,
     pub bytes_moved: u64,
     pub frames_relayed: u64,
     pub datagrams_delivered: u64,
@@ -260,6 +264,16 @@ fn resources(r: &RunMetrics) -> BTreeMap<String, f64> {
             out.insert("broker_rss_kib_per_peer".into(), round3(b.saturating_sub(*a) as f64 / peers as f64));
         }
     }
+    if r.counters.contains_key("turn.allocations") {
+        out.insert("turn_allocations".into(), r.counter("turn.allocations") as f64);
+    }
+    if let Some(cpu) = r.counters.get("turn.cpu_us") {
+        out.insert("turn_cpu_ms".into(), round3(*cpu as f64 / 1000.0));
+        let n = r.counter("turn.allocations");
+        if n > 0 {
+            out.insert("turn_cpu_us_per_allocation".into(), round3(*cpu as f64 / n as f64));
+        }
+    }
     if let Some(cpu) = r.counters.get("generator.cpu_us")
         && frames > 0
     {
@@ -300,6 +314,13 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
         by_selected,
         signal,
         resources: resources(r),
+        turn_errors: r
+            .counters
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("turn_errors.").filter(|k| !k.contains('{')).map(|c| (c.to_string(), *v))
+            })
+            .collect(),
         bytes_moved: r.counter("bytes_moved"),
         frames_relayed: r.counter("frames_relayed"),
         datagrams_delivered: r.counter("datagrams"),

@@ -44,6 +44,8 @@ enum Metric {
     Signal(String, String),
     /// A live resource figure (`broker.cpu_us_per_frame`, ...).
     Resource(String),
+    /// Failed TURN allocations, all or by code.
+    TurnErrors(Option<String>),
 }
 
 /// Live signaling latencies a threshold may name.
@@ -162,10 +164,12 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
             let kind = if *stat == "count" { Kind::Count } else { Kind::Time };
             (Metric::Signal(name.to_string(), stat.to_string()), kind)
         }
-        [who @ ("broker" | "generator"), what] if RESOURCES.contains(&format!("{who}_{what}").as_str()) => {
+        [who @ ("broker" | "generator" | "turn"), what] if RESOURCES.contains(&format!("{who}_{what}").as_str()) => {
             (Metric::Resource(format!("{who}_{what}")), Kind::Count)
         }
         ["peers_max"] => (Metric::Resource("peers_max".into()), Kind::Count),
+        ["turn_errors"] => (Metric::TurnErrors(None), Kind::Count),
+        ["turn_errors", code] => (Metric::TurnErrors(Some(code.to_string())), Kind::Count),
         ["trickle_saving", stage, "p50"] if STAGES.contains(stage) => {
             (Metric::TrickleSaving(stage.to_string()), Kind::Time)
         }
@@ -269,7 +273,7 @@ impl Threshold {
                 "p95" => g.p95_kbps,
                 _ => g.p50_kbps,
             }),
-            Metric::TrickleSaving(_) | Metric::Signal(..) | Metric::Resource(_) => None,
+            Metric::TrickleSaving(_) | Metric::Signal(..) | Metric::Resource(_) | Metric::TurnErrors(_) => None,
         }
     }
 
@@ -278,6 +282,8 @@ impl Threshold {
         match &self.metric {
             Metric::Signal(name, stat) => m.signal.get(name).and_then(|s| s.stat(stat)),
             Metric::Resource(name) => m.resources.get(name).copied(),
+            Metric::TurnErrors(None) => Some(m.turn_errors.values().sum::<u64>() as f64),
+            Metric::TurnErrors(Some(c)) => Some(m.turn_errors.get(c).copied().unwrap_or(0) as f64),
             _ => self.figures(m).and_then(|f| self.value_in(f)),
         }
     }

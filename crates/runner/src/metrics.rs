@@ -80,6 +80,14 @@ pub fn collect(r: &RunResult) -> RunMetrics {
                 m.count(key(&format!("selected.{sel}")), 1);
             }
         }
+        for c in [o, a] {
+            if let Some(code) = &c.milestones.turn_error {
+                m.count(format!("turn_errors.{code}"), 1);
+            }
+            if c.milestones.get(Milestone::FirstRelay).is_some() {
+                m.count("turn.allocations", 1);
+            }
+        }
         for ms in MILESTONES {
             let name = ms.as_str();
             let Some(t) = o.milestones.get(ms) else { continue };

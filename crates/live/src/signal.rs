@@ -331,19 +331,25 @@ async fn hold_pair(sh: &Shared, o: &mut Client, a: &mut Client, hold: Hold) -> R
     };
     let beat = text_frame(r#"{"type":"HEARTBEAT"}"#);
     let mut next = Instant::now() + sh.cfg.heartbeat;
+    let leave = match hold {
+        Hold::Churn(slot) => sh.churn.slot(slot),
+        Hold::For(_) => Arc::new(tokio::sync::Notify::new()),
+    };
     loop {
-        if let Hold::Churn(slot) = hold
-            && sh.churn.with_slot(slot)
-        {
-            return Ok(());
-        }
         let now = Instant::now();
         if now >= end || sh.abort.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let wake = end.min(next).min(now + Duration::from_millis(100));
-        tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
-        // A closed socket shows up here (EOF): the broker dropped the peer.
+        // Asleep until a heartbeat is due, the hold ends, a socket has something (a frame, or
+        // EOF: the broker dropped the peer), churn asks this pair to leave, or the next check for
+        // an aborted run (1 s).
+        let wake = end.min(next).min(now + Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            _ = o.stream.readable() => {}
+            _ = a.stream.readable() => {}
+            _ = leave.notified() => return Ok(()),
+        }
         for c in [&mut *o, &mut *a] {
             match c.drain_now() {
                 Ok(true) => {}
@@ -358,22 +364,21 @@ async fn hold_pair(sh: &Shared, o: &mut Client, a: &mut Client, hold: Hold) -> R
     }
 }
 
-/// Churn requests: a flag per held pair slot.
-struct ChurnFlags(Mutex<Vec<bool>>);
+/// Churn requests: one notification per held pair slot (a request made before the slot's pair
+/// is holding waits for it).
+struct ChurnFlags(Mutex<Vec<Arc<tokio::sync::Notify>>>);
 
 impl ChurnFlags {
-    /// Takes the slot's flag.
-    fn with_slot(&self, slot: usize) -> bool {
+    fn slot(&self, slot: usize) -> Arc<tokio::sync::Notify> {
         let mut v = self.0.lock().expect("churn lock");
-        v.get_mut(slot).map(std::mem::take).unwrap_or(false)
+        if v.len() <= slot {
+            v.resize_with(slot + 1, Default::default);
+        }
+        v[slot].clone()
     }
 
     fn set(&self, slot: usize) {
-        let mut v = self.0.lock().expect("churn lock");
-        if v.len() <= slot {
-            v.resize(slot + 1, false);
-        }
-        v[slot] = true;
+        self.slot(slot).notify_one();
     }
 }
 
@@ -381,9 +386,12 @@ impl ChurnFlags {
 pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) -> Result<LiveRun, LiveError> {
     let hard = crate::raise_fd_limit().unwrap_or(u64::MAX);
     let per_pair = 2u64;
+    // The most pairs connected at once: those started within a pair's longest life, never
+    // more than the plan starts.
+    let life = (cfg.hold + cfg.step_timeout * 3).as_secs_f64();
     let in_flight = match cfg.plan.model {
-        LoadModel::Open { rate } => (rate * (cfg.hold + cfg.step_timeout * 3).as_secs_f64()).ceil() as u64,
-        LoadModel::Ramp { from, to } => (from.max(to) * (cfg.hold + cfg.step_timeout * 3).as_secs_f64()).ceil() as u64,
+        LoadModel::Open { rate } => ((rate * life).ceil() as u64).min(cfg.plan.schedule().len() as u64),
+        LoadModel::Ramp { from, to } => ((from.max(to) * life).ceil() as u64).min(cfg.plan.schedule().len() as u64),
         _ => cfg.plan.slots() as u64,
     }
     .min(cfg.plan.max_pairs as u64);

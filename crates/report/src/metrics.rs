@@ -77,10 +77,18 @@ impl RunMetrics {
         if sweep { format!("{} @ {} ms", self.ice, self.rtt_ms) } else { self.ice.clone() }
     }
 
-    /// Adds another shard's run: counters and histogram counts add, series add second by second.
+    /// Adds another shard's run: counters and histogram counts add, series add second by second;
+    /// the server's own figures (`broker.*`, `turn.cpu_us`), sampled by every shard, take the
+    /// largest.
     pub fn merge(&mut self, other: &RunMetrics) -> Result<(), MetricsError> {
         for (k, v) in &other.counters {
-            self.count(k.clone(), *v);
+            if k.starts_with("broker.") || k.starts_with("turn.cpu") {
+                // Shards of one run sample the same server: its figures are not additive.
+                let e = self.counters.entry(k.clone()).or_insert(0);
+                *e = (*e).max(*v);
+            } else {
+                self.count(k.clone(), *v);
+            }
         }
         for (k, h) in &other.histograms {
             self.histograms

@@ -25,44 +25,97 @@ fn model(s: &Scenario) -> LoadModel {
     }
 }
 
-pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Threshold]) -> Result<u8> {
-    let max_pairs = s.peers.count / 2;
-    // The broker: started here (and stopped when `_server` drops) or somebody else's.
-    let (_server, target, pid): (Option<Server>, Target, Option<u32>) = match &s.servers.broker {
+/// A broker to run against: started here (stopped when the `Server` drops) or somebody else's.
+fn broker(a: &RunArgs, s: &Scenario, spec: &BrokerSpec) -> Result<(Option<Server>, Target, Option<u32>), String> {
+    Ok(match spec {
         BrokerSpec::Named(n) => {
             let started = if n == "reference" {
                 start_reference(s.peers.count + 64)
             } else {
                 start_peerstorm(s.peers.count + 64)
             };
-            let server = match started {
-                Ok(sv) => sv,
-                Err(e) => {
-                    eprintln!("peerstorm: starting the {n} broker: {e:#}");
-                    return Ok(EXIT_HARNESS);
-                }
-            };
+            let server = started.map_err(|e| format!("starting the {n} broker: {e:#}"))?;
             let t = Target { addr: server.addr, ws_path: "/peerjs".into(), key: "peerjs".into() };
             let pid = server.child.id();
             eprintln!("{} broker on {} (pid {pid})", server.name, server.addr);
             (Some(server), t, Some(pid))
         }
         BrokerSpec::Url(p) => {
-            let addr = match (p.host.as_str(), p.port).to_socket_addrs().map(|mut i| i.next()) {
-                Ok(Some(addr)) => addr,
-                Ok(None) | Err(_) => {
-                    eprintln!("peerstorm: servers.broker: cannot resolve {}:{}", p.host, p.port);
-                    return Ok(EXIT_HARNESS);
-                }
-            };
+            let addr = (p.host.as_str(), p.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .ok_or(format!("servers.broker: cannot resolve {}:{}", p.host, p.port))?;
             let path = if p.path.ends_with('/') { p.path.clone() } else { format!("{}/", p.path) };
             (None, Target { addr, ws_path: format!("{path}peerjs"), key: p.key.clone() }, a.broker_pid)
         }
-    };
+    })
+}
+
+pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Threshold]) -> Result<u8> {
     let l = s.load.as_ref().expect("checked");
     if l.stack == "full" {
+        let (_server, target, _) = match broker(a, s, &s.servers.broker) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("peerstorm: {e}");
+                return Ok(EXIT_HARNESS);
+            }
+        };
         return run_full(a, s, text, shard, thresholds, target);
     }
+    // Several brokers (`--broker embedded,reference`): one run each, back to back, in one report.
+    let specs = a.brokers.clone().unwrap_or_else(|| vec![s.servers.broker.clone()]);
+    let mut runs = Vec::new();
+    let mut aborted = None;
+    for spec in &specs {
+        let label = if specs.len() > 1 {
+            match spec {
+                BrokerSpec::Named(n) if n == "reference" => "signaling peer@1.0.2".to_string(),
+                BrokerSpec::Named(_) => "signaling peerstorm".to_string(),
+                BrokerSpec::Url(p) => format!("signaling {}:{}", p.host, p.port),
+            }
+        } else {
+            "signaling".to_string()
+        };
+        match run_signaling(a, s, shard, spec, label)? {
+            Ok(run) => {
+                runs.push(run.metrics);
+                if run.aborted.is_some() {
+                    aborted = run.aborted;
+                    break;
+                }
+            }
+            Err(code) => return Ok(code),
+        }
+    }
+    let metrics = Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs };
+    let code = write_results(a, s, text, &metrics, thresholds)?;
+    if let Some(why) = aborted {
+        println!("the run was cut short: {why}; the results above cover only part of the plan (a partial report)");
+        // Never a pass: a failed threshold says 1, otherwise the run itself could not be done.
+        return Ok(if code == EXIT_OK { EXIT_HARNESS } else { code });
+    }
+    Ok(code)
+}
+
+/// One signaling run against one broker; `Err` is the exit status when it could not run.
+fn run_signaling(
+    a: &RunArgs,
+    s: &Scenario,
+    shard: Shard,
+    spec: &BrokerSpec,
+    label: String,
+) -> Result<Result<peerstorm_live::signal::LiveRun, u8>> {
+    let max_pairs = s.peers.count / 2;
+    let (_server, target, pid) = match broker(a, s, spec) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("peerstorm: {e}");
+            return Ok(Err(EXIT_HARNESS));
+        }
+    };
+    let l = s.load.as_ref().expect("checked");
     let cfg = LiveConfig {
         target: target.clone(),
         plan: Plan {
@@ -79,6 +132,7 @@ pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Th
         source: a.source_ip,
         id_prefix: format!("ps{}s{}", std::process::id(), shard.index + 1),
         broker_pid: pid,
+        label,
     };
     eprintln!(
         "running {} live against {} ({} load for {:.0} s, at most {max_pairs} pairs{})",
@@ -98,22 +152,13 @@ pub fn run(a: &RunArgs, s: &Scenario, text: &str, shard: Shard, thresholds: &[Th
         progress.show("live pairs", p.started as u64, total, &msg, quiet);
     }));
     progress.finish();
-    let run = match result {
-        Ok(r) => r,
+    match result {
+        Ok(r) => Ok(Ok(r)),
         Err(e) => {
             eprintln!("peerstorm: {e}");
-            return Ok(EXIT_HARNESS);
+            Ok(Err(EXIT_HARNESS))
         }
-    };
-    let metrics =
-        Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs: vec![run.metrics] };
-    let code = write_results(a, s, text, &metrics, thresholds)?;
-    if let Some(why) = run.aborted {
-        println!("the run was cut short: {why}; the results above cover only part of the plan (a partial report)");
-        // Never a pass: a failed threshold says 1, otherwise the run itself could not be done.
-        return Ok(if code == EXIT_OK { EXIT_HARNESS } else { code });
     }
-    Ok(code)
 }
 
 /// The TURN server a full-stack run uses: started here (embedded, coturn; user test:test in

@@ -9,7 +9,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The scenario file (TOML; see scenarios/README.md).
     pub(crate) scenario: PathBuf,
@@ -35,8 +35,11 @@ pub struct RunArgs {
     pub(crate) source_ip: Option<std::net::IpAddr>,
     /// Live: talk to this broker instead of the scenario's: `embedded`, `reference`
     /// (peer@1.0.2 from tools/js) or HOST:PORT (a PeerServer at path / with key peerjs).
+    /// Several, comma-separated (`embedded,reference`): one run each, side by side in one report.
     #[arg(long, value_name = "BROKER")]
     broker: Option<String>,
+    #[arg(skip)]
+    pub(crate) brokers: Option<Vec<peerstorm_runner::scenario::BrokerSpec>>,
     /// Live, full stack: use this TURN server instead of the scenario's: `embedded`, `coturn`,
     /// `none`, or `turn:HOST:PORT` (with the scenario's turn_user).
     #[arg(long, value_name = "TURN")]
@@ -161,31 +164,38 @@ pub fn run(a: &RunArgs) -> Result<u8> {
             return Ok(EXIT_HARNESS);
         }
     };
+    let mut a_brokers = None;
     if let Some(b) = &a.broker {
         use peerstorm_runner::scenario::{BrokerSpec, PeerServer};
-        s.servers.broker = match b.as_str() {
-            "embedded" | "reference" => BrokerSpec::Named(b.clone()),
-            hp => match hp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
-                Some((host, port)) => BrokerSpec::Url(PeerServer {
-                    host: host.to_string(),
-                    port,
-                    path: "/".into(),
-                    key: "peerjs".into(),
-                    secure: false,
-                }),
-                None => {
-                    eprintln!("peerstorm: --broker {hp:?}: expected embedded, reference or HOST:PORT");
-                    return Ok(EXIT_HARNESS);
-                }
-            },
-        };
+        let mut specs = Vec::new();
+        for one in b.split(',').map(str::trim) {
+            specs.push(match one {
+                "embedded" | "reference" => BrokerSpec::Named(one.to_string()),
+                hp => match hp.rsplit_once(':').and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p))) {
+                    Some((host, port)) => BrokerSpec::Url(PeerServer {
+                        host: host.to_string(),
+                        port,
+                        path: "/".into(),
+                        key: "peerjs".into(),
+                        secure: false,
+                    }),
+                    None => {
+                        eprintln!("peerstorm: --broker {hp:?}: expected embedded, reference or HOST:PORT");
+                        return Ok(EXIT_HARNESS);
+                    }
+                },
+            });
+        }
+        s.servers.broker = specs[0].clone();
+        a_brokers = Some(specs);
     }
     if let Some(t) = &a.turn {
         s.servers.turn = t.clone();
     }
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
     if s.mode == "live" {
-        return crate::live::run(a, &s, &text, shard, &thresholds);
+        let a = RunArgs { brokers: a_brokers, ..a.clone() };
+        return crate::live::run(&a, &s, &text, shard, &thresholds);
     }
     eprintln!(
         "running {} (seed {}, {} peers, {} pattern, ICE {:?}{}) on the simulator",

@@ -32,6 +32,8 @@ pub struct LiveConfig {
     /// The broker's PID when it runs on this machine: its CPU and RSS are sampled, and its
     /// death ends the run.
     pub broker_pid: Option<u32>,
+    /// The run's label in the summary (`signaling`, or `signaling peer@1.0.2` side by side).
+    pub label: String,
 }
 
 /// Where a live run is.
@@ -407,7 +409,8 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
     {
         return Err(LiveError::Unreachable(cfg.target.addr.to_string(), e));
     }
-    let label = "signaling";
+    let label = cfg.label.clone();
+    let label = label.as_str();
     let sh = Arc::new(Shared {
         start: Instant::now(),
         metrics: Mutex::new(RunMetrics::new(label, 0)),

@@ -15,10 +15,16 @@ fn opt(v: Option<f64>) -> String {
 const SIGNAL_ORDER: [&str; 6] =
     ["start_lag", "connect_open", "offer_relay", "answer_relay", "exchange", "exchange_uncorrected"];
 
+/// A live signaling run (its label is `signaling`, or `signaling <broker>` side by side).
+fn is_live_signaling(m: &crate::summary::ModeSummary) -> bool {
+    !m.signal.is_empty() || m.ice.starts_with("signaling")
+}
+
 fn live_lines(o: &mut String, m: &crate::summary::ModeSummary) {
     let _ = writeln!(
         o,
-        "live signaling: {} pairs, {} ok ({:.1} %), failures {:?}, {} frames relayed, at most {} peers connected",
+        "live {}: {} pairs, {} ok ({:.1} %), failures {:?}, {} frames relayed, at most {} peers connected",
+        m.ice,
         m.pairs,
         m.pairs_ok,
         m.success_rate * 100.0,
@@ -43,10 +49,10 @@ fn live_lines(o: &mut String, m: &crate::summary::ModeSummary) {
 
 pub fn table(s: &Summary) -> String {
     let mut o = String::new();
-    for m in s.modes.iter().filter(|m| !m.signal.is_empty() || m.ice == "signaling") {
+    for m in s.modes.iter().filter(|m| is_live_signaling(m)) {
         live_lines(&mut o, m);
     }
-    for m in s.modes.iter().filter(|m| m.signal.is_empty() && m.ice != "signaling") {
+    for m in s.modes.iter().filter(|m| !is_live_signaling(m)) {
         let _ = writeln!(
             o,
             "{} ICE at {} ms RTT: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
@@ -153,12 +159,12 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
         }
         o.push('\n');
     }
-    for m in s.modes.iter().filter(|m| m.ice == "signaling") {
-        o.push_str("## Live signaling\n\n```\n");
+    for m in s.modes.iter().filter(|m| is_live_signaling(m)) {
+        let _ = writeln!(o, "## Live {}\n\n```", m.ice);
         live_lines(&mut o, m);
         o.push_str("```\n\n");
     }
-    for m in s.modes.iter().filter(|m| m.ice != "signaling") {
+    for m in s.modes.iter().filter(|m| !is_live_signaling(m)) {
         let _ = writeln!(o, "## {} ICE at {} ms RTT\n", m.ice, m.rtt_ms);
         let _ = writeln!(
             o,

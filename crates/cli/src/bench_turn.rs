@@ -33,12 +33,11 @@ fn free_port() -> Result<u16> {
 }
 
 pub(crate) fn start(which: &str) -> Result<Server> {
-    let port = free_port()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     match which {
         "peerstorm" => {
+            // Port 0: the server picks one free for UDP and TCP and prints it.
             let mut child = Command::new(std::env::current_exe()?)
-                .args(["serve", "turn", "--listen", &addr.to_string(), "--realm", "example.org", "--user", "test:test"])
+                .args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--user", "test:test"])
                 .args([
                     "--allow-loopback-peers",
                     "--relay-ports",
@@ -50,11 +49,19 @@ pub(crate) fn start(which: &str) -> Result<Server> {
                 .stderr(Stdio::inherit())
                 .spawn()?;
             let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-            lines.next().ok_or_else(|| anyhow!("peerstorm turn printed nothing"))??;
+            let banner = lines.next().ok_or_else(|| anyhow!("peerstorm turn printed nothing"))??;
             std::thread::spawn(move || for _ in lines {});
+            // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
+            let addr = banner
+                .split_whitespace()
+                .nth(5)
+                .and_then(|a| a.trim_end_matches(',').parse().ok())
+                .ok_or_else(|| anyhow!("unexpected banner: {banner}"))?;
             Ok(Server { name: "peerstorm", child, addr, _dir: None })
         }
         "coturn" => {
+            let port = free_port()?;
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
             if !std::path::Path::new("/usr/bin/turnserver").exists() {
                 bail!("coturn is not installed (apt-get install coturn, or scripts/test.sh)");
             }

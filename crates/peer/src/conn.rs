@@ -197,6 +197,23 @@ fn transaction_id(host: SocketAddr, remote: &str) -> [u8; 12] {
     tid
 }
 
+/// The error code in what the rtc-turn client says ("Allocate error response (error 437:
+/// Allocation Mismatch)" → `437`), or a short slug of it when there is none.
+fn turn_error_code(text: &str) -> String {
+    text.split("error ")
+        .skip(1)
+        .find_map(|rest| rest.get(..3).filter(|c| c.chars().all(|ch| ch.is_ascii_digit())))
+        .map_or_else(
+            || {
+                text.chars()
+                    .take(40)
+                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                    .collect()
+            },
+            str::to_string,
+        )
+}
+
 impl Connection {
     pub fn new(
         offerer: bool,
@@ -447,24 +464,7 @@ impl Connection {
                     self.source_done(now);
                 }
                 TurnEvent::AllocateError(_, e) => {
-                    // The rtc-turn client words it "... (error 437: Allocation Mismatch)".
-                    let text = e.to_string();
-                    let code = text
-                        .split("error ")
-                        .nth(1)
-                        .and_then(|r| r.get(..3))
-                        .filter(|c| c.chars().all(|ch| ch.is_ascii_digit()))
-                        .map_or_else(
-                            || {
-                                // No code: a short slug of what the client said.
-                                text.chars()
-                                    .take(40)
-                                    .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-                                    .collect::<String>()
-                            },
-                            str::to_string,
-                        );
-                    self.milestones.turn_error.get_or_insert(code);
+                    self.milestones.turn_error.get_or_insert_with(|| turn_error_code(&e.to_string()));
                     self.source_done(now)
                 }
                 TurnEvent::CreatePermissionResponse(_, peer) => {
@@ -759,5 +759,15 @@ impl Connection {
         let m = self.workload_message();
         self.send(now, &m);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn turn_errors_are_named_by_their_code() {
+        assert_eq!(super::turn_error_code("Allocate error response (error 437: Allocation Mismatch)"), "437");
+        assert_eq!(super::turn_error_code("error 486: Allocation Quota Reached"), "486");
+        assert_eq!(super::turn_error_code("attribute not found"), "attribute_not_found");
     }
 }

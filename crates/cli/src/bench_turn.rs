@@ -60,59 +60,67 @@ pub(crate) fn start(which: &str) -> Result<Server> {
             Ok(Server { name: "peerstorm", child, addr, _dir: None })
         }
         "coturn" => {
-            let port = free_port()?;
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-            if !std::path::Path::new("/usr/bin/turnserver").exists() {
-                bail!("coturn is not installed (apt-get install coturn, or scripts/test.sh)");
-            }
-            let dir = std::env::temp_dir().join(format!("peerstorm-bench-coturn-{port}"));
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n")?;
-            let child = Command::new("turnserver")
-                .arg("-c")
-                .arg(dir.join("turnserver.conf"))
-                .args([
-                    "--lt-cred-mech",
-                    "--user",
-                    "test:test",
-                    "--realm",
-                    "example.org",
-                    "--no-tls",
-                    "--no-dtls",
-                    "--no-cli",
-                ])
-                .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-                .args([
-                    "--min-port",
-                    "57000",
-                    "--max-port",
-                    "61999",
-                    "--allow-loopback-peers",
-                    "--no-multicast-peers",
-                    "--simple-log",
-                ])
-                .arg("--log-file")
-                .arg(dir.join("turnserver.log"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("starting turnserver")?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let mut c = UdpClient::connect(addr, "test", "test", 1)?;
-                c.socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-                let tid = c.new_tid();
-                if c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid).is_ok() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("coturn did not answer in 10 s");
+            // A port picked then released can be taken before coturn binds it: try three.
+            for attempt in 0..3 {
+                match start_coturn() {
+                    Ok(s) => return Ok(s),
+                    Err(e) if attempt == 2 => return Err(e),
+                    Err(_) => continue,
                 }
             }
-            Ok(Server { name: "coturn", child, addr, _dir: Some(dir) })
+            unreachable!("the last attempt returns")
         }
         other => bail!("unknown TURN server {other:?} (use peerstorm, coturn)"),
     }
+}
+
+fn start_coturn() -> Result<Server> {
+    let port = free_port()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    if !std::path::Path::new("/usr/bin/turnserver").exists() {
+        bail!("coturn is not installed (apt-get install coturn, or scripts/test.sh)");
+    }
+    let dir = std::env::temp_dir().join(format!("peerstorm-bench-coturn-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n")?;
+    let mut child = Command::new("turnserver")
+        .arg("-c")
+        .arg(dir.join("turnserver.conf"))
+        .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-tls", "--no-dtls", "--no-cli"])
+        .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
+        .args([
+            "--min-port",
+            "57000",
+            "--max-port",
+            "61999",
+            "--allow-loopback-peers",
+            "--no-multicast-peers",
+            "--simple-log",
+        ])
+        .arg("--log-file")
+        .arg(dir.join("turnserver.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting turnserver")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("coturn exited at start ({status}); see {}", dir.join("turnserver.log").display());
+        }
+        let mut c = UdpClient::connect(addr, "test", "test", 1)?;
+        c.socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let tid = c.new_tid();
+        if c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("coturn did not answer in 20 s");
+        }
+    }
+    Ok(Server { name: "coturn", child, addr, _dir: Some(dir) })
 }
 
 #[derive(Debug, Serialize)]

@@ -91,20 +91,38 @@ impl UdpClient {
     }
 
     /// Sends raw bytes and waits for the response with `tid` (other traffic is skipped),
-    /// retransmitting the same bytes every read timeout (500 ms by default), six times at most
-    /// (RFC 8489 §6.2.1).
+    /// retransmitting the same bytes after the read timeout (500 ms by default), doubling it up
+    /// to 2 s, six times at most: about 9.5 s in all (RFC 8489 §6.2.1's RTO doubling, capped),
+    /// so that a server on a busy machine is not declared dead after a stall.
     pub fn exchange(&mut self, bytes: &[u8], tid: [u8; 12]) -> io::Result<Reply> {
         let mut buf = vec![0u8; 65536];
         let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
-        for _ in 0..6 {
-            self.socket.send_to(bytes, self.server)?;
+        let base = self.socket.read_timeout()?.unwrap_or(Duration::from_millis(500));
+        let result = self.exchange_with(bytes, tid, base, &mut buf, &mut last);
+        self.socket.set_read_timeout(Some(base))?;
+        result.ok_or(last)
+    }
+
+    fn exchange_with(
+        &mut self,
+        bytes: &[u8],
+        tid: [u8; 12],
+        base: Duration,
+        buf: &mut [u8],
+        last: &mut io::Error,
+    ) -> Option<Reply> {
+        for k in 0..6u32 {
+            let wait = (base * (1 << k)).min(base.max(Duration::from_secs(2)));
+            if self.socket.set_read_timeout(Some(wait)).is_err() || self.socket.send_to(bytes, self.server).is_err() {
+                return None;
+            }
             loop {
-                match self.socket.recv_from(&mut buf) {
+                match self.socket.recv_from(buf) {
                     Ok((n, _)) => {
                         if let Ok(msg) = Message::decode(&buf[..n])
                             && msg.transaction_id == tid
                         {
-                            return Ok(Reply { msg, raw: buf[..n].to_vec() });
+                            return Some(Reply { msg, raw: buf[..n].to_vec() });
                         }
                     }
                     Err(e)
@@ -113,14 +131,17 @@ impl UdpClient {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::ConnectionRefused
                         ) =>
                     {
-                        last = e;
+                        *last = e;
                         break;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        *last = e;
+                        return None;
+                    }
                 }
             }
         }
-        Err(last)
+        None
     }
 
     /// A request with credentials: a 401 or 438 teaches the realm and nonce and it is sent once

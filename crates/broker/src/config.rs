@@ -28,6 +28,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `None` is the compatible mode; `Some` turns on the limits in [`Hardening`].
     pub hardening: Option<Hardening>,
+    /// Deliberately non-conforming, for the conformance suite's self-test only: relay the `src`
+    /// a client wrote instead of forcing the sender's ID. Never use it to serve anyone.
+    pub trust_client_src: bool,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             cors: Vec::new(),
             max_frame_bytes: 100 << 20,
             hardening: None,
+            trust_client_src: false,
         }
     }
 }

@@ -449,8 +449,13 @@ impl Broker {
             | MessageType::Candidate
             | MessageType::Leave
             | MessageType::Expire => {
-                // The reference rebuilds the frame as {type, src, dst, payload} with src forced.
-                let body = Body::Frame { frame: &frame, src: src.as_str() };
+                // The reference rebuilds the frame as {type, src, dst, payload} with src forced
+                // (unless deliberately broken for the conformance self-test).
+                let written = match frame.src.as_deref() {
+                    Some(forged) if self.cfg.trust_client_src => forged,
+                    _ => src.as_str(),
+                };
+                let body = Body::Frame { frame: &frame, src: written };
                 let msg = Relayed { kind: &kind, src: &src, dst: frame.dst.as_deref(), body };
                 self.relay(now, msg, Some(conn), client);
             }

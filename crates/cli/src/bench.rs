@@ -162,6 +162,11 @@ pub(crate) fn start_peerstorm(limit: usize) -> Result<Server> {
 }
 
 pub(crate) fn start_reference(limit: usize) -> Result<Server> {
+    start_reference_with(limit, &[])
+}
+
+/// `peer@1.0.2` with extra CLI options (e.g. `--expire_timeout 1000`).
+pub(crate) fn start_reference_with(limit: usize, extra: &[&str]) -> Result<Server> {
     let bin = repo_root()?.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
     if !bin.exists() {
         bail!("{} is missing: run scripts/test.sh or `npm ci` in tools/js", bin.display());
@@ -170,6 +175,7 @@ pub(crate) fn start_reference(limit: usize) -> Result<Server> {
     let mut child = Command::new("node")
         .arg(&bin)
         .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", &limit.to_string()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

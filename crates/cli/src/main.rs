@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_turn;
+mod conform;
 mod inspect;
 mod live;
 mod nat;
@@ -70,6 +71,10 @@ peerstorm peer --broker 127.0.0.1:9000 --id a --connect echo --turn 127.0.0.1:34
 Prints one JSON line per connection (milestones, failure, selected pair, bytes). Exit 0 when the\n\
 workload finished (with --connect), 1 when it did not, 2 on usage errors.")]
     Peer(peer_cmd::PeerArgs),
+    /// Conformance suites: numbered cases for PeerJS brokers and STUN/TURN servers, an
+    /// end-to-end check, and the implementation × case matrix.
+    #[command(subcommand)]
+    Conform(conform::Conform),
     /// Re-render a results directory (summary, Markdown, HTML, JUnit, .hgrm) from its
     /// metrics.json and re-check the thresholds of its scenario.toml; exit status as `run`.
     Report(report::ReportArgs),
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Run(r) => run::run(&r),
         Command::Report(r) => report::report(&r),
         Command::Peer(p) => peer_cmd::run(&p),
+        Command::Conform(c) => conform::run(c),
         Command::Merge(m) => report::merge(&m),
         Command::Compare(c) => report::compare(&c),
         Command::Inspect(i) => inspect::run(i),

@@ -112,6 +112,9 @@ pub struct BrokerArgs {
     /// Hardened: only IDs handed out by GET /<key>/id (unused, within 60 s) may register.
     #[arg(long)]
     server_issued_ids: bool,
+    /// Broken on purpose, for the conformance suite's self-test: relay the src a client wrote.
+    #[arg(long, hide = true)]
+    conformance_break_src: bool,
 }
 
 impl BrokerArgs {
@@ -124,6 +127,7 @@ impl BrokerArgs {
             concurrent_limit: self.concurrent_limit,
             allow_discovery: self.allow_discovery,
             cors: self.cors.clone(),
+            trust_client_src: self.conformance_break_src,
             ..Config::default()
         };
         if self.hardened {

@@ -63,6 +63,13 @@ impl UdpClient {
         })
     }
 
+    /// Sets what the client believes the realm and nonce are (a conformance probe sends a
+    /// stale nonce on purpose).
+    pub fn set_credentials_state(&mut self, realm: Option<String>, nonce: Option<String>) {
+        self.realm = realm;
+        self.nonce = nonce;
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.socket.local_addr().expect("bound")
     }

@@ -315,6 +315,27 @@ impl TurnServer {
             SocketAddr::new(ip, port)
         });
         let mut from = tuple.server;
+        // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420, listing them.
+        let known = [
+            attr::MAPPED_ADDRESS,
+            attr::CHANGE_REQUEST,
+            attr::USERNAME,
+            attr::MESSAGE_INTEGRITY,
+            attr::REALM,
+            attr::NONCE,
+            attr::XOR_MAPPED_ADDRESS,
+            attr::PADDING,
+            attr::RESPONSE_PORT,
+        ];
+        let unknown: Vec<u8> = req
+            .attributes
+            .iter()
+            .filter(|(t, _)| *t < 0x8000 && !known.contains(t))
+            .flat_map(|(t, _)| t.to_be_bytes())
+            .collect();
+        if !unknown.is_empty() {
+            return (from, self.error(req, 420, "Unknown Attribute", None, &[(attr::UNKNOWN_ATTRIBUTES, unknown)]));
+        }
         if let Some((change_ip, change_port)) = req.change_request() {
             let Some(other) = other else {
                 return (

@@ -290,7 +290,21 @@ impl Drop for Handle {
 }
 
 /// Serves `cfg` on a new thread. A primary port of 0 is replaced by a free one first.
-pub fn spawn(mut cfg: TurnConfig) -> io::Result<Handle> {
+pub fn spawn(cfg: TurnConfig) -> io::Result<Handle> {
+    // Port 0: a free port is picked and then bound by the server; another process can take it
+    // in between, so a failed start is retried on a new port.
+    let tries = if cfg.primary.port() == 0 { 5 } else { 1 };
+    let mut last = io::Error::other("not started");
+    for _ in 0..tries {
+        match spawn_once(cfg.clone()) {
+            Ok(h) => return Ok(h),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn spawn_once(mut cfg: TurnConfig) -> io::Result<Handle> {
     if cfg.primary.port() == 0 {
         let probe = std::net::UdpSocket::bind(cfg.primary)?;
         cfg.primary = probe.local_addr()?;
@@ -310,7 +324,13 @@ pub fn spawn(mut cfg: TurnConfig) -> io::Result<Handle> {
             .await
         })
     })?;
-    // Bound, or the thread failed (then its error comes out of `stop`).
-    let _ = ready_rx.recv();
+    // Bound, or the thread failed: then its error is this call's.
+    if ready_rx.recv().is_err() {
+        return Err(match thread.join() {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => io::Error::other("the TURN server stopped before it was ready"),
+            Err(_) => io::Error::other("the TURN server thread panicked"),
+        });
+    }
     Ok(Handle { addr, stop: Some(tx), thread: Some(thread) })
 }

@@ -1,0 +1,484 @@
+//! `peerstorm conform`: the numbered conformance suites for PeerJS brokers and TURN servers, an
+//! end-to-end check through a broker, and the implementation × case matrix.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use peerstorm_conform::{CaseResult, Selection};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum Conform {
+    /// Check a PeerJS broker (PeerServer) against the numbered cases.
+    #[command(after_help = "Examples:\n  \
+peerstorm conform broker http://127.0.0.1:9000/ --list\n  \
+peerstorm conform broker http://127.0.0.1:9000/ --expire-timeout 5000 --alive-timeout 60000\n  \
+peerstorm conform broker http://127.0.0.1:9000/ --profile hardening --junit conform.xml\n  \
+peerstorm conform broker http://127.0.0.1:9000/myapp/ --key sekret --cases 'relay.*,queue.*'\n\n\
+Levels: MUST (reference behaviour clients depend on), SHOULD (reference behaviour that is arguably\n\
+a bug: NON-STRICT when not met), HARDEN (what a broker facing hostile clients needs).\n\
+Exit status: 0 every MUST held (and every HARDEN case asked for, and every SHOULD with --strict),\n\
+1 otherwise, 2 when the suite could not run (the broker unreachable, bad arguments).")]
+    Broker(BrokerArgs),
+    /// Check a STUN/TURN server (RFC 8489, 8656, 5780) against the numbered cases.
+    #[command(after_help = "Example:\n  \
+peerstorm conform turn turn:127.0.0.1:3478 --user test:test --alt-address 127.0.0.2:3479")]
+    Turn(TurnArgs),
+    /// Two full-stack virtual peers connect through the broker and exchange data in every
+    /// PeerJS serialization; --browser makes one side Chromium running peerjs@1.5.5.
+    E2e(E2eArgs),
+    /// Run every suite against peerstorm's servers, peer@1.0.2 and coturn (all started here)
+    /// and write the implementation × case matrix.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Comma-separated case patterns (`relay.*,queue.1`); default: every case of the profile.
+    #[arg(long)]
+    cases: Option<String>,
+    /// List the cases and exit.
+    #[arg(long)]
+    list: bool,
+    /// NON-STRICT (a SHOULD not met) fails the run too.
+    #[arg(long)]
+    strict: bool,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// The PeerServer: http://HOST:PORT/PATH/ (or ws://, or HOST:PORT).
+    url: String,
+    #[arg(long, default_value = "peerjs")]
+    key: String,
+    /// The mount path, if not in the URL.
+    #[arg(long)]
+    path: Option<String>,
+    /// peerjs-1.0 (MUST and SHOULD), hardening (HARDEN), all.
+    #[arg(long, default_value = "peerjs-1.0")]
+    profile: String,
+    /// The broker's expire_timeout (reference default 5000).
+    #[arg(long, default_value_t = 5000)]
+    expire_timeout: u64,
+    /// The broker's alive_timeout (the reference CLI's default is 60000).
+    #[arg(long, default_value_t = 60000)]
+    alive_timeout: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct TurnArgs {
+    /// turn:HOST:PORT (UDP), or HOST:PORT.
+    uri: String,
+    /// NAME:PASSWORD.
+    #[arg(long)]
+    user: String,
+    /// The server's alternate address for RFC 5780 cases.
+    #[arg(long)]
+    alt_address: Option<SocketAddr>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct E2eArgs {
+    /// The PeerServer: http://HOST:PORT/PATH/ (or HOST:PORT).
+    url: String,
+    #[arg(long, default_value = "peerjs")]
+    key: String,
+    /// One side is Chromium running peerjs@1.5.5 (Debian's /usr/bin/chromium, tools/js).
+    #[arg(long)]
+    browser: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// Where to write the Markdown matrix.
+    #[arg(long, default_value = "docs/conformance.md")]
+    out: PathBuf,
+}
+
+/// `http://host:port/path/` → (address, path).
+fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let (hp, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = hp
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut i| i.next())
+        .with_context(|| format!("{url:?}: cannot resolve {hp:?}"))?;
+    let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
+    Ok((addr, path))
+}
+
+fn selection(profile: &str, c: &Common) -> Selection {
+    Selection {
+        profile: profile.into(),
+        patterns: c
+            .cases
+            .as_deref()
+            .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn report(suite: &str, results: &[CaseResult], c: &Common) -> Result<u8> {
+    print!("{}", peerstorm_conform::table(results));
+    if let Some(p) = &c.junit {
+        std::fs::write(p, peerstorm_conform::junit(suite, results, c.strict))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &c.json {
+        std::fs::write(p, serde_json::to_string_pretty(results)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if results.is_empty() {
+        eprintln!("peerstorm: no case matched");
+        return Ok(crate::EXIT_HARNESS);
+    }
+    Ok(peerstorm_conform::exit_status(results, c.strict))
+}
+
+fn list<C>(cases: &[peerstorm_conform::Case<C>], sel: &Selection) {
+    for c in cases.iter().filter(|c| sel.wants(c.id, c.level)) {
+        println!("{:<13} {:<7} {:<26} {}", c.id, format!("{:?}", c.level).to_uppercase(), c.section, c.description);
+    }
+}
+
+/// Runs the broker suite; `None` when the broker is unreachable.
+pub fn broker_suite(
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+    sel: &Selection,
+    expire: u64,
+    alive: u64,
+) -> Result<Option<Vec<CaseResult>>> {
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
+        return Ok(None);
+    }
+    let ctx = peerstorm_conform::broker::Ctx {
+        target: peerstorm_conform::client::Target { addr, path: path.into(), key: key.into() },
+        expire: Duration::from_millis(expire),
+        alive: Duration::from_millis(alive),
+        prefix: format!("cf{}", std::process::id()),
+    };
+    let timeout = Duration::from_millis(expire.max(alive)) + Duration::from_secs(20);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(Some(rt.block_on(peerstorm_conform::run(
+        peerstorm_conform::broker::cases(),
+        ctx,
+        sel,
+        16,
+        timeout,
+        &["robust.8"],
+        |_| {},
+    ))))
+}
+
+/// Runs the TURN suite (one case at a time: the client is blocking).
+pub fn turn_suite(
+    server: SocketAddr,
+    user: &str,
+    password: &str,
+    alt: Option<SocketAddr>,
+    sel: &Selection,
+) -> Result<Vec<CaseResult>> {
+    let ctx = peerstorm_conform::turn::Ctx { server, user: user.into(), password: password.into(), alt };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(peerstorm_conform::run(
+        peerstorm_conform::turn::cases(),
+        ctx,
+        sel,
+        1,
+        Duration::from_secs(30),
+        &[],
+        |_| {},
+    )))
+}
+
+pub fn run(cmd: Conform) -> Result<u8> {
+    match cmd {
+        Conform::Broker(a) => {
+            let sel = selection(&a.profile, &a.common);
+            if !["peerjs-1.0", "hardening", "all"].contains(&a.profile.as_str()) {
+                bail!("--profile {:?}: expected peerjs-1.0, hardening or all", a.profile);
+            }
+            if a.common.list {
+                list(&peerstorm_conform::broker::cases(), &sel);
+                return Ok(crate::EXIT_OK);
+            }
+            let (addr, url_path) = parse_url(&a.url)?;
+            let path = a.path.clone().map(|p| if p.ends_with('/') { p } else { format!("{p}/") }).unwrap_or(url_path);
+            match broker_suite(addr, &path, &a.key, &sel, a.expire_timeout, a.alive_timeout)? {
+                Some(results) => report("broker", &results, &a.common),
+                None => {
+                    eprintln!("peerstorm: the broker at {addr} does not accept connections");
+                    Ok(crate::EXIT_HARNESS)
+                }
+            }
+        }
+        Conform::Turn(a) => {
+            let sel = selection("all", &a.common);
+            if a.common.list {
+                list(&peerstorm_conform::turn::cases(), &sel);
+                return Ok(crate::EXIT_OK);
+            }
+            let hp = a.uri.trim_start_matches("turn:").trim_start_matches("stun:").split('?').next().unwrap_or("");
+            let server = hp
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .with_context(|| format!("{:?}: cannot resolve", a.uri))?;
+            let (user, password) = a.user.split_once(':').context("--user: expected NAME:PASSWORD")?;
+            // Reachable? One Binding.
+            let mut probe = peerstorm_turn::client::UdpClient::connect(server, user, password, 99)?;
+            let tid = probe.new_tid();
+            if probe.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid).is_err() {
+                eprintln!("peerstorm: no STUN answer from {server}");
+                return Ok(crate::EXIT_HARNESS);
+            }
+            let results = turn_suite(server, user, password, a.alt_address, &sel)?;
+            report("turn", &results, &a.common)
+        }
+        Conform::E2e(a) => e2e(&a),
+        Conform::Matrix(a) => matrix(&a),
+    }
+}
+
+/// Two full-stack virtual peers through the broker, once per serialization (or a browser and
+/// a virtual peer).
+fn e2e(a: &E2eArgs) -> Result<u8> {
+    let (addr, path) = parse_url(&a.url)?;
+    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key: a.key.clone() };
+    if a.browser {
+        let root = crate::bench::repo_root()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let id = format!("e2e-echo-{}", std::process::id());
+        let echo = echo_peer(&id);
+        let local = tokio::task::LocalSet::new();
+        let out = local.block_on(&rt, async {
+            let t = target.clone();
+            let handle = tokio::task::spawn_local(async move {
+                let sockets = peerstorm_live::fullstack::bind([127, 0, 0, 1].into(), 4).await?;
+                let cfg = peerstorm_live::fullstack::config(echo.id.clone(), vec![], vec![], &sockets, echo);
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                peerstorm_live::fullstack::drive(
+                    peerstorm_peer::VirtualPeer::new(cfg, std::time::Instant::now()),
+                    &t,
+                    sockets,
+                    Duration::from_secs(60),
+                    deadline,
+                )
+                .await
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (script, port, peer_id) =
+                (root.join("tools/js/browser-virtual-peer.mjs"), addr.port().to_string(), id.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new("node").arg(script).arg(port).arg(peer_id).output()
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+            handle.abort();
+            out
+        })?;
+        println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+        return Ok(if out.status.success() { crate::EXIT_OK } else { 1 });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut failed = 0;
+    for ser in ["binary", "binary-utf8", "json", "raw"] {
+        let run = rt.block_on(async {
+            let cfg = peerstorm_live::fullstack::FullConfig {
+                target: target.clone(),
+                plan: peerstorm_live::Plan {
+                    model: peerstorm_live::LoadModel::Open { rate: 1.0 },
+                    duration: Duration::from_secs(1),
+                    max_pairs: 1,
+                    shard: (0, 1),
+                },
+                peer: peerstorm_peer::PeerConfig {
+                    workload: peerstorm_peer::Workload { serialization: ser.to_string().into(), ..Default::default() },
+                    ..echo_peer("")
+                },
+                setup_timeout: Duration::from_secs(20),
+                id_prefix: format!("e2e{}{}", std::process::id(), ser.replace('-', "")),
+                ip: [127, 0, 0, 1].into(),
+            };
+            peerstorm_live::fullstack::run_full(cfg, |_| {}).await.0
+        });
+        let ok = run.peers.first().and_then(|p| p.connections.first()).is_some_and(|c| {
+            c.milestones.failure.is_none() && c.milestones.get(peerstorm_peer::Milestone::WorkloadDone).is_some()
+        });
+        let bytes = run.peers.first().and_then(|p| p.connections.first()).map_or(0, |c| c.bytes_moved);
+        println!(
+            "{:<11} {ser}: ten 1,000-byte messages echoed, {bytes} bytes on the channel",
+            if ok { "OK" } else { "FAILED" }
+        );
+        failed += usize::from(!ok);
+    }
+    Ok(u8::from(failed > 0))
+}
+
+fn echo_peer(id: &str) -> peerstorm_peer::PeerConfig {
+    peerstorm_peer::PeerConfig {
+        id: id.into(),
+        token: "t".into(),
+        connect: vec![],
+        accept: vec![],
+        ice: peerstorm_peer::IceMode::Trickle,
+        host: SocketAddr::from(([127, 0, 0, 1], 0)),
+        sockets: vec![],
+        heartbeat: Duration::from_secs(5),
+        workload: peerstorm_peer::Workload::default(),
+        stun: None,
+        turn: None,
+        relay_only: false,
+    }
+}
+
+/// Every suite against peerstorm's broker (default and --hardened), peer@1.0.2, peerstorm's
+/// TURN and coturn, started here with short timeouts; the matrix as Markdown.
+fn matrix(a: &MatrixArgs) -> Result<u8> {
+    use std::process::{Command, Stdio};
+    let (expire, alive) = (1000u64, 3000u64);
+    let exe = std::env::current_exe()?;
+    let start_ours = |extra: &[&str]| -> Result<crate::bench::Server> {
+        let mut args = vec![
+            "serve",
+            "broker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--expire-timeout",
+            "1000",
+            "--alive-timeout",
+            "3000",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(&exe).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = lines.next().context("the broker printed nothing")??;
+        std::thread::spawn(move || for _ in lines {});
+        let addr =
+            first.split_whitespace().nth(4).and_then(|a| a.trim_end_matches(':').parse().ok()).context("banner")?;
+        Ok(crate::bench::Server { name: "peerstorm".into(), child, addr })
+    };
+    let all = Selection { profile: "all".into(), patterns: vec![] };
+    let mut columns: Vec<(String, Vec<CaseResult>)> = Vec::new();
+    {
+        let s = start_ours(&[])?;
+        eprintln!("conform: peerstorm broker");
+        columns.push((
+            "peerstorm".into(),
+            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("peerstorm broker unreachable")?,
+        ));
+    }
+    {
+        let s = start_ours(&["--hardened"])?;
+        eprintln!("conform: peerstorm broker --hardened");
+        columns.push((
+            "peerstorm --hardened".into(),
+            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("unreachable")?,
+        ));
+    }
+    {
+        let s = crate::bench::start_reference_with(10_000, &["--expire_timeout", "1000", "--alive_timeout", "3000"])?;
+        eprintln!("conform: peer@1.0.2");
+        columns.push((
+            "peer@1.0.2".into(),
+            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("peer@1.0.2 unreachable")?,
+        ));
+    }
+    let mut turn_cols: Vec<(String, Vec<CaseResult>)> = Vec::new();
+    for which in ["peerstorm", "coturn"] {
+        let s = crate::bench_turn::start(which)?;
+        eprintln!("conform: {which} TURN");
+        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, &all)?));
+    }
+    let md = matrix_markdown(&columns, &turn_cols, expire, alive);
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&a.out, &md).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("{md}");
+    Ok(crate::EXIT_OK)
+}
+
+fn matrix_markdown(
+    broker: &[(String, Vec<CaseResult>)],
+    turn: &[(String, Vec<CaseResult>)],
+    expire: u64,
+    alive: u64,
+) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "# Conformance matrix\n");
+    let _ = writeln!(
+        o,
+        "Generated by `peerstorm conform matrix` (rerun it to refresh this file): every broker case against\n\
+peerstorm's broker (default and `--hardened`) and `peer@1.0.2`, all started with expire_timeout {expire} ms\n\
+and alive_timeout {alive} ms; every TURN case against peerstorm's TURN server and coturn (Debian 4.6.1),\n\
+user test:test, no alternate address. Levels and verdicts: `peerstorm conform broker --help`.\n"
+    );
+    let table = |o: &mut String, title: &str, cols: &[(String, Vec<CaseResult>)]| {
+        let _ = writeln!(o, "## {title}\n");
+        let _ = write!(o, "| case | level | section | what |");
+        for (n, _) in cols {
+            let _ = write!(o, " {n} |");
+        }
+        let _ = write!(o, "\n|---|---|---|---|");
+        for _ in cols {
+            o.push_str("---|");
+        }
+        o.push('\n');
+        if let Some((_, first)) = cols.first() {
+            for (i, r) in first.iter().enumerate() {
+                let _ =
+                    write!(o, "| {} | {:?} | {} | {} |", r.id, r.level, r.section, r.description.replace('|', "\\|"));
+                for (_, col) in cols {
+                    let v = col.get(i).map_or("-", |c| c.verdict_name());
+                    let _ = write!(o, " {v} |");
+                }
+                o.push('\n');
+            }
+        }
+        o.push('\n');
+        for (n, col) in cols {
+            let findings: Vec<String> = col
+                .iter()
+                .filter(|r| r.observed.is_some())
+                .map(|r| {
+                    format!(
+                        "- `{}` {}: observed {}; expected {}",
+                        r.id,
+                        r.verdict_name(),
+                        r.observed.as_deref().unwrap_or(""),
+                        r.expected.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            if !findings.is_empty() {
+                let _ = writeln!(o, "{n}:\n\n{}\n", findings.join("\n"));
+            }
+        }
+    };
+    table(&mut o, "PeerJS brokers", broker);
+    table(&mut o, "STUN/TURN servers", turn);
+    o
+}

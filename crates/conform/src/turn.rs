@@ -1,0 +1,635 @@
+//! TURN and STUN server cases, from RFC 8489 (STUN), RFC 8656 (TURN) and RFC 5780 (NAT
+//! behaviour discovery). Each case uses its own client socket (its own 5-tuple) and its own
+//! echo peer on 127.0.0.1 (the server must allow loopback peers).
+
+use crate::{Case, Check, Fail, Level};
+use peerstorm_model::stun::{Class, Message, attr};
+use peerstorm_turn::client::{Received, UdpClient};
+use peerstorm_turn::server::{method, tattr};
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The server under test and its credentials.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub server: SocketAddr,
+    pub user: String,
+    pub password: String,
+    /// The server's alternate address (RFC 5780), if it has one.
+    pub alt: Option<SocketAddr>,
+}
+
+type Fut = Pin<Box<dyn Future<Output = Check>>>;
+
+fn fail(observed: impl Into<String>, expected: impl Into<String>) -> Fail {
+    Fail { observed: observed.into(), expected: expected.into() }
+}
+
+fn io(e: std::io::Error) -> Fail {
+    fail(format!("no answer ({e})"), "an answer")
+}
+
+fn client(c: &Ctx, seed: u64) -> Result<UdpClient, Fail> {
+    UdpClient::connect(c.server, &c.user, &c.password, seed).map_err(io)
+}
+
+/// A client with an allocation; returns it and its relayed address.
+fn allocated(c: &Ctx, seed: u64) -> Result<(UdpClient, SocketAddr), Fail> {
+    let mut cl = client(c, seed)?;
+    let r = cl.allocate().map_err(io)?;
+    if !r.is_success() {
+        return Err(fail(format!("Allocate error {:?}", r.error_code()), "an allocation"));
+    }
+    let relay =
+        r.msg.address(tattr::XOR_RELAYED_ADDRESS).and_then(Result::ok).ok_or(fail("no XOR-RELAYED-ADDRESS", "one"))?;
+    Ok((cl, relay))
+}
+
+fn peer() -> Result<(UdpSocket, SocketAddr), Fail> {
+    let s = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).map_err(io)?;
+    let a = s.local_addr().map_err(io)?;
+    Ok((s, a))
+}
+
+/// UDP can drop a datagram on a busy machine: a data-plane check sends up to three times,
+/// until `arrived` sees it.
+fn three_tries(
+    mut send: impl FnMut() -> Result<(), Fail>,
+    mut arrived: impl FnMut() -> Result<bool, Fail>,
+) -> Result<bool, Fail> {
+    for _ in 0..3 {
+        send()?;
+        if arrived()? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What the peer socket got next: payload and sender, or nothing within its timeout.
+fn at_peer(p: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut b = [0u8; 1500];
+    p.recv_from(&mut b).ok().map(|(n, from)| (b[..n].to_vec(), from))
+}
+
+fn code(want: u16, got: Option<u16>) -> Check {
+    if got == Some(want) { Ok(None) } else { Err(fail(format!("{got:?}"), format!("error {want}"))) }
+}
+
+fn success(r: &peerstorm_turn::client::Reply, what: &str) -> Check {
+    if r.is_success() { Ok(None) } else { Err(fail(format!("error {:?}", r.error_code()), format!("{what} success"))) }
+}
+
+macro_rules! case {
+    ($id:expr, $level:ident, $section:expr, $desc:expr, $body:expr) => {
+        Case::<Ctx> {
+            id: $id,
+            level: Level::$level,
+            section: $section,
+            description: $desc,
+            run: |c: Ctx| -> Fut { Box::pin(async move { $body(c) }) },
+        }
+    };
+}
+
+const UDP: u8 = 17;
+
+pub fn cases() -> Vec<Case<Ctx>> {
+    vec![
+        case!(
+            "binding.1",
+            Must,
+            "RFC 8489 §14.2",
+            "a Binding request gets XOR-MAPPED-ADDRESS = the client's address",
+            |c: Ctx| {
+                let mut cl = client(&c, 1)?;
+                let tid = cl.new_tid();
+                let r = cl.exchange(&Message::binding_request(tid).encode(true), tid).map_err(io)?;
+                let mapped = r.msg.address(attr::XOR_MAPPED_ADDRESS).and_then(Result::ok);
+                if r.msg.class == Class::Success && mapped == Some(cl.local_addr()) {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("{mapped:?}"), cl.local_addr().to_string()))
+                }
+            }
+        ),
+        case!(
+            "binding.2",
+            Should,
+            "RFC 8489 §14.7",
+            "a response to a request with FINGERPRINT carries FINGERPRINT",
+            |c: Ctx| {
+                let mut cl = client(&c, 2)?;
+                let tid = cl.new_tid();
+                let r = cl.exchange(&Message::binding_request(tid).encode(true), tid).map_err(io)?;
+                if r.msg.attribute(attr::FINGERPRINT).is_some() {
+                    Ok(None)
+                } else {
+                    Err(fail("no FINGERPRINT", "FINGERPRINT"))
+                }
+            }
+        ),
+        case!("binding.3", Must, "RFC 8489 §6.3", "a request with a wrong FINGERPRINT is not answered", |c: Ctx| {
+            let mut cl = client(&c, 3)?;
+            let tid = cl.new_tid();
+            let mut raw = Message::binding_request(tid).encode(true);
+            let n = raw.len();
+            raw[n - 1] ^= 0xff;
+            cl.socket.set_read_timeout(Some(Duration::from_millis(400))).map_err(io)?;
+            cl.socket.send_to(&raw, c.server).map_err(io)?;
+            match cl.socket.recv_from(&mut [0u8; 1500]) {
+                Err(_) => Ok(None),
+                Ok(_) => Err(fail("an answer", "silence (the message is discarded)")),
+            }
+        }),
+        case!(
+            "binding.4",
+            Must,
+            "RFC 8489 §6.3.1",
+            "an unknown comprehension-required attribute gets 420 with UNKNOWN-ATTRIBUTES",
+            |c: Ctx| {
+                let mut cl = client(&c, 4)?;
+                let tid = cl.new_tid();
+                let mut m = Message::binding_request(tid);
+                m.push(0x0031, vec![0, 0, 0, 0]);
+                let r = cl.exchange(&m.encode(true), tid).map_err(io)?;
+                let listed =
+                    r.msg.attribute(attr::UNKNOWN_ATTRIBUTES).is_some_and(|v| v.chunks(2).any(|t| t == [0x00, 0x31]));
+                if r.error_code() == Some(420) && listed {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("{:?}", r.error_code()), "420 listing 0x0031"))
+                }
+            }
+        ),
+        case!(
+            "auth.1",
+            Must,
+            "RFC 8656 §7.2, RFC 8489 §9.2",
+            "an Allocate without credentials gets 401 with REALM and NONCE",
+            |c: Ctx| {
+                let mut cl = client(&c, 10)?;
+                let tid = cl.new_tid();
+                let raw = cl.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                let r = cl.exchange(&raw, tid).map_err(io)?;
+                let ok = r.error_code() == Some(401)
+                    && r.msg.attribute(attr::REALM).is_some()
+                    && r.msg.attribute(attr::NONCE).is_some();
+                if ok { Ok(None) } else { Err(fail(format!("{:?}", r.error_code()), "401 with REALM and NONCE")) }
+            }
+        ),
+        case!("auth.2", Must, "RFC 8489 §9.2.4", "a wrong password gets 401", |c: Ctx| {
+            let mut cl = UdpClient::connect(c.server, &c.user, "definitely-wrong", 11).map_err(io)?;
+            code(401, cl.allocate().map_err(io)?.error_code())
+        }),
+        case!("auth.3", Must, "RFC 8489 §9.2.4", "an unknown user gets 401", |c: Ctx| {
+            let mut cl = UdpClient::connect(c.server, "no-such-user-xyz", "x", 12).map_err(io)?;
+            code(401, cl.allocate().map_err(io)?.error_code())
+        }),
+        case!("auth.4", Must, "RFC 8489 §9.2.4", "a stale or unknown NONCE gets 438 with a fresh NONCE", |c: Ctx| {
+            let mut cl = client(&c, 13)?;
+            cl.allocate().map_err(io)?; // learns realm and a good nonce
+            let (mut d, _) = (client(&c, 14)?, ());
+            let tid = d.new_tid();
+            let raw0 = d.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+            let r0 = d.exchange(&raw0, tid).map_err(io)?;
+            let realm =
+                r0.msg.attribute(attr::REALM).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            d.set_credentials_state(Some(realm), Some("obviouslystalenonce0123".into()));
+            let tid = d.new_tid();
+            let raw = d.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+            let r = d.exchange(&raw, tid).map_err(io)?;
+            if r.error_code() == Some(438) && r.msg.attribute(attr::NONCE).is_some() {
+                Ok(None)
+            } else {
+                Err(fail(format!("{:?}", r.error_code()), "438 with a NONCE"))
+            }
+        }),
+        case!(
+            "alloc.1",
+            Must,
+            "RFC 8656 §7.3",
+            "Allocate succeeds with XOR-RELAYED-ADDRESS, LIFETIME and XOR-MAPPED-ADDRESS",
+            |c: Ctx| {
+                let mut cl = client(&c, 20)?;
+                let r = cl.allocate().map_err(io)?;
+                let ok = r.is_success()
+                    && r.msg.attribute(tattr::XOR_RELAYED_ADDRESS).is_some()
+                    && r.msg.attribute(tattr::LIFETIME).is_some()
+                    && r.msg.attribute(attr::XOR_MAPPED_ADDRESS).is_some();
+                if ok {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("{:?}", r.error_code()), "success with the three attributes"))
+                }
+            }
+        ),
+        case!(
+            "alloc.2",
+            Must,
+            "RFC 8656 §7.2, RFC 8489 §6.3.1",
+            "a retransmitted Allocate (same transaction) gets the same relayed address",
+            |c: Ctx| {
+                let mut cl = client(&c, 21)?;
+                cl.refresh(600).map_err(io)?; // learn realm and nonce (437 expected)
+                let tid = cl.new_tid();
+                let raw = cl.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                let a = cl.exchange(&raw, tid).map_err(io)?;
+                let b = cl.exchange(&raw, tid).map_err(io)?;
+                let (ra, rb) = (
+                    a.msg.address(tattr::XOR_RELAYED_ADDRESS).and_then(Result::ok),
+                    b.msg.address(tattr::XOR_RELAYED_ADDRESS).and_then(Result::ok),
+                );
+                if a.is_success() && b.is_success() && ra == rb {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("{ra:?} then {rb:?} ({:?})", b.error_code()), "the same success twice"))
+                }
+            }
+        ),
+        case!(
+            "alloc.3",
+            Must,
+            "RFC 8656 §7.2",
+            "a second Allocate (new transaction) on an allocated 5-tuple gets 437",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 22)?;
+                code(437, cl.allocate().map_err(io)?.error_code())
+            }
+        ),
+        case!(
+            "alloc.4",
+            Must,
+            "RFC 8656 §7.2, RFC 6062 §5.1",
+            "REQUESTED-TRANSPORT TCP over UDP is refused: 442 (no TCP relays) or 400 (RFC 6062 servers)",
+            |c: Ctx| {
+                let mut cl = client(&c, 23)?;
+                match cl
+                    .call(method::ALLOCATE, &[(tattr::REQUESTED_TRANSPORT, vec![6, 0, 0, 0])])
+                    .map_err(io)?
+                    .error_code()
+                {
+                    Some(442) => Ok(None),
+                    Some(400) => {
+                        Ok(Some("400: the server relays TCP (RFC 6062), but not for a UDP control connection".into()))
+                    }
+                    other => Err(fail(format!("{other:?}"), "442 or 400")),
+                }
+            }
+        ),
+        case!(
+            "alloc.5",
+            Should,
+            "RFC 8656 §7.2",
+            "an unknown transport protocol gets 442 (coturn answers 400)",
+            |c: Ctx| {
+                let mut cl = client(&c, 24)?;
+                code(
+                    442,
+                    cl.call(method::ALLOCATE, &[(tattr::REQUESTED_TRANSPORT, vec![99, 0, 0, 0])])
+                        .map_err(io)?
+                        .error_code(),
+                )
+            }
+        ),
+        case!("alloc.6", Must, "RFC 8656 §7.2", "an Allocate without REQUESTED-TRANSPORT gets 400", |c: Ctx| {
+            let mut cl = client(&c, 25)?;
+            code(400, cl.call(method::ALLOCATE, &[]).map_err(io)?.error_code())
+        }),
+        case!(
+            "alloc.7",
+            Must,
+            "RFC 8656 §7.2",
+            "a requested LIFETIME below the default is raised to it (600 s)",
+            |c: Ctx| {
+                let mut cl = client(&c, 26)?;
+                let r = cl
+                    .call(
+                        method::ALLOCATE,
+                        &[
+                            (tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0]),
+                            (tattr::LIFETIME, 30u32.to_be_bytes().to_vec()),
+                        ],
+                    )
+                    .map_err(io)?;
+                let l = r
+                    .msg
+                    .attribute(tattr::LIFETIME)
+                    .filter(|v| v.len() == 4)
+                    .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+                if r.is_success() && l.is_some_and(|l| l >= 600) {
+                    Ok(Some(format!("granted {} s", l.unwrap_or(0))))
+                } else {
+                    Err(fail(format!("{l:?}"), "at least 600"))
+                }
+            }
+        ),
+        case!("alloc.8", Should, "RFC 8656 §7.2", "a huge requested LIFETIME is capped (at most 3600 s)", |c: Ctx| {
+            let mut cl = client(&c, 27)?;
+            let r = cl
+                .call(
+                    method::ALLOCATE,
+                    &[
+                        (tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0]),
+                        (tattr::LIFETIME, 1_000_000u32.to_be_bytes().to_vec()),
+                    ],
+                )
+                .map_err(io)?;
+            let l = r
+                .msg
+                .attribute(tattr::LIFETIME)
+                .filter(|v| v.len() == 4)
+                .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+            if r.is_success() && l.is_some_and(|l| l <= 3600) {
+                Ok(Some(format!("granted {} s", l.unwrap_or(0))))
+            } else {
+                Err(fail(format!("{l:?}"), "at most 3600"))
+            }
+        }),
+        case!("refresh.1", Must, "RFC 8656 §7.3", "Refresh without an allocation gets 437", |c: Ctx| {
+            let mut cl = client(&c, 30)?;
+            code(437, cl.refresh(600).map_err(io)?.error_code())
+        }),
+        case!("refresh.2", Must, "RFC 8656 §7.3", "Refresh of an allocation succeeds with a LIFETIME", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 31)?;
+            let r = cl.refresh(1200).map_err(io)?;
+            if r.is_success() && r.msg.attribute(tattr::LIFETIME).is_some() {
+                Ok(None)
+            } else {
+                Err(fail(format!("{:?}", r.error_code()), "success with LIFETIME"))
+            }
+        }),
+        case!(
+            "refresh.3",
+            Must,
+            "RFC 8656 §7.3",
+            "Refresh to 0 deletes the allocation (gone within 2 s)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 32)?;
+                success(&cl.refresh(0).map_err(io)?, "Refresh to 0")?;
+                let (_p, pa) = peer()?;
+                for _ in 0..20 {
+                    if cl.create_permission(&[pa]).map_err(io)?.error_code().is_some() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(fail("CreatePermission still succeeds after 2 s", "an error: no allocation"))
+            }
+        ),
+        case!(
+            "refresh.4",
+            Should,
+            "RFC 8656 §7.3, §9",
+            "after Refresh to 0, requests get 437 at once (coturn: 400 after a tick)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 33)?;
+                success(&cl.refresh(0).map_err(io)?, "Refresh to 0")?;
+                let (_p, pa) = peer()?;
+                code(437, cl.create_permission(&[pa]).map_err(io)?.error_code())
+            }
+        ),
+        case!("perm.1", Must, "RFC 8656 §9", "nothing is relayed to a peer without a permission", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 40)?;
+            let (p, pa) = peer()?;
+            cl.send(pa, b"too early").map_err(io)?;
+            p.set_read_timeout(Some(Duration::from_millis(400))).map_err(io)?;
+            match p.recv_from(&mut [0u8; 64]) {
+                Err(_) => Ok(None),
+                Ok(_) => Err(fail("relayed", "dropped")),
+            }
+        }),
+        case!(
+            "perm.2",
+            Must,
+            "RFC 8656 §9, §11",
+            "with a permission, a Send indication reaches the peer from the relayed address",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 41)?;
+                let (p, pa) = peer()?;
+                success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
+                let mut got = None;
+                three_tries(
+                    || cl.send(pa, b"hello peer").map_err(io),
+                    || {
+                        got = at_peer(&p);
+                        Ok(got.is_some())
+                    },
+                )?;
+                match got {
+                    Some((d, from)) if d == b"hello peer" && from == relay => Ok(None),
+                    other => Err(fail(format!("{other:?}"), format!("hello peer from {relay}"))),
+                }
+            }
+        ),
+        case!(
+            "perm.3",
+            Must,
+            "RFC 8656 §11",
+            "the peer's answer comes back as a Data indication with XOR-PEER-ADDRESS",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 42)?;
+                let (p, pa) = peer()?;
+                success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
+                let mut got = None;
+                three_tries(
+                    || p.send_to(b"hello client", relay).map(|_| ()).map_err(io),
+                    || {
+                        got = cl.recv().ok();
+                        Ok(got.is_some())
+                    },
+                )?;
+                match got {
+                    Some(Received::Data { peer, data }) if peer == pa && data == b"hello client" => Ok(None),
+                    other => Err(fail(format!("{other:?}"), "a Data indication from the peer")),
+                }
+            }
+        ),
+        case!(
+            "perm.4",
+            Must,
+            "RFC 8656 §9",
+            "data from an address without a permission is dropped (permissions are per IP)",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 43)?;
+                let (_p, pa) = peer()?;
+                // Another IP: a permission covers every port of its IP address.
+                let stranger = UdpSocket::bind("127.0.0.2:0").map_err(io)?;
+                success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
+                stranger.send_to(b"unsolicited", relay).map_err(io)?;
+                cl.socket.set_read_timeout(Some(Duration::from_millis(400))).map_err(io)?;
+                match cl.recv() {
+                    Err(_) => Ok(None),
+                    Ok(r) => Err(fail(format!("{r:?}"), "nothing")),
+                }
+            }
+        ),
+        case!("perm.5", Must, "RFC 8656 §10", "one CreatePermission can install several peers", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 44)?;
+            let ((_a, aa), (_b, ba)) = (peer()?, peer()?);
+            success(&cl.create_permission(&[aa, ba]).map_err(io)?, "CreatePermission")
+        }),
+        case!("perm.6", Must, "RFC 8656 §10.2", "CreatePermission without XOR-PEER-ADDRESS gets 400", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 45)?;
+            code(400, cl.call(method::CREATE_PERMISSION, &[]).map_err(io)?.error_code())
+        }),
+        case!("perm.7", Should, "RFC 8656 §10.2", "a forbidden peer (multicast) gets 403", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 46)?;
+            code(403, cl.create_permission(&["224.0.0.1:5000".parse().expect("literal")]).map_err(io)?.error_code())
+        }),
+        case!(
+            "chan.1",
+            Must,
+            "RFC 8656 §11",
+            "ChannelBind 0x4000 succeeds and ChannelData reaches the peer",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 50)?;
+                let (p, pa) = peer()?;
+                success(&cl.channel_bind(0x4000, pa).map_err(io)?, "ChannelBind")?;
+                let mut got = None;
+                three_tries(
+                    || cl.channel_data(0x4000, b"via channel").map_err(io),
+                    || {
+                        got = at_peer(&p);
+                        Ok(got.is_some())
+                    },
+                )?;
+                match got {
+                    Some((d, from)) if d == b"via channel" && from == relay => Ok(None),
+                    other => Err(fail(format!("{other:?}"), format!("via channel from {relay}"))),
+                }
+            }
+        ),
+        case!(
+            "chan.2",
+            Must,
+            "RFC 8656 §12.5",
+            "the peer's answer comes back as ChannelData on the bound channel",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 51)?;
+                let (p, pa) = peer()?;
+                success(&cl.channel_bind(0x4001, pa).map_err(io)?, "ChannelBind")?;
+                let mut got = None;
+                three_tries(
+                    || p.send_to(b"channel back", relay).map(|_| ()).map_err(io),
+                    || {
+                        got = cl.recv().ok();
+                        Ok(got.is_some())
+                    },
+                )?;
+                match got {
+                    Some(Received::Channel { channel: 0x4001, data }) if data == b"channel back" => Ok(None),
+                    other => Err(fail(format!("{other:?}"), "ChannelData on 0x4001")),
+                }
+            }
+        ),
+        case!("chan.3", Must, "RFC 8656 §11.1", "a channel number below 0x4000 gets 400", |c: Ctx| {
+            let (mut cl, _) = allocated(&c, 52)?;
+            let (_p, pa) = peer()?;
+            code(400, cl.channel_bind(0x3FFF, pa).map_err(io)?.error_code())
+        }),
+        case!(
+            "chan.4",
+            Should,
+            "RFC 8656 §12",
+            "channel 0x5000 (reserved since RFC 8656; RFC 5766 allowed it) gets 400",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 53)?;
+                let (_p, pa) = peer()?;
+                code(400, cl.channel_bind(0x5000, pa).map_err(io)?.error_code())
+            }
+        ),
+        case!(
+            "chan.5",
+            Must,
+            "RFC 8656 §11.2",
+            "a channel bound to one peer cannot be bound to another (400)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 54)?;
+                let ((_a, aa), (_b, ba)) = (peer()?, peer()?);
+                success(&cl.channel_bind(0x4002, aa).map_err(io)?, "ChannelBind")?;
+                code(400, cl.channel_bind(0x4002, ba).map_err(io)?.error_code())
+            }
+        ),
+        case!(
+            "chan.6",
+            Must,
+            "RFC 8656 §11.2",
+            "a peer bound to one channel cannot be bound to another (400)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 55)?;
+                let (_a, aa) = peer()?;
+                success(&cl.channel_bind(0x4003, aa).map_err(io)?, "ChannelBind")?;
+                code(400, cl.channel_bind(0x4004, aa).map_err(io)?.error_code())
+            }
+        ),
+        case!(
+            "chan.7",
+            Must,
+            "RFC 8656 §11.2",
+            "rebinding the same channel to the same peer succeeds (a refresh)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 56)?;
+                let (_a, aa) = peer()?;
+                success(&cl.channel_bind(0x4005, aa).map_err(io)?, "ChannelBind")?;
+                success(&cl.channel_bind(0x4005, aa).map_err(io)?, "the second ChannelBind")
+            }
+        ),
+        case!("chan.8", Must, "RFC 8656 §11.2", "a ChannelBind installs the permission too", |c: Ctx| {
+            let (mut cl, relay) = allocated(&c, 57)?;
+            let (p, pa) = peer()?;
+            success(&cl.channel_bind(0x4006, pa).map_err(io)?, "ChannelBind")?;
+            let mut got = None;
+            three_tries(
+                || p.send_to(b"no CreatePermission needed", relay).map(|_| ()).map_err(io),
+                || {
+                    got = cl.recv().ok();
+                    Ok(got.is_some())
+                },
+            )?;
+            match got {
+                Some(Received::Channel { channel: 0x4006, .. }) => Ok(None),
+                other => Err(fail(format!("{other:?}"), "ChannelData on 0x4006")),
+            }
+        }),
+        case!(
+            "rfc5780.1",
+            Must,
+            "RFC 5780 §7.3",
+            "with an alternate address, a Binding response carries OTHER-ADDRESS (INFO when the server has none)",
+            |c: Ctx| {
+                let mut cl = client(&c, 60)?;
+                let tid = cl.new_tid();
+                let r = cl.exchange(&Message::binding_request(tid).encode(true), tid).map_err(io)?;
+                let other = r.msg.address(attr::OTHER_ADDRESS).and_then(Result::ok);
+                match (c.alt, other) {
+                    (Some(alt), Some(o)) if o == alt => Ok(None),
+                    (Some(alt), o) => Err(fail(format!("{o:?}"), format!("OTHER-ADDRESS {alt}"))),
+                    (None, o) => Ok(Some(format!("no --alt-address given; OTHER-ADDRESS {o:?}"))),
+                }
+            }
+        ),
+        case!(
+            "rfc5780.2",
+            Must,
+            "RFC 5780 §7.2",
+            "CHANGE-REQUEST (IP and port) is answered from the alternate address (INFO without one)",
+            |c: Ctx| {
+                let Some(alt) = c.alt else { return Ok(Some("no --alt-address given: not checked".into())) };
+                let mut cl = client(&c, 61)?;
+                let tid = cl.new_tid();
+                let mut m = Message::binding_request(tid);
+                m.push(attr::CHANGE_REQUEST, vec![0, 0, 0, 0x06]);
+                cl.socket.send_to(&m.encode(true), c.server).map_err(io)?;
+                cl.socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(io)?;
+                let mut b = [0u8; 1500];
+                let (n, from) = cl.socket.recv_from(&mut b).map_err(io)?;
+                let ok = Message::decode(&b[..n]).is_ok_and(|r| r.transaction_id == tid) && from == alt;
+                if ok { Ok(None) } else { Err(fail(format!("an answer from {from}"), format!("an answer from {alt}"))) }
+            }
+        ),
+    ]
+}

@@ -221,6 +221,23 @@ fn the_turn_suite_passes_on_peerstorms_turn_and_on_coturn() {
     // With an alternate address the RFC 5780 cases really run.
     assert_eq!(verdict(&m, "rfc5780.1"), "OK");
     assert_eq!(verdict(&m, "rfc5780.2"), "OK");
+    // The quota case on a server of its own with a quota of 3.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+    cmd.args([
+        "serve",
+        "turn",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--realm",
+        "example.org",
+        "--user",
+        "test:test",
+    ])
+    .args(["--max-allocations-per-user", "3"]);
+    let (_q, _) = start(&mut cmd);
+    let (code, m, out) = turn_suite(&format!("turn:127.0.0.1:{port}"), &["--quota", "3", "--cases", "alloc.9"]);
+    assert_eq!((code, verdict(&m, "alloc.9")), (Some(0), "OK".to_string()), "{out}");
 
     assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
     let dir = std::env::temp_dir().join(format!("peerstorm-conform-coturn-{}", std::process::id()));

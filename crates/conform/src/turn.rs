@@ -19,6 +19,8 @@ pub struct Ctx {
     pub password: String,
     /// The server's alternate address (RFC 5780), if it has one.
     pub alt: Option<SocketAddr>,
+    /// The server's allocation quota for this user, if known (for the 486 case).
+    pub quota: Option<usize>,
 }
 
 type Fut = Pin<Box<dyn Future<Output = Check>>>;
@@ -349,6 +351,22 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 Err(fail(format!("{l:?}"), "at most 3600"))
             }
         }),
+        case!(
+            "alloc.9",
+            Must,
+            "RFC 8656 §7.2",
+            "with a known per-user quota, the allocation beyond it gets 486 (INFO without --quota)",
+            |c: Ctx| {
+                let Some(q) = c.quota else { return Ok(Some("no --quota given: not checked".into())) };
+                let mut held = Vec::new();
+                for i in 0..q {
+                    let (cl, _) = allocated(&c, 100 + i as u64)?;
+                    held.push(cl);
+                }
+                let mut extra = client(&c, 100 + q as u64)?;
+                code(486, extra.allocate().map_err(io)?.error_code())
+            }
+        ),
         case!("refresh.1", Must, "RFC 8656 §7.3", "Refresh without an allocation gets 437", |c: Ctx| {
             let mut cl = client(&c, 30)?;
             code(437, cl.refresh(600).map_err(io)?.error_code())

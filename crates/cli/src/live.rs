@@ -215,6 +215,7 @@ fn run_full(
     let l = s.load.as_ref().expect("checked");
     let stun = if s.servers.stun == "none" { None } else { turn.as_ref().map(|t| t.addr) };
     let mut runs = Vec::new();
+    let mut files = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for ice in &s.peers.ice {
         let base = peerstorm_peer::PeerConfig {
@@ -268,16 +269,38 @@ fn run_full(
             m.count("failures.udp_bind", unbound as u64);
         }
         runs.push(m);
+        // Every peer's record, as the simulator writes them.
+        let mut lines = String::new();
+        for p in &run.peers {
+            lines.push_str(&serde_json::to_string(p)?);
+            lines.push('\n');
+        }
+        files.push((format!("peers-{ice_name}.jsonl"), lines));
     }
     let metrics = Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs };
-    write_results(a, s, text, &metrics, thresholds)
+    write_results_with(a, s, text, &metrics, thresholds, &files)
 }
 
 /// Writes the results directory, prints the table and verdicts; the exit status.
 fn write_results(a: &RunArgs, s: &Scenario, text: &str, metrics: &Metrics, thresholds: &[Threshold]) -> Result<u8> {
+    write_results_with(a, s, text, metrics, thresholds, &[])
+}
+
+/// As [`write_results`], with more files (name, contents) in the directory.
+fn write_results_with(
+    a: &RunArgs,
+    s: &Scenario,
+    text: &str,
+    metrics: &Metrics,
+    thresholds: &[Threshold],
+    extra: &[(String, String)],
+) -> Result<u8> {
     let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("reports/{}-{}", s.name, utc_stamp())));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join("scenario.toml"), text).with_context(|| format!("writing into {}", dir.display()))?;
+    for (name, contents) in extra {
+        std::fs::write(dir.join(name), contents).with_context(|| format!("writing {name}"))?;
+    }
     let (summary, outcomes) =
         peerstorm_report::write_dir(&dir, metrics, thresholds).with_context(|| format!("writing {}", dir.display()))?;
     print!("{}", peerstorm_report::render::table(&summary));

@@ -242,6 +242,9 @@ fn full_stack_pairs_through_the_reference_broker_and_coturn_and_through_ours() {
         let m = &summary(&out)["modes"][0];
         assert_eq!(m["pairs"], 4, "{m}");
         assert!(m["goodput"]["p50_kbps"].as_f64().unwrap() > 0.0, "{m}");
+        let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
+        assert_eq!(peers.lines().count(), 8, "every peer's record is kept");
+        assert!(text(&o).contains("trickle ICE live, real sockets: 4 connections"), "{}", text(&o));
     }
     std::fs::remove_dir_all(&d).ok();
 }

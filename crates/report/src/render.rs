@@ -53,11 +53,13 @@ pub fn table(s: &Summary) -> String {
         live_lines(&mut o, m);
     }
     for m in s.modes.iter().filter(|m| !is_live_signaling(m)) {
+        // A live full-stack run has no simulated RTT nor counted datagrams.
+        let live = m.rtt_ms == 0 && m.datagrams_delivered == 0;
         let _ = writeln!(
             o,
-            "{} ICE at {} ms RTT: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
+            "{} ICE {}: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
             m.ice,
-            m.rtt_ms,
+            if live { "live, real sockets".to_string() } else { format!("at {} ms RTT", m.rtt_ms) },
             m.pairs,
             m.pairs_ok,
             m.success_rate * 100.0,

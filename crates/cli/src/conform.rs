@@ -70,6 +70,9 @@ pub struct BrokerArgs {
     /// The broker's alive_timeout (the reference CLI's default is 60000).
     #[arg(long, default_value_t = 60000)]
     alive_timeout: u64,
+    /// The broker's concurrent_limit: enables handshake.16 (run it alone: --cases handshake.16).
+    #[arg(long)]
+    concurrent_limit: Option<usize>,
     #[command(flatten)]
     common: Common,
 }
@@ -166,8 +169,8 @@ pub fn broker_suite(
     path: &str,
     key: &str,
     sel: &Selection,
-    expire: u64,
-    alive: u64,
+    (expire, alive): (u64, u64),
+    concurrent_limit: Option<usize>,
 ) -> Result<Option<Vec<CaseResult>>> {
     if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
         return Ok(None);
@@ -177,6 +180,7 @@ pub fn broker_suite(
         expire: Duration::from_millis(expire),
         alive: Duration::from_millis(alive),
         prefix: format!("cf{}", std::process::id()),
+        concurrent_limit,
     };
     let timeout = Duration::from_millis(expire.max(alive)) + Duration::from_secs(20);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -226,7 +230,7 @@ pub fn run(cmd: Conform) -> Result<u8> {
             }
             let (addr, url_path) = parse_url(&a.url)?;
             let path = a.path.clone().map(|p| if p.ends_with('/') { p } else { format!("{p}/") }).unwrap_or(url_path);
-            match broker_suite(addr, &path, &a.key, &sel, a.expire_timeout, a.alive_timeout)? {
+            match broker_suite(addr, &path, &a.key, &sel, (a.expire_timeout, a.alive_timeout), a.concurrent_limit)? {
                 Some(results) => report("broker", &results, &a.common),
                 None => {
                     eprintln!("peerstorm: the broker at {addr} does not accept connections");
@@ -391,7 +395,8 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peerstorm broker");
         columns.push((
             "peerstorm".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("peerstorm broker unreachable")?,
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?
+                .context("peerstorm broker unreachable")?,
         ));
     }
     {
@@ -399,7 +404,7 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peerstorm broker --hardened");
         columns.push((
             "peerstorm --hardened".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("unreachable")?,
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?.context("unreachable")?,
         ));
     }
     {
@@ -407,7 +412,7 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peer@1.0.2");
         columns.push((
             "peer@1.0.2".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, expire, alive)?.context("peer@1.0.2 unreachable")?,
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?.context("peer@1.0.2 unreachable")?,
         ));
     }
     let mut turn_cols: Vec<(String, Vec<CaseResult>)> = Vec::new();

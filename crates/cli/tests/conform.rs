@@ -162,6 +162,30 @@ fn the_hardening_profile_lists_the_reference_findings_and_passes_the_hardened_br
 }
 
 #[test]
+fn the_concurrent_limit_case_on_both_brokers() {
+    let (_o, a) = ours(&["--concurrent-limit", "12"]);
+    let bin = root().join("tools/js/node_modules/peer/dist/bin/peerjs.js");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = Command::new("node");
+    cmd.arg(bin).args(["--port", &port.to_string(), "--host", "127.0.0.1", "-c", "12"]);
+    let (_r, banner) = start(&mut cmd);
+    assert!(banner.contains("Started PeerServer"), "{banner}");
+    for addr in [a, SocketAddr::from(([127, 0, 0, 1], port))] {
+        let o = peerstorm(&[
+            "conform",
+            "broker",
+            &format!("http://{addr}/"),
+            "--cases",
+            "handshake.16",
+            "--concurrent-limit",
+            "12",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(text(&o).contains("12 clients held, the next refused"), "{}", text(&o));
+    }
+}
+
+#[test]
 fn a_broker_that_forgets_to_force_src_fails_the_src_cases() {
     let (_o, a) = ours(&["--conformance-break-src"]);
     let (code, m, out) = broker_suite(a, "peerjs-1.0", "broken");

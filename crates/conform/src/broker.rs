@@ -17,6 +17,8 @@ pub struct Ctx {
     pub expire: Duration,
     pub alive: Duration,
     pub prefix: String,
+    /// The broker's concurrent_limit, if known (for the limit case; run that case alone).
+    pub concurrent_limit: Option<usize>,
 }
 
 impl Ctx {
@@ -292,6 +294,50 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 Err(e) => Err(fail(e.to_string(), "an upgrade")),
             }
         }),
+        case!(
+            "handshake.16",
+            Must,
+            "§1.1",
+            "beyond concurrent_limit a new ID gets ERROR \"Server has reached its concurrent user limit\", then close (INFO without --concurrent-limit; run it alone)",
+            |c: Ctx| async move {
+                let Some(limit) = c.concurrent_limit else {
+                    return Ok(Some("no --concurrent-limit given: not checked".into()));
+                };
+                let mut held = Vec::new();
+                for k in 0..limit + 5 {
+                    let mut conn =
+                        c.target.join(&c.id("h16", &k.to_string()), "t").await.map_err(|e| fail(e, "an upgrade"))?;
+                    match conn.next(WAIT).await {
+                        Some(Event::Text(t)) if t == r#"{"type":"OPEN"}"# => held.push(conn),
+                        Some(Event::Text(t)) => {
+                            let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                            if v["type"] != json!("ERROR")
+                                || v["payload"]["msg"] != json!("Server has reached its concurrent user limit")
+                            {
+                                return Err(fail(t, "ERROR \"Server has reached its concurrent user limit\""));
+                            }
+                            if k > limit {
+                                return Err(fail(
+                                    format!("refused only at client {}", k + 1),
+                                    format!("refused at client {} at the latest", limit + 1),
+                                ));
+                            }
+                            return match conn.next(WAIT).await {
+                                Some(Event::Close(_) | Event::Eof) => {
+                                    Ok(Some(format!("{} clients held, the next refused", held.len())))
+                                }
+                                other => Err(fail(format!("{other:?}"), "the connection closed")),
+                            };
+                        }
+                        other => return Err(fail(format!("{other:?}"), "OPEN or the limit ERROR")),
+                    }
+                }
+                Err(fail(
+                    format!("{} clients all got OPEN", limit + 5),
+                    format!("a refusal at {} at the latest", limit + 1),
+                ))
+            }
+        ),
         // ---- HTTP §1.2
         case!("http.1", Must, "§1.2", "GET <path> answers 200 JSON naming the PeerJS Server", |c: Ctx| async move {
             let r = c.target.http("GET", &c.target.path, &[]).await.map_err(|e| fail(e.to_string(), "200"))?;

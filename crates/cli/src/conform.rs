@@ -279,20 +279,30 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
         let local = tokio::task::LocalSet::new();
         let out = local.block_on(&rt, async {
             let t = target.clone();
+            let ready = std::sync::Arc::new(tokio::sync::Notify::new());
+            let ready2 = ready.clone();
             let handle = tokio::task::spawn_local(async move {
                 let sockets = peerstorm_live::fullstack::bind([127, 0, 0, 1].into(), 4).await?;
                 let cfg = peerstorm_live::fullstack::config(echo.id.clone(), vec![], vec![], &sockets, echo);
                 let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                peerstorm_live::fullstack::drive(
-                    peerstorm_peer::VirtualPeer::new(cfg, std::time::Instant::now()),
+                let peer = peerstorm_peer::VirtualPeer::new(cfg, std::time::Instant::now());
+                let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+                peerstorm_live::fullstack::drive_with(
+                    peer,
                     &t,
                     sockets,
                     Duration::from_secs(60),
                     deadline,
+                    stop,
+                    Some(ready2),
                 )
                 .await
             });
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The browser calls the echo peer only once the broker has it (else: peer-unavailable).
+            if tokio::time::timeout(Duration::from_secs(15), ready.notified()).await.is_err() {
+                handle.abort();
+                return Err(std::io::Error::other("the virtual echo peer did not get OPEN from the broker in 15 s"));
+            }
             let (script, port, peer_id) =
                 (root.join("tools/js/browser-virtual-peer.mjs"), addr.port().to_string(), id.clone());
             let out = tokio::task::spawn_blocking(move || {

@@ -119,12 +119,20 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             base,
         );
         let addrs: Vec<String> = cfg.sockets.iter().map(|s| s.to_string()).collect();
-        println!("peerstorm peer {} on udp {} via ws://{}{}peerjs", a.id, addrs.join(", "), broker, path);
+        // The banner once the broker has said OPEN: from then on the peer can be called.
+        let banner = format!("peerstorm peer {} on udp {} via ws://{}{}peerjs", a.id, addrs.join(", "), broker, path);
+        let ready = std::sync::Arc::new(tokio::sync::Notify::new());
+        let on_ready = ready.clone();
+        tokio::spawn(async move {
+            on_ready.notified().await;
+            println!("{banner}");
+        });
         let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
         // Answering: stay the whole time; connecting: stop once the workload is done.
         let linger = if a.connect.is_some() { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
-        peerstorm_live::fullstack::drive(VirtualPeer::new(cfg, Instant::now()), &target, sockets, linger, deadline)
-            .await
+        let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        let peer = VirtualPeer::new(cfg, Instant::now());
+        peerstorm_live::fullstack::drive_with(peer, &target, sockets, linger, deadline, stop, Some(ready)).await
     })?;
     let conns = peer.connections();
     for c in &conns {

@@ -45,17 +45,35 @@ pub async fn drive(
 
 /// As [`drive`], also stopping when `stop` is notified.
 pub async fn drive_until(
-    mut peer: VirtualPeer,
+    peer: VirtualPeer,
     target: &Target,
     sockets: Vec<Arc<UdpSocket>>,
     linger: Duration,
     deadline: Instant,
     stop: Arc<tokio::sync::Notify>,
 ) -> Result<VirtualPeer, PeerError> {
+    drive_with(peer, target, sockets, linger, deadline, stop, None).await
+}
+
+/// As [`drive_until`], notifying `ready` once the broker has said OPEN (the peer can be called).
+pub async fn drive_with(
+    mut peer: VirtualPeer,
+    target: &Target,
+    sockets: Vec<Arc<UdpSocket>>,
+    linger: Duration,
+    deadline: Instant,
+    stop: Arc<tokio::sync::Notify>,
+    ready: Option<Arc<tokio::sync::Notify>>,
+) -> Result<VirtualPeer, PeerError> {
     let token = format!("t{}", std::process::id());
     let step = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
     let mut ws = match Client::join(target, peer.id(), &token, None, step).await {
-        Ok((ws, _)) => ws,
+        Ok((ws, _)) => {
+            if let Some(r) = &ready {
+                r.notify_one();
+            }
+            ws
+        }
         Err(e) => {
             // A peer that could not join has failed; its record is kept like any other.
             peer.fail(Failure::BrokerError(format!("joining the broker: {e}")), Instant::now());

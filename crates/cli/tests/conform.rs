@@ -5,23 +5,11 @@
 //! tools/js, Chromium and coturn come from scripts/test.sh; these tests fail, never skip,
 //! without them.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::{Command, Output};
+use support::{Proc, root, start};
 
 fn peerstorm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(args).current_dir(root()).output().unwrap()
@@ -29,15 +17,6 @@ fn peerstorm(args: &[&str]) -> Output {
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Starts a process and returns it with its first stdout line (the rest is drained).
-fn start(cmd: &mut Command) -> (Proc, String) {
-    let mut c = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(c), first)
 }
 
 fn ours(extra: &[&str]) -> (Proc, SocketAddr) {
@@ -263,43 +242,9 @@ fn the_turn_suite_passes_on_peerstorms_turn_and_on_coturn() {
     let (code, m, out) = turn_suite(&format!("turn:127.0.0.1:{port}"), &["--quota", "3", "--cases", "alloc.9"]);
     assert_eq!((code, verdict(&m, "alloc.9")), (Some(0), "OK".to_string()), "{out}");
 
-    assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
     let dir = std::env::temp_dir().join(format!("peerstorm-conform-coturn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n").unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _coturn = Proc(
-        Command::new("/usr/bin/turnserver")
-            .arg("-c")
-            .arg(dir.join("turnserver.conf"))
-            .args([
-                "--lt-cred-mech",
-                "--user",
-                "test:test",
-                "--realm",
-                "example.org",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-            ])
-            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-            .args([
-                "--min-port",
-                "48000",
-                "--max-port",
-                "48999",
-                "--allow-loopback-peers",
-                "--no-multicast-peers",
-                "--simple-log",
-                "--log-file",
-            ])
-            .arg(dir.join("turnserver.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_coturn, coturn_addr) = support::coturn(&dir, (48000, 48999));
+    let port = coturn_addr.port();
     let (code, m, out) = turn_suite(&format!("turn:127.0.0.1:{port}"), &[]);
     assert_eq!(code, Some(0), "every MUST holds on coturn too: {out}");
     // coturn 4.6.1's known differences are SHOULD cases: NON-STRICT, not failures.

@@ -4,38 +4,11 @@
 //! server and through coturn. Chromium, coturn and tools/js come from scripts/test.sh; the tests
 //! fail, never skip, without them.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `peerstorm ARGS`, returns it and its first stdout line; the rest is drained.
-fn start(args: &[&str]) -> (Proc, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(c), first)
-}
+use std::process::Command;
+use support::{Proc, coturn, root, start_peerstorm as start};
 
 fn broker() -> (Proc, SocketAddr) {
     let (p, banner) = start(&["serve", "broker", "--host", "127.0.0.1", "--port", "0"]);
@@ -66,58 +39,6 @@ fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_and_json() {
         assert_eq!(j["checks"][ser]["same"], true, "{ser}: {j}");
         assert_eq!(j["checks"][ser]["echoed"], j["checks"][ser]["sent"], "{ser}: {j}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// coturn on a free port with user test:test in realm example.org, answering before it returns.
-fn coturn(dir: &Path) -> (Proc, SocketAddr) {
-    assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
-    let port = free_port();
-    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n").unwrap();
-    let child = Proc(
-        Command::new("/usr/bin/turnserver")
-            .arg("-c")
-            .arg(dir.join("turnserver.conf"))
-            .args([
-                "--lt-cred-mech",
-                "--user",
-                "test:test",
-                "--realm",
-                "example.org",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-            ])
-            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-            .args([
-                "--min-port",
-                "40000",
-                "--max-port",
-                "44999",
-                "--allow-loopback-peers",
-                "--simple-log",
-                "--log-file",
-            ])
-            .arg(dir.join("turnserver.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
-    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
-    for _ in 0..50 {
-        let _ = s.send_to(&req, addr);
-        if s.recv_from(&mut [0u8; 512]).is_ok() {
-            return (child, addr);
-        }
-    }
-    panic!("coturn did not answer in 10 s");
 }
 
 /// Two virtual peers, relay-only through `turn`: the connecting one must finish its workload
@@ -162,7 +83,7 @@ fn virtual_peers_connect_relay_only_through_peerstorms_turn_server() {
 fn virtual_peers_connect_relay_only_through_coturn() {
     let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-coturn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (_turn, addr) = coturn(&dir);
+    let (_turn, addr) = coturn(&dir, (45000, 47999));
     relay_through(addr, "example.org");
     std::fs::remove_dir_all(&dir).ok();
 }

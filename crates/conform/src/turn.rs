@@ -77,6 +77,32 @@ fn at_peer(p: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     p.recv_from(&mut b).ok().map(|(n, from)| (b[..n].to_vec(), from))
 }
 
+/// The client sends (up to three times) and the peer must get `data` from the relayed address.
+fn client_to_peer(send: impl FnMut() -> Result<(), Fail>, p: &UdpSocket, data: &[u8], relay: SocketAddr) -> Check {
+    let mut got = None;
+    three_tries(send, || {
+        got = at_peer(p);
+        Ok(got.is_some())
+    })?;
+    match got {
+        Some((d, from)) if d == data && from == relay => Ok(None),
+        other => Err(fail(format!("{other:?}"), format!("{:?} from {relay}", String::from_utf8_lossy(data)))),
+    }
+}
+
+/// The peer sends `data` to the relayed address (up to three times); what the client got.
+fn peer_to_client(cl: &mut UdpClient, p: &UdpSocket, relay: SocketAddr, data: &[u8]) -> Result<Option<Received>, Fail> {
+    let mut got = None;
+    three_tries(
+        || p.send_to(data, relay).map(|_| ()).map_err(io),
+        || {
+            got = cl.recv().ok();
+            Ok(got.is_some())
+        },
+    )?;
+    Ok(got)
+}
+
 fn code(want: u16, got: Option<u16>) -> Check {
     if got == Some(want) { Ok(None) } else { Err(fail(format!("{got:?}"), format!("error {want}"))) }
 }
@@ -429,18 +455,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let (mut cl, relay) = allocated(&c, 41)?;
                 let (p, pa) = peer()?;
                 success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
-                let mut got = None;
-                three_tries(
-                    || cl.send(pa, b"hello peer").map_err(io),
-                    || {
-                        got = at_peer(&p);
-                        Ok(got.is_some())
-                    },
-                )?;
-                match got {
-                    Some((d, from)) if d == b"hello peer" && from == relay => Ok(None),
-                    other => Err(fail(format!("{other:?}"), format!("hello peer from {relay}"))),
-                }
+                client_to_peer(|| cl.send(pa, b"hello peer").map_err(io), &p, b"hello peer", relay)
             }
         ),
         case!(
@@ -452,15 +467,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let (mut cl, relay) = allocated(&c, 42)?;
                 let (p, pa) = peer()?;
                 success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
-                let mut got = None;
-                three_tries(
-                    || p.send_to(b"hello client", relay).map(|_| ()).map_err(io),
-                    || {
-                        got = cl.recv().ok();
-                        Ok(got.is_some())
-                    },
-                )?;
-                match got {
+                match peer_to_client(&mut cl, &p, relay, b"hello client")? {
                     Some(Received::Data { peer, data }) if peer == pa && data == b"hello client" => Ok(None),
                     other => Err(fail(format!("{other:?}"), "a Data indication from the peer")),
                 }
@@ -507,18 +514,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let (mut cl, relay) = allocated(&c, 50)?;
                 let (p, pa) = peer()?;
                 success(&cl.channel_bind(0x4000, pa).map_err(io)?, "ChannelBind")?;
-                let mut got = None;
-                three_tries(
-                    || cl.channel_data(0x4000, b"via channel").map_err(io),
-                    || {
-                        got = at_peer(&p);
-                        Ok(got.is_some())
-                    },
-                )?;
-                match got {
-                    Some((d, from)) if d == b"via channel" && from == relay => Ok(None),
-                    other => Err(fail(format!("{other:?}"), format!("via channel from {relay}"))),
-                }
+                client_to_peer(|| cl.channel_data(0x4000, b"via channel").map_err(io), &p, b"via channel", relay)
             }
         ),
         case!(
@@ -530,15 +526,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let (mut cl, relay) = allocated(&c, 51)?;
                 let (p, pa) = peer()?;
                 success(&cl.channel_bind(0x4001, pa).map_err(io)?, "ChannelBind")?;
-                let mut got = None;
-                three_tries(
-                    || p.send_to(b"channel back", relay).map(|_| ()).map_err(io),
-                    || {
-                        got = cl.recv().ok();
-                        Ok(got.is_some())
-                    },
-                )?;
-                match got {
+                match peer_to_client(&mut cl, &p, relay, b"channel back")? {
                     Some(Received::Channel { channel: 0x4001, data }) if data == b"channel back" => Ok(None),
                     other => Err(fail(format!("{other:?}"), "ChannelData on 0x4001")),
                 }
@@ -600,15 +588,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             let (mut cl, relay) = allocated(&c, 57)?;
             let (p, pa) = peer()?;
             success(&cl.channel_bind(0x4006, pa).map_err(io)?, "ChannelBind")?;
-            let mut got = None;
-            three_tries(
-                || p.send_to(b"no CreatePermission needed", relay).map(|_| ()).map_err(io),
-                || {
-                    got = cl.recv().ok();
-                    Ok(got.is_some())
-                },
-            )?;
-            match got {
+            match peer_to_client(&mut cl, &p, relay, b"no CreatePermission needed")? {
                 Some(Received::Channel { channel: 0x4006, .. }) => Ok(None),
                 other => Err(fail(format!("{other:?}"), "ChannelData on 0x4006")),
             }

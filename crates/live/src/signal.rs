@@ -384,6 +384,19 @@ impl ChurnFlags {
     }
 }
 
+/// One slot of the closed and churn models: this shard's pairs one after another, each
+/// starting when the previous one left, until the plan's end or its last pair.
+async fn slot_worker(sh: Arc<Shared>, plan: Plan, next: Arc<AtomicUsize>, end: Instant, hold: Hold) {
+    let (index, count) = plan.shard;
+    loop {
+        let n = index + count * next.fetch_add(1, Ordering::Relaxed);
+        if Instant::now() >= end || n >= plan.max_pairs || sh.abort.load(Ordering::Relaxed) {
+            break;
+        }
+        pair(sh.clone(), n, Instant::now(), hold).await;
+    }
+}
+
 /// Runs the signaling load; `progress` is called about once a second.
 pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) -> Result<LiveRun, LiveError> {
     let hard = crate::raise_fd_limit().unwrap_or(u64::MAX);
@@ -450,41 +463,19 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
                     }
                 }
                 LoadModel::Closed { .. } => {
-                    let (index, count) = plan.shard;
                     let next = Arc::new(AtomicUsize::new(0));
                     for _ in 0..plan.slots() {
-                        let (sh, next) = (sh.clone(), next.clone());
-                        inner.spawn(async move {
-                            loop {
-                                let k = next.fetch_add(1, Ordering::Relaxed);
-                                let n = index + k * count;
-                                if Instant::now() >= end || n >= plan.max_pairs || sh.abort.load(Ordering::Relaxed) {
-                                    break;
-                                }
-                                // Closed: the next pair starts when this one ends, so the intended
-                                // start is the actual one (no correction is possible or meant).
-                                let now = Instant::now();
-                                pair(sh.clone(), n, now, Hold::For(sh.cfg.hold)).await;
-                            }
-                        });
+                        // Closed: the next pair starts when this one ends, so the intended start
+                        // is the actual one (no correction is possible or meant).
+                        inner.spawn(slot_worker(sh.clone(), plan.clone(), next.clone(), end, Hold::For(sh.cfg.hold)));
                     }
                 }
                 LoadModel::Churn { rate, .. } => {
-                    let (index, count) = plan.shard;
+                    let count = plan.shard.1;
                     let slots = plan.slots();
                     let next = Arc::new(AtomicUsize::new(0));
                     for slot in 0..slots {
-                        let (sh, next) = (sh.clone(), next.clone());
-                        inner.spawn(async move {
-                            loop {
-                                let k = next.fetch_add(1, Ordering::Relaxed);
-                                let n = index + k * count;
-                                if Instant::now() >= end || n >= plan.max_pairs || sh.abort.load(Ordering::Relaxed) {
-                                    break;
-                                }
-                                pair(sh.clone(), n, Instant::now(), Hold::Churn(slot)).await;
-                            }
-                        });
+                        inner.spawn(slot_worker(sh.clone(), plan.clone(), next.clone(), end, Hold::Churn(slot)));
                     }
                     // Every 1/rate seconds one held pair leaves (round robin) and a new one joins.
                     let per = Duration::from_secs_f64(count as f64 / rate.max(1e-6));

@@ -209,6 +209,16 @@ fn is_forbidden(ip: IpAddr, cfg: &TurnConfig) -> bool {
     private && !cfg.allow_private_peers
 }
 
+/// The comprehension-required attributes of `req` (below 0x8000) not in `known`, as the
+/// UNKNOWN-ATTRIBUTES value lists them (RFC 8489 §6.3.1, §14.9).
+fn unknown_attributes(req: &Message, known: &[u16]) -> Vec<u8> {
+    req.attributes
+        .iter()
+        .filter(|(t, _)| *t < 0x8000 && !known.contains(t))
+        .flat_map(|(t, _)| t.to_be_bytes())
+        .collect()
+}
+
 impl TurnServer {
     /// A server started at `now`; `secret` keys its nonces.
     pub fn new(cfg: TurnConfig, now: Instant, secret: [u8; 16]) -> Self {
@@ -327,12 +337,7 @@ impl TurnServer {
             attr::PADDING,
             attr::RESPONSE_PORT,
         ];
-        let unknown: Vec<u8> = req
-            .attributes
-            .iter()
-            .filter(|(t, _)| *t < 0x8000 && !known.contains(t))
-            .flat_map(|(t, _)| t.to_be_bytes())
-            .collect();
+        let unknown = unknown_attributes(req, &known);
         if !unknown.is_empty() {
             return (from, self.error(req, 420, "Unknown Attribute", None, &[(attr::UNKNOWN_ATTRIBUTES, unknown)]));
         }
@@ -426,12 +431,7 @@ impl TurnServer {
             tattr::EVEN_PORT,
             tattr::RESERVATION_TOKEN,
         ];
-        let unknown: Vec<u8> = req
-            .attributes
-            .iter()
-            .filter(|(t, _)| *t < 0x8000 && !known.contains(t))
-            .flat_map(|(t, _)| t.to_be_bytes())
-            .collect();
+        let unknown = unknown_attributes(req, &known);
         if !unknown.is_empty() {
             return self.error(req, 420, "Unknown Attribute", Some(&key), &[(attr::UNKNOWN_ATTRIBUTES, unknown)]);
         }

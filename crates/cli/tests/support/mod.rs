@@ -1,0 +1,81 @@
+//! What the CLI's process-level tests share: the checkout root, child processes killed on drop,
+//! and Debian's coturn started on a free port and waited for.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and returns it with its first stdout line; the rest is drained (a closed pipe
+/// would kill a server at its next line).
+pub fn start(cmd: &mut Command) -> (Proc, String) {
+    let mut c = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(c), first)
+}
+
+/// `peerstorm ARGS`, started as with [`start`].
+pub fn start_peerstorm(args: &[&str]) -> (Proc, String) {
+    start(Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(args))
+}
+
+/// coturn on a free loopback port with user test:test in realm example.org and relay ports
+/// `relay` (tests running at once use different ranges), answering before this returns.
+pub fn coturn(dir: &Path, relay: (u16, u16)) -> (Proc, SocketAddr) {
+    assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n").unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Proc(
+        Command::new("/usr/bin/turnserver")
+            .arg("-c")
+            .arg(dir.join("turnserver.conf"))
+            .args([
+                "--lt-cred-mech",
+                "--user",
+                "test:test",
+                "--realm",
+                "example.org",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+            ])
+            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
+            .args(["--min-port", &relay.0.to_string(), "--max-port", &relay.1.to_string()])
+            .args(["--allow-loopback-peers", "--no-multicast-peers", "--simple-log", "--log-file"])
+            .arg(dir.join("turnserver.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
+    for _ in 0..100 {
+        let _ = s.send_to(&req, addr);
+        if s.recv_from(&mut [0u8; 512]).is_ok() {
+            return (child, addr);
+        }
+    }
+    panic!("coturn did not answer in 20 s");
+}

@@ -104,6 +104,10 @@ pub struct E2eArgs {
     /// One side is Chromium running peerjs@1.5.5 (Debian's /usr/bin/chromium, tools/js).
     #[arg(long)]
     browser: bool,
+    /// Milliseconds between the virtual peers' HEARTBEATs (peerjs@1.5.5 sends one every 5,000):
+    /// keep it below the broker's alive timeout, or the broker drops the peers mid-test.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    heartbeat: u64,
 }
 
 #[derive(Debug, Args)]
@@ -275,7 +279,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
         let root = crate::bench::repo_root()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let id = format!("e2e-echo-{}", std::process::id());
-        let echo = echo_peer(&id);
+        let echo = echo_peer(&id, a.heartbeat);
         let local = tokio::task::LocalSet::new();
         let out = local.block_on(&rt, async {
             let t = target.clone();
@@ -331,7 +335,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
                 },
                 peer: peerstorm_peer::PeerConfig {
                     workload: peerstorm_peer::Workload { serialization: ser.to_string().into(), ..Default::default() },
-                    ..echo_peer("")
+                    ..echo_peer("", a.heartbeat)
                 },
                 setup_timeout: Duration::from_secs(20),
                 id_prefix: format!("e2e{}{}", std::process::id(), ser.replace('-', "")),
@@ -352,7 +356,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
     Ok(u8::from(failed > 0))
 }
 
-fn echo_peer(id: &str) -> peerstorm_peer::PeerConfig {
+fn echo_peer(id: &str, heartbeat_ms: u64) -> peerstorm_peer::PeerConfig {
     peerstorm_peer::PeerConfig {
         id: id.into(),
         token: "t".into(),
@@ -361,7 +365,7 @@ fn echo_peer(id: &str) -> peerstorm_peer::PeerConfig {
         ice: peerstorm_peer::IceMode::Trickle,
         host: SocketAddr::from(([127, 0, 0, 1], 0)),
         sockets: vec![],
-        heartbeat: Duration::from_secs(5),
+        heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
         workload: peerstorm_peer::Workload::default(),
         stun: None,
         turn: None,

@@ -89,6 +89,16 @@ pub struct Hardening {
     pub server_issued_ids: bool,
     /// How long an issued ID stays claimable.
     pub issued_id_ttl: Duration,
+    /// After a registered client's connection is lost (closed, dropped, or timed out), its ID
+    /// stays reserved for its token this long: another token gets ID-TAKEN, the owner's
+    /// reconnect gets OPEN and the messages queued meanwhile. Zero frees the ID at once, as the
+    /// reference does (which lets anyone squat it, notes §4.6).
+    pub id_reservation: Duration,
+    /// Bytes waiting to be written to one connection beyond which the shell treats its client as
+    /// a reader too slow to keep: the connection is dropped and the frames it did not take are
+    /// relayed again (queued, so their senders get EXPIRE). Bounds the memory a non-reading
+    /// client can make the broker hold.
+    pub max_send_buffer: usize,
 }
 
 impl Default for Hardening {
@@ -102,6 +112,8 @@ impl Default for Hardening {
             rate_burst: 400,
             server_issued_ids: false,
             issued_id_ttl: Duration::from_secs(60),
+            id_reservation: Duration::from_secs(5),
+            max_send_buffer: 1 << 20,
         }
     }
 }

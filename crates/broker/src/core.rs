@@ -168,6 +168,8 @@ pub struct Broker {
     queues: BTreeMap<PeerId, Queue>,
     queued_now: usize,
     issued: FxHashMap<Box<str>, Instant>,
+    /// Hardened: IDs whose connection was lost, held for their token until the instant.
+    reserved: FxHashMap<PeerId, (Box<str>, Instant)>,
     out: VecDeque<Pending>,
     arena: String,
     next_check: Instant,
@@ -191,6 +193,7 @@ impl Broker {
             queues: BTreeMap::new(),
             queued_now: 0,
             issued: FxHashMap::default(),
+            reserved: FxHashMap::default(),
             out: VecDeque::new(),
             arena: String::new(),
             serial: 0,
@@ -332,6 +335,15 @@ impl Broker {
             c.client = Some(key);
             self.replay_queue(id);
             return;
+        }
+        if let Some((owner, until)) = self.reserved.get(id.as_str()) {
+            if *until > now && **owner != **token {
+                self.metrics.reject(Rejection::IdReserved);
+                self.send(conn, &Frame::id_taken().to_client_json());
+                self.close(conn, None);
+                return;
+            }
+            self.reserved.remove(id.as_str());
         }
         if self.by_id.len() >= self.cfg.concurrent_limit {
             return self.error_and_close(conn, messages::CONCURRENT_LIMIT, Rejection::ConcurrentLimit);
@@ -510,25 +522,44 @@ impl Broker {
         self.metrics.queued_total += 1;
     }
 
-    fn deregister(&mut self, slot: u32) {
-        if let Some(c) = self.slots[slot as usize].take() {
-            if self.by_id.get(c.id.as_str()) == Some(&slot) {
-                self.by_id.remove(c.id.as_str());
-            }
-            self.free.push(slot);
+    fn deregister(&mut self, slot: u32) -> Option<Client> {
+        let c = self.slots[slot as usize].take()?;
+        if self.by_id.get(c.id.as_str()) == Some(&slot) {
+            self.by_id.remove(c.id.as_str());
+        }
+        self.free.push(slot);
+        Some(c)
+    }
+
+    /// Deregisters a client whose connection was lost (not one that left): hardened, its ID
+    /// stays reserved for its token for `id_reservation`.
+    fn lost(&mut self, now: Instant, slot: u32) {
+        let Some(c) = self.deregister(slot) else { return };
+        if let Some(h) = &self.cfg.hardening
+            && !h.id_reservation.is_zero()
+        {
+            self.reserved.insert(c.id, (c.token, now + h.id_reservation));
         }
     }
 
     /// The connection is gone (close frame, EOF, or an I/O error). It deregisters its ID only if
     /// it still holds the registration: a socket replaced by a same-token takeover, or one that
     /// sent LEAVE without dst, never removes someone else's registration (notes §4.6).
-    pub fn handle_close(&mut self, _now: Instant, conn: ConnId) {
+    pub fn handle_close(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
         if let Some((slot, serial)) = c.client
             && self.slots[slot as usize].as_ref().is_some_and(|cl| cl.serial == serial && cl.conn == conn)
         {
-            self.deregister(slot);
+            self.lost(now, slot);
         }
+    }
+
+    /// Hardened: the shell is dropping `conn` because its client stopped reading (more than
+    /// `max_send_buffer` bytes waiting). Counted; [`Broker::handle_close`] and
+    /// [`Broker::handle_undelivered`] follow as for any lost connection.
+    pub fn handle_slow_reader(&mut self, _now: Instant, conn: ConnId) {
+        let _ = conn;
+        self.metrics.reject(Rejection::SlowReader);
     }
 
     /// Frames the shell had for `conn` but could not write before it closed. The reference loses
@@ -570,8 +601,8 @@ impl Broker {
         }
         if now >= self.next_cleanup {
             self.expire_queues(now);
-            let ttl_now = now;
-            self.issued.retain(|_, exp| *exp > ttl_now);
+            self.issued.retain(|_, exp| *exp > now);
+            self.reserved.retain(|_, (_, until)| *until > now);
             while self.next_cleanup <= now {
                 self.next_cleanup += self.cfg.cleanup_interval;
             }
@@ -593,7 +624,7 @@ impl Broker {
             if let Some(q) = self.queues.remove(id.as_str()) {
                 self.queued_now -= q.msgs.len();
             }
-            self.deregister(slot as u32);
+            self.lost(now, slot as u32);
         }
     }
 
@@ -633,7 +664,7 @@ impl Broker {
     /// it is remembered as claimable for `issued_id_ttl`.
     pub fn generate_id(&mut self, now: Instant) -> String {
         let mut id = self.rng.uuid_v4();
-        while self.by_id.contains_key(id.as_str()) {
+        while self.by_id.contains_key(id.as_str()) || self.reserved.contains_key(id.as_str()) {
             id = self.rng.uuid_v4();
         }
         if let Some(h) = &self.cfg.hardening

@@ -19,6 +19,10 @@ pub enum Rejection {
     RateLimited,
     QueueFull,
     FrameTooLarge,
+    /// Hardened: the ID is reserved for the token of a client whose connection was lost.
+    IdReserved,
+    /// Hardened: a client read too slowly and its connection was dropped.
+    SlowReader,
 }
 
 impl Rejection {
@@ -37,6 +41,8 @@ impl Rejection {
             Rejection::RateLimited => "rate_limited",
             Rejection::QueueFull => "queue_full",
             Rejection::FrameTooLarge => "frame_too_large",
+            Rejection::IdReserved => "id_reserved",
+            Rejection::SlowReader => "slow_reader",
         }
     }
 }

@@ -28,6 +28,7 @@ const READ_BUF: usize = 256 << 10;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnIo {
+    id: ConnId,
     stream: TcpStream,
     /// Encoded frames not yet written, and how much of them has been written.
     out: RefCell<Vec<u8>>,
@@ -46,6 +47,8 @@ struct Shared {
     read_buf: RefCell<Vec<u8>>,
     ws_path: String,
     frame_limit: usize,
+    /// Hardened: the most bytes a connection may have waiting to be written.
+    send_limit: Option<usize>,
 }
 
 /// Serves the broker on `listener` until `shutdown` resolves. Must run inside a `LocalSet`
@@ -66,6 +69,7 @@ async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Outp
     let shared = Rc::new(Shared {
         ws_path: config.ws_path(),
         frame_limit: config.frame_limit(),
+        send_limit: config.hardening.as_ref().map(|h| h.max_send_buffer),
         broker: RefCell::new(Broker::new(config, Instant::now(), seed())),
         conns: RefCell::new(FxHashMap::default()),
         next_conn: Cell::new(1),
@@ -148,7 +152,16 @@ fn dispatch(shared: &Shared) {
     }
     for io in dirty {
         flush(&io);
-        if io.closing.get() || has_pending(&io) {
+        if let Some(limit) = shared.send_limit
+            && io.out.borrow().len() - io.written.get() > limit
+            && !io.broken.get()
+        {
+            // A client that does not read: drop it rather than hold its frames without bound.
+            // Its task ends at the wake-up below and hands the unwritten frames back.
+            io.broken.set(true);
+            shared.broker.borrow_mut().handle_slow_reader(Instant::now(), io.id);
+        }
+        if io.closing.get() || has_pending(&io) || io.broken.get() {
             io.notify.notify_one();
         }
     }
@@ -340,6 +353,7 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftove
     let conn = ConnId(shared.next_conn.get());
     shared.next_conn.set(conn.0 + 1);
     let io = Rc::new(ConnIo {
+        id: conn,
         stream,
         out: RefCell::new(Vec::new()),
         written: Cell::new(0),
@@ -371,8 +385,16 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftove
         tokio::select! {
             _ = sleep_opt(close_deadline) => break,
             _ = io.notify.notified() => {
+                if io.broken.get() {
+                    break;
+                }
                 if has_pending(&io) {
-                    if io.stream.writable().await.is_err() {
+                    // Wait until the socket takes more, or until dispatch gives up on it.
+                    tokio::select! {
+                        r = io.stream.writable() => if r.is_err() { break },
+                        _ = io.notify.notified() => {}
+                    }
+                    if io.broken.get() {
                         break;
                     }
                     flush(&io);
@@ -585,6 +607,7 @@ mod size_probe {
                 read_buf: Default::default(),
                 ws_path: String::new(),
                 frame_limit: 0,
+                send_limit: None,
             });
             let f = super::connection(shared.clone(), s, addr);
             eprintln!("connection future: {} bytes", std::mem::size_of_val(&f));

@@ -31,6 +31,12 @@ impl World {
         self.drain()
     }
 
+    fn join_with(&mut self, conn: u64, id: &str, token: &str) -> Vec<Output> {
+        let p = ConnectParams { id: Some(id.into()), token: Some(token.into()), key: Some("peerjs".into()) };
+        self.b.handle_connect(self.now, ConnId(conn), &p);
+        self.drain()
+    }
+
     fn send(&mut self, conn: u64, text: &str) -> Vec<Output> {
         self.b.handle_text(self.now, ConnId(conn), text);
         self.drain()
@@ -178,4 +184,46 @@ fn same_inputs_same_outputs() {
     a.now = b.now;
     a.b = Broker::new(Config { hardening: Some(Hardening::default()), ..Config::default() }, a.now, 7);
     assert_eq!(script(&mut a), script(&mut b));
+}
+
+#[test]
+fn a_lost_connection_reserves_its_id_for_its_token() {
+    let mut w = World::hardened();
+    assert!(texts_to(&w.join_with(1, "victim", "secret"), 1)[0].contains("OPEN"));
+    assert!(texts_to(&w.join(2, "caller"), 2)[0].contains("OPEN"));
+    w.b.handle_close(w.now, ConnId(1));
+    // The squatter, 100 ms later: ID-TAKEN, and nothing meant for the victim reaches it.
+    w.advance(100);
+    let out = w.join_with(3, "victim", "squatter");
+    assert!(texts_to(&out, 3)[0].contains("ID-TAKEN") && closed(&out, 3), "{out:?}");
+    w.b.handle_close(w.now, ConnId(3));
+    // Meanwhile a message for the victim is queued; the owner's reconnect gets OPEN and it.
+    assert!(texts_to(&w.send(2, &offer("victim")), 2).is_empty());
+    w.advance(1000);
+    let out = w.join_with(4, "victim", "secret");
+    let got = texts_to(&out, 4);
+    assert!(got[0].contains("OPEN") && got[1].contains(r#""src":"caller""#), "{out:?}");
+    // Once the owner is gone for longer than the reservation, the ID is free again.
+    w.b.handle_close(w.now, ConnId(4));
+    w.advance(5_001);
+    assert!(texts_to(&w.join_with(5, "victim", "someone-else"), 5)[0].contains("OPEN"));
+    assert!(w.b.render_metrics().contains(r#"reason="id_reserved"} 1"#), "{}", w.b.render_metrics());
+    // Off, or in compatible mode: freed at once, as the reference does.
+    for h in [None, Some(Hardening { id_reservation: Duration::ZERO, ..Hardening::default() })] {
+        let mut w = World::new(h);
+        w.join_with(1, "victim", "secret");
+        w.b.handle_close(w.now, ConnId(1));
+        assert!(texts_to(&w.join_with(2, "victim", "squatter"), 2)[0].contains("OPEN"));
+    }
+}
+
+#[test]
+fn an_alive_timeout_reserves_the_id_too() {
+    let mut w = World::hardened();
+    w.join_with(1, "quiet", "secret");
+    let out = w.advance(Config::default().alive_timeout.as_millis() as u64 + 10_000);
+    assert!(closed(&out, 1), "{out:?}");
+    w.b.handle_close(w.now, ConnId(1));
+    assert!(texts_to(&w.join_with(2, "quiet", "squatter"), 2)[0].contains("ID-TAKEN"));
+    assert!(texts_to(&w.join_with(3, "quiet", "secret"), 3)[0].contains("OPEN"));
 }

@@ -112,6 +112,14 @@ pub struct BrokerArgs {
     /// Hardened: only IDs handed out by GET /<key>/id (unused, within 60 s) may register.
     #[arg(long)]
     server_issued_ids: bool,
+    /// Hardened: milliseconds a lost client's ID stays reserved for its token, so nobody else
+    /// can squat it before the owner reconnects (0: freed at once, as the reference does).
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    id_reservation: u64,
+    /// Hardened: bytes waiting to be written to one client beyond which it counts as a slow
+    /// reader and is disconnected (its frames are queued again, so senders get EXPIRE).
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    max_send_buffer: usize,
     /// Broken on purpose, for the conformance suite's self-test: relay the src a client wrote.
     #[arg(long, hide = true)]
     conformance_break_src: bool,
@@ -139,6 +147,8 @@ impl BrokerArgs {
                 rate_per_sec: self.rate_limit,
                 rate_burst: self.rate_burst,
                 server_issued_ids: self.server_issued_ids,
+                id_reservation: Duration::from_millis(self.id_reservation),
+                max_send_buffer: self.max_send_buffer.max(1),
                 ..Hardening::default()
             };
             c.hardening = Some(h);

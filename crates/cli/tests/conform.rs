@@ -129,15 +129,23 @@ fn the_hardening_profile_lists_the_reference_findings_and_passes_the_hardened_br
     assert_eq!(code, Some(1), "{out}");
     // The notes' §4.5–4.6: a malformed frame wedges the CLI's socket, LEAVE without dst evicts,
     // no limits on IDs, queues, floods or frame sizes.
-    for id in ["robust.1", "robust.2", "robust.3", "robust.4", "robust.5", "robust.6", "robust.7"] {
-        assert_eq!(verdict(&m, id), "FAILED", "peer@1.0.2 {id}: {}", m[id]);
+    // Squatting: a closed client's ID is free at once. A reader that stops reading gets
+    // everything buffered for it.
+    for i in 1..=10 {
+        let id = format!("robust.{i}");
+        if i == 8 {
+            continue;
+        }
+        assert_eq!(verdict(&m, &id), "FAILED", "peer@1.0.2 {id}: {}", m[&id]);
     }
     assert_eq!(verdict(&m, "robust.8"), "OK", "the reference keeps serving new clients");
+    assert!(m["robust.10"]["observed"].as_str().unwrap().contains("held for a client that did not read"));
 
     let (_h, a) = ours(&["--hardened"]);
     let (code, m, out) = broker_suite(a, "hardening", "hardened");
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(m.len(), 8);
+    assert_eq!(m.len(), 10);
+    assert!(m["robust.10"]["note"].as_str().unwrap().contains("cut off after"), "{}", m["robust.10"]);
 }
 
 #[test]

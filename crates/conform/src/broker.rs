@@ -44,9 +44,30 @@ async fn send(conn: &mut Conn, v: &Value) -> Result<(), Fail> {
     conn.send_text(&v.to_string()).await.map_err(|e| fail(format!("send: {e}"), "the frame sent"))
 }
 
+/// How often a waiting case sends HEARTBEAT.
+const BEAT: Duration = Duration::from_millis(700);
+
+/// The next event within `wait`, sending a HEARTBEAT every [`BEAT`] meanwhile as a PeerJS
+/// client does, so that a long wait is never cut short by the broker's alive timeout.
+async fn next_alive(conn: &mut Conn, wait: Duration) -> Option<Event> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        if let Some(e) = conn.next(left.min(BEAT)).await {
+            return Some(e);
+        }
+        if left > BEAT {
+            let _ = conn.send_text(r#"{"type":"HEARTBEAT"}"#).await;
+        }
+    }
+}
+
 /// The next text frame, parsed.
 async fn recv(conn: &mut Conn, wait: Duration, what: &str) -> Result<Value, Fail> {
-    match conn.next(wait).await {
+    match next_alive(conn, wait).await {
         Some(Event::Text(t)) => {
             serde_json::from_str(&t).map_err(|_| fail(format!("non-JSON text {t:?}"), what.to_string()))
         }
@@ -57,7 +78,7 @@ async fn recv(conn: &mut Conn, wait: Duration, what: &str) -> Result<Value, Fail
 
 /// No frame within `wait`.
 async fn quiet(conn: &mut Conn, wait: Duration, what: &str) -> Result<(), Fail> {
-    match conn.next(wait).await {
+    match next_alive(conn, wait).await {
         None => Ok(()),
         Some(e) => Err(fail(format!("{e:?}"), what.to_string())),
     }
@@ -972,6 +993,84 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 match b.next(Duration::from_secs(2)).await {
                     Some(Event::Text(t)) if t.len() > 1 << 20 => Err(fail("relayed", "refused")),
                     _ => Ok(None),
+                }
+            }
+        ),
+        case!(
+            "robust.9",
+            Harden,
+            "§4.6",
+            "a lost client's ID cannot be squatted by another token before its owner reconnects",
+            |c: Ctx| async move {
+                let xid = c.id("rb9", "x");
+                let owner = c.target.open(&xid, "owner").await.map_err(|e| fail(e, "OPEN"))?;
+                owner.close().await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                match c.target.open(&xid, "squatter").await {
+                    Ok(_) => Err(fail(
+                        "OPEN for another token 300 ms after the owner's close",
+                        "ID-TAKEN while the ID is held for its owner's token",
+                    )),
+                    Err(e) if e.contains("ID-TAKEN") => {
+                        c.target.open(&xid, "owner").await.map_err(|e| fail(e, "OPEN for the owner's reconnect"))?;
+                        Ok(None)
+                    }
+                    Err(e) => Err(fail(e, "ID-TAKEN for the squatter")),
+                }
+            }
+        ),
+        case!(
+            "robust.10",
+            Harden,
+            "§4.6",
+            "a client that stops reading is cut off, not buffered for without bound (21 MB sent to it)",
+            |c: Ctx| async move {
+                const FRAMES: usize = 350;
+                let rid = c.id("rb10", "r");
+                // The reader joins and then reads nothing until the sender is done.
+                let mut reader = open(&c, "rb10", "r").await?;
+                let mut sender = open(&c, "rb10", "s").await?;
+                let mut v = offer(&rid, "slow");
+                v["payload"]["sdp"]["sdp"] = json!("a".repeat(60_000));
+                let text = v.to_string();
+                for i in 0..FRAMES {
+                    if sender.send_text(&text).await.is_err() {
+                        break;
+                    }
+                    // Both stay alive (a HEARTBEAT needs no reading), so only the broker's
+                    // handling of the non-reader can end the reader's connection.
+                    if i % 50 == 0 {
+                        let _ = sender.send_text(r#"{"type":"HEARTBEAT"}"#).await;
+                        let _ = reader.send_text(r#"{"type":"HEARTBEAT"}"#).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Now read: a broker that held everything delivers every frame; one with a
+                // bound has ended the connection after what the sockets held.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                let (mut got, mut ended) = (0usize, false);
+                while got < FRAMES {
+                    match next_alive(&mut reader, deadline.saturating_duration_since(tokio::time::Instant::now())).await
+                    {
+                        Some(Event::Text(_)) => got += 1,
+                        Some(Event::Close(_) | Event::Eof) => {
+                            ended = true;
+                            break;
+                        }
+                        Some(Event::Binary(_)) => {}
+                        None => break,
+                    }
+                }
+                let mb = |n: usize| format!("{:.1} MB", (n * text.len()) as f64 / 1e6);
+                if ended && got < FRAMES {
+                    Ok(Some(format!("cut off after {got} of {FRAMES} frames ({})", mb(got))))
+                } else if got >= FRAMES {
+                    Err(fail(
+                        format!("all {FRAMES} frames ({}) held for a client that did not read", mb(FRAMES)),
+                        "a bound on what is held for one client",
+                    ))
+                } else {
+                    Err(fail(format!("{got} of {FRAMES} frames in 10 s, connection still open"), "all, or a cut-off"))
                 }
             }
         ),

@@ -2,7 +2,7 @@
 # Runs the cargo-fuzz targets for a bounded time each: scripts/fuzz.sh [TARGET] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(sdp candidate peerjs_frame binarypack)
+targets=(sdp candidate peerjs_frame binarypack msgpack)
 [ $# -ge 1 ] && [ "$1" != all ] && targets=("$1")
 secs=${2:-60}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz --locked" >&2; exit 2; }
@@ -12,9 +12,9 @@ seed() {
     sdp) cp fixtures/chromium/*.sdp "$dir/" ;;
     candidate) i=0; while IFS= read -r l; do printf '%s' "$(echo "$l" | python3 -c 'import json,sys; print(json.load(sys.stdin)["candidate"], end="")')" > "$dir/c$i"; i=$((i+1)); done < fixtures/chromium/candidates.jsonl ;;
     peerjs_frame) i=0; for f in fixtures/peerjs/*.jsonl fixtures/peerjs/malformed.txt; do while IFS= read -r l; do printf '%s' "$l" > "$dir/f$i"; i=$((i+1)); done < "$f"; done ;;
-    binarypack) python3 - "$dir" <<'PY'
+    binarypack|msgpack) python3 - "$dir" "$1" <<'PY'
 import json, sys
-for i, line in enumerate(open("fixtures/binarypack/vectors.jsonl")):
+for i, line in enumerate(open(f"fixtures/{sys.argv[2]}/vectors.jsonl")):
     v = json.loads(line)
     for j, m in enumerate(v["messages"][:2]):
         open(f"{sys.argv[1]}/v{i}_{j}", "wb").write(bytes.fromhex(m)[:4096])

@@ -1,7 +1,8 @@
 // A Chromium page running peerjs@1.5.5 connects to a peerstorm virtual peer (the rtc stack on
 // real sockets, `peerstorm peer --id ID`) through a PeerJS broker and checks that it echoes what
-// it gets in the `binary` (including a 40,000-byte message PeerJS chunks) and `json`
-// serializations. Prints one JSON object; exits 0 when every check passed, 1 otherwise.
+// it gets in the `binary` (including a 40,000-byte message PeerJS chunks), `json` and `MsgPack`
+// (peerjs's own `serializer.msgpack.mjs`, a byte stream cut into 32 KiB messages) serializations.
+// Prints one JSON object; exits 0 when every check passed, 1 otherwise.
 //
 //   node tools/js/browser-virtual-peer.mjs BROKER_PORT VIRTUAL_PEER_ID
 import { launch, servePage } from "./chromium.mjs";
@@ -17,8 +18,17 @@ if (!port || !target) {
 }
 const here = dirname(fileURLToPath(import.meta.url));
 const peerjsSource = readFileSync(join(here, "node_modules/peerjs/dist/peerjs.min.js"), "utf8");
+// The MsgPack serializer ships as an ES module ending in `export{X as MsgPack}`; in the page it
+// runs as a plain script that hands the class to window.PeerjsMsgPack.
+const msgpackModule = readFileSync(join(here, "node_modules/peerjs/dist/serializer.msgpack.mjs"), "utf8");
+const exported = /export\s*\{\s*([\w$]+)\s+as\s+MsgPack\s*\}\s*;?/.exec(msgpackModule);
+if (!exported) {
+  console.error("serializer.msgpack.mjs: no `export{X as MsgPack}` in it");
+  process.exit(2);
+}
+const msgpackScript = `(function(){${msgpackModule.slice(0, exported.index)};window.PeerjsMsgPack=${exported[1]};})();${msgpackModule.slice(exported.index + exported[0].length)}`;
 const opts = { host: "127.0.0.1", port, path: "/", key: "peerjs", secure: false, debug: 0, config: { iceServers: [] } };
-const page = await servePage(`<!doctype html><meta charset="utf-8"><title>peerstorm virtual peer interop</title><script>${peerjsSource.replace(/<\/script/gi, "<\\/script")}</script>`);
+const page = await servePage(`<!doctype html><meta charset="utf-8"><title>peerstorm virtual peer interop</title><script>${peerjsSource.replace(/<\/script/gi, "<\\/script")}</script><script>${msgpackScript.replace(/<\/script/gi, "<\\/script")}</script>`);
 const { context, close: closeBrowser } = await launch();
 const results = { checks: {}, errors: [] };
 const deadline = setTimeout(() => {
@@ -28,7 +38,7 @@ const deadline = setTimeout(() => {
 
 async function finish() {
   clearTimeout(deadline);
-  results.ok = results.errors.length === 0 && Object.values(results.checks).length === 2 && Object.values(results.checks).every((c) => c.same);
+  results.ok = results.errors.length === 0 && Object.values(results.checks).length === 3 && Object.values(results.checks).every((c) => c.same);
   console.log(JSON.stringify(results));
   await closeBrowser().catch(() => {});
   await page.close().catch(() => {});
@@ -42,7 +52,10 @@ try {
   results.checks = await p.evaluate(
     ([target, opts]) =>
       new Promise((resolve, reject) => {
-        const peer = new peerjs.Peer("browser-" + Math.random().toString(36).slice(2, 8), opts);
+        const peer = new peerjs.Peer("browser-" + Math.random().toString(36).slice(2, 8), {
+          ...opts,
+          serializers: { MsgPack: window.PeerjsMsgPack },
+        });
         peer.on("error", (e) => reject(new Error(`browser: ${e.type} ${e.message}`)));
         peer.on("open", async () => {
           const out = {};
@@ -50,6 +63,7 @@ try {
           const cases = {
             binary: [{ n: 1, s: "héllo" }, "plain string", big, [1, 2.5, null, true]],
             json: [{ n: 2, list: [1, "two", { three: 3 }] }, "json string", 42],
+            MsgPack: [{ n: 3, s: "msgpack ✓" }, "msgpack string", big, [1, 2.5, null, true]],
           };
           for (const [serialization, messages] of Object.entries(cases)) {
             const conn = peer.connect(target, { serialization, reliable: true });

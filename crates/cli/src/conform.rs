@@ -319,11 +319,19 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
             out
         })?;
         println!("{}", String::from_utf8_lossy(&out.stdout).trim());
-        return Ok(if out.status.success() { crate::EXIT_OK } else { 1 });
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        return Ok(match out.status.code() {
+            Some(0) => crate::EXIT_OK,
+            // The script's own usage or setup error: the harness could not do its job.
+            Some(2) => crate::EXIT_HARNESS,
+            _ => 1,
+        });
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut failed = 0;
-    for ser in ["binary", "binary-utf8", "json", "raw"] {
+    for ser in ["binary", "binary-utf8", "json", "raw", "MsgPack"] {
         let run = rt.block_on(async {
             let cfg = peerstorm_live::fullstack::FullConfig {
                 target: target.clone(),

@@ -270,7 +270,7 @@ fn end_to_end_through_the_broker_in_every_serialization_and_with_chromium() {
     let url = format!("http://{a}/");
     let o = peerstorm(&["conform", "e2e", &url, "--heartbeat", "1000"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(text(&o).matches("OK ").count(), 4, "binary, binary-utf8, json, raw: {}", text(&o));
+    assert_eq!(text(&o).matches("OK ").count(), 5, "binary, binary-utf8, json, raw, MsgPack: {}", text(&o));
     let o = peerstorm(&["conform", "e2e", &url, "--browser", "--heartbeat", "1000"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("\"ok\":true"), "{}", text(&o));

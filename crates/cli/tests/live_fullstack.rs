@@ -1,6 +1,6 @@
 //! Full-stack virtual peers on real sockets (`peerstorm peer`: the rtc stack and PeerJS
 //! DataConnections): a Chromium page running peerjs@1.5.5 talks to one through the broker in
-//! the binary and json serializations; two of them connect relay-only through peerstorm's TURN
+//! the binary, json and MsgPack serializations; two of them connect relay-only through peerstorm's TURN
 //! server and through coturn. Chromium, coturn and tools/js come from scripts/test.sh; the tests
 //! fail, never skip, without them.
 
@@ -17,7 +17,7 @@ fn broker() -> (Proc, SocketAddr) {
 }
 
 #[test]
-fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_and_json() {
+fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_json_and_msgpack() {
     assert!(
         root().join("tools/js/node_modules/peerjs").exists(),
         "tools/js/node_modules is missing: run scripts/test.sh (it runs npm ci in tools/js)"
@@ -35,7 +35,7 @@ fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_and_json() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let j: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-    for ser in ["binary", "json"] {
+    for ser in ["binary", "json", "MsgPack"] {
         assert_eq!(j["checks"][ser]["same"], true, "{ser}: {j}");
         assert_eq!(j["checks"][ser]["echoed"], j["checks"][ser]["sent"], "{ser}: {j}");
     }

@@ -5,6 +5,7 @@
 use crate::candidate::Candidate;
 use crate::peerjs::binarypack::{self, Value};
 use crate::peerjs::dataconn::{BinaryReceiver, ReassemblyLimits};
+use crate::peerjs::msgpack;
 use crate::peerjs::{Frame, FrameRef};
 use crate::sdp::{SessionDescription, check_jsep};
 
@@ -94,6 +95,52 @@ pub fn binarypack(data: &[u8]) {
     let mut r = BinaryReceiver::new(ReassemblyLimits { max_pending: 4, max_message_bytes: 1 << 20 });
     for piece in data.split(|&b| b == 0xff) {
         let _ = r.handle(piece);
+    }
+}
+
+/// What a value becomes after a trip through `@msgpack/msgpack`: `undefined` is nil, and a
+/// double that is a safe integer takes the integer form.
+pub fn normalize_msgpack(v: &Value) -> Value {
+    match v {
+        Value::Undefined => Value::Null,
+        Value::Float(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0 => Value::Int(*f as i64),
+        Value::Array(a) => Value::Array(a.iter().map(normalize_msgpack).collect()),
+        Value::Map(m) => Value::Map(m.iter().map(|(k, x)| (normalize_msgpack(k), normalize_msgpack(x))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// MessagePack: whatever unpacks packs again and unpacks to the same (normalized) value; a stream
+/// decoder fed the bytes in pieces never panics, and gives the same values as whole-buffer
+/// decoding.
+pub fn msgpack(data: &[u8]) {
+    if let Ok(v) = msgpack::unpack(data)
+        && let Ok(packed) = msgpack::pack(&v)
+    {
+        let back = msgpack::unpack(&packed).expect("our own packing must unpack");
+        assert!(same(&back, &normalize_msgpack(&v)), "pack/unpack must round-trip");
+    }
+    let mut whole = Vec::new();
+    let mut rest = data;
+    while let Ok((v, used)) = msgpack::unpack_prefix(rest) {
+        whole.push(v);
+        rest = &rest[used..];
+    }
+    let mut d = msgpack::StreamDecoder::new(1 << 20);
+    let mut streamed = Vec::new();
+    'feed: for piece in data.chunks(7) {
+        d.push(piece);
+        loop {
+            match d.next_value() {
+                Ok(Some(v)) => streamed.push(v),
+                Ok(None) => break,
+                Err(_) => break 'feed,
+            }
+        }
+    }
+    assert!(streamed.len() <= whole.len(), "the stream found values the buffer did not");
+    for (a, b) in streamed.iter().zip(&whole) {
+        assert!(same(a, b), "stream and buffer decoding must agree");
     }
 }
 

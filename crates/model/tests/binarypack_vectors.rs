@@ -4,42 +4,12 @@
 use peerstorm_model::peerjs::binarypack::{self, Value};
 use peerstorm_model::peerjs::dataconn::{BinaryReceiver, BinarySender, Received};
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
+mod support;
 
-/// The vector's JSON value, with `{"$bin": hex}` read as binary.
-fn value(j: &serde_json::Value) -> Value {
-    match j {
-        serde_json::Value::Object(o) if o.len() == 1 && o.contains_key("$bin") => {
-            Value::Bin(unhex(o["$bin"].as_str().unwrap()))
-        }
-        serde_json::Value::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::str(k), value(v))).collect()),
-        serde_json::Value::Array(a) => Value::Array(a.iter().map(value).collect()),
-        other => Value::from_json(other),
-    }
-}
-
-struct Vector {
-    name: String,
-    value: Value,
-    messages: Vec<Vec<u8>>,
-}
+use support::Vector;
 
 fn vectors() -> Vec<Vector> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/binarypack/vectors.jsonl");
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let j: serde_json::Value = serde_json::from_str(l).unwrap();
-            Vector {
-                name: j["name"].as_str().unwrap().to_string(),
-                value: value(&j["value"]),
-                messages: j["messages"].as_array().unwrap().iter().map(|m| unhex(m.as_str().unwrap())).collect(),
-            }
-        })
-        .collect()
+    support::vectors("binarypack/vectors.jsonl")
 }
 
 #[test]

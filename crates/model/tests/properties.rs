@@ -4,6 +4,7 @@ use peerstorm_model::candidate::{Candidate, CandidateType};
 use peerstorm_model::fuzzing;
 use peerstorm_model::peerjs::binarypack::{self, Value};
 use peerstorm_model::peerjs::dataconn::{BinaryReceiver, BinarySender, Received};
+use peerstorm_model::peerjs::msgpack;
 use peerstorm_model::peerjs::{Frame, MessageType};
 use peerstorm_model::sdp::SessionDescription;
 use proptest::prelude::*;
@@ -153,8 +154,15 @@ proptest! {
     }
 
     #[test]
+    fn msgpack_round_trips(v in value()) {
+        let packed = msgpack::pack(&v).unwrap();
+        prop_assert_eq!(msgpack::unpack(&packed).unwrap(), fuzzing::normalize_msgpack(&v));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..512)) {
         fuzzing::binarypack(&b);
+        fuzzing::msgpack(&b);
         fuzzing::frame(&b);
         fuzzing::sdp(&b);
     }

@@ -229,7 +229,8 @@ impl Connection {
             connection_id,
             host,
             serialization: cfg.workload.serialization.clone(),
-            reliable: cfg.workload.reliable,
+            // PeerJS's MsgPack connection is a byte stream and always reliable.
+            reliable: cfg.workload.reliable || cfg.workload.serialization == Serialization::MsgPack,
             cfg,
             start,
             pc: None,
@@ -712,14 +713,25 @@ impl Connection {
     fn on_message(&mut self, now: Instant, data: &[u8]) {
         self.bytes_moved += data.len() as u64;
         let Some(codec) = self.codec.as_mut() else { return };
-        let Ok(Some(Received::Data(m))) = codec.decode(data) else { return };
+        // One message may complete several values (MsgPack is a byte stream).
+        let mut next = codec.decode(data);
+        while let Ok(Some(r)) = next {
+            if let Received::Data(m) = r {
+                self.on_value(now, &m);
+            }
+            let Some(codec) = self.codec.as_mut() else { return };
+            next = codec.next_buffered();
+        }
+    }
+
+    fn on_value(&mut self, now: Instant, m: &Message) {
         if self.offerer {
             self.echoed += 1;
             self.mark(Milestone::FirstEcho, now);
             self.check_workload_done(now);
         } else {
             // The answerer echoes what it gets, as the interop tests' PeerJS pages do.
-            self.send(now, &m);
+            self.send(now, m);
         }
     }
 

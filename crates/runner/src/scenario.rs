@@ -311,7 +311,7 @@ pub struct DataChannel {
     /// Instead of a count: keep sending this long after the channel opens.
     #[serde(default)]
     pub duration_s: Option<f64>,
-    /// The DataConnection's serialization: `binary`, `binary-utf8`, `json` or `raw`.
+    /// The DataConnection's serialization: `binary`, `binary-utf8`, `json`, `raw` or `MsgPack`.
     #[serde(default = "default_serialization")]
     pub serialization: String,
     /// PeerJS's `reliable` (it becomes the channel's `ordered`).
@@ -527,9 +527,9 @@ impl Scenario {
             );
         }
         let dc = &self.workload.datachannel;
-        if !["binary", "binary-utf8", "json", "raw"].contains(&dc.serialization.as_str()) {
+        if !["binary", "binary-utf8", "json", "raw", "MsgPack"].contains(&dc.serialization.as_str()) {
             return bad(format!(
-                "workload.datachannel.serialization {:?}: expected \"binary\", \"binary-utf8\", \"json\" or \"raw\"",
+                "workload.datachannel.serialization {:?}: expected \"binary\", \"binary-utf8\", \"json\", \"raw\" or \"MsgPack\"",
                 dc.serialization
             ));
         }

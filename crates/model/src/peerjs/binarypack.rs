@@ -278,7 +278,7 @@ pub fn unpack(bytes: &[u8]) -> Result<Value, UnpackError> {
     if bytes.is_empty() {
         return Err(UnpackError::Empty);
     }
-    let mut r = Reader { b: bytes, pos: 0 };
+    let mut r = Reader::new(bytes, Reader::binarypack_item);
     let v = r.value(0)?;
     if r.pos != bytes.len() {
         return Err(UnpackError::TrailingBytes { offset: r.pos, count: bytes.len() - r.pos });
@@ -286,13 +286,25 @@ pub fn unpack(bytes: &[u8]) -> Result<Value, UnpackError> {
     Ok(v)
 }
 
-struct Reader<'a> {
+/// A cursor over MessagePack-family bytes, shared by BinaryPack and [`super::msgpack`]: the
+/// length, string, array and map readers are common, `item` reads one value in the format.
+pub(crate) struct Reader<'a> {
     b: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
+    item: fn(&mut Reader<'a>, usize) -> Result<Value, UnpackError>,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], UnpackError> {
+    pub(crate) fn new(b: &'a [u8], item: fn(&mut Reader<'a>, usize) -> Result<Value, UnpackError>) -> Self {
+        Self { b, pos: 0, item }
+    }
+
+    /// One value in the reader's format, nested `depth` deep.
+    pub(crate) fn value(&mut self, depth: usize) -> Result<Value, UnpackError> {
+        (self.item)(self, depth)
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], UnpackError> {
         let remaining = self.b.len() - self.pos;
         if n > remaining {
             return Err(UnpackError::Truncated { offset: self.pos, needed: n - remaining });
@@ -302,20 +314,25 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], UnpackError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], UnpackError> {
         let s = self.take(N)?;
         Ok(s.try_into().expect("take returned N bytes"))
     }
 
-    fn len16(&mut self) -> Result<usize, UnpackError> {
+    pub(crate) fn len8(&mut self) -> Result<usize, UnpackError> {
+        Ok(usize::from(self.array::<1>()?[0]))
+    }
+
+    pub(crate) fn len16(&mut self) -> Result<usize, UnpackError> {
         Ok(usize::from(u16::from_be_bytes(self.array()?)))
     }
 
-    fn len32(&mut self) -> Result<usize, UnpackError> {
+    pub(crate) fn len32(&mut self) -> Result<usize, UnpackError> {
         Ok(u32::from_be_bytes(self.array()?) as usize)
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, UnpackError> {
+    /// One BinaryPack value.
+    fn binarypack_item(&mut self, depth: usize) -> Result<Value, UnpackError> {
         let offset = self.pos;
         let t = self.array::<1>()?[0];
         Ok(match t {
@@ -329,19 +346,7 @@ impl<'a> Reader<'a> {
             0xc1 | 0xd4..=0xd7 => Value::Undefined,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
-            0xca => Value::Float(f64::from(f32::from_be_bytes(self.array()?))),
-            0xcb => Value::Float(f64::from_be_bytes(self.array()?)),
-            0xcc => Value::Int(i64::from(self.array::<1>()?[0])),
-            0xcd => Value::Int(i64::from(u16::from_be_bytes(self.array()?))),
-            0xce => Value::Int(i64::from(u32::from_be_bytes(self.array()?))),
-            0xcf => {
-                let u = u64::from_be_bytes(self.array()?);
-                i64::try_from(u).map_or(Value::Uint(u), Value::Int)
-            }
-            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array()?))),
-            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array()?))),
-            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array()?))),
-            0xd3 => Value::Int(i64::from_be_bytes(self.array()?)),
+            0xca..=0xd3 => self.number(t)?,
             0xd8 => {
                 let n = self.len16()?;
                 self.string(n)?
@@ -358,31 +363,42 @@ impl<'a> Reader<'a> {
                 let n = self.len32()?;
                 self.bin(n)?
             }
-            0xdc => {
-                let n = self.len16()?;
-                self.seq(n, depth, offset)?
-            }
-            0xdd => {
-                let n = self.len32()?;
-                self.seq(n, depth, offset)?
-            }
-            0xde => {
-                let n = self.len16()?;
-                self.map(n, depth, offset)?
-            }
-            0xdf => {
-                let n = self.len32()?;
-                self.map(n, depth, offset)?
-            }
+            0xdc..=0xdf => self.container(t, depth, offset)?,
             0xc4..=0xc9 => return Err(UnpackError::UnknownType { offset, byte: t }),
         })
     }
 
-    fn bin(&mut self, n: usize) -> Result<Value, UnpackError> {
+    /// The array16/32 and map16/32 forms BinaryPack and MessagePack share (0xdc..=0xdf).
+    pub(crate) fn container(&mut self, t: u8, depth: usize, offset: usize) -> Result<Value, UnpackError> {
+        let n = if t & 1 == 0 { self.len16()? } else { self.len32()? };
+        if t < 0xde { self.seq(n, depth, offset) } else { self.map(n, depth, offset) }
+    }
+
+    /// The number forms BinaryPack and MessagePack share (0xca..=0xd3).
+    pub(crate) fn number(&mut self, t: u8) -> Result<Value, UnpackError> {
+        Ok(match t {
+            0xca => Value::Float(f64::from(f32::from_be_bytes(self.array()?))),
+            0xcb => Value::Float(f64::from_be_bytes(self.array()?)),
+            0xcc => Value::Int(i64::from(self.array::<1>()?[0])),
+            0xcd => Value::Int(i64::from(u16::from_be_bytes(self.array()?))),
+            0xce => Value::Int(i64::from(u32::from_be_bytes(self.array()?))),
+            0xcf => {
+                let u = u64::from_be_bytes(self.array()?);
+                i64::try_from(u).map_or(Value::Uint(u), Value::Int)
+            }
+            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array()?))),
+            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array()?))),
+            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array()?))),
+            0xd3 => Value::Int(i64::from_be_bytes(self.array()?)),
+            _ => return Err(UnpackError::UnknownType { offset: self.pos - 1, byte: t }),
+        })
+    }
+
+    pub(crate) fn bin(&mut self, n: usize) -> Result<Value, UnpackError> {
         Ok(Value::Bin(self.take(n)?.to_vec()))
     }
 
-    fn string(&mut self, n: usize) -> Result<Value, UnpackError> {
+    pub(crate) fn string(&mut self, n: usize) -> Result<Value, UnpackError> {
         let offset = self.pos;
         let s = self.take(n)?;
         std::str::from_utf8(s)
@@ -400,7 +416,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn seq(&mut self, n: usize, depth: usize, offset: usize) -> Result<Value, UnpackError> {
+    pub(crate) fn seq(&mut self, n: usize, depth: usize, offset: usize) -> Result<Value, UnpackError> {
         if depth >= MAX_DEPTH {
             return Err(UnpackError::TooDeep { offset, max: MAX_DEPTH });
         }
@@ -412,7 +428,7 @@ impl<'a> Reader<'a> {
         Ok(Value::Array(v))
     }
 
-    fn map(&mut self, n: usize, depth: usize, offset: usize) -> Result<Value, UnpackError> {
+    pub(crate) fn map(&mut self, n: usize, depth: usize, offset: usize) -> Result<Value, UnpackError> {
         if depth >= MAX_DEPTH {
             return Err(UnpackError::TooDeep { offset, max: MAX_DEPTH });
         }

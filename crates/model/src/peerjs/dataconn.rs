@@ -32,6 +32,8 @@ pub enum DataError {
     BadChunk(String),
     #[error("reassembly limit: {0}")]
     Limit(String),
+    #[error(transparent)]
+    Stream(#[from] super::msgpack::StreamError),
 }
 
 /// What a receiver got: a value, or the peer's request to close.
@@ -92,6 +94,12 @@ impl BinarySender {
     pub fn close_message() -> Vec<u8> {
         binarypack::pack(&close_value()).expect("a small map packs")
     }
+}
+
+/// MsgPack's close request (`close({flush: true})`): `{__peerData: {type: "close"}}`, as the
+/// MsgPack connection's reader checks it (`r.__peerData?.type === "close"`).
+fn is_close(v: &Value) -> bool {
+    v.get("__peerData").and_then(|p| p.get("type")).and_then(Value::as_str) == Some("close")
 }
 
 fn close_value() -> Value {
@@ -217,7 +225,7 @@ pub fn json_decode(message: &[u8]) -> Result<Received<serde_json::Value>, DataEr
 /// A message as the application sees it, in each serialization's own terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    /// `binary` / `binary-utf8`: a BinaryPack value.
+    /// `binary` / `binary-utf8`: a BinaryPack value; `MsgPack`: a MessagePack value.
     Packed(Value),
     /// `json`: a JSON value.
     Json(serde_json::Value),
@@ -232,11 +240,12 @@ pub enum Codec {
     Binary { sender: BinarySender, receiver: BinaryReceiver },
     Json,
     Raw,
+    MsgPack(super::msgpack::StreamDecoder),
 }
 
 impl Codec {
-    /// The codec for a serialization name; `None` for ones peerstorm does not speak (`MsgPack`
-    /// and custom serializers).
+    /// The codec for a serialization name; `None` for ones peerstorm does not speak (custom
+    /// serializers).
     pub fn for_serialization(s: &super::payload::Serialization) -> Option<Self> {
         use super::payload::Serialization as S;
         match s {
@@ -245,7 +254,8 @@ impl Codec {
             }
             S::Json => Some(Codec::Json),
             S::Raw => Some(Codec::Raw),
-            S::MsgPack | S::Other(_) => None,
+            S::MsgPack => Some(Codec::MsgPack(super::msgpack::StreamDecoder::default())),
+            S::Other(_) => None,
         }
     }
 
@@ -266,10 +276,15 @@ impl Codec {
                 Ok(vec![serde_json::to_vec(j).map_err(|e| DataError::Json(e.to_string()))?])
             }
             (Codec::Raw, Message::Packed(v)) => Ok(vec![binarypack::pack(v)?]),
+            (Codec::MsgPack(_), Message::Packed(v)) => Ok(super::msgpack::encode_messages(v)?),
+            (Codec::MsgPack(_), Message::Raw(b)) => Ok(super::msgpack::encode_messages(&Value::Bin(b.clone()))?),
+            (Codec::MsgPack(_), Message::Json(j)) => Ok(super::msgpack::encode_messages(&Value::from_json(j))?),
         }
     }
 
     /// Handles one data-channel message: `Ok(None)` while a chunked message is incomplete.
+    /// `MsgPack` is a byte stream, so one message may complete several values: after `decode`,
+    /// call [`Codec::next_buffered`] until it returns `None`.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Option<Received<Message>>, DataError> {
         Ok(match self {
             Codec::Binary { receiver, .. } => receiver.handle(bytes)?.map(|r| match r {
@@ -281,7 +296,17 @@ impl Codec {
                 Received::Close => Received::Close,
             }),
             Codec::Raw => Some(Received::Data(Message::Raw(bytes.to_vec()))),
+            Codec::MsgPack(d) => {
+                d.push(bytes);
+                return self.next_buffered();
+            }
         })
+    }
+
+    /// A further value completed by the last [`Codec::decode`] (`MsgPack` only).
+    pub fn next_buffered(&mut self) -> Result<Option<Received<Message>>, DataError> {
+        let Codec::MsgPack(d) = self else { return Ok(None) };
+        Ok(d.next_value()?.map(|v| if is_close(&v) { Received::Close } else { Received::Data(Message::Packed(v)) }))
     }
 }
 
@@ -364,7 +389,15 @@ mod tests {
         assert_eq!(wire.len(), 2);
         assert_eq!(bin.decode(&wire[0]).unwrap(), None);
         assert_eq!(bin.decode(&wire[1]).unwrap(), Some(Received::Data(Message::Packed(Value::Bin(vec![0; 20_000])))));
-        assert!(Codec::for_serialization(&Serialization::MsgPack).is_none());
+        // MsgPack: a byte stream; two values in one message both come out, and the close
+        // request is recognised.
+        let mut mp = Codec::for_serialization(&Serialization::MsgPack).unwrap();
+        let mut wire = mp.encode(&Message::Packed(Value::Int(1))).unwrap().concat();
+        wire.extend(mp.encode(&Message::Packed(close_value())).unwrap().concat());
+        assert_eq!(mp.decode(&wire).unwrap(), Some(Received::Data(Message::Packed(Value::Int(1)))));
+        assert_eq!(mp.next_buffered().unwrap(), Some(Received::Close));
+        assert_eq!(mp.next_buffered().unwrap(), None);
+        assert!(Codec::for_serialization(&Serialization::Other("custom".into())).is_none());
     }
 
     #[test]

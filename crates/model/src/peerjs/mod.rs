@@ -6,12 +6,13 @@
 //!   server→client (`{type,src,dst,payload}`) shape. The payload stays raw JSON, so a relay can
 //!   pass it on without decoding it.
 //! - [`payload`]: typed OFFER / ANSWER / CANDIDATE / ERROR payloads.
-//! - [`binarypack`] and [`dataconn`]: the DataConnection serializations (BinaryPack with 16,300-byte
-//!   chunking, JSON with its size cap, raw).
+//! - [`binarypack`], [`msgpack`] and [`dataconn`]: the DataConnection serializations (BinaryPack
+//!   with 16,300-byte chunking, JSON with its size cap, raw, and the MsgPack byte stream).
 
 pub mod binarypack;
 pub mod dataconn;
 mod frame;
+pub mod msgpack;
 pub mod payload;
 
 pub use frame::{Frame, FrameError, FrameRef, MessageType};

@@ -177,6 +177,7 @@ fn turn_server(
                 user: "test".into(),
                 password: "test".into(),
                 realm: "example.org".into(),
+                transport: s.servers.turn_transport(),
             };
             eprintln!("{} TURN server on {} (pid {})", server.name, server.addr, server.child.id());
             Ok((Some(server), Some(ts)))
@@ -191,7 +192,10 @@ fn turn_server(
             let (user, password) =
                 s.servers.turn_user.as_deref().and_then(|u| u.split_once(':')).ok_or("servers.turn_user")?;
             let realm = s.servers.turn_realm.clone().unwrap_or_default();
-            Ok((None, Some(peerstorm_peer::TurnServer { addr, user: user.into(), password: password.into(), realm })))
+            let transport = s.servers.turn_transport();
+            let ts =
+                peerstorm_peer::TurnServer { addr, user: user.into(), password: password.into(), realm, transport };
+            Ok((None, Some(ts)))
         }
     }
 }

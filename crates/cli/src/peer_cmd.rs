@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use peerstorm_loadgen::Target;
-use peerstorm_peer::{IceMode, PeerConfig, TurnServer, VirtualPeer, Workload};
+use peerstorm_peer::{IceMode, PeerConfig, TurnServer, TurnTransport, VirtualPeer, Workload};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -38,9 +38,12 @@ pub struct PeerArgs {
     /// A STUN server HOST:PORT for a srflx candidate.
     #[arg(long)]
     stun: Option<String>,
-    /// A TURN server HOST:PORT (UDP) for a relayed candidate.
+    /// A TURN server HOST:PORT for a relayed candidate.
     #[arg(long)]
     turn: Option<String>,
+    /// How to reach the TURN server: udp, or tcp (the relay is UDP either way).
+    #[arg(long, default_value = "udp", value_name = "udp|tcp")]
+    turn_transport: String,
     /// TURN credentials NAME:PASSWORD.
     #[arg(long, default_value = "peerstorm:peerstorm")]
     turn_user: String,
@@ -68,9 +71,14 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         "vanilla" => IceMode::Vanilla,
         other => bail!("--ice {other:?}: expected trickle or vanilla"),
     };
-    if !["binary", "binary-utf8", "json", "raw"].contains(&a.serialization.as_str()) {
-        bail!("--serialization {:?}: expected binary, binary-utf8, json or raw", a.serialization);
+    if !["binary", "binary-utf8", "json", "raw", "MsgPack"].contains(&a.serialization.as_str()) {
+        bail!("--serialization {:?}: expected binary, binary-utf8, json, raw or MsgPack", a.serialization);
     }
+    let transport = match a.turn_transport.as_str() {
+        "udp" => TurnTransport::Udp,
+        "tcp" => TurnTransport::Tcp,
+        other => bail!("--turn-transport {other:?}: expected udp or tcp"),
+    };
     let turn = match &a.turn {
         Some(t) => {
             let (user, password) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
@@ -79,6 +87,7 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
                 user: user.into(),
                 password: password.into(),
                 realm: a.turn_realm.clone(),
+                transport,
             })
         }
         None => None,

@@ -8,7 +8,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use support::{Proc, coturn, root, start_peerstorm as start};
+use support::{Proc, coturn, coturn_with, root, start_peerstorm as start};
 
 fn broker() -> (Proc, SocketAddr) {
     let (p, banner) = start(&["serve", "broker", "--host", "127.0.0.1", "--port", "0"]);
@@ -43,10 +43,20 @@ fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_json_and_msgpack() {
 
 /// Two virtual peers, relay-only through `turn`: the connecting one must finish its workload
 /// over a relayed pair.
-fn relay_through(turn: SocketAddr, realm: &str) {
+fn relay_through(turn: SocketAddr, realm: &str, transport: &str) {
     let (_broker, addr) = broker();
     let (b, t) = (addr.to_string(), turn.to_string());
-    let common = ["--turn", t.as_str(), "--turn-user", "test:test", "--turn-realm", realm, "--relay-only"];
+    let common = [
+        "--turn",
+        t.as_str(),
+        "--turn-user",
+        "test:test",
+        "--turn-realm",
+        realm,
+        "--relay-only",
+        "--turn-transport",
+        transport,
+    ];
     let mut answer = vec!["peer", "--broker", &b, "--id", "relay-echo", "--for", "40"];
     answer.extend(common);
     let (_echo, _) = start(&answer);
@@ -76,7 +86,8 @@ fn virtual_peers_connect_relay_only_through_peerstorms_turn_server() {
     ]);
     // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
     let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
-    relay_through(addr, "example.org");
+    relay_through(addr, "example.org", "udp");
+    relay_through(addr, "example.org", "tcp");
 }
 
 #[test]
@@ -84,6 +95,17 @@ fn virtual_peers_connect_relay_only_through_coturn() {
     let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-coturn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (_turn, addr) = coturn(&dir, (45000, 47999));
-    relay_through(addr, "example.org");
+    relay_through(addr, "example.org", "udp");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// TURN over TCP against a coturn that takes no UDP from clients (`--no-udp`; its relay is still
+/// UDP): only a client that really speaks TCP to it gets a relayed candidate.
+#[test]
+fn virtual_peers_connect_relay_only_through_coturn_over_tcp() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-coturn-tcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_turn, addr) = coturn_with(&dir, (42000, 44999), &["--no-udp"]);
+    relay_through(addr, "example.org", "tcp");
     std::fs::remove_dir_all(&dir).ok();
 }

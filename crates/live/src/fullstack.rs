@@ -1,7 +1,8 @@
 //! Full-stack virtual peers on real sockets: the simulator's sans-IO [`VirtualPeer`] (the `rtc`
 //! stack: ICE, DTLS, SCTP, PeerJS DataConnections, the `rtc-turn` client) driven by a thin tokio
-//! shell: a WebSocket to the broker (the loadgen client), one UDP socket on 127.0.0.1, real
-//! time. The same code the simulator measures, pointed at real servers.
+//! shell: a WebSocket to the broker (the loadgen client), one UDP socket on 127.0.0.1 per
+//! connection (and a TCP connection to the TURN server when it is reached over TCP), real time.
+//! The same code the simulator measures, pointed at real servers.
 
 use peerstorm_loadgen::{Client, Target, client::text_frame};
 use peerstorm_peer::{Failure, PeerConfig, Transmit, VirtualPeer};
@@ -80,8 +81,11 @@ pub async fn drive_with(
             return Ok(peer);
         }
     };
-    // One reader task per socket, all into one channel: (from, to, bytes).
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    // One reader task per socket (and per TCP connection), all into one channel:
+    // (over TCP?, from, to, bytes).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, SocketAddr, SocketAddr, Vec<u8>)>(1024);
+    // TCP connections to TURN servers, by (the connection's UDP socket, the server).
+    let mut streams: HashMap<(SocketAddr, SocketAddr), tokio::net::tcp::OwnedWriteHalf> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut readers = tokio::task::JoinSet::new();
     for s in &sockets {
@@ -91,13 +95,12 @@ pub async fn drive_with(
         readers.spawn(async move {
             let mut buf = vec![0u8; 65536];
             while let Ok((n, src)) = s.recv_from(&mut buf).await {
-                if tx.send((src, local, buf[..n].to_vec())).await.is_err() {
+                if tx.send((false, src, local, buf[..n].to_vec())).await.is_err() {
                     break;
                 }
             }
         });
     }
-    drop(tx);
     let now = Instant::now();
     peer.handle_connected(now);
     // `Client::join` consumed the OPEN frame.
@@ -112,6 +115,34 @@ pub async fn drive_with(
                 Transmit::Datagram { src, dst, data } => {
                     if let Some(s) = by_addr.get(&src).or_else(|| sockets.first()) {
                         let _ = s.send_to(&data, dst).await;
+                    }
+                }
+                Transmit::Stream { src, dst, data } => {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = streams.entry((src, dst)) {
+                        // A connection that cannot be made leaves the TURN client's transaction
+                        // to time out, and the failure is counted there.
+                        let Ok(Ok(tcp)) = tokio::time::timeout(step, tokio::net::TcpStream::connect(dst)).await else {
+                            continue;
+                        };
+                        let _ = tcp.set_nodelay(true);
+                        let (mut r, w) = tcp.into_split();
+                        slot.insert(w);
+                        let tx = tx.clone();
+                        readers.spawn(async move {
+                            use tokio::io::AsyncReadExt;
+                            let mut buf = vec![0u8; 65536];
+                            while let Ok(n) = r.read(&mut buf).await {
+                                if n == 0 || tx.send((true, dst, src, buf[..n].to_vec())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    if let Some(w) = streams.get_mut(&(src, dst)) {
+                        use tokio::io::AsyncWriteExt;
+                        if w.write_all(&data).await.is_err() {
+                            streams.remove(&(src, dst));
+                        }
                     }
                 }
             }
@@ -142,6 +173,7 @@ pub async fn drive_with(
             Frames,
             WsClosed,
             Datagram(SocketAddr, SocketAddr, Vec<u8>),
+            Stream(SocketAddr, SocketAddr, Vec<u8>),
             Timer,
             Stop,
         }
@@ -150,7 +182,8 @@ pub async fn drive_with(
                 if r.is_ok() { Ev::Frames } else { Ev::WsClosed }
             }
             d = rx.recv() => match d {
-                Some((from, to, bytes)) => Ev::Datagram(from, to, bytes),
+                Some((false, from, to, bytes)) => Ev::Datagram(from, to, bytes),
+                Some((true, from, to, bytes)) => Ev::Stream(from, to, bytes),
                 None => Ev::Timer,
             },
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Ev::Timer,
@@ -170,6 +203,7 @@ pub async fn drive_with(
                 break peer;
             }
             Ev::Datagram(from, to, bytes) => peer.handle_datagram(now, from, to, &bytes),
+            Ev::Stream(from, to, bytes) => peer.handle_stream(now, from, to, &bytes),
             Ev::Timer => peer.handle_timeout(now),
             Ev::Stop => break peer,
         }

@@ -5,7 +5,7 @@
 //! peer ([`crate::VirtualPeer`]) wraps them in PeerJS frames.
 
 use crate::milestones::{Failure, Milestone, Milestones};
-use crate::peer::{IceMode, Transmit, TurnServer, Workload};
+use crate::peer::{IceMode, Transmit, TurnServer, TurnTransport, Workload};
 use bytes::BytesMut;
 use peerstorm_model::candidate::IceCandidateInit;
 use peerstorm_model::peerjs::binarypack::Value;
@@ -65,6 +65,9 @@ struct TurnClient {
     allocate: Option<rtc::stun::message::TransactionId>,
     /// Datagrams waiting for their peer's permission.
     waiting: Vec<(SocketAddr, Vec<u8>)>,
+    tcp: bool,
+    /// Over TCP: bytes from the server not yet a whole message.
+    stream_in: Vec<u8>,
 }
 
 impl TurnClient {
@@ -75,7 +78,10 @@ impl TurnClient {
                 stun_serv_addr: String::new(),
                 turn_serv_addr: t.addr.to_string(),
                 local_addr: local,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: match t.transport {
+                    TurnTransport::Udp => TransportProtocol::UDP,
+                    TurnTransport::Tcp => TransportProtocol::TCP,
+                },
                 username: t.user.clone(),
                 password: t.password.clone(),
                 realm: t.realm.clone(),
@@ -87,7 +93,13 @@ impl TurnClient {
         )
         .map_err(|e| e.to_string())?;
         let allocate = Some(client.allocate(now).map_err(|e| e.to_string())?);
-        Ok(Self { client, allocate, waiting: Vec::new() })
+        Ok(Self {
+            client,
+            allocate,
+            waiting: Vec::new(),
+            tcp: t.transport == TurnTransport::Tcp,
+            stream_in: Vec::new(),
+        })
     }
 }
 
@@ -170,13 +182,35 @@ fn udp_in(now: Instant, local: SocketAddr, peer: SocketAddr, message: BytesMut) 
     }
 }
 
-/// Moves what the TURN client wants sent into `out`, from the connection's host address.
+/// Moves what the TURN client wants sent into `out`, from the connection's host address (as
+/// datagrams, or on its TCP connection to the server).
 fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &mut VecDeque<Transmit>) {
     if let Some(t) = turn.as_mut() {
         while let Some(w) = t.client.poll_write() {
-            out.push_back(Transmit::Datagram { src: host, dst: w.transport.peer_addr, data: w.message.to_vec() });
+            let (src, dst, data) = (host, w.transport.peer_addr, w.message.to_vec());
+            out.push_back(if t.tcp {
+                Transmit::Stream { src, dst, data }
+            } else {
+                Transmit::Datagram { src, dst, data }
+            });
         }
     }
+}
+
+/// The length of the TURN message at the start of a TCP byte stream, once it is all there: a
+/// STUN message (20-byte header + length), or ChannelData (4 + length, padded to four bytes over
+/// TCP, RFC 8656 §12.5). `Err` when the stream is not TURN.
+fn turn_frame_len(b: &[u8]) -> Result<Option<usize>, ()> {
+    if b.len() < 4 {
+        return Ok(None);
+    }
+    let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+    let total = match b[0] >> 6 {
+        0 => 20 + len,
+        1 => 4 + len.next_multiple_of(4),
+        _ => return Err(()),
+    };
+    Ok((b.len() >= total).then_some(total))
 }
 
 fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
@@ -563,6 +597,41 @@ impl Connection {
         } else if let Some(pc) = self.pc.as_mut() {
             let _ = pc.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
         }
+        self.service(now);
+    }
+
+    /// Bytes on this connection's TCP connection to its TURN server.
+    pub fn handle_stream(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        let Some(t) = self.turn.as_mut().filter(|t| t.tcp && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src))
+        else {
+            return;
+        };
+        t.stream_in.extend_from_slice(data);
+        loop {
+            match turn_frame_len(&t.stream_in) {
+                Ok(Some(n)) => {
+                    let frame: Vec<u8> = t.stream_in.drain(..n).collect();
+                    let msg = TaggedBytesMut {
+                        now,
+                        transport: TransportContext {
+                            local_addr: dst,
+                            peer_addr: src,
+                            ecn: None,
+                            transport_protocol: TransportProtocol::TCP,
+                        },
+                        message: BytesMut::from(&frame[..]),
+                    };
+                    let _ = t.client.handle_read(msg);
+                }
+                Ok(None) => break,
+                Err(()) => {
+                    // Not TURN: the stream is unusable (a real client would close it).
+                    t.stream_in.clear();
+                    break;
+                }
+            }
+        }
+        self.turn_events(now);
         self.service(now);
     }
 

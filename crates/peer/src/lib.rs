@@ -9,5 +9,5 @@ pub mod peer;
 pub mod signaling;
 
 pub use milestones::{Failure, Milestone, Milestones};
-pub use peer::{ConnOutcome, IceMode, PeerConfig, Transmit, TurnServer, VirtualPeer, Workload};
+pub use peer::{ConnOutcome, IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, VirtualPeer, Workload};
 pub use signaling::{SignalEvent, SignalingClient};

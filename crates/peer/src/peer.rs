@@ -71,6 +71,18 @@ pub struct TurnServer {
     pub user: String,
     pub password: String,
     pub realm: String,
+    /// How the client reaches the server (`turn:...?transport=udp|tcp`); the relay is UDP either
+    /// way (RFC 8656 §3.1).
+    pub transport: TurnTransport,
+}
+
+/// The transport between a TURN client and its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TurnTransport {
+    #[default]
+    Udp,
+    /// TCP: what gets a client out of a network that blocks UDP (often on port 443).
+    Tcp,
 }
 
 /// What the driver must carry.
@@ -80,6 +92,9 @@ pub enum Transmit {
     Signal(String),
     /// A UDP datagram.
     Datagram { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
+    /// Bytes on the TCP connection from `src` to `dst` (the driver opens it on first use); each
+    /// is one whole TURN message (STUN, or ChannelData padded to four bytes).
+    Stream { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
 }
 
 /// One connection's outcome, its milestones including the peer's own (signaling, OPEN).
@@ -337,6 +352,15 @@ impl VirtualPeer {
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
         if let Some(k) = self.by_socket(dst) {
             self.conns[k].handle_datagram(now, src, dst, data);
+            self.drain(k);
+        }
+    }
+
+    /// Bytes that arrived on the TCP connection between `dst` (one of this peer's sockets) and
+    /// `src` (its TURN server); they need not be whole messages.
+    pub fn handle_stream(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        if let Some(k) = self.by_socket(dst) {
+            self.conns[k].handle_stream(now, src, dst, data);
             self.drain(k);
         }
     }

@@ -66,6 +66,7 @@ fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
                         let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else { continue };
                         net.send(&mut netq, now, hosts[i], Packet { proto: Proto::Udp, src, dst, payload: data });
                     }
+                    Transmit::Stream { .. } => panic!("these peers use no TURN server, so open no TCP connection"),
                 }
             }
         }

@@ -135,6 +135,26 @@ pub struct Servers {
     /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
     #[serde(default)]
     pub relay_only: bool,
+    /// How peers reach the TURN server: `"udp"`, or `"tcp"` (in the simulator on port 443,
+    /// which a `udp-blocked` network lets through). A `turn:` URI may say `?transport=tcp` too.
+    #[serde(default = "udp")]
+    pub turn_transport: String,
+}
+
+fn udp() -> String {
+    "udp".into()
+}
+
+impl Servers {
+    /// The TURN transport: `turn_transport`, or a `turn:` URI's `?transport=`.
+    pub fn turn_transport(&self) -> peerstorm_peer::TurnTransport {
+        let uri_tcp = self.turn.starts_with("turn:") && self.turn.contains("transport=tcp");
+        if uri_tcp || self.turn_transport == "tcp" {
+            peerstorm_peer::TurnTransport::Tcp
+        } else {
+            peerstorm_peer::TurnTransport::Udp
+        }
+    }
 }
 
 fn embedded() -> String {
@@ -253,6 +273,7 @@ impl Default for Servers {
             turn_realm: None,
             answer_delay_ms: 0,
             relay_only: false,
+            turn_transport: udp(),
         }
     }
 }
@@ -499,6 +520,12 @@ impl Scenario {
     fn check(&self) -> Result<(), ScenarioError> {
         self.thresholds()?;
         let bad = |m: String| Err(ScenarioError::Unsupported(m));
+        if !["udp", "tcp"].contains(&self.servers.turn_transport.as_str()) {
+            return bad(format!(
+                "servers.turn_transport {:?}: expected \"udp\" or \"tcp\"",
+                self.servers.turn_transport
+            ));
+        }
         match self.mode.as_str() {
             "sim" => {}
             "live" => return self.check_live(),

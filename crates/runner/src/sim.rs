@@ -8,11 +8,11 @@ use peerstorm_model::rng::Rng;
 use peerstorm_netsim::net::NetEvent;
 use peerstorm_netsim::time::EventQueue;
 use peerstorm_netsim::{Firewall, HostId, LinkConfig, Network, Packet, Preset, Proto, RouterSpec};
-use peerstorm_peer::{ConnOutcome, Failure, IceMode, PeerConfig, Transmit, VirtualPeer};
+use peerstorm_peer::{ConnOutcome, Failure, IceMode, PeerConfig, Transmit, TurnTransport, VirtualPeer};
 use peerstorm_turn::sim::SimTurn;
 use peerstorm_turn::{TurnConfig, TurnServer};
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// One peer's outcome.
@@ -335,13 +335,18 @@ pub fn simulate_with(
     // Every virtual peer is the same user here; the per-user quota is not what a run measures.
     turn_cfg.max_allocations_per_user = usize::MAX;
     turn_cfg.relay_ports = (1024, 65535);
+    // TURN over TCP on 443, as deployments offer it to clients whose networks block UDP.
+    let turn_tcp = SocketAddr::V4(SocketAddrV4::new(*SERVER_ADDR.ip(), 443));
+    turn_cfg.extra_listen.push(turn_tcp);
     let mut server = SimTurn { host: server_host, core: TurnServer::new(turn_cfg, base, [7; 16]) };
     let stun = (s.servers.stun == "embedded").then_some(SocketAddr::V4(SERVER_ADDR));
+    let transport = s.servers.turn_transport();
     let turn = (s.servers.turn == "embedded").then(|| peerstorm_peer::TurnServer {
-        addr: SocketAddr::V4(SERVER_ADDR),
+        addr: if transport == TurnTransport::Tcp { turn_tcp } else { SocketAddr::V4(SERVER_ADDR) },
         user: TURN_USER.0.into(),
         password: TURN_USER.1.into(),
         realm: "peerstorm".into(),
+        transport,
     });
     let answer_delay = Duration::from_millis(s.servers.answer_delay_ms);
     let mut server_out: Vec<Packet> = Vec::new();
@@ -436,7 +441,12 @@ pub fn simulate_with(
                     Transmit::Datagram { src: SocketAddr::V4(src), dst: SocketAddr::V4(dst), data } => {
                         net.send(&mut netq, now, hosts[i], Packet { proto: Proto::Udp, src, dst, payload: data });
                     }
-                    Transmit::Datagram { .. } => {}
+                    // TCP: segments in order, retransmitted on loss (netsim's model); one
+                    // TURN message per segment.
+                    Transmit::Stream { src: SocketAddr::V4(src), dst: SocketAddr::V4(dst), data } => {
+                        net.send(&mut netq, now, hosts[i], Packet { proto: Proto::Tcp, src, dst, payload: data });
+                    }
+                    Transmit::Datagram { .. } | Transmit::Stream { .. } => {}
                 }
             }
             let t = peers[i].poll_timeout().map(|t| t.saturating_duration_since(base).max(now));
@@ -506,12 +516,11 @@ pub fn simulate_with(
                 } else {
                     let i = host_to_peer.get(d.host.0 as usize).copied().unwrap_or(NO_PEER);
                     if i != NO_PEER {
-                        peers[i].handle_datagram(
-                            at,
-                            SocketAddr::V4(d.pkt.src),
-                            SocketAddr::V4(d.pkt.dst),
-                            &d.pkt.payload,
-                        );
+                        let (src, dst) = (SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst));
+                        match d.pkt.proto {
+                            Proto::Udp => peers[i].handle_datagram(at, src, dst, &d.pkt.payload),
+                            Proto::Tcp => peers[i].handle_stream(at, src, dst, &d.pkt.payload),
+                        }
                         touched.push(i);
                     }
                 }

@@ -81,9 +81,8 @@ fn without_turn_the_nat_matrix_connects_where_rfc_4787_allows() {
     assert_eq!(rate("open ↔ udp-blocked"), 0.0);
 }
 
-/// With the embedded TURN server, the pairs that no direct path serves meet through a relay,
-/// and the selected pair says so; udp-blocked would need TURN over TCP, which the virtual peer
-/// does not speak, so it still fails.
+/// With the embedded TURN server over UDP, the pairs that no direct path serves meet through a
+/// relay, and the selected pair says so; a udp-blocked network cannot reach it, so it fails.
 #[test]
 fn with_turn_symmetric_pairs_meet_through_a_relay() {
     let m = class_rates(
@@ -96,6 +95,22 @@ fn with_turn_symmetric_pairs_meet_through_a_relay() {
     assert_eq!(m["port-restricted ↔ port-restricted"].0, 1.0);
     assert!(!m["port-restricted ↔ port-restricted"].1.iter().any(|t| t.contains("relay")), "a direct path wins: {m:?}");
     assert_eq!(m["symmetric ↔ udp-blocked"].0, 0.0);
+}
+
+/// TURN over TCP (port 443, which a udp-blocked firewall lets out): the udp-blocked side gets a
+/// relayed candidate and meets every other preset through it; the rest still connect.
+#[test]
+fn turn_over_tcp_gets_udp_blocked_networks_through() {
+    let m = class_rates(
+        "[network]\npairing = \"matrix\"\nnat_mix = { open = 1, symmetric = 1, udp-blocked = 1 }\n[servers]\nturn_transport = \"tcp\"\n[peers]\ncount = 18\n[timeouts]\nsetup_s = 12\n",
+    );
+    for k in ["open ↔ udp-blocked", "symmetric ↔ udp-blocked", "udp-blocked ↔ udp-blocked"] {
+        let (rate, selected) = m.get(k).unwrap_or_else(|| panic!("class {k} in {m:?}"));
+        assert_eq!(*rate, 1.0, "{k}: {m:?}");
+        assert!(selected.iter().all(|t| t.contains("relay")), "{k} selects a relayed pair: {m:?}");
+    }
+    assert_eq!(m["symmetric ↔ symmetric"].0, 1.0, "{m:?}");
+    assert_eq!(m["open ↔ open"].0, 1.0, "{m:?}");
 }
 
 /// Relay-only policy: every selected pair is relayed on the local side, whatever the NAT.

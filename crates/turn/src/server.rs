@@ -83,6 +83,9 @@ pub struct TurnConfig {
     /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
     /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
     pub rfc5766_channels: bool,
+    /// More addresses clients may reach the server on (e.g. TCP on port 443 for clients behind
+    /// a firewall that lets only web traffic out); answered like the primary.
+    pub extra_listen: Vec<SocketAddr>,
 }
 
 impl TurnConfig {
@@ -105,6 +108,7 @@ impl TurnConfig {
             nonce_lifetime: Duration::from_secs(600),
             transaction_lifetime: Duration::from_secs(40),
             rfc5766_channels: false,
+            extra_listen: Vec::new(),
         }
     }
 
@@ -749,10 +753,12 @@ impl TurnServer {
     /// other IP/port combinations RFC 5780 needs.
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
         let p = self.cfg.primary;
-        match self.cfg.alternate {
+        let mut v = match self.cfg.alternate {
             None => vec![p],
             Some(a) => vec![p, SocketAddr::new(a.ip(), p.port()), SocketAddr::new(p.ip(), a.port()), a],
-        }
+        };
+        v.extend(self.cfg.extra_listen.iter().copied());
+        v
     }
 
     /// A datagram from `peer` reached the relay address `relay`: to the client as ChannelData

@@ -40,6 +40,12 @@ pub fn start_peerstorm(args: &[&str]) -> (Proc, String) {
 /// coturn on a free loopback port with user test:test in realm example.org and relay ports
 /// `relay` (tests running at once use different ranges), answering before this returns.
 pub fn coturn(dir: &Path, relay: (u16, u16)) -> (Proc, SocketAddr) {
+    coturn_with(dir, relay, &[])
+}
+
+/// As [`coturn`], with more turnserver options; with `--no-udp` (TCP clients only) it is probed
+/// over TCP.
+pub fn coturn_with(dir: &Path, relay: (u16, u16), extra: &[&str]) -> (Proc, SocketAddr) {
     assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n").unwrap();
@@ -62,15 +68,29 @@ pub fn coturn(dir: &Path, relay: (u16, u16)) -> (Proc, SocketAddr) {
             .args(["--min-port", &relay.0.to_string(), "--max-port", &relay.1.to_string()])
             .args(["--allow-loopback-peers", "--no-multicast-peers", "--simple-log", "--log-file"])
             .arg(dir.join("turnserver.log"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
+    if extra.contains(&"--no-udp") {
+        use std::io::{Read, Write};
+        for _ in 0..100 {
+            if let Ok(mut t) = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
+                t.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
+                if t.write_all(&req).is_ok() && t.read(&mut [0u8; 512]).is_ok_and(|n| n > 0) {
+                    return (child, addr);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("coturn did not answer over TCP in 30 s");
+    }
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
-    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
     for _ in 0..100 {
         let _ = s.send_to(&req, addr);
         if s.recv_from(&mut [0u8; 512]).is_ok() {

@@ -97,7 +97,8 @@ pub struct Hardening {
     /// Bytes waiting to be written to one connection beyond which the shell treats its client as
     /// a reader too slow to keep: the connection is dropped and the frames it did not take are
     /// relayed again (queued, so their senders get EXPIRE). Bounds the memory a non-reading
-    /// client can make the broker hold.
+    /// client can make the broker hold; keep it above the largest burst sent at once (a queue
+    /// replay: `max_queue_per_peer` × `max_frame_bytes`).
     pub max_send_buffer: usize,
 }
 
@@ -113,7 +114,7 @@ impl Default for Hardening {
             server_issued_ids: false,
             issued_id_ttl: Duration::from_secs(60),
             id_reservation: Duration::from_secs(5),
-            max_send_buffer: 1 << 20,
+            max_send_buffer: 4 << 20,
         }
     }
 }

@@ -118,7 +118,7 @@ pub struct BrokerArgs {
     id_reservation: u64,
     /// Hardened: bytes waiting to be written to one client beyond which it counts as a slow
     /// reader and is disconnected (its frames are queued again, so senders get EXPIRE).
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_send_buffer: usize,
     /// Broken on purpose, for the conformance suite's self-test: relay the src a client wrote.
     #[arg(long, hide = true)]

@@ -5,8 +5,14 @@
 //!   6 candidates, 3 sections), parsed and emitted by peerstorm (lossless) and by `rtc-sdp`.
 //! - `peerjs/*`: a PeerJS OFFER frame carrying that SDP: envelope parse and relay re-emit (what a
 //!   broker does), and the full typed decode (what a peer does).
+//! - `dataconn/*`: one DataConnection message sent and received (encode, then decode every
+//!   data-channel message it became) in the `binary` (BinaryPack) and `MsgPack` serializations: a
+//!   16,000-byte binary value (BinaryPack sends one message, MsgPack one) and a 40,000-byte one
+//!   (BinaryPack chunks it in three, MsgPack cuts its stream in two), and a small object.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use peerstorm_model::peerjs::binarypack::Value;
+use peerstorm_model::peerjs::dataconn::{Codec, Message};
 use peerstorm_model::peerjs::payload::{OfferPayload, Serialization};
 use peerstorm_model::peerjs::{Frame, MessageType};
 use peerstorm_model::sdp::SessionDescription;
@@ -70,5 +76,39 @@ fn peerjs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sdp, peerjs);
+fn dataconn(c: &mut Criterion) {
+    let object = Value::object([
+        ("kind", Value::str("chat")),
+        ("text", Value::str("hello from a virtual peer")),
+        ("seq", Value::Int(4711)),
+        ("at", Value::Float(1.7e12 + 0.5)),
+        ("tags", Value::Array(vec![Value::str("a"), Value::str("b")])),
+    ]);
+    let values = [
+        ("bin-16000", Value::Bin(vec![0x5a; 16_000])),
+        ("bin-40000", Value::Bin(vec![0x5a; 40_000])),
+        ("object", object),
+    ];
+    let mut g = c.benchmark_group("dataconn");
+    for (vname, v) in &values {
+        for (sname, ser) in [("binary", Serialization::Binary), ("MsgPack", Serialization::MsgPack)] {
+            let m = Message::Packed(v.clone());
+            g.bench_with_input(BenchmarkId::new(format!("{sname}/send+receive"), vname), &m, |b, m| {
+                let mut codec = Codec::for_serialization(&ser).expect("a codec");
+                b.iter(|| {
+                    let mut got = None;
+                    for wire in codec.encode(black_box(m)).unwrap() {
+                        if let Some(r) = codec.decode(&wire).unwrap() {
+                            got = Some(r);
+                        }
+                    }
+                    black_box(got.expect("a whole message"))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sdp, peerjs, dataconn);
 criterion_main!(benches);

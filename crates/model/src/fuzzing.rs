@@ -126,21 +126,33 @@ pub fn msgpack(data: &[u8]) {
         whole.push(v);
         rest = &rest[used..];
     }
-    let mut d = msgpack::StreamDecoder::new(1 << 20);
-    let mut streamed = Vec::new();
-    'feed: for piece in data.chunks(7) {
-        d.push(piece);
-        loop {
-            match d.next_value() {
-                Ok(Some(v)) => streamed.push(v),
-                Ok(None) => break,
-                Err(_) => break 'feed,
+    // The same bytes as data-channel messages of 7 and 100 bytes, through `push` and through
+    // `push_whole` (the fast path for a message that is one whole value): the same values, in
+    // order, as far as the stream gets.
+    for (size, whole_messages) in [(7, false), (7, true), (100, true)] {
+        let mut d = msgpack::StreamDecoder::new(1 << 20);
+        let mut got = Vec::new();
+        'messages: for m in data.chunks(size) {
+            if whole_messages {
+                if let Some(v) = d.push_whole(m) {
+                    got.push(v);
+                    continue;
+                }
+            } else {
+                d.push(m);
+            }
+            loop {
+                match d.next_value() {
+                    Ok(Some(v)) => got.push(v),
+                    Ok(None) => break,
+                    Err(_) => break 'messages,
+                }
             }
         }
-    }
-    assert!(streamed.len() <= whole.len(), "the stream found values the buffer did not");
-    for (a, b) in streamed.iter().zip(&whole) {
-        assert!(same(a, b), "stream and buffer decoding must agree");
+        assert!(got.len() <= whole.len(), "the stream found values the buffer did not");
+        for (a, b) in got.iter().zip(&whole) {
+            assert!(same(a, b), "stream and buffer decoding must agree");
+        }
     }
 }
 

@@ -199,7 +199,13 @@ impl BinaryReceiver {
             return Ok(None);
         }
         let p = self.pending.remove(&id).expect("the entry was just used");
-        Ok(Some(p.parts.into_iter().flatten().flatten().collect()))
+        // Part by part (a byte-by-byte collect of the flattened parts cost ~100 µs for 40 kB).
+        let parts: Vec<Vec<u8>> = p.parts.into_iter().flatten().collect();
+        let mut whole = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in &parts {
+            whole.extend_from_slice(part);
+        }
+        Ok(Some(whole))
     }
 }
 
@@ -296,10 +302,10 @@ impl Codec {
                 Received::Close => Received::Close,
             }),
             Codec::Raw => Some(Received::Data(Message::Raw(bytes.to_vec()))),
-            Codec::MsgPack(d) => {
-                d.push(bytes);
-                return self.next_buffered();
-            }
+            Codec::MsgPack(d) => match d.push_whole(bytes) {
+                Some(v) => Some(if is_close(&v) { Received::Close } else { Received::Data(Message::Packed(v)) }),
+                None => return self.next_buffered(),
+            },
         })
     }
 

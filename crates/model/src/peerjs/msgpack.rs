@@ -145,7 +145,11 @@ fn pack_int(n: i64, out: &mut Vec<u8>) {
 
 /// The data-channel messages that carry `v`: its encoding cut into [`CHUNK`]-byte pieces.
 pub fn encode_messages(v: &Value) -> Result<Vec<Vec<u8>>, PackError> {
-    Ok(pack(v)?.chunks(CHUNK).map(<[u8]>::to_vec).collect())
+    let packed = pack(v)?;
+    if packed.len() <= CHUNK {
+        return Ok(vec![packed]);
+    }
+    Ok(packed.chunks(CHUNK).map(<[u8]>::to_vec).collect())
 }
 
 /// Decodes one value at the start of `bytes`: the value and the bytes it used.
@@ -217,6 +221,21 @@ impl StreamDecoder {
             self.wait_for = 0;
         }
         self.buf.extend_from_slice(message);
+    }
+
+    /// The value `message` holds when it is exactly one whole value and nothing is buffered (the
+    /// common case: a message under 32 KiB), decoded without copying it into the buffer; else
+    /// the message is buffered as [`StreamDecoder::push`] does and `None` returned.
+    pub fn push_whole(&mut self, message: &[u8]) -> Option<Value> {
+        if self.failed.is_none()
+            && self.buffered() == 0
+            && let Ok((v, used)) = unpack_prefix(message)
+            && used == message.len()
+        {
+            return Some(v);
+        }
+        self.push(message);
+        None
     }
 
     /// The next complete value, if there is one. After an error the stream is unusable (its

@@ -224,21 +224,23 @@ fn too_low_a_descriptor_limit_is_a_clear_error() {
 }
 
 /// Full-stack pairs (the rtc stack on loopback UDP) relay-only through coturn, signaled through
-/// peer@1.0.2; and through peerstorm's own broker and TURN server.
+/// peer@1.0.2; through peerstorm's own broker and TURN server; and through coturn over TCP.
 #[test]
 fn full_stack_pairs_through_the_reference_broker_and_coturn_and_through_ours() {
     let d = tmp("full");
-    for (broker, turn) in [("reference", "coturn"), ("embedded", "embedded")] {
+    for (broker, turn, transport) in
+        [("reference", "coturn", "udp"), ("embedded", "embedded", "udp"), ("embedded", "coturn", "tcp")]
+    {
         let s = scenario(
             &d,
-            &format!("full-{turn}"),
+            &format!("full-{turn}-{transport}"),
             &format!(
-                "[servers]\nbroker = \"{broker}\"\nturn = \"{turn}\"\nrelay_only = true\n[peers]\ncount = 100\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 1\n[timeouts]\nsetup_s = 20\n[thresholds]\nsuccess_rate = \">= 1\"\nrelay_share = \">= 1\"\n\"setup.dc_open.count\" = \">= 4\"\n"
+                "[servers]\nbroker = \"{broker}\"\nturn = \"{turn}\"\nturn_transport = \"{transport}\"\nrelay_only = true\n[peers]\ncount = 100\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 1\n[timeouts]\nsetup_s = 20\n[thresholds]\nsuccess_rate = \">= 1\"\nrelay_share = \">= 1\"\n\"setup.dc_open.count\" = \">= 4\"\n"
             ),
         );
-        let out = d.join(turn);
+        let out = d.join(format!("{turn}-{transport}"));
         let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "-q"], &[]);
-        assert_eq!(o.status.code(), Some(0), "{broker} + {turn}: {}", text(&o));
+        assert_eq!(o.status.code(), Some(0), "{broker} + {turn} over {transport}: {}", text(&o));
         let m = &summary(&out)["modes"][0];
         assert_eq!(m["pairs"], 4, "{m}");
         assert!(m["goodput"]["p50_kbps"].as_f64().unwrap() > 0.0, "{m}");

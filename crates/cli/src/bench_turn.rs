@@ -136,6 +136,11 @@ struct Row {
     server_cpu_s: f64,
     rtt_p50_ms: f64,
     rtt_p99_ms: f64,
+    /// One CreatePermission, then one ChannelBind, per client (request to answer, sequential).
+    permission_p50_ms: f64,
+    permission_p99_ms: f64,
+    channel_bind_p50_ms: f64,
+    channel_bind_p99_ms: f64,
     /// Round trips given up after 100 ms (a datagram lost somewhere on loopback).
     lost: u64,
     errors: Vec<String>,
@@ -164,10 +169,20 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
     let ok = clients.len();
     // Each client gets its own echo peer (one socket's receive buffer would overflow and turn
     // the measurement into one of the generator), bound on channel 0x4000.
+    // Permission and channel setup, each request timed to its answer.
     let mut peers = Vec::with_capacity(clients.len());
+    let (mut perm_us, mut bind_us) = (Vec::new(), Vec::new());
     for (c, _) in clients.iter_mut() {
         let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let t = Instant::now();
+        let r = c.create_permission(&[peer.local_addr()?])?;
+        perm_us.push(t.elapsed().as_micros() as u32);
+        if let Some(code) = r.error_code() {
+            errors.push(format!("create permission: {code}"));
+        }
+        let t = Instant::now();
         let r = c.channel_bind(0x4000, peer.local_addr()?)?;
+        bind_us.push(t.elapsed().as_micros() as u32);
         if let Some(code) = r.error_code() {
             errors.push(format!("channel bind: {code}"));
         }
@@ -267,6 +282,10 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
         server_cpu_s: cpu,
         rtt_p50_ms: ms(peerstorm_loadgen::quantile(&rtts, 0.5)),
         rtt_p99_ms: ms(peerstorm_loadgen::quantile(&rtts, 0.99)),
+        permission_p50_ms: ms(peerstorm_loadgen::quantile(&perm_us, 0.5)),
+        permission_p99_ms: ms(peerstorm_loadgen::quantile(&perm_us, 0.99)),
+        channel_bind_p50_ms: ms(peerstorm_loadgen::quantile(&bind_us, 0.5)),
+        channel_bind_p99_ms: ms(peerstorm_loadgen::quantile(&bind_us, 0.99)),
         lost,
         errors,
     })
@@ -292,6 +311,8 @@ pub fn run(b: &TurnBench) -> Result<u8> {
     line("relayed datagrams per server CPU-second", &|r| format!("{:.0}", r.relayed_per_cpu_s));
     line("relayed datagrams per second", &|r| format!("{:.0}", r.relayed_per_s));
     line("server CPU during relay (s)", &|r| format!("{:.2}", r.server_cpu_s));
+    line("CreatePermission p50 / p99 (ms)", &|r| format!("{:.3} / {:.3}", r.permission_p50_ms, r.permission_p99_ms));
+    line("ChannelBind p50 / p99 (ms)", &|r| format!("{:.3} / {:.3}", r.channel_bind_p50_ms, r.channel_bind_p99_ms));
     line("round trip p50 / p99 (ms)", &|r| format!("{:.2} / {:.2}", r.rtt_p50_ms, r.rtt_p99_ms));
     line("round trips lost (re-sent after 100 ms)", &|r| r.lost.to_string());
     line("errors", &|r| if r.errors.is_empty() { "none".into() } else { r.errors.join(", ") });

@@ -503,6 +503,7 @@ impl Connection {
                     self.source_done(now)
                 }
                 TurnEvent::CreatePermissionResponse(_, peer) => {
+                    self.mark(Milestone::TurnPermission, now);
                     if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay) {
                         let (ready, rest): (Vec<_>, Vec<_>) =
                             std::mem::take(&mut t.waiting).into_iter().partition(|(p, _)| *p == peer);

@@ -16,6 +16,9 @@ pub enum Milestone {
     FirstRelay,
     GatheringComplete,
     AnswerReceived,
+    /// The TURN server granted the first permission (CreatePermission answered): relayed
+    /// connections only.
+    TurnPermission,
     IceConnected,
     DtlsConnected,
     DataChannelOpen,
@@ -36,6 +39,7 @@ impl Milestone {
             Milestone::FirstRelay => "first_relay",
             Milestone::GatheringComplete => "gathering_complete",
             Milestone::AnswerReceived => "answer_received",
+            Milestone::TurnPermission => "turn_permission",
             Milestone::IceConnected => "ice_connected",
             Milestone::DtlsConnected => "dtls_connected",
             Milestone::DataChannelOpen => "dc_open",

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub const SCHEMA: &str = "peerstorm.summary/2";
 
 /// The setup stages, in order (milestones on the offerer's side, from its start).
-pub const STAGES: [&str; 13] = [
+pub const STAGES: [&str; 14] = [
     "signaling_connected",
     "open",
     "offer_sent",
@@ -21,6 +21,7 @@ pub const STAGES: [&str; 13] = [
     "first_relay",
     "gathering_complete",
     "answer_received",
+    "turn_permission",
     "ice_connected",
     "dtls_connected",
     "dc_open",

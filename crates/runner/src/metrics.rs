@@ -9,7 +9,7 @@ use peerstorm_report::summary::STAGES;
 use peerstorm_report::{Metrics, RunMetrics};
 use std::time::Duration;
 
-const MILESTONES: [Milestone; 14] = [
+const MILESTONES: [Milestone; 15] = [
     Milestone::SignalingConnected,
     Milestone::Open,
     Milestone::OfferSent,
@@ -19,6 +19,7 @@ const MILESTONES: [Milestone; 14] = [
     Milestone::FirstRelay,
     Milestone::GatheringComplete,
     Milestone::AnswerReceived,
+    Milestone::TurnPermission,
     Milestone::IceConnected,
     Milestone::DtlsConnected,
     Milestone::DataChannelOpen,

@@ -157,8 +157,10 @@ fn dispatch(shared: &Shared) {
             && !io.broken.get()
         {
             // A client that does not read: drop it rather than hold its frames without bound.
-            // Its task ends at the wake-up below and hands the unwritten frames back.
+            // Shutting the socket down wakes its task (its wait for writability ends), which
+            // then ends and hands the unwritten frames back.
             io.broken.set(true);
+            let _ = socket2::SockRef::from(&io.stream).shutdown(std::net::Shutdown::Both);
             shared.broker.borrow_mut().handle_slow_reader(Instant::now(), io.id);
         }
         if io.closing.get() || has_pending(&io) || io.broken.get() {
@@ -389,12 +391,7 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftove
                     break;
                 }
                 if has_pending(&io) {
-                    // Wait until the socket takes more, or until dispatch gives up on it.
-                    tokio::select! {
-                        r = io.stream.writable() => if r.is_err() { break },
-                        _ = io.notify.notified() => {}
-                    }
-                    if io.broken.get() {
+                    if io.stream.writable().await.is_err() || io.broken.get() {
                         break;
                     }
                     flush(&io);

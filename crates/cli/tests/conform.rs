@@ -39,23 +39,24 @@ fn ours(extra: &[&str]) -> (Proc, SocketAddr) {
 }
 
 fn reference() -> (Proc, SocketAddr) {
+    reference_with(&["--expire_timeout", "1000", "--alive_timeout", "3000"])
+}
+
+/// peer@1.0.2 on a free port with these options; the port is picked free and released, so if
+/// another process takes it first the broker exits and we pick again.
+fn reference_with(extra: &[&str]) -> (Proc, SocketAddr) {
     let bin = root().join("tools/js/node_modules/peer/dist/bin/peerjs.js");
     assert!(bin.exists(), "tools/js/node_modules is missing: run scripts/test.sh (it runs npm ci in tools/js)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = Command::new("node");
-    cmd.arg(bin).args([
-        "--port",
-        &port.to_string(),
-        "--host",
-        "127.0.0.1",
-        "--expire_timeout",
-        "1000",
-        "--alive_timeout",
-        "3000",
-    ]);
-    let (p, banner) = start(&mut cmd);
-    assert!(banner.contains("Started PeerServer"), "{banner}");
-    (p, SocketAddr::from(([127, 0, 0, 1], port)))
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new("node");
+        cmd.arg(&bin).args(["--port", &port.to_string(), "--host", "127.0.0.1"]).args(extra);
+        if let Some((p, banner)) = support::try_start(&mut cmd) {
+            assert!(banner.contains("Started PeerServer"), "{banner}");
+            return (p, SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    panic!("peer@1.0.2 did not start on five free ports");
 }
 
 /// Runs the broker suite; returns the exit code and the results by case ID.
@@ -151,13 +152,8 @@ fn the_hardening_profile_lists_the_reference_findings_and_passes_the_hardened_br
 #[test]
 fn the_concurrent_limit_case_on_both_brokers() {
     let (_o, a) = ours(&["--concurrent-limit", "12"]);
-    let bin = root().join("tools/js/node_modules/peer/dist/bin/peerjs.js");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = Command::new("node");
-    cmd.arg(bin).args(["--port", &port.to_string(), "--host", "127.0.0.1", "-c", "12"]);
-    let (_r, banner) = start(&mut cmd);
-    assert!(banner.contains("Started PeerServer"), "{banner}");
-    for addr in [a, SocketAddr::from(([127, 0, 0, 1], port))] {
+    let (_r, reference_addr) = reference_with(&["-c", "12"]);
+    for addr in [a, reference_addr] {
         let o = peerstorm(&[
             "conform",
             "broker",
@@ -183,26 +179,33 @@ fn a_broker_that_forgets_to_force_src_fails_the_src_cases() {
     assert!(m["relay.2"]["observed"].as_str().unwrap().contains("mallory"), "{}", m["relay.2"]);
 }
 
+/// peerstorm's TURN server with an alternate address (for RFC 5780). The two ports are picked
+/// free and released, so another process may take one (on the busy test machine the TCP side of
+/// the primary port is a likely victim): then the server exits at start and we pick again.
 fn turn_ours() -> (Proc, SocketAddr, SocketAddr) {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let alt = std::net::UdpSocket::bind("127.0.0.2:0").unwrap().local_addr().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
-    cmd.args([
-        "serve",
-        "turn",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--alt-address",
-        &alt.to_string(),
-        "--realm",
-        "example.org",
-        "--user",
-        "test:test",
-        "--allow-loopback-peers",
-    ]);
-    let (p, banner) = start(&mut cmd);
-    assert!(banner.contains("listening"), "{banner}");
-    (p, SocketAddr::from(([127, 0, 0, 1], port)), alt)
+    for _ in 0..5 {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let alt = std::net::UdpSocket::bind("127.0.0.2:0").unwrap().local_addr().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+        cmd.args([
+            "serve",
+            "turn",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--alt-address",
+            &alt.to_string(),
+            "--realm",
+            "example.org",
+            "--user",
+            "test:test",
+            "--allow-loopback-peers",
+        ]);
+        if let Some((p, banner)) = support::try_start(&mut cmd) {
+            assert!(banner.contains("listening"), "{banner}");
+            return (p, SocketAddr::from(([127, 0, 0, 1], port)), alt);
+        }
+    }
+    panic!("peerstorm serve turn did not start on five pairs of free ports");
 }
 
 fn turn_suite(uri: &str, extra: &[&str]) -> (Option<i32>, serde_json::Map<String, serde_json::Value>, String) {
@@ -233,21 +236,13 @@ fn the_turn_suite_passes_on_peerstorms_turn_and_on_coturn() {
     assert_eq!(verdict(&m, "rfc5780.1"), "OK");
     assert_eq!(verdict(&m, "rfc5780.2"), "OK");
     // The quota case on a server of its own with a quota of 3.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
-    cmd.args([
-        "serve",
-        "turn",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--realm",
-        "example.org",
-        "--user",
-        "test:test",
-    ])
-    .args(["--max-allocations-per-user", "3"]);
-    let (_q, _) = start(&mut cmd);
-    let (code, m, out) = turn_suite(&format!("turn:127.0.0.1:{port}"), &["--quota", "3", "--cases", "alloc.9"]);
+    cmd.args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--user", "test:test"])
+        .args(["--max-allocations-per-user", "3"]);
+    let (_q, banner) = start(&mut cmd);
+    // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
+    let quota_addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',');
+    let (code, m, out) = turn_suite(&format!("turn:{quota_addr}"), &["--quota", "3", "--cases", "alloc.9"]);
     assert_eq!((code, verdict(&m, "alloc.9")), (Some(0), "OK".to_string()), "{out}");
 
     let dir = std::env::temp_dir().join(format!("peerstorm-conform-coturn-{}", std::process::id()));

@@ -25,11 +25,19 @@ impl Drop for Proc {
 /// Starts `cmd` and returns it with its first stdout line; the rest is drained (a closed pipe
 /// would kill a server at its next line).
 pub fn start(cmd: &mut Command) -> (Proc, String) {
+    try_start(cmd).unwrap_or_else(|| panic!("{cmd:?} exited without printing a line"))
+}
+
+/// As [`start`]; `None` when the process exits without printing (e.g. its port was taken).
+pub fn try_start(cmd: &mut Command) -> Option<(Proc, String)> {
     let mut c = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let Some(Ok(first)) = lines.next() else {
+        let _ = c.wait();
+        return None;
+    };
     std::thread::spawn(move || for _ in lines {});
-    (Proc(c), first)
+    Some((Proc(c), first))
 }
 
 /// `peerstorm ARGS`, started as with [`start`].
@@ -44,58 +52,67 @@ pub fn coturn(dir: &Path, relay: (u16, u16)) -> (Proc, SocketAddr) {
 }
 
 /// As [`coturn`], with more turnserver options; with `--no-udp` (TCP clients only) it is probed
-/// over TCP.
+/// over TCP. The port is picked free and released, so another process may take it first: a
+/// coturn that exits at start is started again on another port.
 pub fn coturn_with(dir: &Path, relay: (u16, u16), extra: &[&str]) -> (Proc, SocketAddr) {
     assert!(Path::new("/usr/bin/turnserver").exists(), "coturn is missing: run scripts/test.sh (it installs it)");
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n").unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Proc(
-        Command::new("/usr/bin/turnserver")
-            .arg("-c")
-            .arg(dir.join("turnserver.conf"))
-            .args([
-                "--lt-cred-mech",
-                "--user",
-                "test:test",
-                "--realm",
-                "example.org",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-            ])
-            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-            .args(["--min-port", &relay.0.to_string(), "--max-port", &relay.1.to_string()])
-            .args(["--allow-loopback-peers", "--no-multicast-peers", "--simple-log", "--log-file"])
-            .arg(dir.join("turnserver.log"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
-    if extra.contains(&"--no-udp") {
-        use std::io::{Read, Write};
+    for _ in 0..5 {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Proc(
+            Command::new("/usr/bin/turnserver")
+                .arg("-c")
+                .arg(dir.join("turnserver.conf"))
+                .args([
+                    "--lt-cred-mech",
+                    "--user",
+                    "test:test",
+                    "--realm",
+                    "example.org",
+                    "--no-tls",
+                    "--no-dtls",
+                    "--no-cli",
+                ])
+                .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
+                .args(["--min-port", &relay.0.to_string(), "--max-port", &relay.1.to_string()])
+                .args(["--allow-loopback-peers", "--no-multicast-peers", "--simple-log", "--log-file"])
+                .arg(dir.join("turnserver.log"))
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let tcp = extra.contains(&"--no-udp");
         for _ in 0..100 {
-            if let Ok(mut t) = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) {
-                t.set_read_timeout(Some(std::time::Duration::from_millis(500))).unwrap();
-                if t.write_all(&req).is_ok() && t.read(&mut [0u8; 512]).is_ok_and(|n| n > 0) {
-                    return (child, addr);
-                }
+            if child.0.try_wait().ok().flatten().is_some() {
+                break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            if answers(addr, tcp) {
+                return (child, addr);
+            }
+            if tcp {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
         }
-        panic!("coturn did not answer over TCP in 30 s");
+    }
+    panic!("coturn did not start and answer on five free ports");
+}
+
+/// One STUN Binding to `addr` over UDP (200 ms wait) or TCP: answered?
+fn answers(addr: SocketAddr, tcp: bool) -> bool {
+    use std::io::{Read, Write};
+    let req = peerstorm_model::stun::Message::binding_request([7; 12]).encode(true);
+    let wait = std::time::Duration::from_millis(200);
+    if tcp {
+        let Ok(mut t) = std::net::TcpStream::connect_timeout(&addr, wait) else { return false };
+        let _ = t.set_read_timeout(Some(wait * 2));
+        return t.write_all(&req).is_ok() && t.read(&mut [0u8; 512]).is_ok_and(|n| n > 0);
     }
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
-    for _ in 0..100 {
-        let _ = s.send_to(&req, addr);
-        if s.recv_from(&mut [0u8; 512]).is_ok() {
-            return (child, addr);
-        }
-    }
-    panic!("coturn did not answer in 20 s");
+    s.set_read_timeout(Some(wait)).unwrap();
+    let _ = s.send_to(&req, addr);
+    s.recv_from(&mut [0u8; 512]).is_ok()
 }

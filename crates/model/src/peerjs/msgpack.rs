@@ -10,7 +10,7 @@
 //! Decoding refuses what carries no [`Value`] (extension types such as timestamps, the never-used
 //! byte 0xc1) with the offset, bounds nesting, and bounds what a stream may buffer.
 
-use super::binarypack::{PackError, Reader, UnpackError, Value};
+use super::binarypack::{MAX_DEPTH, PackError, Reader, UnpackError, Value};
 
 /// The size PeerJS's `StreamConnection` cuts the byte stream into.
 pub const CHUNK: usize = 32 * 1024;
@@ -185,13 +185,20 @@ pub enum StreamError {
 }
 
 /// The receiving side of a `MsgPack` connection: data-channel messages in, values out.
+///
+/// A value split across messages is not re-parsed on every message: a scanner walks its item
+/// headers as bytes arrive (remembering where it stopped and how many items each open array or
+/// map still owes), so the total work is linear in the bytes received; the value is decoded once,
+/// when the scanner has seen its last byte.
 #[derive(Debug)]
 pub struct StreamDecoder {
     buf: Vec<u8>,
     /// Where the next value starts in `buf`.
     start: usize,
-    /// Don't try again before `buf` is this long (the last attempt said how much was missing).
-    wait_for: usize,
+    /// Bytes of the value at `start` the scanner has walked.
+    scanned: usize,
+    /// Items still owed at each open nesting level (empty: no value in progress).
+    open: Vec<u64>,
     max_value_bytes: usize,
     failed: Option<StreamError>,
 }
@@ -205,7 +212,7 @@ impl Default for StreamDecoder {
 impl StreamDecoder {
     /// A decoder that refuses to buffer more than `max_value_bytes` for one value.
     pub fn new(max_value_bytes: usize) -> Self {
-        Self { buf: Vec::new(), start: 0, wait_for: 0, max_value_bytes, failed: None }
+        Self { buf: Vec::new(), start: 0, scanned: 0, open: Vec::new(), max_value_bytes, failed: None }
     }
 
     /// Bytes held for a value not complete yet.
@@ -218,7 +225,6 @@ impl StreamDecoder {
         if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
-            self.wait_for = 0;
         }
         self.buf.extend_from_slice(message);
     }
@@ -244,41 +250,106 @@ impl StreamDecoder {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        if self.start == self.buf.len() || self.buf.len() < self.wait_for {
-            return self.check_size().map(|_| None);
+        if self.buffered() == 0 {
+            return Ok(None);
         }
-        match unpack_prefix(&self.buf[self.start..]) {
-            Ok((v, used)) => {
-                self.start += used;
-                self.wait_for = 0;
-                if self.start == self.buf.len() {
-                    self.buf.clear();
-                    self.start = 0;
-                } else if self.start > (64 << 10) && self.start * 2 > self.buf.len() {
-                    self.buf.drain(..self.start);
-                    self.start = 0;
+        if self.open.is_empty() {
+            self.open.push(1);
+            self.scanned = 0;
+        }
+        while !self.open.is_empty() {
+            let at = self.start + self.scanned;
+            let (len, children) = match item_extent(&self.buf[at..], self.scanned) {
+                Ok(Some(x)) => x,
+                Ok(None) => return self.check_size().map(|_| None),
+                Err(e) => return Err(self.fail(e.into())),
+            };
+            self.scanned += len;
+            if let Some(owed) = self.open.last_mut() {
+                *owed -= 1;
+            }
+            if children > 0 {
+                if self.open.len() > MAX_DEPTH {
+                    return Err(self.fail(UnpackError::TooDeep { offset: self.scanned - len, max: MAX_DEPTH }.into()));
                 }
-                Ok(Some(v))
+                self.open.push(children);
             }
-            Err(UnpackError::Truncated { needed, .. }) => {
-                self.wait_for = self.buf.len().saturating_add(needed);
-                self.check_size().map(|_| None)
-            }
-            Err(e) => {
-                self.failed = Some(e.clone().into());
-                Err(e.into())
+            while self.open.last() == Some(&0) {
+                self.open.pop();
             }
         }
+        // The scanner has the whole value: decode it once.
+        let end = self.start + self.scanned;
+        let v = match unpack_prefix(&self.buf[self.start..end]) {
+            Ok((v, used)) if used == self.scanned => v,
+            Ok((_, used)) => {
+                let e = UnpackError::TrailingBytes { offset: used, count: self.scanned - used };
+                return Err(self.fail(e.into()));
+            }
+            Err(e) => return Err(self.fail(e.into())),
+        };
+        self.start = end;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > (64 << 10) && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        Ok(Some(v))
+    }
+
+    fn fail(&mut self, e: StreamError) -> StreamError {
+        self.failed = Some(e.clone());
+        e
     }
 
     fn check_size(&mut self) -> Result<(), StreamError> {
         if self.buffered() > self.max_value_bytes {
-            let e = StreamError::TooLarge(self.max_value_bytes);
-            self.failed = Some(e.clone());
-            return Err(e);
+            return Err(self.fail(StreamError::TooLarge(self.max_value_bytes)));
         }
         Ok(())
     }
+}
+
+/// The bytes the item at the start of `b` takes (its header and its own payload, not its
+/// children) and how many child items follow it (an array's elements, a map's keys and values),
+/// or `None` until `b` holds all of that. `at` is its offset in the value, for errors.
+fn item_extent(b: &[u8], at: usize) -> Result<Option<(usize, u64)>, UnpackError> {
+    let Some(&t) = b.first() else { return Ok(None) };
+    // The big-endian length of `n` bytes after the type byte.
+    let len = |n: usize| b.get(1..1 + n).map(|s| s.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)));
+    let (header, payload, children) = match t {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0, 0),
+        0x80..=0x8f => (1, 0, 2 * u64::from(t & 0x0f)),
+        0x90..=0x9f => (1, 0, u64::from(t & 0x0f)),
+        0xa0..=0xbf => (1, usize::from(t & 0x1f), 0),
+        0xcc | 0xd0 => (1, 1, 0),
+        0xcd | 0xd1 => (1, 2, 0),
+        0xca | 0xce | 0xd2 => (1, 4, 0),
+        0xcb | 0xcf | 0xd3 => (1, 8, 0),
+        0xc4 | 0xd9 => match len(1) {
+            Some(n) => (2, n, 0),
+            None => return Ok(None),
+        },
+        0xc5 | 0xda => match len(2) {
+            Some(n) => (3, n, 0),
+            None => return Ok(None),
+        },
+        0xc6 | 0xdb => match len(4) {
+            Some(n) => (5, n, 0),
+            None => return Ok(None),
+        },
+        0xdc..=0xdf => {
+            let wide = t & 1 == 1;
+            let Some(n) = len(if wide { 4 } else { 2 }) else { return Ok(None) };
+            let per = if t < 0xde { 1 } else { 2 };
+            (if wide { 5 } else { 3 }, 0, per * n as u64)
+        }
+        0xc1 | 0xc7..=0xc9 | 0xd4..=0xd8 => return Err(UnpackError::UnknownType { offset: at, byte: t }),
+    };
+    let total = header + payload;
+    Ok((b.len() >= total).then_some((total, children)))
 }
 
 /// One MessagePack value (the shared [`Reader`] does lengths, strings, arrays and maps).
@@ -353,7 +424,14 @@ mod tests {
 
     #[test]
     fn a_stream_cut_anywhere_gives_every_value_once() {
-        let values = [Value::str("a"), Value::Bin(vec![7; 100_000]), Value::Array(vec![Value::Int(1), Value::Null])];
+        let many = Value::Array((0..5_000).map(|i| Value::Map(vec![(Value::str("i"), Value::Int(i))])).collect());
+        let values = [
+            Value::str("a"),
+            Value::Bin(vec![7; 100_000]),
+            Value::Array(vec![Value::Int(1), Value::Null]),
+            many,
+            Value::Map(vec![(Value::str(&"k".repeat(300)), Value::Array(vec![Value::Float(0.5); 3]))]),
+        ];
         let mut stream = Vec::new();
         for v in &values {
             for m in encode_messages(v).unwrap() {
@@ -390,5 +468,14 @@ mod tests {
         d.push(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(d.next_value(), Ok(None));
         assert!(matches!(unpack(&[0x91; 1000]), Err(UnpackError::TooDeep { .. })));
+        // Nesting past the limit is refused by the stream's scanner too, piece by piece.
+        let mut d = StreamDecoder::default();
+        for _ in 0..1000 {
+            d.push(&[0x91]);
+            if d.next_value().is_err() {
+                break;
+            }
+        }
+        assert!(matches!(d.next_value(), Err(StreamError::Unpack(UnpackError::TooDeep { .. }))));
     }
 }

@@ -117,6 +117,19 @@ fn peer_to_client(cl: &mut UdpClient, p: &UdpSocket, relay: SocketAddr, data: &[
     Ok(got)
 }
 
+/// An Allocate asking for `secs` of LIFETIME: success, and the LIFETIME granted.
+fn allocate_for(cl: &mut UdpClient, secs: u32) -> Result<(bool, Option<u32>), Fail> {
+    let r = cl
+        .call(
+            method::ALLOCATE,
+            &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0]), (tattr::LIFETIME, secs.to_be_bytes().to_vec())],
+        )
+        .map_err(io)?;
+    let granted =
+        r.msg.attribute(tattr::LIFETIME).filter(|v| v.len() == 4).map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    Ok((r.is_success(), granted))
+}
+
 fn code(want: u16, got: Option<u16>) -> Check {
     if got == Some(want) { Ok(None) } else { Err(fail(format!("{got:?}"), format!("error {want}"))) }
 }
@@ -347,22 +360,8 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "RFC 8656 §7.2",
             "a requested LIFETIME below the default is raised to it (600 s)",
             |c: Ctx| {
-                let mut cl = client(&c, 26)?;
-                let r = cl
-                    .call(
-                        method::ALLOCATE,
-                        &[
-                            (tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0]),
-                            (tattr::LIFETIME, 30u32.to_be_bytes().to_vec()),
-                        ],
-                    )
-                    .map_err(io)?;
-                let l = r
-                    .msg
-                    .attribute(tattr::LIFETIME)
-                    .filter(|v| v.len() == 4)
-                    .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
-                if r.is_success() && l.is_some_and(|l| l >= 600) {
+                let (ok, l) = allocate_for(&mut client(&c, 26)?, 30)?;
+                if ok && l.is_some_and(|l| l >= 600) {
                     Ok(Some(format!("granted {} s", l.unwrap_or(0))))
                 } else {
                     Err(fail(format!("{l:?}"), "at least 600"))
@@ -370,22 +369,8 @@ pub fn cases() -> Vec<Case<Ctx>> {
             }
         ),
         case!("alloc.8", Should, "RFC 8656 §7.2", "a huge requested LIFETIME is capped (at most 3600 s)", |c: Ctx| {
-            let mut cl = client(&c, 27)?;
-            let r = cl
-                .call(
-                    method::ALLOCATE,
-                    &[
-                        (tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0]),
-                        (tattr::LIFETIME, 1_000_000u32.to_be_bytes().to_vec()),
-                    ],
-                )
-                .map_err(io)?;
-            let l = r
-                .msg
-                .attribute(tattr::LIFETIME)
-                .filter(|v| v.len() == 4)
-                .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
-            if r.is_success() && l.is_some_and(|l| l <= 3600) {
+            let (ok, l) = allocate_for(&mut client(&c, 27)?, 1_000_000)?;
+            if ok && l.is_some_and(|l| l <= 3600) {
                 Ok(Some(format!("granted {} s", l.unwrap_or(0))))
             } else {
                 Err(fail(format!("{l:?}"), "at most 3600"))

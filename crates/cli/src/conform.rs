@@ -208,7 +208,7 @@ pub fn turn_suite(
     quota: Option<usize>,
     sel: &Selection,
 ) -> Result<Vec<CaseResult>> {
-    let ctx = peerstorm_conform::turn::Ctx { server, user: user.into(), password: password.into(), alt, quota };
+    let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, alt, quota);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(rt.block_on(peerstorm_conform::run(
         peerstorm_conform::turn::cases(),

@@ -9,6 +9,7 @@ use peerstorm_turn::server::{method, tattr};
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The server under test and its credentials.
@@ -21,6 +22,30 @@ pub struct Ctx {
     pub alt: Option<SocketAddr>,
     /// The server's allocation quota for this user, if known (for the 486 case).
     pub quota: Option<usize>,
+    /// Every socket the cases bound, kept open until the suite ends. A server keeps an
+    /// allocation for its 5-tuple for minutes after a case is done with it; were the port handed
+    /// to a later case's socket, that case would find itself with an allocation it never made
+    /// (`refresh.1` once saw coturn accept its Refresh that way).
+    pub held: Arc<Mutex<Vec<UdpSocket>>>,
+}
+
+impl Ctx {
+    pub fn new(server: SocketAddr, user: &str, password: &str, alt: Option<SocketAddr>, quota: Option<usize>) -> Self {
+        Self { server, user: user.into(), password: password.into(), alt, quota, held: Arc::default() }
+    }
+
+    /// A UDP socket on loopback (the server's family) whose port no later case can get.
+    fn bind(&self, ip: &str) -> Result<UdpSocket, Fail> {
+        let s = UdpSocket::bind(ip).map_err(io)?;
+        let keep = s.try_clone().map_err(io)?;
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(keep);
+        Ok(s)
+    }
+
+    fn client_as(&self, user: &str, password: &str, seed: u64) -> Result<UdpClient, Fail> {
+        let s = self.bind(if self.server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
+        UdpClient::with_socket(s, self.server, user, password, seed).map_err(io)
+    }
 }
 
 type Fut = Pin<Box<dyn Future<Output = Check>>>;
@@ -34,7 +59,7 @@ fn io(e: std::io::Error) -> Fail {
 }
 
 fn client(c: &Ctx, seed: u64) -> Result<UdpClient, Fail> {
-    UdpClient::connect(c.server, &c.user, &c.password, seed).map_err(io)
+    c.client_as(&c.user, &c.password, seed)
 }
 
 /// A client with an allocation; returns it and its relayed address.
@@ -49,8 +74,8 @@ fn allocated(c: &Ctx, seed: u64) -> Result<(UdpClient, SocketAddr), Fail> {
     Ok((cl, relay))
 }
 
-fn peer() -> Result<(UdpSocket, SocketAddr), Fail> {
-    let s = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+fn peer(c: &Ctx) -> Result<(UdpSocket, SocketAddr), Fail> {
+    let s = c.bind("127.0.0.1:0")?;
     s.set_read_timeout(Some(Duration::from_secs(2))).map_err(io)?;
     let a = s.local_addr().map_err(io)?;
     Ok((s, a))
@@ -237,11 +262,11 @@ pub fn cases() -> Vec<Case<Ctx>> {
             }
         ),
         case!("auth.2", Must, "RFC 8489 §9.2.4", "a wrong password gets 401", |c: Ctx| {
-            let mut cl = UdpClient::connect(c.server, &c.user, "definitely-wrong", 11).map_err(io)?;
+            let mut cl = c.client_as(&c.user, "definitely-wrong", 11)?;
             code(401, cl.allocate().map_err(io)?.error_code())
         }),
         case!("auth.3", Must, "RFC 8489 §9.2.4", "an unknown user gets 401", |c: Ctx| {
-            let mut cl = UdpClient::connect(c.server, "no-such-user-xyz", "x", 12).map_err(io)?;
+            let mut cl = c.client_as("no-such-user-xyz", "x", 12)?;
             code(401, cl.allocate().map_err(io)?.error_code())
         }),
         case!("auth.4", Must, "RFC 8489 §9.2.4", "a stale or unknown NONCE gets 438 with a fresh NONCE", |c: Ctx| {
@@ -413,7 +438,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 32)?;
                 success(&cl.refresh(0).map_err(io)?, "Refresh to 0")?;
-                let (_p, pa) = peer()?;
+                let (_p, pa) = peer(&c)?;
                 for _ in 0..20 {
                     if cl.create_permission(&[pa]).map_err(io)?.error_code().is_some() {
                         return Ok(None);
@@ -431,13 +456,13 @@ pub fn cases() -> Vec<Case<Ctx>> {
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 33)?;
                 success(&cl.refresh(0).map_err(io)?, "Refresh to 0")?;
-                let (_p, pa) = peer()?;
+                let (_p, pa) = peer(&c)?;
                 code(437, cl.create_permission(&[pa]).map_err(io)?.error_code())
             }
         ),
         case!("perm.1", Must, "RFC 8656 §9", "nothing is relayed to a peer without a permission", |c: Ctx| {
             let (mut cl, relay) = allocated(&c, 40)?;
-            let (p, pa) = peer()?;
+            let (p, pa) = peer(&c)?;
             cl.send(pa, b"too early").map_err(io)?;
             match at_peer(&p, relay, Duration::from_millis(400)) {
                 Some((_, from)) if from == relay => Err(fail("relayed", "dropped")),
@@ -451,7 +476,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "with a permission, a Send indication reaches the peer from the relayed address",
             |c: Ctx| {
                 let (mut cl, relay) = allocated(&c, 41)?;
-                let (p, pa) = peer()?;
+                let (p, pa) = peer(&c)?;
                 success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
                 client_to_peer(|| cl.send(pa, b"hello peer").map_err(io), &p, b"hello peer", relay)
             }
@@ -463,7 +488,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "the peer's answer comes back as a Data indication with XOR-PEER-ADDRESS",
             |c: Ctx| {
                 let (mut cl, relay) = allocated(&c, 42)?;
-                let (p, pa) = peer()?;
+                let (p, pa) = peer(&c)?;
                 success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
                 match peer_to_client(&mut cl, &p, relay, b"hello client")? {
                     Some(Received::Data { peer, data }) if peer == pa && data == b"hello client" => Ok(None),
@@ -478,9 +503,9 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "data from an address without a permission is dropped (permissions are per IP)",
             |c: Ctx| {
                 let (mut cl, relay) = allocated(&c, 43)?;
-                let (_p, pa) = peer()?;
+                let (_p, pa) = peer(&c)?;
                 // Another IP: a permission covers every port of its IP address.
-                let stranger = UdpSocket::bind("127.0.0.2:0").map_err(io)?;
+                let stranger = c.bind("127.0.0.2:0")?;
                 success(&cl.create_permission(&[pa]).map_err(io)?, "CreatePermission")?;
                 stranger.send_to(b"unsolicited", relay).map_err(io)?;
                 cl.socket.set_read_timeout(Some(Duration::from_millis(400))).map_err(io)?;
@@ -492,7 +517,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
         ),
         case!("perm.5", Must, "RFC 8656 §10", "one CreatePermission can install several peers", |c: Ctx| {
             let (mut cl, _) = allocated(&c, 44)?;
-            let ((_a, aa), (_b, ba)) = (peer()?, peer()?);
+            let ((_a, aa), (_b, ba)) = (peer(&c)?, peer(&c)?);
             success(&cl.create_permission(&[aa, ba]).map_err(io)?, "CreatePermission")
         }),
         case!("perm.6", Must, "RFC 8656 §10.2", "CreatePermission without XOR-PEER-ADDRESS gets 400", |c: Ctx| {
@@ -510,7 +535,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "ChannelBind 0x4000 succeeds and ChannelData reaches the peer",
             |c: Ctx| {
                 let (mut cl, relay) = allocated(&c, 50)?;
-                let (p, pa) = peer()?;
+                let (p, pa) = peer(&c)?;
                 success(&cl.channel_bind(0x4000, pa).map_err(io)?, "ChannelBind")?;
                 client_to_peer(|| cl.channel_data(0x4000, b"via channel").map_err(io), &p, b"via channel", relay)
             }
@@ -522,7 +547,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "the peer's answer comes back as ChannelData on the bound channel",
             |c: Ctx| {
                 let (mut cl, relay) = allocated(&c, 51)?;
-                let (p, pa) = peer()?;
+                let (p, pa) = peer(&c)?;
                 success(&cl.channel_bind(0x4001, pa).map_err(io)?, "ChannelBind")?;
                 match peer_to_client(&mut cl, &p, relay, b"channel back")? {
                     Some(Received::Channel { channel: 0x4001, data }) if data == b"channel back" => Ok(None),
@@ -532,7 +557,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
         ),
         case!("chan.3", Must, "RFC 8656 §11.1", "a channel number below 0x4000 gets 400", |c: Ctx| {
             let (mut cl, _) = allocated(&c, 52)?;
-            let (_p, pa) = peer()?;
+            let (_p, pa) = peer(&c)?;
             code(400, cl.channel_bind(0x3FFF, pa).map_err(io)?.error_code())
         }),
         case!(
@@ -542,7 +567,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "channel 0x5000 (reserved since RFC 8656; RFC 5766 allowed it) gets 400",
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 53)?;
-                let (_p, pa) = peer()?;
+                let (_p, pa) = peer(&c)?;
                 code(400, cl.channel_bind(0x5000, pa).map_err(io)?.error_code())
             }
         ),
@@ -553,7 +578,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "a channel bound to one peer cannot be bound to another (400)",
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 54)?;
-                let ((_a, aa), (_b, ba)) = (peer()?, peer()?);
+                let ((_a, aa), (_b, ba)) = (peer(&c)?, peer(&c)?);
                 success(&cl.channel_bind(0x4002, aa).map_err(io)?, "ChannelBind")?;
                 code(400, cl.channel_bind(0x4002, ba).map_err(io)?.error_code())
             }
@@ -565,7 +590,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "a peer bound to one channel cannot be bound to another (400)",
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 55)?;
-                let (_a, aa) = peer()?;
+                let (_a, aa) = peer(&c)?;
                 success(&cl.channel_bind(0x4003, aa).map_err(io)?, "ChannelBind")?;
                 code(400, cl.channel_bind(0x4004, aa).map_err(io)?.error_code())
             }
@@ -577,14 +602,14 @@ pub fn cases() -> Vec<Case<Ctx>> {
             "rebinding the same channel to the same peer succeeds (a refresh)",
             |c: Ctx| {
                 let (mut cl, _) = allocated(&c, 56)?;
-                let (_a, aa) = peer()?;
+                let (_a, aa) = peer(&c)?;
                 success(&cl.channel_bind(0x4005, aa).map_err(io)?, "ChannelBind")?;
                 success(&cl.channel_bind(0x4005, aa).map_err(io)?, "the second ChannelBind")
             }
         ),
         case!("chan.8", Must, "RFC 8656 §11.2", "a ChannelBind installs the permission too", |c: Ctx| {
             let (mut cl, relay) = allocated(&c, 57)?;
-            let (p, pa) = peer()?;
+            let (p, pa) = peer(&c)?;
             success(&cl.channel_bind(0x4006, pa).map_err(io)?, "ChannelBind")?;
             match peer_to_client(&mut cl, &p, relay, b"no CreatePermission needed")? {
                 Some(Received::Channel { channel: 0x4006, .. }) => Ok(None),

@@ -51,6 +51,18 @@ pub struct UdpClient {
 impl UdpClient {
     pub fn connect(server: SocketAddr, user: &str, password: &str, seed: u64) -> io::Result<Self> {
         let socket = UdpSocket::bind(if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
+        Self::with_socket(socket, server, user, password, seed)
+    }
+
+    /// A client on a socket the caller bound (and may keep a clone of, so that its port is not
+    /// handed to another socket while the server still has state for this 5-tuple).
+    pub fn with_socket(
+        socket: UdpSocket,
+        server: SocketAddr,
+        user: &str,
+        password: &str,
+        seed: u64,
+    ) -> io::Result<Self> {
         socket.set_read_timeout(Some(Duration::from_millis(500)))?;
         Ok(Self {
             socket,

@@ -214,9 +214,10 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
             frame.extend_from_slice(&(b.size as u16).to_be_bytes());
             frame.extend(std::iter::repeat_n(0u8, b.size));
             let (w, size) = (b.window, b.size);
-            c.socket.set_nonblocking(true)?;
-            let sock = Rc::new(tokio::net::UdpSocket::from_std(c.socket)?);
             let server = c.server;
+            let socket = c.into_socket()?;
+            socket.set_nonblocking(true)?;
+            let sock = Rc::new(tokio::net::UdpSocket::from_std(socket)?);
             set.spawn_local(async move {
                 let mut rtts = Vec::new();
                 let mut sent_at = vec![Instant::now(); w as usize];

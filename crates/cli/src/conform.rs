@@ -88,7 +88,9 @@ pub struct TurnArgs {
     #[arg(long)]
     alt_address: Option<SocketAddr>,
     /// The server's allocation quota for this user (enables the 486 case; use a server nobody
-    /// else is allocating on).
+    /// else is allocating on). Every case deletes the allocations it made (Refresh to 0) when
+    /// it ends, so the suite never holds more than the quota (a server that deletes on a timer,
+    /// as coturn does about a second later, can lag behind that).
     #[arg(long)]
     quota: Option<usize>,
     #[command(flatten)]

@@ -1,6 +1,8 @@
 //! TURN and STUN server cases, from RFC 8489 (STUN), RFC 8656 (TURN) and RFC 5780 (NAT
 //! behaviour discovery). Each case uses its own client socket (its own 5-tuple) and its own
-//! echo peer on 127.0.0.1 (the server must allow loopback peers).
+//! echo peer on 127.0.0.1 (the server must allow loopback peers). A client deletes its
+//! allocation when its case ends (`UdpClient`'s drop), so a run leaves nothing behind on the
+//! server and stays within a per-user quota.
 
 use crate::{Case, Check, Fail, Level};
 use peerstorm_model::stun::{Class, Message, attr};

@@ -46,6 +46,9 @@ pub struct UdpClient {
     realm: Option<String>,
     nonce: Option<String>,
     rng: Rng,
+    /// An Allocate succeeded and no Refresh to 0 has been answered since: dropping the client
+    /// releases the allocation.
+    allocated: bool,
 }
 
 impl UdpClient {
@@ -72,6 +75,7 @@ impl UdpClient {
             realm: None,
             nonce: None,
             rng: Rng::seed(seed),
+            allocated: false,
         })
     }
 
@@ -80,6 +84,13 @@ impl UdpClient {
     pub fn set_credentials_state(&mut self, realm: Option<String>, nonce: Option<String>) {
         self.realm = realm;
         self.nonce = nonce;
+    }
+
+    /// The client's socket, for a caller that takes the allocation over (it is not released
+    /// when the client goes).
+    pub fn into_socket(mut self) -> io::Result<UdpSocket> {
+        self.allocated = false;
+        self.socket.try_clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -117,9 +128,47 @@ impl UdpClient {
         let mut buf = vec![0u8; 65536];
         let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
         let base = self.socket.read_timeout()?.unwrap_or(Duration::from_millis(500));
-        let result = self.exchange_with(bytes, tid, base, &mut buf, &mut last);
+        let result = self.exchange_with(bytes, tid, base, 6, &mut buf, &mut last);
         self.socket.set_read_timeout(Some(base))?;
-        result.ok_or(last)
+        let r = result.ok_or(last)?;
+        self.track(&r);
+        Ok(r)
+    }
+
+    /// Notes whether this 5-tuple has an allocation, from the answers seen.
+    fn track(&mut self, r: &Reply) {
+        match (r.msg.method, r.msg.class) {
+            (method::ALLOCATE, Class::Success) => self.allocated = true,
+            (method::REFRESH, Class::Success) if r.msg.attribute(tattr::LIFETIME) == Some(&[0, 0, 0, 0][..]) => {
+                self.allocated = false
+            }
+            _ => {}
+        }
+    }
+
+    /// Deletes this client's allocation (a Refresh with LIFETIME 0), if it has one, waiting at
+    /// most about a second in all: a client that goes away should not hold a relayed address,
+    /// and a place in the user's quota, for the rest of the allocation's lifetime. Run on drop.
+    pub fn release(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
+        // A 438 (the nonce went stale) teaches a new nonce: one more try.
+        for _ in 0..2 {
+            if !self.allocated {
+                return;
+            }
+            let tid = self.new_tid();
+            let bytes = self.encode(method::REFRESH, tid, &[(tattr::LIFETIME, vec![0, 0, 0, 0])]);
+            let Some(r) = self.exchange_with(&bytes, tid, Duration::from_millis(150), 3, &mut buf, &mut last) else {
+                return;
+            };
+            match r.error_code() {
+                Some(438) => self.learn(&r),
+                // 437: there was no allocation after all.
+                Some(_) => self.allocated = false,
+                None => self.track(&r),
+            }
+        }
     }
 
     fn exchange_with(
@@ -127,10 +176,11 @@ impl UdpClient {
         bytes: &[u8],
         tid: [u8; 12],
         base: Duration,
+        tries: u32,
         buf: &mut [u8],
         last: &mut io::Error,
     ) -> Option<Reply> {
-        for k in 0..6u32 {
+        for k in 0..tries {
             let wait = (base * (1 << k)).min(base.max(Duration::from_secs(2)));
             if self.socket.set_read_timeout(Some(wait)).is_err() || self.socket.send_to(bytes, self.server).is_err() {
                 return None;
@@ -279,5 +329,11 @@ impl UdpClient {
                 return Ok(Received::Data { peer, data: data.to_vec() });
             }
         }
+    }
+}
+
+impl Drop for UdpClient {
+    fn drop(&mut self) {
+        self.release();
     }
 }

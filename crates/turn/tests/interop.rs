@@ -10,7 +10,7 @@ use peerstorm_turn::client::{Received, UdpClient};
 use peerstorm_turn::server::{method, tattr};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-use support::{PASS, Server, USER, coturn, ours};
+use support::{PASS, Server, USER, coturn, ours, ours_with};
 
 fn echo_peer() -> (UdpSocket, SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -155,4 +155,22 @@ fn client_checks_pass_against_coturn() {
     // Without TCP relaying (peerstorm has none either), coturn answers 442 for TCP; with it, a
     // TCP allocation asked for over UDP gets 400 (RFC 6062 wants a TCP control connection).
     suite(&coturn(&["--no-tcp-relay"]));
+}
+
+#[test]
+fn a_client_that_goes_releases_its_allocation() {
+    // One allocation per user: the second client can allocate only once the first has deleted
+    // its own (a Refresh to 0 when the client is dropped).
+    let server = ours_with(|c| c.max_allocations_per_user = 1);
+    let mut a = UdpClient::connect(server.addr(), USER, PASS, 21).unwrap();
+    assert!(a.allocate().unwrap().is_success());
+    let mut b = UdpClient::connect(server.addr(), USER, PASS, 22).unwrap();
+    assert_eq!(b.allocate().unwrap().error_code(), Some(486), "the quota holds while the first client is there");
+    drop(a);
+    assert!(b.allocate().unwrap().is_success(), "the first client's allocation went with it");
+    // A client that hands its socket over keeps the allocation: the quota is full again.
+    let socket = b.into_socket().unwrap();
+    let mut c = UdpClient::connect(server.addr(), USER, PASS, 23).unwrap();
+    assert_eq!(c.allocate().unwrap().error_code(), Some(486));
+    drop(socket);
 }

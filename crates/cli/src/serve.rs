@@ -49,6 +49,11 @@ pub struct TurnArgs {
     /// Most allocations one user may hold (486 beyond it).
     #[arg(long, default_value_t = 100)]
     max_allocations_per_user: usize,
+    /// Most responses kept to answer retransmitted requests alike (for 40 s; the oldest go
+    /// first beyond it; only authenticated requests' responses are kept). A few hundred bytes
+    /// each: the default bounds the cache to tens of MB.
+    #[arg(long, default_value_t = 65_536)]
+    max_cached_responses: usize,
     /// Accept channel numbers up to 0x7FFF, as RFC 5766 (and coturn, and turnutils_uclient) do;
     /// RFC 8656 allows 0x4000-0x4FFF only.
     #[arg(long)]
@@ -243,6 +248,7 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.allow_loopback_peers = a.allow_loopback_peers;
     cfg.allow_private_peers = a.allow_private_peers;
     cfg.max_allocations_per_user = a.max_allocations_per_user;
+    cfg.max_cached_responses = a.max_cached_responses;
     cfg.rfc5766_channels = a.rfc5766_channels;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);

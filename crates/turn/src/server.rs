@@ -80,6 +80,11 @@ pub struct TurnConfig {
     /// How long a response is kept to answer a retransmitted request the same way (RFC 8489
     /// §6.3.1 suggests 40 s).
     pub transaction_lifetime: Duration,
+    /// At most this many responses are kept for retransmissions; beyond it the oldest goes (a
+    /// retransmission then gets a recomputed answer: Allocate recognises its own transaction,
+    /// and the other methods are idempotent). Only authenticated requests' responses are kept:
+    /// a challenge costs nothing to recompute, and an unauthenticated flood must not fill memory.
+    pub max_cached_responses: usize,
     /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
     /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
     pub rfc5766_channels: bool,
@@ -107,6 +112,7 @@ impl TurnConfig {
             channel_lifetime: Duration::from_secs(600),
             nonce_lifetime: Duration::from_secs(600),
             transaction_lifetime: Duration::from_secs(40),
+            max_cached_responses: 65_536,
             rfc5766_channels: false,
             extra_listen: Vec::new(),
         }
@@ -166,6 +172,8 @@ pub struct Stats {
     pub to_peer: u64,
     pub to_client: u64,
     pub retransmits_answered: u64,
+    /// Cached responses dropped, oldest first, to stay within `max_cached_responses`.
+    pub responses_evicted: u64,
     pub errors: BTreeMap<u16, u64>,
     pub dropped_no_permission: u64,
 }
@@ -179,7 +187,10 @@ pub struct TurnServer {
     allocs: FxHashMap<FiveTuple, Allocation>,
     by_relay: FxHashMap<SocketAddr, FiveTuple>,
     per_user: FxHashMap<String, usize>,
-    cache: FxHashMap<(FiveTuple, [u8; 12]), CachedResponse>,
+    cache: FxHashMap<CacheKey, CachedResponse>,
+    /// The cache's keys in the order they were stored (their times never decrease), to expire
+    /// and evict the oldest without scanning.
+    cache_order: VecDeque<(CacheKey, Instant)>,
     out: VecDeque<Output>,
     next_port: u16,
     next_sweep: Instant,
@@ -190,6 +201,7 @@ pub struct TurnServer {
 
 /// A response kept for retransmissions: when, sent from where, the bytes.
 type CachedResponse = (Instant, SocketAddr, Vec<u8>);
+type CacheKey = (FiveTuple, [u8; 12]);
 
 /// An error response: code and reason.
 struct Reject(u16, &'static str);
@@ -235,6 +247,7 @@ impl TurnServer {
             by_relay: FxHashMap::default(),
             per_user: FxHashMap::default(),
             cache: FxHashMap::default(),
+            cache_order: VecDeque::new(),
             out: VecDeque::new(),
             next_sweep: now + Duration::from_secs(1),
             reservations: FxHashMap::default(),
@@ -286,8 +299,10 @@ impl TurnServer {
                     self.out.push_back(Output::ToClient { tuple, from, data: resp });
                     return;
                 }
-                let resp = self.turn_request(now, tuple, &msg, data, ports);
-                self.cache.insert((tuple, msg.transaction_id), (now, tuple.server, resp.clone()));
+                let (resp, authenticated) = self.turn_request(now, tuple, &msg, data, ports);
+                if authenticated {
+                    self.remember(now, (tuple, msg.transaction_id), tuple.server, resp.clone());
+                }
                 self.out.push_back(Output::ToClient { tuple, from: tuple.server, data: resp });
             }
             _ => {}
@@ -408,6 +423,7 @@ impl TurnServer {
         Ok((user, key))
     }
 
+    /// The response to a TURN request, and whether the request was authenticated.
     fn turn_request(
         &mut self,
         now: Instant,
@@ -415,11 +431,22 @@ impl TurnServer {
         req: &Message,
         raw: &[u8],
         ports: &mut dyn RelayPorts,
+    ) -> (Vec<u8>, bool) {
+        match self.authenticate(now, req, raw) {
+            Ok((user, key)) => (self.authenticated_request(now, tuple, req, &user, &key, ports), true),
+            Err(resp) => (resp, false),
+        }
+    }
+
+    fn authenticated_request(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        req: &Message,
+        user: &str,
+        key: &[u8; 16],
+        ports: &mut dyn RelayPorts,
     ) -> Vec<u8> {
-        let (user, key) = match self.authenticate(now, req, raw) {
-            Ok(x) => x,
-            Err(resp) => return resp,
-        };
         let known = [
             attr::USERNAME,
             attr::MESSAGE_INTEGRITY,
@@ -437,10 +464,10 @@ impl TurnServer {
         ];
         let unknown = unknown_attributes(req, &known);
         if !unknown.is_empty() {
-            return self.error(req, 420, "Unknown Attribute", Some(&key), &[(attr::UNKNOWN_ATTRIBUTES, unknown)]);
+            return self.error(req, 420, "Unknown Attribute", Some(key), &[(attr::UNKNOWN_ATTRIBUTES, unknown)]);
         }
         let result = match req.method {
-            method::ALLOCATE => self.allocate(now, tuple, req, &user, ports),
+            method::ALLOCATE => self.allocate(now, tuple, req, user, ports),
             method::REFRESH => self.refresh(now, tuple, req),
             method::CREATE_PERMISSION => self.create_permission(now, tuple, req),
             method::CHANNEL_BIND => self.channel_bind(now, tuple, req),
@@ -449,9 +476,9 @@ impl TurnServer {
         match result {
             Ok(mut m) => {
                 m.push(attr::SOFTWARE, self.cfg.software.as_bytes().to_vec());
-                encode_with_integrity(&m, &key, true)
+                encode_with_integrity(&m, key, true)
             }
-            Err(Reject(code, reason)) => self.error(req, code, reason, Some(&key), &[]),
+            Err(Reject(code, reason)) => self.error(req, code, reason, Some(key), &[]),
         }
     }
 
@@ -840,7 +867,40 @@ impl TurnServer {
             }
         }
         let ttl = self.cfg.transaction_lifetime;
-        self.cache.retain(|_, (at, _, _)| now.saturating_duration_since(*at) < ttl);
+        while self.cache_order.front().is_some_and(|(_, at)| now.saturating_duration_since(*at) >= ttl) {
+            self.forget_oldest();
+        }
+    }
+
+    /// Keeps a response for retransmissions of its request, within `max_cached_responses`.
+    fn remember(&mut self, now: Instant, key: CacheKey, from: SocketAddr, resp: Vec<u8>) {
+        if self.cfg.max_cached_responses == 0 {
+            return;
+        }
+        while self.cache.len() >= self.cfg.max_cached_responses && !self.cache_order.is_empty() {
+            if self.forget_oldest() {
+                self.stats.responses_evicted += 1;
+            }
+        }
+        self.cache.insert(key, (now, from, resp));
+        self.cache_order.push_back((key, now));
+    }
+
+    /// Drops the oldest entry of the order; true if it was still the cached response (a key
+    /// stored again later has a newer entry, which stays).
+    fn forget_oldest(&mut self) -> bool {
+        let Some((key, at)) = self.cache_order.pop_front() else { return false };
+        if self.cache.get(&key).is_some_and(|(t, _, _)| *t == at) {
+            self.cache.remove(&key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How many responses are kept for retransmissions now.
+    pub fn cached_responses(&self) -> usize {
+        self.cache.len()
     }
 }
 

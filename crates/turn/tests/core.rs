@@ -242,3 +242,46 @@ fn tcp_clients_get_padded_channel_data_and_lose_their_allocation_on_close() {
     t.s.handle_client_closed(t.tuple);
     assert_eq!(t.s.allocations(), 0);
 }
+
+#[test]
+fn the_retransmission_cache_is_bounded_and_keeps_no_challenges() {
+    let mut t = T::new(|c| c.max_cached_responses = 4);
+    // An unauthenticated flood: every request gets its 401, and none is kept.
+    for i in 0..100u8 {
+        let m = Message::new(method::ALLOCATE, Class::Request, [i; 12]);
+        assert_eq!(code(&answer(&t.raw(&m.encode(true), &mut AnyPort))), Some(401));
+    }
+    assert_eq!(t.s.cached_responses(), 0);
+    // Authenticated requests are kept, the newest four of them.
+    let key = long_term_key("u", REALM, "p");
+    assert_eq!(code(&t.req(method::REFRESH, |_| {})), Some(437), "learns the nonce; no allocation");
+    let nonce = t.nonce.clone().unwrap();
+    let signed = |tid: u8, lifetime: u32| {
+        let mut m = Message::new(method::ALLOCATE, Class::Request, [tid; 12]);
+        udp(&mut m);
+        m.push(tattr::LIFETIME, lifetime.to_be_bytes().to_vec());
+        m.push(attr::USERNAME, b"u".to_vec());
+        m.push(attr::REALM, REALM.as_bytes().to_vec());
+        m.push(attr::NONCE, nonce.clone());
+        encode_with_integrity(&m, &key, true)
+    };
+    let first = signed(200, 600);
+    let first_answer = t.raw(&first, &mut AnyPort);
+    assert!(answer(&first_answer).class == Class::Success);
+    let requests: Vec<Vec<u8>> = (201..209).map(|tid| signed(tid, 600)).collect();
+    for r in &requests {
+        assert_eq!(code(&answer(&t.raw(r, &mut AnyPort))), Some(437), "a second Allocate on the 5-tuple");
+    }
+    assert_eq!(t.s.cached_responses(), 4);
+    assert_eq!(t.s.stats.responses_evicted, 6, "the Refresh, the first Allocate and four more went");
+    // The newest is answered from the cache; the evicted Allocate is recomputed and, being the
+    // allocation's own transaction, gets the same success.
+    let before = t.s.stats.retransmits_answered;
+    assert_eq!(code(&answer(&t.raw(&requests[7], &mut AnyPort))), Some(437));
+    assert_eq!(t.s.stats.retransmits_answered, before + 1);
+    assert_eq!(answer(&t.raw(&first, &mut AnyPort)), answer(&first_answer));
+    assert_eq!(t.s.stats.retransmits_answered, before + 1, "not from the cache");
+    // The cache empties as its entries pass the transaction lifetime.
+    t.advance(41);
+    assert_eq!(t.s.cached_responses(), 0);
+}

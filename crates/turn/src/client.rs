@@ -125,11 +125,21 @@ impl UdpClient {
     /// to 2 s, six times at most: about 9.5 s in all (RFC 8489 §6.2.1's RTO doubling, capped),
     /// so that a server on a busy machine is not declared dead after a stall.
     pub fn exchange(&mut self, bytes: &[u8], tid: [u8; 12]) -> io::Result<Reply> {
+        let base = self.base_timeout()?;
+        self.exchange_within(bytes, tid, base, 6)
+    }
+
+    fn base_timeout(&self) -> io::Result<Duration> {
+        Ok(self.socket.read_timeout()?.unwrap_or(Duration::from_millis(500)))
+    }
+
+    /// `exchange` with its own first wait and number of sends.
+    fn exchange_within(&mut self, bytes: &[u8], tid: [u8; 12], base: Duration, tries: u32) -> io::Result<Reply> {
         let mut buf = vec![0u8; 65536];
         let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
-        let base = self.socket.read_timeout()?.unwrap_or(Duration::from_millis(500));
-        let result = self.exchange_with(bytes, tid, base, 6, &mut buf, &mut last);
-        self.socket.set_read_timeout(Some(base))?;
+        let before = self.socket.read_timeout()?;
+        let result = self.exchange_with(bytes, tid, base, tries, &mut buf, &mut last);
+        self.socket.set_read_timeout(before)?;
         let r = result.ok_or(last)?;
         self.track(&r);
         Ok(r)
@@ -150,24 +160,16 @@ impl UdpClient {
     /// most about a second in all: a client that goes away should not hold a relayed address,
     /// and a place in the user's quota, for the rest of the allocation's lifetime. Run on drop.
     pub fn release(&mut self) {
-        let mut buf = vec![0u8; 2048];
-        let mut last = io::Error::new(io::ErrorKind::TimedOut, "no response");
-        // A 438 (the nonce went stale) teaches a new nonce: one more try.
-        for _ in 0..2 {
-            if !self.allocated {
-                return;
-            }
-            let tid = self.new_tid();
-            let bytes = self.encode(method::REFRESH, tid, &[(tattr::LIFETIME, vec![0, 0, 0, 0])]);
-            let Some(r) = self.exchange_with(&bytes, tid, Duration::from_millis(150), 3, &mut buf, &mut last) else {
-                return;
-            };
-            match r.error_code() {
-                Some(438) => self.learn(&r),
-                // 437: there was no allocation after all.
-                Some(_) => self.allocated = false,
-                None => self.track(&r),
-            }
+        if self.allocated {
+            // Answered or not, there is nothing more to do: an error (437) means there was no
+            // allocation after all.
+            let _ = self.call_within(
+                method::REFRESH,
+                &[(tattr::LIFETIME, vec![0, 0, 0, 0])],
+                Duration::from_millis(150),
+                3,
+            );
+            self.allocated = false;
         }
     }
 
@@ -216,10 +218,16 @@ impl UdpClient {
     /// A request with credentials: a 401 or 438 teaches the realm and nonce and it is sent once
     /// more with a new transaction ID.
     pub fn call(&mut self, method: u16, attrs: &[(u16, Vec<u8>)]) -> io::Result<Reply> {
+        let base = self.base_timeout()?;
+        self.call_within(method, attrs, base, 6)
+    }
+
+    /// `call` with `exchange_within`'s first wait and number of sends.
+    fn call_within(&mut self, method: u16, attrs: &[(u16, Vec<u8>)], base: Duration, tries: u32) -> io::Result<Reply> {
         for _ in 0..3 {
             let tid = self.new_tid();
             let bytes = self.encode(method, tid, attrs);
-            let r = self.exchange(&bytes, tid)?;
+            let r = self.exchange_within(&bytes, tid, base, tries)?;
             match r.error_code() {
                 Some(401) if self.nonce.is_none() || r.msg.attribute(attr::NONCE).is_some() && self.realm.is_none() => {
                     self.learn(&r)

@@ -2,14 +2,16 @@
 //! generator in the same run, and a capacity run of many concurrent peers over several
 //! generator processes.
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::bench_turn::TurnBench;
+use crate::children::{Server, start_peerstorm, start_reference};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use peerstorm_loadgen::{Client, JoinError, Target, offer_frame, proc, quantile, relay};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Subcommand)]
@@ -85,28 +87,6 @@ struct Row {
     latency_p99_ms: f64,
 }
 
-#[derive(Debug, Args)]
-pub struct TurnBench {
-    /// TURN clients (each makes one allocation and one channel).
-    #[arg(long, default_value_t = 200)]
-    pub(crate) clients: usize,
-    /// Round trips through the relay (each is two relayed datagrams: to the peer and back).
-    #[arg(long, default_value_t = 200_000)]
-    pub(crate) round_trips: u64,
-    /// Datagrams each client keeps in flight.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) window: u64,
-    /// Payload bytes per datagram.
-    #[arg(long, default_value_t = 160)]
-    pub(crate) size: usize,
-    /// Which servers to measure (peerstorm, coturn).
-    #[arg(long, value_delimiter = ',', default_value = "peerstorm,coturn")]
-    pub(crate) against: Vec<String>,
-    /// Where to write the JSON results (default reports/out/).
-    #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
-}
-
 pub fn run(cmd: Bench) -> Result<u8> {
     match cmd {
         Bench::Turn(t) => crate::bench_turn::run(&t),
@@ -115,83 +95,6 @@ pub fn run(cmd: Bench) -> Result<u8> {
         Bench::BrokerClients(c) => clients_process(&c),
     }
 }
-
-pub(crate) fn repo_root() -> Result<PathBuf> {
-    let mut dir = std::env::current_dir()?;
-    loop {
-        if dir.join("tools/js/package.json").exists() {
-            return Ok(dir);
-        }
-        if !dir.pop() {
-            bail!("run this from the peerstorm checkout (tools/js/ not found above the current directory)");
-        }
-    }
-}
-
-/// A broker process under test.
-pub(crate) struct Server {
-    pub(crate) name: String,
-    pub(crate) child: Child,
-    pub(crate) addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn start_peerstorm(limit: usize) -> Result<Server> {
-    let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .args(["serve", "broker", "--host", "127.0.0.1", "--port", "0", "--concurrent-limit", &limit.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let first = lines.next().ok_or_else(|| anyhow!("the broker printed nothing"))??;
-    std::thread::spawn(move || for _ in lines {});
-    // "peerstorm broker listening on 127.0.0.1:PORT: ..."
-    let addr = first
-        .split_whitespace()
-        .nth(4)
-        .and_then(|a| a.trim_end_matches(':').parse().ok())
-        .ok_or_else(|| anyhow!("unexpected banner: {first}"))?;
-    Ok(Server { name: "peerstorm".into(), child, addr })
-}
-
-pub(crate) fn start_reference(limit: usize) -> Result<Server> {
-    start_reference_with(limit, &[])
-}
-
-/// `peer@1.0.2` with extra CLI options (e.g. `--expire_timeout 1000`).
-pub(crate) fn start_reference_with(limit: usize, extra: &[&str]) -> Result<Server> {
-    let bin = repo_root()?.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
-    if !bin.exists() {
-        bail!("{} is missing: run scripts/test.sh or `npm ci` in tools/js", bin.display());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = Command::new("node")
-        .arg(&bin)
-        .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", &limit.to_string()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting node")?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Started PeerServer") => break,
-            Some(Ok(_)) => {}
-            _ => bail!("peer@1.0.2 did not start"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server { name: "peer@1.0.2".into(), child, addr: SocketAddr::from(([127, 0, 0, 1], port)) })
-}
-
 fn target(addr: SocketAddr) -> Target {
     Target { addr, ws_path: "/peerjs".into(), key: "peerjs".into() }
 }
@@ -307,18 +210,8 @@ fn side_by_side(b: &BrokerBench) -> Result<u8> {
             us.rss_per_peer_kib / re.rss_per_peer_kib
         );
     }
-    write_json(b.out.as_ref(), "bench-broker", &rows)?;
+    crate::results::write_json(b.out.as_ref(), "bench-broker", &rows)?;
     Ok(crate::EXIT_OK)
-}
-
-pub(crate) fn write_json(out: Option<&PathBuf>, name: &str, value: &impl Serialize) -> Result<()> {
-    let dir = out.cloned().unwrap_or_else(|| PathBuf::from("reports/out"));
-    std::fs::create_dir_all(&dir)?;
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let path = dir.join(format!("{name}-{secs}.json"));
-    std::fs::write(&path, serde_json::to_string_pretty(value)?)?;
-    println!("results written to {}", path.display());
-    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -414,7 +307,7 @@ fn capacity(b: &BrokerBench) -> Result<u8> {
         report.rss_per_peer_kib,
         lost
     );
-    write_json(b.out.as_ref(), "bench-broker-capacity", &report)?;
+    crate::results::write_json(b.out.as_ref(), "bench-broker-capacity", &report)?;
     let ok = report.relay_checks.iter().all(|c| c.starts_with("relay-ok"))
         && lost == 0
         && report.over_limit_answer.contains("concurrent user limit");

@@ -1,126 +1,35 @@
 //! `peerstorm bench turn`: the TURN servers side by side.
 
-use crate::bench::TurnBench;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::children::{Server, start_turn};
+use anyhow::{Result, anyhow};
+use clap::Args;
 use peerstorm_loadgen::proc;
 use peerstorm_turn::client::UdpClient;
 use serde::Serialize;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-pub(crate) struct Server {
-    pub(crate) name: &'static str,
-    pub(crate) child: Child,
-    pub(crate) addr: SocketAddr,
-    pub(crate) _dir: Option<std::path::PathBuf>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(d) = &self._dir {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-pub(crate) fn start(which: &str) -> Result<Server> {
-    match which {
-        "peerstorm" => {
-            // Port 0: the server picks one free for UDP and TCP and prints it.
-            let mut child = Command::new(std::env::current_exe()?)
-                .args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--user", "test:test"])
-                .args([
-                    "--allow-loopback-peers",
-                    "--relay-ports",
-                    "52000-56999",
-                    "--max-allocations-per-user",
-                    "100000",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()?;
-            let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-            let banner = lines.next().ok_or_else(|| anyhow!("peerstorm turn printed nothing"))??;
-            std::thread::spawn(move || for _ in lines {});
-            // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
-            let addr = banner
-                .split_whitespace()
-                .nth(5)
-                .and_then(|a| a.trim_end_matches(',').parse().ok())
-                .ok_or_else(|| anyhow!("unexpected banner: {banner}"))?;
-            Ok(Server { name: "peerstorm", child, addr, _dir: None })
-        }
-        "coturn" => {
-            // A port picked then released can be taken before coturn binds it: try three.
-            for attempt in 0..3 {
-                match start_coturn() {
-                    Ok(s) => return Ok(s),
-                    Err(e) if attempt == 2 => return Err(e),
-                    Err(_) => continue,
-                }
-            }
-            unreachable!("the last attempt returns")
-        }
-        other => bail!("unknown TURN server {other:?} (use peerstorm, coturn)"),
-    }
-}
-
-fn start_coturn() -> Result<Server> {
-    let port = free_port()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    if !std::path::Path::new("/usr/bin/turnserver").exists() {
-        bail!("coturn is not installed (apt-get install coturn, or scripts/test.sh)");
-    }
-    let dir = std::env::temp_dir().join(format!("peerstorm-bench-coturn-{port}"));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n")?;
-    let mut child = Command::new("turnserver")
-        .arg("-c")
-        .arg(dir.join("turnserver.conf"))
-        .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-tls", "--no-dtls", "--no-cli"])
-        .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-        .args([
-            "--min-port",
-            "57000",
-            "--max-port",
-            "61999",
-            "--allow-loopback-peers",
-            "--no-multicast-peers",
-            "--simple-log",
-        ])
-        .arg("--log-file")
-        .arg(dir.join("turnserver.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting turnserver")?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!("coturn exited at start ({status}); see {}", dir.join("turnserver.log").display());
-        }
-        let mut c = UdpClient::connect(addr, "test", "test", 1)?;
-        c.socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-        let tid = c.new_tid();
-        if c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("coturn did not answer in 20 s");
-        }
-    }
-    Ok(Server { name: "coturn", child, addr, _dir: Some(dir) })
+#[derive(Debug, Args)]
+pub struct TurnBench {
+    /// TURN clients (each makes one allocation and one channel).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) clients: usize,
+    /// Round trips through the relay (each is two relayed datagrams: to the peer and back).
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) round_trips: u64,
+    /// Datagrams each client keeps in flight.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) window: u64,
+    /// Payload bytes per datagram.
+    #[arg(long, default_value_t = 160)]
+    pub(crate) size: usize,
+    /// Which servers to measure (peerstorm, coturn).
+    #[arg(long, value_delimiter = ',', default_value = "peerstorm,coturn")]
+    pub(crate) against: Vec<String>,
+    /// Where to write the JSON results (default reports/out/).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -272,7 +181,7 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
     let relayed = done * 2;
     let ms = |us: u32| f64::from(us) / 1000.0;
     Ok(Row {
-        server: s.name.into(),
+        server: s.name.clone(),
         clients: ok,
         allocations_per_s: ok as f64 / alloc_wall,
         allocations_per_cpu_s: ok as f64 / (c1.cpu_s - c0.cpu_s).max(0.01),
@@ -295,7 +204,7 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
 pub fn run(b: &TurnBench) -> Result<u8> {
     let mut rows = Vec::new();
     for which in &b.against {
-        let s = start(which)?;
+        let s = start_turn(which)?;
         rows.push(measure(&s, b)?);
     }
     println!(
@@ -326,6 +235,6 @@ pub fn run(b: &TurnBench) -> Result<u8> {
             us.allocations_per_cpu_s / co.allocations_per_cpu_s
         );
     }
-    crate::bench::write_json(b.out.as_ref(), "bench-turn", &rows)?;
+    crate::results::write_json(b.out.as_ref(), "bench-turn", &rows)?;
     Ok(crate::EXIT_OK)
 }

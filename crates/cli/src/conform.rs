@@ -278,7 +278,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
     let (addr, path) = parse_url(&a.url)?;
     let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key: a.key.clone() };
     if a.browser {
-        let root = crate::bench::repo_root()?;
+        let root = crate::children::repo_root()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let id = format!("e2e-echo-{}", std::process::id());
         let echo = echo_peer(&id, a.heartbeat);
@@ -386,31 +386,11 @@ fn echo_peer(id: &str, heartbeat_ms: u64) -> peerstorm_peer::PeerConfig {
 /// Every suite against peerstorm's broker (default and --hardened), peer@1.0.2, peerstorm's
 /// TURN and coturn, started here with short timeouts; the matrix as Markdown.
 fn matrix(a: &MatrixArgs) -> Result<u8> {
-    use std::process::{Command, Stdio};
     let (expire, alive) = (1000u64, 3000u64);
-    let exe = std::env::current_exe()?;
-    let start_ours = |extra: &[&str]| -> Result<crate::bench::Server> {
-        let mut args = vec![
-            "serve",
-            "broker",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--expire-timeout",
-            "1000",
-            "--alive-timeout",
-            "3000",
-        ];
+    let start_ours = |extra: &[&str]| {
+        let mut args = vec!["--expire-timeout", "1000", "--alive-timeout", "3000"];
         args.extend_from_slice(extra);
-        let mut child = Command::new(&exe).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let first = lines.next().context("the broker printed nothing")??;
-        std::thread::spawn(move || for _ in lines {});
-        let addr =
-            first.split_whitespace().nth(4).and_then(|a| a.trim_end_matches(':').parse().ok()).context("banner")?;
-        Ok(crate::bench::Server { name: "peerstorm".into(), child, addr })
+        crate::children::serve_broker(&args)
     };
     let all = Selection { profile: "all".into(), patterns: vec![] };
     let mut columns: Vec<(String, Vec<CaseResult>)> = Vec::new();
@@ -432,7 +412,8 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         ));
     }
     {
-        let s = crate::bench::start_reference_with(10_000, &["--expire_timeout", "1000", "--alive_timeout", "3000"])?;
+        let s =
+            crate::children::start_reference_with(10_000, &["--expire_timeout", "1000", "--alive_timeout", "3000"])?;
         eprintln!("conform: peer@1.0.2");
         columns.push((
             "peer@1.0.2".into(),
@@ -441,7 +422,7 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
     }
     let mut turn_cols: Vec<(String, Vec<CaseResult>)> = Vec::new();
     for which in ["peerstorm", "coturn"] {
-        let s = crate::bench_turn::start(which)?;
+        let s = crate::children::start_turn(which)?;
         eprintln!("conform: {which} TURN");
         turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, &all)?));
     }

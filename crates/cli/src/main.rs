@@ -2,12 +2,15 @@
 
 mod bench;
 mod bench_turn;
+mod children;
 mod conform;
 mod inspect;
 mod live;
 mod nat;
 mod peer_cmd;
+mod progress;
 mod report;
+mod results;
 mod run;
 mod serve;
 

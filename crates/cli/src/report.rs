@@ -2,7 +2,7 @@
 //! two runs side by side.
 
 use crate::{EXIT_HARNESS, EXIT_OK};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use peerstorm_report::{Metrics, Summary, Threshold};
 use std::path::{Path, PathBuf};
@@ -54,14 +54,8 @@ fn read_thresholds(dir: &Path) -> Result<(Vec<Threshold>, Option<String>), Strin
 }
 
 fn render(out: &Path, m: &Metrics, thresholds: &[Threshold], scenario: Option<&str>) -> Result<u8> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    if let Some(text) = scenario {
-        std::fs::write(out.join("scenario.toml"), text)?;
-    }
-    let (summary, outcomes) =
-        peerstorm_report::write_dir(out, m, thresholds).with_context(|| format!("writing {}", out.display()))?;
-    print!("{}", peerstorm_report::render::table(&summary));
-    Ok(crate::run::finish(out, &outcomes, None))
+    let r = crate::results::Results { metrics: m, thresholds, scenario, files: Vec::new(), wall_secs: None };
+    crate::results::write(out, &r)
 }
 
 pub fn report(a: &ReportArgs) -> Result<u8> {

@@ -6,9 +6,11 @@
 
 use peerstorm_loadgen::{Client, Target, client::text_frame};
 use peerstorm_peer::{Failure, PeerConfig, Transmit, VirtualPeer};
+use peerstorm_scenario::{Link, PeerResult, RunOutcome, Shard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
@@ -269,75 +271,41 @@ async fn pair(cfg: Arc<FullConfig>, n: usize, intended: Instant) -> Option<(Virt
     }
 }
 
-/// Runs the full-stack load: pairs by the plan (open, ramp or closed), each through the broker
-/// and the configured STUN/TURN server. Returns the peers' outcomes as the simulator's
-/// [`peerstorm_runner::sim::RunResult`] (NAT `live`), so the same metrics come out.
 /// Finished pairs: number, offerer, answerer, intended start.
 type Finished = Arc<std::sync::Mutex<Vec<(usize, VirtualPeer, VirtualPeer, Instant)>>>;
 
-/// Runs one pair and keeps its outcome (or counts a pair that could not bind its sockets).
-async fn run_one(
-    cfg: Arc<FullConfig>,
-    n: usize,
-    intended: Instant,
-    results: Finished,
-    unbound: Arc<std::sync::atomic::AtomicUsize>,
-) {
-    match pair(cfg, n, intended).await {
-        Some((o, a, at)) => results.lock().expect("lock").push((n, o, a, at)),
-        None => {
-            unbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
-/// The second value counts pairs that could not even bind their UDP sockets.
-pub async fn run_full(
-    cfg: FullConfig,
-    mut progress: impl FnMut(crate::Progress),
-) -> (peerstorm_runner::sim::RunResult, usize) {
-    use peerstorm_runner::sim::{Link, PeerResult, RunResult, Shard};
+/// Runs the full-stack load: pairs by the plan (open, ramp or closed), each through the broker
+/// and the configured STUN/TURN server. Returns the peers' outcomes (NAT `live`), the same type
+/// the simulator produces, and how many pairs could not even bind their UDP sockets.
+pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)) -> (RunOutcome, usize) {
     let start = Instant::now();
     let cfg = Arc::new(cfg);
-    let plan = cfg.plan.clone();
-    let end = start + plan.duration;
     let results: Finished = Arc::default();
-    let failed_to_start = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut set = tokio::task::JoinSet::new();
-    match plan.model {
-        crate::LoadModel::Closed { .. } => {
-            let (index, count) = plan.shard;
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            for _ in 0..plan.slots() {
-                let (cfg, results, failed, next) =
-                    (cfg.clone(), results.clone(), failed_to_start.clone(), next.clone());
-                set.spawn(async move {
-                    loop {
-                        let n = index + count * next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if Instant::now() >= end || n >= plan.max_pairs {
-                            break;
-                        }
-                        run_one(cfg.clone(), n, Instant::now(), results.clone(), failed.clone()).await;
+    let unbound = Arc::new(AtomicUsize::new(0));
+    let run = {
+        let (cfg, results, unbound) = (cfg.clone(), results.clone(), unbound.clone());
+        move |n: usize, intended: Instant, _slot: Option<usize>| {
+            let (cfg, results, unbound) = (cfg.clone(), results.clone(), unbound.clone());
+            async move {
+                match pair(cfg, n, intended).await {
+                    Some((o, a, at)) => results.lock().expect("lock").push((n, o, a, at)),
+                    None => {
+                        unbound.fetch_add(1, Ordering::Relaxed);
                     }
-                });
+                }
             }
         }
-        _ => {
-            for (n, at) in plan.schedule() {
-                let intended = start + at;
-                tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
-                set.spawn(run_one(cfg.clone(), n, intended, results.clone(), failed_to_start.clone()));
-                progress(crate::Progress {
-                    elapsed: start.elapsed(),
-                    started: n + 1,
-                    ok: 0,
-                    failed: 0,
-                    connected: set.len() * 2,
-                });
-            }
-        }
-    }
-    while set.join_next().await.is_some() {}
+    };
+    let on_start = |n: usize, in_flight: usize| {
+        progress(crate::Progress {
+            elapsed: start.elapsed(),
+            started: n + 1,
+            ok: 0,
+            failed: 0,
+            connected: in_flight * 2,
+        })
+    };
+    cfg.plan.dispatch(start, Arc::new(|| false), run, on_start).await;
     let mut done = std::mem::take(&mut *results.lock().expect("lock"));
     done.sort_by_key(|(n, ..)| *n);
     let mut peers = Vec::new();
@@ -355,19 +323,16 @@ pub async fn run_full(
             });
         }
     }
-    let unbound = failed_to_start.load(std::sync::atomic::Ordering::Relaxed);
-    let run = RunResult {
+    let run = RunOutcome {
         ice: cfg.peer.ice,
-        rtt_ms: 0,
         peers,
         links,
-        virtual_end: start.elapsed(),
-        events: 0,
-        datagrams_delivered: 0,
+        end: start.elapsed(),
         frames_relayed: 0,
         frames_per_s: Vec::new(),
         bytes_per_s: Vec::new(),
         shard: Shard { index: cfg.plan.shard.0, count: cfg.plan.shard.1 },
+        sim: None,
     };
-    (run, unbound)
+    (run, unbound.load(Ordering::Relaxed))
 }

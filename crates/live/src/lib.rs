@@ -9,6 +9,7 @@
 
 pub mod fullstack;
 pub mod plan;
+pub mod run;
 pub mod signal;
 
 pub use plan::{LoadModel, Plan};

@@ -2,21 +2,12 @@
 //! once (closed), how often held peers reconnect (churn). Every plan is bounded in count and in
 //! time.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-/// How load is offered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoadModel {
-    /// Pairs start at `rate` per second for `duration`, whatever the broker's speed: latency
-    /// counts from each pair's intended start.
-    Open { rate: f64 },
-    /// `concurrency` pairs at a time, each starting when the previous one of its slot finished.
-    Closed { concurrency: usize },
-    /// Like open, the rate going linearly from `from` to `to` over the duration.
-    Ramp { from: f64, to: f64 },
-    /// `pairs` pairs join and stay; then held peers disconnect and rejoin at `rate` per second.
-    Churn { pairs: usize, rate: f64 },
-}
+pub use peerstorm_scenario::LoadModel;
 
 /// A bounded load plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +67,72 @@ impl Plan {
         }
         .min(self.max_pairs);
         (index..total).step_by(count).count()
+    }
+}
+
+impl Plan {
+    /// A scenario's plan for one shard (`[load]`, and `peers.count` / 2 pairs at most).
+    pub fn of(s: &peerstorm_scenario::Scenario, shard: peerstorm_scenario::Shard) -> Option<Plan> {
+        let l = s.load.as_ref()?;
+        Some(Plan {
+            model: l.model.clone(),
+            duration: l.duration,
+            max_pairs: s.peers.count / 2,
+            shard: (shard.index, shard.count),
+        })
+    }
+
+    /// Starts this shard's pairs as the plan says and waits for every one: open and ramp at
+    /// their intended starts (whatever the pairs before them do), closed and churn as
+    /// [`Plan::slots`] workers each running pairs back to back until the plan's end or its last
+    /// pair. `run_pair(n, intended, slot)` runs pair `n` (`slot` is the worker's, for the
+    /// closed and churn models); `on_start(n, in_flight)` is called as each open or ramp pair
+    /// starts; spawning ends early once `stop()` says so.
+    pub async fn dispatch<F, Fut>(
+        &self,
+        start: Instant,
+        stop: Arc<dyn Fn() -> bool + Send + Sync>,
+        run_pair: F,
+        mut on_start: impl FnMut(usize, usize),
+    ) where
+        F: Fn(usize, Instant, Option<usize>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let end = start + self.duration;
+        let mut set = tokio::task::JoinSet::new();
+        match self.model {
+            LoadModel::Open { .. } | LoadModel::Ramp { .. } => {
+                for (n, at) in self.schedule() {
+                    let intended = start + at;
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
+                    if stop() {
+                        break;
+                    }
+                    set.spawn(run_pair(n, intended, None));
+                    on_start(n, set.len());
+                }
+            }
+            LoadModel::Closed { .. } | LoadModel::Churn { .. } => {
+                let (index, count) = self.shard;
+                let max_pairs = self.max_pairs;
+                let next = Arc::new(AtomicUsize::new(0));
+                for slot in 0..self.slots() {
+                    let (next, stop, run_pair) = (next.clone(), stop.clone(), run_pair.clone());
+                    set.spawn(async move {
+                        loop {
+                            let n = index + count * next.fetch_add(1, Ordering::Relaxed);
+                            if Instant::now() >= end || n >= max_pairs || stop() {
+                                break;
+                            }
+                            // The next pair starts when this one ends, so the intended start is
+                            // the actual one (no correction is possible or meant).
+                            run_pair(n, Instant::now(), Some(slot)).await;
+                        }
+                    });
+                }
+            }
+        }
+        while set.join_next().await.is_some() {}
     }
 }
 

@@ -384,19 +384,6 @@ impl ChurnFlags {
     }
 }
 
-/// One slot of the closed and churn models: this shard's pairs one after another, each
-/// starting when the previous one left, until the plan's end or its last pair.
-async fn slot_worker(sh: Arc<Shared>, plan: Plan, next: Arc<AtomicUsize>, end: Instant, hold: Hold) {
-    let (index, count) = plan.shard;
-    loop {
-        let n = index + count * next.fetch_add(1, Ordering::Relaxed);
-        if Instant::now() >= end || n >= plan.max_pairs || sh.abort.load(Ordering::Relaxed) {
-            break;
-        }
-        pair(sh.clone(), n, Instant::now(), hold).await;
-    }
-}
-
 /// Runs the signaling load; `progress` is called about once a second.
 pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) -> Result<LiveRun, LiveError> {
     let hard = crate::raise_fd_limit().unwrap_or(u64::MAX);
@@ -446,51 +433,41 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
     let mut tasks = tokio::task::JoinSet::new();
     let plan = sh.cfg.plan.clone();
     let end = sh.start + plan.duration;
-    // The driver: spawns pairs by the model.
+    // The driver: spawns pairs by the model; churn also rotates held pairs out.
     {
         let sh = sh.clone();
         tasks.spawn(async move {
-            let mut inner = tokio::task::JoinSet::new();
-            match plan.model {
-                LoadModel::Open { .. } | LoadModel::Ramp { .. } => {
-                    for (n, at) in plan.schedule() {
-                        let intended = sh.start + at;
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
-                        if sh.abort.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        inner.spawn(pair(sh.clone(), n, intended, Hold::For(sh.cfg.hold)));
-                    }
+            let stop: Arc<dyn Fn() -> bool + Send + Sync> = {
+                let sh = sh.clone();
+                Arc::new(move || sh.abort.load(Ordering::Relaxed))
+            };
+            let churn = matches!(plan.model, LoadModel::Churn { .. });
+            let run = {
+                let sh = sh.clone();
+                move |n: usize, intended: Instant, slot: Option<usize>| {
+                    let hold = match slot {
+                        Some(slot) if churn => Hold::Churn(slot),
+                        _ => Hold::For(sh.cfg.hold),
+                    };
+                    pair(sh.clone(), n, intended, hold)
                 }
-                LoadModel::Closed { .. } => {
-                    let next = Arc::new(AtomicUsize::new(0));
-                    for _ in 0..plan.slots() {
-                        // Closed: the next pair starts when this one ends, so the intended start
-                        // is the actual one (no correction is possible or meant).
-                        inner.spawn(slot_worker(sh.clone(), plan.clone(), next.clone(), end, Hold::For(sh.cfg.hold)));
-                    }
+            };
+            let rotate = async {
+                let LoadModel::Churn { rate, .. } = plan.model else { return };
+                let slots = plan.slots();
+                // Every 1/rate seconds one held pair leaves (round robin) and a new one joins.
+                let per = Duration::from_secs_f64(plan.shard.1 as f64 / rate.max(1e-6));
+                let mut k = 0usize;
+                let mut at = sh.start + per;
+                while at < end && slots > 0 && !sh.abort.load(Ordering::Relaxed) {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                    sh.churn.set(k % slots);
+                    sh.with(|m| m.count("churned_pairs", 1));
+                    k += 1;
+                    at += per;
                 }
-                LoadModel::Churn { rate, .. } => {
-                    let count = plan.shard.1;
-                    let slots = plan.slots();
-                    let next = Arc::new(AtomicUsize::new(0));
-                    for slot in 0..slots {
-                        inner.spawn(slot_worker(sh.clone(), plan.clone(), next.clone(), end, Hold::Churn(slot)));
-                    }
-                    // Every 1/rate seconds one held pair leaves (round robin) and a new one joins.
-                    let per = Duration::from_secs_f64(count as f64 / rate.max(1e-6));
-                    let mut k = 0usize;
-                    let mut at = sh.start + per;
-                    while at < end && slots > 0 && !sh.abort.load(Ordering::Relaxed) {
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                        sh.churn.set(k % slots);
-                        sh.with(|m| m.count("churned_pairs", 1));
-                        k += 1;
-                        at += per;
-                    }
-                }
-            }
-            while inner.join_next().await.is_some() {}
+            };
+            tokio::join!(plan.dispatch(sh.start, stop, run, |_, _| {}), rotate);
         });
     }
     // The watcher: progress, broker liveness and memory.

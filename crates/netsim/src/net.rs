@@ -10,7 +10,7 @@
 use crate::link::{HEADER_BYTES, Link, LinkConfig, LinkDrop};
 use crate::nat::{Firewall, Nat, NatConfig, NatDrop, Proto};
 use crate::pcap::Pcap;
-use crate::time::EventQueue;
+use crate::time::Schedule;
 use peerstorm_model::rng::Rng;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
@@ -260,14 +260,14 @@ impl Network {
     }
 
     /// A host sends a packet from `src` (one of its addresses) at `now`.
-    pub fn send(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, host: HostId, pkt: Packet) {
+    pub fn send(&mut self, q: &mut impl Schedule<NetEvent>, now: Duration, host: HostId, pkt: Packet) {
         let iface = self.hosts[host.0 as usize].iface;
         self.forward(q, now, iface, pkt);
     }
 
     /// Puts a packet from `from` onto its segment, toward the interface that owns the destination
     /// address or else the segment's gateway.
-    fn forward(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, from: IfaceId, pkt: Packet) {
+    fn forward(&mut self, q: &mut impl Schedule<NetEvent>, now: Duration, from: IfaceId, pkt: Packet) {
         if let Some(c) = self.ifaces[from.0 as usize].capture {
             self.captures[c].record(now, pkt.proto, pkt.src, pkt.dst, &pkt.payload);
         }
@@ -300,9 +300,9 @@ impl Network {
     /// A packet reaches `to`'s downlink at `t`: at once when that is now, else as an event at
     /// `t`, so that the downlink serves packets in the order they reach it (a packet that left
     /// a slower uplink earlier must not hold up one that reaches the downlink first).
-    fn enter_down(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, t: Duration, to: IfaceId, pkt: Packet) {
+    fn enter_down(&mut self, q: &mut impl Schedule<NetEvent>, now: Duration, t: Duration, to: IfaceId, pkt: Packet) {
         if t > now {
-            q.push(t, NetEvent { iface: to, pkt, enter_down: true });
+            q.schedule(t, NetEvent { iface: to, pkt, enter_down: true });
             return;
         }
         let size = pkt.payload.len() + HEADER_BYTES;
@@ -313,9 +313,9 @@ impl Network {
             Ok(()) => {
                 if let Some((&last, rest)) = down.split_last() {
                     for &t in rest {
-                        q.push(t, NetEvent { iface: to, pkt: pkt.clone(), enter_down: false });
+                        q.schedule(t, NetEvent { iface: to, pkt: pkt.clone(), enter_down: false });
                     }
-                    q.push(last, NetEvent { iface: to, pkt, enter_down: false });
+                    q.schedule(last, NetEvent { iface: to, pkt, enter_down: false });
                 }
             }
         }
@@ -323,7 +323,7 @@ impl Network {
     }
 
     /// Handles one event at `now`: forwards the packet on, or hands it to a host.
-    pub fn handle(&mut self, q: &mut EventQueue<NetEvent>, now: Duration, ev: NetEvent) -> Option<Delivery> {
+    pub fn handle(&mut self, q: &mut impl Schedule<NetEvent>, now: Duration, ev: NetEvent) -> Option<Delivery> {
         let NetEvent { iface, mut pkt, enter_down } = ev;
         if enter_down {
             self.enter_down(q, now, now, iface, pkt);

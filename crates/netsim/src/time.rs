@@ -70,6 +70,18 @@ impl<E> Ord for Entry<E> {
     }
 }
 
+/// Where the network puts the events it makes (a packet reaching its next interface): an
+/// [`EventQueue`] of its own, or a driver's queue that holds other events too.
+pub trait Schedule<E> {
+    fn schedule(&mut self, at: Duration, event: E);
+}
+
+impl<E> Schedule<E> for EventQueue<E> {
+    fn schedule(&mut self, at: Duration, event: E) {
+        self.push(at, event);
+    }
+}
+
 /// Events ordered by (time, insertion sequence).
 pub struct EventQueue<E> {
     heap: BinaryHeap<Reverse<Entry<E>>>,

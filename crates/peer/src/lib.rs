@@ -3,11 +3,13 @@
 //! [`milestones`] on the virtual clock. Sans-IO: the driver (the simulator, or the live runner)
 //! moves frames, datagrams and time in and out.
 
+pub mod config;
 pub mod conn;
 pub mod milestones;
 pub mod peer;
 pub mod signaling;
 
+pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use milestones::{Failure, Milestone, Milestones};
-pub use peer::{ConnOutcome, IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, VirtualPeer, Workload};
+pub use peer::{ConnOutcome, VirtualPeer};
 pub use signaling::{SignalEvent, SignalingClient};

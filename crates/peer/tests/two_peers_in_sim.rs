@@ -1,114 +1,50 @@
 //! Two virtual peers connect for real (ICE, DTLS, SCTP, a data channel, BinaryPack messages
 //! echoed) over the simulated network, signaling through the broker core, on virtual time.
 
-use peerstorm_broker::{Broker, Config, ConnId, ConnectParams, Output};
-use peerstorm_netsim::time::EventQueue;
-use peerstorm_netsim::{LinkConfig, Network, Packet, Proto};
-use peerstorm_peer::{IceMode, Milestone, PeerConfig, Transmit, VirtualPeer, Workload};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::{Duration, Instant};
+use peerstorm_broker::{Broker, Config};
+use peerstorm_netsim::{LinkConfig, Network};
+use peerstorm_peer::{IceMode, Milestone, PeerConfig, VirtualPeer, Workload};
+use peerstorm_runner::World;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
-enum Sig {
-    ToBroker(usize, String),
-    ToPeer(usize, String),
-}
-
-fn run(ice: IceMode) -> (Vec<VirtualPeer>, Duration) {
-    let base = Instant::now();
+fn run(ice: IceMode) -> (World, Duration) {
     let mut net = Network::new(1);
     let internet = net.add_segment("internet");
     let ips = [Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2)];
     let hosts: Vec<_> = ips.iter().map(|ip| net.add_host("p", internet, &[*ip], LinkConfig::latency(10))).collect();
-    let mut broker = Broker::new(Config::default(), base, 1);
-    let sig_latency = Duration::from_millis(20);
-    let mut peers: Vec<VirtualPeer> = (0..2)
-        .map(|i| {
-            let cfg = PeerConfig {
-                id: format!("p{i}"),
-                token: "t".into(),
-                connect: if i == 0 { vec!["p1".to_string()] } else { vec![] },
-                accept: if i == 1 { vec!["p0".to_string()] } else { vec![] },
-                ice,
-                host: SocketAddr::from((ips[i], 5000)),
-                sockets: Vec::new(),
-                heartbeat: Duration::from_secs(5),
-                workload: Workload::default(),
-                stun: None,
-                turn: None,
-                relay_only: false,
-            };
-            VirtualPeer::new(cfg, base)
-        })
-        .collect();
-    let mut netq: EventQueue<peerstorm_netsim::net::NetEvent> = EventQueue::default();
-    let mut sigq: EventQueue<Sig> = EventQueue::default();
+    let mut world = World::new(net, Duration::from_millis(20), |base| Broker::new(Config::default(), base, 1));
+    for i in 0..2 {
+        let cfg = PeerConfig {
+            id: format!("p{i}"),
+            token: "t".into(),
+            connect: if i == 0 { vec!["p1".to_string()] } else { vec![] },
+            accept: if i == 1 { vec!["p0".to_string()] } else { vec![] },
+            ice,
+            host: SocketAddr::from((ips[i], 5000)),
+            sockets: Vec::new(),
+            heartbeat: Duration::from_secs(5),
+            workload: Workload::default(),
+            stun: None,
+            turn: None,
+            relay_only: false,
+        };
+        let base = world.base();
+        world.add_peer(hosts[i], VirtualPeer::new(cfg, base), "open");
+    }
     // The answerer joins first, then the offerer (so the OFFER finds it).
     for i in [1, 0] {
-        let q = peers[i].query("peerjs");
-        broker.handle_connect(base, ConnId(i as u64), &ConnectParams::from_query(&q));
-        peers[i].handle_connected(base);
+        world.schedule_join(i, Duration::ZERO, Duration::from_secs(30));
     }
-    let mut now = Duration::ZERO;
-    let deadline = Duration::from_secs(30);
-    let mut steps = 0;
-    loop {
-        // Everything the broker and the peers want to send.
-        while let Some(o) = broker.poll_output() {
-            if let Output::Send { conn, text } = o {
-                sigq.push(now + sig_latency, Sig::ToPeer(conn.0 as usize, text));
-            }
-        }
-        for (i, p) in peers.iter_mut().enumerate() {
-            while let Some(t) = p.poll_transmit() {
-                match t {
-                    Transmit::Signal(text) => sigq.push(now + sig_latency, Sig::ToBroker(i, text)),
-                    Transmit::Datagram { src, dst, data } => {
-                        let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else { continue };
-                        net.send(&mut netq, now, hosts[i], Packet { proto: Proto::Udp, src, dst, payload: data });
-                    }
-                    Transmit::Stream { .. } => panic!("these peers use no TURN server, so open no TCP connection"),
-                }
-            }
-        }
-        if peers.iter().all(VirtualPeer::is_done) || now > deadline {
-            break;
-        }
-        steps += 1;
-        assert!(steps < 1_000_000, "livelock");
-        // The next thing to happen: a signal, a datagram hop, or a peer's timer.
-        let timers: Vec<Option<Duration>> =
-            peers.iter_mut().map(|p| p.poll_timeout().map(|t| t.saturating_duration_since(base))).collect();
-        let next_timer = timers.iter().flatten().min().copied();
-        let candidates = [netq.peek_time(), sigq.peek_time(), next_timer];
-        let Some(t) = candidates.iter().flatten().min().copied() else { break };
-        now = now.max(t);
-        let at = base + now;
-        if netq.peek_time() == Some(t) {
-            let (_, ev) = netq.pop().unwrap();
-            if let Some(d) = net.handle(&mut netq, now, ev) {
-                let i = hosts.iter().position(|h| *h == d.host).unwrap();
-                peers[i].handle_datagram(at, SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst), &d.pkt.payload);
-            }
-        } else if sigq.peek_time() == Some(t) {
-            match sigq.pop().unwrap().1 {
-                Sig::ToBroker(i, text) => broker.handle_text(at, ConnId(i as u64), &text),
-                Sig::ToPeer(i, text) => peers[i].handle_signal(at, &text),
-            }
-        } else {
-            for (i, p) in peers.iter_mut().enumerate() {
-                if timers[i] == Some(t) {
-                    p.handle_timeout(at);
-                }
-            }
-        }
-    }
-    let _ = SocketAddrV4::new(ips[0], 0);
-    (peers, now)
+    world.run(&mut |_| {}).expect("no livelock or deadlock");
+    let ended = world.now();
+    (world, ended)
 }
 
 fn check(ice: IceMode) {
-    let (peers, ended) = run(ice);
-    for p in &peers {
+    let (world, ended) = run(ice);
+    let peers: Vec<&VirtualPeer> = world.peers().collect();
+    for p in peers.iter().copied() {
         let conns = p.connections();
         assert_eq!(conns.len(), 1, "{}: one DataConnection", p.id());
         let m = &conns[0].milestones;

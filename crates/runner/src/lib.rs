@@ -1,50 +1,87 @@
-//! Scenarios and the simulation driver (`peerstorm run`).
+//! The simulator (`peerstorm run` in `mode = "sim"`).
 //!
-//! [`scenario`] parses the TOML files (`scenarios/README.md` is the schema); [`sim`] runs one
-//! on virtual time: the simulated network, the broker core and real-stack virtual peers in one
-//! discrete-event loop, deterministic by seed; [`metrics`] turns the milestones into the report
-//! layer's histograms, from which `peerstorm-report` makes the summary and every output.
+//! [`world`] is the simulated world: the network, the broker core, the STUN/TURN core and
+//! real-stack virtual peers on one virtual clock with one event queue ([`agenda`]); every core
+//! is woken at its own `poll_timeout` and drained after every input. [`layout`] builds a world
+//! from a scenario (topology, NAT presets, address plan) and turns the finished world into a
+//! [`RunOutcome`], the type the live runner produces too; `peerstorm-scenario` makes the
+//! report layer's metrics from it.
 //!
 //! Peers run in pairs, stars or mesh rooms behind the scenario's NAT presets, with the embedded
-//! STUN/TURN server as a host of the simulated network.
+//! STUN/TURN server as a host of the simulated network. Deterministic: the same scenario and
+//! seed give the same outcome.
 
-pub mod metrics;
-pub mod scenario;
-pub mod sim;
+mod agenda;
+pub mod layout;
+pub mod world;
 
+pub use layout::ScenarioWorld;
 pub use peerstorm_report::Summary;
-pub use scenario::Scenario;
-pub use sim::Shard;
+pub use peerstorm_scenario::{RunOutcome, Scenario, Shard};
+pub use world::{SimError, Step, World};
+
+use peerstorm_peer::IceMode;
+use std::time::Duration;
+
+/// Where a run is: reported about once per virtual second.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub ice: IceMode,
+    pub virtual_time: Duration,
+    pub peers_started: usize,
+    /// Peers done (those of other shards count as done), and how many with a failed connection.
+    pub peers_done: usize,
+    pub peers_failed: usize,
+    pub peers: usize,
+}
+
+/// Runs one ICE mode of the scenario at its RTT (one shard of it), reporting progress.
+pub fn simulate(
+    s: &Scenario,
+    ice: IceMode,
+    shard: Shard,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<RunOutcome, SimError> {
+    let mut sw = ScenarioWorld::build(s, ice, shard);
+    let n = s.peers.count;
+    sw.world.run(&mut |w| {
+        let st = w.stats();
+        progress(Progress {
+            ice,
+            virtual_time: w.now(),
+            peers_started: st.peers_started,
+            peers_done: n - st.peers_pending,
+            peers_failed: st.peers_failed,
+            peers: n,
+        })
+    })?;
+    Ok(sw.outcome())
+}
 
 /// Runs every ICE mode of the scenario and summarises.
-pub fn run(s: &Scenario) -> Result<Summary, sim::SimError> {
+pub fn run(s: &Scenario) -> Result<Summary, SimError> {
     Ok(run_detailed(s)?.0)
 }
 
-/// As [`run`], with every peer's result beside the summary.
-pub fn run_detailed(s: &Scenario) -> Result<(Summary, Vec<sim::RunResult>), sim::SimError> {
+/// As [`run`], with every run's outcome beside the summary.
+pub fn run_detailed(s: &Scenario) -> Result<(Summary, Vec<RunOutcome>), SimError> {
     let (m, runs) = run_with_progress(s, Shard::WHOLE, &mut |_| {})?;
     Ok((peerstorm_report::summary::summarize(&m), runs))
 }
 
 /// Runs one shard of every ICE mode (and RTT of a sweep), reporting progress once per virtual
-/// second; returns the metrics and every peer's result.
+/// second; returns the metrics and every run's outcome.
 pub fn run_with_progress(
     s: &Scenario,
     shard: Shard,
-    progress: &mut dyn FnMut(sim::Progress),
-) -> Result<(peerstorm_report::Metrics, Vec<sim::RunResult>), sim::SimError> {
-    let rtts = if s.network.rtt_sweep_ms.is_empty() { vec![s.network.rtt_ms] } else { s.network.rtt_sweep_ms.clone() };
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(peerstorm_report::Metrics, Vec<RunOutcome>), SimError> {
     let mut runs = Vec::new();
-    for rtt in rtts {
-        let mut v = s.clone();
-        if !s.network.rtt_sweep_ms.is_empty() {
-            v.network.rtt_ms = rtt;
-            v.servers.broker_rtt_ms = rtt;
-        }
+    for rtt in s.rtts() {
+        let v = s.at_rtt(rtt);
         for ice in &s.peers.ice {
-            runs.push(sim::simulate_with(&v, *ice, shard, progress)?);
+            runs.push(simulate(&v, *ice, shard, progress)?);
         }
     }
-    Ok((metrics::collect_all(&s.name, s.seed, shard, &runs), runs))
+    Ok((peerstorm_scenario::collect_all(&s.name, s.seed, shard, &runs), runs))
 }

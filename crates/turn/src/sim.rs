@@ -56,13 +56,15 @@ impl SimTurn {
 
     /// Runs the core's timers at the simulator's time.
     pub fn tick(&mut self, sim: &mut Sim) {
-        self.core.handle_timeout(sim.clock.now());
-        self.flush(sim);
+        let host = self.host;
+        self.handle_timeout_with(sim.clock.now(), &mut |p| sim.send(host, p));
     }
 
-    fn flush(&mut self, sim: &mut Sim) {
-        let host = self.host;
-        self.flush_with(&mut |p| sim.send(host, p));
+    /// As [`SimTurn::tick`], for drivers that run the network themselves (wake it at
+    /// `core.poll_timeout()`): allocations, permissions and channels expire here.
+    pub fn handle_timeout_with(&mut self, now: std::time::Instant, send: &mut dyn FnMut(Packet)) {
+        self.core.handle_timeout(now);
+        self.flush_with(send);
     }
 
     fn flush_with(&mut self, send: &mut dyn FnMut(Packet)) {

@@ -2,7 +2,6 @@
 //! `Display` renders the canonical text, so `T::parse(&t.to_string()) == Ok(t)`.
 
 use super::Attribute;
-use super::parse::canonical_u64;
 use crate::candidate::Candidate;
 use crate::diag::Diagnostic;
 use std::fmt;
@@ -20,7 +19,7 @@ fn bad<T>(name: &'static str, expected: &'static str) -> Result<T, AttrError> {
 }
 
 fn num<T: TryFrom<u64>>(s: &str) -> Option<T> {
-    canonical_u64(s).and_then(|n| T::try_from(n).ok())
+    crate::sdp_number(s).and_then(|n| T::try_from(n).ok())
 }
 
 fn nonempty_fields(s: &str) -> Option<Vec<&str>> {

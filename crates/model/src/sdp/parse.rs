@@ -209,11 +209,6 @@ fn fields(value: &str) -> Option<Vec<&str>> {
     if v.iter().any(|f| f.is_empty()) { None } else { Some(v) }
 }
 
-/// A number in canonical decimal form: digits only, no leading zero (but "0").
-pub(crate) fn canonical_u64(s: &str) -> Option<u64> {
-    crate::sdp_number(s)
-}
-
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -263,7 +258,7 @@ fn parse_connection(value: &str, lineno: usize) -> Result<Connection<'_>, Diagno
 fn parse_bandwidth(value: &str, lineno: usize) -> Result<Bandwidth<'_>, Diagnostic> {
     let parsed = value.split_once(':').and_then(|(t, n)| {
         let ok = !t.is_empty() && t.bytes().all(is_token_char);
-        Some(Bandwidth { bw_type: Cow::Borrowed(t), bandwidth: canonical_u64(n).filter(|_| ok)? })
+        Some(Bandwidth { bw_type: Cow::Borrowed(t), bandwidth: crate::sdp_number(n).filter(|_| ok)? })
     });
     parsed.ok_or_else(|| {
         Diagnostic::error("sdp.bandwidth", lineno, 3, format!("bad bandwidth line {value:?}"))
@@ -286,7 +281,7 @@ fn parse_media(value: &str, lineno: usize) -> Result<Media<'_>, Diagnostic> {
         Some((p, c)) => (p, Some(c)),
         None => (port, None),
     };
-    let num = |s: &str| canonical_u64(s).and_then(|n| u16::try_from(n).ok());
+    let num = |s: &str| crate::sdp_number(s).and_then(|n| u16::try_from(n).ok());
     let port = num(port).ok_or_else(|| err(format!("bad port {port:?}")))?;
     let port_count = match count {
         Some(c) => Some(num(c).ok_or_else(|| err(format!("bad number of ports {c:?}")))?),

@@ -1,8 +1,8 @@
-//! From the simulator's per-peer results to the report layer's [`RunMetrics`]: every setup
-//! stage of every connection into HDR histograms (overall, per NAT-pair class, per selected
-//! candidate pair), counters, and per-second series.
+//! From a run's outcome (the simulator's or the live runner's) to the report layer's
+//! [`RunMetrics`]: every setup stage of every connection into HDR histograms (overall, per
+//! NAT-pair class, per selected candidate pair), counters, and per-second series.
 
-use crate::sim::{RunResult, Shard};
+use crate::outcome::{RunOutcome, Shard};
 use peerstorm_peer::{Failure, IceMode, Milestone};
 use peerstorm_report::metrics::scoped;
 use peerstorm_report::summary::STAGES;
@@ -54,8 +54,10 @@ fn us(d: Duration) -> u64 {
 }
 
 /// One run's metrics.
-pub fn collect(r: &RunResult) -> RunMetrics {
-    let mut m = RunMetrics::new(ice_name(r.ice), r.rtt_ms);
+pub fn collect(r: &RunOutcome) -> RunMetrics {
+    // A live run's network is real: RTT 0 stands for it in the report layer.
+    let rtt_ms = r.sim.as_ref().map_or(0, |s| s.rtt.as_millis() as u64);
+    let mut m = RunMetrics::new(ice_name(r.ice), rtt_ms);
     for p in r.peers.iter().filter(|p| p.in_shard) {
         m.count("peers", 1);
         m.tick("peers_started", p.start.as_secs() as usize, 1);
@@ -125,14 +127,14 @@ pub fn collect(r: &RunResult) -> RunMetrics {
     let bytes: u64 = r.peers.iter().filter(|p| p.in_shard).flat_map(|p| &p.connections).map(|c| c.bytes_moved).sum();
     m.count("bytes_moved", bytes);
     m.count("frames_relayed", r.frames_relayed);
-    m.count("datagrams", r.datagrams_delivered);
+    m.count("datagrams", r.sim.as_ref().map_or(0, |s| s.datagrams_delivered));
     m.series.insert("frames_relayed".into(), r.frames_per_s.clone());
     m.series.insert("bytes_moved".into(), r.bytes_per_s.clone());
-    m.end_ms = r.virtual_end.as_secs_f64() * 1000.0;
+    m.end_ms = r.end.as_secs_f64() * 1000.0;
     m
 }
 
 /// Every run of a scenario (or of one shard of it).
-pub fn collect_all(scenario: &str, seed: u64, shard: Shard, runs: &[RunResult]) -> Metrics {
+pub fn collect_all(scenario: &str, seed: u64, shard: Shard, runs: &[RunOutcome]) -> Metrics {
     Metrics { scenario: scenario.into(), seed, shards: vec![shard.label()], runs: runs.iter().map(collect).collect() }
 }

@@ -1,0 +1,236 @@
+//! The servers peerstorm starts as child processes (its own broker and TURN server, peer@1.0.2,
+//! coturn), each behind one guard that stops it (by its PID, through `Child`) when dropped. Every
+//! command that runs a server for a benchmark, a conformance matrix or a live run starts it here.
+
+use anyhow::{Context, Result, anyhow, bail};
+use peerstorm_live::run::{Launcher, Started};
+use peerstorm_loadgen::Target;
+use peerstorm_scenario::{BrokerTarget, TurnTarget};
+use peerstorm_turn::client::UdpClient;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process that is stopped when this is dropped.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) name: String,
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+    /// A scratch directory of its own, removed with it.
+    dir: Option<PathBuf>,
+}
+
+impl Server {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// The checkout's root (where `tools/js` is): the reference server and scripts live there.
+pub(crate) fn repo_root() -> Result<PathBuf> {
+    let mut dir = std::env::current_dir()?;
+    loop {
+        if dir.join("tools/js/package.json").exists() {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!("run this from the peerstorm checkout (tools/js/ not found above the current directory)");
+        }
+    }
+}
+
+/// Runs `peerstorm ARGS` and reads the address from word `word` of its first line (the banner
+/// every `serve` command prints once it listens); the rest of its output is drained.
+fn start_own(name: &str, args: &[&str], word: usize) -> Result<Server> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let banner = match lines.next() {
+        Some(Ok(l)) => l,
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{name} printed nothing");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let addr = banner.split_whitespace().nth(word).and_then(|a| a.trim_end_matches([':', ',']).parse().ok());
+    match addr {
+        Some(addr) => Ok(Server { name: name.into(), child, addr, dir: None }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(anyhow!("{name}: unexpected banner: {banner}"))
+        }
+    }
+}
+
+/// `peerstorm serve broker` on a free loopback port, with `extra` options.
+pub(crate) fn serve_broker(extra: &[&str]) -> Result<Server> {
+    let mut args = vec!["serve", "broker", "--host", "127.0.0.1", "--port", "0"];
+    args.extend_from_slice(extra);
+    // "peerstorm broker listening on 127.0.0.1:PORT: ..."
+    start_own("peerstorm", &args, 4)
+}
+
+/// peerstorm's broker for at most `limit` peers.
+pub(crate) fn start_peerstorm(limit: usize) -> Result<Server> {
+    serve_broker(&["--concurrent-limit", &limit.to_string()])
+}
+
+/// `peer@1.0.2` from tools/js for at most `limit` peers.
+pub(crate) fn start_reference(limit: usize) -> Result<Server> {
+    start_reference_with(limit, &[])
+}
+
+/// `peer@1.0.2` with extra options (e.g. `--expire_timeout 1000`).
+pub(crate) fn start_reference_with(limit: usize, extra: &[&str]) -> Result<Server> {
+    let bin = repo_root()?.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
+    if !bin.exists() {
+        bail!("{} is missing: run scripts/test.sh or `npm ci` in tools/js", bin.display());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = Command::new("node")
+        .arg(&bin)
+        .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", &limit.to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting node")?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("Started PeerServer") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("peer@1.0.2 did not start");
+            }
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server { name: "peer@1.0.2".into(), child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir: None })
+}
+
+/// A TURN server with user `test:test` in realm `example.org`, relaying to loopback peers:
+/// `peerstorm` (its own) or `coturn`.
+pub(crate) fn start_turn(which: &str) -> Result<Server> {
+    match which {
+        // Port 0: the server picks one free for UDP and TCP and prints it
+        // ("peerstorm turn listening on udp 127.0.0.1:PORT and tcp ...").
+        "peerstorm" => start_own(
+            "peerstorm",
+            &[
+                "serve",
+                "turn",
+                "--listen",
+                "127.0.0.1:0",
+                "--realm",
+                "example.org",
+                "--user",
+                "test:test",
+                "--allow-loopback-peers",
+                "--relay-ports",
+                "52000-56999",
+                "--max-allocations-per-user",
+                "100000",
+            ],
+            5,
+        ),
+        "coturn" => {
+            // A port picked then released can be taken before coturn binds it: try three.
+            let mut last = None;
+            for _ in 0..3 {
+                match start_coturn() {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.expect("three attempts were made"))
+        }
+        other => bail!("unknown TURN server {other:?} (use peerstorm, coturn)"),
+    }
+}
+
+fn start_coturn() -> Result<Server> {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    if !std::path::Path::new("/usr/bin/turnserver").exists() {
+        bail!("coturn is not installed (apt-get install coturn, or scripts/test.sh)");
+    }
+    let dir = std::env::temp_dir().join(format!("peerstorm-bench-coturn-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("turnserver.conf"), "# settings are on the command line\n")?;
+    let child = Command::new("turnserver")
+        .arg("-c")
+        .arg(dir.join("turnserver.conf"))
+        .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-tls", "--no-dtls", "--no-cli"])
+        .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
+        .args(["--min-port", "57000", "--max-port", "61999", "--allow-loopback-peers", "--no-multicast-peers"])
+        .arg("--simple-log")
+        .arg("--log-file")
+        .arg(dir.join("turnserver.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting turnserver")?;
+    // From here on the guard stops it, whatever happens.
+    let mut server = Server { name: "coturn".into(), child, addr, dir: Some(dir) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let log = server.dir.as_ref().map(|d| d.join("turnserver.log").display().to_string());
+            bail!("coturn exited at start ({status}); see {}", log.unwrap_or_default());
+        }
+        let mut c = UdpClient::connect(addr, "test", "test", 1)?;
+        c.socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let tid = c.new_tid();
+        if c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid).is_ok() {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            bail!("coturn did not answer in 20 s");
+        }
+    }
+}
+
+/// The live runner's [`Launcher`]: servers as child processes, kept until the run drops them.
+#[derive(Debug, Default)]
+pub(crate) struct Children;
+
+impl Launcher for Children {
+    fn broker(&mut self, which: &BrokerTarget, peers: usize) -> Result<Started<Target>, String> {
+        let started = match which {
+            BrokerTarget::Reference => start_reference(peers),
+            _ => start_peerstorm(peers),
+        };
+        let s = started.map_err(|e| format!("{e:#}"))?;
+        let value = Target { addr: s.addr, ws_path: "/peerjs".into(), key: "peerjs".into() };
+        Ok(Started { value, pid: Some(s.pid()), guard: Box::new(s) })
+    }
+
+    fn turn(&mut self, which: &TurnTarget) -> Result<Started<SocketAddr>, String> {
+        let s = start_turn(if *which == TurnTarget::Coturn { "coturn" } else { "peerstorm" })
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Started { value: s.addr, pid: Some(s.pid()), guard: Box::new(s) })
+    }
+}

@@ -1,0 +1,92 @@
+//! How a virtual peer is configured and what it asks its driver to carry: the types the peer,
+//! its connections and every driver share.
+
+use peerstorm_model::peerjs::payload::Serialization;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Trickle candidates as they come, or wait for gathering and send them in the description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceMode {
+    Trickle,
+    Vanilla,
+}
+
+/// What each DataConnection's offerer sends (its answerer echoes every message back).
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Messages to send, one at a time, each after the previous echo.
+    pub messages: u32,
+    /// Instead of a count: keep sending this long after the channel opens.
+    pub duration: Option<Duration>,
+    pub message_bytes: usize,
+    pub serialization: Serialization,
+    /// PeerJS's `reliable`, which it turns into the channel's `ordered`.
+    pub reliable: bool,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self { messages: 10, duration: None, message_bytes: 1000, serialization: Serialization::Binary, reliable: true }
+    }
+}
+
+/// How one virtual peer behaves.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub id: String,
+    pub token: String,
+    /// Peers to open a DataConnection to once OPEN.
+    pub connect: Vec<String>,
+    /// Peers whose OFFER this peer waits for (an OFFER from anyone else is answered too).
+    pub accept: Vec<String>,
+    pub ice: IceMode,
+    /// This peer's address on the (simulated) network: connection `k` has its socket at this
+    /// IP and port + `k` (its host candidate), unless `sockets` names it.
+    pub host: SocketAddr,
+    /// Sockets already bound (live runs): connection `k` uses `sockets[k]` when there is one.
+    pub sockets: Vec<SocketAddr>,
+    pub heartbeat: Duration,
+    pub workload: Workload,
+    /// A STUN server for a server-reflexive candidate (RFC 8489 Binding).
+    pub stun: Option<SocketAddr>,
+    /// A TURN server for a relayed candidate (RFC 8656 Allocate, through the `rtc-turn` client).
+    pub turn: Option<TurnServer>,
+    /// Use relayed candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
+}
+
+/// A TURN server and the long-term credentials for it.
+#[derive(Debug, Clone)]
+pub struct TurnServer {
+    pub addr: SocketAddr,
+    pub user: String,
+    pub password: String,
+    pub realm: String,
+    /// How the client reaches the server (`turn:...?transport=udp|tcp`); the relay is UDP either
+    /// way (RFC 8656 §3.1).
+    pub transport: TurnTransport,
+}
+
+/// The transport between a TURN client and its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnTransport {
+    #[default]
+    Udp,
+    /// TCP: what gets a client out of a network that blocks UDP (often on port 443).
+    Tcp,
+}
+
+/// What the driver must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A WebSocket text frame to the broker.
+    Signal(String),
+    /// A UDP datagram.
+    Datagram { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
+    /// Bytes on the TCP connection from `src` to `dst` (the driver opens it on first use); each
+    /// is one whole TURN message (STUN, or ChannelData padded to four bytes).
+    Stream { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
+}

@@ -1,0 +1,305 @@
+//! From a scenario to a [`World`]: who connects to whom, which NAT each peer sits behind, the
+//! address plan, the servers and the peers' configuration; and from the finished world back
+//! to a [`RunOutcome`].
+//!
+//! Address plan: the STUN/TURN server at 198.51.100.1 (3478 UDP, 443 TCP); peer `i`'s public
+//! address 198.18.x.y and, behind a NAT, 10.x.y.z on its own home segment (100.64.x.y between
+//! two NAT layers); the shared carrier NAT at 198.51.100.100.
+
+use crate::world::World;
+use peerstorm_broker::{Broker, Config};
+use peerstorm_model::rng::Rng;
+use peerstorm_netsim::{Firewall, HostId, LinkConfig, Network, Preset, RouterSpec, SegmentId};
+use peerstorm_peer::{IceMode, PeerConfig, TurnTransport, VirtualPeer};
+use peerstorm_scenario::{
+    Link, Pairing, Pattern, PeerResult, RunOutcome, Scenario, Shard, SimStats, StunTarget, TurnTarget,
+};
+use peerstorm_turn::{TurnConfig, TurnServer};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+/// The STUN/TURN server's address on the simulated internet.
+pub const SERVER_ADDR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 3478);
+/// The user the virtual peers authenticate to the embedded TURN server as.
+pub const TURN_USER: (&str, &str) = ("peerstorm", "peerstorm");
+/// The shared carrier NAT's public address.
+const SHARED_CGNAT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
+
+fn host_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+fn private_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+}
+
+/// Who connects to whom: per peer, the peers it opens a connection to and those it accepts
+/// one from, by the scenario's pattern. In a group (a pair, a star, a room) the higher-indexed
+/// members answer: they join first, so every offer finds its answerer OPEN.
+pub fn topology(s: &Scenario) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let n = s.peers.count;
+    let g = s.group_size();
+    let mut connect = vec![Vec::new(); n];
+    let mut accept = vec![Vec::new(); n];
+    for base in (0..n).step_by(g) {
+        for a in base..base + g {
+            let targets: Vec<usize> = match s.peers.pattern {
+                // The hub is the group's last member (for a pair, the answerer).
+                Pattern::Rooms => (a + 1..base + g).collect(),
+                Pattern::Pairs | Pattern::Star if a + 1 < base + g => vec![base + g - 1],
+                Pattern::Pairs | Pattern::Star => Vec::new(),
+            };
+            for b in targets {
+                connect[a].push(b);
+                accept[b].push(a);
+            }
+        }
+    }
+    (connect, accept)
+}
+
+/// Each peer's NAT preset. `mix`: exact counts by share (largest remainder), shuffled by the
+/// seed; `matrix`: pair `k` takes combination `k mod m²` of the `m` presets with a share.
+pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
+    let n = s.peers.count;
+    let mix: Vec<(Preset, f64)> = s.network.nat_mix.0.iter().copied().filter(|(_, share)| *share > 0.0).collect();
+    if mix.is_empty() {
+        return vec![Preset::Open; n];
+    }
+    if s.network.pairing == Pairing::Matrix {
+        let m = mix.len();
+        return (0..n)
+            .map(|i| {
+                let combo = (i / 2) % (m * m);
+                mix[if i % 2 == 0 { combo / m } else { combo % m }].0
+            })
+            .collect();
+    }
+    let total: f64 = mix.iter().map(|(_, w)| w).sum();
+    let exact: Vec<f64> = mix.iter().map(|(_, w)| w / total * n as f64).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..mix.len()).collect();
+    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    for &k in order.iter().cycle().take(n - counts.iter().sum::<usize>()) {
+        counts[k] += 1;
+    }
+    let mut out: Vec<Preset> = mix.iter().zip(&counts).flat_map(|((p, _), c)| std::iter::repeat_n(*p, *c)).collect();
+    let mut rng = Rng::seed(s.seed ^ 0x006e_6174_5f6d_6978);
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    out
+}
+
+/// How NATs are laid out beyond each peer's own preset.
+struct Layout {
+    /// Every NAT layer hairpins (RFC 4787 §6) or none does.
+    hairpinning: bool,
+    /// The carrier segment all `cgnat` peers share, once its carrier NAT exists.
+    shared_carrier: Option<SegmentId>,
+    share_cgnat: bool,
+}
+
+/// Puts peer `i` on the network behind `preset`'s NAT layers; returns its host and address.
+fn place_peer(
+    net: &mut Network,
+    internet: SegmentId,
+    i: usize,
+    preset: Preset,
+    link: &LinkConfig,
+    layout: &mut Layout,
+) -> (HostId, Ipv4Addr) {
+    let mut layers = preset.layers();
+    for l in &mut layers {
+        l.hairpinning = layout.hairpinning;
+    }
+    if layers.is_empty() {
+        return (net.add_host("peer", internet, &[host_ip(i)], link.clone()), host_ip(i));
+    }
+    let mut inner = net.add_segment("home");
+    let host = net.add_host("peer", inner, &[private_ip(i)], link.clone());
+    for (k, nat) in layers.iter().enumerate() {
+        let last = k + 1 == layers.len();
+        let shared = preset == Preset::Cgnat && layout.share_cgnat;
+        let outer = if last {
+            internet
+        } else if shared {
+            // Subscribers behind one carrier NAT: peers of this preset meet by hairpinning.
+            *layout.shared_carrier.get_or_insert_with(|| {
+                let carrier = net.add_segment("carrier");
+                net.add_router(RouterSpec {
+                    inside: carrier,
+                    outside: internet,
+                    inside_ip: Ipv4Addr::new(100, 127, 255, 254),
+                    external_ips: vec![SHARED_CGNAT_IP],
+                    nat: layers[k + 1].clone(),
+                    firewall: Firewall::default(),
+                    outside_link: LinkConfig::default(),
+                });
+                carrier
+            })
+        } else {
+            net.add_segment("carrier")
+        };
+        let inside_ip = if k == 0 { Ipv4Addr::new(10, 255, 255, 254) } else { Ipv4Addr::new(100, 127, 255, 254) };
+        let external = if last {
+            host_ip(i)
+        } else {
+            Ipv4Addr::new(100, 64 + (i >> 16) as u8, ((i >> 8) & 0xff) as u8, (i & 0xff) as u8)
+        };
+        net.add_router(RouterSpec {
+            inside: inner,
+            outside: outer,
+            inside_ip,
+            external_ips: vec![external],
+            nat: nat.clone(),
+            firewall: if last { preset.firewall() } else { Firewall::default() },
+            outside_link: LinkConfig::default(),
+        });
+        if shared {
+            break;
+        }
+        inner = outer;
+    }
+    (host, private_ip(i))
+}
+
+/// The embedded STUN/TURN core: one user for every peer, UDP on 3478 and TCP on 443.
+fn turn_core(base: std::time::Instant) -> TurnServer {
+    let mut cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
+    cfg.add_user(TURN_USER.0, TURN_USER.1);
+    // Every virtual peer is the same user here; the per-user quota is not what a run measures.
+    cfg.max_allocations_per_user = usize::MAX;
+    cfg.relay_ports = (1024, 65535);
+    // TURN over TCP on 443, as deployments offer it to clients whose networks block UDP.
+    cfg.extra_listen.push(turn_tcp_addr());
+    TurnServer::new(cfg, base, [7; 16])
+}
+
+fn turn_tcp_addr() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(*SERVER_ADDR.ip(), 443))
+}
+
+/// A scenario's world for one ICE mode and shard, with what is needed to report on it.
+#[derive(Debug)]
+pub struct ScenarioWorld {
+    pub world: World,
+    ice: IceMode,
+    rtt: Duration,
+    shard: Shard,
+    presets: Vec<Preset>,
+    starts: Vec<Duration>,
+    links: Vec<Link>,
+    in_shard: Vec<bool>,
+}
+
+impl ScenarioWorld {
+    /// Builds the network, the servers and every peer; schedules the joins of the shard's groups.
+    pub fn build(s: &Scenario, ice: IceMode, shard: Shard) -> Self {
+        let mut net = Network::new(s.seed);
+        let internet = net.add_segment("internet");
+        let link = LinkConfig {
+            latency: s.network.rtt / 4,
+            jitter: s.network.jitter,
+            loss: s.network.loss,
+            bandwidth_bps: s.network.bandwidth_kbps.map(|k| k * 1000),
+            ..LinkConfig::default()
+        };
+        let n = s.peers.count;
+        let presets = assign_presets(s);
+        let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
+        let mut layout =
+            Layout { hairpinning: s.network.hairpinning, shared_carrier: None, share_cgnat: s.network.shared_cgnat };
+        let placed: Vec<(HostId, Ipv4Addr)> = presets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| place_peer(&mut net, internet, i, *p, &link, &mut layout))
+            .collect();
+        let mut world = World::new(net, s.servers.broker_rtt / 2, |base| {
+            Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed)
+        });
+        let base = world.base();
+        world.add_turn(server_host, turn_core(base), s.servers.answer_delay);
+        let stun = (s.servers.stun == StunTarget::Embedded).then_some(SocketAddr::V4(SERVER_ADDR));
+        let transport = s.servers.turn_transport();
+        let turn = (s.servers.turn == TurnTarget::Embedded).then(|| peerstorm_peer::TurnServer {
+            addr: if transport == TurnTransport::Tcp { turn_tcp_addr() } else { SocketAddr::V4(SERVER_ADDR) },
+            user: TURN_USER.0.into(),
+            password: TURN_USER.1.into(),
+            realm: "peerstorm".into(),
+            transport,
+        });
+        let group = s.group_size();
+        let rate = s.peers.arrival.rate_per_s;
+        let starts: Vec<Duration> = (0..n)
+            .map(|i| if rate > 0.0 { Duration::from_secs_f64((i / group) as f64 / rate) } else { Duration::ZERO })
+            .collect();
+        let (connect, accept) = topology(s);
+        let name = |i: usize| format!("peer-{i:06}");
+        let workload = s.workload.datachannel.workload();
+        for (i, (host, ip)) in placed.iter().enumerate() {
+            let cfg = PeerConfig {
+                id: name(i),
+                token: format!("t{i}"),
+                connect: connect[i].iter().map(|&b| name(b)).collect(),
+                accept: accept[i].iter().map(|&a| name(a)).collect(),
+                ice,
+                host: SocketAddr::from((*ip, 5000)),
+                sockets: Vec::new(),
+                heartbeat: Duration::from_secs(5),
+                workload: workload.clone(),
+                stun,
+                turn: turn.clone(),
+                relay_only: s.servers.relay_only,
+            };
+            // Milestones count from the moment this peer joins.
+            world.add_peer(*host, VirtualPeer::new(cfg, base + starts[i]), presets[i].as_str());
+        }
+        let mut links = Vec::new();
+        for (a, targets) in connect.iter().enumerate() {
+            for (ka, &b) in targets.iter().enumerate() {
+                let kb = connect[b].len() + accept[b].iter().position(|&x| x == a).expect("accept mirrors connect");
+                links.push(Link { offerer: (a, ka), answerer: (b, kb) });
+            }
+        }
+        // Answerers join before their offerers at the same instant (insertion order breaks the
+        // tie): each group's members join last first. Peers of other shards never join.
+        let mut in_shard = vec![false; n];
+        for first in (0..n).step_by(group).filter(|f| shard.holds(f / group)) {
+            in_shard[first..first + group].fill(true);
+            for i in (first..first + group).rev() {
+                world.schedule_join(i, starts[i], starts[i] + s.timeouts.setup);
+            }
+        }
+        links.retain(|l| in_shard[l.offerer.0]);
+        ScenarioWorld { world, ice, rtt: s.network.rtt, shard, presets, starts, links, in_shard }
+    }
+
+    /// Every peer's outcome once the world has run.
+    pub fn outcome(self) -> RunOutcome {
+        let w = &self.world;
+        let peers = w
+            .peers()
+            .enumerate()
+            .map(|(i, p)| PeerResult {
+                in_shard: self.in_shard[i],
+                id: p.id().to_string(),
+                nat: self.presets[i].as_str(),
+                start: self.starts[i],
+                connections: p.connections(),
+            })
+            .collect();
+        let stats = w.stats();
+        RunOutcome {
+            ice: self.ice,
+            peers,
+            links: self.links,
+            end: w.now(),
+            frames_relayed: stats.frames_relayed,
+            frames_per_s: stats.frames_per_s.clone(),
+            bytes_per_s: stats.bytes_per_s.clone(),
+            shard: self.shard,
+            sim: Some(SimStats { rtt: self.rtt, events: stats.events, datagrams_delivered: w.network().delivered }),
+        }
+    }
+}

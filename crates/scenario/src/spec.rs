@@ -1,0 +1,817 @@
+//! Scenario files (TOML), typed. Unknown keys are errors that name the key and its line; a
+//! value of the wrong kind (an unknown preset, pattern, serialization or TURN target) is refused
+//! while parsing, with its line; [`Scenario::check`] holds every rule that spans several keys.
+//! `scenarios/README.md` is the schema.
+
+use crate::serde_time;
+use crate::targets::{BrokerTarget, StunTarget, TurnTarget};
+use peerstorm_model::peerjs::payload::Serialization;
+use peerstorm_netsim::Preset;
+use peerstorm_peer::{IceMode, TurnTransport};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub servers: Servers,
+    pub peers: Peers,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The live runner's load model.
+    #[serde(default)]
+    pub load: Option<Load>,
+    #[serde(default)]
+    pub signaling: Signaling,
+    /// Metric path → condition (`"setup.dc_open.p95" = "< 800ms"`), checked by the report
+    /// layer; dotted keys written unquoted are nested tables, flattened back into paths.
+    #[serde(default)]
+    pub thresholds: toml::Table,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// Which driver runs the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The simulator: virtual time, the simulated network, deterministic by seed.
+    #[default]
+    Sim,
+    /// Real sockets on this machine against real servers.
+    Live,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Round-trip time between two peers (each access link carries a quarter of it each way).
+    #[serde(default = "default_rtt", rename = "rtt_ms", deserialize_with = "serde_time::millis")]
+    pub rtt: Duration,
+    /// Random loss on every access link, per direction.
+    #[serde(default)]
+    pub loss: f64,
+    /// Access-link bandwidth per direction, kbit/s (a drop-tail queue of 256 KiB); none: unlimited.
+    #[serde(default)]
+    pub bandwidth_kbps: Option<u64>,
+    /// Extra one-way delay per access link, uniform in 0..=jitter (packets keep their order).
+    #[serde(default, rename = "jitter_ms", deserialize_with = "serde_time::millis")]
+    pub jitter: Duration,
+    /// NAT presets by share of peers.
+    #[serde(default)]
+    pub nat_mix: NatMix,
+    #[serde(default)]
+    pub pairing: Pairing,
+    /// Run the scenario once per RTT here (each value sets `rtt` and the broker RTT), for
+    /// trickle-vs-vanilla across distances; empty runs `rtt` once.
+    #[serde(default, rename = "rtt_sweep_ms", deserialize_with = "serde_time::millis_list")]
+    pub rtt_sweep: Vec<Duration>,
+    /// Every NAT layer hairpins (RFC 4787 §6, REQ-9); `false` turns it off everywhere.
+    #[serde(default = "yes")]
+    pub hairpinning: bool,
+    /// All `cgnat` peers sit behind one carrier NAT (198.51.100.100), so two of them meet
+    /// only by hairpinning through it (or a relay).
+    #[serde(default)]
+    pub shared_cgnat: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_rtt() -> Duration {
+    Duration::from_millis(40)
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            rtt: default_rtt(),
+            loss: 0.0,
+            bandwidth_kbps: None,
+            jitter: Duration::ZERO,
+            nat_mix: NatMix::default(),
+            pairing: Pairing::default(),
+            rtt_sweep: Vec::new(),
+            hairpinning: true,
+            shared_cgnat: false,
+        }
+    }
+}
+
+/// NAT presets with their shares, in the order of the presets' names (the order the seeded
+/// assignment walks, so it must not change).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "BTreeMap<String, f64>")]
+pub struct NatMix(pub Vec<(Preset, f64)>);
+
+impl Default for NatMix {
+    fn default() -> Self {
+        NatMix(vec![(Preset::Open, 1.0)])
+    }
+}
+
+impl TryFrom<BTreeMap<String, f64>> for NatMix {
+    type Error = String;
+
+    fn try_from(m: BTreeMap<String, f64>) -> Result<Self, String> {
+        let mut out = Vec::with_capacity(m.len());
+        for (name, share) in m {
+            let Some(p) = Preset::parse(&name) else {
+                let known: Vec<&str> = Preset::ALL.iter().map(|p| p.as_str()).collect();
+                return Err(format!("network.nat_mix: unknown preset {name:?} (expected one of {})", known.join(", ")));
+            };
+            if !(share.is_finite() && share >= 0.0) {
+                return Err(format!("network.nat_mix.{name} = {share}: expected a share of zero or more"));
+            }
+            out.push((p, share));
+        }
+        if out.iter().map(|(_, s)| s).sum::<f64>() <= 0.0 {
+            return Err("network.nat_mix: the shares add up to zero".into());
+        }
+        Ok(NatMix(out))
+    }
+}
+
+/// How presets are given to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pairing {
+    /// Each peer draws its preset by share (a seeded shuffle of exact counts).
+    #[default]
+    Mix,
+    /// Pair after pair walks every (offerer, answerer) combination of the presets in `nat_mix`.
+    Matrix,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Servers {
+    #[serde(default = "embedded_broker")]
+    pub broker: BrokerTarget,
+    /// Round-trip time between a peer and the broker.
+    #[serde(default = "default_rtt", rename = "broker_rtt_ms", deserialize_with = "serde_time::millis")]
+    pub broker_rtt: Duration,
+    #[serde(default = "embedded_stun")]
+    pub stun: StunTarget,
+    #[serde(default = "embedded_turn")]
+    pub turn: TurnTarget,
+    /// Extra time the STUN/TURN server takes before each answer (STUN/TURN responses; relayed
+    /// data is not held): a slow srflx/relay server, the case trickle ICE is for.
+    #[serde(default, rename = "answer_delay_ms", deserialize_with = "serde_time::millis")]
+    pub answer_delay: Duration,
+    /// Live: credentials for a `turn:` URI, `NAME:PASSWORD`.
+    #[serde(default)]
+    pub turn_user: Option<TurnUser>,
+    #[serde(default)]
+    pub turn_realm: Option<String>,
+    /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
+    #[serde(default)]
+    pub relay_only: bool,
+    /// How peers reach the TURN server (in the simulator TCP goes to port 443, which a
+    /// `udp-blocked` network lets through). A `turn:` URI may say `?transport=tcp` too.
+    #[serde(default)]
+    pub turn_transport: TurnTransport,
+}
+
+fn embedded_broker() -> BrokerTarget {
+    BrokerTarget::Embedded
+}
+
+fn embedded_stun() -> StunTarget {
+    StunTarget::Embedded
+}
+
+fn embedded_turn() -> TurnTarget {
+    TurnTarget::Embedded
+}
+
+impl Default for Servers {
+    fn default() -> Self {
+        Self {
+            broker: embedded_broker(),
+            broker_rtt: default_rtt(),
+            stun: embedded_stun(),
+            turn: embedded_turn(),
+            turn_user: None,
+            turn_realm: None,
+            answer_delay: Duration::ZERO,
+            relay_only: false,
+            turn_transport: TurnTransport::Udp,
+        }
+    }
+}
+
+impl Servers {
+    /// The TURN transport: TCP when `turn_transport` or a `turn:` URI's `?transport=` says so.
+    pub fn turn_transport(&self) -> TurnTransport {
+        match &self.turn {
+            TurnTarget::Uri(u) if u.transport == Some(TurnTransport::Tcp) => TurnTransport::Tcp,
+            _ => self.turn_transport,
+        }
+    }
+}
+
+/// `NAME:PASSWORD` for a TURN server's long-term credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TurnUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl TryFrom<String> for TurnUser {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((n, p)) if !n.is_empty() => Ok(TurnUser { name: n.into(), password: p.into() }),
+            _ => Err(format!("servers.turn_user = {s:?}: expected \"NAME:PASSWORD\"")),
+        }
+    }
+}
+
+/// The live runner's load (`[load]`), typed: the model with exactly the numbers it needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "LoadText")]
+pub struct Load {
+    pub model: LoadModel,
+    pub stack: Stack,
+    /// How long pairs keep starting (and churn goes on).
+    pub duration: Duration,
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// Pairs start at `rate` per second for the duration, whatever the broker's speed: latency
+    /// counts from each pair's intended start.
+    Open { rate: f64 },
+    /// `concurrency` pairs at a time, each starting when the previous one of its slot finished.
+    Closed { concurrency: usize },
+    /// Like open, the rate going linearly from `from` to `to` over the duration.
+    Ramp { from: f64, to: f64 },
+    /// `pairs` pairs join and stay; then held peers disconnect and rejoin at `rate` per second.
+    Churn { pairs: usize, rate: f64 },
+}
+
+impl LoadModel {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadModel::Open { .. } => "open",
+            LoadModel::Closed { .. } => "closed",
+            LoadModel::Ramp { .. } => "ramp",
+            LoadModel::Churn { .. } => "churn",
+        }
+    }
+}
+
+/// What a live run's peers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// PeerJS frames only: OFFER, CANDIDATEs, ANSWER, CANDIDATEs.
+    #[default]
+    Signaling,
+    /// Virtual peers with the rtc stack on loopback UDP, the data-channel workload, TURN.
+    Full,
+}
+
+/// `[load]` as written: a flat table whose numbers depend on the model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadText {
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default)]
+    stack: Stack,
+    #[serde(default)]
+    rate_per_s: f64,
+    #[serde(default)]
+    rate_to_per_s: f64,
+    #[serde(default)]
+    concurrency: usize,
+    #[serde(default)]
+    pairs: usize,
+    #[serde(default)]
+    churn_per_s: f64,
+    duration_s: f64,
+}
+
+fn default_model() -> String {
+    "open".into()
+}
+
+impl TryFrom<LoadText> for Load {
+    type Error = String;
+
+    fn try_from(l: LoadText) -> Result<Self, String> {
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        if !(pos(l.duration_s) && l.duration_s <= 24.0 * 3600.0) {
+            return Err(format!("load.duration_s = {}: expected seconds above 0, at most a day", l.duration_s));
+        }
+        let model = match l.model.as_str() {
+            "open" if pos(l.rate_per_s) => LoadModel::Open { rate: l.rate_per_s },
+            "ramp" if pos(l.rate_per_s) && pos(l.rate_to_per_s) => {
+                LoadModel::Ramp { from: l.rate_per_s, to: l.rate_to_per_s }
+            }
+            "closed" if l.concurrency > 0 => LoadModel::Closed { concurrency: l.concurrency },
+            "churn" if l.pairs > 0 && pos(l.churn_per_s) => LoadModel::Churn { pairs: l.pairs, rate: l.churn_per_s },
+            "open" => return Err("load.model = \"open\" needs rate_per_s > 0".into()),
+            "ramp" => return Err("load.model = \"ramp\" needs rate_per_s and rate_to_per_s > 0".into()),
+            "closed" => return Err("load.model = \"closed\" needs concurrency > 0".into()),
+            "churn" => return Err("load.model = \"churn\" needs pairs > 0 and churn_per_s > 0".into()),
+            m => return Err(format!("load.model {m:?}: expected open, closed, ramp or churn")),
+        };
+        Ok(Load { model, stack: l.stack, duration: Duration::from_secs_f64(l.duration_s) })
+    }
+}
+
+/// The live signaling exchange (`[signaling]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signaling {
+    /// CANDIDATE frames each side sends after its OFFER or ANSWER.
+    #[serde(default = "two")]
+    pub candidates: usize,
+    /// How long each pair stays connected after its exchange, sending HEARTBEATs.
+    #[serde(default, rename = "hold_s", deserialize_with = "serde_time::secs_f64")]
+    pub hold: Duration,
+    /// `GET /<key>/id` before joining, as PeerJS does when no ID is given.
+    #[serde(default)]
+    pub id_request: bool,
+    /// The most one step (a join, a relay) may take before the pair fails.
+    #[serde(default = "ten_s", rename = "step_timeout_s", deserialize_with = "serde_time::secs_f64")]
+    pub step_timeout: Duration,
+}
+
+fn two() -> usize {
+    2
+}
+
+fn ten_s() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for Signaling {
+    fn default() -> Self {
+        Self { candidates: 2, hold: Duration::ZERO, id_request: false, step_timeout: ten_s() }
+    }
+}
+
+/// Who connects to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// Peer 2k opens a DataConnection to peer 2k+1.
+    #[default]
+    Pairs,
+    /// Groups of `group_size`, every other member connecting to the group's hub.
+    Star,
+    /// Groups of `group_size` in a full mesh.
+    Rooms,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Pairs => "pairs",
+            Pattern::Star => "star",
+            Pattern::Rooms => "rooms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    pub count: usize,
+    #[serde(default)]
+    pub pattern: Pattern,
+    /// Peers per star (the hub and its leaves) or room; 2 for pairs.
+    #[serde(default)]
+    pub group_size: Option<usize>,
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// `["trickle"]`, `["vanilla"]`, or both: an A/B on the same peers and seed.
+    #[serde(default = "default_ice")]
+    pub ice: Vec<IceMode>,
+}
+
+fn default_ice() -> Vec<IceMode> {
+    vec![IceMode::Trickle]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// Groups started per second; 0 or absent starts everyone at once.
+    #[serde(default)]
+    pub rate_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    #[serde(default)]
+    pub datachannel: DataChannel,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataChannel {
+    #[serde(default = "default_bytes")]
+    pub message_bytes: usize,
+    /// Messages each offerer sends (one at a time, each after the previous echo); 10 unless
+    /// `duration` is given.
+    #[serde(default)]
+    pub messages: Option<u32>,
+    /// Instead of a count: keep sending this long after the channel opens.
+    #[serde(default, rename = "duration_s", deserialize_with = "serde_time::secs_f64_option")]
+    pub duration: Option<Duration>,
+    /// The DataConnection's serialization, as PeerJS names it on the wire.
+    #[serde(default = "default_serialization")]
+    pub serialization: Serialization,
+    /// PeerJS's `reliable` (it becomes the channel's `ordered`).
+    #[serde(default = "yes")]
+    pub reliable: bool,
+}
+
+fn default_bytes() -> usize {
+    1000
+}
+
+fn default_serialization() -> Serialization {
+    Serialization::Binary
+}
+
+impl Default for DataChannel {
+    fn default() -> Self {
+        Self {
+            message_bytes: default_bytes(),
+            messages: None,
+            duration: None,
+            serialization: default_serialization(),
+            reliable: true,
+        }
+    }
+}
+
+impl DataChannel {
+    /// The virtual peers' workload.
+    pub fn workload(&self) -> peerstorm_peer::Workload {
+        peerstorm_peer::Workload {
+            messages: self.messages.unwrap_or(if self.duration.is_some() { 0 } else { 10 }),
+            duration: self.duration,
+            message_bytes: self.message_bytes,
+            serialization: self.serialization.clone(),
+            reliable: self.reliable,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// A pair not done this long after it started has failed (`timeout`).
+    #[serde(default = "default_setup", rename = "setup_s", deserialize_with = "serde_time::secs")]
+    pub setup: Duration,
+}
+
+fn default_setup() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { setup: default_setup() }
+    }
+}
+
+/// A scenario that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    #[error("{0}")]
+    Toml(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("[thresholds] {0}")]
+    Threshold(String),
+}
+
+fn bad<T>(m: impl Into<String>) -> Result<T, ScenarioError> {
+    Err(ScenarioError::Unsupported(m.into()))
+}
+
+impl Scenario {
+    /// Parses and checks a scenario. Errors name the key and its line.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|r| 1 + text[..r.start.min(text.len())].matches('\n').count());
+            ScenarioError::Toml(match at {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        })?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Peers per group: 2 for pairs, `group_size` for stars and rooms (checked by [`Scenario::parse`]).
+    pub fn group_size(&self) -> usize {
+        match self.peers.pattern {
+            Pattern::Pairs => 2,
+            Pattern::Star | Pattern::Rooms => self.peers.group_size.unwrap_or(2),
+        }
+    }
+
+    /// The RTTs to run: the sweep, or the one `rtt`.
+    pub fn rtts(&self) -> Vec<Duration> {
+        if self.network.rtt_sweep.is_empty() { vec![self.network.rtt] } else { self.network.rtt_sweep.clone() }
+    }
+
+    /// The scenario at one RTT of its sweep (each value sets the peers' and the broker's RTT).
+    pub fn at_rtt(&self, rtt: Duration) -> Scenario {
+        let mut v = self.clone();
+        if !self.network.rtt_sweep.is_empty() {
+            v.network.rtt = rtt;
+            v.servers.broker_rtt = rtt;
+        }
+        v
+    }
+
+    /// The thresholds, parsed: an unknown metric, a unit that does not fit or a malformed
+    /// condition is an error here, before anything runs.
+    pub fn thresholds(&self) -> Result<Vec<peerstorm_report::Threshold>, ScenarioError> {
+        let v = serde_json::to_value(&self.thresholds).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        let mut pairs = Vec::new();
+        let thresholds_err = |e: peerstorm_report::ThresholdError| ScenarioError::Threshold(e.to_string());
+        peerstorm_report::thresholds::flatten("", &v, &mut pairs).map_err(thresholds_err)?;
+        pairs.into_iter().map(|(p, c)| peerstorm_report::Threshold::parse(&p, &c).map_err(thresholds_err)).collect()
+    }
+
+    /// Every rule that spans several keys, for both modes, then the mode's own.
+    pub fn check(&self) -> Result<(), ScenarioError> {
+        self.thresholds()?;
+        if self.servers.relay_only && self.servers.turn == TurnTarget::None {
+            return bad(
+                "servers.relay_only needs a TURN server: servers.turn = \"none\" leaves nothing to relay through",
+            );
+        }
+        match self.mode {
+            Mode::Sim => self.check_sim(),
+            Mode::Live => self.check_live(),
+        }
+    }
+
+    fn check_group(&self) -> Result<usize, ScenarioError> {
+        match (self.peers.pattern, self.peers.group_size) {
+            (Pattern::Pairs, None | Some(2)) => Ok(2),
+            (Pattern::Pairs, Some(g)) => {
+                bad(format!("peers.group_size = {g}: pairs have 2 (use pattern \"star\" or \"rooms\")"))
+            }
+            (Pattern::Star | Pattern::Rooms, Some(g)) if (2..=1000).contains(&g) => Ok(g),
+            (Pattern::Star | Pattern::Rooms, Some(g)) => bad(format!("peers.group_size = {g}: expected 2 to 1000")),
+            (p, None) => bad(format!(
+                "peers.pattern = {:?} needs peers.group_size (peers per {})",
+                p.as_str(),
+                if p == Pattern::Star { "star: the hub and its leaves" } else { "room" }
+            )),
+        }
+    }
+
+    fn check_live(&self) -> Result<(), ScenarioError> {
+        let Some(load) = &self.load else {
+            return bad("mode = \"live\" needs a [load] table (model, rate_per_s or concurrency, duration_s)");
+        };
+        if self.peers.count < 2 || self.peers.count % 2 != 0 {
+            return bad(format!(
+                "peers.count = {}: the most peers a live run starts, in pairs: an even count of at least 2",
+                self.peers.count
+            ));
+        }
+        if let BrokerTarget::Server(p) = &self.servers.broker
+            && p.secure
+        {
+            return bad(
+                "servers.broker.secure = true: this build's live client speaks ws:// only; put a TLS-terminating proxy's plain port here",
+            );
+        }
+        if self.peers.pattern != Pattern::Pairs {
+            return bad("mode = \"live\" runs pairs (peers.pattern = \"pairs\")");
+        }
+        if load.stack == Stack::Full && matches!(load.model, LoadModel::Churn { .. }) {
+            return bad("load.stack = \"full\" runs the open, ramp and closed models");
+        }
+        if matches!(self.servers.turn, TurnTarget::Uri(_)) && self.servers.turn_user.is_none() {
+            return bad("servers.turn = \"turn:...\" needs servers.turn_user = \"NAME:PASSWORD\"");
+        }
+        let sig = &self.signaling;
+        if !(!sig.step_timeout.is_zero()
+            && sig.step_timeout <= Duration::from_secs(600)
+            && sig.hold <= Duration::from_secs(86_400))
+        {
+            return bad("signaling.step_timeout_s must be in (0, 600] and hold_s in [0, 86400]");
+        }
+        if sig.candidates > 100 {
+            return bad(format!("signaling.candidates = {}: at most 100", sig.candidates));
+        }
+        self.check_datachannel()
+    }
+
+    fn check_datachannel(&self) -> Result<(), ScenarioError> {
+        let dc = &self.workload.datachannel;
+        if let Serialization::Other(name) = &dc.serialization {
+            return bad(format!(
+                "workload.datachannel.serialization {name:?}: expected \"binary\", \"binary-utf8\", \"json\", \"raw\" or \"MsgPack\""
+            ));
+        }
+        if dc.messages.is_some() && dc.duration.is_some() {
+            return bad("workload.datachannel: give messages or duration_s, not both");
+        }
+        if let Some(d) = dc.duration
+            && !(!d.is_zero() && d <= Duration::from_secs(3600))
+        {
+            return bad(format!(
+                "workload.datachannel.duration_s = {}: expected seconds above 0, at most 3600",
+                d.as_secs_f64()
+            ));
+        }
+        // PeerJS refuses a json message of 16,300 bytes or more (the string and its quotes).
+        if dc.serialization == Serialization::Json && dc.message_bytes > 16_297 {
+            return bad(format!(
+                "workload.datachannel.message_bytes = {}: a json message must stay under 16,300 bytes (at most 16,297 here)",
+                dc.message_bytes
+            ));
+        }
+        // Raw messages are not chunked: one SCTP message each, within the 65,536 bytes browsers announce.
+        if dc.serialization == Serialization::Raw && dc.message_bytes > 65_536 {
+            return bad(format!(
+                "workload.datachannel.message_bytes = {}: raw messages are not chunked; at most 65,536",
+                dc.message_bytes
+            ));
+        }
+        if dc.message_bytes > 16 << 20 {
+            return bad(format!("workload.datachannel.message_bytes = {}: at most 16 MiB", dc.message_bytes));
+        }
+        if self.peers.ice.is_empty() {
+            return bad("peers.ice is empty: use [\"trickle\"], [\"vanilla\"] or both");
+        }
+        Ok(())
+    }
+
+    fn check_sim(&self) -> Result<(), ScenarioError> {
+        let group = self.check_group()?;
+        if self.peers.count < group || self.peers.count % group != 0 {
+            return bad(if group == 2 {
+                format!("peers.count = {}: pairs need an even count of at least 2", self.peers.count)
+            } else {
+                format!(
+                    "peers.count = {}: {} of {group} need a multiple of {group}",
+                    self.peers.count,
+                    self.peers.pattern.as_str()
+                )
+            });
+        }
+        if self.peers.count > 1_000_000 {
+            return bad(format!(
+                "peers.count = {}: the simulator's address plan holds at most 1,000,000 peers",
+                self.peers.count
+            ));
+        }
+        if self.network.pairing == Pairing::Matrix && self.peers.pattern != Pattern::Pairs {
+            return bad("network.pairing = \"matrix\" pairs presets pair by pair: it needs peers.pattern = \"pairs\"");
+        }
+        self.check_datachannel()?;
+        if !matches!(self.servers.turn, TurnTarget::Embedded | TurnTarget::None) {
+            return bad(format!(
+                "servers.turn = {:?}: the simulator runs \"embedded\" or \"none\"",
+                self.servers.turn.to_string()
+            ));
+        }
+        if self.servers.broker != BrokerTarget::Embedded {
+            return bad("servers.broker: the simulator runs the embedded broker (mode = \"live\" talks to others)");
+        }
+        if self.load.is_some() {
+            return bad("[load] is for mode = \"live\"; the simulator's arrivals are [peers] arrival");
+        }
+        if self.network.bandwidth_kbps == Some(0) {
+            return bad("network.bandwidth_kbps = 0: leave it out for an unlimited link");
+        }
+        if !(0.0..1.0).contains(&self.network.loss) {
+            return bad(format!("network.loss = {}: expected a probability below 1", self.network.loss));
+        }
+        if !(self.peers.arrival.rate_per_s.is_finite() && self.peers.arrival.rate_per_s >= 0.0) {
+            return bad(format!(
+                "peers.arrival.rate_per_s = {}: expected groups per second, zero or more",
+                self.peers.arrival.rate_per_s
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_their_line() {
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\ncolour = \"blue\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("line 4:") && e.contains("colour"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[network]\nrtt = 5\n").unwrap_err().to_string();
+        assert!(e.contains("line 5") && e.contains("rtt"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_settings_are_refused_clearly() {
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 3\n").unwrap_err().to_string();
+        assert!(e.contains("even count"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[network]\nnat_mix = { symetric = 1.0 }\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown preset \"symetric\"") && e.starts_with("line 3"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[network]\npairing = \"grid\"\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grid") && e.starts_with("line 3"), "{e}");
+        let e = Scenario::parse("name = \"x\"\n[servers]\nturn = \"turn:x\"\n[peers]\ncount = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("servers.turn"), "{e}");
+        let s = Scenario::parse("name = \"x\"\n[peers]\ncount = 4\nice = [\"trickle\", \"vanilla\"]\n").unwrap();
+        assert_eq!(s.peers.ice, [IceMode::Trickle, IceMode::Vanilla]);
+        assert_eq!(s.network.rtt, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn options_are_typed_values() {
+        let s = Scenario::parse(
+            "name = \"x\"\n[network]\nrtt_ms = 60\njitter_ms = 3\nrtt_sweep_ms = [20, 100]\n[servers]\nanswer_delay_ms = 250\nturn_transport = \"tcp\"\n[peers]\ncount = 6\npattern = \"rooms\"\ngroup_size = 3\n[workload.datachannel]\nserialization = \"MsgPack\"\nduration_s = 1.5\n[timeouts]\nsetup_s = 12\n",
+        )
+        .unwrap();
+        assert_eq!(s.network.rtt, Duration::from_millis(60));
+        assert_eq!(s.network.jitter, Duration::from_millis(3));
+        assert_eq!(s.rtts(), [Duration::from_millis(20), Duration::from_millis(100)]);
+        assert_eq!(s.at_rtt(Duration::from_millis(100)).servers.broker_rtt, Duration::from_millis(100));
+        assert_eq!(s.servers.answer_delay, Duration::from_millis(250));
+        assert_eq!(s.servers.turn_transport(), TurnTransport::Tcp);
+        assert_eq!((s.peers.pattern, s.group_size()), (Pattern::Rooms, 3));
+        assert_eq!(s.workload.datachannel.serialization, Serialization::MsgPack);
+        assert_eq!(s.workload.datachannel.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(s.timeouts.setup, Duration::from_secs(12));
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[workload.datachannel]\nduration_s = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 5") && e.contains("-1"), "{e}");
+    }
+
+    #[test]
+    fn live_loads_are_typed_by_model() {
+        let live = |load: &str| {
+            Scenario::parse(&format!("name = \"x\"\nmode = \"live\"\n[peers]\ncount = 2\n[load]\n{load}\n"))
+        };
+        let s = live("model = \"ramp\"\nrate_per_s = 1\nrate_to_per_s = 5\nduration_s = 2").unwrap();
+        let l = s.load.unwrap();
+        assert_eq!(
+            (l.model, l.stack, l.duration),
+            (LoadModel::Ramp { from: 1.0, to: 5.0 }, Stack::Signaling, Duration::from_secs(2))
+        );
+        let e = live("model = \"closed\"\nduration_s = 2").unwrap_err().to_string();
+        assert!(e.contains("needs concurrency > 0"), "{e}");
+        let e = live("model = \"churn\"\nstack = \"full\"\npairs = 2\nchurn_per_s = 1\nduration_s = 2").unwrap_err();
+        assert!(e.to_string().contains("open, ramp and closed"), "{e}");
+    }
+
+    #[test]
+    fn thresholds_parse_before_the_run() {
+        let s = Scenario::parse(
+            "name = \"x\"\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_open.p95 = \"< 800ms\"\nsuccess_rate = \">= 99%\"\n\"relay_share{class=open ↔ symmetric}\" = \"<= 0.3\"\n",
+        )
+        .unwrap();
+        let t = s.thresholds().unwrap();
+        let texts: Vec<&str> = t.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["setup.dc_open.p95 < 800ms", "success_rate >= 99%", "relay_share{class=open ↔ symmetric} <= 0.3"]
+        );
+        let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_opn.p95 = \"< 800ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[thresholds]") && e.contains("unknown stage \"dc_opn\""), "{e}");
+    }
+}

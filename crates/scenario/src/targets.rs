@@ -1,0 +1,245 @@
+//! The servers a run talks to, as typed values: which broker, which STUN and TURN server.
+//! Each parses from the text a scenario file or a command line gives, with an error that says
+//! what was expected.
+
+use peerstorm_peer::TurnTransport;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Which PeerServer a run talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BrokerText", into = "BrokerText")]
+pub enum BrokerTarget {
+    /// peerstorm's broker: the core inside the simulator, or started on a free loopback port.
+    Embedded,
+    /// Live: `peer@1.0.2` from tools/js, started on a free loopback port.
+    Reference,
+    /// Live: somebody's PeerServer.
+    Server(PeerServer),
+}
+
+/// A PeerServer's address, as PeerJS's `host`, `port`, `path`, `key` and `secure` options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerServer {
+    pub host: String,
+    pub port: u16,
+    #[serde(default = "slash")]
+    pub path: String,
+    #[serde(default = "peerjs_key")]
+    pub key: String,
+    #[serde(default)]
+    pub secure: bool,
+}
+
+fn slash() -> String {
+    "/".into()
+}
+
+fn peerjs_key() -> String {
+    "peerjs".into()
+}
+
+/// How a broker is written in a file: a name or a table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum BrokerText {
+    Name(String),
+    Server(PeerServer),
+}
+
+impl TryFrom<BrokerText> for BrokerTarget {
+    type Error = String;
+
+    fn try_from(t: BrokerText) -> Result<Self, String> {
+        match t {
+            BrokerText::Name(n) => n.parse(),
+            BrokerText::Server(p) => Ok(BrokerTarget::Server(p)),
+        }
+    }
+}
+
+impl From<BrokerTarget> for BrokerText {
+    fn from(b: BrokerTarget) -> Self {
+        match b {
+            BrokerTarget::Server(p) => BrokerText::Server(p),
+            named => BrokerText::Name(named.to_string()),
+        }
+    }
+}
+
+impl FromStr for BrokerTarget {
+    type Err = String;
+
+    /// `embedded`, `reference`, or `HOST:PORT` (a PeerServer at path `/` with key `peerjs`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "embedded" => Ok(BrokerTarget::Embedded),
+            "reference" => Ok(BrokerTarget::Reference),
+            hp => match hp.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
+                Some((host, port)) if !host.is_empty() => Ok(BrokerTarget::Server(PeerServer {
+                    host: host.trim_matches(['[', ']']).to_string(),
+                    port,
+                    path: slash(),
+                    key: peerjs_key(),
+                    secure: false,
+                })),
+                _ => Err(format!(
+                    "{hp:?}: expected \"embedded\", \"reference\", HOST:PORT or {{ host, port, path, key }}"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for BrokerTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerTarget::Embedded => f.write_str("embedded"),
+            BrokerTarget::Reference => f.write_str("reference"),
+            BrokerTarget::Server(p) => write!(f, "{}:{}", p.host, p.port),
+        }
+    }
+}
+
+/// Where peers send their STUN Binding for a server-reflexive candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StunTarget {
+    /// The embedded STUN/TURN server (live: the run's TURN server answers STUN too).
+    Embedded,
+    /// No STUN: no srflx candidates.
+    None,
+}
+
+/// The TURN server peers gather relayed candidates from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum TurnTarget {
+    /// peerstorm's TURN core (a host of the simulated network, or started on a free loopback port).
+    Embedded,
+    /// Live: Debian's coturn, started on a free loopback port.
+    Coturn,
+    /// No TURN: no relayed candidates.
+    None,
+    /// Live: a TURN server by address (`turn:HOST:PORT[?transport=udp|tcp]`).
+    Uri(TurnUri),
+}
+
+/// `turn:HOST:PORT[?transport=udp|tcp]` (RFC 7065).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnUri {
+    pub host: String,
+    pub port: u16,
+    /// `?transport=`, when the URI gives one.
+    pub transport: Option<TurnTransport>,
+}
+
+impl FromStr for TurnUri {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with("turns:") {
+            return Err(format!("{s:?}: TURN over TLS (turns:) is not in this build; use turn: over UDP or TCP"));
+        }
+        let rest = s.strip_prefix("turn:").ok_or_else(|| format!("{s:?}: a TURN URI starts with turn:"))?;
+        let (hp, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (host, port) = match hp.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s:?}: the port {p:?} is not a number"))?),
+            // RFC 7065 §3: the default port of turn: is 3478.
+            None => (hp, 3478),
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?}: no host"));
+        }
+        let mut transport = None;
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            transport = Some(match kv {
+                "transport=udp" => TurnTransport::Udp,
+                "transport=tcp" => TurnTransport::Tcp,
+                other => return Err(format!("{s:?}: {other:?}: expected transport=udp or transport=tcp")),
+            });
+        }
+        Ok(TurnUri { host: host.trim_matches(['[', ']']).to_string(), port, transport })
+    }
+}
+
+impl fmt::Display for TurnUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "turn:{}:{}", self.host, self.port)?;
+        match self.transport {
+            Some(TurnTransport::Udp) => f.write_str("?transport=udp"),
+            Some(TurnTransport::Tcp) => f.write_str("?transport=tcp"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromStr for TurnTarget {
+    type Err = String;
+
+    /// `embedded`, `coturn`, `none` or a `turn:` URI.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "embedded" => Ok(TurnTarget::Embedded),
+            "coturn" => Ok(TurnTarget::Coturn),
+            "none" => Ok(TurnTarget::None),
+            uri if uri.starts_with("turn") => uri.parse().map(TurnTarget::Uri),
+            other => Err(format!("{other:?}: expected \"embedded\", \"coturn\", \"none\" or \"turn:HOST:PORT\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for TurnTarget {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for TurnTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TurnTarget::Embedded => f.write_str("embedded"),
+            TurnTarget::Coturn => f.write_str("coturn"),
+            TurnTarget::None => f.write_str("none"),
+            TurnTarget::Uri(u) => u.fmt(f),
+        }
+    }
+}
+
+impl From<TurnTarget> for String {
+    fn from(t: TurnTarget) -> String {
+        t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_targets_parse_and_print_back() {
+        for text in ["embedded", "coturn", "none", "turn:127.0.0.1:3478", "turn:example.org:443?transport=tcp"] {
+            let t: TurnTarget = text.parse().unwrap();
+            assert_eq!(t.to_string(), text);
+        }
+        let TurnTarget::Uri(u) = "turn:h?transport=udp".parse().unwrap() else { panic!("a URI") };
+        assert_eq!((u.host.as_str(), u.port, u.transport), ("h", 3478, Some(TurnTransport::Udp)));
+        let e = "turn:h:1?transport=sctp".parse::<TurnTarget>().unwrap_err();
+        assert!(e.contains("transport=sctp"), "{e}");
+        let e = "turns:h:443".parse::<TurnTarget>().unwrap_err();
+        assert!(e.contains("TLS"), "{e}");
+        assert!("cotrun".parse::<TurnTarget>().unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn brokers_parse_from_names_and_addresses() {
+        assert_eq!("embedded".parse::<BrokerTarget>(), Ok(BrokerTarget::Embedded));
+        let BrokerTarget::Server(p) = "127.0.0.1:9000".parse().unwrap() else { panic!("an address") };
+        assert_eq!((p.host.as_str(), p.port, p.path.as_str(), p.key.as_str()), ("127.0.0.1", 9000, "/", "peerjs"));
+        assert!("localhost".parse::<BrokerTarget>().unwrap_err().contains("HOST:PORT"));
+    }
+}

@@ -14,7 +14,6 @@ pub mod core;
 pub mod http;
 pub mod metrics;
 pub mod server;
-pub mod ws;
 
 pub use config::{Config, Hardening};
 pub use core::{Broker, ConnId, ConnectParams, Output, OutputRef, PeerId};

@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::core::{Broker, ConnId, ConnectParams, OutputRef};
 use crate::http::{self, Request, Response};
-use crate::ws::{self, Decoder, Event};
+use peerstorm_model::ws::{self, Decoder, Event};
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -1,7 +1,7 @@
 //! A deliberately plain WebSocket and HTTP client for probing brokers: every frame, close code and
 //! HTTP status is visible, nothing is retried or hidden.
 
-use peerstorm_broker::ws;
+use peerstorm_model::ws;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! (`<path>peerjs?key=K&id=I&token=T&version=1.5.5`), waits for OPEN, and sends masked frames.
 //! Frames it sends repeatedly are encoded once.
 
-use peerstorm_broker::ws;
+use peerstorm_model::ws;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

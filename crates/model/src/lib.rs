@@ -8,6 +8,8 @@
 //! - [`candidate`]: ICE candidates (RFC 8839 plus browser extensions), priorities, foundations.
 //! - [`peerjs`]: PeerJS signaling frames and payloads as `peer@1.0.2` and `peerjs@1.5.5` speak
 //!   them, and the DataConnection serializations (BinaryPack with chunking, JSON, raw).
+//! - [`stun`]: STUN and TURN messages, and TURN's framing on a TCP stream (RFC 8656 §12.5).
+//! - [`ws`]: RFC 6455 WebSocket framing, both sides (servers, clients and load generators share it).
 
 pub mod candidate;
 pub mod diag;
@@ -17,6 +19,7 @@ pub mod peerjs;
 pub mod rng;
 pub mod sdp;
 pub mod stun;
+pub mod ws;
 
 pub use diag::{Diagnostic, Severity};
 

@@ -302,9 +302,46 @@ pub fn crc32(data: &[u8]) -> u32 {
     !data.iter().fold(!0u32, |c, &b| T[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
 }
 
+/// The start of a TCP stream that is not TURN: neither a STUN message nor ChannelData. RFC 8656
+/// gives no way to find the next message boundary, so the connection cannot recover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a TURN message stream (first byte {0:#04x})")]
+pub struct NotTurn(pub u8);
+
+/// RFC 8656 §12.5: on a TCP (or TLS) stream TURN messages follow each other, each a STUN
+/// message (a 20-byte header and its length) or ChannelData (4 bytes and its length, padded to
+/// a multiple of four). The length of the message at the start of `b` once all of it is there;
+/// `Ok(None)` while more bytes are needed.
+pub fn stream_frame_len(b: &[u8]) -> Result<Option<usize>, NotTurn> {
+    if b.len() < 4 {
+        return Ok(None);
+    }
+    let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+    // RFC 7983 §7: the first two bits are 0b00 for STUN and 0b01 for ChannelData.
+    let total = match b[0] >> 6 {
+        0 => 20 + len,
+        1 => (4 + len).next_multiple_of(4),
+        _ => return Err(NotTurn(b[0])),
+    };
+    Ok((b.len() >= total).then_some(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_streams_split_into_stun_and_padded_channel_data() {
+        let stun = Message::binding_request([7; 12]).encode(true);
+        let mut stream = stun.clone();
+        stream.extend_from_slice(&[0x40, 0x01, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]);
+        assert_eq!(stream_frame_len(&stream), Ok(Some(stun.len())));
+        assert_eq!(stream_frame_len(&stream[stun.len()..]), Ok(Some(12)), "4 + 5, padded to 12");
+        assert_eq!(stream_frame_len(&stream[stun.len()..stun.len() + 9]), Ok(None), "the padding is still to come");
+        assert_eq!(stream_frame_len(&stream[..3]), Ok(None));
+        assert_eq!(stream_frame_len(b"GET / HTTP/1.1"), Err(NotTurn(b'G')));
+        assert_eq!(stream_frame_len(&[0x80, 0, 0, 0]), Err(NotTurn(0x80)));
+    }
 
     fn unhex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();

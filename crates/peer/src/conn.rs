@@ -208,22 +208,6 @@ fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &mut VecDequ
     }
 }
 
-/// The length of the TURN message at the start of a TCP byte stream, once it is all there: a
-/// STUN message (20-byte header + length), or ChannelData (4 + length, padded to four bytes over
-/// TCP, RFC 8656 §12.5). `Err` when the stream is not TURN.
-fn turn_frame_len(b: &[u8]) -> Result<Option<usize>, ()> {
-    if b.len() < 4 {
-        return Ok(None);
-    }
-    let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
-    let total = match b[0] >> 6 {
-        0 => 20 + len,
-        1 => 4 + len.next_multiple_of(4),
-        _ => return Err(()),
-    };
-    Ok((b.len() >= total).then_some(total))
-}
-
 fn host_candidate(addr: SocketAddr) -> Option<RTCIceCandidateInit> {
     let c = CandidateHostConfig { base_config: udp_candidate(addr), ..Default::default() }.new_candidate_host().ok()?;
     RTCIceCandidate::from(&c).to_json().ok()
@@ -620,7 +604,7 @@ impl Connection {
         };
         t.stream_in.extend_from_slice(data);
         loop {
-            match turn_frame_len(&t.stream_in) {
+            match peerstorm_model::stun::stream_frame_len(&t.stream_in) {
                 Ok(Some(n)) => {
                     let frame: Vec<u8> = t.stream_in.drain(..n).collect();
                     let msg = TaggedBytesMut {
@@ -636,7 +620,7 @@ impl Connection {
                     let _ = t.client.handle_read(msg);
                 }
                 Ok(None) => break,
-                Err(()) => {
+                Err(_) => {
                     // Not TURN: the stream is unusable (a real client would close it).
                     t.stream_in.clear();
                     break;

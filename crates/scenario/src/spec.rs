@@ -621,9 +621,9 @@ impl Scenario {
             return bad("servers.turn = \"turn:...\" needs servers.turn_user = \"NAME:PASSWORD\"");
         }
         let sig = &self.signaling;
-        if !(!sig.step_timeout.is_zero()
-            && sig.step_timeout <= Duration::from_secs(600)
-            && sig.hold <= Duration::from_secs(86_400))
+        if sig.step_timeout.is_zero()
+            || sig.step_timeout > Duration::from_secs(600)
+            || sig.hold > Duration::from_secs(86_400)
         {
             return bad("signaling.step_timeout_s must be in (0, 600] and hold_s in [0, 86400]");
         }
@@ -644,7 +644,7 @@ impl Scenario {
             return bad("workload.datachannel: give messages or duration_s, not both");
         }
         if let Some(d) = dc.duration
-            && !(!d.is_zero() && d <= Duration::from_secs(3600))
+            && (d.is_zero() || d > Duration::from_secs(3600))
         {
             return bad(format!(
                 "workload.datachannel.duration_s = {}: expected seconds above 0, at most 3600",

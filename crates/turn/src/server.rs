@@ -903,17 +903,3 @@ impl TurnServer {
         self.cache.len()
     }
 }
-
-/// How many bytes the next TURN message in a TCP byte stream takes (a STUN message, or
-/// ChannelData padded to four), or `None` if more bytes are needed.
-pub fn tcp_frame_len(b: &[u8]) -> Option<usize> {
-    if b.len() < 4 {
-        return None;
-    }
-    let n = if (0x40..0x80).contains(&b[0]) {
-        (4 + usize::from(u16::from_be_bytes([b[2], b[3]]))).next_multiple_of(4)
-    } else {
-        20 + usize::from(u16::from_be_bytes([b[2], b[3]]))
-    };
-    (b.len() >= n).then_some(n)
-}

@@ -215,11 +215,22 @@ async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
         }
-        while let Some(n) = crate::server::tcp_frame_len(&acc) {
-            let frame: Vec<u8> = acc.drain(..n).collect();
-            client_input(&shared, tuple, &frame);
+        // A stream that is not TURN cannot be resynchronised: the connection ends.
+        let mut broken = false;
+        loop {
+            match peerstorm_model::stun::stream_frame_len(&acc) {
+                Ok(Some(n)) => {
+                    let frame: Vec<u8> = acc.drain(..n).collect();
+                    client_input(&shared, tuple, &frame);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
         }
-        if acc.len() > 1 << 17 {
+        if broken || acc.len() > 1 << 17 {
             break;
         }
     }

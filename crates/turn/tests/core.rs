@@ -238,7 +238,7 @@ fn tcp_clients_get_padded_channel_data_and_lose_their_allocation_on_close() {
     let Output::ToClient { data, .. } = &out[0] else { panic!() };
     assert_eq!(data.len(), 12, "4 header + 5 data, padded to 12 over TCP");
     assert_eq!(&data[..4], &[0x40, 0x01, 0, 5]);
-    assert_eq!(peerstorm_turn::server::tcp_frame_len(data), Some(12));
+    assert_eq!(peerstorm_model::stun::stream_frame_len(data), Ok(Some(12)));
     t.s.handle_client_closed(t.tuple);
     assert_eq!(t.s.allocations(), 0);
 }

@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(stream_frame_len(&stream[stun.len()..]), Ok(Some(12)), "4 + 5, padded to 12");
         assert_eq!(stream_frame_len(&stream[stun.len()..stun.len() + 9]), Ok(None), "the padding is still to come");
         assert_eq!(stream_frame_len(&stream[..3]), Ok(None));
-        assert_eq!(stream_frame_len(b"GET / HTTP/1.1"), Err(NotTurn(b'G')));
+        assert_eq!(stream_frame_len(&[0xc3, 0x01, 0, 0]), Err(NotTurn(0xc3)), "RFC 7983: neither STUN nor ChannelData");
         assert_eq!(stream_frame_len(&[0x80, 0, 0, 0]), Err(NotTurn(0x80)));
     }
 

@@ -44,7 +44,7 @@ fn run(ice: IceMode) -> (World, Duration) {
 fn check(ice: IceMode) {
     let (world, ended) = run(ice);
     let peers: Vec<&VirtualPeer> = world.peers().collect();
-    for p in peers.iter().copied() {
+    for &p in &peers {
         let conns = p.connections();
         assert_eq!(conns.len(), 1, "{}: one DataConnection", p.id());
         let m = &conns[0].milestones;

@@ -42,7 +42,8 @@ pub fn topology(s: &Scenario) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
     let mut connect = vec![Vec::new(); n];
     let mut accept = vec![Vec::new(); n];
     for base in (0..n).step_by(g) {
-        for a in base..base + g {
+        let members = base..base + g;
+        for a in members {
             let targets: Vec<usize> = match s.peers.pattern {
                 // The hub is the group's last member (for a pair, the answerer).
                 Pattern::Rooms => (a + 1..base + g).collect(),

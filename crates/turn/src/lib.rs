@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod server;
 pub mod shell;
 pub mod sim;

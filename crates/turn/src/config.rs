@@ -1,0 +1,77 @@
+//! What a TURN server is configured with: realm, users, addresses, lifetimes and limits.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// The main listening address (RFC 5780's primary address and port).
+    pub primary: SocketAddr,
+    pub realm: String,
+    /// Users and their long-term keys (see [`crate::auth::long_term_key`]).
+    pub users: BTreeMap<String, [u8; 16]>,
+    pub software: String,
+    /// The address relayed traffic comes from.
+    pub relay_ip: IpAddr,
+    pub relay_ports: (u16, u16),
+    /// RFC 5780: the other address and port (the server also answers on the mixes of the two).
+    pub alternate: Option<SocketAddr>,
+    /// Like coturn's `--allow-loopback-peers`.
+    pub allow_loopback_peers: bool,
+    /// Peers on private, shared (100.64/10) or link-local addresses.
+    pub allow_private_peers: bool,
+    pub max_allocations_per_user: usize,
+    pub default_lifetime: Duration,
+    pub max_lifetime: Duration,
+    pub permission_lifetime: Duration,
+    pub channel_lifetime: Duration,
+    pub nonce_lifetime: Duration,
+    /// How long a response is kept to answer a retransmitted request the same way (RFC 8489
+    /// §6.3.1 suggests 40 s).
+    pub transaction_lifetime: Duration,
+    /// At most this many responses are kept for retransmissions; beyond it the oldest goes (a
+    /// retransmission then gets a recomputed answer: Allocate recognises its own transaction,
+    /// and the other methods are idempotent). Only authenticated requests' responses are kept:
+    /// a challenge costs nothing to recompute, and an unauthenticated flood must not fill memory.
+    pub max_cached_responses: usize,
+    /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
+    /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
+    pub rfc5766_channels: bool,
+    /// More addresses clients may reach the server on (e.g. TCP on port 443 for clients behind
+    /// a firewall that lets only web traffic out); answered like the primary.
+    pub extra_listen: Vec<SocketAddr>,
+}
+
+impl TurnConfig {
+    pub fn new(realm: &str, primary: SocketAddr) -> Self {
+        Self {
+            primary,
+            realm: realm.to_string(),
+            users: BTreeMap::new(),
+            software: "peerstorm".into(),
+            relay_ip: primary.ip(),
+            relay_ports: (49152, 65535),
+            alternate: None,
+            allow_loopback_peers: false,
+            allow_private_peers: false,
+            max_allocations_per_user: 100,
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            permission_lifetime: Duration::from_secs(300),
+            channel_lifetime: Duration::from_secs(600),
+            nonce_lifetime: Duration::from_secs(600),
+            transaction_lifetime: Duration::from_secs(40),
+            max_cached_responses: 65_536,
+            rfc5766_channels: false,
+            extra_listen: Vec::new(),
+        }
+    }
+
+    pub fn add_user(&mut self, name: &str, password: &str) -> &mut Self {
+        let key = crate::auth::long_term_key(name, &self.realm, password);
+        self.users.insert(name.to_string(), key);
+        self
+    }
+}

@@ -1,0 +1,475 @@
+//! The STUN/TURN server core, sans-IO. Clients' bytes come in through
+//! [`TurnServer::handle_client`], peers' through [`TurnServer::handle_peer`]; what to send comes
+//! out of [`TurnServer::poll_output`]; [`TurnServer::handle_timeout`] expires allocations,
+//! permissions, channels and cached responses. Relay addresses are opened through the
+//! [`RelayPorts`] the driver passes in, so the core never touches a socket.
+//!
+//! RFC 8489 (STUN), RFC 5780 (behaviour discovery: RESPONSE-ORIGIN, OTHER-ADDRESS,
+//! CHANGE-REQUEST), RFC 8656 (TURN over UDP and TCP, UDP relay).
+
+mod allocate;
+mod relay;
+
+use crate::auth::{NonceCheck, Nonces, check_integrity, encode_with_integrity};
+pub use crate::config::TurnConfig;
+use peerstorm_model::stun::{self, Class, Message, attr};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// TURN methods (RFC 8656 §17).
+pub mod method {
+    pub const ALLOCATE: u16 = 0x003;
+    pub const REFRESH: u16 = 0x004;
+    pub const SEND: u16 = 0x006;
+    pub const DATA: u16 = 0x007;
+    pub const CREATE_PERMISSION: u16 = 0x008;
+    pub const CHANNEL_BIND: u16 = 0x009;
+}
+
+/// TURN attributes (RFC 8656 §18).
+pub mod tattr {
+    pub const CHANNEL_NUMBER: u16 = 0x000C;
+    pub const LIFETIME: u16 = 0x000D;
+    pub const XOR_PEER_ADDRESS: u16 = 0x0012;
+    pub const DATA: u16 = 0x0013;
+    pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
+    pub const REQUESTED_ADDRESS_FAMILY: u16 = 0x0017;
+    pub const EVEN_PORT: u16 = 0x0018;
+    pub const REQUESTED_TRANSPORT: u16 = 0x0019;
+    pub const DONT_FRAGMENT: u16 = 0x001A;
+    pub const RESERVATION_TOKEN: u16 = 0x0022;
+}
+
+/// How the client reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// RFC 8656's 5-tuple: client, server address, transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTuple {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub transport: Transport,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Bytes to a client, over the 5-tuple, sent from `from` (a different local address only
+    /// for RFC 5780 CHANGE-REQUEST).
+    ToClient { tuple: FiveTuple, from: SocketAddr, data: Vec<u8> },
+    /// A datagram from a relay address to a peer.
+    ToPeer { relay: SocketAddr, peer: SocketAddr, data: Vec<u8> },
+    /// A relay address is no longer used.
+    RelayClosed { relay: SocketAddr },
+}
+
+/// Opens relay addresses for the core (the driver binds sockets; the simulator says yes).
+pub trait RelayPorts {
+    /// Try to take `addr`; false if it is in use.
+    fn open(&mut self, addr: SocketAddr) -> bool;
+}
+
+/// Every address is free (for the simulator and tests).
+#[derive(Debug, Default)]
+pub struct AnyPort;
+
+impl RelayPorts for AnyPort {
+    fn open(&mut self, _: SocketAddr) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct Allocation {
+    user: String,
+    relay: SocketAddr,
+    expires: Instant,
+    tid: [u8; 12],
+    perms: FxHashMap<IpAddr, Instant>,
+    channels: FxHashMap<u16, (SocketAddr, Instant)>,
+    peer_channel: FxHashMap<SocketAddr, u16>,
+}
+
+/// Counters.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub binding_responses: u64,
+    pub allocations: u64,
+    pub to_peer: u64,
+    pub to_client: u64,
+    pub retransmits_answered: u64,
+    /// Cached responses dropped, oldest first, to stay within `max_cached_responses`.
+    pub responses_evicted: u64,
+    pub errors: BTreeMap<u16, u64>,
+    pub dropped_no_permission: u64,
+}
+
+/// The server.
+#[derive(Debug)]
+pub struct TurnServer {
+    cfg: TurnConfig,
+    nonces: Nonces,
+    start: Instant,
+    allocs: FxHashMap<FiveTuple, Allocation>,
+    by_relay: FxHashMap<SocketAddr, FiveTuple>,
+    per_user: FxHashMap<String, usize>,
+    cache: FxHashMap<CacheKey, CachedResponse>,
+    /// The cache's keys in the order they were stored (their times never decrease), to expire
+    /// and evict the oldest without scanning.
+    cache_order: VecDeque<(CacheKey, Instant)>,
+    out: VecDeque<Output>,
+    next_port: u16,
+    next_sweep: Instant,
+    /// RFC 8656 §7.2: ports held for a later Allocate with RESERVATION-TOKEN, by token.
+    reservations: FxHashMap<[u8; 8], (SocketAddr, Instant)>,
+    pub stats: Stats,
+}
+
+/// A response kept for retransmissions: when, sent from where, the bytes.
+type CachedResponse = (Instant, SocketAddr, Vec<u8>);
+type CacheKey = (FiveTuple, [u8; 12]);
+
+/// An error response: code and reason.
+struct Reject(u16, &'static str);
+
+fn is_forbidden(ip: IpAddr, cfg: &TurnConfig) -> bool {
+    if ip.is_unspecified() || ip.is_multicast() {
+        return true;
+    }
+    if ip.is_loopback() {
+        return !cfg.allow_loopback_peers;
+    }
+    let private = match ip {
+        IpAddr::V4(v) => {
+            v.is_private()
+                || v.is_link_local()
+                || v.is_broadcast()
+                || (v.octets()[0] == 100 && (v.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v) => (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    private && !cfg.allow_private_peers
+}
+
+/// The comprehension-required attributes of `req` (below 0x8000) not in `known`, as the
+/// UNKNOWN-ATTRIBUTES value lists them (RFC 8489 §6.3.1, §14.9).
+fn unknown_attributes(req: &Message, known: &[u16]) -> Vec<u8> {
+    req.attributes
+        .iter()
+        .filter(|(t, _)| *t < 0x8000 && !known.contains(t))
+        .flat_map(|(t, _)| t.to_be_bytes())
+        .collect()
+}
+
+impl TurnServer {
+    /// A server started at `now`; `secret` keys its nonces.
+    pub fn new(cfg: TurnConfig, now: Instant, secret: [u8; 16]) -> Self {
+        Self {
+            next_port: cfg.relay_ports.0,
+            cfg,
+            nonces: Nonces::new(secret),
+            start: now,
+            allocs: FxHashMap::default(),
+            by_relay: FxHashMap::default(),
+            per_user: FxHashMap::default(),
+            cache: FxHashMap::default(),
+            cache_order: VecDeque::new(),
+            out: VecDeque::new(),
+            next_sweep: now + Duration::from_secs(1),
+            reservations: FxHashMap::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &TurnConfig {
+        &self.cfg
+    }
+
+    pub fn allocations(&self) -> usize {
+        self.allocs.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_sweep
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    /// Bytes from a client on `tuple`: a STUN message or ChannelData.
+    pub fn handle_client(&mut self, now: Instant, tuple: FiveTuple, data: &[u8], ports: &mut dyn RelayPorts) {
+        if data.len() >= 4 && (0x40..0x80).contains(&data[0]) {
+            return self.client_channel_data(now, tuple, data);
+        }
+        let Ok(msg) = Message::decode(data) else { return };
+        match (msg.class, msg.method) {
+            (Class::Indication, method::SEND) => self.send_indication(now, tuple, &msg),
+            (Class::Request, m) => {
+                if let Some((at, from, resp)) = self.cache.get(&(tuple, msg.transaction_id))
+                    && now.saturating_duration_since(*at) < self.cfg.transaction_lifetime
+                {
+                    // RFC 8489 §6.3: a retransmitted request gets the same answer.
+                    self.stats.retransmits_answered += 1;
+                    self.out.push_back(Output::ToClient { tuple, from: *from, data: resp.clone() });
+                    return;
+                }
+                if m == stun::BINDING {
+                    // Binding is idempotent: recomputing gives the same answer, so it is not
+                    // cached (a cache entry per Binding would grow without bound under load).
+                    let (from, resp) = self.binding(tuple, &msg);
+                    self.out.push_back(Output::ToClient { tuple, from, data: resp });
+                    return;
+                }
+                let (resp, authenticated) = self.turn_request(now, tuple, &msg, data, ports);
+                if authenticated {
+                    self.remember(now, (tuple, msg.transaction_id), tuple.server, resp.clone());
+                }
+                self.out.push_back(Output::ToClient { tuple, from: tuple.server, data: resp });
+            }
+            _ => {}
+        }
+    }
+
+    fn error(
+        &mut self,
+        req: &Message,
+        code: u16,
+        reason: &str,
+        key: Option<&[u8]>,
+        extra: &[(u16, Vec<u8>)],
+    ) -> Vec<u8> {
+        *self.stats.errors.entry(code).or_default() += 1;
+        let mut m = Message::new(req.method, Class::Error, req.transaction_id);
+        let mut v = vec![0, 0, (code / 100) as u8, (code % 100) as u8];
+        v.extend_from_slice(reason.as_bytes());
+        m.push(attr::ERROR_CODE, v);
+        for (t, val) in extra {
+            m.push(*t, val.clone());
+        }
+        m.push(attr::SOFTWARE, self.cfg.software.as_bytes().to_vec());
+        match key {
+            Some(k) => encode_with_integrity(&m, k, true),
+            None => m.encode(true),
+        }
+    }
+
+    /// RFC 8489 Binding, with RFC 5780 when an alternate address is configured: the response
+    /// says where it came from (RESPONSE-ORIGIN) and where the other address is (OTHER-ADDRESS),
+    /// and CHANGE-REQUEST moves the response to the other IP and/or port.
+    fn binding(&mut self, tuple: FiveTuple, req: &Message) -> (SocketAddr, Vec<u8>) {
+        let primary = self.cfg.primary;
+        let alt = self.cfg.alternate.filter(|_| tuple.transport == Transport::Udp);
+        let other = alt.map(|alt| {
+            let ip = if tuple.server.ip() == primary.ip() { alt.ip() } else { primary.ip() };
+            let port = if tuple.server.port() == primary.port() { alt.port() } else { primary.port() };
+            SocketAddr::new(ip, port)
+        });
+        let mut from = tuple.server;
+        // RFC 8489 §6.3.1: unknown comprehension-required attributes get 420, listing them.
+        let known = [
+            attr::MAPPED_ADDRESS,
+            attr::CHANGE_REQUEST,
+            attr::USERNAME,
+            attr::MESSAGE_INTEGRITY,
+            attr::REALM,
+            attr::NONCE,
+            attr::XOR_MAPPED_ADDRESS,
+            attr::PADDING,
+            attr::RESPONSE_PORT,
+        ];
+        let unknown = unknown_attributes(req, &known);
+        if !unknown.is_empty() {
+            return (from, self.error(req, 420, "Unknown Attribute", None, &[(attr::UNKNOWN_ATTRIBUTES, unknown)]));
+        }
+        if let Some((change_ip, change_port)) = req.change_request() {
+            let Some(other) = other else {
+                return (
+                    from,
+                    self.error(
+                        req,
+                        420,
+                        "Unknown Attribute",
+                        None,
+                        &[(attr::UNKNOWN_ATTRIBUTES, attr::CHANGE_REQUEST.to_be_bytes().to_vec())],
+                    ),
+                );
+            };
+            from = SocketAddr::new(
+                if change_ip { other.ip() } else { from.ip() },
+                if change_port { other.port() } else { from.port() },
+            );
+        }
+        self.stats.binding_responses += 1;
+        let mut m = Message::new(stun::BINDING, Class::Success, req.transaction_id);
+        m.push_address(attr::XOR_MAPPED_ADDRESS, tuple.client);
+        if let Some(other) = other {
+            m.push_address(attr::RESPONSE_ORIGIN, from);
+            m.push_address(attr::OTHER_ADDRESS, other);
+        }
+        m.push(attr::SOFTWARE, self.cfg.software.as_bytes().to_vec());
+        (from, m.encode(true))
+    }
+
+    /// RFC 8489 §9.2.4: long-term credentials. `Ok` with the user and key, or the error response.
+    fn authenticate(&mut self, now: Instant, req: &Message, raw: &[u8]) -> Result<(String, [u8; 16]), Vec<u8>> {
+        let realm = (attr::REALM, self.cfg.realm.as_bytes().to_vec());
+        let fresh_nonce =
+            |s: &Self| (attr::NONCE, s.nonces.make(s.ms(now) + s.cfg.nonce_lifetime.as_millis() as u64).into_bytes());
+        if req.attribute(attr::MESSAGE_INTEGRITY).is_none() {
+            let n = fresh_nonce(self);
+            return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
+        }
+        let (Some(user), Some(_), Some(nonce)) =
+            (req.attribute(attr::USERNAME), req.attribute(attr::REALM), req.attribute(attr::NONCE))
+        else {
+            return Err(self.error(req, 400, "Bad Request", None, &[]));
+        };
+        let user = String::from_utf8_lossy(user).into_owned();
+        let nonce = String::from_utf8_lossy(nonce).into_owned();
+        match self.nonces.check(&nonce, self.ms(now)) {
+            NonceCheck::Valid => {}
+            NonceCheck::Stale | NonceCheck::Invalid => {
+                let n = fresh_nonce(self);
+                return Err(self.error(req, 438, "Stale Nonce", None, &[realm, n]));
+            }
+        }
+        let Some(key) = self.cfg.users.get(&user).copied() else {
+            let n = fresh_nonce(self);
+            return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
+        };
+        if check_integrity(raw, &key) != Some(true) {
+            let n = fresh_nonce(self);
+            return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
+        }
+        Ok((user, key))
+    }
+
+    /// The response to a TURN request, and whether the request was authenticated.
+    fn turn_request(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        req: &Message,
+        raw: &[u8],
+        ports: &mut dyn RelayPorts,
+    ) -> (Vec<u8>, bool) {
+        match self.authenticate(now, req, raw) {
+            Ok((user, key)) => (self.authenticated_request(now, tuple, req, &user, &key, ports), true),
+            Err(resp) => (resp, false),
+        }
+    }
+
+    fn authenticated_request(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        req: &Message,
+        user: &str,
+        key: &[u8; 16],
+        ports: &mut dyn RelayPorts,
+    ) -> Vec<u8> {
+        let known = [
+            attr::USERNAME,
+            attr::MESSAGE_INTEGRITY,
+            attr::REALM,
+            attr::NONCE,
+            tattr::LIFETIME,
+            tattr::REQUESTED_TRANSPORT,
+            tattr::XOR_PEER_ADDRESS,
+            tattr::CHANNEL_NUMBER,
+            tattr::DATA,
+            tattr::DONT_FRAGMENT,
+            tattr::REQUESTED_ADDRESS_FAMILY,
+            tattr::EVEN_PORT,
+            tattr::RESERVATION_TOKEN,
+        ];
+        let unknown = unknown_attributes(req, &known);
+        if !unknown.is_empty() {
+            return self.error(req, 420, "Unknown Attribute", Some(key), &[(attr::UNKNOWN_ATTRIBUTES, unknown)]);
+        }
+        let result = match req.method {
+            method::ALLOCATE => self.allocate(now, tuple, req, user, ports),
+            method::REFRESH => self.refresh(now, tuple, req),
+            method::CREATE_PERMISSION => self.create_permission(now, tuple, req),
+            method::CHANNEL_BIND => self.channel_bind(now, tuple, req),
+            _ => Err(Reject(400, "Bad Request")),
+        };
+        match result {
+            Ok(mut m) => {
+                m.push(attr::SOFTWARE, self.cfg.software.as_bytes().to_vec());
+                encode_with_integrity(&m, key, true)
+            }
+            Err(Reject(code, reason)) => self.error(req, code, reason, Some(key), &[]),
+        }
+    }
+
+    /// Expires allocations, permissions, channels and cached responses; every second.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + Duration::from_secs(1);
+        let dead: Vec<FiveTuple> = self.allocs.iter().filter(|(_, a)| a.expires <= now).map(|(t, _)| *t).collect();
+        for t in dead {
+            self.delete(t);
+        }
+        for a in self.allocs.values_mut() {
+            a.perms.retain(|_, e| *e > now);
+            a.channels.retain(|_, (_, e)| *e > now);
+            let live: Vec<SocketAddr> = a.channels.values().map(|(p, _)| *p).collect();
+            a.peer_channel.retain(|p, _| live.contains(p));
+        }
+        let expired: Vec<[u8; 8]> = self.reservations.iter().filter(|(_, (_, e))| *e <= now).map(|(t, _)| *t).collect();
+        for t in expired {
+            if let Some((addr, _)) = self.reservations.remove(&t) {
+                self.out.push_back(Output::RelayClosed { relay: addr });
+            }
+        }
+        let ttl = self.cfg.transaction_lifetime;
+        while self.cache_order.front().is_some_and(|(_, at)| now.saturating_duration_since(*at) >= ttl) {
+            self.forget_oldest();
+        }
+    }
+
+    /// Keeps a response for retransmissions of its request, within `max_cached_responses`.
+    fn remember(&mut self, now: Instant, key: CacheKey, from: SocketAddr, resp: Vec<u8>) {
+        if self.cfg.max_cached_responses == 0 {
+            return;
+        }
+        while self.cache.len() >= self.cfg.max_cached_responses && !self.cache_order.is_empty() {
+            if self.forget_oldest() {
+                self.stats.responses_evicted += 1;
+            }
+        }
+        self.cache.insert(key, (now, from, resp));
+        self.cache_order.push_back((key, now));
+    }
+
+    /// Drops the oldest entry of the order; true if it was still the cached response (a key
+    /// stored again later has a newer entry, which stays).
+    fn forget_oldest(&mut self) -> bool {
+        let Some((key, at)) = self.cache_order.pop_front() else { return false };
+        if self.cache.get(&key).is_some_and(|(t, _, _)| *t == at) {
+            self.cache.remove(&key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How many responses are kept for retransmissions now.
+    pub fn cached_responses(&self) -> usize {
+        self.cache.len()
+    }
+}

@@ -63,7 +63,7 @@ impl Plan {
         let total = match self.model {
             LoadModel::Closed { concurrency } => concurrency,
             LoadModel::Churn { pairs, .. } => pairs,
-            _ => 0,
+            LoadModel::Open { .. } | LoadModel::Ramp { .. } => 0,
         }
         .min(self.max_pairs);
         (index..total).step_by(count).count()
@@ -173,5 +173,28 @@ mod tests {
         assert_eq!(plan(LoadModel::Closed { concurrency: 5 }, 1, (0, 2)).slots(), 3);
         assert_eq!(plan(LoadModel::Closed { concurrency: 5 }, 1, (1, 2)).slots(), 2);
         assert_eq!(plan(LoadModel::Churn { pairs: 4, rate: 1.0 }, 1, (0, 1)).slots(), 4);
+    }
+    #[test]
+    fn dispatch_starts_each_pair_of_the_shard_once() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let cases = [
+            (LoadModel::Closed { concurrency: 2 }, 10, (0, 1), vec![0, 1, 2, 3, 4]),
+            (LoadModel::Open { rate: 500.0 }, 0, (1, 2), vec![1, 3]),
+        ];
+        for (model, secs, shard, want) in cases {
+            // Open: 500/s for 10 ms is 5 pairs, of which shard 2/2 runs the odd ones.
+            let duration = if secs == 0 { Duration::from_millis(10) } else { Duration::from_secs(secs) };
+            let plan = Plan { model, duration, max_pairs: 5, shard };
+            let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let r = ran.clone();
+            let run = move |n: usize, _: Instant, _: Option<usize>| {
+                let r = r.clone();
+                async move { r.lock().unwrap().push(n) }
+            };
+            rt.block_on(plan.dispatch(Instant::now(), Arc::new(|| false), run, |_, _| {}));
+            let mut got = ran.lock().unwrap().clone();
+            got.sort_unstable();
+            assert_eq!(got, want, "{:?}", plan.model);
+        }
     }
 }

@@ -394,7 +394,7 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
     let in_flight = match cfg.plan.model {
         LoadModel::Open { rate } => ((rate * life).ceil() as u64).min(cfg.plan.schedule().len() as u64),
         LoadModel::Ramp { from, to } => ((from.max(to) * life).ceil() as u64).min(cfg.plan.schedule().len() as u64),
-        _ => cfg.plan.slots() as u64,
+        LoadModel::Closed { .. } | LoadModel::Churn { .. } => cfg.plan.slots() as u64,
     }
     .min(cfg.plan.max_pairs as u64);
     let need = in_flight * per_pair + 64;

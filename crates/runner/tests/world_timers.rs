@@ -137,3 +137,13 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         queued + config.expire_timeout
     );
 }
+
+#[test]
+fn a_run_past_its_event_bound_is_a_livelock_that_names_the_unfinished_peers() {
+    let s = peerstorm_scenario::Scenario::parse("name = \"x\"\n[peers]\ncount = 4\n").unwrap();
+    let mut sw = peerstorm_runner::ScenarioWorld::build(&s, IceMode::Trickle, peerstorm_scenario::Shard::WHOLE);
+    sw.world.set_max_events(50);
+    let e = sw.world.run(&mut |_| {}).unwrap_err().to_string();
+    assert!(e.starts_with("livelock: more than 50 events"), "{e}");
+    assert!(e.contains("peer-000000 (open, last milestone"), "{e}");
+}

@@ -513,6 +513,9 @@ pub enum ScenarioError {
     Threshold(String),
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
 fn bad<T>(m: impl Into<String>) -> Result<T, ScenarioError> {
     Err(ScenarioError::Unsupported(m.into()))
 }
@@ -715,11 +718,35 @@ impl Scenario {
         if !(0.0..1.0).contains(&self.network.loss) {
             return bad(format!("network.loss = {}: expected a probability below 1", self.network.loss));
         }
-        if !(self.peers.arrival.rate_per_s.is_finite() && self.peers.arrival.rate_per_s >= 0.0) {
+        let rate = self.peers.arrival.rate_per_s;
+        if !(rate.is_finite() && rate >= 0.0) {
+            return bad(format!("peers.arrival.rate_per_s = {rate:?}: expected groups per second, zero or more"));
+        }
+        // Every time in the run must fit the simulator's clock with room to spare: the last
+        // group's start plus its setup timeout stays within a day, links within a minute.
+        let groups = (self.peers.count / group) as f64;
+        if rate > 0.0 && (groups - 1.0) / rate > DAY.as_secs_f64() {
             return bad(format!(
-                "peers.arrival.rate_per_s = {}: expected groups per second, zero or more",
-                self.peers.arrival.rate_per_s
+                "peers.arrival.rate_per_s = {rate:?}: {groups} groups at that rate take longer than a day to start"
             ));
+        }
+        let limits = [
+            ("network.rtt_ms", self.network.rtt, MINUTE),
+            ("network.jitter_ms", self.network.jitter, MINUTE),
+            ("servers.broker_rtt_ms", self.servers.broker_rtt, MINUTE),
+            ("servers.answer_delay_ms", self.servers.answer_delay, MINUTE),
+            ("timeouts.setup_s", self.timeouts.setup, DAY),
+        ];
+        for (key, v, max) in limits {
+            if v > max {
+                return bad(format!("{key}: {v:?} is more than {max:?}, the most a simulated run takes"));
+            }
+        }
+        if let Some(rtt) = self.network.rtt_sweep.iter().find(|r| **r > MINUTE) {
+            return bad(format!("network.rtt_sweep_ms: {rtt:?} is more than {MINUTE:?}"));
+        }
+        if self.timeouts.setup.is_zero() {
+            return bad("timeouts.setup_s = 0: a pair needs some time to connect");
         }
         Ok(())
     }
@@ -778,6 +805,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("line 5") && e.contains("-1"), "{e}");
+    }
+
+    #[test]
+    fn hostile_numbers_are_refused_not_panicked_on() {
+        let parse =
+            |extra: &str| Scenario::parse(&format!("name = \"x\"\n{extra}")).map(|_| ()).map_err(|e| e.to_string());
+        let e = parse("[peers]\ncount = 4\narrival = { rate_per_s = 1e-300 }\n").unwrap_err();
+        assert!(e.contains("longer than a day"), "{e}");
+        let e = parse("[network]\nrtt_ms = 18446744073709551615\n[peers]\ncount = 2\n").unwrap_err();
+        assert!(e.contains("network.rtt_ms"), "{e}");
+        let e = parse("[peers]\ncount = 2\n[timeouts]\nsetup_s = 18446744073709551615\n").unwrap_err();
+        assert!(e.contains("timeouts.setup_s"), "{e}");
+        let e = parse("[network]\nrtt_sweep_ms = [20, 9999999]\n[peers]\ncount = 2\n").unwrap_err();
+        assert!(e.contains("rtt_sweep_ms"), "{e}");
+        assert!(parse("[peers]\ncount = 4\narrival = { rate_per_s = 0.5 }\n").is_ok());
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //! host the caller owns, see [`World::step`]); a signaling frame reaches the broker or a peer
 //! one signaling one-way delay after it was sent.
 //!
-//! The world does not own a clock of its own: [`World::step`] handles the next entry of the
-//! agenda and moves virtual time to it. A driver on the wall clock can step it the same way,
-//! sleeping until [`World::next_deadline`] and injecting what arrived meanwhile with
-//! [`World::send`].
+//! The world does not read a clock: [`World::step`] handles the next entry of the agenda and
+//! moves virtual time to it. A driver on the wall clock drives the same world by calling
+//! [`World::run_until`] with the wall time elapsed (everything due by then is handled, packets
+//! for hosts it owns come back to it, and virtual time stands at the wall time), injecting what
+//! arrived from outside with [`World::send`], and sleeping until [`World::next_deadline`].
+//!
+//! Randomness: the network draws loss, jitter and NAT ports from its RNG, seeded by the
+//! scenario's seed, as the broker core does for its IDs; the `rtc` stack's own randomness
+//! (certificates, ICE credentials and tie-breakers, SCTP TSNs) is not seedable, which is
+//! invisible unless a link is bandwidth-limited (DTLS records then differ in size by a byte or
+//! two from run to run, and so does their serialization time).
 
 use crate::agenda::{Agenda, Core, Event};
 use peerstorm_broker::{Broker, ConnId, ConnectParams, Output};

@@ -12,6 +12,7 @@ pub mod attr {
     pub const CHANGE_REQUEST: u16 = 0x0003;
     pub const USERNAME: u16 = 0x0006;
     pub const MESSAGE_INTEGRITY: u16 = 0x0008;
+    pub const MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
     pub const ERROR_CODE: u16 = 0x0009;
     pub const UNKNOWN_ATTRIBUTES: u16 = 0x000A;
     pub const REALM: u16 = 0x0014;
@@ -92,6 +93,19 @@ fn split_type(t: u16) -> (u16, Class) {
 }
 
 impl Message {
+    /// RFC 8489 §14.5: an agent ignores every attribute after MESSAGE-INTEGRITY except
+    /// MESSAGE-INTEGRITY-SHA256 and FINGERPRINT (they are not covered by the integrity check, so
+    /// anyone on the path could have added them). Drops them; a message without
+    /// MESSAGE-INTEGRITY is left as it is.
+    pub fn ignore_after_integrity(&mut self) {
+        let Some(at) = self.attributes.iter().position(|(t, _)| *t == attr::MESSAGE_INTEGRITY) else { return };
+        let mut k = 0;
+        self.attributes.retain(|(t, _)| {
+            k += 1;
+            k <= at + 1 || *t == attr::MESSAGE_INTEGRITY_SHA256 || *t == attr::FINGERPRINT
+        });
+    }
+
     pub fn new(method: u16, class: Class, transaction_id: [u8; 12]) -> Self {
         Self { method, class, transaction_id, attributes: Vec::new() }
     }
@@ -329,6 +343,23 @@ pub fn stream_frame_len(b: &[u8]) -> Result<Option<usize>, NotTurn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_after_message_integrity_are_ignored() {
+        let mut m = Message::new(0x0008, Class::Request, [1; 12]);
+        m.push(attr::USERNAME, b"u".to_vec());
+        m.push(attr::MESSAGE_INTEGRITY, vec![0; 20]);
+        m.push(0x0012, vec![1, 2, 3, 4]);
+        m.push(attr::MESSAGE_INTEGRITY_SHA256, vec![0; 32]);
+        m.push(attr::FINGERPRINT, vec![0; 4]);
+        m.ignore_after_integrity();
+        let kept: Vec<u16> = m.attributes.iter().map(|(t, _)| *t).collect();
+        assert_eq!(kept, [attr::USERNAME, attr::MESSAGE_INTEGRITY, attr::MESSAGE_INTEGRITY_SHA256, attr::FINGERPRINT]);
+        let mut plain = Message::new(0x0001, Class::Request, [2; 12]);
+        plain.push(0x0012, vec![1, 2, 3, 4]);
+        plain.ignore_after_integrity();
+        assert_eq!(plain.attributes.len(), 1, "no MESSAGE-INTEGRITY: nothing to ignore");
+    }
 
     #[test]
     fn tcp_streams_split_into_stun_and_padded_channel_data() {

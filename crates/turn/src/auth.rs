@@ -71,7 +71,9 @@ pub fn check_integrity(raw: &[u8], key: &[u8]) -> Option<bool> {
     None
 }
 
-/// Makes and checks nonces: `<expiry in ms, hex>-<MAC of it, hex>`.
+/// Makes and checks nonces: `<expiry in ms, hex>-<MAC of it and the client's 5-tuple, hex>`.
+/// A nonce is good only on the 5-tuple it was issued to, so a captured authenticated request
+/// replayed from another address fails the nonce check (438) instead of acting for the victim.
 #[derive(Debug, Clone)]
 pub struct Nonces {
     secret: [u8; 16],
@@ -90,17 +92,18 @@ impl Nonces {
         Self { secret }
     }
 
-    /// A nonce valid until `expires_ms` (milliseconds on the caller's clock).
-    pub fn make(&self, expires_ms: u64) -> String {
+    /// A nonce valid until `expires_ms` (milliseconds on the caller's clock) for the client
+    /// `binding` names (its 5-tuple, in any fixed encoding).
+    pub fn make(&self, expires_ms: u64, binding: &[u8]) -> String {
         let e = format!("{expires_ms:x}");
-        let mac = hmac_sha1(&self.secret, &[e.as_bytes()]);
+        let mac = hmac_sha1(&self.secret, &[e.as_bytes(), binding]);
         let tag: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
         format!("{e}-{tag}")
     }
 
-    pub fn check(&self, nonce: &str, now_ms: u64) -> NonceCheck {
+    pub fn check(&self, nonce: &str, now_ms: u64, binding: &[u8]) -> NonceCheck {
         let Some((e, tag)) = nonce.split_once('-') else { return NonceCheck::Invalid };
-        let mac = hmac_sha1(&self.secret, &[e.as_bytes()]);
+        let mac = hmac_sha1(&self.secret, &[e.as_bytes(), binding]);
         let want: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
         if want != tag {
             return NonceCheck::Invalid;
@@ -167,10 +170,11 @@ mod tests {
         assert!(Message::decode(&b).is_ok(), "FINGERPRINT is right");
         assert_eq!(check_integrity(&b, &key), Some(true));
         let n = Nonces::new([9; 16]);
-        let nonce = n.make(1000);
-        assert_eq!(n.check(&nonce, 999), NonceCheck::Valid);
-        assert_eq!(n.check(&nonce, 1000), NonceCheck::Stale);
-        assert_eq!(n.check("3e8-0000000000000000", 0), NonceCheck::Invalid);
-        assert_eq!(Nonces::new([8; 16]).check(&nonce, 0), NonceCheck::Invalid);
+        let nonce = n.make(1000, b"client a");
+        assert_eq!(n.check(&nonce, 999, b"client a"), NonceCheck::Valid);
+        assert_eq!(n.check(&nonce, 1000, b"client a"), NonceCheck::Stale);
+        assert_eq!(n.check(&nonce, 999, b"client b"), NonceCheck::Invalid, "bound to its client");
+        assert_eq!(n.check("3e8-0000000000000000", 0, b"client a"), NonceCheck::Invalid);
+        assert_eq!(Nonces::new([8; 16]).check(&nonce, 0, b"client a"), NonceCheck::Invalid);
     }
 }

@@ -67,6 +67,13 @@ impl T {
         answer(&out)
     }
 
+    /// The client moves to another 5-tuple: a new client as far as the server knows, which
+    /// starts with an unauthenticated request for a nonce of its own.
+    fn move_to(&mut self, client: &str) {
+        self.tuple.client = a(client);
+        self.nonce = None;
+    }
+
     fn advance(&mut self, secs: u64) -> Vec<Output> {
         self.now += Duration::from_secs(secs);
         self.s.handle_timeout(self.now);
@@ -112,7 +119,7 @@ fn stale_nonce_gives_438_with_a_new_nonce() {
 fn quota_and_capacity() {
     let mut t = T::new(|c| c.max_allocations_per_user = 1);
     assert!(code(&t.req(method::ALLOCATE, udp)).is_none());
-    t.tuple.client = a("203.0.113.5:40001");
+    t.move_to("203.0.113.5:40001");
     assert_eq!(code(&t.req(method::ALLOCATE, udp)), Some(486));
     struct Full;
     impl RelayPorts for Full {
@@ -209,13 +216,13 @@ fn even_port_reserves_the_next_port_for_a_token() {
     let relay = r.address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
     assert_eq!(relay.port() % 2, 0);
     let token = r.attribute(tattr::RESERVATION_TOKEN).unwrap().to_vec();
-    t.tuple.client = a("203.0.113.5:40001");
+    t.move_to("203.0.113.5:40001");
     let r = t.req(method::ALLOCATE, |m| {
         udp(m);
         m.push(tattr::RESERVATION_TOKEN, token.clone());
     });
     assert_eq!(r.address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap().port(), relay.port() + 1);
-    t.tuple.client = a("203.0.113.5:40002");
+    t.move_to("203.0.113.5:40002");
     let r = t.req(method::ALLOCATE, |m| {
         udp(m);
         m.push(tattr::RESERVATION_TOKEN, token);
@@ -284,4 +291,55 @@ fn the_retransmission_cache_is_bounded_and_keeps_no_challenges() {
     // The cache empties as its entries pass the transaction lifetime.
     t.advance(41);
     assert_eq!(t.s.cached_responses(), 0);
+}
+
+/// A captured authenticated request, replayed from other addresses (the attack that exhausted a
+/// victim's quota from 100 source ports): the nonce is bound to the victim's 5-tuple, so every
+/// replay gets 438 and allocates nothing.
+#[test]
+fn a_request_replayed_from_another_address_gets_438_and_allocates_nothing() {
+    let mut t = T::new(|_| {});
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none(), "the victim's own allocation");
+    // What the attacker captured: the victim's next authenticated Allocate.
+    let mut m = Message::new(method::ALLOCATE, Class::Request, [99; 12]);
+    udp(&mut m);
+    m.push(attr::USERNAME, b"u".to_vec());
+    m.push(attr::REALM, REALM.as_bytes().to_vec());
+    m.push(attr::NONCE, t.nonce.clone().unwrap());
+    let captured = encode_with_integrity(&m, &long_term_key("u", REALM, "p"), true);
+    for port in 50000..50020 {
+        let from = FiveTuple { client: a(&format!("192.0.2.66:{port}")), ..t.tuple };
+        t.s.handle_client(t.now, from, &captured, &mut AnyPort);
+        let r = answer(&t.outputs());
+        assert_eq!(code(&r), Some(438), "replay from {}", from.client);
+        assert!(r.attribute(attr::NONCE).is_some(), "with a nonce of the attacker's own");
+    }
+    assert_eq!(t.s.allocations(), 1, "only the victim's allocation");
+}
+
+/// RFC 8489 §14.5: what follows MESSAGE-INTEGRITY is not covered by it and is ignored. An
+/// XOR-PEER-ADDRESS appended to a signed CreatePermission must not open the relay to that peer.
+#[test]
+fn an_attribute_appended_after_message_integrity_opens_no_permission() {
+    let mut t = T::new(|_| {});
+    let relay = t.req(method::ALLOCATE, udp).address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
+    let (asked, smuggled) = (a("203.0.113.10:5000"), a("203.0.113.66:6666"));
+    let mut m = Message::new(method::CREATE_PERMISSION, Class::Request, [98; 12]);
+    m.push_address(tattr::XOR_PEER_ADDRESS, asked);
+    m.push(attr::USERNAME, b"u".to_vec());
+    m.push(attr::REALM, REALM.as_bytes().to_vec());
+    m.push(attr::NONCE, t.nonce.clone().unwrap());
+    let mut bytes = encode_with_integrity(&m, &long_term_key("u", REALM, "p"), false);
+    let mut extra = Message::new(method::CREATE_PERMISSION, Class::Request, [0; 12]);
+    extra.push_address(tattr::XOR_PEER_ADDRESS, smuggled);
+    let tlv = &extra.encode(false)[20..];
+    bytes.extend_from_slice(tlv);
+    let len = (bytes.len() - 20) as u16;
+    bytes[2..4].copy_from_slice(&len.to_be_bytes());
+    let r = answer(&t.raw(&bytes, &mut AnyPort));
+    assert!(code(&r).is_none(), "the signed part is a valid CreatePermission: {r:?}");
+    t.s.handle_peer(t.now, relay, asked, b"asked");
+    assert_eq!(t.outputs().len(), 1, "the peer the client signed for gets through");
+    t.s.handle_peer(t.now, relay, smuggled, b"smuggled");
+    assert!(t.outputs().is_empty(), "the smuggled peer has no permission");
 }

@@ -135,6 +135,13 @@ pub struct TurnServer {
 type CachedResponse = (Instant, SocketAddr, Vec<u8>);
 type CacheKey = (FiveTuple, [u8; 12]);
 
+/// What a nonce is bound to: the client's 5-tuple (RFC 8489 §9.2 leaves the nonce's content
+/// to the server; binding it to the 5-tuple makes a captured request useless elsewhere, as
+/// coturn does).
+fn nonce_binding(t: &FiveTuple) -> Vec<u8> {
+    format!("{}|{}|{:?}", t.client, t.server, t.transport).into_bytes()
+}
+
 /// An error response: code and reason.
 struct Reject(u16, &'static str);
 
@@ -212,7 +219,8 @@ impl TurnServer {
         if data.len() >= 4 && (0x40..0x80).contains(&data[0]) {
             return self.client_channel_data(now, tuple, data);
         }
-        let Ok(msg) = Message::decode(data) else { return };
+        let Ok(mut msg) = Message::decode(data) else { return };
+        msg.ignore_after_integrity();
         match (msg.class, msg.method) {
             (Class::Indication, method::SEND) => self.send_indication(now, tuple, &msg),
             (Class::Request, m) => {
@@ -322,10 +330,19 @@ impl TurnServer {
     }
 
     /// RFC 8489 §9.2.4: long-term credentials. `Ok` with the user and key, or the error response.
-    fn authenticate(&mut self, now: Instant, req: &Message, raw: &[u8]) -> Result<(String, [u8; 16]), Vec<u8>> {
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        req: &Message,
+        raw: &[u8],
+    ) -> Result<(String, [u8; 16]), Vec<u8>> {
         let realm = (attr::REALM, self.cfg.realm.as_bytes().to_vec());
-        let fresh_nonce =
-            |s: &Self| (attr::NONCE, s.nonces.make(s.ms(now) + s.cfg.nonce_lifetime.as_millis() as u64).into_bytes());
+        let binding = nonce_binding(&tuple);
+        let fresh_nonce = |s: &Self| {
+            let expires = s.ms(now) + s.cfg.nonce_lifetime.as_millis() as u64;
+            (attr::NONCE, s.nonces.make(expires, &binding).into_bytes())
+        };
         if req.attribute(attr::MESSAGE_INTEGRITY).is_none() {
             let n = fresh_nonce(self);
             return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
@@ -337,7 +354,7 @@ impl TurnServer {
         };
         let user = String::from_utf8_lossy(user).into_owned();
         let nonce = String::from_utf8_lossy(nonce).into_owned();
-        match self.nonces.check(&nonce, self.ms(now)) {
+        match self.nonces.check(&nonce, self.ms(now), &binding) {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
                 let n = fresh_nonce(self);
@@ -364,7 +381,7 @@ impl TurnServer {
         raw: &[u8],
         ports: &mut dyn RelayPorts,
     ) -> (Vec<u8>, bool) {
-        match self.authenticate(now, req, raw) {
+        match self.authenticate(now, tuple, req, raw) {
             Ok((user, key)) => (self.authenticated_request(now, tuple, req, &user, &key, ports), true),
             Err(resp) => (resp, false),
         }

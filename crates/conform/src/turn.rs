@@ -77,7 +77,12 @@ fn allocated(c: &Ctx, seed: u64) -> Result<(UdpClient, SocketAddr), Fail> {
 }
 
 fn peer(c: &Ctx) -> Result<(UdpSocket, SocketAddr), Fail> {
-    let s = c.bind("127.0.0.1:0")?;
+    peer_at(c, "127.0.0.1:0")
+}
+
+/// A peer socket on another loopback address (permissions are per IP address, RFC 8656 §9).
+fn peer_at(c: &Ctx, addr: &str) -> Result<(UdpSocket, SocketAddr), Fail> {
+    let s = c.bind(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(2))).map_err(io)?;
     let a = s.local_addr().map_err(io)?;
     Ok((s, a))
@@ -290,6 +295,56 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 Err(fail(format!("{:?}", r.error_code()), "438 with a NONCE"))
             }
         }),
+        case!(
+            "auth.5",
+            Harden,
+            "RFC 8489 §9.2, §16",
+            "an authenticated request replayed from another address is refused (nonces bound to the 5-tuple)",
+            |c: Ctx| {
+                let (mut victim, _) = allocated(&c, 15)?;
+                // What an attacker on the path captured: the victim's next signed Allocate.
+                let tid = victim.new_tid();
+                let captured =
+                    victim.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                let mut attacker = client(&c, 16)?;
+                let r = attacker.exchange(&captured, tid).map_err(io)?;
+                match r.error_code() {
+                    Some(438 | 401) => Ok(None),
+                    got => Err(fail(format!("{got:?} (None: an allocation for the attacker)"), "438 or 401")),
+                }
+            }
+        ),
+        case!(
+            "auth.6",
+            Must,
+            "RFC 8489 §14.5",
+            "an attribute appended after MESSAGE-INTEGRITY is ignored (an appended XOR-PEER-ADDRESS gets no permission)",
+            |c: Ctx| {
+                let (mut cl, relay) = allocated(&c, 17)?;
+                let (asked, asked_addr) = peer(&c)?;
+                // On another IP: a permission covers every port of its peer's address.
+                let (smuggled, smuggled_addr) = peer_at(&c, "127.0.0.2:0")?;
+                // A CreatePermission signed for one peer, then a second peer appended after
+                // MESSAGE-INTEGRITY (and no FINGERPRINT, which would have to come last).
+                let tid = cl.new_tid();
+                let mut m = Message::new(method::CREATE_PERMISSION, Class::Request, tid);
+                m.push_address(tattr::XOR_PEER_ADDRESS, asked_addr);
+                let mut bytes = cl.encode_message(&m, false);
+                let mut extra = Message::new(method::CREATE_PERMISSION, Class::Request, tid);
+                extra.push_address(tattr::XOR_PEER_ADDRESS, smuggled_addr);
+                bytes.extend_from_slice(&extra.encode(false)[20..]);
+                let len = (bytes.len() - 20) as u16;
+                bytes[2..4].copy_from_slice(&len.to_be_bytes());
+                success(&cl.exchange(&bytes, tid).map_err(io)?, "CreatePermission (its signed part)")?;
+                if peer_to_client(&mut cl, &asked, relay, b"asked")?.is_none() {
+                    return Err(fail("nothing from the peer the client signed for", "a Data indication"));
+                }
+                match peer_to_client(&mut cl, &smuggled, relay, b"smuggled")? {
+                    None => Ok(None),
+                    Some(_) => Err(fail("the smuggled peer's data reached the client", "dropped: no permission")),
+                }
+            }
+        ),
         case!(
             "alloc.1",
             Must,

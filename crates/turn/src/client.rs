@@ -109,14 +109,21 @@ impl UdpClient {
         for (t, v) in attrs {
             m.push(*t, v.clone());
         }
+        self.encode_message(&m, true)
+    }
+
+    /// Encodes `m` with credentials once a realm and nonce are known (USERNAME, REALM, NONCE,
+    /// MESSAGE-INTEGRITY), and FINGERPRINT when asked.
+    pub fn encode_message(&self, m: &Message, fingerprint: bool) -> Vec<u8> {
+        let mut m = m.clone();
         match (&self.realm, &self.nonce) {
             (Some(realm), Some(nonce)) => {
                 m.push(attr::USERNAME, self.user.as_bytes().to_vec());
                 m.push(attr::REALM, realm.as_bytes().to_vec());
                 m.push(attr::NONCE, nonce.as_bytes().to_vec());
-                encode_with_integrity(&m, &long_term_key(&self.user, realm, &self.password), true)
+                encode_with_integrity(&m, &long_term_key(&self.user, realm, &self.password), fingerprint)
             }
-            _ => m.encode(true),
+            _ => m.encode(fingerprint),
         }
     }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole peerstorm test suite. Installs what the tests need when it is missing:
 #   - Debian: chromium (browser fixtures and interop tests; never a downloaded browser),
+#     iproute2 and python3 (the lab's network namespaces and the programs run in them),
 #     tshark (checks that the simulator's pcap files are real pcap),
 #     coturn (the reference TURN server and its turnutils clients),
 #     python3-junitparser (a JUnit consumer that reads peerstorm's junit.xml)
@@ -17,6 +18,8 @@ apt_need=()
 [ -x /usr/bin/chromium ] || apt_need+=(chromium)
 command -v tshark >/dev/null || apt_need+=(tshark)
 [ -x /usr/bin/turnserver ] || apt_need+=(coturn)
+command -v ip >/dev/null || apt_need+=(iproute2)
+command -v python3 >/dev/null || apt_need+=(python3)
 /usr/bin/python3 -c 'import junitparser' 2>/dev/null || apt_need+=(python3-junitparser)
 if [ ${#apt_need[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing Debian packages: ${apt_need[*]}"

@@ -1,0 +1,218 @@
+//! The lab: real programs behind peerstorm's simulated network.
+//!
+//! Each lab host is a network namespace ([`ns`]) whose only interfaces are `lo` and one TUN
+//! device owned by this process, with the host's address and a default route into the TUN.
+//! The simulator's [`World`] runs on the wall clock: every IPv4 packet a host's kernel writes
+//! to its TUN becomes a [`Packet`] sent from that host into the simulated network (links,
+//! NATs, firewalls, the embedded servers), and every packet the world delivers to a lab host is
+//! written to that host's TUN with its headers and checksums made anew ([`ip`]). Nothing in a
+//! lab namespace can reach anything outside the lab: the TUN is its only way out, and the
+//! other end of it is the simulation.
+//!
+//! The call loop: handle everything due by the wall time ([`World::run_until`]), write what
+//! reached lab hosts, then wait for the next packet from a TUN or the world's next deadline.
+//!
+//! Carried today: IPv4 UDP. TCP, multicast and ICMP are counted and dropped.
+
+pub mod ip;
+pub mod ns;
+
+use ns::{Namespace, NsError};
+use peerstorm_broker::{Broker, Config};
+use peerstorm_netsim::{HostId, LinkConfig, Network, SegmentId};
+use peerstorm_runner::World;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a lab could not be built or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    #[error(transparent)]
+    Namespace(#[from] NsError),
+    #[error("creating the TUN device {name}: {err} (the lab needs root and /dev/net/tun)")]
+    Tun { name: String, err: std::io::Error },
+    #[error("the lab's event loop: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    World(#[from] peerstorm_runner::SimError),
+}
+
+/// A host to be: where it sits on the simulated network and what it is called.
+#[derive(Debug)]
+struct Planned {
+    label: String,
+    host: HostId,
+    ip: Ipv4Addr,
+}
+
+/// Lays out a lab: the simulated network (segments, routers with NATs, servers) and the hosts
+/// that are namespaces.
+#[derive(Debug)]
+pub struct LabBuilder {
+    net: Network,
+    planned: Vec<Planned>,
+}
+
+impl LabBuilder {
+    pub fn new(seed: u64) -> Self {
+        Self { net: Network::new(seed), planned: Vec::new() }
+    }
+
+    /// The simulated network, to add segments and routers.
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// A lab host: a namespace at `ip` on `segment`, behind `link`.
+    pub fn add_host(&mut self, label: &str, segment: SegmentId, ip: Ipv4Addr, link: LinkConfig) -> HostId {
+        let host = self.net.add_host(label, segment, &[ip], link);
+        self.planned.push(Planned { label: label.to_string(), host, ip });
+        host
+    }
+
+    /// Makes the namespaces and their TUN devices. Half-built labs are not left behind: what
+    /// was made is removed when this fails.
+    pub fn build(self) -> Result<Lab, LabError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut hosts = BTreeMap::new();
+        for (k, p) in self.planned.iter().enumerate() {
+            let ns = Namespace::create(&p.label)?;
+            let name = format!("pst{}x{k}", std::process::id() % 100_000);
+            let dev = rt
+                .block_on(async { tun_rs::DeviceBuilder::new().name(&name).mtu(1500).build_async() })
+                .map_err(|err| LabError::Tun { name: name.clone(), err })?;
+            // Made in this namespace, then moved: the file descriptor stays ours.
+            ns::ip(&["link", "set", "dev", &name, "netns", ns.name()])?;
+            ns.ip(&["addr", "add", &format!("{}/32", p.ip), "dev", &name])?;
+            ns.ip(&["link", "set", &name, "up"])?;
+            ns.ip(&["route", "add", "default", "dev", &name])?;
+            hosts.insert(p.host, LabHost { ns, dev: Arc::new(dev), ip: p.ip });
+        }
+        let world = World::new(self.net, Duration::ZERO, |base| Broker::new(Config::default(), base, 1));
+        Ok(Lab { rt, world, hosts, stats: LabStats::default() })
+    }
+}
+
+/// A lab host: its namespace and the TUN device that is its only way out.
+struct LabHost {
+    ns: Namespace,
+    dev: Arc<tun_rs::AsyncDevice>,
+    ip: Ipv4Addr,
+}
+
+impl std::fmt::Debug for LabHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabHost").field("ns", &self.ns).field("ip", &self.ip).finish()
+    }
+}
+
+/// What the lab carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabStats {
+    /// Packets read from the hosts' TUN devices and sent into the simulated network.
+    pub into_network: u64,
+    /// Packets the network delivered to lab hosts and written to their TUN devices.
+    pub out_of_network: u64,
+    /// Packets not carried, by reason (`IP protocol 6 is not carried yet`, ...).
+    pub skipped: BTreeMap<String, u64>,
+}
+
+/// A running lab: the namespaces exist until it is dropped.
+#[derive(Debug)]
+pub struct Lab {
+    rt: tokio::runtime::Runtime,
+    world: World,
+    hosts: BTreeMap<HostId, LabHost>,
+    stats: LabStats,
+}
+
+impl Lab {
+    /// The namespace of a lab host.
+    pub fn namespace(&self, host: HostId) -> Option<&str> {
+        self.hosts.get(&host).map(|h| h.ns.name())
+    }
+
+    /// A command that runs `program` inside a lab host's namespace.
+    pub fn command(&self, host: HostId, program: &str) -> Option<Command> {
+        self.hosts.get(&host).map(|h| h.ns.command(program))
+    }
+
+    pub fn stats(&self) -> &LabStats {
+        &self.stats
+    }
+
+    /// Forwards between the hosts and the simulated network for `d` of wall time.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), LabError> {
+        let Lab { rt, world, hosts, stats } = self;
+        rt.block_on(forward(world, hosts, stats, Instant::now() + d))
+    }
+}
+
+async fn forward(
+    world: &mut World,
+    hosts: &BTreeMap<HostId, LabHost>,
+    stats: &mut LabStats,
+    end: Instant,
+) -> Result<(), LabError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(HostId, Vec<u8>)>(4096);
+    let mut readers = tokio::task::JoinSet::new();
+    for (&host, h) in hosts {
+        let (dev, tx) = (h.dev.clone(), tx.clone());
+        readers.spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok(n) = dev.recv(&mut buf).await {
+                if tx.send((host, buf[..n].to_vec())).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let base = world.base();
+    let mut out = Vec::new();
+    let result = loop {
+        // Everything due by now, then what reached lab hosts onto their TUN devices.
+        let now = Instant::now().saturating_duration_since(base);
+        if let Err(e) = world.run_until(now.max(world.now()), |_, d| {
+            out.push(d);
+            peerstorm_netsim::Flow::Continue
+        }) {
+            break Err(e.into());
+        }
+        for d in out.drain(..) {
+            let (Some(h), Some(bytes)) = (hosts.get(&d.host), ip::emit(&d.pkt)) else { continue };
+            if h.dev.send(&bytes).await.is_ok() {
+                stats.out_of_network += 1;
+            }
+        }
+        if Instant::now() >= end {
+            break Ok(());
+        }
+        let wake = world.next_deadline().map_or(end, |t| (base + t).min(end));
+        tokio::select! {
+            got = rx.recv() => {
+                let Some((host, bytes)) = got else { break Ok(()) };
+                match ip::parse(&bytes) {
+                    Ok(pkt) => {
+                        let now = Instant::now().saturating_duration_since(base);
+                        if let Err(e) = world.run_until(now.max(world.now()), |_, d| {
+                            out.push(d);
+                            peerstorm_netsim::Flow::Continue
+                        }) {
+                            break Err(e.into());
+                        }
+                        world.send(host, pkt);
+                        stats.into_network += 1;
+                    }
+                    Err(why) => *stats.skipped.entry(why.to_string()).or_default() += 1,
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+        }
+    };
+    readers.abort_all();
+    result
+}

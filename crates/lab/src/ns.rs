@@ -1,0 +1,80 @@
+//! Network namespaces for lab hosts, made and removed with iproute2 (`ip netns`). A
+//! [`Namespace`] is deleted when dropped, with everything in it (its TUN device included); the
+//! names carry the lab's process ID so `peerstorm lab clean` can find what a killed run left.
+
+use std::process::{Command, Output};
+
+/// Every lab namespace's name starts with this.
+pub const PREFIX: &str = "psl";
+
+/// Why the lab could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NsError {
+    #[error("`{cmd}` could not run: {err} (the lab needs iproute2's `ip` and root)")]
+    Spawn { cmd: String, err: std::io::Error },
+    #[error("`{cmd}` failed: {stderr}")]
+    Failed { cmd: String, stderr: String },
+}
+
+/// Runs `ip ARGS`, turning a failure into an error that shows the command and what it said.
+pub fn ip(args: &[&str]) -> Result<Output, NsError> {
+    let cmd = format!("ip {}", args.join(" "));
+    let out = Command::new("ip").args(args).output().map_err(|err| NsError::Spawn { cmd: cmd.clone(), err })?;
+    if !out.status.success() {
+        return Err(NsError::Failed { cmd, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(out)
+}
+
+/// A network namespace that exists while this value does.
+#[derive(Debug)]
+pub struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    /// `psl-<pid>-<label>`; `label` is short and made of `[a-z0-9-]`.
+    pub fn create(label: &str) -> Result<Self, NsError> {
+        let name = format!("{PREFIX}-{}-{label}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let ns = Namespace { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NAME ARGS`.
+    pub fn ip(&self, args: &[&str]) -> Result<Output, NsError> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// The lab namespaces that exist now (this process's and any other's).
+pub fn existing() -> Result<Vec<String>, NsError> {
+    let out = ip(&["netns", "list"])?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{PREFIX}-")))
+        .map(str::to_string)
+        .collect())
+}

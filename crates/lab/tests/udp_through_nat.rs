@@ -1,0 +1,109 @@
+//! Real programs in network namespaces talk UDP through the simulated network on the wall
+//! clock: a client behind a port-restricted NAT and a public echo server, each a Python program
+//! in its own namespace whose only way out is peerstorm's TUN device.
+
+use peerstorm_lab::LabBuilder;
+use peerstorm_netsim::{Firewall, LinkConfig, NatConfig, RouterSpec};
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+use std::time::Duration;
+
+const SERVER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7))
+s.settimeout(20)
+seen = set()
+try:
+    while True:
+        data, addr = s.recvfrom(2048)
+        if addr not in seen:
+            seen.add(addr)
+            print("%s:%d" % addr, flush=True)
+        s.sendto(data, addr)
+except socket.timeout:
+    pass
+"#;
+
+const CLIENT: &str = r#"
+import json, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+rtts = []
+for i in range(20):
+    t = time.monotonic()
+    s.sendto(b"ping %d" % i, ("198.51.100.20", 7))
+    try:
+        data, _ = s.recvfrom(2048)
+        if data == b"ping %d" % i:
+            rtts.append((time.monotonic() - t) * 1000)
+    except socket.timeout:
+        pass
+    time.sleep(0.05)
+print(json.dumps({"rtts": rtts, "local": "%s:%d" % s.getsockname()}))
+"#;
+
+#[test]
+fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
+    let mut b = LabBuilder::new(1);
+    let net = b.network_mut();
+    let internet = net.add_segment("internet");
+    let home = net.add_segment("home");
+    net.add_router(RouterSpec {
+        inside: home,
+        outside: internet,
+        inside_ip: Ipv4Addr::new(10, 0, 0, 1),
+        external_ips: vec![Ipv4Addr::new(203, 0, 113, 1)],
+        nat: NatConfig::default(),
+        firewall: Firewall::default(),
+        outside_link: LinkConfig::default(),
+    });
+    // 10 ms each way on each access link: 40 ms round trip.
+    let client = b.add_host("client", home, Ipv4Addr::new(10, 0, 0, 2), LinkConfig::latency(10));
+    let server = b.add_host("server", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(10));
+    let mut lab = b.build().expect("the lab needs root, iproute2 and /dev/net/tun; scripts/test.sh runs as root");
+    let names: Vec<String> = [client, server].iter().map(|h| lab.namespace(*h).unwrap().to_string()).collect();
+
+    let srv = lab.command(server, "python3").unwrap().args(["-c", SERVER]).stdout(Stdio::piped()).spawn().unwrap();
+    let cli = lab.command(client, "python3").unwrap().args(["-c", CLIENT]).stdout(Stdio::piped()).spawn().unwrap();
+    // The forwarder runs while the programs do (the client needs about 2 s).
+    lab.run_for(Duration::from_secs(5)).unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("client said: {}", String::from_utf8_lossy(&out.stdout));
+    });
+    let mut rtts: Vec<f64> = report["rtts"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(rtts.len(), 20, "every ping echoed (the links are lossless): {report}");
+    rtts.sort_by(f64::total_cmp);
+    let p50 = rtts[10];
+    eprintln!("UDP echo through the lab: p50 {p50:.2} ms, min {:.2}, max {:.2}", rtts[0], rtts[19]);
+    assert!((40.0..=46.0).contains(&p50), "p50 RTT {p50:.2} ms for a configured 40 ms");
+    assert!(rtts[0] >= 40.0, "no packet beats the configured latency: {:.2}", rtts[0]);
+
+    // The server saw the NAT's address, never the client's private one.
+    let local_port: u16 = report["local"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let stats = lab.stats().clone();
+    assert!(stats.into_network >= 40 && stats.out_of_network >= 40, "{stats:?}");
+    drop(lab);
+    let seen = srv.wait_with_output_after_kill();
+    assert!(
+        !seen.is_empty() && seen.iter().all(|a| a.starts_with("203.0.113.1:")),
+        "the server saw {seen:?}; the client was 10.0.0.2:{local_port}"
+    );
+    // Dropping the lab removed its namespaces.
+    let left = peerstorm_lab::ns::existing().unwrap();
+    assert!(names.iter().all(|n| !left.contains(n)), "left behind: {left:?}");
+}
+
+trait KillAndRead {
+    fn wait_with_output_after_kill(self) -> Vec<String>;
+}
+
+impl KillAndRead for std::process::Child {
+    /// The addresses the server printed (one per new source), once it is stopped.
+    fn wait_with_output_after_kill(mut self) -> Vec<String> {
+        let _ = self.kill();
+        let out = self.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+}

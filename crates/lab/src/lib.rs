@@ -21,6 +21,7 @@ use ns::{Namespace, NsError};
 use peerstorm_broker::{Broker, Config};
 use peerstorm_netsim::{HostId, LinkConfig, Network, SegmentId};
 use peerstorm_runner::World;
+use peerstorm_turn::{TurnConfig, TurnServer};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -55,11 +56,23 @@ struct Planned {
 pub struct LabBuilder {
     net: Network,
     planned: Vec<Planned>,
+    turn: Option<(HostId, TurnConfig)>,
 }
 
 impl LabBuilder {
     pub fn new(seed: u64) -> Self {
-        Self { net: Network::new(seed), planned: Vec::new() }
+        Self { net: Network::new(seed), planned: Vec::new(), turn: None }
+    }
+
+    /// Makes `host`, already on the network (e.g. behind a NAT preset's routers), a lab host.
+    pub fn adopt(&mut self, label: &str, host: HostId, ip: Ipv4Addr) {
+        self.planned.push(Planned { label: label.to_string(), host, ip });
+    }
+
+    /// Runs peerstorm's STUN/TURN core on `host` (a simulated host with every address `cfg`
+    /// listens on), as in the simulator.
+    pub fn add_turn(&mut self, host: HostId, cfg: TurnConfig) {
+        self.turn = Some((host, cfg));
     }
 
     /// The simulated network, to add segments and routers.
@@ -92,7 +105,11 @@ impl LabBuilder {
             ns.ip(&["route", "add", "default", "dev", &name])?;
             hosts.insert(p.host, LabHost { ns, dev: Arc::new(dev), ip: p.ip });
         }
-        let world = World::new(self.net, Duration::ZERO, |base| Broker::new(Config::default(), base, 1));
+        let mut world = World::new(self.net, Duration::ZERO, |base| Broker::new(Config::default(), base, 1));
+        if let Some((host, cfg)) = self.turn {
+            let core = TurnServer::new(cfg, world.base(), [5; 16]);
+            world.add_turn(host, core, Duration::ZERO);
+        }
         Ok(Lab { rt, world, hosts, stats: LabStats::default() })
     }
 }
@@ -147,8 +164,14 @@ impl Lab {
 
     /// Forwards between the hosts and the simulated network for `d` of wall time.
     pub fn run_for(&mut self, d: Duration) -> Result<(), LabError> {
+        self.run_until(d, || false).map(|_| ())
+    }
+
+    /// Forwards until `done()` says so (asked at least every 50 ms) or `max` has passed;
+    /// returns whether `done` ended it.
+    pub fn run_until(&mut self, max: Duration, mut done: impl FnMut() -> bool) -> Result<bool, LabError> {
         let Lab { rt, world, hosts, stats } = self;
-        rt.block_on(forward(world, hosts, stats, Instant::now() + d))
+        rt.block_on(forward(world, hosts, stats, Instant::now() + max, &mut done))
     }
 }
 
@@ -157,7 +180,8 @@ async fn forward(
     hosts: &BTreeMap<HostId, LabHost>,
     stats: &mut LabStats,
     end: Instant,
-) -> Result<(), LabError> {
+    done: &mut dyn FnMut() -> bool,
+) -> Result<bool, LabError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(HostId, Vec<u8>)>(4096);
     let mut readers = tokio::task::JoinSet::new();
     for (&host, h) in hosts {
@@ -188,13 +212,17 @@ async fn forward(
                 stats.out_of_network += 1;
             }
         }
-        if Instant::now() >= end {
-            break Ok(());
+        if done() {
+            break Ok(true);
         }
-        let wake = world.next_deadline().map_or(end, |t| (base + t).min(end));
+        if Instant::now() >= end {
+            break Ok(false);
+        }
+        let poll = Instant::now() + Duration::from_millis(50);
+        let wake = world.next_deadline().map_or(end, |t| (base + t).min(end)).min(poll);
         tokio::select! {
             got = rx.recv() => {
-                let Some((host, bytes)) = got else { break Ok(()) };
+                let Some((host, bytes)) = got else { break Ok(false) };
                 match ip::parse(&bytes) {
                     Ok(pkt) => {
                         let now = Instant::now().saturating_duration_since(base);

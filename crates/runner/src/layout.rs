@@ -93,7 +93,8 @@ pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
 }
 
 /// How NATs are laid out beyond each peer's own preset.
-struct Layout {
+#[derive(Debug, Clone)]
+pub struct Layout {
     /// Every NAT layer hairpins (RFC 4787 §6) or none does.
     hairpinning: bool,
     /// The carrier segment all `cgnat` peers share, once its carrier NAT exists.
@@ -101,8 +102,16 @@ struct Layout {
     share_cgnat: bool,
 }
 
-/// Puts peer `i` on the network behind `preset`'s NAT layers; returns its host and address.
-fn place_peer(
+impl Layout {
+    pub fn new(hairpinning: bool, share_cgnat: bool) -> Self {
+        Self { hairpinning, shared_carrier: None, share_cgnat }
+    }
+}
+
+/// Puts peer `i` on the network behind `preset`'s NAT layers (its own home segment, a carrier
+/// segment for `cgnat`); returns its host and address. Peer `i`'s public address is
+/// 198.18.x.y, its private one 10.x.y.z.
+pub fn place_peer(
     net: &mut Network,
     internet: SegmentId,
     i: usize,
@@ -209,8 +218,7 @@ impl ScenarioWorld {
         let n = s.peers.count;
         let presets = assign_presets(s);
         let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
-        let mut layout =
-            Layout { hairpinning: s.network.hairpinning, shared_carrier: None, share_cgnat: s.network.shared_cgnat };
+        let mut layout = Layout::new(s.network.hairpinning, s.network.shared_cgnat);
         let placed: Vec<(HostId, Ipv4Addr)> = presets
             .iter()
             .enumerate()

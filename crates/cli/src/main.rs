@@ -5,6 +5,7 @@ mod bench_turn;
 mod children;
 mod conform;
 mod inspect;
+mod lab;
 mod live;
 mod nat;
 mod peer_cmd;
@@ -104,6 +105,10 @@ peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T10150
     /// Simulated NATs: check a NAT type with RFC 5780 discovery.
     #[command(subcommand)]
     Nat(nat::Nat),
+    /// The lab (real programs in network namespaces behind the simulated network): clean up
+    /// after a killed run.
+    #[command(subcommand)]
+    Lab(lab::Lab),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +131,7 @@ fn main() -> ExitCode {
         Command::Serve(s) => serve::run(s),
         Command::Bench(b) => bench::run(b),
         Command::Nat(n) => nat::run(n),
+        Command::Lab(l) => lab::run(l),
     };
     match result {
         Ok(code) => ExitCode::from(code),

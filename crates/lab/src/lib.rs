@@ -12,7 +12,8 @@
 //! The call loop: handle everything due by the wall time ([`World::run_until`]), write what
 //! reached lab hosts, then wait for the next packet from a TUN or the world's next deadline.
 //!
-//! Carried today: IPv4 UDP. TCP, multicast and ICMP are counted and dropped.
+//! Carried today: IPv4 UDP and TCP (the simulated network models TCP segments as delivered in
+//! order, so the kernels' TCP sees delay but no loss). Multicast and ICMP are counted and dropped.
 
 pub mod ip;
 pub mod ns;
@@ -27,6 +28,9 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The lab hosts' MTU.
+pub const LAB_MTU: u16 = 1400;
 
 /// Why a lab could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +99,10 @@ impl LabBuilder {
         for (k, p) in self.planned.iter().enumerate() {
             let ns = Namespace::create(&p.label)?;
             let name = format!("pst{}x{k}", std::process::id() % 100_000);
+            // Below netsim's 1,500-byte link MTU with room for how it counts headers, so no
+            // packet a host sends is dropped for its size.
             let dev = rt
-                .block_on(async { tun_rs::DeviceBuilder::new().name(&name).mtu(1500).build_async() })
+                .block_on(async { tun_rs::DeviceBuilder::new().name(&name).mtu(LAB_MTU).build_async() })
                 .map_err(|err| LabError::Tun { name: name.clone(), err })?;
             // Made in this namespace, then moved: the file descriptor stays ours.
             ns::ip(&["link", "set", "dev", &name, "netns", ns.name()])?;

@@ -62,10 +62,52 @@ impl Namespace {
     }
 }
 
+impl Namespace {
+    /// The processes running in the namespace.
+    pub fn pids(&self) -> Vec<u32> {
+        pids_in(&self.name)
+    }
+}
+
+fn pids_in(name: &str) -> Vec<u32> {
+    ip(&["netns", "pids", name])
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Stops every process in namespace `name` (they were started there by the lab), then deletes
+/// it. Deleting a namespace alone would leave its processes running, holding it alive.
+fn remove(name: &str) {
+    for _ in 0..20 {
+        let pids = pids_in(name);
+        if pids.is_empty() {
+            break;
+        }
+        let _ = Command::new("kill").arg("-KILL").args(pids.iter().map(u32::to_string)).output();
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = ip(&["netns", "del", name]);
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
+        remove(&self.name);
     }
+}
+
+/// Removes lab namespaces whose lab process is gone (a run that was killed), with whatever
+/// still runs in them; returns their names. Namespaces of running labs are left alone.
+pub fn clean() -> Result<Vec<String>, NsError> {
+    let mut removed = Vec::new();
+    for name in existing()? {
+        let owner = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            remove(&name);
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 /// The lab namespaces that exist now (this process's and any other's).

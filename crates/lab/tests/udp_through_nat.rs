@@ -110,3 +110,82 @@ impl KillAndRead for std::process::Child {
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
 }
+
+const TCP_SERVER: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen(1)
+s.settimeout(10)
+c, addr = s.accept()
+print("%s:%d" % addr, flush=True)
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    c.sendall(d)
+c.close()
+"#;
+
+const TCP_CLIENT: &str = r#"
+import hashlib, socket
+data = bytes(range(256)) * 800
+c = socket.create_connection(("198.51.100.20", 8080), timeout=10)
+c.sendall(data)
+c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    got += d
+print(len(got), hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest())
+"#;
+
+#[test]
+fn tcp_through_a_nat_carries_200_kb_both_ways_intact() {
+    let mut b = LabBuilder::new(2);
+    let net = b.network_mut();
+    let internet = net.add_segment("internet");
+    let home = net.add_segment("home");
+    net.add_router(RouterSpec {
+        inside: home,
+        outside: internet,
+        inside_ip: Ipv4Addr::new(10, 0, 0, 1),
+        external_ips: vec![Ipv4Addr::new(203, 0, 113, 1)],
+        nat: NatConfig::default(),
+        firewall: Firewall::default(),
+        outside_link: LinkConfig::default(),
+    });
+    let client = b.add_host("tclient", home, Ipv4Addr::new(10, 0, 0, 2), LinkConfig::latency(5));
+    let server = b.add_host("tserver", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(5));
+    let mut lab = b.build().expect("the lab needs root, iproute2 and /dev/net/tun");
+    let srv = lab.command(server, "python3").unwrap().args(["-c", TCP_SERVER]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cli =
+        lab.command(client, "python3").unwrap().args(["-c", TCP_CLIENT]).stdout(Stdio::piped()).spawn().unwrap();
+    let done = lab.run_until(Duration::from_secs(20), || cli.try_wait().is_ok_and(|s| s.is_some())).unwrap();
+    assert!(done, "the client finished within 20 s");
+    let out = String::from_utf8_lossy(&cli.wait_with_output().unwrap().stdout).trim().to_string();
+    assert_eq!(out, "204800 True", "every byte back, in order");
+    let seen = srv.wait_with_output_after_kill();
+    assert!(seen.first().is_some_and(|a| a.starts_with("203.0.113.1:")), "the server saw {seen:?}");
+}
+
+#[test]
+fn a_dropped_lab_stops_what_runs_in_it_and_removes_its_namespaces() {
+    let mut b = LabBuilder::new(3);
+    let internet = b.network_mut().add_segment("internet");
+    let host = b.add_host("sleeper", internet, Ipv4Addr::new(198, 51, 100, 30), LinkConfig::default());
+    let lab = b.build().unwrap();
+    let name = lab.namespace(host).unwrap().to_string();
+    let mut child = lab.command(host, "sleep").unwrap().arg("600").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(lab);
+    // The program was killed (not left running, holding the namespace alive) ...
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "sleep 600 was stopped: {status:?}");
+    // ... and the namespace is gone.
+    assert!(!peerstorm_lab::ns::existing().unwrap().contains(&name));
+}

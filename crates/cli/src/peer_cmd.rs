@@ -58,6 +58,10 @@ pub struct PeerArgs {
     /// DataConnections this peer can hold (one UDP socket each).
     #[arg(long, default_value_t = 8)]
     max_connections: usize,
+    /// The address to bind the peer's UDP sockets to: its host candidates (e.g. its address in
+    /// a lab host). A specific address, not 0.0.0.0.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    bind: std::net::IpAddr,
 }
 
 fn resolve(what: &str, s: &str) -> Result<SocketAddr> {
@@ -65,6 +69,10 @@ fn resolve(what: &str, s: &str) -> Result<SocketAddr> {
 }
 
 pub fn run(a: &PeerArgs) -> Result<u8> {
+    if a.bind.is_unspecified() {
+        eprintln!("peerstorm: --bind {}: give the specific address the host candidates should carry", a.bind);
+        return Ok(crate::EXIT_HARNESS);
+    }
     let broker = resolve("--broker", &a.broker)?;
     let ice = match a.ice.as_str() {
         "trickle" => IceMode::Trickle,
@@ -105,14 +113,14 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     let n = if a.connect.is_some() { 1 } else { a.max_connections.max(1) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let peer = rt.block_on(async {
-        let sockets = peerstorm_live::fullstack::bind([127, 0, 0, 1].into(), n).await?;
+        let sockets = peerstorm_live::fullstack::bind(a.bind, n).await?;
         let base = PeerConfig {
             id: String::new(),
             token: String::new(),
             connect: Vec::new(),
             accept: Vec::new(),
             ice,
-            host: SocketAddr::from(([127, 0, 0, 1], 0)),
+            host: SocketAddr::new(a.bind, 0),
             sockets: Vec::new(),
             heartbeat: Duration::from_secs(5),
             workload,

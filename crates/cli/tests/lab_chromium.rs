@@ -58,8 +58,27 @@ fn page(lab: &Lab, host: HostId, id: &str, connect: Option<&str>) -> std::proces
     c
 }
 
+/// Who offers: a Chromium page, or peerstorm's virtual peer (`peerstorm peer`).
+#[derive(Clone, Copy, PartialEq)]
+enum Offerer {
+    Chromium,
+    Virtual,
+}
+
+fn virtual_peer(lab: &Lab, host: HostId, ip: Ipv4Addr, connect: &str) -> std::process::Command {
+    let mut c = lab.command(host, env!("CARGO_BIN_EXE_peerstorm")).unwrap();
+    c.args(["peer", "--broker", BROKER, "--id", "lab-v", "--connect", connect, "--bind", &ip.to_string()])
+        .args(["--stun", "198.51.100.1:3478", "--turn", "198.51.100.1:3478", "--turn-user", "test:test"])
+        .args(["--turn-realm", "lab", "--messages", "3", "--for", "40"]);
+    c
+}
+
 /// The offerer's and the answerer's results for a pair behind `a` (offerer) and `b`.
 fn pair(a: Preset, b: Preset) -> (serde_json::Value, serde_json::Value) {
+    pair_with(Offerer::Chromium, a, b)
+}
+
+fn pair_with(kind: Offerer, a: Preset, b: Preset) -> (serde_json::Value, serde_json::Value) {
     let mut lb = LabBuilder::new(11);
     let net = lb.network_mut();
     let internet = net.add_segment("internet");
@@ -82,7 +101,10 @@ fn pair(a: Preset, b: Preset) -> (serde_json::Value, serde_json::Value) {
     assert!(lab.run_until(Duration::from_secs(10), || has(&broker_out, "peerstorm broker listening")).unwrap());
     let (mut answerer, b_out) = spawn_lines(page(&lab, hb, "lab-b", None));
     assert!(lab.run_until(Duration::from_secs(30), || has(&b_out, "open")).unwrap(), "the answerer joined");
-    let (mut offerer, a_out) = spawn_lines(page(&lab, ha, "lab-a", Some("lab-b")));
+    let (mut offerer, a_out) = match kind {
+        Offerer::Chromium => spawn_lines(page(&lab, ha, "lab-a", Some("lab-b"))),
+        Offerer::Virtual => spawn_lines(virtual_peer(&lab, ha, ipa, "lab-b")),
+    };
     let done = |c: &mut Child| c.try_wait().is_ok_and(|s| s.is_some());
     lab.run_until(Duration::from_secs(60), || done(&mut offerer) && done(&mut answerer)).unwrap();
     // Dropping the lab stops the broker and anything still running in it.
@@ -102,4 +124,19 @@ fn chromium_pairs_meet_through_turn_behind_symmetric_nats_and_directly_behind_co
     eprintln!("full-cone -> open: {a}\n  answerer {b}");
     assert_eq!(a["ok"], true, "the echo came back: {a}");
     assert!(!relay(&a), "full-cone ↔ open meet directly: {a}");
+}
+
+/// peerstorm's virtual peer (the rtc stack) in a lab host behind a port-restricted NAT opens a
+/// DataConnection to Chromium behind a full-cone NAT and runs its echo workload: the mixed
+/// setup the browser profile is calibrated with.
+#[test]
+fn a_virtual_peer_and_chromium_meet_behind_nats() {
+    let (v, c) = pair_with(Offerer::Virtual, Preset::PortRestricted, Preset::FullCone);
+    eprintln!("virtual (port-restricted) -> chromium (full-cone): {v}\n  chromium {c}");
+    let m = &v["milestones"];
+    assert!(m["failure"].is_null(), "{v}");
+    assert!(m["at"]["workload_done"].as_f64().is_some(), "three messages echoed by Chromium: {v}");
+    assert_eq!(c["ok"], true, "{c}");
+    let selected: Vec<&str> = m["selected"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(!selected.contains(&"relay"), "cone NATs meet directly: {selected:?}");
 }

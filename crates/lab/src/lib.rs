@@ -13,7 +13,8 @@
 //! reached lab hosts, then wait for the next packet from a TUN or the world's next deadline.
 //!
 //! Carried today: IPv4 UDP and TCP (the simulated network models TCP segments as delivered in
-//! order, so the kernels' TCP sees delay but no loss). Multicast and ICMP are counted and dropped.
+//! order, so the kernels' TCP sees delay but no loss), multicast within a segment (mDNS works
+//! between hosts on one LAN, not across a NAT). ICMP is counted and dropped.
 
 pub mod ip;
 pub mod ns;
@@ -107,7 +108,8 @@ impl LabBuilder {
             // Made in this namespace, then moved: the file descriptor stays ours.
             ns::ip(&["link", "set", "dev", &name, "netns", ns.name()])?;
             ns.ip(&["addr", "add", &format!("{}/32", p.ip), "dev", &name])?;
-            ns.ip(&["link", "set", &name, "up"])?;
+            // Multicast on, so mDNS (224.0.0.251) reaches the hosts of the same segment.
+            ns.ip(&["link", "set", &name, "multicast", "on", "up"])?;
             ns.ip(&["route", "add", "default", "dev", &name])?;
             hosts.insert(p.host, LabHost { ns, dev: Arc::new(dev), ip: p.ip });
         }

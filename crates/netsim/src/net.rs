@@ -271,6 +271,9 @@ impl Network {
         if let Some(c) = self.ifaces[from.0 as usize].capture {
             self.captures[c].record(now, pkt.proto, pkt.src, pkt.dst, &pkt.payload);
         }
+        if pkt.dst.ip().is_multicast() {
+            return self.multicast(q, now, from, pkt);
+        }
         let seg = &self.segments[self.ifaces[from.0 as usize].segment.0 as usize];
         let to = match seg.by_ip.get(pkt.dst.ip()) {
             Some(&t) => t,
@@ -291,6 +294,39 @@ impl Network {
                         self.enter_down(q, now, t, to, pkt.clone());
                     }
                     self.enter_down(q, now, last, to, pkt);
+                }
+            }
+        }
+        self.scratch = up;
+    }
+
+    /// Multicast stays on its segment: one transmission on the sender's uplink, and a copy down
+    /// to every other host on the segment. Routers forward no multicast (RFC 5771's local
+    /// network control block, mDNS's 224.0.0.251 among it, is never forwarded anyway), so mDNS
+    /// works between hosts on one LAN and not across a NAT, as in life.
+    fn multicast(&mut self, q: &mut impl Schedule<NetEvent>, now: Duration, from: IfaceId, pkt: Packet) {
+        let seg = self.ifaces[from.0 as usize].segment;
+        let mut to: Vec<IfaceId> = self.segments[seg.0 as usize]
+            .by_ip
+            .values()
+            .copied()
+            .filter(|&i| i != from && matches!(self.ifaces[i.0 as usize].owner, Owner::Host(_)))
+            .collect();
+        // Ordered, and once per host however many addresses it has.
+        to.sort_unstable();
+        to.dedup();
+        if to.is_empty() {
+            return self.drop(Drop::NoRoute);
+        }
+        let size = pkt.payload.len() + HEADER_BYTES;
+        let mut up = std::mem::take(&mut self.scratch);
+        match self.ifaces[from.0 as usize].up.transmit(now, size, false, &mut self.rng, &mut up) {
+            Err(e) => self.drop(Drop::Link(e)),
+            Ok(()) => {
+                for &t in &up {
+                    for &target in &to {
+                        self.enter_down(q, now, t, target, pkt.clone());
+                    }
                 }
             }
         }

@@ -79,14 +79,28 @@ fn pair(a: Preset, b: Preset) -> (serde_json::Value, serde_json::Value) {
 }
 
 fn pair_with(kind: Offerer, a: Preset, b: Preset) -> (serde_json::Value, serde_json::Value) {
+    run_pair(kind, |net, internet| {
+        let mut layout = Layout::new(true, false);
+        // 15 ms each way on each access link, 5 ms to the servers.
+        let pa = place_peer(net, internet, 1, a, &LinkConfig::latency(15), &mut layout);
+        let pb = place_peer(net, internet, 2, b, &LinkConfig::latency(15), &mut layout);
+        (pa, pb)
+    })
+}
+
+type Placed = (HostId, Ipv4Addr);
+
+/// A lab with the STUN/TURN core, the broker and two hosts that `place` puts on the network;
+/// the offerer (`kind`) on the first, a Chromium answerer on the second.
+fn run_pair(
+    kind: Offerer,
+    place: impl FnOnce(&mut peerstorm_netsim::Network, peerstorm_netsim::SegmentId) -> (Placed, Placed),
+) -> (serde_json::Value, serde_json::Value) {
     let mut lb = LabBuilder::new(11);
     let net = lb.network_mut();
     let internet = net.add_segment("internet");
     let stun = net.add_host("stun", internet, &[Ipv4Addr::new(198, 51, 100, 1)], LinkConfig::latency(5));
-    let mut layout = Layout::new(true, false);
-    // 15 ms each way on each access link, 5 ms to the servers.
-    let (ha, ipa) = place_peer(net, internet, 1, a, &LinkConfig::latency(15), &mut layout);
-    let (hb, ipb) = place_peer(net, internet, 2, b, &LinkConfig::latency(15), &mut layout);
+    let ((ha, ipa), (hb, ipb)) = place(net, internet);
     let broker = lb.add_host("broker", internet, Ipv4Addr::new(198, 51, 100, 10), LinkConfig::latency(5));
     let mut cfg = TurnConfig::new("lab", SocketAddr::from(([198, 51, 100, 1], 3478)));
     cfg.add_user("test", "test");

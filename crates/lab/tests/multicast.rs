@@ -40,7 +40,7 @@ fn multicast_reaches_the_lan_and_not_across_a_nat() {
     let mut b = LabBuilder::new(4);
     let net = b.network_mut();
     let internet = net.add_segment("internet");
-    let mut lan = |net: &mut peerstorm_netsim::Network, third: u8, ext: u8| {
+    let lan = |net: &mut peerstorm_netsim::Network, third: u8, ext: u8| {
         let seg = net.add_segment("home");
         net.add_router(RouterSpec {
             inside: seg,

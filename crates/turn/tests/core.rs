@@ -141,6 +141,10 @@ fn loopback_and_private_peers_are_forbidden_unless_allowed() {
         ("192.168.1.2:9", false, true, None),
         ("203.0.113.9:9", false, false, None),
         ("0.0.0.0:9", true, true, Some(403)),
+        // RFC 6890 "this network", reserved space, and loopback spelled as IPv4-mapped IPv6.
+        ("0.0.0.1:9", true, true, Some(403)),
+        ("240.0.0.1:9", true, true, Some(403)),
+        ("[::ffff:127.0.0.1]:9", false, false, Some(403)),
     ] {
         let mut t = T::new(|c| {
             c.allow_loopback_peers = allow_lo;
@@ -342,4 +346,39 @@ fn an_attribute_appended_after_message_integrity_opens_no_permission() {
     assert_eq!(t.outputs().len(), 1, "the peer the client signed for gets through");
     t.s.handle_peer(t.now, relay, smuggled, b"smuggled");
     assert!(t.outputs().is_empty(), "the smuggled peer has no permission");
+}
+
+/// EVEN-PORT with R holds two ports: the reservation counts against the user's quota until it
+/// is used (then it is the new allocation's) or expires. One user could pin 500 ports with a
+/// quota of 100 before.
+#[test]
+fn reservations_count_against_the_quota() {
+    let mut t = T::new(|c| c.max_allocations_per_user = 3);
+    let even_r = |m: &mut Message| {
+        udp(m);
+        m.push(tattr::EVEN_PORT, vec![0x80, 0, 0, 0]);
+    };
+    let r = t.req(method::ALLOCATE, even_r);
+    assert!(code(&r).is_none(), "an allocation and a reservation: 2 of 3");
+    let token = r.attribute(tattr::RESERVATION_TOKEN).unwrap().to_vec();
+    t.move_to("203.0.113.5:40001");
+    assert_eq!(code(&t.req(method::ALLOCATE, even_r)), Some(486), "two more would make 4");
+    t.move_to("203.0.113.5:40002");
+    let r = t.req(method::ALLOCATE, |m| {
+        udp(m);
+        m.push(tattr::RESERVATION_TOKEN, token);
+    });
+    assert!(code(&r).is_none(), "using its own reservation needs no new room: {r:?}");
+    t.move_to("203.0.113.5:40003");
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none(), "the third");
+    t.move_to("203.0.113.5:40004");
+    assert_eq!(code(&t.req(method::ALLOCATE, udp)), Some(486), "and no fourth");
+    // An unused reservation is given back when it expires.
+    let mut t = T::new(|c| c.max_allocations_per_user = 2);
+    assert!(code(&t.req(method::ALLOCATE, even_r)).is_none());
+    t.move_to("203.0.113.5:40001");
+    assert_eq!(code(&t.req(method::ALLOCATE, udp)), Some(486), "allocation + reservation = 2 of 2");
+    t.advance(31);
+    t.move_to("203.0.113.5:40002");
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none(), "the expired reservation's room is back");
 }

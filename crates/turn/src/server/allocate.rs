@@ -40,19 +40,32 @@ impl TurnServer {
         {
             return Err(Reject(440, "Address Family not Supported"));
         }
-        if self.per_user.get(user).copied().unwrap_or(0) >= self.cfg.max_allocations_per_user {
-            return Err(Reject(486, "Allocation Quota Reached"));
-        }
         let even = req.attribute(tattr::EVEN_PORT);
         let token = req.attribute(tattr::RESERVATION_TOKEN);
+        // A reserved port counts against its user's quota like an allocation (an EVEN-PORT
+        // request with R holds two ports); using one's own reservation moves that count to
+        // the new allocation.
+        let reserving = even.is_some_and(|e| e.first().is_some_and(|b| b & 0x80 != 0));
+        let own_reservation = token
+            .and_then(|t| <[u8; 8]>::try_from(t).ok())
+            .and_then(|t| self.reservations.get(&t))
+            .is_some_and(|r| r.2 == user);
+        let needs = (if reserving { 2 } else { 1 }) - usize::from(own_reservation);
+        if self.per_user.get(user).copied().unwrap_or(0) + needs > self.cfg.max_allocations_per_user {
+            return Err(Reject(486, "Allocation Quota Reached"));
+        }
         let mut reserved_token = None;
         let relay = match (even, token) {
             (Some(_), Some(_)) => return Err(Reject(400, "Bad Request")),
             (None, Some(t)) => {
                 let t: [u8; 8] = t.try_into().map_err(|_| Reject(400, "Bad Request"))?;
                 match self.reservations.remove(&t) {
-                    Some((addr, exp)) if exp > now => addr,
-                    Some((addr, _)) => {
+                    Some((addr, exp, owner)) if exp > now => {
+                        self.uncount(&owner);
+                        addr
+                    }
+                    Some((addr, _, owner)) => {
+                        self.uncount(&owner);
                         self.out.push_back(Output::RelayClosed { relay: addr });
                         return Err(Reject(508, "Insufficient Capacity"));
                     }
@@ -66,7 +79,8 @@ impl TurnServer {
                     let mut t = [0u8; 8];
                     t[..2].copy_from_slice(&next.port().to_be_bytes());
                     t[2..].copy_from_slice(&req.transaction_id[..6]);
-                    self.reservations.insert(t, (next, now + Duration::from_secs(30)));
+                    self.reservations.insert(t, (next, now + Duration::from_secs(30), user.to_string()));
+                    *self.per_user.entry(user.to_string()).or_default() += 1;
                     reserved_token = Some(t);
                 }
                 relay
@@ -116,7 +130,7 @@ impl TurnServer {
             let p = self.next_port;
             self.next_port = if p >= hi { lo } else { p + 1 };
             let addr = SocketAddr::new(self.cfg.relay_ip, p);
-            let reserved = self.reservations.values().any(|(r, _)| *r == addr);
+            let reserved = self.reservations.values().any(|(r, _, _)| *r == addr);
             if !self.by_relay.contains_key(&addr) && !reserved && ports.open(addr) {
                 return Some(addr);
             }
@@ -133,7 +147,7 @@ impl TurnServer {
         let (lo, hi) = self.cfg.relay_ports;
         let span = u32::from(hi - lo) + 1;
         let in_use =
-            |s: &Self, a: SocketAddr| s.by_relay.contains_key(&a) || s.reservations.values().any(|(r, _)| *r == a);
+            |s: &Self, a: SocketAddr| s.by_relay.contains_key(&a) || s.reservations.values().any(|(r, _, _)| *r == a);
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= hi { lo } else { p + 1 };
@@ -252,5 +266,12 @@ impl TurnServer {
         a.peer_channel.insert(peer, ch);
         a.perms.insert(peer.ip(), now + plife);
         Ok(Message::new(method::CHANNEL_BIND, Class::Success, req.transaction_id))
+    }
+
+    /// One allocation or reservation of `user` is gone.
+    pub(super) fn uncount(&mut self, user: &str) {
+        if let Some(n) = self.per_user.get_mut(user) {
+            *n = n.saturating_sub(1);
+        }
     }
 }

@@ -127,7 +127,7 @@ pub struct TurnServer {
     next_port: u16,
     next_sweep: Instant,
     /// RFC 8656 §7.2: ports held for a later Allocate with RESERVATION-TOKEN, by token.
-    reservations: FxHashMap<[u8; 8], (SocketAddr, Instant)>,
+    reservations: FxHashMap<[u8; 8], (SocketAddr, Instant, String)>,
     pub stats: Stats,
 }
 
@@ -146,7 +146,19 @@ fn nonce_binding(t: &FiveTuple) -> Vec<u8> {
 struct Reject(u16, &'static str);
 
 fn is_forbidden(ip: IpAddr, cfg: &TurnConfig) -> bool {
+    // An IPv4-mapped IPv6 address is the IPv4 address it carries (::ffff:127.0.0.1 is loopback).
+    let ip = match ip {
+        IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
     if ip.is_unspecified() || ip.is_multicast() {
+        return true;
+    }
+    // RFC 6890: 0.0.0.0/8 is "this network" and 240.0.0.0/4 reserved (the broadcast address
+    // among it): never a peer.
+    if let IpAddr::V4(v) = ip
+        && (v.octets()[0] == 0 || v.octets()[0] >= 240)
+    {
         return true;
     }
     if ip.is_loopback() {
@@ -447,9 +459,11 @@ impl TurnServer {
             let live: Vec<SocketAddr> = a.channels.values().map(|(p, _)| *p).collect();
             a.peer_channel.retain(|p, _| live.contains(p));
         }
-        let expired: Vec<[u8; 8]> = self.reservations.iter().filter(|(_, (_, e))| *e <= now).map(|(t, _)| *t).collect();
+        let expired: Vec<[u8; 8]> =
+            self.reservations.iter().filter(|(_, (_, e, _))| *e <= now).map(|(t, _)| *t).collect();
         for t in expired {
-            if let Some((addr, _)) = self.reservations.remove(&t) {
+            if let Some((addr, _, owner)) = self.reservations.remove(&t) {
+                self.uncount(&owner);
                 self.out.push_back(Output::RelayClosed { relay: addr });
             }
         }

@@ -118,7 +118,7 @@ impl LabBuilder {
             let core = TurnServer::new(cfg, world.base(), [5; 16]);
             world.add_turn(host, core, Duration::ZERO);
         }
-        Ok(Lab { rt, world, hosts, stats: LabStats::default() })
+        Ok(Lab { rt, world, hosts, stats: LabStats::default(), pcap: None })
     }
 }
 
@@ -153,9 +153,22 @@ pub struct Lab {
     world: World,
     hosts: BTreeMap<HostId, LabHost>,
     stats: LabStats,
+    /// Every packet the hosts' kernels sent and got, as they were (LINKTYPE_RAW), once asked for.
+    pcap: Option<peerstorm_netsim::pcap::Pcap>,
 }
 
 impl Lab {
+    /// From now on, records every packet a lab host's kernel sends or gets, byte for byte, with
+    /// the lab's clock (wall time since the lab was built).
+    pub fn capture(&mut self) {
+        self.pcap.get_or_insert_with(peerstorm_netsim::pcap::Pcap::new);
+    }
+
+    /// The capture as a pcap file (empty without [`Lab::capture`]).
+    pub fn pcap(&self) -> &[u8] {
+        self.pcap.as_ref().map_or(&[], |p| p.bytes())
+    }
+
     /// The namespace of a lab host.
     pub fn namespace(&self, host: HostId) -> Option<&str> {
         self.hosts.get(&host).map(|h| h.ns.name())
@@ -178,8 +191,8 @@ impl Lab {
     /// Forwards until `done()` says so (asked at least every 50 ms) or `max` has passed;
     /// returns whether `done` ended it.
     pub fn run_until(&mut self, max: Duration, mut done: impl FnMut() -> bool) -> Result<bool, LabError> {
-        let Lab { rt, world, hosts, stats } = self;
-        rt.block_on(forward(world, hosts, stats, Instant::now() + max, &mut done))
+        let Lab { rt, world, hosts, stats, pcap } = self;
+        rt.block_on(forward(world, hosts, stats, pcap, Instant::now() + max, &mut done))
     }
 }
 
@@ -187,6 +200,7 @@ async fn forward(
     world: &mut World,
     hosts: &BTreeMap<HostId, LabHost>,
     stats: &mut LabStats,
+    pcap: &mut Option<peerstorm_netsim::pcap::Pcap>,
     end: Instant,
     done: &mut dyn FnMut() -> bool,
 ) -> Result<bool, LabError> {
@@ -216,6 +230,9 @@ async fn forward(
         }
         for d in out.drain(..) {
             let (Some(h), Some(bytes)) = (hosts.get(&d.host), ip::emit(&d.pkt)) else { continue };
+            if let Some(p) = pcap.as_mut() {
+                p.record_raw(Instant::now().saturating_duration_since(base), &bytes);
+            }
             if h.dev.send(&bytes).await.is_ok() {
                 stats.out_of_network += 1;
             }
@@ -231,6 +248,9 @@ async fn forward(
         tokio::select! {
             got = rx.recv() => {
                 let Some((host, bytes)) = got else { break Ok(false) };
+                if let Some(p) = pcap.as_mut() {
+                    p.record_raw(Instant::now().saturating_duration_since(base), &bytes);
+                }
                 match ip::parse(&bytes) {
                     Ok(pkt) => {
                         let now = Instant::now().saturating_duration_since(base);

@@ -62,6 +62,7 @@ fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
     let client = b.add_host("client", home, Ipv4Addr::new(10, 0, 0, 2), LinkConfig::latency(10));
     let server = b.add_host("server", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(10));
     let mut lab = b.build().expect("the lab needs root, iproute2 and /dev/net/tun; scripts/test.sh runs as root");
+    lab.capture();
     let names: Vec<String> = [client, server].iter().map(|h| lab.namespace(*h).unwrap().to_string()).collect();
 
     let srv = lab.command(server, "python3").unwrap().args(["-c", SERVER]).stdout(Stdio::piped()).spawn().unwrap();
@@ -87,6 +88,19 @@ fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
     let local_port: u16 = report["local"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap();
     let stats = lab.stats().clone();
     assert!(stats.into_network >= 40 && stats.out_of_network >= 40, "{stats:?}");
+    // The capture opens in tshark: the client's pings from its private address, and the
+    // server's view of them from the NAT's.
+    let pcap = std::env::temp_dir().join(format!("peerstorm-lab-{}.pcap", std::process::id()));
+    std::fs::write(&pcap, lab.pcap()).unwrap();
+    let fields = std::process::Command::new("tshark")
+        .args(["-r", pcap.to_str().unwrap(), "-Y", "udp.dstport == 7", "-T", "fields", "-e", "ip.src"])
+        .output()
+        .expect("tshark is installed (scripts/test.sh installs it)");
+    std::fs::remove_file(&pcap).ok();
+    let srcs = String::from_utf8_lossy(&fields.stdout).to_string();
+    assert!(fields.status.success(), "tshark: {}", String::from_utf8_lossy(&fields.stderr));
+    assert_eq!(srcs.lines().filter(|l| *l == "10.0.0.2").count(), 20, "sent from the private address: {srcs}");
+    assert_eq!(srcs.lines().filter(|l| *l == "203.0.113.1").count(), 20, "arrived from the NAT's: {srcs}");
     drop(lab);
     let seen = srv.wait_with_output_after_kill();
     assert!(

@@ -85,6 +85,17 @@ impl Pcap {
         self.packets += 1;
     }
 
+    /// Appends an IPv4 packet as it is (the lab records what its hosts' kernels sent and got).
+    pub fn record_raw(&mut self, at: Duration, ip_packet: &[u8]) {
+        let n = ip_packet.len() as u32;
+        self.bytes.extend_from_slice(&(at.as_secs() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&at.subsec_micros().to_le_bytes());
+        self.bytes.extend_from_slice(&n.to_le_bytes());
+        self.bytes.extend_from_slice(&n.to_le_bytes());
+        self.bytes.extend_from_slice(ip_packet);
+        self.packets += 1;
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }

@@ -54,6 +54,12 @@ pub struct TurnArgs {
     /// each: the default bounds the cache to tens of MB.
     #[arg(long, default_value_t = 65_536)]
     max_cached_responses: usize,
+    /// Most permissions (peer addresses) one allocation holds; beyond it CreatePermission gets 508.
+    #[arg(long, default_value_t = 1024)]
+    max_permissions_per_allocation: usize,
+    /// Most channels one allocation holds; beyond it ChannelBind gets 508.
+    #[arg(long, default_value_t = 1024)]
+    max_channels_per_allocation: usize,
     /// Accept channel numbers up to 0x7FFF, as RFC 5766 (and coturn, and turnutils_uclient) do;
     /// RFC 8656 allows 0x4000-0x4FFF only.
     #[arg(long)]
@@ -249,6 +255,8 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.allow_private_peers = a.allow_private_peers;
     cfg.max_allocations_per_user = a.max_allocations_per_user;
     cfg.max_cached_responses = a.max_cached_responses;
+    cfg.max_permissions_per_allocation = a.max_permissions_per_allocation;
+    cfg.max_channels_per_allocation = a.max_channels_per_allocation;
     cfg.rfc5766_channels = a.rfc5766_channels;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);

@@ -36,6 +36,11 @@ pub struct TurnConfig {
     /// and the other methods are idempotent). Only authenticated requests' responses are kept:
     /// a challenge costs nothing to recompute, and an unauthenticated flood must not fill memory.
     pub max_cached_responses: usize,
+    /// The most permissions (peer addresses) and channels one allocation holds; beyond them
+    /// CreatePermission and ChannelBind get 508 (RFC 8656 §9.2, §12.2), so one client cannot
+    /// make the server hold (and sweep) millions of entries.
+    pub max_permissions_per_allocation: usize,
+    pub max_channels_per_allocation: usize,
     /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
     /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
     pub rfc5766_channels: bool,
@@ -64,6 +69,8 @@ impl TurnConfig {
             nonce_lifetime: Duration::from_secs(600),
             transaction_lifetime: Duration::from_secs(40),
             max_cached_responses: 65_536,
+            max_permissions_per_allocation: 1024,
+            max_channels_per_allocation: 1024,
             rfc5766_channels: false,
             extra_listen: Vec::new(),
         }

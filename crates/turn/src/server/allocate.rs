@@ -223,8 +223,14 @@ impl TurnServer {
         if peers.iter().any(|p| is_forbidden(p.ip(), &self.cfg)) {
             return Err(Reject(403, "Forbidden"));
         }
-        let life = self.cfg.permission_lifetime;
+        let (life, cap) = (self.cfg.permission_lifetime, self.cfg.max_permissions_per_allocation);
         let a = self.allocs.get_mut(&tuple).expect("checked");
+        let mut new: Vec<IpAddr> = peers.iter().map(SocketAddr::ip).filter(|ip| !a.perms.contains_key(ip)).collect();
+        new.sort_unstable();
+        new.dedup();
+        if a.perms.len() + new.len() > cap {
+            return Err(Reject(508, "Insufficient Capacity"));
+        }
         for p in peers {
             a.perms.insert(p.ip(), now + life);
         }
@@ -261,6 +267,13 @@ impl TurnServer {
             && a.channels.get(other).is_some_and(|(_, exp)| *exp > now)
         {
             return Err(Reject(400, "Bad Request"));
+        }
+        let new_channel = !a.channels.contains_key(&ch);
+        let new_permission = !a.perms.contains_key(&peer.ip());
+        if (new_channel && a.channels.len() >= self.cfg.max_channels_per_allocation)
+            || (new_permission && a.perms.len() >= self.cfg.max_permissions_per_allocation)
+        {
+            return Err(Reject(508, "Insufficient Capacity"));
         }
         a.channels.insert(ch, (peer, now + clife));
         a.peer_channel.insert(peer, ch);

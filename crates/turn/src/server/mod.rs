@@ -456,8 +456,9 @@ impl TurnServer {
         for a in self.allocs.values_mut() {
             a.perms.retain(|_, e| *e > now);
             a.channels.retain(|_, (_, e)| *e > now);
-            let live: Vec<SocketAddr> = a.channels.values().map(|(p, _)| *p).collect();
-            a.peer_channel.retain(|p, _| live.contains(p));
+            // Linear: a peer keeps its channel entry while that channel is still bound to it.
+            let channels = &a.channels;
+            a.peer_channel.retain(|p, ch| channels.get(ch).is_some_and(|(bound, _)| bound == p));
         }
         let expired: Vec<[u8; 8]> =
             self.reservations.iter().filter(|(_, (_, e, _))| *e <= now).map(|(t, _)| *t).collect();

@@ -60,6 +60,16 @@ pub struct TurnArgs {
     /// Most channels one allocation holds; beyond it ChannelBind gets 508.
     #[arg(long, default_value_t = 1024)]
     max_channels_per_allocation: usize,
+    /// TCP: close a connection with no allocation that sends nothing this long (seconds).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    tcp_idle_timeout: f64,
+    /// TCP: close a connection that leaves a frame unfinished this long (seconds).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    tcp_frame_timeout: f64,
+    /// TCP: close a client that has this many bytes of output it has not read yet, rather than
+    /// drop part of a frame.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    tcp_max_unsent: usize,
     /// Accept channel numbers up to 0x7FFF, as RFC 5766 (and coturn, and turnutils_uclient) do;
     /// RFC 8656 allows 0x4000-0x4FFF only.
     #[arg(long)]
@@ -257,6 +267,14 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.max_cached_responses = a.max_cached_responses;
     cfg.max_permissions_per_allocation = a.max_permissions_per_allocation;
     cfg.max_channels_per_allocation = a.max_channels_per_allocation;
+    for (flag, secs) in [("--tcp-idle-timeout", a.tcp_idle_timeout), ("--tcp-frame-timeout", a.tcp_frame_timeout)] {
+        if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+            anyhow::bail!("{flag} {secs}: expected seconds above 0, at most a day");
+        }
+    }
+    cfg.tcp_idle_timeout = std::time::Duration::from_secs_f64(a.tcp_idle_timeout);
+    cfg.tcp_frame_timeout = std::time::Duration::from_secs_f64(a.tcp_frame_timeout);
+    cfg.tcp_max_unsent = a.tcp_max_unsent;
     cfg.rfc5766_channels = a.rfc5766_channels;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);

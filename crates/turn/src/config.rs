@@ -41,6 +41,13 @@ pub struct TurnConfig {
     /// make the server hold (and sweep) millions of entries.
     pub max_permissions_per_allocation: usize,
     pub max_channels_per_allocation: usize,
+    /// TCP clients: a connection with no allocation that sends nothing this long is closed, and
+    /// so is one that leaves a frame unfinished this long (a slow-loris holds a descriptor and a
+    /// buffer otherwise); unsent output beyond `tcp_max_unsent` closes the connection rather
+    /// than cut a frame in two.
+    pub tcp_idle_timeout: Duration,
+    pub tcp_frame_timeout: Duration,
+    pub tcp_max_unsent: usize,
     /// Accept channel numbers 0x4000–0x7FFF as RFC 5766 did (coturn does; its `turnutils_uclient`
     /// uses them); RFC 8656 §12 allows 0x4000–0x4FFF only.
     pub rfc5766_channels: bool,
@@ -71,6 +78,9 @@ impl TurnConfig {
             max_cached_responses: 65_536,
             max_permissions_per_allocation: 1024,
             max_channels_per_allocation: 1024,
+            tcp_idle_timeout: Duration::from_secs(60),
+            tcp_frame_timeout: Duration::from_secs(10),
+            tcp_max_unsent: 1 << 20,
             rfc5766_channels: false,
             extra_listen: Vec::new(),
         }

@@ -16,11 +16,77 @@ struct Relay {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A TCP client: its stream and what could not be written yet. Output is appended whole and
+/// written in order, so the client never gets part of a frame followed by another frame.
+struct TcpConn {
+    stream: TcpStream,
+    unsent: RefCell<Vec<u8>>,
+    wake: tokio::sync::Notify,
+    /// Too much unsent output, or a write failed: the connection is being closed.
+    broken: std::cell::Cell<bool>,
+}
+
+impl TcpConn {
+    /// Queues `data` (one or more whole frames) behind what is already waiting.
+    fn send(&self, data: &[u8], max_unsent: usize) {
+        if self.broken.get() {
+            return;
+        }
+        let mut unsent = self.unsent.borrow_mut();
+        let mut rest = data;
+        if unsent.is_empty() {
+            match self.stream.try_write(data) {
+                Ok(n) => rest = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return self.broken.set(true),
+            }
+        }
+        if rest.is_empty() {
+            return;
+        }
+        if unsent.len() + rest.len() > max_unsent {
+            // A client that does not read: close rather than drop part of a frame.
+            self.broken.set(true);
+        } else {
+            unsent.extend_from_slice(rest);
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Writes a connection's unsent output as the client takes it.
+async fn tcp_writer(conn: Rc<TcpConn>) {
+    loop {
+        conn.wake.notified().await;
+        loop {
+            if conn.broken.get() {
+                let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            if conn.unsent.borrow().is_empty() {
+                break;
+            }
+            if conn.stream.writable().await.is_err() {
+                conn.broken.set(true);
+                continue;
+            }
+            let r = conn.stream.try_write(&conn.unsent.borrow());
+            match r {
+                Ok(n) => {
+                    conn.unsent.borrow_mut().drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => conn.broken.set(true),
+            }
+        }
+    }
+}
+
 struct Shared {
     core: RefCell<TurnServer>,
     listen: FxHashMap<SocketAddr, Rc<UdpSocket>>,
     relays: RefCell<FxHashMap<SocketAddr, Relay>>,
-    tcp: RefCell<FxHashMap<FiveTuple, Rc<TcpStream>>>,
+    tcp: RefCell<FxHashMap<FiveTuple, Rc<TcpConn>>>,
     buf: RefCell<Vec<u8>>,
     /// Where relayed frames for clients are built (reused, so relaying allocates nothing).
     scratch: RefCell<Vec<u8>>,
@@ -101,13 +167,16 @@ async fn serve(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            r = tcp.accept() => {
-                if let Ok((stream, peer)) = r {
+            r = tcp.accept() => match r {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let tuple = FiveTuple { client: peer, server: shared.core.borrow().config().primary, transport: Transport::Tcp };
                     tokio::task::spawn_local(tcp_client(shared.clone(), tuple, stream));
                 }
-            }
+                // Out of descriptors (or another accept error): wait instead of spinning on it;
+                // UDP clients and connected TCP clients go on being served meanwhile.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            },
         }
     }
     for (_, r) in shared.relays.borrow_mut().drain() {
@@ -190,8 +259,9 @@ async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>
                     }
                 }
                 Some((tuple, _)) => {
-                    if let Some(s) = shared.tcp.borrow().get(&tuple) {
-                        let _ = s.try_write(&out);
+                    let max = shared.core.borrow().config().tcp_max_unsent;
+                    if let Some(c) = shared.tcp.borrow().get(&tuple) {
+                        c.send(&out, max);
                     }
                 }
                 None => {}
@@ -201,15 +271,42 @@ async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>
 }
 
 async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
-    let stream = Rc::new(stream);
-    shared.tcp.borrow_mut().insert(tuple, stream.clone());
+    let conn = Rc::new(TcpConn {
+        stream,
+        unsent: RefCell::default(),
+        wake: tokio::sync::Notify::new(),
+        broken: std::cell::Cell::new(false),
+    });
+    shared.tcp.borrow_mut().insert(tuple, conn.clone());
+    let writer = tokio::task::spawn_local(tcp_writer(conn.clone()));
+    let (idle, frame) = {
+        let core = shared.core.borrow();
+        (core.config().tcp_idle_timeout, core.config().tcp_frame_timeout)
+    };
     let mut acc: Vec<u8> = Vec::new();
     loop {
-        if stream.readable().await.is_err() {
+        // A frame left unfinished gets `frame`; a connection with nothing to do gets `idle`; one
+        // with an allocation waits as long as the allocation lasts.
+        let wait = if !acc.is_empty() {
+            Some(frame)
+        } else if shared.core.borrow().has_allocation(&tuple) {
+            None
+        } else {
+            Some(idle)
+        };
+        let readable = match wait {
+            // The deadline passed with nothing more from the client.
+            Some(d) => match tokio::time::timeout(d, conn.stream.readable()).await {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+            None => conn.stream.readable().await,
+        };
+        if readable.is_err() || conn.broken.get() {
             break;
         }
         acc.reserve(4096);
-        match stream.try_read_buf(&mut acc) {
+        match conn.stream.try_read_buf(&mut acc) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -235,6 +332,8 @@ async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
         }
     }
     shared.tcp.borrow_mut().remove(&tuple);
+    writer.abort();
+    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
     shared.core.borrow_mut().handle_client_closed(tuple);
     dispatch(&shared);
 }
@@ -250,9 +349,9 @@ fn dispatch(shared: &Shared) {
                     }
                 }
                 Transport::Tcp => {
-                    if let Some(s) = shared.tcp.borrow().get(&tuple) {
-                        // Small control messages: a short write is treated as a broken stream.
-                        let _ = s.try_write(&data);
+                    let max = shared.core.borrow().config().tcp_max_unsent;
+                    if let Some(c) = shared.tcp.borrow().get(&tuple) {
+                        c.send(&data, max);
                     }
                 }
             },

@@ -210,6 +210,11 @@ impl TurnServer {
         &self.cfg
     }
 
+    /// Whether `tuple` has an allocation.
+    pub fn has_allocation(&self, tuple: &FiveTuple) -> bool {
+        self.allocs.contains_key(tuple)
+    }
+
     pub fn allocations(&self) -> usize {
         self.allocs.len()
     }

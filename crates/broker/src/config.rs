@@ -26,6 +26,8 @@ pub struct Config {
     pub cors: Vec<String>,
     /// Largest WebSocket message accepted (100 MiB, ws's default `maxPayload`).
     pub max_frame_bytes: usize,
+    /// The most a connection may take to send its HTTP request head (10 s); then it is closed.
+    pub head_timeout: std::time::Duration,
     /// `None` is the compatible mode; `Some` turns on the limits in [`Hardening`].
     pub hardening: Option<Hardening>,
     /// Deliberately non-conforming, for the conformance suite's self-test only: relay the `src`
@@ -46,6 +48,7 @@ impl Default for Config {
             allow_discovery: false,
             cors: Vec::new(),
             max_frame_bytes: 100 << 20,
+            head_timeout: std::time::Duration::from_secs(10),
             hardening: None,
             trust_client_src: false,
         }

@@ -49,6 +49,7 @@ struct Shared {
     frame_limit: usize,
     /// Hardened: the most bytes a connection may have waiting to be written.
     send_limit: Option<usize>,
+    head_timeout: Duration,
 }
 
 /// Serves the broker on `listener` until `shutdown` resolves. Must run inside a `LocalSet`
@@ -70,6 +71,7 @@ async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Outp
         ws_path: config.ws_path(),
         frame_limit: config.frame_limit(),
         send_limit: config.hardening.as_ref().map(|h| h.max_send_buffer),
+        head_timeout: config.head_timeout,
         broker: RefCell::new(Broker::new(config, Instant::now(), seed())),
         conns: RefCell::new(FxHashMap::default()),
         next_conn: Cell::new(1),
@@ -261,7 +263,9 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
 async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
     let mut head: Vec<u8> = Vec::new();
     loop {
-        // Read one request head.
+        // Read one request head, within the deadline (`Config::head_timeout`): a client that
+        // sends nothing, or a byte now and then, would otherwise hold a descriptor for good.
+        let deadline = tokio::time::Instant::now() + shared.head_timeout;
         let end = loop {
             if let Some(i) = find_head_end(&head) {
                 break i;
@@ -270,8 +274,9 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
                 return;
             }
             head.reserve(1024);
-            if stream.readable().await.is_err() {
-                return;
+            match tokio::time::timeout_at(deadline, stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return,
             }
             match stream.try_read_buf(&mut head) {
                 Ok(0) => return,
@@ -370,8 +375,9 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftove
     let mut decoder = Decoder::default();
     let mut partial = leftover;
     if !partial.is_empty() {
-        let mut tmp = std::mem::take(&mut partial);
-        if let Step::Close(code) = handle_bytes(&shared, conn, &io, &mut decoder, &mut tmp, &mut partial) {
+        let (step, used) = handle_bytes(&shared, conn, &io, &mut decoder, &mut partial);
+        partial.drain(..used.min(partial.len()));
+        if let Step::Close(code) = step {
             queue_close(&io, code);
         }
         dispatch(&shared);
@@ -449,30 +455,27 @@ fn read_batch(
         Err(_) => return None,
     };
     if partial.is_empty() {
-        let mut rest = Vec::new();
-        let step = handle_bytes(shared, conn, io, decoder, &mut buf[..n], &mut rest);
-        *partial = rest;
+        // The usual case: whole frames straight from the read buffer; only a trailing partial
+        // frame is copied out.
+        let (step, used) = handle_bytes(shared, conn, io, decoder, &mut buf[..n]);
+        if used < n && matches!(step, Step::Continue) {
+            partial.extend_from_slice(&buf[used..n]);
+        }
         Some(step)
     } else {
+        // A frame spanning reads grows in place; what was used is removed from the front, so a
+        // large frame costs its size in copies, not its size times the number of reads.
         partial.extend_from_slice(&buf[..n]);
         drop(buf);
-        let mut bytes = std::mem::take(partial);
-        let mut rest = Vec::new();
-        let step = handle_bytes(shared, conn, io, decoder, &mut bytes, &mut rest);
-        *partial = rest;
+        let (step, used) = handle_bytes(shared, conn, io, decoder, partial);
+        partial.drain(..used.min(partial.len()));
         Some(step)
     }
 }
 
-/// Decodes and handles the frames in `bytes`; a trailing partial frame goes to `rest`.
-fn handle_bytes(
-    shared: &Shared,
-    conn: ConnId,
-    io: &ConnIo,
-    decoder: &mut Decoder,
-    bytes: &mut [u8],
-    rest: &mut Vec<u8>,
-) -> Step {
+/// Decodes and handles the frames in `bytes`; returns what to do and how many bytes were used
+/// (the rest is a partial frame for the caller to keep).
+fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decoder, bytes: &mut [u8]) -> (Step, usize) {
     let now = Instant::now();
     let mut step = Step::Continue;
     let mut broker = shared.broker.borrow_mut();
@@ -491,17 +494,12 @@ fn handle_bytes(
         Event::Close(code) => step = Step::Close(code),
     });
     match result {
-        Ok(used) => {
-            if matches!(step, Step::Continue) && used < bytes.len() {
-                rest.extend_from_slice(&bytes[used..]);
-            }
-            step
-        }
+        Ok(used) => (step, used),
         Err(e) => {
             if e.code == ws::close::TOO_BIG {
                 broker.handle_oversize(now, conn);
             }
-            Step::Close(Some(e.code))
+            (Step::Close(Some(e.code)), bytes.len())
         }
     }
 }
@@ -605,6 +603,7 @@ mod size_probe {
                 ws_path: String::new(),
                 frame_limit: 0,
                 send_limit: None,
+                head_timeout: std::time::Duration::from_secs(10),
             });
             let f = super::connection(shared.clone(), s, addr);
             eprintln!("connection future: {} bytes", std::mem::size_of_val(&f));

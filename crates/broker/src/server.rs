@@ -478,6 +478,9 @@ fn read_batch(
 fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decoder, bytes: &mut [u8]) -> (Step, usize) {
     let now = Instant::now();
     let mut step = Step::Continue;
+    // RFC 6455 §5.5.3: when pings come faster than pongs can go, answering the most recent one
+    // is enough; one pong per batch of input, so a ping flood costs one small frame.
+    let mut last_ping: Option<Vec<u8>> = None;
     let mut broker = shared.broker.borrow_mut();
     let result = decoder.decode(bytes, shared.frame_limit, |ev| match ev {
         Event::Text(t) => match std::str::from_utf8(t) {
@@ -485,14 +488,19 @@ fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decode
             Err(_) => broker.handle_binary(now, conn, t),
         },
         Event::Binary(b) => broker.handle_binary(now, conn, b),
-        Event::Ping(p) => {
-            if !io.closing.get() {
-                ws::encode(&mut io.out.borrow_mut(), ws::OP_PONG, p);
-            }
-        }
+        Event::Ping(p) => last_ping = Some(p.to_vec()),
         Event::Pong => {}
         Event::Close(code) => step = Step::Close(code),
     });
+    drop(broker);
+    if let Some(p) = last_ping
+        && !io.closing.get()
+    {
+        ws::encode(&mut io.out.borrow_mut(), ws::OP_PONG, &p);
+        // Written now, not whenever another frame happens to go to this client.
+        io.notify.notify_one();
+    }
+    let mut broker = shared.broker.borrow_mut();
     match result {
         Ok(used) => (step, used),
         Err(e) => {

@@ -39,3 +39,62 @@ fn a_client_that_never_finishes_its_request_head_is_closed() {
     let _ = ok.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+/// A WebSocket client joined as `id` (the OPEN frame read), with its socket.
+fn joined(addr: std::net::SocketAddr, id: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "GET /peerjs?key=peerjs&id={id}&token=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("OPEN") {
+        let n = s.read(&mut b).unwrap();
+        assert!(n > 0, "closed before OPEN");
+        got.extend_from_slice(&b[..n]);
+    }
+    s
+}
+
+/// Pongs read within `wait` (frames after the handshake's OPEN).
+fn pongs_within(s: &mut TcpStream, wait: Duration) -> usize {
+    let end = Instant::now() + wait;
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let (mut buf, mut pongs) = (Vec::new(), 0);
+    let mut b = [0u8; 65536];
+    while Instant::now() < end {
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+            Err(_) => {}
+        }
+        let used = peerstorm_model::ws::for_each_server_frame(&buf, |op, _, _| {
+            pongs += usize::from(op == peerstorm_model::ws::OP_PONG);
+        });
+        buf.drain(..used);
+    }
+    pongs
+}
+
+#[test]
+fn a_ping_is_answered_at_once_and_a_ping_flood_with_few_pongs() {
+    let h = spawn("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    // An idle client's ping: the pong comes now, not whenever another frame goes its way.
+    let mut one = joined(h.addr, "pinger");
+    let mut ping = Vec::new();
+    peerstorm_model::ws::encode_masked(&mut ping, peerstorm_model::ws::OP_PING, b"hi", [1, 2, 3, 4]);
+    one.write_all(&ping).unwrap();
+    assert_eq!(pongs_within(&mut one, Duration::from_secs(2)), 1, "one ping, one pong, promptly");
+    // 20,000 pings at once: answered, but with one pong per batch the broker read, not 20,000
+    // queued pongs (a GB of pings grew the broker by 930 MiB before).
+    let mut flood = joined(h.addr, "flooder");
+    let mut pings = Vec::new();
+    for _ in 0..20_000 {
+        peerstorm_model::ws::encode_masked(&mut pings, peerstorm_model::ws::OP_PING, b"flood", [5, 6, 7, 8]);
+    }
+    flood.write_all(&pings).unwrap();
+    let n = pongs_within(&mut flood, Duration::from_secs(2));
+    assert!((1..=2_000).contains(&n), "{n} pongs for 20,000 pings");
+}

@@ -271,6 +271,8 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
                 break i;
             }
             if head.len() > MAX_HEAD {
+                let body = "Request header fields too large\n";
+                write_all(&stream, &Response::new(431, "text/plain; charset=utf-8", body)).await;
                 return;
             }
             head.reserve(1024);
@@ -325,8 +327,12 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
     }
 }
 
+/// Where the request head ends: after CRLF CRLF, or after LF LF (a head with bare LFs, which
+/// httparse reads too, must get an answer rather than wait forever for a CRLF).
 fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    [crlf, lf].into_iter().flatten().min()
 }
 
 async fn write_bytes(stream: &TcpStream, mut b: &[u8]) -> bool {

@@ -98,3 +98,23 @@ fn a_ping_is_answered_at_once_and_a_ping_flood_with_few_pongs() {
     let n = pongs_within(&mut flood, Duration::from_secs(2));
     assert!((1..=2_000).contains(&n), "{n} pongs for 20,000 pings");
 }
+
+/// The whole answer to a raw request, or what came before the connection closed.
+fn answer(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let _ = s.write_all(request);
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn an_oversized_head_gets_431_and_a_bare_lf_head_an_answer() {
+    let h = spawn("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let mut big = b"GET /peerjs/id HTTP/1.1\r\nX-Long: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 64 << 10));
+    assert!(answer(h.addr, &big).starts_with("HTTP/1.1 431"), "a 64 KiB header line");
+    let lf = answer(h.addr, b"GET /peerjs/id HTTP/1.1\nHost: x\nConnection: close\n\n");
+    assert!(lf.starts_with("HTTP/1.1 "), "a head with bare LFs is answered, not held: {lf:?}");
+}

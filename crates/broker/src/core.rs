@@ -328,8 +328,14 @@ impl Broker {
                 return;
             }
             // Same token: this socket takes the registration over. No OPEN (notes §1.1; PR #462).
-            c.conn = conn;
+            let old = std::mem::replace(&mut c.conn, conn);
             let key = (slot, c.serial);
+            // Hardened: the socket it took over from is closed, not left open and detached (a
+            // client reconnecting in a loop left hundreds). Its close cannot touch the
+            // registration: that now names this socket.
+            if self.cfg.hardening.is_some() && old != conn {
+                self.close(old, None);
+            }
             let c = self.conns.get_mut(&conn).expect("inserted above");
             c.peer = Some(PeerId::new(id));
             c.client = Some(key);

@@ -118,3 +118,32 @@ fn an_oversized_head_gets_431_and_a_bare_lf_head_an_answer() {
     let lf = answer(h.addr, b"GET /peerjs/id HTTP/1.1\nHost: x\nConnection: close\n\n");
     assert!(lf.starts_with("HTTP/1.1 "), "a head with bare LFs is answered, not held: {lf:?}");
 }
+
+#[test]
+fn hardened_a_same_token_takeover_closes_the_socket_it_replaced() {
+    let cfg = Config { hardening: Some(peerstorm_broker::Hardening::default()), ..Config::default() };
+    let h = spawn("127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    let mut first = joined(h.addr, "same");
+    // The same ID and token again: it takes the registration over (no OPEN, as in PeerJS).
+    let mut second = TcpStream::connect(h.addr).unwrap();
+    second
+        .write_all(b"GET /peerjs?key=peerjs&id=same&token=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    assert!(closed_within(&mut first, Duration::from_secs(5)), "the replaced socket is closed");
+    // The new one holds the ID: a third client with another token is refused it.
+    let mut third = TcpStream::connect(h.addr).unwrap();
+    third
+        .write_all(b"GET /peerjs?key=peerjs&id=same&token=other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("ID-TAKEN") {
+        match third.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+    }
+    assert!(String::from_utf8_lossy(&got).contains("ID-TAKEN"), "{}", String::from_utf8_lossy(&got));
+    drop(second);
+}

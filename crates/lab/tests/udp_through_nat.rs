@@ -3,7 +3,7 @@
 //! in its own namespace whose only way out is peerstorm's TUN device.
 
 use peerstorm_lab::LabBuilder;
-use peerstorm_netsim::{Firewall, LinkConfig, NatConfig, RouterSpec};
+use peerstorm_netsim::{Firewall, LinkConfig, NatConfig, RouterSpec, SegmentId};
 use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -43,9 +43,10 @@ for i in range(20):
 print(json.dumps({"rtts": rtts, "local": "%s:%d" % s.getsockname()}))
 "#;
 
-#[test]
-fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
-    let mut b = LabBuilder::new(1);
+/// A lab with the internet and a home LAN (10.0.0.0/24) behind a port-restricted NAT whose
+/// public address is 203.0.113.1.
+fn home_behind_nat(seed: u64) -> (LabBuilder, SegmentId, SegmentId) {
+    let mut b = LabBuilder::new(seed);
     let net = b.network_mut();
     let internet = net.add_segment("internet");
     let home = net.add_segment("home");
@@ -58,6 +59,12 @@ fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
         firewall: Firewall::default(),
         outside_link: LinkConfig::default(),
     });
+    (b, internet, home)
+}
+
+#[test]
+fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
+    let (mut b, internet, home) = home_behind_nat(1);
     // 10 ms each way on each access link: 40 ms round trip.
     let client = b.add_host("client", home, Ipv4Addr::new(10, 0, 0, 2), LinkConfig::latency(10));
     let server = b.add_host("server", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(10));
@@ -159,19 +166,7 @@ print(len(got), hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdiges
 
 #[test]
 fn tcp_through_a_nat_carries_200_kb_both_ways_intact() {
-    let mut b = LabBuilder::new(2);
-    let net = b.network_mut();
-    let internet = net.add_segment("internet");
-    let home = net.add_segment("home");
-    net.add_router(RouterSpec {
-        inside: home,
-        outside: internet,
-        inside_ip: Ipv4Addr::new(10, 0, 0, 1),
-        external_ips: vec![Ipv4Addr::new(203, 0, 113, 1)],
-        nat: NatConfig::default(),
-        firewall: Firewall::default(),
-        outside_link: LinkConfig::default(),
-    });
+    let (mut b, internet, home) = home_behind_nat(2);
     let client = b.add_host("tclient", home, Ipv4Addr::new(10, 0, 0, 2), LinkConfig::latency(5));
     let server = b.add_host("tserver", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(5));
     let mut lab = b.build().expect("the lab needs root, iproute2 and /dev/net/tun");

@@ -79,7 +79,8 @@ pub struct BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct TurnArgs {
-    /// turn:HOST:PORT (UDP), or HOST:PORT.
+    /// turn:HOST:PORT (UDP), or HOST:PORT. The server must relay to peers on 127.0.0.1 (the
+    /// cases' peers): `peerstorm serve turn --allow-loopback-peers`, coturn likewise.
     uri: String,
     /// NAME:PASSWORD.
     #[arg(long)]
@@ -120,8 +121,10 @@ pub struct MatrixArgs {
 }
 
 /// `http://host:port/path/` → (address, path).
-fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
-    let rest = url.split("://").nth(1).unwrap_or(url);
+fn parse_url(url: &str) -> Result<(SocketAddr, String, Option<String>)> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let key = query.split('&').find_map(|kv| kv.strip_prefix("key=")).map(str::to_string);
     let (hp, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -131,8 +134,47 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String)> {
         .ok()
         .and_then(|mut i| i.next())
         .with_context(|| format!("{url:?}: cannot resolve {hp:?}"))?;
+    // A WebSocket URL names the endpoint, `<mount path>peerjs`, as `serve broker` prints it.
+    let path = match scheme {
+        "ws" | "wss" => path.trim_end_matches('/').strip_suffix("peerjs").unwrap_or(path),
+        _ => path,
+    };
     let path = if path.ends_with('/') { path.to_string() } else { format!("{path}/") };
-    Ok((addr, path))
+    Ok((addr, path, key))
+}
+
+/// Before any case runs: is there a PeerServer with `key` at `path`? (`GET <path><key>/id`,
+/// which every PeerServer answers with an ID.) `Err` says what is wrong, for exit status 2: a
+/// wrong URL or key must never be reported as the server's failures.
+fn preflight(addr: SocketAddr, path: &str, key: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path}{key}/id HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
+    let mut reply = Vec::new();
+    let _ = s.take(64 << 10).read_to_end(&mut reply);
+    let status = String::from_utf8_lossy(&reply).lines().next().unwrap_or("no answer").to_string();
+    let hint = "give the mount path, e.g. http://HOST:PORT/, or the ws:// URL `serve broker` prints, and the key";
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(format!(
+            "no PeerServer with key {key:?} at path {path:?} on {addr}: GET {path}{key}/id answered {status:?} ({hint})"
+        ));
+    }
+    // The HTTP API takes any key; a join tells whether this one is the broker's.
+    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key: key.to_string() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    // Join as PeerJS does without an ID: with the one `/id` just handed out (a broker that
+    // accepts only IDs it issued takes it too).
+    let text = String::from_utf8_lossy(&reply);
+    let issued = text.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_string()).filter(|b| !b.is_empty());
+    let id = issued.unwrap_or_else(|| format!("preflight{}", std::process::id()));
+    let joined = rt.block_on(peerstorm_loadgen::Client::join(&target, &id, "preflight", None, Duration::from_secs(5)));
+    match joined {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("no PeerServer with key {key:?} at path {path:?} on {addr}: a join got {e} ({hint})")),
+    }
 }
 
 fn selection(profile: &str, c: &Common) -> Selection {
@@ -234,9 +276,14 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 list(&peerstorm_conform::broker::cases(), &sel);
                 return Ok(crate::EXIT_OK);
             }
-            let (addr, url_path) = parse_url(&a.url)?;
+            let (addr, url_path, url_key) = parse_url(&a.url)?;
             let path = a.path.clone().map(|p| if p.ends_with('/') { p } else { format!("{p}/") }).unwrap_or(url_path);
-            match broker_suite(addr, &path, &a.key, &sel, (a.expire_timeout, a.alive_timeout), a.concurrent_limit)? {
+            let key = url_key.unwrap_or_else(|| a.key.clone());
+            if let Err(why) = preflight(addr, &path, &key) {
+                eprintln!("peerstorm: {why}");
+                return Ok(crate::EXIT_HARNESS);
+            }
+            match broker_suite(addr, &path, &key, &sel, (a.expire_timeout, a.alive_timeout), a.concurrent_limit)? {
                 Some(results) => report("broker", &results, &a.common),
                 None => {
                     eprintln!("peerstorm: the broker at {addr} does not accept connections");
@@ -250,7 +297,19 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 list(&peerstorm_conform::turn::cases(), &sel);
                 return Ok(crate::EXIT_OK);
             }
-            let hp = a.uri.trim_start_matches("turn:").trim_start_matches("stun:").split('?').next().unwrap_or("");
+            let (hp, query) = a
+                .uri
+                .trim_start_matches("turn:")
+                .trim_start_matches("stun:")
+                .split_once('?')
+                .unwrap_or((a.uri.trim_start_matches("turn:").trim_start_matches("stun:"), ""));
+            if query.split('&').any(|kv| kv.starts_with("transport=") && kv != "transport=udp") {
+                eprintln!(
+                    "peerstorm: {:?}: the TURN cases run over UDP; give the server's UDP address (without ?transport=tcp)",
+                    a.uri
+                );
+                return Ok(crate::EXIT_HARNESS);
+            }
             let server = hp
                 .to_socket_addrs()
                 .ok()
@@ -265,7 +324,16 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 return Ok(crate::EXIT_HARNESS);
             }
             let results = turn_suite(server, user, password, a.alt_address, a.quota, &sel)?;
-            report("turn", &results, &a.common)
+            let code = report("turn", &results, &a.common)?;
+            let forbidden = results.iter().filter(|r| r.observed.as_deref().is_some_and(|o| o.contains("403"))).count();
+            if forbidden > 0 {
+                eprintln!(
+                    "peerstorm: {forbidden} case(s) got 403 Forbidden: the cases relay to peers on 127.0.0.1, which a \
+                     TURN server refuses unless told otherwise; start it with --allow-loopback-peers \
+                     (`peerstorm serve turn` and coturn both take that flag)"
+                );
+            }
+            Ok(code)
         }
         Conform::E2e(a) => e2e(&a),
         Conform::Matrix(a) => matrix(&a),
@@ -275,8 +343,13 @@ pub fn run(cmd: Conform) -> Result<u8> {
 /// Two full-stack virtual peers through the broker, once per serialization (or a browser and
 /// a virtual peer).
 fn e2e(a: &E2eArgs) -> Result<u8> {
-    let (addr, path) = parse_url(&a.url)?;
-    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key: a.key.clone() };
+    let (addr, path, url_key) = parse_url(&a.url)?;
+    let key = url_key.unwrap_or_else(|| a.key.clone());
+    if let Err(why) = preflight(addr, &path, &key) {
+        eprintln!("peerstorm: {why}");
+        return Ok(crate::EXIT_HARNESS);
+    }
+    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key };
     if a.browser {
         let root = crate::children::repo_root()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

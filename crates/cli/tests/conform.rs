@@ -296,3 +296,27 @@ fn the_cases_are_listed_and_an_unreachable_broker_is_exit_2() {
     let o = peerstorm(&["conform", "turn", "turn:127.0.0.1:9", "--list", "--user", "a:b"]);
     assert!(String::from_utf8_lossy(&o.stdout).lines().count() >= 30);
 }
+
+/// The user's mistakes are reported as such (exit 2 with the reason), never as the server's
+/// failures: a wrong path or key, nothing listening for e2e, a TCP TURN URI; the URL `serve
+/// broker` prints is accepted as it is.
+#[test]
+fn wrong_urls_are_the_users_mistake_not_the_servers() {
+    let (_b, addr) = ours(&[]);
+    let o = peerstorm(&["conform", "broker", &format!("ws://{addr}/peerjs?key=peerjs"), "--cases", "handshake.1"]);
+    assert_eq!(o.status.code(), Some(0), "the printed ws:// URL: {}", text(&o));
+    for (url, what) in
+        [(format!("http://{addr}/nope/"), "a wrong path"), (format!("ws://{addr}/peerjs?key=wrong"), "a wrong key")]
+    {
+        let o = peerstorm(&["conform", "broker", &url, "--cases", "handshake.1"]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
+        assert!(text(&o).contains("no PeerServer with key"), "{what}: {}", text(&o));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = peerstorm(&["conform", "e2e", &format!("127.0.0.1:{port}")]);
+    assert_eq!(o.status.code(), Some(2), "e2e with nothing listening: {}", text(&o));
+    assert!(text(&o).contains("cannot connect"), "{}", text(&o));
+    let o = peerstorm(&["conform", "turn", "turn:127.0.0.1:3478?transport=tcp", "--user", "a:b"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("over UDP"), "{}", text(&o));
+}

@@ -1,11 +1,21 @@
 // One Chromium page running peerjs@1.5.5 as a lab host (inside a network namespace that
 // peerstorm's lab put behind a simulated NAT). It joins the broker; with "connect" it opens a
-// DataConnection, sends one message and waits for the echo; without, it echoes what it gets.
-// Prints "open" once registered, then one JSON line: the setup time and the selected candidate
-// pair's types from getStats. Exits 0 when the exchange happened, 1 otherwise.
+// DataConnection and runs the echo workload (`messages` messages of `messageBytes` bytes, each
+// after the previous echo); without, it echoes what it gets.
+//
+// Prints "open" once registered, then one JSON line in the shape `peerstorm peer` prints (a
+// ConnOutcome: remote, offerer, milestones, bytes_moved) plus `ok`. Milestones are
+// milliseconds since the page created its Peer, read from the browser's own events: the
+// signaling WebSocket's open, PeerJS's OPEN, setLocalDescription/setRemoteDescription,
+// icecandidate (first candidate, first srflx, first relay, gathering complete),
+// iceconnectionstatechange (ice_connected), connectionstatechange (dtls_connected: DTLS is up
+// when the connection state says "connected"), the DataConnection's open, the first echo and the
+// last. The selected pair's candidate types come from getStats. Exits 0 when the workload ran
+// (answerer: when it echoed), 1 otherwise.
 //
 //   node tools/js/lab-peer.mjs '{"broker":"198.51.100.10:9000","id":"a","connect":"b",
-//                                "iceServers":[...],"timeoutMs":40000}'
+//                                "iceServers":[...],"messages":10,"messageBytes":1000,
+//                                "timeoutMs":40000}'
 import { launch, servePage } from "./chromium.mjs";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -16,12 +26,24 @@ if (!cfg.broker || !cfg.id) {
   console.error("usage: node lab-peer.mjs '{\"broker\":\"HOST:PORT\",\"id\":\"ID\",\"connect\":\"OTHER\",\"iceServers\":[]}'");
   process.exit(2);
 }
+const timeoutMs = cfg.timeoutMs ?? 40000;
 const here = dirname(fileURLToPath(import.meta.url));
 const peerjsSource = readFileSync(join(here, "node_modules/peerjs/dist/peerjs.min.js"), "utf8");
 const page = await servePage(`<!doctype html><meta charset="utf-8"><title>peerstorm lab peer</title><script>${peerjsSource.replace(/<\/script/gi, "<\\/script")}</script>`);
 const { context, close } = await launch();
-let result = { id: cfg.id, ok: false };
-const timer = setTimeout(() => finish({ error: `timed out after ${cfg.timeoutMs ?? 40000} ms` }), cfg.timeoutMs ?? 40000);
+let result = { remote: cfg.connect ?? "", offerer: Boolean(cfg.connect), milestones: { at: {}, failure: null, selected: null, failed_at: null }, bytes_moved: 0, ok: false };
+let p;
+const timer = setTimeout(async () => {
+  // What the page saw so far, then the verdict.
+  const sofar = p ? await p.evaluate(() => window.labState?.()).catch(() => null) : null;
+  if (sofar) result = { ...result, ...sofar };
+  const m = result.milestones;
+  if (!m.failure) {
+    m.failure = "timeout";
+    m.failed_at = timeoutMs;
+  }
+  finish({ error: `timed out after ${timeoutMs} ms` });
+}, timeoutMs);
 
 async function finish(extra) {
   clearTimeout(timer);
@@ -33,7 +55,7 @@ async function finish(extra) {
 }
 
 try {
-  const p = await context.newPage();
+  p = await context.newPage();
   p.on("pageerror", (e) => finish({ error: `page error: ${e.message}` }));
   await p.goto(page.url);
   const [host, port] = cfg.broker.split(":");
@@ -42,6 +64,63 @@ try {
   const out = await p.evaluate(
     ([cfg, opts]) =>
       new Promise((resolve) => {
+        const t0 = performance.now();
+        const at = {};
+        const state = { remote: cfg.connect ?? "", offerer: Boolean(cfg.connect), milestones: { at, failure: null, selected: null, failed_at: null }, bytes_moved: 0 };
+        window.labState = () => state;
+        const mark = (name) => {
+          if (!(name in at)) at[name] = performance.now() - t0;
+        };
+        const fail = (why) => {
+          if (!state.milestones.failure) {
+            state.milestones.failure = why;
+            state.milestones.failed_at = performance.now() - t0;
+          }
+        };
+        // The signaling socket's open (PeerJS keeps it to itself).
+        const NativeWebSocket = window.WebSocket;
+        window.WebSocket = class extends NativeWebSocket {
+          constructor(...a) {
+            super(...a);
+            this.addEventListener("open", () => mark("signaling_connected"));
+          }
+        };
+        // Every RTCPeerConnection PeerJS makes reports its stages.
+        const NativePC = window.RTCPeerConnection;
+        window.RTCPeerConnection = class extends NativePC {
+          constructor(...a) {
+            super(...a);
+            this.addEventListener("icecandidate", (e) => {
+              if (!e.candidate || !e.candidate.candidate) return mark("gathering_complete");
+              mark("first_local_candidate");
+              if (e.candidate.type === "srflx") mark("first_srflx");
+              if (e.candidate.type === "relay") mark("first_relay");
+            });
+            this.addEventListener("icegatheringstatechange", () => {
+              if (this.iceGatheringState === "complete") mark("gathering_complete");
+            });
+            this.addEventListener("iceconnectionstatechange", () => {
+              const s = this.iceConnectionState;
+              if (s === "connected" || s === "completed") mark("ice_connected");
+              if (s === "failed") fail("ice_failed");
+            });
+            this.addEventListener("connectionstatechange", () => {
+              if (this.connectionState === "connected") mark("dtls_connected");
+              if (this.connectionState === "failed") fail("ice_connected" in at ? "dtls_failed" : "ice_failed");
+            });
+          }
+          async setLocalDescription(d) {
+            const r = await super.setLocalDescription(d);
+            if (this.localDescription?.type === "offer") mark("offer_sent");
+            return r;
+          }
+          async setRemoteDescription(d) {
+            if (d?.type === "offer") mark("offer_received");
+            const r = await super.setRemoteDescription(d);
+            if (d?.type === "answer") mark("answer_received");
+            return r;
+          }
+        };
         // The selected pair's local and remote candidate types, from getStats.
         const describe = async (conn) => {
           const stats = await conn.peerConnection.getStats();
@@ -52,26 +131,57 @@ try {
           const pair = pairId && stats.get(pairId);
           const local = pair && stats.get(pair.localCandidateId);
           const remote = pair && stats.get(pair.remoteCandidateId);
-          return { selected: [local?.candidateType ?? null, remote?.candidateType ?? null] };
+          if (local?.candidateType && remote?.candidateType) state.milestones.selected = [local.candidateType, remote.candidateType];
         };
         const peer = new peerjs.Peer(cfg.id, opts);
-        peer.on("error", (e) => resolve({ error: `${e.type}: ${e.message}` }));
+        peer.on("error", (e) => {
+          fail(e.type === "unavailable-id" ? "id_taken" : { broker_error: `${e.type}: ${e.message}` });
+          resolve({ ...state, ok: false, error: `${e.type}: ${e.message}` });
+        });
         peer.on("open", () => {
+          mark("open");
           window.labOpen();
           if (!cfg.connect) return;
-          const t0 = performance.now();
           const conn = peer.connect(cfg.connect, { reliable: true });
-          conn.on("open", () => {
-            const openMs = performance.now() - t0;
-            conn.on("data", async (d) => resolve({ ok: d === "ping", open_ms: openMs, ...(await describe(conn)) }));
-            conn.send("ping");
+          const payload = new Uint8Array(cfg.messageBytes ?? 1000).fill(0x61);
+          let echoed = 0;
+          const total = cfg.messages ?? 10;
+          conn.on("open", async () => {
+            mark("data_channel_open");
+            await describe(conn);
+            conn.on("data", async (d) => {
+              const n = d?.byteLength ?? d?.length ?? 0;
+              state.bytes_moved += n;
+              echoed += 1;
+              if (echoed === 1) mark("first_echo");
+              if (echoed < total) {
+                conn.send(payload);
+                state.bytes_moved += payload.byteLength;
+              } else {
+                mark("workload_done");
+                resolve({ ...state, ok: n === payload.byteLength });
+              }
+            });
+            conn.send(payload);
+            state.bytes_moved += payload.byteLength;
           });
         });
         peer.on("connection", (conn) => {
+          state.remote = conn.peer;
+          conn.on("open", () => {
+            mark("data_channel_open");
+            describe(conn);
+          });
+          let echoed = 0;
           conn.on("data", (d) => {
             conn.send(d);
-            // Stay a while so the echo leaves before the page goes.
-            setTimeout(async () => resolve({ ok: true, ...(await describe(conn)) }), 2000);
+            state.bytes_moved += 2 * (d?.byteLength ?? d?.length ?? 0);
+            echoed += 1;
+            if (echoed === 1) mark("first_echo");
+            // Stay until the offerer is done (the lab stops this host then), or a while after
+            // the last echo.
+            clearTimeout(window.labQuiet);
+            window.labQuiet = setTimeout(() => resolve({ ...state, ok: true }), 3000);
           });
         });
       }),

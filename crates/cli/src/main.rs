@@ -6,6 +6,7 @@ mod children;
 mod conform;
 mod inspect;
 mod lab;
+mod lab_run;
 mod live;
 mod nat;
 mod peer_cmd;
@@ -105,10 +106,10 @@ peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T10150
     /// Simulated NATs: check a NAT type with RFC 5780 discovery.
     #[command(subcommand)]
     Nat(nat::Nat),
-    /// The lab (real programs in network namespaces behind the simulated network): clean up
-    /// after a killed run.
-    #[command(subcommand)]
-    Lab(lab::Lab),
+    /// The lab: real programs (Chromium, `peerstorm peer`, any command, coturn, peer@1.0.2) in
+    /// network namespaces behind the simulated network's NATs, on the wall clock: run a lab
+    /// scenario, measure a lab from inside (echo, ping), clean up after a killed run.
+    Lab(lab::LabCmd),
 }
 
 fn main() -> ExitCode {

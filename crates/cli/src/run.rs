@@ -93,6 +93,10 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         }
     };
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if s.mode == Mode::Lab {
+        let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
+        return crate::lab_run::run(&s, &text, &dir, &thresholds, a.quiet);
+    }
     if s.mode == Mode::Live {
         let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
         return crate::live::run(&s, &text, shard, &overrides, &thresholds, &dir, a.quiet);

@@ -30,6 +30,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long before a deadline the forwarder stops sleeping and spins (tokio's timers have a
+/// resolution of one millisecond).
+const SPIN: Duration = Duration::from_micros(1500);
+
 /// The lab hosts' MTU.
 pub const LAB_MTU: u16 = 1400;
 
@@ -45,6 +49,9 @@ pub enum LabError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     World(#[from] peerstorm_runner::SimError),
+    /// SIGINT (Ctrl-C) or SIGTERM arrived while the lab ran; dropping the [`Lab`] removes it.
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
 }
 
 /// A host to be: where it sits on the simulated network and what it is called.
@@ -142,8 +149,28 @@ pub struct LabStats {
     pub into_network: u64,
     /// Packets the network delivered to lab hosts and written to their TUN devices.
     pub out_of_network: u64,
-    /// Packets not carried, by reason (`IP protocol 6 is not carried yet`, ...).
+    /// Packets not carried, by reason (`IP protocol 1 is not carried`, ...).
     pub skipped: BTreeMap<String, u64>,
+    /// How late each packet reached its host's TUN device after the simulated network's
+    /// delivery time (the forwarder's scheduling error), microseconds; the first
+    /// [`LATENESS_SAMPLES`] packets.
+    pub lateness_us: Vec<u32>,
+}
+
+/// How many packets' lateness [`LabStats`] keeps.
+pub const LATENESS_SAMPLES: usize = 1 << 20;
+
+impl LabStats {
+    /// The `q` quantile (0..=1) of the forwarder's scheduling error; `None` before any packet.
+    pub fn lateness(&self, q: f64) -> Option<Duration> {
+        if self.lateness_us.is_empty() {
+            return None;
+        }
+        let mut v = self.lateness_us.clone();
+        v.sort_unstable();
+        let i = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+        Some(Duration::from_micros(u64::from(v[i])))
+    }
 }
 
 /// A running lab: the namespaces exist until it is dropped.
@@ -189,7 +216,8 @@ impl Lab {
     }
 
     /// Forwards until `done()` says so (asked at least every 50 ms) or `max` has passed;
-    /// returns whether `done` ended it.
+    /// returns whether `done` ended it. SIGINT or SIGTERM ends it with
+    /// [`LabError::Interrupted`]: the caller drops the lab, which removes it.
     pub fn run_until(&mut self, max: Duration, mut done: impl FnMut() -> bool) -> Result<bool, LabError> {
         let Lab { rt, world, hosts, stats, pcap } = self;
         rt.block_on(forward(world, hosts, stats, pcap, Instant::now() + max, &mut done))
@@ -217,6 +245,8 @@ async fn forward(
             }
         });
     }
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
     let base = world.base();
     let mut out = Vec::new();
     let result = loop {
@@ -235,6 +265,10 @@ async fn forward(
             }
             if h.dev.send(&bytes).await.is_ok() {
                 stats.out_of_network += 1;
+                if stats.lateness_us.len() < LATENESS_SAMPLES {
+                    let late = Instant::now().saturating_duration_since(base + d.at);
+                    stats.lateness_us.push(late.as_micros().min(u128::from(u32::MAX)) as u32);
+                }
             }
         }
         if done() {
@@ -245,28 +279,42 @@ async fn forward(
         }
         let poll = Instant::now() + Duration::from_millis(50);
         let wake = world.next_deadline().map_or(end, |t| (base + t).min(end)).min(poll);
-        tokio::select! {
-            got = rx.recv() => {
-                let Some((host, bytes)) = got else { break Ok(false) };
-                if let Some(p) = pcap.as_mut() {
-                    p.record_raw(Instant::now().saturating_duration_since(base), &bytes);
-                }
-                match ip::parse(&bytes) {
-                    Ok(pkt) => {
-                        let now = Instant::now().saturating_duration_since(base);
-                        if let Err(e) = world.run_until(now.max(world.now()), |_, d| {
-                            out.push(d);
-                            peerstorm_netsim::Flow::Continue
-                        }) {
-                            break Err(e.into());
-                        }
-                        world.send(host, pkt);
-                        stats.into_network += 1;
-                    }
-                    Err(why) => *stats.skipped.entry(why.to_string()).or_default() += 1,
+        // tokio's timers fire on whole milliseconds, late by up to one: they wake the loop
+        // SPIN before the deadline and the rest is spun (yielding, so packets still come in).
+        let got = if wake > Instant::now() + SPIN {
+            tokio::select! {
+                got = rx.recv() => got,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake - SPIN)) => continue,
+                _ = int.recv() => break Err(LabError::Interrupted("SIGINT")),
+                _ = term.recv() => break Err(LabError::Interrupted("SIGTERM")),
+            }
+        } else {
+            loop {
+                match rx.try_recv() {
+                    Ok(got) => break Some(got),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break None,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) if Instant::now() >= wake => break None,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => tokio::task::yield_now().await,
                 }
             }
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+        };
+        let Some((host, bytes)) = got else { continue };
+        if let Some(p) = pcap.as_mut() {
+            p.record_raw(Instant::now().saturating_duration_since(base), &bytes);
+        }
+        match ip::parse(&bytes) {
+            Ok(pkt) => {
+                let now = Instant::now().saturating_duration_since(base);
+                if let Err(e) = world.run_until(now.max(world.now()), |_, d| {
+                    out.push(d);
+                    peerstorm_netsim::Flow::Continue
+                }) {
+                    break Err(e.into());
+                }
+                world.send(host, pkt);
+                stats.into_network += 1;
+            }
+            Err(why) => *stats.skipped.entry(why.to_string()).or_default() += 1,
         }
     };
     readers.abort_all();

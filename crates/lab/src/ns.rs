@@ -56,10 +56,25 @@ impl Namespace {
 
     /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
     pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
+        command_in(&self.name, program)
     }
+}
+
+/// A command that runs `program` inside namespace `name` (`ip netns exec NAME program`): for
+/// callers that start programs while the lab runs and hold only its namespaces' names.
+pub fn command_in(name: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", name, program]);
+    c
+}
+
+/// Whether something in namespace `name` listens on `addr` (UDP, or TCP), by iproute2's `ss`:
+/// how the lab knows a server in a host is up when the server does not say so itself.
+pub fn listening(name: &str, udp: bool, addr: std::net::SocketAddr) -> bool {
+    let out = Command::new("ip").args(["netns", "exec", name, "ss", "-Hln", if udp { "-u" } else { "-t" }]).output();
+    out.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout).lines().any(|l| l.split_whitespace().nth(3) == Some(&addr.to_string()))
+    })
 }
 
 impl Namespace {

@@ -50,7 +50,7 @@ impl Milestone {
 }
 
 /// Why a peer's connection failed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Failure {
     IceFailed,
@@ -62,21 +62,24 @@ pub enum Failure {
 }
 
 /// When each milestone first happened (time since the peer started). In JSON, times are
-/// milliseconds (fractions down to the microsecond).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// milliseconds (fractions down to the microsecond); read back the same way (what a lab host
+/// other than a virtual peer reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Milestones {
-    #[serde(serialize_with = "ms_map")]
+    #[serde(serialize_with = "ms_map", deserialize_with = "ms_map_de", default)]
     pub at: BTreeMap<Milestone, Duration>,
+    #[serde(default)]
     pub failure: Option<Failure>,
     /// The selected candidate pair's types (local, remote: `host`, `srflx`, `prflx`, `relay`),
     /// read when the data channel opens.
+    #[serde(default)]
     pub selected: Option<(String, String)>,
     /// When `failure` happened (time since the peer started).
-    #[serde(serialize_with = "ms_opt")]
+    #[serde(serialize_with = "ms_opt", deserialize_with = "ms_opt_de", default)]
     pub failed_at: Option<Duration>,
     /// Why the TURN allocation failed, as the server or the client said (`437`, `timeout`, ...):
     /// the connection may still succeed without a relay.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub turn_error: Option<String>,
 }
 
@@ -98,6 +101,25 @@ fn ms_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
         Some(d) => s.serialize_some(&ms(*d)),
         None => s.serialize_none(),
     }
+}
+
+/// Milliseconds back to a time: finite and from zero to a day, or an error.
+fn from_ms<E: serde::de::Error>(v: f64) -> Result<Duration, E> {
+    if v.is_finite() && (0.0..=86_400_000.0).contains(&v) {
+        Ok(Duration::from_micros((v * 1000.0).round() as u64))
+    } else {
+        Err(E::custom(format!("{v} ms: expected milliseconds from 0 to a day")))
+    }
+}
+
+fn ms_map_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Milestone, Duration>, D::Error> {
+    let raw: BTreeMap<Milestone, f64> = serde::Deserialize::deserialize(d)?;
+    raw.into_iter().map(|(k, v)| Ok((k, from_ms(v)?))).collect()
+}
+
+fn ms_opt_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let raw: Option<f64> = serde::Deserialize::deserialize(d)?;
+    raw.map(from_ms).transpose()
 }
 
 impl Milestones {

@@ -12,8 +12,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// One connection's outcome, its milestones including the peer's own (signaling, OPEN).
-#[derive(Debug, Clone, serde::Serialize)]
+/// One connection's outcome, its milestones including the peer's own (signaling, OPEN). The
+/// JSON line `peerstorm peer` prints, and that any lab host may print to be measured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConnOutcome {
     pub remote: String,
     pub offerer: bool,

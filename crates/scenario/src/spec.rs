@@ -34,6 +34,9 @@ pub struct Scenario {
     pub load: Option<Load>,
     #[serde(default)]
     pub signaling: Signaling,
+    /// `mode = "lab"`: what runs in the lab's hosts.
+    #[serde(default)]
+    pub lab: Option<LabSpec>,
     /// Metric path → condition (`"setup.dc_open.p95" = "< 800ms"`), checked by the report
     /// layer; dotted keys written unquoted are nested tables, flattened back into paths.
     #[serde(default)]
@@ -53,6 +56,63 @@ pub enum Mode {
     Sim,
     /// Real sockets on this machine against real servers.
     Live,
+    /// Real programs (Chromium, `peerstorm peer`, any command) in network namespaces behind
+    /// the simulated network, on the wall clock (`peerstorm lab SCENARIO`; needs root).
+    Lab,
+}
+
+/// `[lab]`: the programs a lab scenario's pairs run, and how many pairs run at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// What each pair's offerer runs.
+    #[serde(default)]
+    pub offerer: HostKind,
+    /// What each pair's answerer runs.
+    #[serde(default)]
+    pub answerer: HostKind,
+    /// For `kind = "command"`: the program line, run with `sh -c` in the host's namespace, with
+    /// `{id}`, `{connect}` (the answerer's ID for an offerer, empty for an answerer), `{broker}`
+    /// (HOST:PORT), `{stun}`, `{turn}` (HOST:PORT, empty without), `{turn_user}`, `{bind}` (the
+    /// host's address), `{messages}`, `{message_bytes}` and `{timeout_s}` replaced. It prints a
+    /// first line once it can be called, then one JSON line as `peerstorm peer` does (its
+    /// milestones); without one its exit status says whether it worked.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Pairs running at once (each Chromium host is a browser: about one pair per core).
+    #[serde(default = "one")]
+    pub concurrency: usize,
+    /// Record every packet the hosts send and get into `lab.pcap` in the results.
+    #[serde(default = "yes")]
+    pub pcap: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What a lab host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    /// Headless Chromium (Debian's) running peerjs@1.5.5 in a page (tools/js/lab-peer.mjs),
+    /// its milestones from RTCPeerConnection events and getStats.
+    #[default]
+    Chromium,
+    /// `peerstorm peer`: the virtual peer (the rtc stack) on the host's address.
+    Virtual,
+    /// `[lab] command`.
+    Command,
+}
+
+impl HostKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKind::Chromium => "chromium",
+            HostKind::Virtual => "virtual",
+            HostKind::Command => "command",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -578,7 +638,65 @@ impl Scenario {
         match self.mode {
             Mode::Sim => self.check_sim(),
             Mode::Live => self.check_live(),
+            Mode::Lab => self.check_lab(),
         }
+    }
+
+    /// Most pairs a lab scenario may hold (two namespaces each, servers apart).
+    pub const LAB_MAX_PAIRS: usize = 100;
+
+    fn check_lab(&self) -> Result<(), ScenarioError> {
+        let Some(lab) = &self.lab else {
+            return bad("mode = \"lab\" needs a [lab] table (offerer, answerer: chromium, virtual or command)");
+        };
+        if self.peers.pattern != Pattern::Pairs {
+            return bad("mode = \"lab\" runs pairs (peers.pattern = \"pairs\")");
+        }
+        let pairs = self.peers.count / 2;
+        if self.peers.count % 2 != 0 || !(1..=Self::LAB_MAX_PAIRS).contains(&pairs) {
+            return bad(format!(
+                "peers.count = {}: a lab runs pairs, an even count from 2 to {}",
+                self.peers.count,
+                2 * Self::LAB_MAX_PAIRS
+            ));
+        }
+        if !(1..=pairs).contains(&lab.concurrency) {
+            return bad(format!("lab.concurrency = {}: expected 1 to the number of pairs ({pairs})", lab.concurrency));
+        }
+        let uses_command = lab.offerer == HostKind::Command || lab.answerer == HostKind::Command;
+        match (&lab.command, uses_command) {
+            (None, true) => return bad("lab: kind \"command\" needs lab.command (the program line)"),
+            (Some(_), false) => return bad("lab.command is set but neither offerer nor answerer is \"command\""),
+            _ => {}
+        }
+        if !matches!(self.servers.broker, BrokerTarget::Embedded | BrokerTarget::Reference) {
+            return bad("mode = \"lab\": servers.broker is \"embedded\" or \"reference\" (run in a lab host)");
+        }
+        if !matches!(self.servers.turn, TurnTarget::Embedded | TurnTarget::Coturn | TurnTarget::None) {
+            return bad("mode = \"lab\": servers.turn is \"embedded\", \"coturn\" or \"none\"");
+        }
+        if self.servers.stun != StunTarget::Embedded {
+            return bad("mode = \"lab\": the STUN server is the TURN server's host (leave servers.stun out)");
+        }
+        if self.peers.ice != [IceMode::Trickle] {
+            return bad("mode = \"lab\": browsers trickle; peers.ice = [\"trickle\"]");
+        }
+        if !self.network.rtt_sweep.is_empty() {
+            return bad("mode = \"lab\": one RTT per run (network.rtt_sweep_ms is for the simulator)");
+        }
+        if self.network.bandwidth_kbps.is_some() {
+            return bad("mode = \"lab\": network.bandwidth_kbps is not supported in a lab yet");
+        }
+        if self.timeouts.setup > Duration::from_secs(600) {
+            return bad("mode = \"lab\": timeouts.setup_s is at most 600 (each pair runs in real time)");
+        }
+        if self.workload.datachannel.duration.is_some() {
+            return bad("mode = \"lab\": workload.datachannel counts messages (duration_s is not supported)");
+        }
+        if self.workload.datachannel.message_bytes > 65_536 {
+            return bad("mode = \"lab\": workload.datachannel.message_bytes is at most 65,536");
+        }
+        self.check_datachannel()
     }
 
     fn check_group(&self) -> Result<usize, ScenarioError> {

@@ -40,60 +40,137 @@ const ANSWERER_GRACE: Duration = Duration::from_secs(5);
 const HOST_SLACK: Duration = Duration::from_secs(20);
 
 /// A program running in a lab host: its stdout lines as they come, its stderr in a log file.
+///
+/// Nothing here blocks the forwarder (whose thread calls these between packets): the program
+/// is started, and stopped programs are reaped, on threads of their own (starting a process
+/// waits until it runs, tens of milliseconds when browsers fill the cores, and every packet in
+/// the lab would wait with it).
 struct HostProc {
-    child: Child,
+    state: Arc<Mutex<Proc>>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Its stdout reached its end (every line it printed is in `lines`).
+    eof: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
+}
+
+enum Proc {
+    Starting,
+    Running(Child),
+    /// It ended by itself (its status) or the lab stopped it (`None`), at that time.
+    Ended(Option<std::process::ExitStatus>, Instant),
+    /// It could not be started.
+    Failed(String),
+    /// Stop it as soon as it has started.
+    StopWhenStarted,
+}
+
+/// How long after a program's exit its last lines are waited for (a child it left behind may
+/// hold its stdout open).
+const LAST_LINES: Duration = Duration::from_secs(1);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl HostProc {
     fn spawn(mut cmd: Command, log: &Path) -> Result<Self> {
         let err = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("starting {cmd:?}"))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err);
+        let state = Arc::new(Mutex::new(Proc::Starting));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let (out, l) = (child.stdout.take().context("stdout")?, lines.clone());
+        let eof = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (st, l, e) = (state.clone(), lines.clone(), eof.clone());
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                l.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(err) => {
+                    *lock(&st) = Proc::Failed(format!("starting {cmd:?}: {err}"));
+                    e.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+            };
+            let out = child.stdout.take();
+            {
+                let mut s = lock(&st);
+                if matches!(*s, Proc::StopWhenStarted) {
+                    let _ = child.kill();
+                    *s = Proc::Ended(None, Instant::now());
+                    drop(s);
+                    let _ = child.wait();
+                    e.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+                *s = Proc::Running(child);
             }
+            if let Some(out) = out {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    lock(&l).push(line);
+                }
+            }
+            e.store(true, std::sync::atomic::Ordering::Release);
         });
-        Ok(Self { child, lines, started: Instant::now() })
+        Ok(Self { state, lines, eof, started: Instant::now() })
     }
 
     fn printed(&self) -> bool {
-        !self.lines.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !lock(&self.lines).is_empty()
     }
 
+    /// It ended (or never started), and its output has been read.
     fn exited(&mut self) -> bool {
-        self.child.try_wait().is_ok_and(|s| s.is_some())
+        let mut s = lock(&self.state);
+        if let Proc::Running(c) = &mut *s
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            *s = Proc::Ended(Some(status), Instant::now());
+        }
+        match &*s {
+            Proc::Ended(_, at) => self.eof.load(std::sync::atomic::Ordering::Acquire) || at.elapsed() > LAST_LINES,
+            Proc::Failed(_) => true,
+            _ => false,
+        }
     }
 
+    /// Kills it if it still runs; its reaping happens on a thread of its own.
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut s = lock(&self.state);
+        match std::mem::replace(&mut *s, Proc::Ended(None, Instant::now())) {
+            Proc::Running(mut c) => {
+                let _ = c.kill();
+                std::thread::spawn(move || c.wait());
+            }
+            Proc::Starting | Proc::StopWhenStarted => *s = Proc::StopWhenStarted,
+            other => *s = other,
+        }
     }
 
-    /// The last line that is a connection outcome, or what can be said without one.
-    fn outcome(&mut self, remote: &str, offerer: bool, timeout: Duration) -> ConnOutcome {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(o) = lines.iter().rev().find_map(|l| serde_json::from_str::<ConnOutcome>(l).ok()) {
+    /// The last line that is a connection outcome, or what can be said without one (call it
+    /// before [`HostProc::stop`]). `killed`: the lab is stopping it (its time was up).
+    fn outcome(&mut self, remote: &str, offerer: bool, timeout: Duration, killed: bool) -> ConnOutcome {
+        if let Some(o) = lock(&self.lines).iter().rev().find_map(|l| serde_json::from_str::<ConnOutcome>(l).ok()) {
             return o;
         }
         let mut milestones = Milestones::default();
-        let status = self.child.try_wait().ok().flatten();
+        let status = match &*lock(&self.state) {
+            Proc::Ended(status, _) => *status,
+            _ => None,
+        };
         match status {
+            _ if !offerer => {}
+            _ if killed => milestones.fail(Failure::Timeout, timeout),
             // A command that reports no milestones: its exit is the only time there is.
-            Some(s) if s.success() && offerer => milestones.mark(Milestone::WorkloadDone, self.started.elapsed()),
-            Some(_) if !offerer => {}
-            _ if offerer => milestones.fail(Failure::Timeout, timeout),
-            _ => {}
+            Some(s) if s.success() => milestones.mark(Milestone::WorkloadDone, self.started.elapsed()),
+            _ => milestones.fail(Failure::HostExited, self.started.elapsed()),
         }
         ConnOutcome { remote: remote.to_string(), offerer, milestones, bytes_moved: 0 }
+    }
+
+    /// Why it could not start, if it could not.
+    fn failed(&self) -> Option<String> {
+        match &*lock(&self.state) {
+            Proc::Failed(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -554,35 +631,45 @@ fn step(pair: &mut Pair, plan: &Plan<'_>, ns: &(String, String), start: Instant)
                 PairState::Running(a, o)
             } else if a.exited() || a.started.elapsed() > READY_TIMEOUT {
                 // The answerer never came up: the pair failed before its offerer started.
-                a.stop();
+                let killed = !a.exited();
                 let mut o = ConnOutcome {
                     remote: pair.answerer.id.clone(),
                     offerer: true,
                     milestones: Milestones::default(),
                     bytes_moved: 0,
                 };
-                o.milestones.fail(Failure::BrokerError("the answerer never registered".into()), Duration::ZERO);
+                // The offerer never ran: its answerer's program ended or never printed.
+                o.milestones.fail(Failure::HostExited, Duration::ZERO);
+                if let Some(why) = a.failed() {
+                    eprintln!("lab: {}: {why}", pair.answerer.label);
+                }
                 pair.offerer.start = start.elapsed();
                 pair.offerer.outcome = Some(o);
-                pair.answerer.outcome = Some(a.outcome(&pair.offerer.id, false, timeout));
+                pair.answerer.outcome = Some(a.outcome(&pair.offerer.id, false, timeout, killed));
+                a.stop();
                 PairState::Done
             } else {
                 PairState::Answering(a)
             }
         }
         PairState::Running(a, mut o) => {
-            if o.exited() || o.started.elapsed() > timeout + HOST_SLACK {
+            let exited = o.exited();
+            if exited || o.started.elapsed() > timeout + HOST_SLACK {
+                if let Some(why) = o.failed() {
+                    eprintln!("lab: {}: {why}", pair.offerer.label);
+                }
+                pair.offerer.outcome = Some(o.outcome(&pair.answerer.id, true, timeout, !exited));
                 o.stop();
-                pair.offerer.outcome = Some(o.outcome(&pair.answerer.id, true, timeout));
                 PairState::Finishing(a, Instant::now())
             } else {
                 PairState::Running(a, o)
             }
         }
         PairState::Finishing(mut a, since) => {
-            if a.exited() || since.elapsed() > ANSWERER_GRACE {
+            let exited = a.exited();
+            if exited || since.elapsed() > ANSWERER_GRACE {
+                pair.answerer.outcome = Some(a.outcome(&pair.offerer.id, false, timeout, !exited));
                 a.stop();
-                pair.answerer.outcome = Some(a.outcome(&pair.offerer.id, false, timeout));
                 PairState::Done
             } else {
                 PairState::Finishing(a, since)

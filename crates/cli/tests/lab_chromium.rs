@@ -128,7 +128,7 @@ fn run_pair(
 
 #[test]
 fn chromium_pairs_meet_through_turn_behind_symmetric_nats_and_directly_behind_cones() {
-    let relay = |v: &serde_json::Value| v["selected"].as_array().unwrap().iter().any(|t| t == "relay");
+    let relay = |v: &serde_json::Value| v["milestones"]["selected"].as_array().unwrap().iter().any(|t| t == "relay");
     let (a, b) = pair(Preset::Symmetric, Preset::PortRestricted);
     eprintln!("symmetric -> port-restricted: {a}\n  answerer {b}");
     assert_eq!(a["ok"], true, "the echo came back: {a}");

@@ -125,8 +125,22 @@ impl LabBuilder {
             let core = TurnServer::new(cfg, world.base(), [5; 16]);
             world.add_turn(host, core, Duration::ZERO);
         }
+        realtime();
         Ok(Lab { rt, world, hosts, stats: LabStats::default(), pcap: None })
     }
+}
+
+/// Puts the calling thread (the forwarder: labs run on the thread that built them) in the
+/// real-time class, SCHED_FIFO at the lowest priority, with SCHED_RESET_ON_FORK so that
+/// nothing it starts inherits it. The network runs before the programs on it: a browser that
+/// fills both cores delays its own work, not every packet in the lab (measured with two
+/// Chromium pairs on two cores: scheduling error p99 from 13.7 ms at nice -10 to 0.57 ms).
+/// The forwarder sleeps between deadlines and spins at most [`SPIN`] before each, so it
+/// cannot hold a core; best effort (`chrt` from util-linux): without it the lab still runs.
+fn realtime() {
+    let Ok(me) = std::fs::read_link("/proc/thread-self") else { return };
+    let Some(tid) = me.file_name().and_then(|t| t.to_str()).map(str::to_string) else { return };
+    let _ = Command::new("chrt").args(["-f", "-R", "-p", "1", &tid]).output();
 }
 
 /// A lab host: its namespace and the TUN device that is its only way out.

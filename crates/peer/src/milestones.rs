@@ -59,6 +59,9 @@ pub enum Failure {
     IdTaken,
     BrokerError(String),
     Timeout,
+    /// A lab host's program ended without saying how its connection went (its exit status
+    /// was not 0).
+    HostExited,
 }
 
 /// When each milestone first happened (time since the peer started). In JSON, times are

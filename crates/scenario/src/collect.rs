@@ -42,6 +42,7 @@ pub fn failure_name(f: &Failure) -> &'static str {
         Failure::IdTaken => "id_taken",
         Failure::BrokerError(_) => "broker_error",
         Failure::Timeout => "timeout",
+        Failure::HostExited => "host_exited",
     }
 }
 

@@ -1,0 +1,150 @@
+//! `peerstorm lab SCENARIO`: a scenario's pairs as real programs in lab hosts, through the same
+//! metrics and report as a simulation. A virtual peer (`kind = "virtual"`) offers to Chromium
+//! (`kind = "chromium"`) behind a matrix of port-restricted and symmetric NATs, with coturn and
+//! the embedded broker on the simulated internet: port-restricted ↔ symmetric meets only
+//! through coturn's relay. `kind = "command"` hosts and the errors are checked without a browser.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+fn peerstorm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+    c.current_dir(support::root());
+    c
+}
+
+/// Writes `text` as a scenario file in a fresh directory; returns the file and the results dir.
+fn scenario(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("peerstorm-lab-scenario-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, dir.join("out"))
+}
+
+fn lab_namespaces_of(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("psl-{pid}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_virtual_peer_meets_chromium_behind_nats_through_coturn_where_it_must() {
+    let (file, out) = scenario(
+        "browsers",
+        r#"
+name = "lab-test"
+mode = "lab"
+seed = 2
+[network]
+rtt_ms = 40
+pairing = "matrix"
+nat_mix = { port-restricted = 1, symmetric = 1 }
+[servers]
+turn = "coturn"
+turn_user = "lab:secret"
+[peers]
+count = 4
+[workload.datachannel]
+messages = 3
+[timeouts]
+setup_s = 30
+[lab]
+offerer = "virtual"
+answerer = "chromium"
+concurrency = 2
+[thresholds]
+success_rate = ">= 100%"
+"#,
+    );
+    let child = peerstorm().arg("lab").arg(&file).arg("--out").arg(&out).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
+    eprintln!("{stderr}\n{stdout}");
+    assert_eq!(child.status.code(), Some(0), "both pairs connected and echoed");
+
+    let summary = json(&out.join("summary.json"));
+    let run = &summary["modes"][0];
+    assert_eq!(run["pairs"], 2);
+    assert_eq!(run["pairs_ok"], 2);
+    // Matrix order: (port-restricted, port-restricted), then (port-restricted, symmetric).
+    let class = &run["classes"]["port-restricted ↔ symmetric"];
+    let selected = class["selected"].as_object().unwrap();
+    assert!(selected.keys().all(|k| k.contains("relay")), "only coturn's relay joins them: {selected:?}");
+    assert!(run["stages"]["dc_open"]["count"] == 2, "the virtual peers' milestones are in the report");
+
+    // Every host's outcome, the lab's figures, a capture tshark reads, the hosts' logs.
+    let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
+    assert_eq!(peers.lines().count(), 4);
+    let lab = json(&out.join("lab.json"));
+    assert_eq!(lab["hosts"].as_array().unwrap().len(), 4);
+    assert!(lab["packets_out_of_network"].as_u64().unwrap() > 100, "{lab}");
+    assert!(lab["scheduling_error_ms"]["p50"].as_f64().is_some(), "{lab}");
+    let tshark = Command::new("tshark").arg("-r").arg(out.join("lab.pcap")).args(["-Y", "stun"]).output().unwrap();
+    assert!(tshark.status.success(), "{}", String::from_utf8_lossy(&tshark.stderr));
+    assert!(String::from_utf8_lossy(&tshark.stdout).lines().count() > 10, "STUN/TURN in the capture");
+    assert!(out.join("hosts/turnserver.log").exists() && out.join("hosts/p1.log").exists());
+    std::fs::remove_dir_all(file.parent().unwrap()).ok();
+}
+
+#[test]
+fn command_hosts_report_by_exit_status_and_bad_lab_scenarios_exit_2() {
+    // The answerer says it is up and waits; the offerer fails without saying how: the pair
+    // fails as `host_exited`, the threshold fails (exit 1), and the lab is gone afterwards.
+    let (file, out) = scenario(
+        "command",
+        r#"
+name = "lab-command"
+mode = "lab"
+[servers]
+turn = "embedded"
+[peers]
+count = 2
+[timeouts]
+setup_s = 10
+[lab]
+offerer = "command"
+answerer = "command"
+command = "if [ -z '{connect}' ]; then echo up {id} {bind}; sleep 20; else echo trying {connect} via {broker} {turn} {turn_user}; exit 3; fi"
+[thresholds]
+success_rate = ">= 100%"
+"#,
+    );
+    let child = peerstorm().arg("lab").arg(&file).arg("--out").arg(&out).spawn().unwrap();
+    let pid = child.id();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(1), "the pair failed, so the threshold did");
+    assert!(lab_namespaces_of(pid).is_empty(), "the lab removed its namespaces");
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["modes"][0]["failures"]["host_exited"], 1, "{summary}");
+    let log = std::fs::read_to_string(out.join("hosts/p0.log")).unwrap_or_default();
+    let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
+    assert!(peers.contains("host_exited"), "{peers}\n{log}");
+    std::fs::remove_dir_all(file.parent().unwrap()).ok();
+
+    // Not a lab scenario, or a lab scenario that does not hold together: exit 2, the reason.
+    for (text, says) in [
+        ("name = \"x\"\n[peers]\ncount = 2\n", "not a lab scenario"),
+        ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"command\"\n", "needs lab.command"),
+        ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 3\n[lab]\n", "even count"),
+        ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nconcurrency = 0\n", "lab.concurrency"),
+        ("name = \"x\"\nmode = \"lab\"\n[servers]\nbroker = \"127.0.0.1:9000\"\n[peers]\ncount = 2\n[lab]\n", "embedded"),
+    ] {
+        let (file, _) = scenario("bad", text);
+        let r = peerstorm().arg("lab").arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(says), "{text}: {err}");
+        std::fs::remove_dir_all(file.parent().unwrap()).ok();
+    }
+}

@@ -23,6 +23,12 @@ pub enum Bench {
     /// TURN efficiency: allocations and relayed datagrams per server CPU-second, for
     /// peerstorm's TURN server and coturn in the same run, driven by the same Rust clients.
     Turn(TurnBench),
+    /// Lab forwarding: packets per second (per wall second and per CPU-second) through two NATs
+    /// with N hosts, the forwarder's scheduling error and the pings' RTT and loss, per offered
+    /// rate. Needs root.
+    #[command(after_help = "Example:\n  \
+sudo peerstorm bench lab --hosts 4 --rates 1000,4000,8000,16000 --seconds 5")]
+    Lab(crate::bench_lab::LabBench),
     /// (internal) One generator process of a capacity run.
     #[command(hide = true)]
     BrokerClients(ClientsArgs),
@@ -90,6 +96,7 @@ struct Row {
 pub fn run(cmd: Bench) -> Result<u8> {
     match cmd {
         Bench::Turn(t) => crate::bench_turn::run(&t),
+        Bench::Lab(l) => crate::bench_lab::run(&l),
         Bench::Broker(b) if b.capacity.is_some() => capacity(&b),
         Bench::Broker(b) => side_by_side(&b),
         Bench::BrokerClients(c) => clients_process(&c),

@@ -1,6 +1,7 @@
 //! `peerstorm`: a protocol test harness and load simulator for WebRTC signaling and NAT traversal.
 
 mod bench;
+mod bench_lab;
 mod bench_turn;
 mod children;
 mod conform;

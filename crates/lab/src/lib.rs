@@ -19,6 +19,8 @@
 pub mod ip;
 pub mod ns;
 
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use ns::{Namespace, NsError};
 use peerstorm_broker::{Broker, Config};
 use peerstorm_netsim::{HostId, LinkConfig, Network, SegmentId};
@@ -30,9 +32,15 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long before a deadline the forwarder stops sleeping and spins (tokio's timers have a
-/// resolution of one millisecond).
-const SPIN: Duration = Duration::from_micros(1500);
+/// The forwarder's alarm clock: a timerfd (microsecond wake-ups) for tokio to wait on.
+struct Alarm(TimerFd);
+
+impl std::os::fd::AsRawFd for Alarm {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd;
+        self.0.as_fd().as_raw_fd()
+    }
+}
 
 /// The lab hosts' MTU.
 pub const LAB_MTU: u16 = 1400;
@@ -135,8 +143,8 @@ impl LabBuilder {
 /// nothing it starts inherits it. The network runs before the programs on it: a browser that
 /// fills both cores delays its own work, not every packet in the lab (measured with two
 /// Chromium pairs on two cores: scheduling error p99 from 13.7 ms at nice -10 to 0.57 ms).
-/// The forwarder sleeps between deadlines and spins at most [`SPIN`] before each, so it
-/// cannot hold a core; best effort (`chrt` from util-linux): without it the lab still runs.
+/// The forwarder sleeps between deadlines (on a timerfd), so it does not hold a core; best
+/// effort (`chrt` from util-linux): without it the lab still runs.
 fn realtime() {
     let Ok(me) = std::fs::read_link("/proc/thread-self") else { return };
     let Some(tid) = me.file_name().and_then(|t| t.to_str()).map(str::to_string) else { return };
@@ -261,6 +269,14 @@ async fn forward(
     }
     use tokio::signal::unix::{SignalKind, signal};
     let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    // Deprecated in tokio 1.54 for types that could close their descriptor while registered
+    // (the replacement is `unsafe`, which this workspace forbids); `Alarm` owns its timerfd
+    // for as long as the AsyncFd holds it and never replaces it.
+    #[allow(deprecated)]
+    let alarm = tokio::io::unix::AsyncFd::with_interest(
+        Alarm(TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_NONBLOCK).map_err(std::io::Error::from)?),
+        tokio::io::Interest::READABLE,
+    )?;
     let base = world.base();
     let mut out = Vec::new();
     let result = loop {
@@ -293,24 +309,24 @@ async fn forward(
         }
         let poll = Instant::now() + Duration::from_millis(50);
         let wake = world.next_deadline().map_or(end, |t| (base + t).min(end)).min(poll);
-        // tokio's timers fire on whole milliseconds, late by up to one: they wake the loop
-        // SPIN before the deadline and the rest is spun (yielding, so packets still come in).
-        let got = if wake > Instant::now() + SPIN {
-            tokio::select! {
-                got = rx.recv() => got,
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake - SPIN)) => continue,
-                _ = int.recv() => break Err(LabError::Interrupted("SIGINT")),
-                _ = term.recv() => break Err(LabError::Interrupted("SIGTERM")),
+        let left = wake.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            continue;
+        }
+        // A timerfd, not tokio's timer: tokio's fire on whole milliseconds, late by up to one.
+        alarm.get_ref().0.set(Expiration::OneShot(TimeSpec::from_duration(left)), TimerSetTimeFlags::empty())
+            .map_err(std::io::Error::from)?;
+        let got = tokio::select! {
+            got = rx.recv() => got,
+            ready = alarm.readable() => {
+                let mut ready = ready?;
+                // Drains the expiry count (EAGAIN when a stale readiness woke us: nothing to do).
+                let _ = ready.get_inner().0.wait();
+                ready.clear_ready();
+                continue;
             }
-        } else {
-            loop {
-                match rx.try_recv() {
-                    Ok(got) => break Some(got),
-                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break None,
-                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) if Instant::now() >= wake => break None,
-                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => tokio::task::yield_now().await,
-                }
-            }
+            _ = int.recv() => break Err(LabError::Interrupted("SIGINT")),
+            _ = term.recv() => break Err(LabError::Interrupted("SIGTERM")),
         };
         let Some((host, bytes)) = got else { continue };
         if let Some(p) = pcap.as_mut() {

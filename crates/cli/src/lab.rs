@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Examples:\n  \
-sudo peerstorm lab scenarios/lab-browsers.toml   # Chromium pairs behind a NAT mix, coturn, the embedded broker\n  \
+sudo peerstorm lab scenarios/lab-browsers.toml      # Chromium pairs behind NATs, coturn\n  \
+sudo peerstorm lab scenarios/lab-browsers.toml --concurrency 1 --out reports/lab-1\n  \
 peerstorm lab clean                             # remove what a killed lab left behind\n\n\
 A lab host is a network namespace whose only interfaces are lo and a TUN device this process\n\
 owns; the simulated network (NATs, links, loss, the embedded STUN/TURN core) carries every packet\n\
@@ -34,6 +35,9 @@ pub struct LabCmd {
     /// Where to write the results (default reports/<scenario>-<UTC time>/).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Override `[lab] concurrency`: pairs running at once.
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
     /// No progress lines.
     #[arg(long, short)]
     quiet: bool,
@@ -87,11 +91,11 @@ pub struct PingArgs {
 
 pub fn run(cmd: LabCmd) -> Result<u8> {
     let Some(sub) = cmd.cmd else {
-        let Some(path) = cmd.scenario else {
+        let Some(path) = cmd.scenario.clone() else {
             eprintln!("peerstorm: lab: give a scenario file or a subcommand (see peerstorm lab --help)");
             return Ok(EXIT_HARNESS);
         };
-        return scenario(&path, cmd.seed, cmd.out.as_ref(), cmd.quiet);
+        return scenario(&path, &cmd);
     };
     match sub {
         Lab::Clean => match peerstorm_lab::ns::clean() {
@@ -114,7 +118,7 @@ pub fn run(cmd: LabCmd) -> Result<u8> {
 }
 
 /// `peerstorm lab SCENARIO`: the scenario must say `mode = "lab"`.
-fn scenario(path: &std::path::Path, seed: Option<u64>, out: Option<&std::path::PathBuf>, quiet: bool) -> Result<u8> {
+fn scenario(path: &std::path::Path, cmd: &LabCmd) -> Result<u8> {
     let (mut s, text) = match crate::run::load_scenario(path) {
         Ok(x) => x,
         Err(e) => {
@@ -126,11 +130,18 @@ fn scenario(path: &std::path::Path, seed: Option<u64>, out: Option<&std::path::P
         eprintln!("peerstorm: {}: not a lab scenario (it needs mode = \"lab\" and a [lab] table; `peerstorm run` runs the others)", path.display());
         return Ok(EXIT_HARNESS);
     }
-    if let Some(seed) = seed {
+    if let Some(seed) = cmd.seed {
         s.seed = seed;
     }
+    if let (Some(n), Some(lab)) = (cmd.concurrency, s.lab.as_mut()) {
+        lab.concurrency = n;
+        if let Err(e) = s.check() {
+            eprintln!("peerstorm: --concurrency {n}: {e}");
+            return Ok(EXIT_HARNESS);
+        }
+    }
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::lab_run::run(&s, &text, &crate::results::dir_for(out, &s.name), &thresholds, quiet)
+    crate::lab_run::run(&s, &text, &crate::results::dir_for(cmd.out.as_ref(), &s.name), &thresholds, cmd.quiet)
 }
 
 fn echo(a: &EchoArgs) -> Result<u8> {

@@ -20,3 +20,73 @@ fn lab_clean_removes_what_a_killed_lab_left() {
     let list = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&name));
 }
+
+fn lab_namespaces_of(pid: u32) -> Vec<String> {
+    let out = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|l| l.starts_with(&format!("psl-{pid}-")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM in the middle of a lab run: the run exits 130 and its
+/// namespaces, and the programs running in them, are gone.
+#[test]
+fn an_interrupted_lab_run_removes_its_lab() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-lab-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.toml");
+    // Both sides wait a minute: the run is interrupted long before.
+    std::fs::write(
+        &file,
+        "name = \"interrupt\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"command\"\nanswerer = \"command\"\n\
+         command = \"echo up; sleep 60\"\n",
+    )
+    .unwrap();
+    for signal in ["-INT", "-TERM"] {
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+            .arg("lab")
+            .arg(&file)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = run.id();
+        // Until both hosts' programs run (the offerer starts after the answerer printed).
+        let t0 = std::time::Instant::now();
+        let sleeping = || {
+            lab_namespaces_of(pid).iter().filter(|ns| ns.ends_with("-p0") || ns.ends_with("-p1")).all(|ns| {
+                let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+                !pids.stdout.is_empty()
+            }) && lab_namespaces_of(pid).len() >= 3
+        };
+        while !sleeping() {
+            assert!(t0.elapsed().as_secs() < 30, "the lab came up");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let namespaces = lab_namespaces_of(pid);
+        assert!(std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap().success());
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{signal}: interrupted");
+        assert!(lab_namespaces_of(pid).is_empty(), "{signal}: {namespaces:?} were removed");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A panic while a lab runs unwinds through the `Lab`, which removes its namespaces.
+#[test]
+fn a_panic_inside_a_lab_removes_it() {
+    let result = std::panic::catch_unwind(|| {
+        let mut b = peerstorm_lab::LabBuilder::new(1);
+        let internet = b.network_mut().add_segment("internet");
+        b.add_host("panic", internet, std::net::Ipv4Addr::new(198, 51, 100, 5), peerstorm_netsim::LinkConfig::default());
+        let mut lab = b.build().expect("the lab needs root");
+        let _ = lab.run_until(std::time::Duration::from_secs(5), || panic!("in the middle of a lab"));
+    });
+    assert!(result.is_err());
+    assert!(lab_namespaces_of(std::process::id()).is_empty(), "the lab's namespace is gone");
+}

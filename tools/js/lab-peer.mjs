@@ -59,7 +59,7 @@ try {
   p.on("pageerror", (e) => finish({ error: `page error: ${e.message}` }));
   await p.goto(page.url);
   const [host, port] = cfg.broker.split(":");
-  const opts = { host, port: Number(port), path: "/", key: "peerjs", secure: false, debug: 0, config: { iceServers: cfg.iceServers ?? [] } };
+  const opts = { host, port: Number(port), path: "/", key: "peerjs", secure: false, debug: 0, config: { iceServers: cfg.iceServers ?? [], iceTransportPolicy: cfg.relayOnly ? "relay" : "all" } };
   await p.exposeFunction("labOpen", () => console.log("open"));
   const out = await p.evaluate(
     ([cfg, opts]) =>

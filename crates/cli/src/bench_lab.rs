@@ -58,12 +58,10 @@ struct Row {
 }
 
 pub fn run(a: &LabBench) -> Result<u8> {
-    if !(1..=100).contains(&a.hosts)
-        || a.rates.iter().any(|r| !(r.is_finite() && *r > 0.0 && *r <= 200_000.0))
-        || !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0)
-        || !(16..=1200).contains(&a.size)
-        || a.rtt_ms > 10_000
-    {
+    let rates_ok = a.rates.iter().all(|r| r.is_finite() && *r > 0.0 && *r <= 200_000.0);
+    let seconds_ok = a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0;
+    let sizes_ok = (1..=100).contains(&a.hosts) && (16..=1200).contains(&a.size) && a.rtt_ms <= 10_000;
+    if !(rates_ok && seconds_ok && sizes_ok) {
         eprintln!(
             "peerstorm: --hosts 1..=100, --rates above 0 up to 200000/s, --seconds up to 600, --size 16..=1200, --rtt-ms up to 10000"
         );

@@ -453,6 +453,7 @@ fn echo_peer(id: &str, heartbeat_ms: u64) -> peerstorm_peer::PeerConfig {
         stun: None,
         turn: None,
         relay_only: false,
+        profile: peerstorm_peer::Profile::Chrome,
     }
 }
 

@@ -127,7 +127,10 @@ fn scenario(path: &std::path::Path, cmd: &LabCmd) -> Result<u8> {
         }
     };
     if s.mode != peerstorm_scenario::Mode::Lab {
-        eprintln!("peerstorm: {}: not a lab scenario (it needs mode = \"lab\" and a [lab] table; `peerstorm run` runs the others)", path.display());
+        eprintln!(
+            "peerstorm: {}: not a lab scenario (it needs mode = \"lab\" and a [lab] table; `peerstorm run` runs the others)",
+            path.display()
+        );
         return Ok(EXIT_HARNESS);
     }
     if let Some(seed) = cmd.seed {

@@ -10,8 +10,8 @@
 //! carries a quarter of `network.rtt_ms` each way (and the loss and jitter); the TURN host's
 //! link is a peer's; the broker's link makes a peer's round trip to it `servers.broker_rtt_ms`.
 
-use crate::results::Results;
 use crate::EXIT_HARNESS;
+use crate::results::Results;
 use anyhow::{Context, Result, bail};
 use peerstorm_lab::ns::command_in;
 use peerstorm_lab::{Lab, LabBuilder, LabError};
@@ -241,6 +241,7 @@ impl Plan<'_> {
                     "iceServers": ice,
                     "messages": messages,
                     "messageBytes": dc.message_bytes,
+                    "relayOnly": self.s.servers.relay_only,
                     "timeoutMs": self.timeout().as_millis() as u64,
                 });
                 c.arg(self.root.join("tools/js/lab-peer.mjs")).arg(cfg.to_string());
@@ -249,9 +250,17 @@ impl Plan<'_> {
                 c.args(["peer", "--broker", &broker, "--id", &side.id, "--bind", &side.ip.to_string()])
                     .args(["--stun", &turn_addr, "--messages", &messages.to_string()])
                     .args(["--message-bytes", &dc.message_bytes.to_string()])
-                    .args(["--serialization", &String::from(dc.serialization.clone())]);
+                    .args(["--serialization", &String::from(dc.serialization.clone())])
+                    .args(["--profile", self.s.peers.profile.as_str()]);
                 if let Some((user, password)) = &self.turn {
-                    c.args(["--turn", &turn_addr, "--turn-user", &format!("{user}:{password}"), "--turn-realm", "peerstorm"]);
+                    c.args([
+                        "--turn",
+                        &turn_addr,
+                        "--turn-user",
+                        &format!("{user}:{password}"),
+                        "--turn-realm",
+                        "peerstorm",
+                    ]);
                 }
                 if self.s.servers.relay_only {
                     c.arg("--relay-only");
@@ -286,7 +295,9 @@ impl Plan<'_> {
 fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next().map(str::to_string))))
+        .and_then(|t| {
+            t.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next().map(str::to_string)))
+        })
         .flatten();
     if uid.as_deref() != Some("0") {
         return Err("the lab needs root (it makes network namespaces and TUN devices): run it as root".into());
@@ -301,7 +312,9 @@ fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), Str
     let node_tools = kinds.contains(&HostKind::Chromium) || s.servers.broker == BrokerTarget::Reference;
     if node_tools {
         let Some(root) = root else {
-            return Err("run the lab from the peerstorm checkout: Chromium hosts and peer@1.0.2 come from tools/js".into());
+            return Err(
+                "run the lab from the peerstorm checkout: Chromium hosts and peer@1.0.2 come from tools/js".into()
+            );
         };
         if !root.join("tools/js/node_modules/peerjs").exists() {
             return Err("tools/js/node_modules is missing: run scripts/test.sh or `npm ci` in tools/js".into());
@@ -324,39 +337,54 @@ fn peerstorm_chromium() -> &'static str {
     }
 }
 
-/// Runs a checked `mode = "lab"` scenario and writes its results into `dir`.
-pub fn run(s: &Scenario, text: &str, dir: &Path, thresholds: &[peerstorm_report::Threshold], quiet: bool) -> Result<u8> {
+/// What one lab run produced.
+pub struct LabRun {
+    pub outcome: RunOutcome,
+    pub stats: peerstorm_lab::LabStats,
+    pub pcap: Vec<u8>,
+    /// `lab.json`.
+    pub summary: serde_json::Value,
+    pub logs: PathBuf,
+    pub wall: Duration,
+}
+
+/// Why a lab run did not produce results.
+pub enum Stopped {
+    /// SIGINT or SIGTERM: the lab is removed (exit 130).
+    Interrupted(&'static str),
+    /// The lab could not run (exit 2), and why.
+    Harness(String),
+}
+
+/// Runs a checked `mode = "lab"` scenario; the hosts' logs go to `dir/hosts/`.
+pub fn execute(s: &Scenario, dir: &Path, quiet: bool) -> Result<LabRun, Stopped> {
     let Some(spec) = &s.lab else {
-        eprintln!("peerstorm: mode = \"lab\" needs a [lab] table");
-        return Ok(EXIT_HARNESS);
+        return Err(Stopped::Harness("mode = \"lab\" needs a [lab] table".into()));
     };
     let root = crate::children::repo_root().ok();
-    if let Err(why) = preflight(s, spec, root.as_deref()) {
-        eprintln!("peerstorm: {why}");
-        return Ok(EXIT_HARNESS);
-    }
+    preflight(s, spec, root.as_deref()).map_err(Stopped::Harness)?;
     let logs = dir.join("hosts");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    std::fs::create_dir_all(&logs).map_err(|e| Stopped::Harness(format!("creating {}: {e}", logs.display())))?;
     let turn = match s.servers.turn {
         TurnTarget::None => None,
-        _ => Some(s.servers.turn_user.as_ref().map_or(("peerstorm".into(), "peerstorm".into()), |u| (u.name.clone(), u.password.clone()))),
+        _ => Some(
+            s.servers
+                .turn_user
+                .as_ref()
+                .map_or(("peerstorm".into(), "peerstorm".into()), |u| (u.name.clone(), u.password.clone())),
+        ),
     };
-    let plan = Plan {
-        s,
-        lab: spec,
-        turn,
-        root: root.unwrap_or_default(),
-        exe: std::env::current_exe().context("finding the peerstorm binary")?,
-        logs,
-    };
+    let exe = std::env::current_exe().map_err(|e| Stopped::Harness(format!("finding the peerstorm binary: {e}")))?;
+    let plan = Plan { s, lab: spec, turn, root: root.unwrap_or_default(), exe, logs };
     let (builder, mut pairs, server_hosts) = layout(s, &plan);
     let n_pairs = pairs.len();
     if !quiet {
         eprintln!(
-            "lab {}: {n_pairs} pair(s) ({} → {}), {} at a time, RTT {} ms, broker {}, TURN {}",
+            "lab {}: {n_pairs} pair(s) ({} → {}, profile {}), {} at a time, RTT {} ms, broker {}, TURN {}",
             s.name,
             spec.offerer.as_str(),
             spec.answerer.as_str(),
+            s.peers.profile,
             spec.concurrency,
             s.network.rtt.as_millis(),
             broker_name(&s.servers.broker),
@@ -365,17 +393,16 @@ pub fn run(s: &Scenario, text: &str, dir: &Path, thresholds: &[peerstorm_report:
         for (k, p) in pairs.iter().enumerate() {
             eprintln!(
                 "  pair {k}: {} {} ({}) → {} {} ({})",
-                p.offerer.label, p.offerer.ip, p.offerer.preset.as_str(), p.answerer.label, p.answerer.ip, p.answerer.preset.as_str()
+                p.offerer.label,
+                p.offerer.ip,
+                p.offerer.preset.as_str(),
+                p.answerer.label,
+                p.answerer.ip,
+                p.answerer.preset.as_str()
             );
         }
     }
-    let mut lab = match builder.build() {
-        Ok(lab) => lab,
-        Err(e) => {
-            eprintln!("peerstorm: building the lab: {e}");
-            return Ok(EXIT_HARNESS);
-        }
-    };
+    let mut lab = builder.build().map_err(|e| Stopped::Harness(format!("building the lab: {e}")))?;
     if spec.pcap {
         lab.capture();
     }
@@ -386,35 +413,52 @@ pub fn run(s: &Scenario, text: &str, dir: &Path, thresholds: &[peerstorm_report:
     let pcap = lab.pcap().to_vec();
     // Removes every namespace and stops everything in them.
     drop(lab);
-    match result {
-        Ok(()) => {}
-        Err(e) => match e.downcast_ref::<LabError>() {
-            Some(LabError::Interrupted(sig)) => {
-                eprintln!("peerstorm: {sig}: the lab is removed (namespaces, TUN devices, programs); no results written");
-                return Ok(130);
-            }
-            _ => {
-                eprintln!("peerstorm: the lab run failed: {e:#}");
-                return Ok(EXIT_HARNESS);
-            }
-        },
+    if let Err(e) = result {
+        return Err(match e.downcast_ref::<LabError>() {
+            Some(LabError::Interrupted(sig)) => Stopped::Interrupted(sig),
+            _ => Stopped::Harness(format!("the lab run failed: {e:#}")),
+        });
     }
     let outcome = outcome(s, &pairs, wall, &stats);
-    let metrics = collect_all(&s.name, s.seed, Shard::WHOLE, std::slice::from_ref(&outcome));
-    let mut files = crate::results::peer_files(std::slice::from_ref(&outcome), false)?;
-    files.push(("lab.json".into(), serde_json::to_string_pretty(&lab_summary(&stats, &pairs, spec))?));
-    if spec.pcap {
-        std::fs::write(dir.join("lab.pcap"), &pcap).context("writing lab.pcap")?;
+    let summary = lab_summary(&stats, &pairs, spec);
+    Ok(LabRun { outcome, stats, pcap, summary, logs: plan.logs, wall })
+}
+
+/// Runs a checked `mode = "lab"` scenario and writes its results into `dir`.
+pub fn run(
+    s: &Scenario,
+    text: &str,
+    dir: &Path,
+    thresholds: &[peerstorm_report::Threshold],
+    quiet: bool,
+) -> Result<u8> {
+    let r = match execute(s, dir, quiet) {
+        Ok(r) => r,
+        Err(Stopped::Interrupted(sig)) => {
+            eprintln!("peerstorm: {sig}: the lab is removed (namespaces, TUN devices, programs); no results written");
+            return Ok(130);
+        }
+        Err(Stopped::Harness(why)) => {
+            eprintln!("peerstorm: {why}");
+            return Ok(EXIT_HARNESS);
+        }
+    };
+    let metrics = collect_all(&s.name, s.seed, Shard::WHOLE, std::slice::from_ref(&r.outcome));
+    let mut files = crate::results::peer_files(std::slice::from_ref(&r.outcome), false)?;
+    files.push(("lab.json".into(), serde_json::to_string_pretty(&r.summary)?));
+    if s.lab.as_ref().is_some_and(|l| l.pcap) {
+        std::fs::write(dir.join("lab.pcap"), &r.pcap).context("writing lab.pcap")?;
     }
-    let results = Results { metrics: &metrics, thresholds, scenario: Some(text), files, wall_secs: Some(wall.as_secs_f64()) };
+    let results =
+        Results { metrics: &metrics, thresholds, scenario: Some(text), files, wall_secs: Some(r.wall.as_secs_f64()) };
     let code = crate::results::write(dir, &results)?;
     println!(
         "lab: {} packets into the network, {} out; forwarder scheduling error p50 {} p99 {}; hosts' stderr in {}",
-        stats.into_network,
-        stats.out_of_network,
-        fmt_opt(stats.lateness(0.5)),
-        fmt_opt(stats.lateness(0.99)),
-        plan.logs.display()
+        r.stats.into_network,
+        r.stats.out_of_network,
+        fmt_opt(r.stats.lateness(0.5)),
+        fmt_opt(r.stats.lateness(0.99)),
+        r.logs.display()
     );
     Ok(code)
 }
@@ -444,7 +488,12 @@ struct ServerHosts {
 /// The network: the servers on the internet, every pair's hosts behind their presets.
 fn layout(s: &Scenario, plan: &Plan<'_>) -> (LabBuilder, Vec<Pair>, ServerHosts) {
     let mut b = LabBuilder::new(s.seed);
-    let link = LinkConfig { latency: s.network.rtt / 4, jitter: s.network.jitter, loss: s.network.loss, ..LinkConfig::default() };
+    let link = LinkConfig {
+        latency: s.network.rtt / 4,
+        jitter: s.network.jitter,
+        loss: s.network.loss,
+        ..LinkConfig::default()
+    };
     let net = b.network_mut();
     let internet = net.add_segment("internet");
     let broker_link =
@@ -497,8 +546,12 @@ fn drive(lab: &mut Lab, plan: &Plan<'_>, pairs: &mut [Pair], servers: ServerHost
     let broker_cmd = match s.servers.broker {
         BrokerTarget::Reference => {
             let mut c = command_in(&broker_ns, "node");
-            c.arg(plan.root.join("tools/js/node_modules/peer/dist/bin/peerjs.js"))
-                .args(["--port", &BROKER_PORT.to_string(), "--host", &BROKER_IP.to_string()]);
+            c.arg(plan.root.join("tools/js/node_modules/peer/dist/bin/peerjs.js")).args([
+                "--port",
+                &BROKER_PORT.to_string(),
+                "--host",
+                &BROKER_IP.to_string(),
+            ]);
             c
         }
         _ => {
@@ -588,7 +641,9 @@ impl Pair {
                 let sel = m.selected.as_ref().map_or("?".into(), |(l, r)| format!("{l}/{r}"));
                 format!("ok: dc open {open}, {sel}")
             }
-            Some(m) => format!("FAILED: {}", m.failure.as_ref().map_or("workload not done", peerstorm_scenario::failure_name)),
+            Some(m) => {
+                format!("FAILED: {}", m.failure.as_ref().map_or("workload not done", peerstorm_scenario::failure_name))
+            }
             None => "FAILED: no outcome".into(),
         };
         format!(

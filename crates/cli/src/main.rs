@@ -3,6 +3,7 @@
 mod bench;
 mod bench_lab;
 mod bench_turn;
+mod calibrate;
 mod children;
 mod conform;
 mod inspect;
@@ -77,6 +78,15 @@ peerstorm peer --broker 127.0.0.1:9000 --id a --connect echo --turn 127.0.0.1:34
 Prints one JSON line per connection (milestones, failure, selected pair, bytes). Exit 0 when the\n\
 workload finished (with --connect), 1 when it did not, 2 on usage errors.")]
     Peer(peer_cmd::PeerArgs),
+    /// Virtual peers against real Chromium behind the same simulated network, stage by stage:
+    /// host, srflx and relay paths at several RTTs, Chromium pairs and virtual pairs in the lab
+    /// and in the simulator, optionally mixed pairs and the NAT matrix; writes docs/calibration.md.
+    /// Needs root (the lab).
+    #[command(after_help = "Examples:\n  \
+sudo peerstorm calibrate                                  # every cell, 5 pairs each: docs/calibration.md\n  \
+sudo peerstorm calibrate --cells host:60 --pairs 2 --out /tmp/c.md\n  \
+sudo peerstorm calibrate --mixed --matrix --profile rtc   # the stack's own timers, for comparison")]
+    Calibrate(calibrate::CalibrateArgs),
     /// Conformance suites: numbered cases for PeerJS brokers and STUN/TURN servers, an
     /// end-to-end check, and the implementation × case matrix.
     #[command(subcommand)]
@@ -134,6 +144,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => bench::run(b),
         Command::Nat(n) => nat::run(n),
         Command::Lab(l) => lab::run(l),
+        Command::Calibrate(c) => calibrate::run(&c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

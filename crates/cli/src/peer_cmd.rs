@@ -52,6 +52,10 @@ pub struct PeerArgs {
     /// Relayed candidates only.
     #[arg(long)]
     relay_only: bool,
+    /// Whose timers the stack keeps: chrome (libwebrtc's check pacing, no acceptance waits),
+    /// firefox (checks every 20 ms) or rtc (the stack's own defaults).
+    #[arg(long, default_value = "chrome", value_parser = parse_profile)]
+    profile: peerstorm_peer::Profile,
     /// How long to run (answering) or the most the workload may take (connecting), seconds.
     #[arg(long = "for", default_value_t = 30.0)]
     duration: f64,
@@ -62,6 +66,10 @@ pub struct PeerArgs {
     /// a lab host). A specific address, not 0.0.0.0.
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     bind: std::net::IpAddr,
+}
+
+fn parse_profile(s: &str) -> Result<peerstorm_peer::Profile, String> {
+    peerstorm_peer::Profile::parse(s).ok_or_else(|| format!("{s:?}: expected chrome, firefox or rtc"))
 }
 
 fn resolve(what: &str, s: &str) -> Result<SocketAddr> {
@@ -127,6 +135,7 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             stun,
             turn,
             relay_only: a.relay_only,
+            profile: a.profile,
         };
         let cfg = peerstorm_live::fullstack::config(
             a.id.clone(),

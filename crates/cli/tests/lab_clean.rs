@@ -83,7 +83,12 @@ fn a_panic_inside_a_lab_removes_it() {
     let result = std::panic::catch_unwind(|| {
         let mut b = peerstorm_lab::LabBuilder::new(1);
         let internet = b.network_mut().add_segment("internet");
-        b.add_host("panic", internet, std::net::Ipv4Addr::new(198, 51, 100, 5), peerstorm_netsim::LinkConfig::default());
+        b.add_host(
+            "panic",
+            internet,
+            std::net::Ipv4Addr::new(198, 51, 100, 5),
+            peerstorm_netsim::LinkConfig::default(),
+        );
         let mut lab = b.build().expect("the lab needs root");
         let _ = lab.run_until(std::time::Duration::from_secs(5), || panic!("in the middle of a lab"));
     });

@@ -15,7 +15,7 @@ const ECHO: &str = "198.51.100.20:7";
 
 /// A lab with the echo host (10 ms each way) and a pinging host behind a port-restricted NAT
 /// whose access link is `link`.
-fn echo_lab(link: LinkConfig) -> (Lab, HostId) {
+fn echo_lab(link: LinkConfig) -> (Lab, HostId, std::process::Child) {
     let mut b = LabBuilder::new(3);
     let net = b.network_mut();
     let internet = net.add_segment("internet");
@@ -26,8 +26,8 @@ fn echo_lab(link: LinkConfig) -> (Lab, HostId) {
     lab.capture();
     let mut echo = lab.command(echo_host, env!("CARGO_BIN_EXE_peerstorm")).unwrap();
     // Stopped with the lab (dropping it kills what runs in its namespaces).
-    echo.args(["lab", "echo", "--bind", ECHO, "--for", "60"]).stdout(Stdio::null()).spawn().unwrap();
-    (lab, host)
+    let echo = echo.args(["lab", "echo", "--bind", ECHO, "--for", "60"]).stdout(Stdio::null()).spawn().unwrap();
+    (lab, host, echo)
 }
 
 /// Runs `lab ping` from `host` and returns its JSON.
@@ -49,7 +49,7 @@ fn ping(lab: &mut Lab, host: HostId, count: u64, rate: f64) -> serde_json::Value
 #[test]
 fn round_trips_take_the_configured_time_and_loss_stays_in_its_binomial_bound() {
     // RTT: 10 ms each way on the pinging host's link and on the echo host's link.
-    let (mut lab, host) = echo_lab(LinkConfig::latency(10));
+    let (mut lab, host, mut echo) = echo_lab(LinkConfig::latency(10));
     // The echo server binds first (a ping meeting no server would count as lost).
     lab.run_for(Duration::from_millis(300)).unwrap();
     let r = ping(&mut lab, host, 400, 100.0);
@@ -75,10 +75,12 @@ fn round_trips_take_the_configured_time_and_loss_stays_in_its_binomial_bound() {
     let lines = String::from_utf8_lossy(&out.stdout).lines().count();
     // Each ping is captured leaving its host and arriving at the echo host, and so is its echo.
     assert_eq!(lines, 4 * 400, "tshark saw every ping and echo twice (sent, received)");
+    // Dropping the lab stops the echo server in it.
     drop(lab);
+    assert!(!echo.wait().unwrap().success());
 
     // Loss: 10% each way on the pinging host's link, so a round trip survives with 0.81.
-    let (mut lab, host) = echo_lab(LinkConfig { loss: 0.1, ..LinkConfig::latency(10) });
+    let (mut lab, host, mut echo) = echo_lab(LinkConfig { loss: 0.1, ..LinkConfig::latency(10) });
     lab.run_for(Duration::from_millis(300)).unwrap();
     let n = 2000u64;
     let r = ping(&mut lab, host, n, 200.0);
@@ -88,4 +90,6 @@ fn round_trips_take_the_configured_time_and_loss_stays_in_its_binomial_bound() {
     eprintln!("loss: {lost} of {n} lost, expected {mean:.0} ± {sd:.1}");
     // Four and a half standard deviations: a correct lab fails this about once in 150,000 runs.
     assert!((lost - mean).abs() <= 4.5 * sd, "{lost} lost of {n}: outside {mean:.0} ± {:.0}", 4.5 * sd);
+    drop(lab);
+    let _ = echo.wait();
 }

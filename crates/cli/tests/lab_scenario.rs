@@ -138,7 +138,10 @@ success_rate = ">= 100%"
         ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"command\"\n", "needs lab.command"),
         ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 3\n[lab]\n", "even count"),
         ("name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nconcurrency = 0\n", "lab.concurrency"),
-        ("name = \"x\"\nmode = \"lab\"\n[servers]\nbroker = \"127.0.0.1:9000\"\n[peers]\ncount = 2\n[lab]\n", "embedded"),
+        (
+            "name = \"x\"\nmode = \"lab\"\n[servers]\nbroker = \"127.0.0.1:9000\"\n[peers]\ncount = 2\n[lab]\n",
+            "embedded",
+        ),
     ] {
         let (file, _) = scenario("bad", text);
         let r = peerstorm().arg("lab").arg(&file).output().unwrap();

@@ -314,7 +314,10 @@ async fn forward(
             continue;
         }
         // A timerfd, not tokio's timer: tokio's fire on whole milliseconds, late by up to one.
-        alarm.get_ref().0.set(Expiration::OneShot(TimeSpec::from_duration(left)), TimerSetTimeFlags::empty())
+        alarm
+            .get_ref()
+            .0
+            .set(Expiration::OneShot(TimeSpec::from_duration(left)), TimerSetTimeFlags::empty())
             .map_err(std::io::Error::from)?;
         let got = tokio::select! {
             got = rx.recv() => got,

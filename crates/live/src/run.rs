@@ -274,6 +274,7 @@ fn full(
             stun,
             turn: turn.as_ref().map(|t| t.value.clone()),
             relay_only: s.servers.relay_only,
+            profile: s.peers.profile,
         };
         let name = ice_name(*ice);
         let cfg = FullConfig {

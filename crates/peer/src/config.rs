@@ -55,6 +55,8 @@ pub struct PeerConfig {
     pub turn: Option<TurnServer>,
     /// Use relayed candidates only (`iceTransportPolicy: "relay"`).
     pub relay_only: bool,
+    /// Whose timers the stack keeps.
+    pub profile: crate::profile::Profile,
 }
 
 /// A TURN server and the long-term credentials for it.

@@ -7,9 +7,11 @@ pub mod config;
 pub mod conn;
 pub mod milestones;
 pub mod peer;
+pub mod profile;
 pub mod signaling;
 
 pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use milestones::{Failure, Milestone, Milestones};
 pub use peer::{ConnOutcome, VirtualPeer};
+pub use profile::{Profile, StackTimers};
 pub use signaling::{SignalEvent, SignalingClient};

@@ -79,6 +79,7 @@ impl VirtualPeer {
             turn: self.cfg.turn.clone(),
             relay_only: self.cfg.relay_only,
             workload: self.cfg.workload.clone(),
+            profile: self.cfg.profile,
         };
         self.conns.push(Connection::new(offerer, remote, connection_id, host, cfg, self.start));
         k

@@ -28,6 +28,7 @@ fn run(ice: IceMode) -> (World, Duration) {
             stun: None,
             turn: None,
             relay_only: false,
+            profile: peerstorm_peer::Profile::Chrome,
         };
         let base = world.base();
         world.add_peer(hosts[i], VirtualPeer::new(cfg, base), "open");

@@ -260,6 +260,7 @@ impl ScenarioWorld {
                 stun,
                 turn: turn.clone(),
                 relay_only: s.servers.relay_only,
+                profile: s.peers.profile,
             };
             // Milestones count from the moment this peer joins.
             world.add_peer(*host, VirtualPeer::new(cfg, base + starts[i]), presets[i].as_str());

@@ -118,6 +118,7 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         stun: None,
         turn: None,
         relay_only: false,
+        profile: peerstorm_peer::Profile::Chrome,
     };
     let base = w.base();
     let i = w.add_peer(host, VirtualPeer::new(cfg, base), "open");

@@ -17,7 +17,7 @@ pub mod targets;
 pub use collect::{collect, collect_all, failure_name, ice_name};
 pub use outcome::{Link, PeerResult, RunOutcome, Shard, SimStats};
 pub use spec::{
-    DataChannel, HostKind, LabSpec, Load, LoadModel, Mode, NatMix, Network, Pairing, Pattern, Peers, Scenario, ScenarioError, Servers,
-    Signaling, Stack,
+    DataChannel, HostKind, LabSpec, Load, LoadModel, Mode, NatMix, Network, Pairing, Pattern, Peers, Scenario,
+    ScenarioError, Servers, Signaling, Stack,
 };
 pub use targets::{BrokerTarget, PeerServer, StunTarget, TurnTarget, TurnUri};

@@ -7,7 +7,7 @@ use crate::serde_time;
 use crate::targets::{BrokerTarget, StunTarget, TurnTarget};
 use peerstorm_model::peerjs::payload::Serialization;
 use peerstorm_netsim::Preset;
-use peerstorm_peer::{IceMode, TurnTransport};
+use peerstorm_peer::{IceMode, Profile, TurnTransport};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -469,6 +469,10 @@ pub struct Peers {
     /// `["trickle"]`, `["vanilla"]`, or both: an A/B on the same peers and seed.
     #[serde(default = "default_ice")]
     pub ice: Vec<IceMode>,
+    /// Whose timers the virtual peers keep: `"chrome"` (libwebrtc's), `"firefox"`, or `"rtc"`
+    /// (the stack's own defaults, as peerstorm measured before profiles).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 fn default_ice() -> Vec<IceMode> {

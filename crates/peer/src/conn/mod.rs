@@ -9,6 +9,7 @@ mod workload;
 
 use crate::config::{IceMode, Transmit, TurnServer, Workload};
 use crate::milestones::{Failure, Milestone, Milestones};
+use crate::profile::Profile;
 use bytes::BytesMut;
 use gather::{StunProbe, TurnClient, flush_turn};
 use peerstorm_model::candidate::IceCandidateInit;
@@ -44,6 +45,7 @@ pub struct ConnConfig {
     pub turn: Option<TurnServer>,
     pub relay_only: bool,
     pub workload: Workload,
+    pub profile: Profile,
 }
 
 /// A signaling payload for the connection's remote peer.
@@ -99,8 +101,16 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn build_pc(now: Instant) -> Result<RTCPeerConnection, Failure> {
-    let se = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
+fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure> {
+    let t = profile.timers();
+    let se = SettingEngineBuilder::new()
+        .with_answering_dtls_role(RTCDtlsRole::Client)
+        .with_ice_connection_attempts(Some(t.check_interval), Some(t.max_binding_requests))
+        .with_host_acceptance_min_wait(Some(t.host_wait))
+        .with_srflx_acceptance_min_wait(Some(t.srflx_wait))
+        .with_prflx_acceptance_min_wait(Some(t.prflx_wait))
+        .with_relay_acceptance_min_wait(Some(t.relay_wait))
+        .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(se)
@@ -219,7 +229,7 @@ impl Connection {
     /// The offerer's start (after OPEN): a data channel, the offer (now when trickling), and
     /// gathering.
     pub fn start_offer(&mut self, now: Instant) {
-        let mut pc = match build_pc(now) {
+        let mut pc = match build_pc(now, self.cfg.profile) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
@@ -263,7 +273,7 @@ impl Connection {
             Some(c) => self.codec = Some(c),
             None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
-        let mut pc = match build_pc(now) {
+        let mut pc = match build_pc(now, self.cfg.profile) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };

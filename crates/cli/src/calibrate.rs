@@ -1,0 +1,424 @@
+//! `peerstorm calibrate`: the virtual peers against real Chromium, stage by stage, behind the
+//! same simulated network. Each cell (a path — host, srflx or relay — at an RTT) runs Chromium
+//! pairs in the lab, virtual pairs in the lab (`peerstorm peer`, real sockets) and virtual pairs
+//! in the simulator, with the same topology, broker and TURN core; optionally mixed pairs both
+//! ways, and the NAT matrix's selected path types. The markdown (default
+//! `docs/calibration.md`) shows every stage's p50 with the ratio to Chromium's.
+
+use crate::lab_run::{self, Stopped};
+use anyhow::{Context, Result};
+use clap::Args;
+use peerstorm_peer::{Milestone, Profile};
+use peerstorm_report::summary::{ModeSummary, summarize};
+use peerstorm_scenario::RunOutcome;
+use peerstorm_scenario::{Scenario, Shard, collect_all};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Cells PATH:RTT_MS (path: host, srflx or relay), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "host:0,host:60,host:200,srflx:0,srflx:60,srflx:200,relay:0,relay:60,relay:200",
+        value_parser = parse_cell
+    )]
+    cells: Vec<Cell>,
+    /// Pairs per cell and kind (Chromium, virtual in the lab, virtual simulated).
+    #[arg(long, default_value_t = 5)]
+    pairs: usize,
+    /// The virtual peers' profile.
+    #[arg(long, default_value = "chrome", value_parser = |s: &str| Profile::parse(s).ok_or(format!("{s:?}: expected chrome, firefox or rtc")))]
+    profile: Profile,
+    /// Also run mixed pairs in each cell: Chromium offering to a virtual peer, and the reverse.
+    #[arg(long)]
+    mixed: bool,
+    /// Also run the NAT matrix (open, full-cone, port-restricted, symmetric: 16 pairs) with
+    /// Chromium in the lab and virtual peers in the simulator, and compare the selected paths.
+    #[arg(long)]
+    matrix: bool,
+    /// Where the markdown goes.
+    #[arg(long, default_value = "docs/calibration.md")]
+    out: PathBuf,
+    /// Where each run's results go (default reports/calibrate-<UTC time>/).
+    #[arg(long)]
+    results: Option<PathBuf>,
+}
+
+/// A calibration cell: a path at an RTT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    path: Path,
+    rtt_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Both peers on public addresses: host candidates meet.
+    Host,
+    /// Both behind full-cone NATs: server-reflexive candidates meet.
+    Srflx,
+    /// Relayed candidates only (`iceTransportPolicy: "relay"`), public addresses.
+    Relay,
+}
+
+impl Path {
+    fn as_str(self) -> &'static str {
+        match self {
+            Path::Host => "host",
+            Path::Srflx => "srflx",
+            Path::Relay => "relay",
+        }
+    }
+}
+
+fn parse_cell(s: &str) -> Result<Cell, String> {
+    let (p, r) = s.split_once(':').ok_or(format!("{s:?}: expected PATH:RTT_MS, e.g. host:60"))?;
+    let path = match p {
+        "host" => Path::Host,
+        "srflx" => Path::Srflx,
+        "relay" => Path::Relay,
+        _ => return Err(format!("{s:?}: the path is host, srflx or relay")),
+    };
+    let rtt_ms: u64 = r.parse().map_err(|_| format!("{s:?}: the RTT is whole milliseconds"))?;
+    if rtt_ms > 2000 {
+        return Err(format!("{s:?}: at most 2000 ms"));
+    }
+    Ok(Cell { path, rtt_ms })
+}
+
+/// Who runs a pair's two sides, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Chromium,
+    VirtualLab,
+    Simulated,
+    ChromiumToVirtual,
+    VirtualToChromium,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Chromium => "Chromium ↔ Chromium (lab)",
+            Kind::VirtualLab => "virtual ↔ virtual (lab)",
+            Kind::Simulated => "virtual ↔ virtual (simulator)",
+            Kind::ChromiumToVirtual => "Chromium → virtual (lab)",
+            Kind::VirtualToChromium => "virtual → Chromium (lab)",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Kind::Chromium => "chromium",
+            Kind::VirtualLab => "virtual-lab",
+            Kind::Simulated => "sim",
+            Kind::ChromiumToVirtual => "chromium-to-virtual",
+            Kind::VirtualToChromium => "virtual-to-chromium",
+        }
+    }
+
+    /// (offerer, answerer) in a lab, `None` in the simulator.
+    fn hosts(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kind::Chromium => Some(("chromium", "chromium")),
+            Kind::VirtualLab => Some(("virtual", "virtual")),
+            Kind::Simulated => None,
+            Kind::ChromiumToVirtual => Some(("chromium", "virtual")),
+            Kind::VirtualToChromium => Some(("virtual", "chromium")),
+        }
+    }
+}
+
+/// The stages compared, in order: times from the offerer's PeerJS OPEN (when a page calls
+/// `peer.connect()`, and when a virtual peer opens its connection), so that how long each side
+/// took to reach the broker does not count.
+const STAGES: [Milestone; 5] = [
+    Milestone::AnswerReceived,
+    Milestone::IceConnected,
+    Milestone::DtlsConnected,
+    Milestone::DataChannelOpen,
+    Milestone::WorkloadDone,
+];
+
+/// One kind's figures in a cell.
+struct Figures {
+    summary: ModeSummary,
+    /// p50 of each stage, ms after the offerer's OPEN.
+    p50: BTreeMap<Milestone, f64>,
+}
+
+/// Each stage's p50 over the offerers' connections, from their OPEN.
+fn from_open(runs: &[RunOutcome]) -> BTreeMap<Milestone, f64> {
+    let mut all: BTreeMap<Milestone, Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        for l in &r.links {
+            let Some(c) = r.peers.get(l.offerer.0).and_then(|p| p.connections.get(l.offerer.1)) else { continue };
+            let Some(open) = c.milestones.get(Milestone::Open) else { continue };
+            for stage in STAGES {
+                if let Some(t) = c.milestones.get(stage) {
+                    all.entry(stage).or_default().push(t.saturating_sub(open).as_secs_f64() * 1000.0);
+                }
+            }
+        }
+    }
+    all.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            // The lower median for an even count, as the report's HDR p50 does.
+            (k, v[(v.len() - 1) / 2])
+        })
+        .collect()
+}
+
+/// A scenario for one cell and kind.
+fn scenario(
+    name: &str,
+    nat_mix: &str,
+    rtt_ms: u64,
+    relay_only: bool,
+    pairs: usize,
+    profile: Profile,
+    kind: Kind,
+) -> String {
+    let mut t = format!(
+        "name = \"{name}\"\nseed = 1\nmode = \"{mode}\"\n\
+         [network]\nrtt_ms = {rtt_ms}\nnat_mix = {nat_mix}\n{pairing}\
+         [servers]\nbroker_rtt_ms = {rtt_ms}\nturn = \"embedded\"\nturn_user = \"calib:calib\"\nrelay_only = {relay_only}\n\
+         [peers]\ncount = {count}\nprofile = \"{profile}\"\n\
+         [workload.datachannel]\nmessages = 3\n\
+         [timeouts]\nsetup_s = 30\n",
+        mode = if kind == Kind::Simulated { "sim" } else { "lab" },
+        pairing = if nat_mix.contains(',') { "pairing = \"matrix\"\n" } else { "" },
+        count = 2 * pairs,
+    );
+    if let Some((o, a)) = kind.hosts() {
+        let _ = write!(t, "[lab]\nofferer = \"{o}\"\nanswerer = \"{a}\"\nconcurrency = 1\npcap = false\n");
+    }
+    t
+}
+
+/// Runs one scenario (lab or simulator) and summarizes it.
+fn run_one(text: &str, dir: &std::path::Path) -> Result<Figures> {
+    let s = Scenario::parse(text).map_err(|e| anyhow::anyhow!("calibration scenario: {e}\n{text}"))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("scenario.toml"), text)?;
+    let runs = if s.mode == peerstorm_scenario::Mode::Lab {
+        match lab_run::execute(&s, dir, true) {
+            Ok(r) => vec![r.outcome],
+            Err(Stopped::Interrupted(sig)) => anyhow::bail!("interrupted by {sig}"),
+            Err(Stopped::Harness(why)) => anyhow::bail!("{why}"),
+        }
+    } else {
+        peerstorm_runner::run_with_progress(&s, Shard::WHOLE, &mut |_| {}).context("simulating")?.1
+    };
+    let files = crate::results::peer_files(&runs, false)?;
+    for (name, contents) in files {
+        std::fs::write(dir.join(name), contents)?;
+    }
+    let metrics = collect_all(&s.name, s.seed, Shard::WHOLE, &runs);
+    let summary = summarize(&metrics).modes.into_iter().next().context("no run in the summary")?;
+    Ok(Figures { summary, p50: from_open(&runs) })
+}
+
+fn p50(f: &Figures, stage: Milestone) -> Option<f64> {
+    f.p50.get(&stage).copied()
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.0}"))
+}
+
+fn ratio(v: Option<f64>, reference: Option<f64>) -> String {
+    match (v, reference) {
+        (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", v / r),
+        _ => "–".into(),
+    }
+}
+
+fn selected(m: &ModeSummary) -> String {
+    let total: u64 = m.all.selected.values().sum();
+    if total == 0 {
+        return "–".into();
+    }
+    m.all.selected.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn run(a: &CalibrateArgs) -> Result<u8> {
+    if !(1..=50).contains(&a.pairs) {
+        eprintln!("peerstorm: --pairs 1..=50");
+        return Ok(crate::EXIT_HARNESS);
+    }
+    let results = a
+        .results
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("reports/calibrate-{}", crate::results::utc_stamp())));
+    let mut kinds = vec![Kind::Chromium, Kind::VirtualLab, Kind::Simulated];
+    if a.mixed {
+        kinds.extend([Kind::ChromiumToVirtual, Kind::VirtualToChromium]);
+    }
+    let t0 = std::time::Instant::now();
+    let mut cells: Vec<(Cell, Vec<(Kind, Figures)>)> = Vec::new();
+    for cell in &a.cells {
+        let mut row = Vec::new();
+        for &kind in &kinds {
+            let name = format!("calibrate-{}-{}ms-{}", cell.path.as_str(), cell.rtt_ms, kind.short());
+            let nat = if cell.path == Path::Srflx { "{ full-cone = 1 }" } else { "{ open = 1 }" };
+            let text = scenario(&name, nat, cell.rtt_ms, cell.path == Path::Relay, a.pairs, a.profile, kind);
+            eprintln!(
+                "calibrate: [{:>5.0} s] {} at {} ms: {}",
+                t0.elapsed().as_secs_f64(),
+                cell.path.as_str(),
+                cell.rtt_ms,
+                kind.label()
+            );
+            let m = run_one(&text, &results.join(&name))?;
+            eprintln!(
+                "           open p50 {} ms after connect(), {} of {} pairs ok, selected {}",
+                ms(p50(&m, Milestone::DataChannelOpen)),
+                m.summary.all.pairs_ok,
+                m.summary.all.pairs,
+                selected(&m.summary)
+            );
+            row.push((kind, m));
+        }
+        cells.push((*cell, row));
+    }
+    let matrix = if a.matrix {
+        let nat = "{ open = 1, full-cone = 1, port-restricted = 1, symmetric = 1 }";
+        let mut out = Vec::new();
+        for kind in [Kind::Chromium, Kind::Simulated] {
+            let name = format!("calibrate-matrix-{}", kind.short());
+            eprintln!("calibrate: [{:>5.0} s] NAT matrix: {}", t0.elapsed().as_secs_f64(), kind.label());
+            let mut text = scenario(&name, nat, 60, false, 16, a.profile, kind);
+            text = text.replace("concurrency = 1", "concurrency = 2");
+            out.push((kind, run_one(&text, &results.join(&name))?));
+        }
+        Some(out)
+    } else {
+        None
+    };
+    let md = markdown(a, &cells, matrix.as_deref(), &results);
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&a.out, &md).with_context(|| format!("writing {}", a.out.display()))?;
+    print!("{md}");
+    println!("written to {} (runs in {})", a.out.display(), results.display());
+    Ok(crate::EXIT_OK)
+}
+
+fn markdown(
+    a: &CalibrateArgs,
+    cells: &[(Cell, Vec<(Kind, Figures)>)],
+    matrix: Option<&[(Kind, Figures)]>,
+    results: &std::path::Path,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Calibration: virtual peers against Chromium\n");
+    let _ = writeln!(
+        md,
+        "Made by `sudo peerstorm calibrate{}{}{}` on {} (results in `{}`). Each cell runs {} pairs of each \
+         kind behind the same simulated network (the lab: real programs in network namespaces; the \
+         simulator: the same topology on virtual time), the embedded broker and STUN/TURN core; the \
+         virtual peers use the `{}` profile. Times are p50, ms after the offerer's PeerJS OPEN (when a \
+         page calls `peer.connect()`; when a virtual peer opens its connection), so reaching the broker \
+         does not count; the ratio is to Chromium's.\n",
+        if a.pairs == 5 { String::new() } else { format!(" --pairs {}", a.pairs) },
+        if a.mixed { " --mixed" } else { "" },
+        if a.matrix { " --matrix" } else { "" },
+        crate::results::utc_stamp(),
+        results.display(),
+        a.pairs,
+        a.profile
+    );
+    let _ = writeln!(md, "## Open (the DataConnection's `open`), every cell\n");
+    let kinds: Vec<Kind> = cells.first().map(|(_, r)| r.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+    let mut head = "| path | RTT | Chromium |".to_string();
+    let mut rule = "|---|---|---|".to_string();
+    for k in kinds.iter().skip(1) {
+        let _ = write!(head, " {} | ratio |", k.label());
+        rule.push_str("---|---|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
+    for (cell, row) in cells {
+        let chromium =
+            row.iter().find(|(k, _)| *k == Kind::Chromium).and_then(|(_, m)| p50(m, Milestone::DataChannelOpen));
+        let _ = write!(md, "| {} | {} ms | {} |", cell.path.as_str(), cell.rtt_ms, ms(chromium));
+        for (_, m) in row.iter().skip(1) {
+            let v = p50(m, Milestone::DataChannelOpen);
+            let _ = write!(md, " {} | {} |", ms(v), ratio(v, chromium));
+        }
+        md.push('\n');
+    }
+    for (cell, row) in cells {
+        let _ = writeln!(md, "\n## {} at {} ms RTT\n", cell.path.as_str(), cell.rtt_ms);
+        let _ = write!(md, "| stage |");
+        for (k, _) in row {
+            let _ = write!(md, " {} |", k.label());
+        }
+        let _ = write!(md, "\n|---|");
+        for _ in row {
+            md.push_str("---|");
+        }
+        md.push('\n');
+        let chromium = &row[0].1;
+        for stage in STAGES {
+            let _ = write!(md, "| {} |", stage.as_str());
+            for (k, m) in row {
+                let v = p50(m, stage);
+                if *k == Kind::Chromium {
+                    let _ = write!(md, " {} |", ms(v));
+                } else {
+                    let _ = write!(md, " {} ({}) |", ms(v), ratio(v, p50(chromium, stage)));
+                }
+            }
+            md.push('\n');
+        }
+        let _ = write!(md, "| pairs ok |");
+        for (_, m) in row {
+            let _ = write!(md, " {} of {} |", m.summary.all.pairs_ok, m.summary.all.pairs);
+        }
+        let _ = write!(md, "\n| selected (offerer local/remote) |");
+        for (_, m) in row {
+            let _ = write!(md, " {} |", selected(&m.summary));
+        }
+        md.push('\n');
+    }
+    if let Some(matrix) = matrix {
+        let _ = writeln!(md, "\n## Selected path per NAT-pair class (60 ms RTT, one pair per ordered combination)\n");
+        let _ = writeln!(md, "| class | Chromium (lab) | virtual (simulator) | same |\n|---|---|---|---|");
+        let (c, v) = (&matrix[0].1.summary, &matrix[1].1.summary);
+        let relayed = |f: &peerstorm_report::summary::Figures| {
+            let n: u64 = f.selected.iter().filter(|(k, _)| k.contains("relay")).map(|(_, n)| n).sum();
+            n > 0
+        };
+        let (mut same, mut total) = (0, 0);
+        for (class, cf) in &c.classes {
+            let vf = v.classes.get(class);
+            let join = |f: &peerstorm_report::summary::Figures| {
+                f.selected.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+            };
+            let agree = vf.is_some_and(|vf| relayed(vf) == relayed(cf));
+            total += 1;
+            same += usize::from(agree);
+            let _ = writeln!(
+                md,
+                "| {class} | {} | {} | {} |",
+                join(cf),
+                vf.map_or("–".into(), join),
+                if agree { "yes" } else { "**no**" }
+            );
+        }
+        let share = |m: &ModeSummary| m.all.shares.get("relay").copied().unwrap_or(0.0) * 100.0;
+        let _ = writeln!(
+            md,
+            "\nRelayed or not, the same in {same} of {total} classes; relay share Chromium {:.0} %, virtual {:.0} %.",
+            share(c),
+            share(v)
+        );
+    }
+    md
+}

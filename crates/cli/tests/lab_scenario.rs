@@ -151,3 +151,34 @@ success_rate = ">= 100%"
         std::fs::remove_dir_all(file.parent().unwrap()).ok();
     }
 }
+
+/// `peerstorm calibrate`, one cell: Chromium pairs and virtual pairs (lab and simulator) behind
+/// the same network, stage by stage with ratios to Chromium, into the markdown.
+#[test]
+fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-calibrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let md = dir.join("calibration.md");
+    let r = peerstorm()
+        .args(["calibrate", "--cells", "host:60", "--pairs", "1", "--out"])
+        .arg(&md)
+        .arg("--results")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    eprintln!("{text}");
+    // The summary row: Chromium's open and both virtual kinds with their ratios, all measured.
+    let row = text.lines().find(|l| l.starts_with("| host | 60 ms |")).expect("the cell's row");
+    let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells.len(), 7, "{row}");
+    for c in &cells[2..] {
+        assert!(c.trim_end_matches('×').parse::<f64>().is_ok_and(|v| v > 0.0), "a figure in every column: {row}");
+    }
+    // Every kind's pair connected, on host candidates.
+    assert!(text.contains("| pairs ok | 1 of 1 | 1 of 1 | 1 of 1 |"), "{text}");
+    assert!(text.contains("| dc_open |"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}

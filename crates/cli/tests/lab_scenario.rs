@@ -182,3 +182,36 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     assert!(text.contains("| dc_open |"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Without root the lab cannot make namespaces: `peerstorm lab` says so and exits 2 before
+/// making anything (run as `nobody` from a copy of the binary the test can hand over).
+#[test]
+fn without_root_the_lab_exits_2_and_says_why() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-lab-nonroot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("peerstorm");
+    std::fs::copy(env!("CARGO_BIN_EXE_peerstorm"), &bin).unwrap();
+    let file = dir.join("s.toml");
+    std::fs::write(&file, "name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for p in [&dir, &bin, &file] {
+        let mode = if p.is_dir() || *p == &bin { 0o755 } else { 0o644 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let r = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("lab")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .current_dir(&dir)
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("the lab needs root"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -209,7 +209,11 @@ impl ScenarioWorld {
         let mut net = Network::new(s.seed);
         let internet = net.add_segment("internet");
         let link = LinkConfig {
-            latency: s.network.rtt / 4,
+            // At least a microsecond: with every hop at exactly zero, a reply arrives at the
+            // instant its request left and the `rtc` stack's "time has passed" checks fail (an
+            // ICE tick and a 200 ms DTLS wait at rtt_ms = 0: open at 248 ms instead of ~1 ms).
+            // No scenario with rtt_ms >= 1 is affected.
+            latency: (s.network.rtt / 4).max(Duration::from_micros(1)),
             jitter: s.network.jitter,
             loss: s.network.loss,
             bandwidth_bps: s.network.bandwidth_kbps.map(|k| k * 1000),

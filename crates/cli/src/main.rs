@@ -34,9 +34,12 @@ pub const EXIT_HARNESS: u8 = 2;
     version,
     about = "Protocol test harness and load simulator for WebRTC signaling (PeerJS) and NAT traversal (STUN/TURN)",
     long_about = "peerstorm speaks real protocol bytes: SDP, ICE candidates, PeerJS frames over WebSocket, \
-STUN/TURN. `inspect` parses what a browser or a broker sent and tells you what is in it and what is \
-wrong with it; `serve broker` runs a PeerJS-compatible broker.\n\n\
-Exit status: 0 valid input, 1 invalid input (diagnostics on stderr), 2 usage or I/O error.",
+STUN/TURN. `run` simulates thousands of real-stack peers behind NATs (or drives real servers, or \
+real programs in the lab); `conform` checks brokers and TURN servers; `inspect` explains what a \
+browser or a broker sent; `serve` runs peerstorm's broker or STUN/TURN server.\n\n\
+Exit status: 0 success (thresholds held, input valid), 1 a threshold or a MUST case failed or the \
+input was invalid, 2 the command could not do its job (usage, I/O, a scenario it cannot run); \
+each command's --help says what its codes mean.",
     after_help = "Examples:\n  \
 peerstorm run scenarios/quickstart.toml                 # 300 real-stack peers behind mixed NATs\n  \
 peerstorm inspect sdp offer.sdp\n  \
@@ -108,10 +111,12 @@ peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T10150
     /// Parse and explain protocol messages: SDP, ICE candidates, PeerJS frames.
     #[command(subcommand)]
     Inspect(inspect::Inspect),
-    /// Run a server: the embedded PeerJS broker.
+    /// Run a server: peerstorm's PeerJS broker (`serve broker`) or its STUN/TURN server
+    /// (`serve turn`).
     #[command(subcommand)]
     Serve(serve::Serve),
-    /// Benchmarks against real sockets: peerstorm's broker beside peer@1.0.2.
+    /// Benchmarks on real sockets: peerstorm's broker beside peer@1.0.2, its TURN server beside
+    /// coturn, and the lab's forwarder.
     #[command(subcommand)]
     Bench(bench::Bench),
     /// Simulated NATs: check a NAT type with RFC 5780 discovery.

@@ -634,6 +634,17 @@ impl Scenario {
     /// Every rule that spans several keys, for both modes, then the mode's own.
     pub fn check(&self) -> Result<(), ScenarioError> {
         self.thresholds()?;
+        // The name becomes a directory under reports/: nothing that leaves it or hides in it.
+        let n = &self.name;
+        let plain = n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if n.is_empty() || n.len() > 100 || !plain || n.starts_with('.') {
+            return bad(format!(
+                "name = {n:?}: the name becomes a directory under reports/; use 1 to 100 letters, digits, '-', '_' or '.', not starting with '.'"
+            ));
+        }
+        if self.timeouts.setup.is_zero() {
+            return bad("timeouts.setup_s = 0: a pair needs some time to connect");
+        }
         if self.servers.relay_only && self.servers.turn == TurnTarget::None {
             return bad(
                 "servers.relay_only needs a TURN server: servers.turn = \"none\" leaves nothing to relay through",
@@ -867,9 +878,6 @@ impl Scenario {
         if let Some(rtt) = self.network.rtt_sweep.iter().find(|r| **r > MINUTE) {
             return bad(format!("network.rtt_sweep_ms: {rtt:?} is more than {MINUTE:?}"));
         }
-        if self.timeouts.setup.is_zero() {
-            return bad("timeouts.setup_s = 0: a pair needs some time to connect");
-        }
         Ok(())
     }
 }
@@ -942,6 +950,22 @@ mod tests {
         let e = parse("[network]\nrtt_sweep_ms = [20, 9999999]\n[peers]\ncount = 2\n").unwrap_err();
         assert!(e.contains("rtt_sweep_ms"), "{e}");
         assert!(parse("[peers]\ncount = 4\narrival = { rate_per_s = 0.5 }\n").is_ok());
+    }
+
+    #[test]
+    fn names_that_would_leave_reports_and_zero_setup_times_are_refused_in_every_mode() {
+        let parse = |text: &str| Scenario::parse(text).map(|_| ()).map_err(|e| e.to_string());
+        for name in ["../x", "a/b", "", ".hidden", "sp ace", "x\\y"] {
+            let e = parse(&format!("name = {name:?}\n[peers]\ncount = 2\n")).unwrap_err();
+            assert!(e.contains("becomes a directory"), "{name:?}: {e}");
+        }
+        assert!(parse("name = \"storm-10k.v2_b\"\n[peers]\ncount = 2\n").is_ok());
+        let lab = "mode = \"lab\"\n[lab]\n";
+        let live = "mode = \"live\"\n[load]\nrate_per_s = 1\nduration_s = 1\n";
+        for mode in ["", lab, live] {
+            let e = parse(&format!("name = \"x\"\n{mode}[peers]\ncount = 2\n[timeouts]\nsetup_s = 0\n")).unwrap_err();
+            assert!(e.contains("setup_s = 0"), "{mode}: {e}");
+        }
     }
 
     #[test]

@@ -193,11 +193,14 @@ fn without_root_the_lab_exits_2_and_says_why() {
     let bin = dir.join("peerstorm");
     std::fs::copy(env!("CARGO_BIN_EXE_peerstorm"), &bin).unwrap();
     let file = dir.join("s.toml");
-    std::fs::write(&file, "name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "name = \"x\"\nmode = \"lab\"\n[peers]\ncount = 2\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     for p in [&dir, &bin, &file] {
-        let mode = if p.is_dir() || *p == &bin { 0o755 } else { 0o644 };
+        let mode = if p.is_dir() || *p == bin { 0o755 } else { 0o644 };
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let r = Command::new("setpriv")

@@ -127,6 +127,10 @@ fn two_shards_merge_into_exactly_the_whole_run() {
     // Merging a shard twice is refused.
     let o = peerstorm(&["merge", a.to_str().unwrap(), a.to_str().unwrap(), "--out", d.join("x").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // So is a merge with a shard missing (it used to exit 0 with half the run).
+    let o = peerstorm(&["merge", a.to_str().unwrap(), "--out", d.join("half").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("2/2 is missing"), "{}", text(&o));
     std::fs::remove_dir_all(&d).ok();
 }
 

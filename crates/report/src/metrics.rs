@@ -239,8 +239,40 @@ impl Metrics {
             }
         }
         out.shards.sort();
+        check_complete(&out.shards)?;
         Ok(out)
     }
+}
+
+/// Shards `i/n` from one split, every one of them: a merge with one missing would be a report
+/// on part of the run that says nothing about it.
+fn check_complete(shards: &[String]) -> Result<(), MetricsError> {
+    let parse = |s: &str| {
+        let (i, n) = s.split_once('/')?;
+        Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?))
+    };
+    let parsed: Vec<(usize, usize)> = shards
+        .iter()
+        .map(|s| parse(s).ok_or_else(|| MetricsError::Merge(format!("shard {s:?}: expected i/n"))))
+        .collect::<Result<_, _>>()?;
+    let Some(&(_, n)) = parsed.first() else { return Ok(()) };
+    if parsed.iter().any(|&(_, m)| m != n) {
+        return Err(MetricsError::Merge(format!(
+            "shards of different splits ({}): merge the shards of one --shard i/n split",
+            shards.join(", ")
+        )));
+    }
+    let missing: Vec<String> =
+        (1..=n).filter(|i| !parsed.iter().any(|&(j, _)| j == *i)).map(|i| format!("{i}/{n}")).collect();
+    if !missing.is_empty() {
+        return Err(MetricsError::Merge(format!(
+            "shard{} {} missing: a merge needs every shard of the split (given {})",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ") + if missing.len() == 1 { " is" } else { " are" },
+            shards.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Splits `name{scope}` into the name and the scope (`class=...`), if any.
@@ -300,6 +332,14 @@ mod tests {
         assert_eq!(merged.runs[0].series["peers_started"], vec![200; 10]);
         let e = Metrics::merge(&[shard(&a, "1/2"), shard(&b, "1/2")]).unwrap_err().to_string();
         assert!(e.contains("given twice"), "{e}");
+        // A shard missing, or shards of two splits, are refused rather than merged into half a run.
+        let e = Metrics::merge(&[shard(&a, "1/2")]).unwrap_err().to_string();
+        assert!(e.contains("2/2 is missing"), "{e}");
+        let e = Metrics::merge(&[shard(&a, "1/3"), shard(&b, "3/3")]).unwrap_err().to_string();
+        assert!(e.contains("2/3 is missing"), "{e}");
+        let e = Metrics::merge(&[shard(&a, "1/2"), shard(&b, "2/3")]).unwrap_err().to_string();
+        assert!(e.contains("different splits"), "{e}");
+        assert!(Metrics::merge(&[shard(&a, "1/1")]).is_ok());
     }
 
     #[test]

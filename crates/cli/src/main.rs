@@ -128,7 +128,31 @@ peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T10150
     Lab(lab::LabCmd),
 }
 
+/// Exit status when stdout's reader went away (`peerstorm … | head`): what a shell reports for
+/// a process killed by SIGPIPE (128 + 13).
+const EXIT_BROKEN_PIPE: i32 = 141;
+
+/// Rust ignores SIGPIPE, so `println!` into a closed pipe panics ("failed printing to stdout:
+/// Broken pipe"). That is the reader's choice, not a bug: end quietly with the SIGPIPE status,
+/// as `cat` does; every other panic goes to the default hook.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(EXIT_BROKEN_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

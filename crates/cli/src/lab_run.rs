@@ -320,8 +320,9 @@ fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), Str
             return Err("tools/js/node_modules is missing: run scripts/test.sh or `npm ci` in tools/js".into());
         }
     }
-    if kinds.contains(&HostKind::Chromium) && !Path::new(peerstorm_chromium()).exists() {
-        return Err(format!("{} is missing: apt-get install chromium", peerstorm_chromium()));
+    let chromium = peerstorm_chromium();
+    if kinds.contains(&HostKind::Chromium) && !Path::new(&chromium).exists() {
+        return Err(format!("{chromium} is missing: apt-get install chromium"));
     }
     if s.servers.turn == TurnTarget::Coturn && !Path::new("/usr/bin/turnserver").exists() {
         return Err("servers.turn = \"coturn\" but coturn is not installed: apt-get install coturn".into());
@@ -329,12 +330,9 @@ fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), Str
     Ok(())
 }
 
-fn peerstorm_chromium() -> &'static str {
-    // tools/js/chromium.mjs reads the same variable.
-    match std::env::var("PEERSTORM_CHROMIUM") {
-        Ok(p) => Box::leak(p.into_boxed_str()),
-        Err(_) => "/usr/bin/chromium",
-    }
+/// The browser tools/js/chromium.mjs will launch (it reads the same variable).
+fn peerstorm_chromium() -> String {
+    std::env::var("PEERSTORM_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
 /// What one lab run produced.

@@ -1,5 +1,7 @@
 //! `peerstorm lab clean`: what a killed lab run left behind is removed, nothing else.
 
+mod support;
+
 /// A lab run that was killed leaves its namespace and a program in it; `lab clean` removes
 /// both and leaves a live lab's namespaces (here: none) alone.
 #[test]
@@ -19,16 +21,6 @@ fn lab_clean_removes_what_a_killed_lab_left() {
     assert!(!sleeper.wait().unwrap().success(), "the program in it was stopped");
     let list = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&name));
-}
-
-fn lab_namespaces_of(pid: u32) -> Vec<String> {
-    let out = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|l| l.starts_with(&format!("psl-{pid}-")))
-        .map(str::to_string)
-        .collect()
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM in the middle of a lab run: the run exits 130 and its
@@ -59,20 +51,20 @@ fn an_interrupted_lab_run_removes_its_lab() {
         // Until both hosts' programs run (the offerer starts after the answerer printed).
         let t0 = std::time::Instant::now();
         let sleeping = || {
-            lab_namespaces_of(pid).iter().filter(|ns| ns.ends_with("-p0") || ns.ends_with("-p1")).all(|ns| {
+            support::lab_namespaces_of(pid).iter().filter(|ns| ns.ends_with("-p0") || ns.ends_with("-p1")).all(|ns| {
                 let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
                 !pids.stdout.is_empty()
-            }) && lab_namespaces_of(pid).len() >= 3
+            }) && support::lab_namespaces_of(pid).len() >= 3
         };
         while !sleeping() {
             assert!(t0.elapsed().as_secs() < 30, "the lab came up");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let namespaces = lab_namespaces_of(pid);
+        let namespaces = support::lab_namespaces_of(pid);
         assert!(std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap().success());
         let status = run.wait().unwrap();
         assert_eq!(status.code(), Some(130), "{signal}: interrupted");
-        assert!(lab_namespaces_of(pid).is_empty(), "{signal}: {namespaces:?} were removed");
+        assert!(support::lab_namespaces_of(pid).is_empty(), "{signal}: {namespaces:?} were removed");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -93,5 +85,5 @@ fn a_panic_inside_a_lab_removes_it() {
         let _ = lab.run_until(std::time::Duration::from_secs(5), || panic!("in the middle of a lab"));
     });
     assert!(result.is_err());
-    assert!(lab_namespaces_of(std::process::id()).is_empty(), "the lab's namespace is gone");
+    assert!(support::lab_namespaces_of(std::process::id()).is_empty(), "the lab's namespace is gone");
 }

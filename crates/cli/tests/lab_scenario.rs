@@ -25,15 +25,6 @@ fn scenario(name: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     (file, dir.join("out"))
 }
 
-fn lab_namespaces_of(pid: u32) -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with(&format!("psl-{pid}-")))
-        .map(str::to_string)
-        .collect()
-}
-
 fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
@@ -124,7 +115,7 @@ success_rate = ">= 100%"
     let pid = child.id();
     let done = child.wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(1), "the pair failed, so the threshold did");
-    assert!(lab_namespaces_of(pid).is_empty(), "the lab removed its namespaces");
+    assert!(support::lab_namespaces_of(pid).is_empty(), "the lab removed its namespaces");
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["modes"][0]["failures"]["host_exited"], 1, "{summary}");
     let log = std::fs::read_to_string(out.join("hosts/p0.log")).unwrap_or_default();

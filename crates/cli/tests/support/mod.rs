@@ -116,3 +116,9 @@ fn answers(addr: SocketAddr, tcp: bool) -> bool {
     let _ = s.send_to(&req, addr);
     s.recv_from(&mut [0u8; 512]).is_ok()
 }
+
+/// The lab namespaces of process `pid` that exist now (`psl-<pid>-…`, as the lab names them).
+pub fn lab_namespaces_of(pid: u32) -> Vec<String> {
+    let prefix = format!("{}-{pid}-", peerstorm_lab::ns::PREFIX);
+    peerstorm_lab::ns::existing().expect("ip netns list").into_iter().filter(|n| n.starts_with(&prefix)).collect()
+}

@@ -3,10 +3,12 @@
 //! opens 2.5–16× slower than Chromium's). A [`Profile`] names a browser; its [`StackTimers`] are
 //! every timer and behaviour the profile sets, each with the browser source it comes from.
 //!
-//! What the `rtc` crate's public `SettingEngineBuilder` can set is set here (check pacing, the
-//! acceptance waits). What it cannot (nomination on the first check, no HelloVerifyRequest, the
-//! channel's `open` on the browser's event, keeping an early ClientHello) is not yet changed:
-//! `chrome` is the browser's pacing on the `rtc` stack's handshakes.
+//! What the `rtc` crate's public `SettingEngineBuilder` can set is set there (check pacing, the
+//! acceptance waits). What it could not is set through settings the vendored `rtc` and
+//! `rtc-dtls` add (`patches/*/PEERSTORM.md`): no HelloVerifyRequest, DTLS retransmission timers
+//! like libwebrtc's, an early ClientHello kept, the channel's `open` when the browser fires it.
+//! Not changed yet: nomination on the first check (rtc-ice nominates after a check succeeds, one
+//! round trip later than libwebrtc's controlling agent) and SCTP's retransmission timers.
 
 use std::time::Duration;
 
@@ -56,6 +58,21 @@ impl Profile {
                 srflx_wait: Duration::ZERO,
                 prflx_wait: Duration::ZERO,
                 relay_wait: Duration::ZERO,
+                dtls: Dtls {
+                    // BoringSSL as Chromium configures it sends no HelloVerifyRequest.
+                    skip_hello_verify: true,
+                    // webrtc/rtc_base/openssl_stream_adapter: 50 ms initial timeout, doubled by
+                    // BoringSSL on each retransmission; p2p/dtls/dtls_transport.cc
+                    // `ConfigureHandshakeTimeout`: 2 × the ICE RTT, clamped to 50..3,000 ms.
+                    initial_retransmit: Some(Duration::from_millis(50)),
+                    backoff: true,
+                    from_rtt: true,
+                    // dtls_transport.cc `cached_client_hello_`.
+                    keep_early_client_hello: true,
+                },
+                // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
+                // writable association, not on DATA_CHANNEL_ACK.
+                open_before_ack: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -67,6 +84,10 @@ impl Profile {
                 srflx_wait: Duration::ZERO,
                 prflx_wait: Duration::ZERO,
                 relay_wait: Duration::ZERO,
+                // Firefox's handshakes (NSS, dcsctp since 2024) are not measured here: the
+                // `chrome` profile's are the better guess than the `rtc` stack's.
+                dtls: Profile::Chrome.timers().dtls,
+                open_before_ack: true,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -76,6 +97,10 @@ impl Profile {
                 srflx_wait: Duration::from_millis(500),
                 prflx_wait: Duration::from_millis(1000),
                 relay_wait: Duration::from_millis(2000),
+                // rtc-dtls 0.21.1: a HelloVerifyRequest, a fixed 1 s timer, early records dropped.
+                dtls: Dtls::default(),
+                // rtc 0.21.1 fires `open` on DATA_CHANNEL_ACK.
+                open_before_ack: false,
             },
         }
     }
@@ -99,6 +124,26 @@ pub struct StackTimers {
     pub srflx_wait: Duration,
     pub prflx_wait: Duration,
     pub relay_wait: Duration,
+    /// How the DTLS handshake is timed.
+    pub dtls: Dtls,
+    /// The opener's `open` fires once DATA_CHANNEL_OPEN is queued on an established
+    /// association (ordered channels), not on the peer's DATA_CHANNEL_ACK.
+    pub open_before_ack: bool,
+}
+
+/// How a profile times the DTLS handshake. The default is the `rtc` stack's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dtls {
+    /// A server answers the first ClientHello directly (no cookie exchange): one round trip less.
+    pub skip_hello_verify: bool,
+    /// The first retransmission timer of a flight (`None`: rtc-dtls's 1 s).
+    pub initial_retransmit: Option<Duration>,
+    /// The timer doubles on each retransmission of a flight.
+    pub backoff: bool,
+    /// The timer starts at 2 × the ICE RTT (clamped to `initial_retransmit`..3 s) when known.
+    pub from_rtt: bool,
+    /// A ClientHello that arrives before ICE selects a pair is kept, not dropped.
+    pub keep_early_client_hello: bool,
 }
 
 #[cfg(test)]
@@ -113,6 +158,7 @@ mod tests {
         assert_eq!(Profile::default(), Profile::Chrome);
         let rtc = Profile::Rtc.timers();
         assert_eq!((rtc.check_interval, rtc.max_binding_requests), (Duration::from_millis(200), 7));
+        assert_eq!((rtc.dtls, rtc.open_before_ack), (Dtls::default(), false), "rtc keeps its handshakes");
         let chrome = Profile::Chrome.timers();
         // A pair is tried about as long as Chromium tries it before calling it failed.
         let tried = chrome.check_interval * u32::from(chrome.max_binding_requests);

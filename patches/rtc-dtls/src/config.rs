@@ -128,6 +128,9 @@ pub struct ConfigBuilder {
     server_name: String,
     mtu: usize,
     replay_protection_window: usize,
+    // peerstorm patch: see PEERSTORM.md.
+    skip_hello_verify: bool,
+    retransmit_backoff: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -153,6 +156,8 @@ impl Default for ConfigBuilder {
             server_name: String::default(),
             mtu: 0,
             replay_protection_window: 0,
+            skip_hello_verify: false,
+            retransmit_backoff: false,
         }
     }
 }
@@ -316,6 +321,22 @@ impl ConfigBuilder {
     /// fit within the maximum transmission unit (default is 1200 bytes)
     pub fn with_mtu(mut self, mtu: usize) -> Self {
         self.mtu = mtu;
+        self
+    }
+
+    /// peerstorm patch: a server answers the first ClientHello with its ServerHello flight instead
+    /// of a HelloVerifyRequest (RFC 6347 §4.2.1 lets a server skip the cookie exchange; BoringSSL
+    /// in Chromium does). Saves one round trip. A client handles either answer regardless.
+    pub fn with_skip_hello_verify(mut self, skip_hello_verify: bool) -> Self {
+        self.skip_hello_verify = skip_hello_verify;
+        self
+    }
+
+    /// peerstorm patch: double the retransmission timer after each retransmission of a flight,
+    /// up to 60 s, and start again from `flight_interval` for the next flight (RFC 6347
+    /// §4.2.4.1). Without it every retransmission waits `flight_interval`.
+    pub fn with_retransmit_backoff(mut self, retransmit_backoff: bool) -> Self {
+        self.retransmit_backoff = retransmit_backoff;
         self
     }
 
@@ -595,6 +616,8 @@ impl ConfigBuilder {
             maximum_transmission_unit,
             maximum_retransmit_number,
             replay_protection_window,
+            skip_hello_verify: self.skip_hello_verify,
+            retransmit_backoff: self.retransmit_backoff,
         })
     }
 }
@@ -654,6 +677,8 @@ pub struct HandshakeConfig {
     pub(crate) maximum_transmission_unit: usize,
     pub(crate) maximum_retransmit_number: usize,
     pub(crate) replay_protection_window: usize,
+    pub(crate) skip_hello_verify: bool,
+    pub(crate) retransmit_backoff: bool,
 }
 
 impl fmt::Debug for HandshakeConfig {
@@ -681,6 +706,8 @@ impl fmt::Debug for HandshakeConfig {
             .field("maximum_transmission_unit", &self.maximum_transmission_unit)
             .field("maximum_retransmit_number", &self.maximum_retransmit_number)
             .field("replay_protection_window", &self.replay_protection_window)
+            .field("skip_hello_verify", &self.skip_hello_verify)
+            .field("retransmit_backoff", &self.retransmit_backoff)
             .finish()
     }
 }
@@ -713,7 +740,37 @@ impl HandshakeConfig {
             maximum_transmission_unit: DEFAULT_MTU,
             maximum_retransmit_number: DEFAULT_MAXIMUM_RETRANSMIT_NUMBER,
             replay_protection_window: DEFAULT_REPLAY_PROTECTION_WINDOW,
+            skip_hello_verify: false,
+            retransmit_backoff: false,
         }
+    }
+
+    /// peerstorm patch: the same configuration with another initial retransmission timer, for a
+    /// caller that learns the path's round-trip time after building it (libwebrtc sets DTLS's to
+    /// twice the ICE RTT, clamped to 50..3,000 ms, when ICE becomes writable).
+    pub fn with_retransmit_interval(mut self, retransmit_interval: Duration) -> Self {
+        if !retransmit_interval.is_zero() {
+            self.retransmit_interval = retransmit_interval;
+        }
+        self
+    }
+
+    /// The initial retransmission timer.
+    pub fn retransmit_interval(&self) -> Duration {
+        self.retransmit_interval
+    }
+
+    /// peerstorm patch: how long to wait before the next retransmission of a flight that has
+    /// been sent `retransmits` times already.
+    pub(crate) fn retransmit_interval_after(&self, retransmits: usize) -> Duration {
+        if !self.retransmit_backoff {
+            return self.retransmit_interval;
+        }
+        const MAX: Duration = Duration::from_secs(60);
+        let doublings = u32::try_from(retransmits).unwrap_or(u32::MAX).min(16);
+        self.retransmit_interval
+            .saturating_mul(1 << doublings)
+            .min(MAX)
     }
 
     pub(crate) fn provider(&self) -> &Arc<dyn RTCCryptoProvider> {

@@ -346,6 +346,7 @@ mod tests {
     use crate::conn::DEFAULT_MAXIMUM_RETRANSMIT_NUMBER;
     use crate::crypto::Certificate;
     use crypto::{CryptoError, RTCCrypto, RTCCryptoProvider, RTCRandom};
+    use std::time::Duration;
 
     fn client_addr() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 4444))
@@ -559,6 +560,106 @@ mod tests {
         ] {
             handshake_and_exchange(ring.clone(), aws.clone(), suite, &[suite])?;
             handshake_and_exchange(aws.clone(), ring.clone(), suite, &[suite])?;
+        }
+        Ok(())
+    }
+
+    /// peerstorm patch: rounds (client flight out, server flight back) until both ends complete,
+    /// and whether the server's first answer was a HelloVerifyRequest.
+    fn rounds_to_complete(skip_hello_verify: bool) -> Result<(usize, bool)> {
+        let provider = crypto::default_provider().map_err(|e| Error::Crypto(e.to_string()))?;
+        let suite = CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256;
+        let server_config = ConfigBuilder::default()
+            .with_crypto_provider(provider.clone())
+            .with_cipher_suites(vec![suite])
+            .with_certificates(vec![Certificate::generate_self_signed(
+                vec!["localhost".to_owned()],
+                provider.crypto(),
+            )?])
+            .with_skip_hello_verify(skip_hello_verify)
+            .build(false, None)?;
+        let mut server = Endpoint::new(
+            server_addr(),
+            TransportProtocol::UDP,
+            Some(Arc::new(server_config)),
+        );
+        let mut client = Endpoint::new(client_addr(), TransportProtocol::UDP, None);
+        client.connect(
+            Instant::now(),
+            server_addr(),
+            config(provider, true, &[suite])?,
+            None,
+        )?;
+        let (mut client_complete, mut server_complete) = (false, false);
+        let mut first_answer_was_hvr = None;
+        for round in 1..=8 {
+            for event in transfer(&mut client, &mut server, client_addr())? {
+                server_complete |= matches!(event, EndpointEvent::HandshakeComplete);
+            }
+            let answer: Vec<_> = std::iter::from_fn(|| server.poll_transmit()).collect();
+            if first_answer_was_hvr.is_none() {
+                // A handshake record's message type is the 14th byte (after the 13-byte record
+                // header); HelloVerifyRequest is type 3.
+                let first = answer.first().expect("the server answers the ClientHello");
+                first_answer_was_hvr = Some(first.message[0] == 22 && first.message[13] == 3);
+            }
+            for transmit in answer {
+                for event in client.read(Instant::now(), server_addr(), None, transmit.message)? {
+                    client_complete |= matches!(event, EndpointEvent::HandshakeComplete);
+                }
+            }
+            if client_complete && server_complete {
+                return Ok((round, first_answer_was_hvr.unwrap_or(false)));
+            }
+        }
+        panic!("handshake did not complete (skip_hello_verify = {skip_hello_verify})");
+    }
+
+    #[test]
+    fn skipping_hello_verify_saves_one_round_trip() -> Result<()> {
+        let (with_cookie, hvr) = rounds_to_complete(false)?;
+        assert!(
+            hvr,
+            "by default the server answers with a HelloVerifyRequest"
+        );
+        let (without, hvr) = rounds_to_complete(true)?;
+        assert!(
+            !hvr,
+            "a server that skips it answers with its ServerHello flight"
+        );
+        assert_eq!(without + 1, with_cookie);
+        Ok(())
+    }
+
+    /// peerstorm patch: with backoff, a flight nobody answers is sent again after 50, 100, 200 ms
+    /// …; without it after 50 ms every time.
+    #[test]
+    fn retransmission_timer_doubles_with_backoff() -> Result<()> {
+        let provider = crypto::default_provider().map_err(|e| Error::Crypto(e.to_string()))?;
+        let suite = CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256;
+        for (backoff, expect) in [(true, [50u64, 100, 200, 400]), (false, [50, 50, 50, 50])] {
+            let client_config = ConfigBuilder::default()
+                .with_crypto_provider(provider.clone())
+                .with_cipher_suites(vec![suite])
+                .with_insecure_skip_verify(true)
+                .with_flight_interval(Duration::from_millis(50))
+                .with_retransmit_backoff(backoff)
+                .build(true, None)?;
+            let mut client = Endpoint::new(client_addr(), TransportProtocol::UDP, None);
+            let mut now = Instant::now();
+            client.connect(now, server_addr(), Arc::new(client_config), None)?;
+            let mut waits = vec![];
+            for _ in 0..expect.len() {
+                while client.poll_transmit().is_some() {}
+                let at = client
+                    .poll_timeout(&server_addr())
+                    .expect("a retransmission is armed");
+                waits.push((at - now).as_millis() as u64);
+                now = at;
+                client.handle_timeout(server_addr(), now)?;
+                assert!(client.poll_transmit().is_some(), "the flight is sent again");
+            }
+            assert_eq!(waits, expect, "backoff = {backoff}");
         }
         Ok(())
     }

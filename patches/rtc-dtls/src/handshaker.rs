@@ -181,7 +181,12 @@ impl DTLSConn {
         if self.current_flight.is_last_send_flight() || self.is_handshake_completed() {
             Ok(HandshakeState::Finished)
         } else {
-            self.current_retransmit_timer = Some(now + self.handshake_config.retransmit_interval);
+            // peerstorm patch: with backoff, each retransmission of this flight waits twice as long.
+            self.current_retransmit_timer = Some(
+                now + self
+                    .handshake_config
+                    .retransmit_interval_after(self.current_retransmit_count),
+            );
             Ok(HandshakeState::Waiting)
         }
     }

@@ -20,7 +20,7 @@ use peerstorm_model::peerjs::payload::{
 };
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{DtlsHandshakeTiming, SettingEngineBuilder};
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -110,6 +110,14 @@ fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure
         .with_srflx_acceptance_min_wait(Some(t.srflx_wait))
         .with_prflx_acceptance_min_wait(Some(t.prflx_wait))
         .with_relay_acceptance_min_wait(Some(t.relay_wait))
+        .with_dtls_handshake_timing(DtlsHandshakeTiming {
+            skip_hello_verify: t.dtls.skip_hello_verify,
+            initial_retransmit: t.dtls.initial_retransmit,
+            retransmit_backoff: t.dtls.backoff,
+            initial_retransmit_from_rtt: t.dtls.from_rtt,
+            keep_early_client_hello: t.dtls.keep_early_client_hello,
+        })
+        .with_data_channel_open_before_ack(t.open_before_ack)
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

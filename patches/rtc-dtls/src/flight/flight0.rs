@@ -1,4 +1,5 @@
 use super::flight2::*;
+use super::flight4::*;
 use super::*;
 use crate::config::*;
 use crate::conn::*;
@@ -168,7 +169,13 @@ impl Flight for Flight0 {
                 };
             }
 
-            Ok(Box::new(Flight2 {}))
+            // peerstorm patch: without the cookie exchange the ServerHello flight answers this
+            // ClientHello directly (RFC 6347 §4.2.1: the exchange is optional).
+            if cfg.skip_hello_verify {
+                Ok(Box::new(Flight4 {}))
+            } else {
+                Ok(Box::new(Flight2 {}))
+            }
         } else {
             Err((
                 Some(Alert {

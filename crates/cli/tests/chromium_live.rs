@@ -11,7 +11,7 @@ use std::process::Command;
 
 #[test]
 fn fresh_chromium_sdps_round_trip_through_inspect() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..");
     assert!(
         root.join("tools/js/node_modules/playwright-core").exists(),
         "tools/js/node_modules is missing: run scripts/test.sh (it runs npm ci in tools/js)"

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn peerstorm(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -57,7 +57,8 @@ fn json_summaries_match_the_golden_files() {
         let kind = if name.contains("answer") { "answer" } else { "offer" };
         let out = peerstorm(&["inspect", "sdp", f.to_str().unwrap(), "--json", "--type", kind], None);
         assert_eq!(out.status.code(), Some(0));
-        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/inspect-{name}.json"));
+        let golden = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join(format!("tests/golden/inspect-{name}.json"));
         if update {
             std::fs::write(&golden, &out.stdout).unwrap();
         }

@@ -6,7 +6,7 @@ use std::process::Command;
 fn peerstorm(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_peerstorm"))
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .current_dir(format!("{}/../..", std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")))
         .output()
         .unwrap()
 }
@@ -49,7 +49,12 @@ fn bad_scenarios_exit_2_with_the_line() {
 
 #[test]
 fn every_shipped_scenario_parses() {
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios")).unwrap() {
+    for entry in std::fs::read_dir(format!(
+        "{}/../../scenarios",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();

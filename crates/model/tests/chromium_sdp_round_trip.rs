@@ -6,7 +6,8 @@ use peerstorm_model::sdp::{SdpType, SessionDescription, check_jsep};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/chromium")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/chromium")
 }
 
 fn sdp_files() -> Vec<PathBuf> {

@@ -5,7 +5,11 @@ use peerstorm_model::peerjs::payload::{AnswerPayload, CandidatePayload, OfferPay
 use peerstorm_model::peerjs::{Frame, FrameError, MessageType};
 
 fn read(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/../../fixtures/peerjs/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/../../fixtures/peerjs/{name}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 #[test]

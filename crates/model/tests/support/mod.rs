@@ -32,7 +32,10 @@ pub struct Vector {
 
 /// The vectors in `fixtures/<file>`.
 pub fn vectors(file: &str) -> Vec<Vector> {
-    let path = format!("{}/../../fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../fixtures/{file}",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .lines()

@@ -37,7 +37,7 @@ fi
 # Doc tests first, so that the runner's summary is the last thing printed. The vendored crates
 # under patches/ are workspace members so their unit tests (the patches' own among them) run
 # below; their upstream doc examples are not ours to keep compiling.
-cargo test --workspace --exclude rtc --exclude rtc-dtls --doc "$@"
+cargo test --workspace --exclude rtc --exclude rtc-dtls --exclude rtc-ice --doc "$@"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

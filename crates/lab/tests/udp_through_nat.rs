@@ -73,6 +73,13 @@ fn udp_echo_through_a_port_restricted_nat_at_the_configured_rtt() {
     let names: Vec<String> = [client, server].iter().map(|h| lab.namespace(*h).unwrap().to_string()).collect();
 
     let srv = lab.command(server, "python3").unwrap().args(["-c", SERVER]).stdout(Stdio::piped()).spawn().unwrap();
+    // The client starts once the server listens: a ping sent before would be refused, and on a
+    // busy machine Python takes a while to start.
+    let bound = std::time::Instant::now();
+    while !peerstorm_lab::ns::listening(&names[1], true, "0.0.0.0:7".parse().unwrap()) {
+        assert!(bound.elapsed() < Duration::from_secs(10), "the echo server never bound port 7");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let cli = lab.command(client, "python3").unwrap().args(["-c", CLIENT]).stdout(Stdio::piped()).spawn().unwrap();
     // The forwarder runs while the programs do (the client needs about 2 s).
     lab.run_for(Duration::from_secs(5)).unwrap();
@@ -171,7 +178,12 @@ fn tcp_through_a_nat_carries_200_kb_both_ways_intact() {
     let server = b.add_host("tserver", internet, Ipv4Addr::new(198, 51, 100, 20), LinkConfig::latency(5));
     let mut lab = b.build().expect("the lab needs root, iproute2 and /dev/net/tun");
     let srv = lab.command(server, "python3").unwrap().args(["-c", TCP_SERVER]).stdout(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let name = lab.namespace(server).unwrap().to_string();
+    let bound = std::time::Instant::now();
+    while !peerstorm_lab::ns::listening(&name, false, "0.0.0.0:8080".parse().unwrap()) {
+        assert!(bound.elapsed() < Duration::from_secs(10), "the server never listened on 8080");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut cli =
         lab.command(client, "python3").unwrap().args(["-c", TCP_CLIENT]).stdout(Stdio::piped()).spawn().unwrap();
     let done = lab.run_until(Duration::from_secs(20), || cli.try_wait().is_ok_and(|s| s.is_some())).unwrap();

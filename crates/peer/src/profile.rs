@@ -6,9 +6,9 @@
 //! What the `rtc` crate's public `SettingEngineBuilder` can set is set there (check pacing, the
 //! acceptance waits). What it could not is set through settings the vendored `rtc` and
 //! `rtc-dtls` add (`patches/*/PEERSTORM.md`): no HelloVerifyRequest, DTLS retransmission timers
-//! like libwebrtc's, an early ClientHello kept, the channel's `open` when the browser fires it.
-//! Not changed yet: nomination on the first check (rtc-ice nominates after a check succeeds, one
-//! round trip later than libwebrtc's controlling agent) and SCTP's retransmission timers.
+//! like libwebrtc's, an early ClientHello kept, the channel's `open` when the browser fires it;
+//! and, through the vendored `rtc-ice`, nomination on the first check. Not changed yet: DTLS 1.3's
+//! shorter handshake (Chromium negotiates it with Chromium) and SCTP's retransmission timers.
 
 use std::time::Duration;
 
@@ -73,6 +73,13 @@ impl Profile {
                 // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
                 // writable association, not on DATA_CHANNEL_ACK.
                 open_before_ack: true,
+                // libwebrtc's controlling agent sends USE-CANDIDATE from the first check and its
+                // controlled agent answers a nominating check at once (p2p/base/connection.cc).
+                aggressive_nomination: true,
+                // libwebrtc answers a check whose remote ufrag it does not know yet
+                // (P2PTransportChannel::OnUnknownAddress), so the answerer's first checks
+                // succeed before the answer reaches the offerer.
+                answer_early_checks: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -88,6 +95,9 @@ impl Profile {
                 // `chrome` profile's are the better guess than the `rtc` stack's.
                 dtls: Profile::Chrome.timers().dtls,
                 open_before_ack: true,
+                // Not measured: RFC 8445's regular nomination.
+                aggressive_nomination: false,
+                answer_early_checks: false,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -101,6 +111,10 @@ impl Profile {
                 dtls: Dtls::default(),
                 // rtc 0.21.1 fires `open` on DATA_CHANNEL_ACK.
                 open_before_ack: false,
+                // rtc-ice 0.21.1 nominates with a second check after one has succeeded.
+                aggressive_nomination: false,
+                // rtc-ice 0.21.1 drops a check that arrives before the remote credentials.
+                answer_early_checks: false,
             },
         }
     }
@@ -129,6 +143,11 @@ pub struct StackTimers {
     /// The opener's `open` fires once DATA_CHANNEL_OPEN is queued on an established
     /// association (ordered channels), not on the peer's DATA_CHANNEL_ACK.
     pub open_before_ack: bool,
+    /// Nominate with the first check (controlling) and answer a nominating check at once
+    /// (controlled), as libwebrtc does; otherwise rtc-ice's regular nomination, a round trip later.
+    pub aggressive_nomination: bool,
+    /// Answer a check that arrives before the remote description, if it verifies.
+    pub answer_early_checks: bool,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.
@@ -158,7 +177,11 @@ mod tests {
         assert_eq!(Profile::default(), Profile::Chrome);
         let rtc = Profile::Rtc.timers();
         assert_eq!((rtc.check_interval, rtc.max_binding_requests), (Duration::from_millis(200), 7));
-        assert_eq!((rtc.dtls, rtc.open_before_ack), (Dtls::default(), false), "rtc keeps its handshakes");
+        assert_eq!(
+            (rtc.dtls, rtc.open_before_ack, rtc.aggressive_nomination, rtc.answer_early_checks),
+            (Dtls::default(), false, false, false),
+            "rtc keeps its handshakes"
+        );
         let chrome = Profile::Chrome.timers();
         // A pair is tried about as long as Chromium tries it before calling it failed.
         let tried = chrome.check_interval * u32::from(chrome.max_binding_requests);

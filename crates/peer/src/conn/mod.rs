@@ -118,6 +118,8 @@ fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure
             keep_early_client_hello: t.dtls.keep_early_client_hello,
         })
         .with_data_channel_open_before_ack(t.open_before_ack)
+        .with_ice_aggressive_nomination(t.aggressive_nomination)
+        .with_ice_answer_early_checks(t.answer_early_checks)
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -437,6 +439,12 @@ impl Connection {
             let mut events = Vec::new();
             while let Some(ev) = pc.poll_event() {
                 events.push(ev);
+            }
+            if !events.is_empty() {
+                // Handling an event can queue output only `handle_timeout` moves (the DTLS
+                // ClientHello a selected pair starts, see `read_and_flush`); it leaves now, not
+                // at the next wake.
+                let _ = pc.handle_timeout(now);
             }
             let mut messages = Vec::new();
             while let Some(m) = pc.poll_read() {

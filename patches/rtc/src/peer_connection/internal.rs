@@ -96,6 +96,9 @@ impl RTCPeerConnection {
             srflx_acceptance_min_wait: setting_engine.timeout.ice_srflx_acceptance_min_wait,
             prflx_acceptance_min_wait: setting_engine.timeout.ice_prflx_acceptance_min_wait,
             relay_acceptance_min_wait: setting_engine.timeout.ice_relay_acceptance_min_wait,
+            // peerstorm patch: libwebrtc's nomination.
+            aggressive_nomination: setting_engine.ice_aggressive_nomination,
+            answer_early_checks: setting_engine.ice_answer_early_checks,
             multicast_dns_mode: setting_engine.multicast_dns.mode,
             multicast_dns_local_name: setting_engine.multicast_dns.local_name.clone(),
             multicast_dns_local_ip: setting_engine.multicast_dns.local_ip,

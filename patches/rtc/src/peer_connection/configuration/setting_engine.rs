@@ -379,6 +379,8 @@ pub struct SettingEngine {
     pub(crate) timeout: Timeout,
     pub(crate) data_channel: DataChannel,
     pub(crate) dtls_handshake_timing: DtlsHandshakeTiming,
+    pub(crate) ice_aggressive_nomination: bool,
+    pub(crate) ice_answer_early_checks: bool,
     pub(crate) turn_allocation_refresh_interval_cap: Option<Duration>,
     pub(crate) candidates: Candidates,
     pub(crate) multicast_dns: MulticastDNS,
@@ -620,6 +622,22 @@ impl SettingEngineBuilder {
     /// `DATA_CHANNEL_ACK` (see [`DataChannel::open_before_ack`]).
     pub fn with_data_channel_open_before_ack(mut self, open_before_ack: bool) -> Self {
         self.0.data_channel.open_before_ack = open_before_ack;
+        self
+    }
+
+    /// peerstorm patch: nominate with the first connectivity check and, as the controlled
+    /// agent, answer a nominating check before validating the pair (libwebrtc's behaviour; see
+    /// rtc-ice's `AgentConfig::aggressive_nomination`). Off: upstream's regular nomination.
+    pub fn with_ice_aggressive_nomination(mut self, aggressive: bool) -> Self {
+        self.0.ice_aggressive_nomination = aggressive;
+        self
+    }
+
+    /// peerstorm patch: answer a connectivity check that arrives before the remote description
+    /// when it verifies with our credentials, as libwebrtc does (rtc-ice's
+    /// `AgentConfig::answer_early_checks`). Off: upstream drops it.
+    pub fn with_ice_answer_early_checks(mut self, answer: bool) -> Self {
+        self.0.ice_answer_early_checks = answer;
         self
     }
 

@@ -69,6 +69,10 @@ impl Profile {
                     from_rtt: true,
                     // dtls_transport.cc `cached_client_hello_`.
                     keep_early_client_hello: true,
+                    // Two Chromiums negotiate DTLS 1.3, whose client sends with its Finished:
+                    // one round trip fewer before SCTP's INIT than DTLS 1.2. rtc-dtls speaks 1.2;
+                    // False Start (RFC 7918) gives its client the same flight timing.
+                    false_start: true,
                 },
                 // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
                 // writable association, not on DATA_CHANNEL_ACK.
@@ -163,6 +167,8 @@ pub struct Dtls {
     pub from_rtt: bool,
     /// A ClientHello that arrives before ICE selects a pair is kept, not dropped.
     pub keep_early_client_hello: bool,
+    /// A client sends application data with its Finished flight (DTLS 1.3's timing).
+    pub false_start: bool,
 }
 
 #[cfg(test)]

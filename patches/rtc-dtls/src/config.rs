@@ -131,6 +131,7 @@ pub struct ConfigBuilder {
     // peerstorm patch: see PEERSTORM.md.
     skip_hello_verify: bool,
     retransmit_backoff: bool,
+    false_start: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -158,6 +159,7 @@ impl Default for ConfigBuilder {
             replay_protection_window: 0,
             skip_hello_verify: false,
             retransmit_backoff: false,
+            false_start: false,
         }
     }
 }
@@ -337,6 +339,16 @@ impl ConfigBuilder {
     /// §4.2.4.1). Without it every retransmission waits `flight_interval`.
     pub fn with_retransmit_backoff(mut self, retransmit_backoff: bool) -> Self {
         self.retransmit_backoff = retransmit_backoff;
+        self
+    }
+
+    /// peerstorm patch: a client sends application data right after its Finished flight
+    /// instead of after the server's (TLS False Start, RFC 7918; the cipher suites here are
+    /// all forward-secret AEAD or ECDHE ones, as it requires), and reports the handshake
+    /// complete then. Its flights then take as long as DTLS 1.3's, which is what two Chromiums
+    /// negotiate. The server's Finished is still checked when it arrives.
+    pub fn with_false_start(mut self, false_start: bool) -> Self {
+        self.false_start = false_start;
         self
     }
 
@@ -618,6 +630,7 @@ impl ConfigBuilder {
             replay_protection_window,
             skip_hello_verify: self.skip_hello_verify,
             retransmit_backoff: self.retransmit_backoff,
+            false_start: self.false_start,
         })
     }
 }
@@ -679,6 +692,7 @@ pub struct HandshakeConfig {
     pub(crate) replay_protection_window: usize,
     pub(crate) skip_hello_verify: bool,
     pub(crate) retransmit_backoff: bool,
+    pub(crate) false_start: bool,
 }
 
 impl fmt::Debug for HandshakeConfig {
@@ -708,6 +722,7 @@ impl fmt::Debug for HandshakeConfig {
             .field("replay_protection_window", &self.replay_protection_window)
             .field("skip_hello_verify", &self.skip_hello_verify)
             .field("retransmit_backoff", &self.retransmit_backoff)
+            .field("false_start", &self.false_start)
             .finish()
     }
 }
@@ -742,6 +757,7 @@ impl HandshakeConfig {
             replay_protection_window: DEFAULT_REPLAY_PROTECTION_WINDOW,
             skip_hello_verify: false,
             retransmit_backoff: false,
+            false_start: false,
         }
     }
 

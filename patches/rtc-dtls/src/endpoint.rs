@@ -182,7 +182,9 @@ impl Endpoint {
         data: &[u8],
         messages: &mut Vec<EndpointEvent>,
     ) -> Result<()> {
-        let is_handshake_completed_before = conn.is_handshake_completed();
+        // peerstorm patch: "complete" to the caller means writable: with false start a client is
+        // so once its Finished is sent, before the server's arrives; it is announced once.
+        let is_handshake_completed_before = conn.is_writable();
         conn.read(data)?;
         if !conn.is_handshake_completed() {
             conn.handshake(now)?;
@@ -210,7 +212,7 @@ impl Endpoint {
             conn.handshake_rx = None;
             conn.handshake_timeout(now)?;
         }
-        if !is_handshake_completed_before && conn.is_handshake_completed() {
+        if !is_handshake_completed_before && conn.is_writable() {
             messages.push(EndpointEvent::HandshakeComplete)
         }
         Ok(())
@@ -628,6 +630,68 @@ mod tests {
             "a server that skips it answers with its ServerHello flight"
         );
         assert_eq!(without + 1, with_cookie);
+        Ok(())
+    }
+
+    /// peerstorm patch: a false-start client reports the handshake complete as soon as it has
+    /// sent its Finished — in the same round it read the server's flight — and data it writes
+    /// then reaches the server with that flight; without false start the client completes a
+    /// round later, on the server's Finished.
+    #[test]
+    fn a_false_start_client_sends_with_its_finished() -> Result<()> {
+        let provider = crypto::default_provider().map_err(|e| Error::Crypto(e.to_string()))?;
+        let suite = CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256;
+        for false_start in [false, true] {
+            let server_config = ConfigBuilder::default()
+                .with_crypto_provider(provider.clone())
+                .with_cipher_suites(vec![suite])
+                .with_certificates(vec![Certificate::generate_self_signed(
+                    vec!["localhost".to_owned()],
+                    provider.crypto(),
+                )?])
+                .with_skip_hello_verify(true)
+                .build(false, None)?;
+            let mut server = Endpoint::new(
+                server_addr(),
+                TransportProtocol::UDP,
+                Some(Arc::new(server_config)),
+            );
+            let client_config = ConfigBuilder::default()
+                .with_crypto_provider(provider.clone())
+                .with_cipher_suites(vec![suite])
+                .with_insecure_skip_verify(true)
+                .with_false_start(false_start)
+                .build(true, None)?;
+            let mut client = Endpoint::new(client_addr(), TransportProtocol::UDP, None);
+            client.connect(Instant::now(), server_addr(), Arc::new(client_config), None)?;
+
+            // Round 1: ClientHello out, the server's flight back.
+            transfer(&mut client, &mut server, client_addr())?;
+            let client_events = transfer(&mut server, &mut client, server_addr())?;
+            let early = client_events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+            assert_eq!(early, false_start, "complete after sending Finished (false_start = {false_start})");
+            if !early {
+                continue;
+            }
+            client.write(Instant::now(), server_addr(), b"sent with the Finished")?;
+            // Round 2: the Finished flight and the data reach the server together.
+            let server_events = transfer(&mut client, &mut server, client_addr())?;
+            assert!(server_events.iter().any(|e| matches!(e, EndpointEvent::HandshakeComplete)));
+            assert!(
+                server_events.iter().any(|e| matches!(
+                    e,
+                    EndpointEvent::ApplicationData(d) if d.as_ref() == b"sent with the Finished"
+                )),
+                "the server decrypts the early data once its handshake completes"
+            );
+            // The server's Finished still arrives and is accepted, and completion is not
+            // announced a second time.
+            let again = transfer(&mut server, &mut client, server_addr())?;
+            assert!(!again.iter().any(|e| matches!(e, EndpointEvent::HandshakeComplete)));
+            assert!(client.get_connection_state(server_addr()).is_some(), "the client kept its association");
+        }
         Ok(())
     }
 

@@ -171,6 +171,13 @@ impl DTLSConn {
         if let Some(pkts) = self.flights.clone() {
             self.write_packets(pkts);
         }
+        // peerstorm patch: a false-start client may send application data from here on.
+        if self.state.is_client
+            && self.handshake_config.false_start
+            && self.current_flight.sends_client_finished()
+        {
+            self.set_false_start_ready();
+        }
 
         // A Sending reached after the association has completed is an RFC 6347 4.2.4
         // retransmission of our own last flight (the peer repeated its final flight), so it returns

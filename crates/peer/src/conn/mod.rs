@@ -116,6 +116,7 @@ fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure
             retransmit_backoff: t.dtls.backoff,
             initial_retransmit_from_rtt: t.dtls.from_rtt,
             keep_early_client_hello: t.dtls.keep_early_client_hello,
+            false_start: t.dtls.false_start,
         })
         .with_data_channel_open_before_ack(t.open_before_ack)
         .with_ice_aggressive_nomination(t.aggressive_nomination)

@@ -79,6 +79,8 @@ pub struct DTLSConn {
     pub(crate) state: State, // Internal state
 
     handshake_completed: bool,
+    // peerstorm patch: a false-start client has sent its Finished and may send application data.
+    false_start_ready: bool,
     connection_closed_by_user: bool,
     // closeLock              sync.Mutex
     closed: bool, //  *closer.Closer
@@ -161,6 +163,7 @@ impl DTLSConn {
             cache: HandshakeCache::new(),
             state,
             handshake_completed: false,
+            false_start_ready: false,
             connection_closed_by_user: false,
             closed: false,
             closed_by_peer: false,
@@ -223,7 +226,7 @@ impl DTLSConn {
             reset_local_sequence_number: false,
         };
 
-        if self.is_handshake_completed() {
+        if self.is_writable() {
             self.write_packets(vec![pkt]);
         } else {
             self.outgoing_queued_packets.push_back(pkt);
@@ -277,7 +280,7 @@ impl DTLSConn {
     }
 
     fn handle_outgoing_packets(&mut self) -> Result<()> {
-        if self.is_handshake_completed() {
+        if self.is_writable() {
             while let Some(mut pkt) = self.outgoing_queued_packets.pop_front() {
                 pkt.record.record_layer_header.epoch = self.get_local_epoch();
                 self.write_packets(vec![pkt]);
@@ -471,6 +474,16 @@ impl DTLSConn {
 
     pub(crate) fn is_handshake_completed(&self) -> bool {
         self.handshake_completed
+    }
+
+    /// peerstorm patch: application data may be sent: the handshake has completed, or a
+    /// false-start client has sent its Finished.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.handshake_completed || self.false_start_ready
+    }
+
+    pub(crate) fn set_false_start_ready(&mut self) {
+        self.false_start_ready = true;
     }
 
     /// Feeds one received datagram into the connection.

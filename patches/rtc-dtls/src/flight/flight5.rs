@@ -31,6 +31,10 @@ impl fmt::Display for Flight5 {
 }
 
 impl Flight for Flight5 {
+    fn sends_client_finished(&self) -> bool {
+        true
+    }
+
     fn is_last_recv_flight(&self) -> bool {
         true
     }

@@ -66,6 +66,11 @@ pub(crate) trait Flight: fmt::Display + fmt::Debug + Send + Sync {
     fn has_retransmit(&self) -> bool {
         true
     }
+    /// peerstorm patch: whether this is the client's flight that ends with its Finished, after
+    /// which a false-start client may send application data.
+    fn sends_client_finished(&self) -> bool {
+        false
+    }
 
     fn parse(
         &self,

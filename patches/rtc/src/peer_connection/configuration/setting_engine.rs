@@ -208,6 +208,10 @@ pub struct DtlsHandshakeTiming {
     /// to DTLS once it has (libwebrtc's `cached_client_hello_`), instead of dropping it and
     /// waiting for the client's retransmission.
     pub keep_early_client_hello: bool,
+    /// As a DTLS client, send application data (SCTP's INIT) right after the Finished flight
+    /// and report DTLS connected then (TLS False Start, RFC 7918): DTLS 1.3's timing, which two
+    /// Chromiums negotiate, on rtc-dtls's DTLS 1.2.
+    pub false_start: bool,
 }
 
 /// MulticastDNS configuration for mDNS.

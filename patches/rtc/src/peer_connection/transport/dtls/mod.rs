@@ -259,6 +259,7 @@ impl DtlsTransport {
                 .with_skip_hello_verify(timing.skip_hello_verify)
                 .with_flight_interval(timing.initial_retransmit.unwrap_or_default())
                 .with_retransmit_backoff(timing.retransmit_backoff)
+                .with_false_start(timing.false_start)
                 .with_crypto_provider(self.crypto_provider.clone())
                 .with_certificates(vec![certificate])
                 .with_srtp_protection_profiles(profiles)

@@ -1,7 +1,7 @@
 use crate::peer_connection::event::RTCPeerConnectionEvent;
 use crate::peer_connection::event::{RTCEventInternal, TaggedRTCEventInternal};
 use crate::peer_connection::message::internal::{
-    RTCMessageInternal, STUNMessage, TaggedRTCMessageInternal,
+    DTLSMessage, RTCMessageInternal, STUNMessage, TaggedRTCMessageInternal,
 };
 use crate::peer_connection::transport::ice::IceTransport;
 use crate::statistics::accumulator::RTCStatsAccumulator;
@@ -12,10 +12,20 @@ use shared::{TransportContext, TransportMessage};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// peerstorm patch: how many early ClientHello datagrams are kept (a ClientHello of a few
+/// fragments, and a retransmission of it).
+const MAX_EARLY_CLIENT_HELLO_DATAGRAMS: usize = 8;
+
 /// peerstorm patch: a datagram holding a DTLS handshake record (content type 22) whose first
-/// message is a ClientHello (handshake type 1, after the 13-byte record header).
+/// message is a ClientHello (handshake type 1, after the 13-byte record header) — any fragment
+/// of it.
+/// The demuxer ahead of this handler has already tagged it as DTLS.
 fn is_dtls_client_hello(message: &RTCMessageInternal) -> bool {
-    matches!(message, RTCMessageInternal::Raw(bytes) if bytes.len() > 13 && bytes[0] == 22 && bytes[13] == 1)
+    matches!(
+        message,
+        RTCMessageInternal::Dtls(DTLSMessage::Raw(bytes))
+            if bytes.len() > 13 && bytes[0] == 22 && bytes[13] == 1
+    )
 }
 
 pub(crate) struct IceHandlerContext {
@@ -32,10 +42,11 @@ pub(crate) struct IceHandlerContext {
     /// — that formatting was a heap allocation on the hot path in both directions.
     pub(crate) selected_pair_key: Option<String>,
 
-    /// peerstorm patch: keep the newest DTLS ClientHello that arrives before a pair is selected
-    /// and deliver it once one is (`DtlsHandshakeTiming::keep_early_client_hello`).
+    /// peerstorm patch: keep the DTLS ClientHello datagrams that arrive before a pair is selected
+    /// and deliver them once one is (`DtlsHandshakeTiming::keep_early_client_hello`). A list,
+    /// not one datagram: Chromium's ClientHello (post-quantum key share) comes in two fragments.
     pub(crate) keep_early_client_hello: bool,
-    pub(crate) early_client_hello: Option<TaggedRTCMessageInternal>,
+    pub(crate) early_client_hello: VecDeque<TaggedRTCMessageInternal>,
 }
 
 impl IceHandlerContext {
@@ -50,7 +61,7 @@ impl IceHandlerContext {
             selected_pair_key: None,
 
             keep_early_client_hello: false,
-            early_client_hello: None,
+            early_client_hello: VecDeque::new(),
         }
     }
 }
@@ -119,7 +130,12 @@ impl<'a>
                 msg.transport.peer_addr
             );
             msg.transport = TransportContext::default();
-            self.ctx.early_client_hello = Some(msg);
+            // The newest few: a retransmitted ClientHello repeats its fragments, and DTLS
+            // discards what it has already seen.
+            if self.ctx.early_client_hello.len() == MAX_EARLY_CLIENT_HELLO_DATAGRAMS {
+                self.ctx.early_client_hello.pop_front();
+            }
+            self.ctx.early_client_hello.push_back(msg);
         } else {
             trace!(
                 "drop message from {:?} to {:?} before ICE connection is connected",
@@ -253,9 +269,7 @@ impl<'a>
                     });
                     // peerstorm patch: the ClientHello kept while no pair was selected goes to
                     // DTLS now, after the event that tells it a pair exists.
-                    if let Some(hello) = self.ctx.early_client_hello.take() {
-                        self.ctx.read_outs.push_back(hello);
-                    }
+                    self.ctx.read_outs.extend(self.ctx.early_client_hello.drain(..));
                 }
                 ::ice::Event::RoleChange(is_controlling) => {
                     self.stats.transport.on_ice_role_changed(is_controlling);
@@ -313,7 +327,8 @@ mod peerstorm_tests {
         TaggedRTCMessageInternal {
             now: Instant::now(),
             transport: TransportContext::default(),
-            message: RTCMessageInternal::Raw(BytesMut::from(&bytes[..])),
+            // As the demuxer hands it on.
+            message: RTCMessageInternal::Dtls(DTLSMessage::Raw(BytesMut::from(&bytes[..]))),
         }
     }
 
@@ -326,11 +341,14 @@ mod peerstorm_tests {
             handler.handle_read(record(1)).unwrap();
             // A ServerHello (type 2) is not what libwebrtc keeps either.
             handler.handle_read(record(2)).unwrap();
+            // The second fragment of the same ClientHello: both are kept.
+            handler.handle_read(record(1)).unwrap();
             assert!(
                 handler.poll_read().is_none(),
                 "nothing reaches DTLS before a pair exists"
             );
-            assert_eq!(ctx.early_client_hello.is_some(), keep, "keep = {keep}");
+            let kept = if keep { 2 } else { 0 };
+            assert_eq!(ctx.early_client_hello.len(), kept, "keep = {keep}");
         }
     }
 
@@ -338,7 +356,8 @@ mod peerstorm_tests {
     fn only_a_handshake_record_opening_with_a_client_hello_counts() {
         assert!(is_dtls_client_hello(&record(1).message));
         assert!(!is_dtls_client_hello(&record(2).message));
-        let application_data = RTCMessageInternal::Raw(BytesMut::from(&[23u8; 40][..]));
+        let application_data =
+            RTCMessageInternal::Dtls(DTLSMessage::Raw(BytesMut::from(&[23u8; 40][..])));
         assert!(!is_dtls_client_hello(&application_data));
         assert!(!is_dtls_client_hello(&RTCMessageInternal::Raw(
             BytesMut::from(&[22u8, 1][..])

@@ -70,9 +70,13 @@ impl Profile {
                     // dtls_transport.cc `cached_client_hello_`.
                     keep_early_client_hello: true,
                     // Two Chromiums negotiate DTLS 1.3, whose client sends with its Finished:
-                    // one round trip fewer before SCTP's INIT than DTLS 1.2. rtc-dtls speaks 1.2;
-                    // False Start (RFC 7918) gives its client the same flight timing.
-                    false_start: true,
+                    // one round trip fewer before SCTP's INIT than DTLS 1.2. rtc-dtls's False
+                    // Start (RFC 7918) gives its client that timing, but with it on, a seeded
+                    // simulation under loss stopped being reproducible (the same seed gave two
+                    // different summaries, `sim_runs::same_seed_same_summary…`; cause not found
+                    // yet), so it stays off until that is understood: `open` is one round trip
+                    // later than between two Chromiums.
+                    false_start: false,
                 },
                 // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
                 // writable association, not on DATA_CHANNEL_ACK.

@@ -74,12 +74,13 @@ fn assert_law(profile: Profile, round_trips: [u128; 3]) {
 /// once: the answerer's own checks already succeeded, answered before its answer arrived), DTLS
 /// 1 RTT later (the answerer's ClientHello left when the nominating check reached it, half a
 /// round trip before; no HelloVerifyRequest; the server is up on the client's Finished), open
-/// 1 RTT after that (the client's SCTP INIT came with its Finished — false start, DTLS 1.3's
-/// timing — so the offerer answers INIT-ACK at once and opens on the COOKIE-ECHO, not on the
-/// DATA_CHANNEL_ACK). Chromium ↔ Chromium in the lab is the same 1 / 2 / 3.
+/// 2 RTT after that (SCTP INIT once the client's DTLS is up, COOKIE-ECHO; `open` on the
+/// established association, not on the DATA_CHANNEL_ACK). Chromium ↔ Chromium in the lab is
+/// 1 / 2 / 3: with DTLS 1.3 its client sends the INIT with its Finished. rtc-dtls's false start
+/// gives the same 1 / 2 / 3 but is off in the profile (see `profile.rs`).
 #[test]
-fn chrome_opens_three_round_trips_after_the_answer() {
-    assert_law(Profile::Chrome, [1, 2, 3]);
+fn chrome_opens_four_round_trips_after_the_answer() {
+    assert_law(Profile::Chrome, [1, 2, 4]);
 }
 
 /// `rtc` on the same path: ICE 2 RTT (a check, then a nominating one), DTLS 2 RTT later (a

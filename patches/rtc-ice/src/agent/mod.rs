@@ -1281,6 +1281,18 @@ impl Agent {
             return Err(Error::ErrUnhandledStunpacket);
         }
 
+        // peerstorm patch: answer a check that arrived before the remote credentials did. Before
+        // the role-conflict repair below: until the remote description is set this agent's role is
+        // only provisional, and repairing a "conflict" with it would turn on the two agents'
+        // random tie-breakers (and make a seeded simulation nondeterministic).
+        if self.ufrag_pwd.remote_credentials.is_none()
+            && self.answer_early_checks
+            && m.typ.class == CLASS_REQUEST
+            && self.answer_early_check(now, m, local_index, remote_addr)
+        {
+            return Ok(());
+        }
+
         // RFC 8445 Section 7.3.1.1 - Detecting and Repairing Role Conflicts
         if self.is_controlling {
             if m.contains(ATTR_ICE_CONTROLLING) {
@@ -1362,15 +1374,6 @@ impl Agent {
                 }
             }
             // Continue processing the message after handling role conflict
-        }
-
-        // peerstorm patch: answer a check that arrived before the remote credentials did.
-        if self.ufrag_pwd.remote_credentials.is_none()
-            && self.answer_early_checks
-            && m.typ.class == CLASS_REQUEST
-            && self.answer_early_check(now, m, local_index, remote_addr)
-        {
-            return Ok(());
         }
 
         let Some(remote_credentials) = &self.ufrag_pwd.remote_credentials else {

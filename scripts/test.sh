@@ -37,9 +37,12 @@ fi
 # Doc tests first, so that the runner's summary is the last thing printed. The vendored crates
 # under patches/ are workspace members so their unit tests (the patches' own among them) run
 # below; their upstream doc examples are not ours to keep compiling.
-cargo test --workspace --exclude rtc --exclude rtc-dtls --exclude rtc-ice --doc "$@"
+cargo test --workspace --exclude rtc --exclude rtc-dtls --exclude rtc-ice --exclude rtc-turn --doc "$@"
+# Two upstream rtc-turn tests query stun1.l.google.com; there is no internet here
+# (patches/rtc-turn/PEERSTORM.md). They are the only tests left out, and the summary counts them.
+online=test_client_with_stun_send_binding_request
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast -E "not (package(rtc-turn) and test(/$online/))" "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" -- --skip "$online"
 fi

@@ -10,12 +10,13 @@
 // icecandidate (first candidate, first srflx, first relay, gathering complete),
 // iceconnectionstatechange (ice_connected), connectionstatechange (dtls_connected: DTLS is up
 // when the connection state says "connected"), the DataConnection's open, the first echo and the
-// last. The selected pair's candidate types come from getStats. Exits 0 when the workload ran
+// last. The selected pair's candidate types come from getStats. With "vanilla": true the page
+// sends its offer or answer only once gathering is complete, candidates in the SDP (see below). Exits 0 when the workload ran
 // (answerer: when it echoed), 1 otherwise.
 //
 //   node tools/js/lab-peer.mjs '{"broker":"198.51.100.10:9000","id":"a","connect":"b",
 //                                "iceServers":[...],"messages":10,"messageBytes":1000,
-//                                "timeoutMs":40000}'
+//                                "timeoutMs":40000,"vanilla":false}'
 import { launch, servePage } from "./chromium.mjs";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -77,12 +78,39 @@ try {
             state.milestones.failed_at = performance.now() - t0;
           }
         };
-        // The signaling socket's open (PeerJS keeps it to itself).
+        // The signaling socket's open (PeerJS keeps it to itself). Vanilla ICE (cfg.vanilla):
+        // PeerJS always trickles, so its OFFER and ANSWER frames are held until the connection
+        // has gathered every candidate and then carry the complete local description, and its
+        // CANDIDATE frames are dropped: the remote side sees what a vanilla peer sends.
+        let lastPc = null;
         const NativeWebSocket = window.WebSocket;
         window.WebSocket = class extends NativeWebSocket {
           constructor(...a) {
             super(...a);
             this.addEventListener("open", () => mark("signaling_connected"));
+          }
+          send(data) {
+            if (!cfg.vanilla || typeof data !== "string") return super.send(data);
+            let frame;
+            try {
+              frame = JSON.parse(data);
+            } catch {
+              return super.send(data);
+            }
+            if (frame.type === "CANDIDATE") return;
+            const pc = lastPc;
+            if ((frame.type !== "OFFER" && frame.type !== "ANSWER") || !pc) return super.send(data);
+            const release = () => {
+              frame.payload.sdp = { type: pc.localDescription.type, sdp: pc.localDescription.sdp };
+              super.send(JSON.stringify(frame));
+            };
+            if (pc.iceGatheringState === "complete") return release();
+            const wait = () => {
+              if (pc.iceGatheringState !== "complete") return;
+              pc.removeEventListener("icegatheringstatechange", wait);
+              release();
+            };
+            pc.addEventListener("icegatheringstatechange", wait);
           }
         };
         // Every RTCPeerConnection PeerJS makes reports its stages.
@@ -90,6 +118,7 @@ try {
         window.RTCPeerConnection = class extends NativePC {
           constructor(...a) {
             super(...a);
+            lastPc = this;
             this.addEventListener("icecandidate", (e) => {
               if (!e.candidate || !e.candidate.candidate) return mark("gathering_complete");
               mark("first_local_candidate");

@@ -8,7 +8,7 @@
 use crate::lab_run::{self, Stopped};
 use anyhow::{Context, Result};
 use clap::Args;
-use peerstorm_peer::{Milestone, Profile};
+use peerstorm_peer::{IceMode, Milestone, Profile};
 use peerstorm_report::summary::{ModeSummary, summarize};
 use peerstorm_scenario::RunOutcome;
 use peerstorm_scenario::{Scenario, Shard, collect_all};
@@ -32,9 +32,15 @@ pub struct CalibrateArgs {
     /// The virtual peers' profile.
     #[arg(long, default_value = "chrome", value_parser = |s: &str| Profile::parse(s).ok_or(format!("{s:?}: expected chrome, firefox or rtc")))]
     profile: Profile,
-    /// Also run mixed pairs in each cell: Chromium offering to a virtual peer, and the reverse.
+    /// Also run mixed pairs in each cell: Chromium offering to a virtual peer, and the reverse
+    /// (trickle ICE).
     #[arg(long)]
     mixed: bool,
+    /// ICE modes, comma-separated: each cell runs once per mode, and with both the markdown has
+    /// what trickle saves over vanilla (Chromium pages send a vanilla offer or answer by holding
+    /// PeerJS's until gathering is complete).
+    #[arg(long, value_delimiter = ',', default_value = "trickle,vanilla", value_parser = parse_ice)]
+    ice: Vec<IceMode>,
     /// Also run the NAT matrix (open, full-cone, port-restricted, symmetric: 16 pairs) with
     /// Chromium in the lab and virtual peers in the simulator, and compare the selected paths.
     #[arg(long)]
@@ -71,6 +77,14 @@ impl Path {
             Path::Srflx => "srflx",
             Path::Relay => "relay",
         }
+    }
+}
+
+fn parse_ice(s: &str) -> Result<IceMode, String> {
+    match s {
+        "trickle" => Ok(IceMode::Trickle),
+        "vanilla" => Ok(IceMode::Vanilla),
+        _ => Err(format!("{s:?}: expected trickle or vanilla")),
     }
 }
 
@@ -143,6 +157,55 @@ const STAGES: [Milestone; 5] = [
     Milestone::WorkloadDone,
 ];
 
+/// One cell in one ICE mode: each kind's figures.
+struct Row {
+    cell: Cell,
+    ice: IceMode,
+    kinds: Vec<(Kind, Figures)>,
+}
+
+impl Row {
+    fn get(&self, kind: Kind) -> Option<&Figures> {
+        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, f)| f)
+    }
+}
+
+/// Runs one cell in one ICE mode with each kind.
+fn run_cell(
+    a: &CalibrateArgs,
+    cell: Cell,
+    ice: IceMode,
+    kinds: &[Kind],
+    results: &std::path::Path,
+    t0: std::time::Instant,
+) -> Result<Vec<(Kind, Figures)>> {
+    let mut row = Vec::new();
+    for &kind in kinds {
+        let mode = if ice == IceMode::Vanilla { "-vanilla" } else { "" };
+        let name = format!("calibrate-{}-{}ms{mode}-{}", cell.path.as_str(), cell.rtt_ms, kind.short());
+        let nat = if cell.path == Path::Srflx { "{ full-cone = 1 }" } else { "{ open = 1 }" };
+        let text = scenario(&name, nat, cell, a.pairs, a.profile, kind, ice);
+        eprintln!(
+            "calibrate: [{:>5.0} s] {} at {} ms, {}: {}",
+            t0.elapsed().as_secs_f64(),
+            cell.path.as_str(),
+            cell.rtt_ms,
+            peerstorm_scenario::ice_name(ice),
+            kind.label()
+        );
+        let m = run_one(&text, &results.join(&name))?;
+        eprintln!(
+            "           open p50 {} ms after connect(), {} of {} pairs ok, selected {}",
+            ms(p50(&m, Milestone::DataChannelOpen)),
+            m.summary.all.pairs_ok,
+            m.summary.all.pairs,
+            selected(&m.summary)
+        );
+        row.push((kind, m));
+    }
+    Ok(row)
+}
+
 /// One kind's figures in a cell.
 struct Figures {
     summary: ModeSummary,
@@ -173,26 +236,21 @@ fn from_open(runs: &[RunOutcome]) -> BTreeMap<Milestone, f64> {
         .collect()
 }
 
-/// A scenario for one cell and kind.
-fn scenario(
-    name: &str,
-    nat_mix: &str,
-    rtt_ms: u64,
-    relay_only: bool,
-    pairs: usize,
-    profile: Profile,
-    kind: Kind,
-) -> String {
+/// A scenario for one cell (its RTT; relayed candidates only for the relay path) and kind.
+fn scenario(name: &str, nat_mix: &str, cell: Cell, pairs: usize, profile: Profile, kind: Kind, ice: IceMode) -> String {
     let mut t = format!(
         "name = \"{name}\"\nseed = 1\nmode = \"{mode}\"\n\
          [network]\nrtt_ms = {rtt_ms}\nnat_mix = {nat_mix}\n{pairing}\
          [servers]\nbroker_rtt_ms = {rtt_ms}\nturn = \"embedded\"\nturn_user = \"calib:calib\"\nrelay_only = {relay_only}\n\
-         [peers]\ncount = {count}\nprofile = \"{profile}\"\n\
+         [peers]\ncount = {count}\nprofile = \"{profile}\"\nice = [\"{ice}\"]\n\
          [workload.datachannel]\nmessages = 3\n\
          [timeouts]\nsetup_s = 30\n",
         mode = if kind == Kind::Simulated { "sim" } else { "lab" },
         pairing = if nat_mix.contains(',') { "pairing = \"matrix\"\n" } else { "" },
         count = 2 * pairs,
+        rtt_ms = cell.rtt_ms,
+        relay_only = cell.path == Path::Relay,
+        ice = peerstorm_scenario::ice_name(ice),
     );
     if let Some((o, a)) = kind.hosts() {
         let _ = write!(t, "[lab]\nofferer = \"{o}\"\nanswerer = \"{a}\"\nconcurrency = 1\npcap = false\n");
@@ -255,36 +313,16 @@ pub fn run(a: &CalibrateArgs) -> Result<u8> {
         .results
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("reports/calibrate-{}", crate::results::utc_stamp())));
-    let mut kinds = vec![Kind::Chromium, Kind::VirtualLab, Kind::Simulated];
-    if a.mixed {
-        kinds.extend([Kind::ChromiumToVirtual, Kind::VirtualToChromium]);
-    }
     let t0 = std::time::Instant::now();
-    let mut cells: Vec<(Cell, Vec<(Kind, Figures)>)> = Vec::new();
+    let mut cells: Vec<Row> = Vec::new();
     for cell in &a.cells {
-        let mut row = Vec::new();
-        for &kind in &kinds {
-            let name = format!("calibrate-{}-{}ms-{}", cell.path.as_str(), cell.rtt_ms, kind.short());
-            let nat = if cell.path == Path::Srflx { "{ full-cone = 1 }" } else { "{ open = 1 }" };
-            let text = scenario(&name, nat, cell.rtt_ms, cell.path == Path::Relay, a.pairs, a.profile, kind);
-            eprintln!(
-                "calibrate: [{:>5.0} s] {} at {} ms: {}",
-                t0.elapsed().as_secs_f64(),
-                cell.path.as_str(),
-                cell.rtt_ms,
-                kind.label()
-            );
-            let m = run_one(&text, &results.join(&name))?;
-            eprintln!(
-                "           open p50 {} ms after connect(), {} of {} pairs ok, selected {}",
-                ms(p50(&m, Milestone::DataChannelOpen)),
-                m.summary.all.pairs_ok,
-                m.summary.all.pairs,
-                selected(&m.summary)
-            );
-            row.push((kind, m));
+        for &ice in &a.ice {
+            let mut kinds = vec![Kind::Chromium, Kind::VirtualLab, Kind::Simulated];
+            if a.mixed && ice == IceMode::Trickle {
+                kinds.extend([Kind::ChromiumToVirtual, Kind::VirtualToChromium]);
+            }
+            cells.push(Row { cell: *cell, ice, kinds: run_cell(a, *cell, ice, &kinds, &results, t0)? });
         }
-        cells.push((*cell, row));
     }
     let matrix = if a.matrix {
         let nat = "{ open = 1, full-cone = 1, port-restricted = 1, symmetric = 1 }";
@@ -292,7 +330,8 @@ pub fn run(a: &CalibrateArgs) -> Result<u8> {
         for kind in [Kind::Chromium, Kind::Simulated] {
             let name = format!("calibrate-matrix-{}", kind.short());
             eprintln!("calibrate: [{:>5.0} s] NAT matrix: {}", t0.elapsed().as_secs_f64(), kind.label());
-            let mut text = scenario(&name, nat, 60, false, 16, a.profile, kind);
+            let mut text =
+                scenario(&name, nat, Cell { path: Path::Host, rtt_ms: 60 }, 16, a.profile, kind, IceMode::Trickle);
             text = text.replace("concurrency = 1", "concurrency = 2");
             out.push((kind, run_one(&text, &results.join(&name))?));
         }
@@ -310,79 +349,94 @@ pub fn run(a: &CalibrateArgs) -> Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-fn markdown(
-    a: &CalibrateArgs,
-    cells: &[(Cell, Vec<(Kind, Figures)>)],
-    matrix: Option<&[(Kind, Figures)]>,
-    results: &std::path::Path,
-) -> String {
+fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>, results: &std::path::Path) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Calibration: virtual peers against Chromium\n");
+    let ice: Vec<&str> = a.ice.iter().map(|i| peerstorm_scenario::ice_name(*i)).collect();
     let _ = writeln!(
         md,
-        "Made by `sudo peerstorm calibrate{}{}{}` on {} (results in `{}`). Each cell runs {} pairs of each \
+        "Made by `sudo peerstorm calibrate{}{}{}{}` on {} (results in `{}`). Each cell runs {} pairs of each \
          kind behind the same simulated network (the lab: real programs in network namespaces; the \
          simulator: the same topology on virtual time), the embedded broker and STUN/TURN core; the \
          virtual peers use the `{}` profile. Times are p50, ms after the offerer's PeerJS OPEN (when a \
          page calls `peer.connect()`; when a virtual peer opens its connection), so reaching the broker \
-         does not count; the ratio is to Chromium's.\n",
+         does not count; the ratio is to Chromium's. Vanilla ICE: every offer and answer leaves once \
+         gathering is complete with every candidate in it (a Chromium page holds PeerJS's OFFER or \
+         ANSWER until then and drops its CANDIDATE frames); mixed pairs run with trickle ICE only.\n",
         if a.pairs == 5 { String::new() } else { format!(" --pairs {}", a.pairs) },
         if a.mixed { " --mixed" } else { "" },
         if a.matrix { " --matrix" } else { "" },
+        if ice == ["trickle", "vanilla"] { String::new() } else { format!(" --ice {}", ice.join(",")) },
         crate::results::utc_stamp(),
         results.display(),
         a.pairs,
         a.profile
     );
     let _ = writeln!(md, "## Open (the DataConnection's `open`), every cell\n");
-    let kinds: Vec<Kind> = cells.first().map(|(_, r)| r.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
-    let mut head = "| path | RTT | Chromium |".to_string();
-    let mut rule = "|---|---|---|".to_string();
-    for k in kinds.iter().skip(1) {
+    // Every kind any row ran, in the order they run.
+    let mut kinds: Vec<Kind> = Vec::new();
+    for r in cells {
+        for (k, _) in &r.kinds {
+            if !kinds.contains(k) {
+                kinds.push(*k);
+            }
+        }
+    }
+    let mut head = "| path | RTT | ICE | Chromium |".to_string();
+    let mut rule = "|---|---|---|---|".to_string();
+    for k in kinds.iter().filter(|k| **k != Kind::Chromium) {
         let _ = write!(head, " {} | ratio |", k.label());
         rule.push_str("---|---|");
     }
     let _ = writeln!(md, "{head}\n{rule}");
-    for (cell, row) in cells {
-        let chromium =
-            row.iter().find(|(k, _)| *k == Kind::Chromium).and_then(|(_, m)| p50(m, Milestone::DataChannelOpen));
-        let _ = write!(md, "| {} | {} ms | {} |", cell.path.as_str(), cell.rtt_ms, ms(chromium));
-        for (_, m) in row.iter().skip(1) {
-            let v = p50(m, Milestone::DataChannelOpen);
+    for r in cells {
+        let chromium = r.get(Kind::Chromium).and_then(|m| p50(m, Milestone::DataChannelOpen));
+        let _ = write!(
+            md,
+            "| {} | {} ms | {} | {} |",
+            r.cell.path.as_str(),
+            r.cell.rtt_ms,
+            peerstorm_scenario::ice_name(r.ice),
+            ms(chromium)
+        );
+        for k in kinds.iter().filter(|k| **k != Kind::Chromium) {
+            let v = r.get(*k).and_then(|m| p50(m, Milestone::DataChannelOpen));
             let _ = write!(md, " {} | {} |", ms(v), ratio(v, chromium));
         }
         md.push('\n');
     }
-    for (cell, row) in cells {
-        let _ = writeln!(md, "\n## {} at {} ms RTT\n", cell.path.as_str(), cell.rtt_ms);
+    savings(&mut md, cells);
+    for r in cells {
+        let ice = if r.ice == IceMode::Vanilla { ", vanilla ICE" } else { "" };
+        let _ = writeln!(md, "\n## {} at {} ms RTT{ice}\n", r.cell.path.as_str(), r.cell.rtt_ms);
         let _ = write!(md, "| stage |");
-        for (k, _) in row {
+        for (k, _) in &r.kinds {
             let _ = write!(md, " {} |", k.label());
         }
         let _ = write!(md, "\n|---|");
-        for _ in row {
+        for _ in &r.kinds {
             md.push_str("---|");
         }
         md.push('\n');
-        let chromium = &row[0].1;
+        let chromium = r.get(Kind::Chromium);
         for stage in STAGES {
             let _ = write!(md, "| {} |", stage.as_str());
-            for (k, m) in row {
+            for (k, m) in &r.kinds {
                 let v = p50(m, stage);
                 if *k == Kind::Chromium {
                     let _ = write!(md, " {} |", ms(v));
                 } else {
-                    let _ = write!(md, " {} ({}) |", ms(v), ratio(v, p50(chromium, stage)));
+                    let _ = write!(md, " {} ({}) |", ms(v), ratio(v, chromium.and_then(|c| p50(c, stage))));
                 }
             }
             md.push('\n');
         }
         let _ = write!(md, "| pairs ok |");
-        for (_, m) in row {
+        for (_, m) in &r.kinds {
             let _ = write!(md, " {} of {} |", m.summary.all.pairs_ok, m.summary.all.pairs);
         }
         let _ = write!(md, "\n| selected (offerer local/remote) |");
-        for (_, m) in row {
+        for (_, m) in &r.kinds {
             let _ = write!(md, " {} |", selected(&m.summary));
         }
         md.push('\n');
@@ -421,4 +475,41 @@ fn markdown(
         );
     }
     md
+}
+
+/// What trickle ICE saves over vanilla (vanilla open − trickle open), per cell run both ways.
+fn savings(md: &mut String, cells: &[Row]) {
+    let pairs: Vec<(&Row, &Row)> = cells
+        .iter()
+        .filter(|r| r.ice == IceMode::Trickle)
+        .filter_map(|t| cells.iter().find(|v| v.ice == IceMode::Vanilla && v.cell == t.cell).map(|v| (t, v)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## What trickle ICE saves (vanilla open − trickle open, ms)\n\n\
+         | path | RTT | Chromium vanilla | Chromium trickle | Chromium saves | virtual ↔ virtual (lab) saves | ratio | \
+         virtual ↔ virtual (simulator) saves | ratio |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    let open = |r: &Row, k: Kind| r.get(k).and_then(|m| p50(m, Milestone::DataChannelOpen));
+    for (t, v) in pairs {
+        let saves = |k: Kind| open(v, k).zip(open(t, k)).map(|(v, t)| v - t);
+        let c = saves(Kind::Chromium);
+        let (lab, sim) = (saves(Kind::VirtualLab), saves(Kind::Simulated));
+        let _ = writeln!(
+            md,
+            "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} |",
+            t.cell.path.as_str(),
+            t.cell.rtt_ms,
+            ms(open(v, Kind::Chromium)),
+            ms(open(t, Kind::Chromium)),
+            ms(c),
+            ms(lab),
+            ratio(lab, c),
+            ms(sim),
+            ratio(sim, c)
+        );
+    }
 }

@@ -217,6 +217,11 @@ impl Plan<'_> {
         self.s.timeouts.setup
     }
 
+    /// The run's one ICE mode (validation keeps a lab to one).
+    fn ice(&self) -> IceMode {
+        self.s.peers.ice.first().copied().unwrap_or(IceMode::Trickle)
+    }
+
     fn command(&self, ns: &str, kind: HostKind, side: &Side, connect: Option<&str>) -> Result<Command> {
         let dc = &self.s.workload.datachannel;
         let messages = dc.messages.unwrap_or(10);
@@ -242,6 +247,7 @@ impl Plan<'_> {
                     "messages": messages,
                     "messageBytes": dc.message_bytes,
                     "relayOnly": self.s.servers.relay_only,
+                    "vanilla": self.ice() == IceMode::Vanilla,
                     "timeoutMs": self.timeout().as_millis() as u64,
                 });
                 c.arg(self.root.join("tools/js/lab-peer.mjs")).arg(cfg.to_string());
@@ -251,7 +257,8 @@ impl Plan<'_> {
                     .args(["--stun", &turn_addr, "--messages", &messages.to_string()])
                     .args(["--message-bytes", &dc.message_bytes.to_string()])
                     .args(["--serialization", &String::from(dc.serialization.clone())])
-                    .args(["--profile", self.s.peers.profile.as_str()]);
+                    .args(["--profile", self.s.peers.profile.as_str()])
+                    .args(["--ice", peerstorm_scenario::ice_name(self.ice())]);
                 if let Some((user, password)) = &self.turn {
                     c.args([
                         "--turn",
@@ -283,7 +290,8 @@ impl Plan<'_> {
                     .replace("{bind}", &side.ip.to_string())
                     .replace("{messages}", &messages.to_string())
                     .replace("{message_bytes}", &dc.message_bytes.to_string())
-                    .replace("{timeout_s}", &self.timeout().as_secs().to_string());
+                    .replace("{timeout_s}", &self.timeout().as_secs().to_string())
+                    .replace("{ice}", peerstorm_scenario::ice_name(self.ice()));
                 c.args(["-c", &line]);
             }
         }
@@ -773,7 +781,7 @@ fn outcome(s: &Scenario, pairs: &[Pair], wall: Duration, stats: &peerstorm_lab::
         links.push(Link { offerer: (peers.len() - 2, 0), answerer: (peers.len() - 1, 0) });
     }
     RunOutcome {
-        ice: IceMode::Trickle,
+        ice: s.peers.ice.first().copied().unwrap_or(IceMode::Trickle),
         peers,
         links,
         end: wall,

@@ -161,15 +161,35 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     assert_eq!(r.status.code(), Some(0), "{err}");
     let text = std::fs::read_to_string(&md).unwrap();
     eprintln!("{text}");
-    // The summary row: Chromium's open and both virtual kinds with their ratios, all measured.
-    let row = text.lines().find(|l| l.starts_with("| host | 60 ms |")).expect("the cell's row");
+    // The summary rows, trickle and vanilla: Chromium's open and both virtual kinds with their
+    // ratios, all measured.
+    let figures = |prefix: &str| -> Vec<f64> {
+        let row = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {text}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        cells[3..]
+            .iter()
+            .map(|c| {
+                c.trim_end_matches('×').parse::<f64>().unwrap_or_else(|_| panic!("a figure in every column: {row}"))
+            })
+            .collect()
+    };
+    let trickle = figures("| host | 60 ms | trickle |");
+    let vanilla = figures("| host | 60 ms | vanilla |");
+    assert_eq!((trickle.len(), vanilla.len()), (5, 5), "{text}");
+    assert!(trickle.iter().chain(&vanilla).all(|v| *v > 0.0), "{text}");
+    // A vanilla Chromium page waits for gathering (the STUN server is 60 ms away) before its
+    // offer leaves, so it opens later than a trickling one: the page really held the offer.
+    assert!(vanilla[0] > trickle[0] + 60.0, "Chromium vanilla {} vs trickle {}", vanilla[0], trickle[0]);
+    // What trickle saves, for Chromium and the virtual peers, with the ratio.
+    assert!(text.contains("## What trickle ICE saves"), "{text}");
+    let row = text.lines().filter(|l| l.starts_with("| host | 60 ms | ")).nth(2).expect("the savings row");
     let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-    assert_eq!(cells.len(), 7, "{row}");
-    for c in &cells[2..] {
-        assert!(c.trim_end_matches('×').parse::<f64>().is_ok_and(|v| v > 0.0), "a figure in every column: {row}");
-    }
-    // Every kind's pair connected, on host candidates.
-    assert!(text.contains("| pairs ok | 1 of 1 | 1 of 1 | 1 of 1 |"), "{text}");
+    assert_eq!(cells.len(), 9, "{row}");
+    let saves: f64 = cells[4].parse().unwrap_or_else(|_| panic!("{row}"));
+    assert!((saves - (vanilla[0] - trickle[0])).abs() <= 1.0, "Chromium saves vanilla − trickle: {row}");
+    // Every kind's pair connected in both modes, on host candidates.
+    assert_eq!(text.matches("| pairs ok | 1 of 1 | 1 of 1 | 1 of 1 |").count(), 2, "{text}");
+    assert!(text.contains("## host at 60 ms RTT, vanilla ICE"), "{text}");
     assert!(text.contains("| dc_open |"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -71,12 +71,8 @@ impl Profile {
                     keep_early_client_hello: true,
                     // Two Chromiums negotiate DTLS 1.3, whose client sends with its Finished:
                     // one round trip fewer before SCTP's INIT than DTLS 1.2. rtc-dtls's False
-                    // Start (RFC 7918) gives its client that timing, but with it on, a seeded
-                    // simulation under loss stopped being reproducible (the same seed gave two
-                    // different summaries, `sim_runs::same_seed_same_summary…`; cause not found
-                    // yet), so it stays off until that is understood: `open` is one round trip
-                    // later than between two Chromiums.
-                    false_start: false,
+                    // Start (RFC 7918) gives its client that timing.
+                    false_start: true,
                 },
                 // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
                 // writable association, not on DATA_CHANNEL_ACK.

@@ -74,13 +74,12 @@ fn assert_law(profile: Profile, round_trips: [u128; 3]) {
 /// once: the answerer's own checks already succeeded, answered before its answer arrived), DTLS
 /// 1 RTT later (the answerer's ClientHello left when the nominating check reached it, half a
 /// round trip before; no HelloVerifyRequest; the server is up on the client's Finished), open
-/// 2 RTT after that (SCTP INIT once the client's DTLS is up, COOKIE-ECHO; `open` on the
-/// established association, not on the DATA_CHANNEL_ACK). Chromium ↔ Chromium in the lab is
-/// 1 / 2 / 3: with DTLS 1.3 its client sends the INIT with its Finished. rtc-dtls's false start
-/// gives the same 1 / 2 / 3 but is off in the profile (see `profile.rs`).
+/// 1 RTT after that (the DTLS client sends SCTP's INIT with its Finished — False Start, DTLS
+/// 1.3's timing — then COOKIE-ECHO; `open` on the established association, not on the
+/// DATA_CHANNEL_ACK). Chromium ↔ Chromium in the lab is 1 / 2 / 3 as well.
 #[test]
-fn chrome_opens_four_round_trips_after_the_answer() {
-    assert_law(Profile::Chrome, [1, 2, 4]);
+fn chrome_opens_three_round_trips_after_the_answer() {
+    assert_law(Profile::Chrome, [1, 2, 3]);
 }
 
 /// `rtc` on the same path: ICE 2 RTT (a check, then a nominating one), DTLS 2 RTT later (a

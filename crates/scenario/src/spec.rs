@@ -74,9 +74,9 @@ pub struct LabSpec {
     /// For `kind = "command"`: the program line, run with `sh -c` in the host's namespace, with
     /// `{id}`, `{connect}` (the answerer's ID for an offerer, empty for an answerer), `{broker}`
     /// (HOST:PORT), `{stun}`, `{turn}` (HOST:PORT, empty without), `{turn_user}`, `{bind}` (the
-    /// host's address), `{messages}`, `{message_bytes}` and `{timeout_s}` replaced. It prints a
-    /// first line once it can be called, then one JSON line as `peerstorm peer` does (its
-    /// milestones); without one its exit status says whether it worked.
+    /// host's address), `{messages}`, `{message_bytes}`, `{timeout_s}` and `{ice}` (`trickle` or
+    /// `vanilla`) replaced. It prints a first line once it can be called, then one JSON line as
+    /// `peerstorm peer` does (its milestones); without one its exit status says whether it worked.
     #[serde(default)]
     pub command: Option<String>,
     /// Pairs running at once (each Chromium host is a browser: about one pair per core).
@@ -693,8 +693,8 @@ impl Scenario {
         if self.servers.stun != StunTarget::Embedded {
             return bad("mode = \"lab\": the STUN server is the TURN server's host (leave servers.stun out)");
         }
-        if self.peers.ice != [IceMode::Trickle] {
-            return bad("mode = \"lab\": browsers trickle; peers.ice = [\"trickle\"]");
+        if self.peers.ice.len() != 1 {
+            return bad("mode = \"lab\": one ICE mode per run, peers.ice = [\"trickle\"] or [\"vanilla\"]");
         }
         if !self.network.rtt_sweep.is_empty() {
             return bad("mode = \"lab\": one RTT per run (network.rtt_sweep_ms is for the simulator)");

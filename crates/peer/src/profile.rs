@@ -6,9 +6,11 @@
 //! What the `rtc` crate's public `SettingEngineBuilder` can set is set there (check pacing, the
 //! acceptance waits). What it could not is set through settings the vendored `rtc` and
 //! `rtc-dtls` add (`patches/*/PEERSTORM.md`): no HelloVerifyRequest, DTLS retransmission timers
-//! like libwebrtc's, an early ClientHello kept, the channel's `open` when the browser fires it;
-//! and, through the vendored `rtc-ice`, nomination on the first check. Not changed yet: DTLS 1.3's
-//! shorter handshake (Chromium negotiates it with Chromium) and SCTP's retransmission timers.
+//! like libwebrtc's, an early ClientHello kept, False Start (DTLS 1.3's round trips, which two
+//! Chromiums negotiate), the channel's `open` when the browser fires it; through the vendored
+//! `rtc-ice`, nomination on the first check and early checks answered; and the browser's own time
+//! to make an offer and an answer, measured in the lab. Not changed yet: SCTP's retransmission
+//! timers.
 
 use std::time::Duration;
 
@@ -84,6 +86,13 @@ impl Profile {
                 // (P2PTransportChannel::OnUnknownAddress), so the answerer's first checks
                 // succeed before the answer reaches the offerer.
                 answer_early_checks: true,
+                // Chromium's own time to make a description, measured by `peerstorm calibrate` on
+                // the project's 2-core machine (docs/calibration.md): Chromium pairs get their
+                // answer a median 36 ms later than virtual pairs over the nine cells, and the
+                // mixed pairs split that 16 : 11 between Chromium's offer and its answer. It is
+                // time, not CPU: a faster machine makes descriptions sooner.
+                describe_offer: Duration::from_millis(21),
+                describe_answer: Duration::from_millis(15),
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -102,6 +111,9 @@ impl Profile {
                 // Not measured: RFC 8445's regular nomination.
                 aggressive_nomination: false,
                 answer_early_checks: false,
+                // Not measured: Chromium's, the better guess than none.
+                describe_offer: Profile::Chrome.timers().describe_offer,
+                describe_answer: Profile::Chrome.timers().describe_answer,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -119,6 +131,9 @@ impl Profile {
                 aggressive_nomination: false,
                 // rtc-ice 0.21.1 drops a check that arrives before the remote credentials.
                 answer_early_checks: false,
+                // The `rtc` stack makes a description at once.
+                describe_offer: Duration::ZERO,
+                describe_answer: Duration::ZERO,
             },
         }
     }
@@ -152,6 +167,12 @@ pub struct StackTimers {
     pub aggressive_nomination: bool,
     /// Answer a check that arrives before the remote description, if it verifies.
     pub answer_early_checks: bool,
+    /// The browser's own time from `connect()` to its OFFER leaving (createOffer,
+    /// setLocalDescription; gathering starts at its end).
+    pub describe_offer: Duration,
+    /// The browser's own time from an OFFER's arrival to its ANSWER leaving
+    /// (setRemoteDescription, createAnswer, setLocalDescription; checks start at its end).
+    pub describe_answer: Duration,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.

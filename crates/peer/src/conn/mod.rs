@@ -89,6 +89,15 @@ pub struct Connection {
     /// Candidate sources (STUN, TURN) not finished yet.
     gathering: u8,
     gathering_done: bool,
+    /// The browser's own time to make a description (the profile's `describe_*`): the offer
+    /// or the answer is made when this comes due.
+    deferred: Option<(Instant, Deferred)>,
+}
+
+/// A description the connection makes once the profile's processing time has passed.
+enum Deferred {
+    Offer,
+    Answer(OfferPayload),
 }
 
 impl std::fmt::Debug for Connection {
@@ -206,6 +215,7 @@ impl Connection {
             relay: None,
             gathering: 0,
             gathering_done: false,
+            deferred: None,
         }
     }
 
@@ -234,12 +244,22 @@ impl Connection {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
         let turn = self.turn.as_mut().and_then(|t| t.client.poll_timeout());
-        [pc, self.stun.as_ref().map(|p| p.next), turn].into_iter().flatten().min()
+        let deferred = self.deferred.as_ref().map(|(at, _)| *at);
+        [pc, self.stun.as_ref().map(|p| p.next), turn, deferred].into_iter().flatten().min()
     }
 
-    /// The offerer's start (after OPEN): a data channel, the offer (now when trickling), and
-    /// gathering.
+    /// The offerer's start (after OPEN): a data channel, the offer (sent now when trickling),
+    /// and gathering, once the profile's time to make an offer has passed.
     pub fn start_offer(&mut self, now: Instant) {
+        let wait = self.cfg.profile.timers().describe_offer;
+        if wait.is_zero() {
+            self.make_offer(now);
+        } else {
+            self.deferred = Some((now + wait, Deferred::Offer));
+        }
+    }
+
+    fn make_offer(&mut self, now: Instant) {
         let mut pc = match build_pc(now, self.cfg.profile) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
@@ -273,9 +293,19 @@ impl Connection {
         self.mark(Milestone::OfferSent, now);
     }
 
-    /// The remote's OFFER (this connection answers).
+    /// The remote's OFFER (this connection answers, once the profile's time to make an answer
+    /// has passed; candidates that arrive meanwhile wait for the description).
     pub fn on_offer(&mut self, now: Instant, payload: OfferPayload) {
         self.mark(Milestone::OfferReceived, now);
+        let wait = self.cfg.profile.timers().describe_answer;
+        if wait.is_zero() {
+            self.make_answer(now, payload);
+        } else {
+            self.deferred = Some((now + wait, Deferred::Answer(payload)));
+        }
+    }
+
+    fn make_answer(&mut self, now: Instant, payload: OfferPayload) {
         self.connection_id = payload.connection_id.clone();
         // PeerJS answers an OFFER without these as `binary` and unreliable.
         self.serialization = payload.serialization.clone().unwrap_or(Serialization::Binary);
@@ -376,6 +406,13 @@ impl Connection {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deferred.as_ref().is_some_and(|(at, _)| *at <= now) {
+            match self.deferred.take().map(|(_, d)| d) {
+                Some(Deferred::Offer) => self.make_offer(now),
+                Some(Deferred::Answer(payload)) => self.make_answer(now, payload),
+                None => {}
+            }
+        }
         if let Some(p) = self.stun.as_mut()
             && now >= p.next
         {

@@ -97,7 +97,7 @@ pub struct Connection {
 /// A description the connection makes once the profile's processing time has passed.
 enum Deferred {
     Offer,
-    Answer(OfferPayload),
+    Answer(Box<OfferPayload>),
 }
 
 impl std::fmt::Debug for Connection {
@@ -301,7 +301,7 @@ impl Connection {
         if wait.is_zero() {
             self.make_answer(now, payload);
         } else {
-            self.deferred = Some((now + wait, Deferred::Answer(payload)));
+            self.deferred = Some((now + wait, Deferred::Answer(Box::new(payload))));
         }
     }
 
@@ -409,7 +409,7 @@ impl Connection {
         if self.deferred.as_ref().is_some_and(|(at, _)| *at <= now) {
             match self.deferred.take().map(|(_, d)| d) {
                 Some(Deferred::Offer) => self.make_offer(now),
-                Some(Deferred::Answer(payload)) => self.make_answer(now, payload),
+                Some(Deferred::Answer(payload)) => self.make_answer(now, *payload),
                 None => {}
             }
         }

@@ -28,6 +28,10 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// The most a connection may take to send its HTTP request head (10 s); then it is closed.
     pub head_timeout: std::time::Duration,
+    /// Connections not yet upgraded to a WebSocket (plain HTTP, or a head still coming) held
+    /// at once; beyond it a new connection gets 503 at once, so slow or idle sockets cannot
+    /// take every descriptor from the clients that register.
+    pub max_handshaking: usize,
     /// `None` is the compatible mode; `Some` turns on the limits in [`Hardening`].
     pub hardening: Option<Hardening>,
     /// Deliberately non-conforming, for the conformance suite's self-test only: relay the `src`
@@ -49,6 +53,7 @@ impl Default for Config {
             cors: Vec::new(),
             max_frame_bytes: 100 << 20,
             head_timeout: std::time::Duration::from_secs(10),
+            max_handshaking: 1024,
             hardening: None,
             trust_client_src: false,
         }
@@ -83,6 +88,13 @@ pub struct Hardening {
     pub max_queue_per_peer: usize,
     /// Messages held for all offline destinations together.
     pub max_queued_total: usize,
+    /// Bytes held for one offline destination (the texts of its queued frames).
+    pub max_queued_bytes_per_peer: usize,
+    /// Bytes held for all offline destinations together.
+    pub max_queued_bytes_total: usize,
+    /// IDs handed out by `GET /<key>/id` and not yet claimed, with `server_issued_ids`: beyond
+    /// it the request gets 503 until some are claimed or expire (each costs about 100 bytes).
+    pub max_issued_ids: usize,
     /// Largest frame (64 KiB).
     pub max_frame_bytes: usize,
     /// Sustained frames per second per client, and the burst above it.
@@ -111,6 +123,10 @@ impl Default for Hardening {
             max_id_len: 64,
             max_queue_per_peer: 32,
             max_queued_total: 100_000,
+            // A PeerJS signaling frame is a few KiB (an SDP); 32 of them fit in 1 MiB.
+            max_queued_bytes_per_peer: 1 << 20,
+            max_queued_bytes_total: 64 << 20,
+            max_issued_ids: 100_000,
             max_frame_bytes: 64 << 10,
             rate_per_sec: 200,
             rate_burst: 400,

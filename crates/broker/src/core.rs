@@ -154,6 +154,8 @@ struct Queued {
 struct Queue {
     last_read_at: Instant,
     msgs: Vec<Queued>,
+    /// The bytes of the queued texts.
+    bytes: usize,
 }
 
 /// The broker core.
@@ -167,6 +169,7 @@ pub struct Broker {
     by_id: FxHashMap<PeerId, u32>,
     queues: BTreeMap<PeerId, Queue>,
     queued_now: usize,
+    queued_bytes: usize,
     issued: FxHashMap<Box<str>, Instant>,
     /// Hardened: IDs whose connection was lost, held for their token until the instant.
     reserved: FxHashMap<PeerId, (Box<str>, Instant)>,
@@ -192,6 +195,7 @@ impl Broker {
             by_id: FxHashMap::default(),
             queues: BTreeMap::new(),
             queued_now: 0,
+            queued_bytes: 0,
             issued: FxHashMap::default(),
             reserved: FxHashMap::default(),
             out: VecDeque::new(),
@@ -384,9 +388,21 @@ impl Broker {
         self.replay_queue(id);
     }
 
+    /// Removes `id`'s queue and takes it off the counts.
+    fn take_queue(&mut self, id: &str) -> Option<Queue> {
+        let q = self.queues.remove(id)?;
+        self.queued_now -= q.msgs.len();
+        self.queued_bytes -= q.bytes;
+        Some(q)
+    }
+
+    /// Bytes held in queues for offline destinations.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     fn replay_queue(&mut self, id: &str) {
-        if let Some(q) = self.queues.remove(id) {
-            self.queued_now -= q.msgs.len();
+        if let Some(q) = self.take_queue(id) {
             let conn = self.by_id.get(id).and_then(|&s| self.slots[s as usize].as_ref()).map(|c| c.conn);
             for m in q.msgs {
                 if let Some(conn) = conn {
@@ -435,6 +451,12 @@ impl Broker {
             self.metrics.reject(Rejection::RateLimited);
         }
         true
+    }
+
+    /// A ping from a connection: hardened, it counts against the client's frame rate like any
+    /// frame, and a client over its rate gets no pong. True when the shell should answer it.
+    pub fn handle_ping(&mut self, now: Instant, conn: ConnId) -> bool {
+        !self.rate_limited(now, conn)
     }
 
     /// A text message from a connection.
@@ -507,25 +529,54 @@ impl Broker {
         if !kind.is_queued() {
             return;
         }
-        if let Some(h) = &self.cfg.hardening {
-            let per_peer = self.queues.get(dst).map_or(0, |q| q.msgs.len());
-            let (max_peer, max_total) = (h.max_queue_per_peer, h.max_queued_total);
-            if per_peer >= max_peer || self.queued_now >= max_total {
-                if let Some(from) = from {
-                    let msg = if per_peer >= max_peer {
-                        format!("Queue for {dst} is full ({max_peer} messages)")
-                    } else {
-                        "Server message queue is full".to_string()
-                    };
-                    self.error(from, &msg, Rejection::QueueFull);
-                }
-                return;
+        let text = body.into_string();
+        if let Some(why) = self.queue_full(dst, text.len()) {
+            match from {
+                Some(from) => self.error(from, &why, Rejection::QueueFull),
+                // Hardened: a frame a closed socket handed back, with no one to answer: its sender
+                // is told at once that the destination is gone, as the queue's expiry would tell
+                // it. (An EXPIRE that cannot be queued for an offline sender is not answered.)
+                None if *kind != MessageType::Expire => self.expire_now(now, src, dst),
+                None => self.metrics.reject(Rejection::QueueFull),
             }
+            return;
         }
-        let q = self.queues.entry(PeerId::new(dst)).or_insert_with(|| Queue { last_read_at: now, msgs: Vec::new() });
-        q.msgs.push(Queued { src: src.clone(), dst: PeerId::new(dst), text: body.into_string() });
+        let q = self.queues.entry(PeerId::new(dst)).or_insert_with(|| Queue {
+            last_read_at: now,
+            msgs: Vec::new(),
+            bytes: 0,
+        });
+        let len = text.len();
+        q.bytes += len;
+        q.msgs.push(Queued { src: src.clone(), dst: PeerId::new(dst), text });
         self.queued_now += 1;
+        self.queued_bytes += len;
         self.metrics.queued_total += 1;
+    }
+
+    /// Hardened: why a frame of `len` bytes cannot be queued for `dst` (messages and bytes per
+    /// destination and in total), or `None`.
+    fn queue_full(&self, dst: &str, len: usize) -> Option<String> {
+        let h = self.cfg.hardening.as_ref()?;
+        let (msgs, bytes) = self.queues.get(dst).map_or((0, 0), |q| (q.msgs.len(), q.bytes));
+        if msgs >= h.max_queue_per_peer {
+            Some(format!("Queue for {dst} is full ({} messages)", h.max_queue_per_peer))
+        } else if bytes + len > h.max_queued_bytes_per_peer {
+            Some(format!("Queue for {dst} is full ({} bytes)", h.max_queued_bytes_per_peer))
+        } else if self.queued_now >= h.max_queued_total || self.queued_bytes + len > h.max_queued_bytes_total {
+            Some("Server message queue is full".to_string())
+        } else {
+            None
+        }
+    }
+
+    /// Tells `src` now that its frames for `dst` will not be delivered: an EXPIRE from `dst`.
+    fn expire_now(&mut self, now: Instant, src: &PeerId, dst: &str) {
+        self.metrics.expire_sent += 1;
+        let dst = PeerId::new(dst);
+        let text = Frame::expire(dst.as_str(), src.as_str()).to_client_json();
+        let msg = Relayed { kind: &MessageType::Expire, src: &dst, dst: Some(src.as_str()), body: Body::Text(text) };
+        self.relay(now, msg, None, None);
     }
 
     fn deregister(&mut self, slot: u32) -> Option<Client> {
@@ -573,6 +624,8 @@ impl Broker {
     /// reconnect), queued otherwise, so the sender gets its EXPIRE instead of silence.
     pub fn handle_undelivered(&mut self, now: Instant, conn: ConnId, texts: Vec<String>) {
         let _ = conn;
+        // Senders whose frames no queue could take, told once each after the loop.
+        let mut told: Vec<(PeerId, PeerId)> = Vec::new();
         for text in texts {
             let Ok(frame) = Frame::parse(&text) else { continue };
             let (Some(kind), Some(src)) = (frame.kind.clone(), frame.src.clone()) else { continue };
@@ -581,8 +634,22 @@ impl Broker {
             }
             self.metrics.undelivered_requeued += 1;
             let dst = frame.dst.clone();
+            if let Some(d) = dst.as_deref()
+                && !self.by_id.contains_key(d)
+                && kind != MessageType::Expire
+                && self.queue_full(d, text.len()).is_some()
+            {
+                let pair = (PeerId::new(&src), PeerId::new(d));
+                if !told.contains(&pair) {
+                    told.push(pair);
+                }
+                continue;
+            }
             let msg = Relayed { kind: &kind, src: &PeerId::new(&src), dst: dst.as_deref(), body: Body::Text(text) };
             self.relay(now, msg, None, None);
+        }
+        for (src, dst) in told {
+            self.expire_now(now, &src, dst.as_str());
         }
     }
 
@@ -627,9 +694,7 @@ impl Broker {
             let (conn, id) = (c.conn, c.id.clone());
             self.metrics.alive_timeouts += 1;
             self.close(conn, None);
-            if let Some(q) = self.queues.remove(id.as_str()) {
-                self.queued_now -= q.msgs.len();
-            }
+            self.take_queue(id.as_str());
             self.lost(now, slot as u32);
         }
     }
@@ -644,8 +709,7 @@ impl Broker {
             .map(|(k, _)| k.clone())
             .collect();
         for dst in due {
-            let q = self.queues.remove(&dst).expect("collected above");
-            self.queued_now -= q.msgs.len();
+            let q = self.take_queue(dst.as_str()).expect("collected above");
             self.metrics.expired_queues += 1;
             let mut seen: Vec<(&PeerId, &PeerId)> = Vec::new();
             for m in &q.msgs {
@@ -667,8 +731,9 @@ impl Broker {
     }
 
     /// `GET /<key>/id`: a random UUID not currently registered. Hardened with server-issued IDs,
-    /// it is remembered as claimable for `issued_id_ttl`.
-    pub fn generate_id(&mut self, now: Instant) -> String {
+    /// it is remembered as claimable for `issued_id_ttl`; `None` when `max_issued_ids` are
+    /// already waiting to be claimed (the request gets 503).
+    pub fn generate_id(&mut self, now: Instant) -> Option<String> {
         let mut id = self.rng.uuid_v4();
         while self.by_id.contains_key(id.as_str()) || self.reserved.contains_key(id.as_str()) {
             id = self.rng.uuid_v4();
@@ -676,9 +741,16 @@ impl Broker {
         if let Some(h) = &self.cfg.hardening
             && h.server_issued_ids
         {
+            if self.issued.len() >= h.max_issued_ids {
+                self.issued.retain(|_, exp| *exp > now);
+                if self.issued.len() >= h.max_issued_ids {
+                    self.metrics.reject(Rejection::TooManyIssuedIds);
+                    return None;
+                }
+            }
             self.issued.insert(id.as_str().into(), now + h.issued_id_ttl);
         }
-        id
+        Some(id)
     }
 
     /// `GET /<key>/peers`: every registered ID in registration order, when discovery is on.

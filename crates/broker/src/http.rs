@@ -136,9 +136,10 @@ pub fn handle(broker: &mut Broker, now: Instant, req: &Request<'_>) -> Response 
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let mut r = match (get_like, segments.as_slice()) {
         (true, [""]) => Response::new(200, "application/json; charset=utf-8", APP_JSON),
-        (true, [_key, last]) if last.eq_ignore_ascii_case("id") => {
-            Response::new(200, "text/html; charset=utf-8", broker.generate_id(now))
-        }
+        (true, [_key, last]) if last.eq_ignore_ascii_case("id") => match broker.generate_id(now) {
+            Some(id) => Response::new(200, "text/html; charset=utf-8", id),
+            None => Response::new(503, "text/plain; charset=utf-8", "Too many unclaimed IDs; try again shortly"),
+        },
         (true, [_key, last]) if last.eq_ignore_ascii_case("peers") => match broker.peer_ids() {
             Some(ids) => Response::new(
                 200,

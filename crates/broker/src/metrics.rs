@@ -23,6 +23,8 @@ pub enum Rejection {
     IdReserved,
     /// Hardened: a client read too slowly and its connection was dropped.
     SlowReader,
+    /// Hardened with server-issued IDs: too many IDs handed out and not yet claimed.
+    TooManyIssuedIds,
 }
 
 impl Rejection {
@@ -43,6 +45,7 @@ impl Rejection {
             Rejection::FrameTooLarge => "frame_too_large",
             Rejection::IdReserved => "id_reserved",
             Rejection::SlowReader => "slow_reader",
+            Rejection::TooManyIssuedIds => "too_many_issued_ids",
         }
     }
 }

@@ -36,6 +36,9 @@ struct ConnIo {
     notify: Notify,
     /// A close frame has been queued; nothing more is written after it.
     closing: Cell<bool>,
+    /// Texts the core sent after the close frame was queued: handed back with the unwritten
+    /// ones when the connection ends, never dropped.
+    after_close: RefCell<Vec<String>>,
     /// A write failed: the connection is dead.
     broken: Cell<bool>,
 }
@@ -50,6 +53,18 @@ struct Shared {
     /// Hardened: the most bytes a connection may have waiting to be written.
     send_limit: Option<usize>,
     head_timeout: Duration,
+    /// Connections not upgraded yet, and the most held at once (`Config::max_handshaking`).
+    handshaking: Cell<usize>,
+    max_handshaking: usize,
+}
+
+/// A connection counted as handshaking until it upgrades or ends.
+struct HandshakeSlot(Rc<Shared>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.handshaking.set(self.0.handshaking.get() - 1);
+    }
 }
 
 /// Serves the broker on `listener` until `shutdown` resolves. Must run inside a `LocalSet`
@@ -72,6 +87,8 @@ async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Outp
         frame_limit: config.frame_limit(),
         send_limit: config.hardening.as_ref().map(|h| h.max_send_buffer),
         head_timeout: config.head_timeout,
+        handshaking: Cell::new(0),
+        max_handshaking: config.max_handshaking.max(1),
         broker: RefCell::new(Broker::new(config, Instant::now(), seed())),
         conns: RefCell::new(FxHashMap::default()),
         next_conn: Cell::new(1),
@@ -87,8 +104,17 @@ async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Outp
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok((stream, addr)) => {
+                    if shared.handshaking.get() >= shared.max_handshaking {
+                        // Refused at once: waiting for its head would hold one more descriptor.
+                        let mut out = Vec::new();
+                        let body = "Too many connections in their handshake; try again shortly\n";
+                        Response::new(503, "text/plain; charset=utf-8", body).write_to(&mut out, false);
+                        let _ = stream.try_write(&out);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
-                    tokio::task::spawn_local(connection(shared.clone(), stream, addr));
+                    shared.handshaking.set(shared.handshaking.get() + 1);
+                    tokio::task::spawn_local(connection(HandshakeSlot(shared.clone()), stream, addr));
                 }
                 Err(e) if e.raw_os_error() == Some(libc_emfile()) => {
                     drop(spare.take());
@@ -141,7 +167,9 @@ fn dispatch(shared: &Shared) {
             let Some(io) = conns.get(&conn) else { return };
             match o {
                 OutputRef::Send { text, .. } => {
-                    if !io.closing.get() {
+                    if io.closing.get() {
+                        io.after_close.borrow_mut().push(text.to_string());
+                    } else {
                         ws::encode(&mut io.out.borrow_mut(), ws::OP_TEXT, text.as_bytes());
                     }
                 }
@@ -154,20 +182,24 @@ fn dispatch(shared: &Shared) {
     }
     for io in dirty {
         flush(&io);
-        if let Some(limit) = shared.send_limit
-            && io.out.borrow().len() - io.written.get() > limit
-            && !io.broken.get()
-        {
-            // A client that does not read: drop it rather than hold its frames without bound.
-            // Shutting the socket down wakes its task (its wait for writability ends), which
-            // then ends and hands the unwritten frames back.
-            io.broken.set(true);
-            let _ = socket2::SockRef::from(&io.stream).shutdown(std::net::Shutdown::Both);
-            shared.broker.borrow_mut().handle_slow_reader(Instant::now(), io.id);
-        }
+        check_send_limit(shared, &io);
         if io.closing.get() || has_pending(&io) || io.broken.get() {
             io.notify.notify_one();
         }
+    }
+}
+
+/// Hardened: a client with more than `max_send_buffer` bytes waiting does not read. It is
+/// dropped rather than its frames held without bound: shutting the socket down wakes its task
+/// (its wait for writability ends), which then ends and hands the unwritten frames back.
+fn check_send_limit(shared: &Shared, io: &ConnIo) {
+    if let Some(limit) = shared.send_limit
+        && io.out.borrow().len() - io.written.get() > limit
+        && !io.broken.get()
+    {
+        io.broken.set(true);
+        let _ = socket2::SockRef::from(&io.stream).shutdown(std::net::Shutdown::Both);
+        shared.broker.borrow_mut().handle_slow_reader(Instant::now(), io.id);
     }
 }
 
@@ -260,7 +292,8 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
+async fn connection(slot: HandshakeSlot, stream: TcpStream, _addr: SocketAddr) {
+    let shared = slot.0.clone();
     let mut head: Vec<u8> = Vec::new();
     loop {
         // Read one request head, within the deadline (`Config::head_timeout`): a client that
@@ -307,6 +340,7 @@ async fn connection(shared: Rc<Shared>, stream: TcpStream, _addr: SocketAddr) {
                 return;
             }
             // The WebSocket phase gets its own task, so nothing of the HTTP phase stays allocated.
+            drop(slot);
             tokio::task::spawn_local(websocket(shared, stream, query, leftover));
             return;
         }
@@ -372,6 +406,7 @@ async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftove
         written: Cell::new(0),
         notify: Notify::new(),
         closing: Cell::new(false),
+        after_close: RefCell::new(Vec::new()),
         broken: Cell::new(false),
     });
     shared.conns.borrow_mut().insert(conn, io.clone());
@@ -494,7 +529,11 @@ fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decode
             Err(_) => broker.handle_binary(now, conn, t),
         },
         Event::Binary(b) => broker.handle_binary(now, conn, b),
-        Event::Ping(p) => last_ping = Some(p.to_vec()),
+        Event::Ping(p) => {
+            if broker.handle_ping(now, conn) {
+                last_ping = Some(p.to_vec());
+            }
+        }
         Event::Pong => {}
         Event::Close(code) => step = Step::Close(code),
     });
@@ -503,7 +542,10 @@ fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decode
         && !io.closing.get()
     {
         ws::encode(&mut io.out.borrow_mut(), ws::OP_PONG, &p);
-        // Written now, not whenever another frame happens to go to this client.
+        // Written now, not whenever another frame happens to go to this client; counted
+        // against the send limit like any frame.
+        flush(io);
+        check_send_limit(shared, io);
         io.notify.notify_one();
     }
     let mut broker = shared.broker.borrow_mut();
@@ -521,7 +563,8 @@ fn handle_bytes(shared: &Shared, conn: ConnId, io: &ConnIo, decoder: &mut Decode
 /// The connection is over: tell the core, and hand back what could not be written.
 fn finish(shared: &Shared, conn: ConnId, io: &ConnIo) {
     shared.conns.borrow_mut().remove(&conn);
-    let undelivered = if has_pending(io) { unwritten_texts(io) } else { Vec::new() };
+    let mut undelivered = if has_pending(io) { unwritten_texts(io) } else { Vec::new() };
+    undelivered.append(&mut io.after_close.borrow_mut());
     {
         let mut b = shared.broker.borrow_mut();
         let now = Instant::now();
@@ -618,8 +661,10 @@ mod size_probe {
                 frame_limit: 0,
                 send_limit: None,
                 head_timeout: std::time::Duration::from_secs(10),
+                handshaking: std::cell::Cell::new(1),
+                max_handshaking: 1,
             });
-            let f = super::connection(shared.clone(), s, addr);
+            let f = super::connection(super::HandshakeSlot(shared.clone()), s, addr);
             eprintln!("connection future: {} bytes", std::mem::size_of_val(&f));
             let s = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
             let f = super::websocket(shared, s, String::new(), Vec::new());

@@ -144,11 +144,11 @@ fn server_issued_ids_only() {
     let mut w = World::new(Some(Hardening { server_issued_ids: true, ..Hardening::default() }));
     let out = w.join(1, "chosen");
     assert!(texts_to(&out, 1)[0].contains("not issued"), "{out:?}");
-    let id = w.b.generate_id(w.now);
+    let id = w.b.generate_id(w.now).unwrap();
     assert!(texts_to(&w.join(2, &id), 2)[0].contains("OPEN"));
     w.b.handle_close(w.now, ConnId(2));
     assert!(texts_to(&w.join(3, &id), 3)[0].contains("not issued"), "an issued ID is good once");
-    let late = w.b.generate_id(w.now);
+    let late = w.b.generate_id(w.now).unwrap();
     w.advance(61_000);
     assert!(texts_to(&w.join(4, &late), 4)[0].contains("not issued"), "issued IDs expire");
 }
@@ -177,7 +177,7 @@ fn same_inputs_same_outputs() {
         all.extend(w.join(1, "alice"));
         all.extend(w.send(1, &offer("ghost")));
         all.extend(w.advance(7000));
-        all.push(Output::Send { conn: ConnId(0), text: w.b.generate_id(w.now) });
+        all.push(Output::Send { conn: ConnId(0), text: w.b.generate_id(w.now).unwrap() });
         all
     };
     let (mut a, mut b) = (World::hardened(), World::hardened());
@@ -226,4 +226,70 @@ fn an_alive_timeout_reserves_the_id_too() {
     w.b.handle_close(w.now, ConnId(1));
     assert!(texts_to(&w.join_with(2, "quiet", "squatter"), 2)[0].contains("ID-TAKEN"));
     assert!(texts_to(&w.join_with(3, "quiet", "secret"), 3)[0].contains("OPEN"));
+}
+
+/// Issue 20 item 11: frames a cut-off socket hands back that its peer's queue cannot take are
+/// not dropped in silence: their sender gets an EXPIRE at once (and the queued ones expire as
+/// usual), so every frame ends delivered or its sender is told.
+#[test]
+fn frames_handed_back_beyond_the_queue_limit_expire_at_once() {
+    let mut w = World::hardened();
+    w.join(1, "alice");
+    w.join(2, "bob");
+    let limit = Hardening::default().max_queue_per_peer;
+    let mut lost = Vec::new();
+    for _ in 0..limit + 8 {
+        lost.extend(texts_to(&w.send(1, &offer("bob")), 2));
+    }
+    assert_eq!(lost.len(), limit + 8, "relayed to bob while he was online");
+    w.b.handle_close(w.now, ConnId(2));
+    w.b.handle_undelivered(w.now, ConnId(2), lost);
+    let out = w.drain();
+    let told = texts_to(&out, 1);
+    assert_eq!(told, [r#"{"type":"EXPIRE","src":"bob","dst":"alice"}"#], "the overflow is not silent, told once");
+    assert_eq!(w.b.queued(), limit);
+    // Bob comes back within the reservation: the queued frames are his.
+    let out = w.join(3, "bob");
+    assert_eq!(texts_to(&out, 3).len(), 1 + limit, "OPEN and the queue");
+}
+
+/// Issue 20 item 12: queues are bounded in bytes as well as messages, per destination and in
+/// total; a sender over either gets an ERROR and nothing is held for it.
+#[test]
+fn queues_are_bounded_in_bytes() {
+    let h = Hardening { max_queued_bytes_per_peer: 10_000, max_queued_bytes_total: 25_000, ..Hardening::default() };
+    let mut w = World::new(Some(h));
+    w.join(1, "alice");
+    let big = |dst: &str| format!(r#"{{"type":"OFFER","payload":{{"sdp":"{}"}},"dst":"{dst}"}}"#, "x".repeat(3000));
+    let mut errors = 0;
+    for _ in 0..5 {
+        let out = w.send(1, &big("ghost1"));
+        errors += texts_to(&out, 1).iter().filter(|t| t.contains("is full (10000 bytes)")).count();
+    }
+    assert_eq!((w.b.queued(), errors), (3, 2), "three 3 kB frames fit in 10 kB");
+    assert!(w.b.queued_bytes() <= 10_000);
+    for dst in ["ghost2", "ghost3"] {
+        for _ in 0..3 {
+            w.send(1, &big(dst));
+        }
+    }
+    assert!(w.b.queued_bytes() <= 25_000, "{}", w.b.queued_bytes());
+    let out = w.send(1, &big("ghost4"));
+    assert!(texts_to(&out, 1)[0].contains("Server message queue is full"), "{out:?}");
+    // Expiry gives the bytes back.
+    w.advance(Config::default().expire_timeout.as_millis() as u64 + 6_000);
+    assert_eq!((w.b.queued(), w.b.queued_bytes()), (0, 0));
+}
+
+/// Issue 20 item 12: with server-issued IDs, unclaimed IDs are bounded; beyond the bound
+/// `GET /<key>/id` is refused until some expire.
+#[test]
+fn unclaimed_issued_ids_are_bounded() {
+    let h = Hardening { server_issued_ids: true, max_issued_ids: 100, ..Hardening::default() };
+    let mut w = World::new(Some(h));
+    let issued = (0..150).filter_map(|_| w.b.generate_id(w.now)).count();
+    assert_eq!(issued, 100);
+    assert!(w.b.render_metrics().contains(r#"reason="too_many_issued_ids"} 50"#), "{}", w.b.render_metrics());
+    w.advance(61_000);
+    assert!(w.b.generate_id(w.now).is_some(), "expired ones make room");
 }

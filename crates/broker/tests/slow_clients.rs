@@ -147,3 +147,47 @@ fn hardened_a_same_token_takeover_closes_the_socket_it_replaced() {
     assert!(String::from_utf8_lossy(&got).contains("ID-TAKEN"), "{}", String::from_utf8_lossy(&got));
     drop(second);
 }
+
+/// Descriptors this process holds (the broker runs on a thread of the test process).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Issue 20 item 9: idle sockets that never send a head are bounded by `max_handshaking`: the
+/// next one gets 503 at once instead of a descriptor, a registered client keeps working, and
+/// once the idle ones are gone new clients are served again.
+#[test]
+fn connections_in_their_handshake_are_capped() {
+    let cfg = Config { max_handshaking: 20, ..Config::default() };
+    let h = spawn("127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    let mut member = joined(h.addr, "member");
+    let before = open_fds();
+    let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(h.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // 40 more: each answered 503 and closed, none held.
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(h.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply:?}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // The test's 20 idle client sockets and the broker's 20 ends, and nothing for the 40.
+    let held = open_fds().saturating_sub(before);
+    assert!(held <= 40 + 2, "descriptors held: {held}");
+    // The registered client still gets its pong and its frames.
+    member.write_all(&[0x89, 0x80, 1, 2, 3, 4]).unwrap();
+    let mut b = [0u8; 64];
+    member.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let n = member.read(&mut b).unwrap();
+    assert!(n >= 2 && b[0] == 0x8A, "a pong: {:?}", &b[..n]);
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ok = TcpStream::connect(h.addr).unwrap();
+    ok.write_all(b"GET /peerjs/id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    ok.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = ok.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "served again once the idle sockets left: {reply}");
+}

@@ -266,7 +266,7 @@ fn run_one(text: &str, dir: &std::path::Path) -> Result<Figures> {
     let runs = if s.mode == peerstorm_scenario::Mode::Lab {
         match lab_run::execute(&s, dir, true) {
             Ok(r) => vec![r.outcome],
-            Err(Stopped::Interrupted(sig)) => anyhow::bail!("interrupted by {sig}"),
+            Err(Stopped::Interrupted(sig)) => return Err(Interrupted(sig).into()),
             Err(Stopped::Harness(why)) => anyhow::bail!("{why}"),
         }
     } else {
@@ -285,13 +285,14 @@ fn p50(f: &Figures, stage: Milestone) -> Option<f64> {
     f.p50.get(&stage).copied()
 }
 
+/// Whole milliseconds; never "-0" for a value that rounds to zero.
 fn ms(v: Option<f64>) -> String {
-    v.map_or("–".into(), |v| format!("{v:.0}"))
+    v.map_or("–".into(), |v| format!("{:.0}", v.round() + 0.0))
 }
 
 fn ratio(v: Option<f64>, reference: Option<f64>) -> String {
     match (v, reference) {
-        (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", v / r),
+        (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", (v / r * 100.0).round() / 100.0 + 0.0),
         _ => "–".into(),
     }
 }
@@ -304,7 +305,29 @@ fn selected(m: &ModeSummary) -> String {
     m.all.selected.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
+/// SIGINT or SIGTERM during a lab run: the lab is gone, nothing is written, exit 130 as `lab`.
+#[derive(Debug)]
+struct Interrupted(&'static str);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {}", self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 pub fn run(a: &CalibrateArgs) -> Result<u8> {
+    match calibrate(a) {
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            eprintln!("peerstorm: {e}: the lab is removed (namespaces, TUN devices, programs); no markdown written");
+            Ok(130)
+        }
+        r => r,
+    }
+}
+
+fn calibrate(a: &CalibrateArgs) -> Result<u8> {
     if !(1..=50).contains(&a.pairs) {
         eprintln!("peerstorm: --pairs 1..=50");
         return Ok(crate::EXIT_HARNESS);

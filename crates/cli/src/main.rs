@@ -88,7 +88,16 @@ workload finished (with --connect), 1 when it did not, 2 on usage errors.")]
     #[command(after_help = "Examples:\n  \
 sudo peerstorm calibrate                                  # every cell, 5 pairs each: docs/calibration.md\n  \
 sudo peerstorm calibrate --cells host:60 --pairs 2 --out /tmp/c.md\n  \
-sudo peerstorm calibrate --mixed --matrix --profile rtc   # the stack's own timers, for comparison")]
+sudo peerstorm calibrate --mixed --matrix --profile rtc   # the stack's own timers, for comparison
+  \
+sudo peerstorm calibrate --ice trickle                    # trickle cells only (no vanilla, no savings table)
+
+\
+Each cell runs with trickle and vanilla ICE by default, and the markdown shows what trickle saves.
+\
+Exit 0 when the markdown is written, 2 when a run could not be made, 130 on Ctrl-C or SIGTERM (the
+\
+lab is removed).")]
     Calibrate(calibrate::CalibrateArgs),
     /// Conformance suites: numbered cases for PeerJS brokers and STUN/TURN servers, an
     /// end-to-end check, and the implementation × case matrix.

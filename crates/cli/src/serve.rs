@@ -121,6 +121,16 @@ pub struct BrokerArgs {
     /// Hardened: messages held for all offline peers together.
     #[arg(long, default_value_t = 100_000)]
     max_queued_total: usize,
+    /// Hardened: bytes held for one offline peer (its queued frames' texts).
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    max_queued_bytes_per_peer: usize,
+    /// Hardened: bytes held for all offline peers together.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    max_queued_bytes_total: usize,
+    /// Hardened, with --server-issued-ids: IDs handed out and not yet claimed; beyond it
+    /// GET /<key>/id answers 503 until some are claimed or expire.
+    #[arg(long, default_value_t = 100_000)]
+    max_issued_ids: usize,
     /// Largest WebSocket message in bytes (default: 100 MiB like the reference; 64 KiB hardened).
     #[arg(long)]
     max_frame_bytes: Option<usize>,
@@ -141,6 +151,10 @@ pub struct BrokerArgs {
     /// reader and is disconnected (its frames are queued again, so senders get EXPIRE).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     max_send_buffer: usize,
+    /// Connections not yet upgraded to a WebSocket held at once (slow or idle sockets); beyond
+    /// it a new connection gets 503 at once. Each has 10 s to send its request head.
+    #[arg(long, default_value_t = 1024)]
+    max_handshaking: usize,
     /// Broken on purpose, for the conformance suite's self-test: relay the src a client wrote.
     #[arg(long, hide = true)]
     conformance_break_src: bool,
@@ -157,6 +171,7 @@ impl BrokerArgs {
             allow_discovery: self.allow_discovery,
             cors: self.cors.clone(),
             trust_client_src: self.conformance_break_src,
+            max_handshaking: self.max_handshaking,
             ..Config::default()
         };
         if self.hardened {
@@ -164,6 +179,9 @@ impl BrokerArgs {
                 max_id_len: self.max_id_length,
                 max_queue_per_peer: self.max_queue_per_peer,
                 max_queued_total: self.max_queued_total,
+                max_queued_bytes_per_peer: self.max_queued_bytes_per_peer,
+                max_queued_bytes_total: self.max_queued_bytes_total,
+                max_issued_ids: self.max_issued_ids,
                 max_frame_bytes: self.max_frame_bytes.unwrap_or(64 << 10),
                 rate_per_sec: self.rate_limit,
                 rate_burst: self.rate_burst,

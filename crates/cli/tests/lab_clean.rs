@@ -69,6 +69,36 @@ fn an_interrupted_lab_run_removes_its_lab() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Ctrl-C during `peerstorm calibrate`: exit 130 as `lab` does (it was 2, "harness error"), the
+/// lab removed and no markdown written.
+#[test]
+fn an_interrupted_calibration_exits_130() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-calibrate-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let md = dir.join("c.md");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["calibrate", "--cells", "host:60", "--pairs", "1", "--ice", "trickle", "--out"])
+        .arg(&md)
+        .arg("--results")
+        .arg(dir.join("runs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let t0 = std::time::Instant::now();
+    while support::lab_namespaces_of(pid).len() < 3 {
+        assert!(t0.elapsed().as_secs() < 30, "the first cell's lab came up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(std::process::Command::new("kill").arg("-INT").arg(pid.to_string()).status().unwrap().success());
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted");
+    assert!(support::lab_namespaces_of(pid).is_empty(), "the lab was removed");
+    assert!(!md.exists(), "no markdown from a cut-short run");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A panic while a lab runs unwinds through the `Lab`, which removes its namespaces.
 #[test]
 fn a_panic_inside_a_lab_removes_it() {

@@ -93,6 +93,13 @@ impl Profile {
                 // time, not CPU: a faster machine makes descriptions sooner.
                 describe_offer: Duration::from_millis(21),
                 describe_answer: Duration::from_millis(15),
+                // p2p/base/port_allocator.h kMinimumStepDelay = 50 ms, which PeerConnection sets;
+                // p2p/client/basic_port_allocator.cc: phases UDP, RELAY, TCP one step apart.
+                gather_step: Duration::from_millis(50),
+                // p2p/base/p2p_transport_channel.cc `MaybeStopPortAllocatorSessions` once a
+                // connection is writable (continual gathering off): an answerer whose early checks
+                // succeed sends its vanilla answer without waiting for its TURN allocation.
+                stop_gathering_when_connected: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -114,6 +121,9 @@ impl Profile {
                 // Not measured: Chromium's, the better guess than none.
                 describe_offer: Profile::Chrome.timers().describe_offer,
                 describe_answer: Profile::Chrome.timers().describe_answer,
+                // Firefox's nICEr gathers differently; not measured.
+                gather_step: Duration::ZERO,
+                stop_gathering_when_connected: false,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -134,6 +144,8 @@ impl Profile {
                 // The `rtc` stack makes a description at once.
                 describe_offer: Duration::ZERO,
                 describe_answer: Duration::ZERO,
+                gather_step: Duration::ZERO,
+                stop_gathering_when_connected: false,
             },
         }
     }
@@ -173,6 +185,13 @@ pub struct StackTimers {
     /// The browser's own time from an OFFER's arrival to its ANSWER leaving
     /// (setRemoteDescription, createAnswer, setLocalDescription; checks start at its end).
     pub describe_answer: Duration,
+    /// Gathering in libwebrtc's port allocator phases, this far apart: host and srflx at once,
+    /// the relay's Allocate one step in, and gathering complete no sooner than two steps in
+    /// (zero: everything at once, gathering complete when the last source answers).
+    pub gather_step: Duration,
+    /// Gathering stops (and completes) once ICE is connected; a vanilla description waiting
+    /// for it leaves then.
+    pub stop_gathering_when_connected: bool,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.

@@ -4,14 +4,13 @@
 
 use peerstorm_broker::{Broker, Config};
 use peerstorm_netsim::{LinkConfig, Network};
-use peerstorm_peer::{IceMode, Milestone, PeerConfig, Profile, VirtualPeer, Workload};
+use peerstorm_peer::{IceMode, Milestone, Milestones, PeerConfig, Profile, VirtualPeer, Workload};
 use peerstorm_runner::World;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-/// The offerer's stages (ICE connected, DTLS connected, open), in ms after it received the
-/// answer, for two hosts whose access links each add `rtt_ms / 4` one way.
-fn stages(profile: Profile, ice: IceMode, rtt_ms: u64) -> [u128; 3] {
+/// The offerer's milestones for two hosts whose access links each add `rtt_ms / 4` one way.
+fn offerer(profile: Profile, ice: IceMode, rtt_ms: u64) -> Milestones {
     let mut net = Network::new(7);
     let internet = net.add_segment("internet");
     let ips = [Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2)];
@@ -44,8 +43,15 @@ fn stages(profile: Profile, ice: IceMode, rtt_ms: u64) -> [u128; 3] {
     }
     world.run(&mut |_| {}).expect("no livelock or deadlock");
     let offerer = world.peers().next().expect("two peers");
-    let m = &offerer.connections()[0].milestones;
+    let m = offerer.connections()[0].milestones.clone();
     assert!(m.failure.is_none(), "{profile} {ice:?} {rtt_ms} ms: {m:?}");
+    m
+}
+
+/// The offerer's stages (ICE connected, DTLS connected, open), in ms after it received the
+/// answer.
+fn stages(profile: Profile, ice: IceMode, rtt_ms: u64) -> [u128; 3] {
+    let m = offerer(profile, ice, rtt_ms);
     let answer = m.get(Milestone::AnswerReceived).expect("answer");
     let after = |s| (m.get(s).unwrap_or_else(|| panic!("no {s:?}")) - answer).as_millis();
     let got = [after(Milestone::IceConnected), after(Milestone::DtlsConnected), after(Milestone::DataChannelOpen)];
@@ -90,4 +96,21 @@ fn chrome_opens_three_round_trips_after_the_answer() {
 fn rtc_opens_seven_round_trips_after_the_answer() {
     let got = stages(Profile::Rtc, IceMode::Trickle, 200);
     assert_eq!(got, [400, 800, 1400], "ice 2, dtls 4, open 7 RTT at 200 ms");
+}
+
+/// Before the offer leaves: `chrome` takes Chromium's time to make it (21 ms), and a vanilla
+/// offer waits for libwebrtc's allocation phases (complete two 50 ms steps in) even with no
+/// STUN or TURN server; `rtc` sends at once, and its vanilla offer as soon as the host
+/// candidate is in.
+#[test]
+fn the_offer_leaves_after_the_browsers_own_time() {
+    let offer_at = |profile, ice| {
+        let m = offerer(profile, ice, 60);
+        let open = m.get(Milestone::Open).expect("OPEN");
+        (m.get(Milestone::OfferSent).expect("offer") - open).as_millis()
+    };
+    assert_eq!(offer_at(Profile::Chrome, IceMode::Trickle), 21);
+    assert_eq!(offer_at(Profile::Chrome, IceMode::Vanilla), 121);
+    assert_eq!(offer_at(Profile::Rtc, IceMode::Trickle), 0);
+    assert_eq!(offer_at(Profile::Rtc, IceMode::Vanilla), 0);
 }

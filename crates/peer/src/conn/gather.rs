@@ -14,6 +14,14 @@ pub(super) struct StunProbe {
     pub(super) tries: u32,
 }
 
+/// libwebrtc's port allocator phases after the first (UDP: host and srflx at once): RELAY one
+/// step in, then TCP a step later, the last (`p2p/client/basic_port_allocator.cc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Relay,
+    Last,
+}
+
 /// The `rtc-turn` client and its Allocate transaction.
 pub(super) struct TurnClient {
     pub(super) client: rtc::turn::client::Client,
@@ -106,7 +114,9 @@ fn turn_error_code(text: &str) -> String {
 impl Connection {
     /// Host candidate now; with a STUN server, a Binding from the host socket whose answer
     /// becomes the srflx candidate; with a TURN server, an Allocate. Gathering completes when
-    /// every source is done or given up.
+    /// every source is done or given up. With the profile's `gather_step` (libwebrtc's port
+    /// allocator phases), the Allocate waits one step and gathering cannot complete before the
+    /// last phase, two steps in.
     pub(super) fn gather(&mut self, now: Instant) {
         if !self.cfg.relay_only {
             let Some(c) = host_candidate(self.host) else { return };
@@ -122,6 +132,32 @@ impl Connection {
             self.stun = Some(StunProbe { tid, bytes, next: now + Duration::from_millis(500), tries: 1 });
             self.gathering += 1;
         }
+        let step = self.cfg.profile.timers().gather_step;
+        if step.is_zero() {
+            self.start_turn(now);
+        } else {
+            // The phases are a source of their own until the last one starts.
+            self.gathering += 1;
+            self.phase = Some((now + step, Phase::Relay));
+        }
+        if self.gathering == 0 {
+            self.finish_gathering(now);
+        }
+    }
+
+    /// The next allocation phase is due: the relay's Allocate, then the end of the phases.
+    pub(super) fn next_phase(&mut self, now: Instant) {
+        match self.phase.take() {
+            Some((_, Phase::Relay)) => {
+                self.start_turn(now);
+                self.phase = Some((now + self.cfg.profile.timers().gather_step, Phase::Last));
+            }
+            Some((_, Phase::Last)) => self.source_done(now),
+            None => {}
+        }
+    }
+
+    fn start_turn(&mut self, now: Instant) {
         if let Some(t) = self.cfg.turn.clone() {
             match TurnClient::start(now, self.host, &t) {
                 Ok(c) => {
@@ -131,9 +167,6 @@ impl Connection {
                 }
                 Err(_) => self.fail(Failure::BrokerError("starting the TURN client".into()), now),
             }
-        }
-        if self.gathering == 0 {
-            self.finish_gathering(now);
         }
     }
 
@@ -207,6 +240,23 @@ impl Connection {
             self.turn = None;
         }
         flush_turn(&mut self.turn, self.host, &mut self.out);
+    }
+
+    /// ICE is connected: sources still gathering are given up and gathering completes now, as
+    /// libwebrtc stops its port allocator sessions once a connection is writable (GATHER_ONCE,
+    /// `P2PTransportChannel::MaybeStopPortAllocatorSessions`). A vanilla description waiting for
+    /// gathering leaves now. A relay already allocated stays.
+    pub(super) fn stop_gathering(&mut self, now: Instant) {
+        if self.gathering_done {
+            return;
+        }
+        self.stun = None;
+        self.phase = None;
+        if self.relay.is_none() {
+            self.turn = None;
+        }
+        self.gathering = 0;
+        self.finish_gathering(now);
     }
 
     pub(super) fn finish_gathering(&mut self, now: Instant) {

@@ -92,6 +92,8 @@ pub struct Connection {
     /// The browser's own time to make a description (the profile's `describe_*`): the offer
     /// or the answer is made when this comes due.
     deferred: Option<(Instant, Deferred)>,
+    /// The next allocation phase of gathering, when the profile paces them.
+    phase: Option<(Instant, gather::Phase)>,
 }
 
 /// A description the connection makes once the profile's processing time has passed.
@@ -216,6 +218,7 @@ impl Connection {
             gathering: 0,
             gathering_done: false,
             deferred: None,
+            phase: None,
         }
     }
 
@@ -245,7 +248,8 @@ impl Connection {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
         let turn = self.turn.as_mut().and_then(|t| t.client.poll_timeout());
         let deferred = self.deferred.as_ref().map(|(at, _)| *at);
-        [pc, self.stun.as_ref().map(|p| p.next), turn, deferred].into_iter().flatten().min()
+        let phase = self.phase.map(|(at, _)| at);
+        [pc, self.stun.as_ref().map(|p| p.next), turn, deferred, phase].into_iter().flatten().min()
     }
 
     /// The offerer's start (after OPEN): a data channel, the offer (sent now when trickling),
@@ -413,6 +417,9 @@ impl Connection {
                 None => {}
             }
         }
+        if self.phase.is_some_and(|(at, _)| at <= now) {
+            self.next_phase(now);
+        }
         if let Some(p) = self.stun.as_mut()
             && now >= p.next
         {
@@ -524,7 +531,10 @@ impl Connection {
             }
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => match s {
                 RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
-                    self.mark(Milestone::IceConnected, now)
+                    self.mark(Milestone::IceConnected, now);
+                    if self.cfg.profile.timers().stop_gathering_when_connected {
+                        self.stop_gathering(now);
+                    }
                 }
                 RTCIceConnectionState::Failed => self.fail(Failure::IceFailed, now),
                 _ => {}

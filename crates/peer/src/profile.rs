@@ -99,7 +99,7 @@ impl Profile {
                 // p2p/base/p2p_transport_channel.cc `MaybeStopPortAllocatorSessions` once a
                 // connection is writable (continual gathering off): an answerer whose early checks
                 // succeed sends its vanilla answer without waiting for its TURN allocation.
-                stop_gathering_when_connected: true,
+                stop_gathering_when_writable: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -123,7 +123,7 @@ impl Profile {
                 describe_answer: Profile::Chrome.timers().describe_answer,
                 // Firefox's nICEr gathers differently; not measured.
                 gather_step: Duration::ZERO,
-                stop_gathering_when_connected: false,
+                stop_gathering_when_writable: false,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -145,7 +145,7 @@ impl Profile {
                 describe_offer: Duration::ZERO,
                 describe_answer: Duration::ZERO,
                 gather_step: Duration::ZERO,
-                stop_gathering_when_connected: false,
+                stop_gathering_when_writable: false,
             },
         }
     }
@@ -189,9 +189,9 @@ pub struct StackTimers {
     /// the relay's Allocate one step in, and gathering complete no sooner than two steps in
     /// (zero: everything at once, gathering complete when the last source answers).
     pub gather_step: Duration,
-    /// Gathering stops (and completes) once ICE is connected; a vanilla description waiting
-    /// for it leaves then.
-    pub stop_gathering_when_connected: bool,
+    /// Gathering stops (and completes) once a check of ours is answered; a vanilla description
+    /// waiting for it leaves then.
+    pub stop_gathering_when_writable: bool,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.

@@ -226,6 +226,7 @@ impl Connection {
                 TurnEvent::DataIndicationOrChannelData(_, from, data) => {
                     if let (Some(relay), Some(pc)) = (self.relay, self.pc.as_mut()) {
                         read_and_flush(pc, udp_in(now, relay, from, data), now);
+                        self.stop_gathering_if_writable(now);
                     }
                 }
                 _ => {}
@@ -242,12 +243,17 @@ impl Connection {
         flush_turn(&mut self.turn, self.host, &mut self.out);
     }
 
-    /// ICE is connected: sources still gathering are given up and gathering completes now, as
-    /// libwebrtc stops its port allocator sessions once a connection is writable (GATHER_ONCE,
-    /// `P2PTransportChannel::MaybeStopPortAllocatorSessions`). A vanilla description waiting for
-    /// gathering leaves now. A relay already allocated stays.
-    pub(super) fn stop_gathering(&mut self, now: Instant) {
-        if self.gathering_done {
+    /// With the profile's `stop_gathering_when_writable`: once a check of ours has been
+    /// answered (a pair is writable, in libwebrtc's words), sources still gathering are given up
+    /// and gathering completes now, as libwebrtc stops its port allocator sessions then
+    /// (GATHER_ONCE, `P2PTransportChannel::MaybeStopPortAllocatorSessions`). A vanilla
+    /// description waiting for gathering leaves now. A relay already allocated stays.
+    pub(super) fn stop_gathering_if_writable(&mut self, now: Instant) {
+        if self.gathering_done || !self.cfg.profile.timers().stop_gathering_when_writable {
+            return;
+        }
+        let Some(pc) = self.pc.as_ref() else { return };
+        if !pc.ice_has_writable_pair(now) {
             return;
         }
         self.stun = None;

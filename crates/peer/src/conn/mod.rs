@@ -405,6 +405,7 @@ impl Connection {
             self.turn_events(now);
         } else if let Some(pc) = self.pc.as_mut() {
             read_and_flush(pc, udp_in(now, dst, src, BytesMut::from(data)), now);
+            self.stop_gathering_if_writable(now);
         }
         self.service(now);
     }
@@ -532,9 +533,6 @@ impl Connection {
             RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(s) => match s {
                 RTCIceConnectionState::Connected | RTCIceConnectionState::Completed => {
                     self.mark(Milestone::IceConnected, now);
-                    if self.cfg.profile.timers().stop_gathering_when_connected {
-                        self.stop_gathering(now);
-                    }
                 }
                 RTCIceConnectionState::Failed => self.fail(Failure::IceFailed, now),
                 _ => {}

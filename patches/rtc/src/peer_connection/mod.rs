@@ -2410,6 +2410,20 @@ impl RTCPeerConnection {
         }
     }
 
+    /// peerstorm patch: whether a connectivity check of ours has been answered on any candidate
+    /// pair, selected or not (a "writable" connection in libwebrtc's words). The statistics
+    /// report carries only the selected pair's counters, and a controlled agent selects only
+    /// once it is nominated.
+    pub fn ice_has_writable_pair(&self, now: Instant) -> bool {
+        self.pipeline_context
+            .ice_handler_context
+            .ice_transport
+            .agent
+            .get_candidate_pairs_stats(now)
+            .iter()
+            .any(|p| p.responses_received > 0)
+    }
+
     /// Returns a snapshot of accumulated statistics.
     ///
     /// This method creates an immutable snapshot of WebRTC statistics

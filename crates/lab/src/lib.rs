@@ -115,6 +115,14 @@ impl LabBuilder {
     /// was made is removed when this fails.
     pub fn build(self) -> Result<Lab, LabError> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // From before the first namespace: a Ctrl-C while the lab is being made or its programs
+        // started is held here and ends the first forwarding with `Interrupted` (the caller drops
+        // the lab, which removes it), instead of killing the process with namespaces left.
+        let signals = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _in_rt = rt.enter();
+            Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? }
+        };
         let mut hosts = BTreeMap::new();
         for (k, p) in self.planned.iter().enumerate() {
             let ns = Namespace::create(&p.label)?;
@@ -139,7 +147,7 @@ impl LabBuilder {
         }
         realtime();
         let wake_latency = hold_wake_latency();
-        Ok(Lab { rt, world, hosts, stats: LabStats::default(), pcap: None, _wake_latency: wake_latency })
+        Ok(Lab { rt, world, hosts, stats: LabStats::default(), pcap: None, signals, _wake_latency: wake_latency })
     }
 }
 
@@ -214,6 +222,13 @@ impl LabStats {
     }
 }
 
+/// The lab's SIGINT and SIGTERM streams.
+#[derive(Debug)]
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
 /// A running lab: the namespaces exist until it is dropped.
 #[derive(Debug)]
 pub struct Lab {
@@ -223,6 +238,8 @@ pub struct Lab {
     stats: LabStats,
     /// Every packet the hosts' kernels sent and got, as they were (LINKTYPE_RAW), once asked for.
     pcap: Option<peerstorm_netsim::pcap::Pcap>,
+    /// SIGINT and SIGTERM, registered when the lab was built.
+    signals: Signals,
     /// The PM QoS request held while the lab exists ([`hold_wake_latency`]).
     _wake_latency: Option<std::fs::File>,
 }
@@ -262,8 +279,8 @@ impl Lab {
     /// returns whether `done` ended it. SIGINT or SIGTERM ends it with
     /// [`LabError::Interrupted`]: the caller drops the lab, which removes it.
     pub fn run_until(&mut self, max: Duration, mut done: impl FnMut() -> bool) -> Result<bool, LabError> {
-        let Lab { rt, world, hosts, stats, pcap, .. } = self;
-        rt.block_on(forward(world, hosts, stats, pcap, Instant::now() + max, &mut done))
+        let Lab { rt, world, hosts, stats, pcap, signals, .. } = self;
+        rt.block_on(forward(world, hosts, stats, pcap, signals, Instant::now() + max, &mut done))
     }
 }
 
@@ -272,6 +289,7 @@ async fn forward(
     hosts: &BTreeMap<HostId, LabHost>,
     stats: &mut LabStats,
     pcap: &mut Option<peerstorm_netsim::pcap::Pcap>,
+    signals: &mut Signals,
     end: Instant,
     done: &mut dyn FnMut() -> bool,
 ) -> Result<bool, LabError> {
@@ -288,8 +306,7 @@ async fn forward(
             }
         });
     }
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut int, mut term) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    let Signals { int, term } = signals;
     // Deprecated in tokio 1.54 for types that could close their descriptor while registered
     // (the replacement is `unsafe`, which this workspace forbids); `Alarm` owns its timerfd
     // for as long as the AsyncFd holds it and never replaces it.

@@ -103,6 +103,8 @@ try {
             const release = () => {
               frame.payload.sdp = { type: pc.localDescription.type, sdp: pc.localDescription.sdp };
               super.send(JSON.stringify(frame));
+              // The offer leaves now, not at setLocalDescription.
+              if (frame.type === "OFFER") at.offer_sent = performance.now() - t0;
             };
             if (pc.iceGatheringState === "complete") return release();
             const wait = () => {

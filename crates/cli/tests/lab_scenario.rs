@@ -190,6 +190,19 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     // Every kind's pair connected in both modes, on host candidates.
     assert_eq!(text.matches("| pairs ok | 1 of 1 | 1 of 1 | 1 of 1 |").count(), 2, "{text}");
     assert!(text.contains("## host at 60 ms RTT, vanilla ICE"), "{text}");
+    // The vanilla Chromium offerer's OFFER left once gathering was complete (the page marks it
+    // when the held frame goes, not at setLocalDescription).
+    let peers =
+        std::fs::read_to_string(dir.join("runs/calibrate-host-60ms-vanilla-chromium/peers-vanilla.jsonl")).unwrap();
+    let offerer = peers
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|p| p["connections"].as_array().cloned().unwrap_or_default())
+        .find(|c| c["offerer"] == true)
+        .expect("the offerer's connection");
+    let at = &offerer["milestones"]["at"];
+    let (sent, gathered) = (at["offer_sent"].as_f64().unwrap(), at["gathering_complete"].as_f64().unwrap());
+    assert!(sent >= gathered, "vanilla offer at {sent} ms, gathering complete at {gathered} ms");
     assert!(text.contains("| dc_open |"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -717,15 +717,7 @@ impl Broker {
                     continue;
                 }
                 seen.push((&m.src, &m.dst));
-                self.metrics.expire_sent += 1;
-                let text = Frame::expire(m.dst.as_str(), m.src.as_str()).to_client_json();
-                let msg = Relayed {
-                    kind: &MessageType::Expire,
-                    src: &m.dst,
-                    dst: Some(m.src.as_str()),
-                    body: Body::Text(text),
-                };
-                self.relay(now, msg, None, None);
+                self.expire_now(now, &m.src, m.dst.as_str());
             }
         }
     }

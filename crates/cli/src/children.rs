@@ -61,16 +61,11 @@ fn start_own(name: &str, args: &[&str], word: usize) -> Result<Server> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting {name}"))?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let banner = match lines.next() {
-        Some(Ok(l)) => l,
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{name} printed nothing");
-        }
+    let Some(banner) = wait_for_line(&mut child, Duration::from_secs(30), |_| true) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("{name} printed nothing within 30 s");
     };
-    std::thread::spawn(move || for _ in lines {});
     let addr = banner.split_whitespace().nth(word).and_then(|a| a.trim_end_matches([':', ',']).parse().ok());
     match addr {
         Some(addr) => Ok(Server { name: name.into(), child, addr, dir: None }),
@@ -106,29 +101,55 @@ pub(crate) fn start_reference_with(limit: usize, extra: &[&str]) -> Result<Serve
     if !bin.exists() {
         bail!("{} is missing: run scripts/test.sh or `npm ci` in tools/js", bin.display());
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = Command::new("node")
-        .arg(&bin)
-        .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", &limit.to_string()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting node")?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    // The port is picked free and released, so another process may take it first; peer@1.0.2
+    // then runs on silently (its `uncaughtException` handler only logs the listen error), so a
+    // banner that does not come within the deadline means: stop it and try another port.
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = Command::new("node")
+            .arg(&bin)
+            .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", &limit.to_string()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting node")?;
+        if wait_for_line(&mut child, Duration::from_secs(20), |l| l.contains("Started PeerServer")).is_some() {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            return Ok(Server { name: "peer@1.0.2".into(), child, addr, dir: None });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    bail!("peer@1.0.2 did not start on three free ports within 20 s each")
+}
+
+/// Waits at most `within` for a line of `child`'s stdout that `wanted` accepts and returns it; a
+/// thread keeps reading the rest (a closed pipe would kill a server at its next line). `None`
+/// when the process closes its stdout first or the time runs out.
+pub(crate) fn wait_for_line(
+    child: &mut std::process::Child,
+    within: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            // Once the banner is taken nobody listens: the lines are drained and dropped.
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
     loop {
-        match lines.next() {
-            Some(Ok(l)) if l.contains("Started PeerServer") => break,
-            Some(Ok(_)) => {}
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("peer@1.0.2 did not start");
-            }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match rx.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server { name: "peer@1.0.2".into(), child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir: None })
 }
 
 /// A TURN server with user `test:test` in realm `example.org`, relaying to loopback peers:
@@ -232,5 +253,47 @@ impl Launcher for Children {
         let s = start_turn(if *which == TurnTarget::Coturn { "coturn" } else { "peerstorm" })
             .map_err(|e| format!("{e:#}"))?;
         Ok(Started { value: s.addr, pid: Some(s.pid()), guard: Box::new(s) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// peer@1.0.2 on a port that is already taken neither exits nor prints: only the deadline
+    /// notices (before it, a test that met a taken port waited for its banner forever).
+    #[test]
+    fn a_reference_on_a_taken_port_is_noticed_by_the_deadline() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let bin = root.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
+        assert!(bin.exists(), "{bin:?} is missing: run scripts/test.sh (it runs npm ci in tools/js)");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port().to_string();
+        let mut child = Command::new("node")
+            .arg(&bin)
+            .args(["--port", &port, "--host", "127.0.0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let banner = wait_for_line(&mut child, Duration::from_secs(3), |l| l.contains("Started PeerServer"));
+        let still_running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(banner, None);
+        assert!(still_running, "peer@1.0.2 exited on a taken port: the deadline is then not the only guard");
+    }
+
+    #[test]
+    fn the_banner_is_returned_when_it_comes() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo starting; echo 'Started PeerServer on 127.0.0.1'; echo more; exec sleep 5"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = wait_for_line(&mut child, Duration::from_secs(5), |l| l.contains("Started"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(line.as_deref(), Some("Started PeerServer on 127.0.0.1"));
     }
 }

@@ -59,6 +59,28 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether `child` prints peer@1.0.2's "Started PeerServer" banner within `within`; a thread
+/// keeps draining its log so it never blocks on a full pipe.
+fn banner(child: &mut Child, within: Duration) -> bool {
+    let Some(out) = child.stdout.take() else { return false };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("Started PeerServer") => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// A running broker of either kind; stopped on drop.
 pub enum Broker {
     Reference { addr: SocketAddr, child: Child },
@@ -77,32 +99,30 @@ impl Broker {
     pub fn reference(o: &Opts) -> Broker {
         let bin = repo_root().join("tools/js/node_modules/peer/dist/bin/peerjs.js");
         assert!(bin.exists(), "{bin:?} is missing: run scripts/test.sh (it runs npm ci in tools/js)");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new("node");
-        cmd.arg(&bin)
-            .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--key", &o.key, "--path", &o.path])
-            .args(["--expire_timeout", &o.expire_ms.to_string(), "--alive_timeout", &o.alive_ms.to_string()])
-            .args(["--concurrent_limit", &o.limit.to_string()]);
-        if o.discovery {
-            cmd.arg("--allow_discovery");
-        }
-        if !o.cors.is_empty() {
-            cmd.arg("--cors").args(&o.cors);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("node is on PATH");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("Started PeerServer") => break,
-                Some(Ok(_)) => {}
-                _ => panic!("peer@1.0.2 did not start"),
+        // The port is picked free and released, so another process may take it first; peer@1.0.2
+        // then runs on silently (its `uncaughtException` handler only logs the listen error):
+        // a banner that does not come in 20 s means stop it and try another port.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut cmd = Command::new("node");
+            cmd.arg(&bin)
+                .args(["--port", &port.to_string(), "--host", "127.0.0.1", "--key", &o.key, "--path", &o.path])
+                .args(["--expire_timeout", &o.expire_ms.to_string(), "--alive_timeout", &o.alive_ms.to_string()])
+                .args(["--concurrent_limit", &o.limit.to_string()]);
+            if o.discovery {
+                cmd.arg("--allow_discovery");
             }
-            assert!(Instant::now() < deadline, "peer@1.0.2 did not start in 15 s");
+            if !o.cors.is_empty() {
+                cmd.arg("--cors").args(&o.cors);
+            }
+            let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("node is on PATH");
+            if banner(&mut child, Duration::from_secs(20)) {
+                return Broker::Reference { addr: SocketAddr::from(([127, 0, 0, 1], port)), child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Broker::Reference { addr: SocketAddr::from(([127, 0, 0, 1], port)), child }
+        panic!("peer@1.0.2 did not start on three free ports within 20 s each")
     }
 
     pub fn ours(o: &Opts) -> Broker {

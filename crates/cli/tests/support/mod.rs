@@ -28,16 +28,26 @@ pub fn start(cmd: &mut Command) -> (Proc, String) {
     try_start(cmd).unwrap_or_else(|| panic!("{cmd:?} exited without printing a line"))
 }
 
-/// As [`start`]; `None` when the process exits without printing (e.g. its port was taken).
+/// As [`start`]; `None` when the process exits without printing (e.g. its port was taken) or
+/// prints nothing within 20 s (peer@1.0.2 logs a taken port and runs on silently); the process
+/// is killed then.
 pub fn try_start(cmd: &mut Command) -> Option<(Proc, String)> {
-    let mut c = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let Some(Ok(first)) = lines.next() else {
-        let _ = c.wait();
-        return None;
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Some((Proc(c), first))
+    let mut c = Proc(cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap());
+    let first = first_line(&mut c.0, std::time::Duration::from_secs(20))?;
+    Some((c, first))
+}
+
+/// The first stdout line of `child` within `within`; a thread drains the rest.
+fn first_line(child: &mut Child, within: std::time::Duration) -> Option<String> {
+    let out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    rx.recv_timeout(within).ok()
 }
 
 /// `peerstorm ARGS`, started as with [`start`].

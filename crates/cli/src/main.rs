@@ -16,6 +16,7 @@ mod progress;
 mod report;
 mod results;
 mod run;
+mod scenarios;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -65,13 +66,20 @@ peerstorm run scenarios/quickstart.toml          # 300 peers, mixed NATs, under 
 peerstorm run scenarios/nat-matrix.toml          # every NAT preset against every preset\n  \
 peerstorm run scenarios/trickle-ab.toml          # trickle vs vanilla at 20/100/300 ms RTT\n  \
 peerstorm run scenarios/storm-10k.toml --seed 7  # 10,000 peers, another seed\n  \
-peerstorm run scenarios/storm-10k.toml --shard 1/2 --out a   # half the groups; merge a and b later\n\n\
+peerstorm run scenarios/storm-10k.toml --shard 1/2 --out a   # half the groups; merge a and b later\n  \
+peerstorm run scenarios/quickstart.toml --dry-run --set peers.count=100000   # the plan and its memory\n  \
+PEERSTORM_SET='network.rtt_ms=120;peers.ice=[\"vanilla\"]' peerstorm run scenarios/quickstart.toml\n\n\
+Everything is checked before the run (exit 2): the scenario and every --set, threshold scopes,\n\
+the memory the simulator would need against what is available, and --out (writable; a directory\n\
+that holds files only with --force). `peerstorm scenarios` lists the shipped scenarios.\n\n\
 Writes into --out (default reports/<scenario>-<UTC time>/): summary.json, report.md, report.html,\n\
 junit.xml (one testcase per threshold), metrics.json (HDR histograms, mergeable), hgrm/*.hgrm,\n\
 peers-<ice>.jsonl, scenario.toml. The same scenario and seed give a byte-identical summary.json.\n\n\
 Exit status: 0 every threshold held (or there were none), 1 a threshold failed,\n\
 2 the harness could not do its job (bad scenario, unknown metric path, internal error).")]
     Run(run::RunArgs),
+    /// The scenarios shipped in scenarios/: each one's mode, size and purpose.
+    Scenarios(scenarios::ScenariosArgs),
     /// One full-stack virtual peer (the rtc stack, PeerJS DataConnections) on real sockets:
     /// answers and echoes every connection offered to it, or with --connect runs the workload.
     #[command(after_help = "Examples:\n  \
@@ -172,6 +180,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(r) => run::run(&r),
+        Command::Scenarios(s) => scenarios::run(&s),
         Command::Report(r) => report::report(&r),
         Command::Peer(p) => peer_cmd::run(&p),
         Command::Conform(c) => conform::run(c),

@@ -12,14 +12,30 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML; see scenarios/README.md).
+    /// The scenario file (TOML; see scenarios/README.md; `peerstorm scenarios` lists the shipped
+    /// ones).
     scenario: PathBuf,
     /// Override the scenario's seed.
-    #[arg(long)]
+    #[arg(long, env = "PEERSTORM_SEED")]
     seed: Option<u64>,
-    /// Where to write the results (default reports/<scenario>-<UTC time>/).
-    #[arg(long)]
+    /// Where to write the results (default reports/<scenario>-<UTC time>/). A directory that
+    /// holds files is refused unless --force.
+    #[arg(long, env = "PEERSTORM_OUT")]
     out: Option<PathBuf>,
+    /// Write into a --out directory that already holds files (they are overwritten).
+    #[arg(long)]
+    force: bool,
+    /// Change one scenario key before it is checked, as TOML: `--set peers.count=1000`,
+    /// `--set network.rtt_ms=120`, `--set 'peers.ice=["vanilla"]'`,
+    /// `--set 'thresholds."setup.dc_open.p95"="< 2s"'`; a value that is not TOML is taken as a
+    /// string. Repeatable; PEERSTORM_SET takes several separated by `;`. The results directory
+    /// keeps the scenario as changed.
+    #[arg(long = "set", value_name = "KEY=VALUE", env = "PEERSTORM_SET", value_delimiter = ';')]
+    set: Vec<String>,
+    /// Parse and check the scenario (and every override), print the plan and the memory
+    /// estimate, and exit without running: 0 when it would run, 2 when it would be refused.
+    #[arg(long)]
+    dry_run: bool,
     /// Simulate one shard: groups i, i+n, i+2n, ... (1-based, e.g. 2/4); `peerstorm merge`
     /// combines the shards' directories.
     #[arg(long, value_name = "I/N")]
@@ -68,37 +84,226 @@ fn shard_of(a: &RunArgs) -> Result<Shard, String> {
 
 /// Reads and checks a scenario; `Err` carries the message for exit status 2.
 pub fn load_scenario(path: &Path) -> Result<(Scenario, String), String> {
+    load_with(path, &[])
+}
+
+/// Reads a scenario, applies `--set` overrides (`KEY=VALUE`, TOML) and checks it; returns it
+/// with the text to keep beside the results (the file as written, or as changed).
+fn load_with(path: &Path, set: &[String]) -> Result<(Scenario, String), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let s = Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = if set.is_empty() { text } else { with_overrides(&text, set).map_err(|e| format!("--set {e}"))? };
+    let s = Scenario::parse(&text).map_err(|e| {
+        let e = e.to_string();
+        // The changed text is nowhere on disk: show the line the error points at.
+        let line = e
+            .strip_prefix("line ")
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| text.lines().nth(n - 1));
+        match line {
+            Some(l) if !set.is_empty() => format!("{} with --set: {e} (at `{}`)", path.display(), l.trim()),
+            _ => format!("{}: {e}", path.display()),
+        }
+    })?;
     Ok((s, text))
 }
 
+/// The scenario text with every `KEY=VALUE` merged in. The key is a TOML dotted key (quotes
+/// allowed: `thresholds."setup.dc_open.p95"`), the value a TOML value or else a string.
+fn with_overrides(text: &str, set: &[String]) -> Result<String, String> {
+    let mut doc: toml::Table =
+        toml::from_str(text).map_err(|e| format!("the scenario is not TOML: {}", e.message()))?;
+    for kv in set {
+        let (key, value) =
+            kv.split_once('=').ok_or_else(|| format!("{kv:?}: expected KEY=VALUE, e.g. peers.count=1000"))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(format!("{kv:?}: the key is empty"));
+        }
+        // The key's segments, as TOML reads a dotted key (quotes keep a dot inside one).
+        let mut probe: toml::Table = toml::from_str(&format!("{key} = 0"))
+            .map_err(|e| format!("{kv:?}: {key:?} is not a key ({})", e.message().trim()))?;
+        let mut path = Vec::new();
+        loop {
+            let Some((k, v)) = probe.into_iter().next() else { break };
+            path.push(k);
+            match v {
+                toml::Value::Table(t) => probe = t,
+                _ => break,
+            }
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        set_at(&mut doc, &path, value).map_err(|why| format!("{kv:?}: {why}"))?;
+    }
+    let mut out = format!("# the scenario with --set {}\n", set.join(" --set "));
+    out.push_str(&toml::to_string(&doc).map_err(|e| e.to_string())?);
+    Ok(out)
+}
+
+/// Sets `path` in `doc` to `value`, making the tables on the way; the last key is replaced
+/// whole (`network.nat_mix={ open = 1 }` is the whole mix). `Err` when the way runs into a
+/// value or the last key would replace a table with a value.
+fn set_at(doc: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, way) = path.split_last().ok_or("the key is empty")?;
+    let mut table = doc;
+    for (i, k) in way.iter().enumerate() {
+        let next = table.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = next.as_table_mut().ok_or_else(|| format!("{} is a value, not a table", path[..=i].join(".")))?;
+    }
+    if table.get(last).is_some_and(toml::Value::is_table) && !value.is_table() {
+        return Err(format!("{} is a table: set one of its keys ({0}.KEY=VALUE)", path.join(".")));
+    }
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+/// What the simulator holds per peer, measured: storm-10k peaked at 1.59 GiB for 10,000 peers
+/// (167 KB each) and 100,000 peers at 15.4 GiB (154 KB each), with the `chrome` profile.
+const SIM_BYTES_PER_PEER: u64 = 170 * 1024;
+
+/// The simulator's memory for this run (the shard's share of the groups), an upper estimate.
+fn sim_memory_estimate(s: &Scenario, shard: Shard) -> u64 {
+    let groups = (s.peers.count / s.group_size().max(1)) as u64;
+    let mine = groups.div_ceil(shard.count as u64);
+    mine * s.group_size() as u64 * SIM_BYTES_PER_PEER
+}
+
+/// MemAvailable from /proc/meminfo, bytes.
+fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    }
+}
+
+/// The results directory must be writable and hold nothing (unless `--force`), checked before
+/// the run so a long run never ends in a write error or mixes its files with another's.
+fn prepare_out(dir: &Path, force: bool) -> Result<(), String> {
+    if let Ok(mut entries) = std::fs::read_dir(dir)
+        && entries.next().is_some()
+        && !force
+    {
+        return Err(format!("{} already holds files: give another --out, or --force to overwrite them", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
+    let probe = dir.join(".peerstorm-write-check");
+    std::fs::write(&probe, b"").map_err(|e| format!("--out {}: cannot write into it: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
 pub fn run(a: &RunArgs) -> Result<u8> {
-    let (mut s, text) = match load_scenario(&a.scenario) {
-        Ok(x) => x,
+    match prepare(a) {
+        Ok(Some(p)) => execute(a, p),
+        Ok(None) => Ok(crate::EXIT_OK),
         Err(e) => {
             eprintln!("peerstorm: {e}");
-            return Ok(EXIT_HARNESS);
+            Ok(EXIT_HARNESS)
         }
-    };
+    }
+}
+
+/// A run, checked and ready.
+struct Prepared {
+    s: Scenario,
+    text: String,
+    shard: Shard,
+    overrides: Overrides,
+    thresholds: Vec<peerstorm_report::Threshold>,
+    dir: PathBuf,
+}
+
+/// Everything that can refuse the run before it starts; `None` for a dry run (the plan printed).
+fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
+    let (mut s, text) = load_with(&a.scenario, &a.set)?;
     if let Some(seed) = a.seed {
         s.seed = seed;
     }
-    let overridden = shard_of(a).and_then(|shard| overrides(a, &mut s).map(|o| (shard, o)));
-    let (shard, overrides) = match overridden {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("peerstorm: {e}");
-            return Ok(EXIT_HARNESS);
-        }
-    };
-    let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shard = shard_of(a)?;
+    let overrides = overrides(a, &mut s)?;
+    let thresholds = s.thresholds().map_err(|e| e.to_string())?;
+    let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
+    let memory = (s.mode == Mode::Sim).then(|| sim_memory_estimate(&s, shard));
+    let available = memory_available();
+    if a.dry_run {
+        print_plan(&s, shard, &thresholds, &dir, memory, available);
+    }
+    if let (Some(need), Some(have)) = (memory, available)
+        && need > have
+    {
+        return Err(format!(
+            "{} peers need about {} on the simulator ({} KiB each, measured) and this machine has {} available: run it in shards (--shard 1/{n} ... {n}/{n}, on several machines or one after another, then peerstorm merge)",
+            s.peers.count,
+            gib(need),
+            SIM_BYTES_PER_PEER / 1024,
+            gib(have),
+            n = need.div_ceil(have.max(1)).max(2) * shard.count as u64
+        ));
+    }
+    if a.dry_run {
+        println!("dry run: the scenario would run (nothing was simulated or written)");
+        return Ok(None);
+    }
+    prepare_out(&dir, a.force)?;
+    Ok(Some(Prepared { s, text, shard, overrides, thresholds, dir }))
+}
+
+fn print_plan(
+    s: &Scenario,
+    shard: Shard,
+    thresholds: &[peerstorm_report::Threshold],
+    dir: &Path,
+    memory: Option<u64>,
+    available: Option<u64>,
+) {
+    let ice: Vec<&str> = s.peers.ice.iter().map(|m| peerstorm_scenario::collect::ice_name(*m)).collect();
+    let rtts: Vec<String> = s.rtts().iter().map(|r| format!("{} ms", r.as_millis())).collect();
+    let mix: Vec<String> = s.network.nat_mix.0.iter().map(|(p, x)| format!("{} {}", p.as_str(), x)).collect();
+    println!("scenario   {} (mode {}, seed {})", s.name, s.mode.as_str(), s.seed);
+    println!(
+        "peers      {} in {} of {} ({} groups), ICE {}",
+        s.peers.count,
+        s.peers.pattern.as_str(),
+        s.group_size(),
+        s.peers.count / s.group_size().max(1),
+        ice.join(" and ")
+    );
+    if s.mode != Mode::Live {
+        println!("network    RTT {}, loss {}, NATs {}", rtts.join(", "), s.network.loss, mix.join(", "));
+    }
+    if shard != Shard::WHOLE {
+        println!("shard      {}", shard.label());
+    }
+    println!("runs       {} (ICE modes x RTTs)", ice.len() * if s.mode == Mode::Sim { rtts.len() } else { 1 });
+    match (memory, available) {
+        (Some(m), Some(h)) => println!("memory     about {} of {} available", gib(m), gib(h)),
+        (Some(m), None) => println!("memory     about {}", gib(m)),
+        _ => {}
+    }
+    println!("thresholds {}", thresholds.len());
+    for t in thresholds {
+        println!("  {}", t.text);
+    }
+    println!("results    {}", dir.display());
+}
+
+fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
+    let Prepared { s, text, shard, overrides, thresholds, dir } = p;
     if s.mode == Mode::Lab {
-        let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
         return crate::lab_run::run(&s, &text, &dir, &thresholds, a.quiet);
     }
     if s.mode == Mode::Live {
-        let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
         return crate::live::run(&s, &text, shard, &overrides, &thresholds, &dir, a.quiet);
     }
     eprintln!(
@@ -121,7 +326,7 @@ pub fn run(a: &RunArgs) -> Result<u8> {
         files: crate::results::peer_files(&runs, !s.network.rtt_sweep.is_empty())?,
         wall_secs: Some(progress.wall_secs()),
     };
-    crate::results::write(&crate::results::dir_for(a.out.as_ref(), &s.name), &results)
+    crate::results::write(&dir, &results)
 }
 
 /// The command line's changes to the scenario: `--broker` (several for a side-by-side live

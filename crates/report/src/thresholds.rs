@@ -249,7 +249,21 @@ impl Threshold {
             return Err(err("trickle_saving compares the two ICE modes: only an rtt scope fits".into()));
         }
         let (op, value) = parse_condition(condition, kind).map_err(err)?;
+        let share = matches!(metric, Metric::SuccessRate | Metric::Share(_));
+        if share && !(0.0..=1.0).contains(&value) {
+            return Err(err(format!(
+                "condition {:?}: a share lies between 0 and 1 (0 % and 100 %), so this could never {}",
+                condition.trim(),
+                if matches!(op, Op::Ge | Op::Gt | Op::Eq) == (value > 1.0) { "hold" } else { "fail" }
+            )));
+        }
         Ok(Threshold { text: format!("{} {}", path.trim(), condition.trim()), metric, kind, scope, op, value })
+    }
+
+    /// The scope as written after normalising (`("class", "open ↔ symmetric")`, `("ice",
+    /// "trickle")`, `("rtt", "100")`), so a scenario can check it names something it runs.
+    pub fn scope(&self) -> Option<(&str, &str)> {
+        self.scope.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     fn figures<'a>(&self, m: &'a ModeSummary) -> Option<&'a Figures> {
@@ -400,10 +414,22 @@ mod tests {
             ("trickle_saving.dc_open.p50{ice=trickle}", "> 1s", "only an rtt scope"),
             ("signal.connect_opn.p99", "< 1s", "unknown signaling latency"),
             ("broker.cpu", "< 1", "unknown metric"),
+            ("success_rate", ">= 120%", "could never hold"),
+            ("relay_share", "< 1.5", "could never fail"),
+            ("host_share", "<= -1%", "could never hold"),
         ] {
             let e = Threshold::parse(path, cond).unwrap_err().to_string();
             assert!(e.contains(why), "{path} {cond}: {e}");
         }
+    }
+
+    #[test]
+    fn shares_at_their_bounds_are_thresholds() {
+        for cond in [">= 100%", "<= 0%", "== 1", "> 0"] {
+            Threshold::parse("success_rate", cond).unwrap();
+        }
+        // A count is not a share: 120 failures is a fine bound.
+        Threshold::parse("failures", "< 120").unwrap();
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub enum Mode {
     Lab,
 }
 
+impl Mode {
+    /// As scenarios spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sim => "sim",
+            Mode::Live => "live",
+            Mode::Lab => "lab",
+        }
+    }
+}
+
 /// `[lab]`: the programs a lab scenario's pairs run, and how many pairs run at once.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +126,7 @@ impl HostKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// Round-trip time between two peers (each access link carries a quarter of it each way).
@@ -633,7 +644,7 @@ impl Scenario {
 
     /// Every rule that spans several keys, for both modes, then the mode's own.
     pub fn check(&self) -> Result<(), ScenarioError> {
-        self.thresholds()?;
+        let thresholds = self.thresholds()?;
         // The name becomes a directory under reports/: nothing that leaves it or hides in it.
         let n = &self.name;
         let plain = n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -650,11 +661,62 @@ impl Scenario {
                 "servers.relay_only needs a TURN server: servers.turn = \"none\" leaves nothing to relay through",
             );
         }
+        if self.network.pairing == Pairing::Mix {
+            let sum: f64 = self.network.nat_mix.0.iter().map(|(_, s)| s).sum();
+            if (sum - 1.0).abs() > 1e-6 {
+                return bad(format!(
+                    "network.nat_mix: the shares add up to {}; they are the fractions of the peers behind each preset and must add up to 1 (with pairing = \"matrix\" any positive numbers do)",
+                    (sum * 1e6).round() / 1e6
+                ));
+            }
+        }
+        if self.mode == Mode::Live && self.network != Network::default() {
+            return bad(
+                "[network] sets the simulated links and NATs, which a live run does not have (it uses this machine's real network): remove it, or run the scenario with mode = \"sim\" or \"lab\"",
+            );
+        }
+        for t in &thresholds {
+            self.check_scope(t)?;
+        }
         match self.mode {
             Mode::Sim => self.check_sim(),
             Mode::Live => self.check_live(),
             Mode::Lab => self.check_lab(),
         }
+    }
+
+    /// A threshold's scope must name a class, ICE mode or RTT this scenario runs: a typo would
+    /// otherwise run the whole scenario and then fail with "no samples".
+    fn check_scope(&self, t: &peerstorm_report::Threshold) -> Result<(), ScenarioError> {
+        let Some((kind, value)) = t.scope() else { return Ok(()) };
+        let refuse = |why: String| Err(ScenarioError::Threshold(format!("threshold {:?}: {why}", t.text)));
+        match kind {
+            "class" if self.mode != Mode::Live => {
+                let presets: Vec<&str> = self.network.nat_mix.0.iter().map(|(p, _)| p.as_str()).collect();
+                for side in value.split('↔').map(str::trim) {
+                    if !presets.contains(&side) {
+                        return refuse(format!(
+                            "class {value:?}: {side:?} is not in network.nat_mix ({})",
+                            presets.join(", ")
+                        ));
+                    }
+                }
+            }
+            "ice" => {
+                let modes: Vec<&str> = self.peers.ice.iter().map(|m| crate::collect::ice_name(*m)).collect();
+                if !modes.contains(&value) {
+                    return refuse(format!("ice={value}: the scenario runs peers.ice = {modes:?}"));
+                }
+            }
+            "rtt" if self.mode != Mode::Live => {
+                let rtts: Vec<String> = self.rtts().iter().map(|r| r.as_millis().to_string()).collect();
+                if !rtts.iter().any(|r| r == value) {
+                    return refuse(format!("rtt={value}: the scenario runs at {} ms", rtts.join(", ")));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Most pairs a lab scenario may hold (two namespaces each, servers apart).
@@ -895,6 +957,52 @@ mod tests {
     }
 
     #[test]
+    fn nat_shares_must_add_up_to_one_when_peers_draw_by_share() {
+        let mix = |m: &str, pairing: &str| {
+            Scenario::parse(&format!("name = \"x\"\n[network]\nnat_mix = {{ {m} }}\n{pairing}[peers]\ncount = 2\n"))
+        };
+        let e = mix("open = 0.3, symmetric = 0.9", "").unwrap_err().to_string();
+        assert!(e.contains("add up to 1.2") && e.contains("must add up to 1"), "{e}");
+        mix("open = 0.3, symmetric = 0.7", "").unwrap();
+        mix("open = 0.1, symmetric = 0.2, cgnat = 0.7", "").unwrap();
+        mix("open = 1, symmetric = 1", "pairing = \"matrix\"\n").unwrap();
+    }
+
+    #[test]
+    fn a_live_run_refuses_network_settings_it_would_ignore() {
+        let live = "name = \"x\"\nmode = \"live\"\n[peers]\ncount = 2\n[load]\nrate_per_s = 1\nduration_s = 1\n";
+        Scenario::parse(live).unwrap();
+        let e = Scenario::parse(&format!("{live}[network]\nrtt_ms = 100\n")).unwrap_err().to_string();
+        assert!(e.contains("[network]") && e.contains("live run"), "{e}");
+    }
+
+    #[test]
+    fn threshold_scopes_must_name_what_the_scenario_runs() {
+        let with = |extra: &str, t: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\n[network]\nrtt_ms = 60\nnat_mix = {{ open = 0.5, symmetric = 0.5 }}\n{extra}[peers]\ncount = 2\n[thresholds]\n{t}\n"
+            ))
+        };
+        for (extra, t, why) in [
+            ("", r#""success_rate{class=open ↔ symetric}" = ">= 90%""#, "\"symetric\" is not in network.nat_mix"),
+            ("", r#""success_rate{ice=vanilla}" = ">= 90%""#, "peers.ice = [\"trickle\"]"),
+            ("", r#""success_rate{rtt=100}" = ">= 90%""#, "runs at 60 ms"),
+            ("rtt_sweep_ms = [20, 80]\n", r#""success_rate{rtt=60}" = ">= 90%""#, "runs at 20, 80 ms"),
+        ] {
+            let e = with(extra, t).unwrap_err().to_string();
+            assert!(e.contains(why), "{t}: {e}");
+        }
+        for (extra, t) in [
+            ("", r#""success_rate{class=symmetric <-> open}" = ">= 90%""#),
+            ("", r#""success_rate{ice=trickle}" = ">= 90%""#),
+            ("", r#""success_rate{rtt=60ms}" = ">= 90%""#),
+            ("rtt_sweep_ms = [20, 80]\n", r#""success_rate{rtt=80}" = ">= 90%""#),
+        ] {
+            with(extra, t).unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+    }
+
+    #[test]
     fn unsupported_settings_are_refused_clearly() {
         let e = Scenario::parse("name = \"x\"\n[peers]\ncount = 3\n").unwrap_err().to_string();
         assert!(e.contains("even count"), "{e}");
@@ -988,7 +1096,7 @@ mod tests {
     #[test]
     fn thresholds_parse_before_the_run() {
         let s = Scenario::parse(
-            "name = \"x\"\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_open.p95 = \"< 800ms\"\nsuccess_rate = \">= 99%\"\n\"relay_share{class=open ↔ symmetric}\" = \"<= 0.3\"\n",
+            "name = \"x\"\n[network]\nnat_mix = { open = 0.5, symmetric = 0.5 }\n[peers]\ncount = 2\n[thresholds]\nsetup.dc_open.p95 = \"< 800ms\"\nsuccess_rate = \">= 99%\"\n\"relay_share{class=open ↔ symmetric}\" = \"<= 0.3\"\n",
         )
         .unwrap();
         let t = s.thresholds().unwrap();

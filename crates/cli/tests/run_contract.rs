@@ -1,0 +1,177 @@
+//! `peerstorm run` refuses what it cannot do well before it starts (an occupied or unwritable
+//! results directory, a run larger than the machine, a threshold that names nothing the scenario
+//! runs), shows its plan with --dry-run, and takes overrides from --set and the environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn peerstorm(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+    c.args(args).current_dir(root());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("peerstorm-run-contract-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Ten pairs on open addresses: a fraction of a second.
+fn small(dir: &Path, thresholds: &str) -> String {
+    let p = dir.join("s.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"small\"\nseed = 3\n[network]\nrtt_ms = 40\n[peers]\ncount = 20\n[thresholds]\n{thresholds}\n"
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_out_directory_that_holds_files_is_refused_unless_forced() {
+    let d = tmp("force");
+    let s = small(&d, "success_rate = \">= 90%\"");
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "-q"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already holds files") && text(&o).contains("--force"), "{}", text(&o));
+    assert!(!out.join("summary.json").exists(), "nothing may be written into it");
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "-q", "--force"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("summary.json").exists());
+    // An empty directory is fine as it is.
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = peerstorm(&["run", &s, "--out", empty.to_str().unwrap(), "-q"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_unwritable_out_is_refused_before_the_run() {
+    let d = tmp("unwritable");
+    let s = small(&d, "success_rate = \">= 90%\"");
+    // A path under a regular file can never be created, not even by root.
+    std::fs::write(d.join("file"), "x").unwrap();
+    let out = d.join("file/results");
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot create it"), "{}", text(&o));
+    assert!(!text(&o).contains("on the simulator"), "refused before the run started: {}", text(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let d = tmp("dry");
+    let s = small(&d, "\"setup.dc_open.p95\" = \"< 2s\"");
+    let out = d.join("out");
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for want in [
+        "scenario   small (mode sim, seed 3)",
+        "peers      20 in pairs",
+        "RTT 40 ms",
+        "memory     about",
+        "setup.dc_open.p95 < 2s",
+        "dry run",
+    ] {
+        assert!(text(&o).contains(want), "{want:?} missing:\n{}", text(&o));
+    }
+    assert!(!out.exists(), "a dry run writes nothing");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
+    // 1,000,000 peers at the measured ~170 KiB each is ~160 GiB: more than any CI machine has.
+    let o = peerstorm(&["run", "scenarios/quickstart.toml", "--set", "peers.count=1000000", "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("GiB available") && text(&o).contains("--shard"), "{}", text(&o));
+}
+
+#[test]
+fn set_and_the_environment_change_the_scenario_and_the_results_keep_the_change() {
+    let d = tmp("set");
+    let s = small(&d, "success_rate = \">= 90%\"");
+    let out = d.join("out");
+    let o = peerstorm(
+        &[
+            "run",
+            &s,
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+            "--set",
+            "peers.count=8",
+            "--set",
+            "thresholds.pairs=\"== 4\"",
+        ],
+        &[("PEERSTORM_SEED", "11")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ok   pairs == 4"), "{}", text(&o));
+    let kept = std::fs::read_to_string(out.join("scenario.toml")).unwrap();
+    assert!(kept.contains("count = 8") && kept.contains("--set peers.count=8"), "{kept}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"seed\": 11"), "PEERSTORM_SEED is --seed");
+
+    let o = peerstorm(&["run", &s, "--dry-run"], &[("PEERSTORM_SET", "peers.count=6;peers.ice=[\"vanilla\"]")]);
+    assert!(text(&o).contains("peers      6 in pairs") && text(&o).contains("ICE vanilla"), "{}", text(&o));
+
+    for (set, why) in [
+        ("peers=3", "peers is a table"),
+        ("peers.count.x=3", "peers.count is a value"),
+        ("network.rtt_ms=100ms", "\"100ms\" is a string: this key takes a number of milliseconds"),
+        ("nonsense", "expected KEY=VALUE"),
+    ] {
+        let o = peerstorm(&["run", &s, "--dry-run", "--set", set], &[]);
+        assert_eq!(o.status.code(), Some(2), "{set}: {}", text(&o));
+        assert!(text(&o).contains(why), "{set}: {}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_threshold_scoped_to_something_the_scenario_does_not_run_is_refused_before_it() {
+    let d = tmp("scope");
+    let s = small(&d, "\"success_rate{class=open ↔ symetric}\" = \">= 90%\"");
+    let o = peerstorm(&["run", &s, "-q", "--out", d.join("out").to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("\"symetric\" is not in network.nat_mix"), "{}", text(&o));
+    assert!(!d.join("out").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn scenarios_lists_every_shipped_scenario_with_its_purpose() {
+    let o = peerstorm(&["scenarios"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listed = text(&o);
+    for f in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+            assert!(listed.lines().any(|l| l.starts_with(&format!("{name} "))), "{name} not listed:\n{listed}");
+        }
+    }
+    assert!(!listed.contains("does not load"), "{listed}");
+    assert!(listed.contains("quickstart       sim · 300 peers"), "{listed}");
+}

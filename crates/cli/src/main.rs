@@ -29,10 +29,27 @@ pub const EXIT_INVALID: u8 = 1;
 /// Exit status: the command could not do its job (usage error, unreadable file, internal error).
 pub const EXIT_HARNESS: u8 = 2;
 
+/// `peerstorm -V`: the version and the commit it was built from.
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PEERSTORM_COMMIT"), " ", env!("PEERSTORM_COMMIT_DATE"), ")");
+
+/// `peerstorm --version`: also the WebRTC stack and the browser profiles this build has.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PEERSTORM_COMMIT"),
+    " ",
+    env!("PEERSTORM_COMMIT_DATE"),
+    ")\nWebRTC stack: rtc ",
+    env!("PEERSTORM_RTC_VERSION"),
+    " with peerstorm's patches (patches/)\nstack profiles: chrome (default), firefox, rtc"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "peerstorm",
-    version,
+    version = VERSION,
+    long_version = LONG_VERSION,
     about = "Protocol test harness and load simulator for WebRTC signaling (PeerJS) and NAT traversal (STUN/TURN)",
     long_about = "peerstorm speaks real protocol bytes: SDP, ICE candidates, PeerJS frames over WebSocket, \
 STUN/TURN. `run` simulates thousands of real-stack peers behind NATs (or drives real servers, or \
@@ -58,9 +75,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario on the simulator: real-stack virtual peers behind simulated NATs, the
-    /// embedded broker and STUN/TURN server, on a virtual clock; prints per-stage percentiles and
-    /// a table per NAT-pair class, writes the results directory, exits by the thresholds.
+    /// Run a scenario: real-stack virtual peers behind simulated NATs with the embedded broker and
+    /// STUN/TURN server on a virtual clock (the simulator), on real sockets (mode = "live") or
+    /// real programs in the lab (mode = "lab"); prints per-stage percentiles and a table per
+    /// NAT-pair class, writes the results directory, exits by the thresholds.
     #[command(after_help = "Examples:\n  \
 peerstorm run scenarios/quickstart.toml          # 300 peers, mixed NATs, under a second\n  \
 peerstorm run scenarios/nat-matrix.toml          # every NAT preset against every preset\n  \
@@ -143,6 +161,47 @@ peerstorm compare reports/baselines/quickstart reports/quickstart-20261121T10150
     /// network namespaces behind the simulated network's NATs, on the wall clock: run a lab
     /// scenario, measure a lab from inside (echo, ping), clean up after a killed run.
     Lab(lab::LabCmd),
+    /// Print a shell completion script: `peerstorm completions bash > /etc/bash_completion.d/peerstorm`.
+    #[command(after_help = "Examples:\n  \
+peerstorm completions bash > ~/.local/share/bash-completion/completions/peerstorm\n  \
+peerstorm completions zsh > \"${fpath[1]}/_peerstorm\"\n  \
+peerstorm completions fish > ~/.config/fish/completions/peerstorm.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (peerstorm.1 and one per command, e.g. peerstorm-run.1) into a
+    /// directory, or print peerstorm.1 when no directory is given.
+    #[command(after_help = "Examples:\n  \
+peerstorm man --out /usr/local/share/man/man1 && man peerstorm-run\n  \
+peerstorm man | man -l -")]
+    Man {
+        /// The directory for every page (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+/// `peerstorm completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "peerstorm", &mut std::io::stdout());
+    Ok(EXIT_OK)
+}
+
+/// `peerstorm man [--out DIR]`.
+fn man(out: Option<&std::path::Path>) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir).with_context(|| format!("writing into {}", dir.display()))?;
+            println!("manual pages written to {}: man -M {} peerstorm-run", dir.display(), dir.display());
+        }
+        None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+    }
+    Ok(EXIT_OK)
 }
 
 /// Exit status when stdout's reader went away (`peerstorm … | head`): what a shell reports for
@@ -192,6 +251,8 @@ fn main() -> ExitCode {
         Command::Nat(n) => nat::run(n),
         Command::Lab(l) => lab::run(l),
         Command::Calibrate(c) => calibrate::run(&c),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { out } => man(out.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

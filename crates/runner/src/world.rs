@@ -380,17 +380,20 @@ impl World {
         Step::Handled
     }
 
-    /// Sends what the server produced: STUN/TURN answers after the answer delay, relayed data
-    /// at once.
+    /// Sends what the server produced: its own STUN/TURN answers (from a listening address)
+    /// after the answer delay, relayed data at once — including the STUN responses peers relay
+    /// to each other (ICE checks through a relay), which leave from a relay address.
     fn send_server_output(&mut self) {
         let Some(s) = self.server.as_ref() else { return };
         let (host, delay) = (s.sim.host, s.answer_delay);
+        let listen = if delay.is_zero() { Vec::new() } else { s.sim.core.listen_addresses() };
         let now = self.now();
         for p in std::mem::take(&mut self.scratch) {
-            if delay.is_zero() || !is_stun_response(&p.payload) {
-                self.net.send(&mut self.agenda, now, host, p);
-            } else {
+            let answer = is_stun_response(&p.payload) && listen.contains(&std::net::SocketAddr::V4(p.src));
+            if answer {
                 self.agenda.push(now + delay, Action::ServerSend(p));
+            } else {
+                self.net.send(&mut self.agenda, now, host, p);
             }
         }
     }

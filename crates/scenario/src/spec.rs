@@ -240,8 +240,9 @@ pub struct Servers {
     pub stun: StunTarget,
     #[serde(default = "embedded_turn")]
     pub turn: TurnTarget,
-    /// Extra time the STUN/TURN server takes before each answer (STUN/TURN responses; relayed
-    /// data is not held): a slow srflx/relay server, the case trickle ICE is for.
+    /// Extra time the STUN/TURN server takes before each of its own answers (what it relays,
+    /// ICE checks between peers included, is not held): a slow srflx/relay server, the case
+    /// trickle ICE is for.
     #[serde(default, rename = "answer_delay_ms", deserialize_with = "serde_time::millis")]
     pub answer_delay: Duration,
     /// Live: credentials for a `turn:` URI, `NAME:PASSWORD`.

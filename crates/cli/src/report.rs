@@ -21,9 +21,13 @@ pub struct MergeArgs {
     /// Results directories of shards of one scenario (`peerstorm run --shard i/n`).
     #[arg(required = true, num_args = 1..)]
     dirs: Vec<PathBuf>,
-    /// Where to write the merged results.
+    /// Where to write the merged results; a directory that already holds files is refused
+    /// unless --force.
     #[arg(long)]
     out: PathBuf,
+    /// Write into an --out directory that already holds files (they are overwritten).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +100,10 @@ pub fn merge(a: &MergeArgs) -> Result<u8> {
             return Ok(EXIT_HARNESS);
         }
     };
+    if let Err(e) = crate::results::prepare_out(&a.out, a.force) {
+        eprintln!("peerstorm: {e}");
+        return Ok(EXIT_HARNESS);
+    }
     eprintln!("merged shards {} of {}", merged.shards.join(", "), merged.scenario);
     render(&a.out, &merged, &thresholds, scenario.as_deref())
 }

@@ -29,6 +29,22 @@ pub fn dir_for(out: Option<&PathBuf>, scenario: &str) -> PathBuf {
     out.cloned().unwrap_or_else(|| PathBuf::from(format!("reports/{scenario}-{}", utc_stamp())))
 }
 
+/// The results directory must be writable and hold nothing (unless `--force`), checked before
+/// the run so a long run never ends in a write error or mixes its files with another's.
+pub(crate) fn prepare_out(dir: &Path, force: bool) -> Result<(), String> {
+    if let Ok(mut entries) = std::fs::read_dir(dir)
+        && entries.next().is_some()
+        && !force
+    {
+        return Err(format!("{} already holds files: give another --out, or --force to overwrite them", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
+    let probe = dir.join(".peerstorm-write-check");
+    std::fs::write(&probe, b"").map_err(|e| format!("--out {}: cannot write into it: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
 /// What goes into a results directory.
 pub struct Results<'a> {
     pub metrics: &'a Metrics,

@@ -187,22 +187,6 @@ fn gib(bytes: u64) -> String {
     }
 }
 
-/// The results directory must be writable and hold nothing (unless `--force`), checked before
-/// the run so a long run never ends in a write error or mixes its files with another's.
-fn prepare_out(dir: &Path, force: bool) -> Result<(), String> {
-    if let Ok(mut entries) = std::fs::read_dir(dir)
-        && entries.next().is_some()
-        && !force
-    {
-        return Err(format!("{} already holds files: give another --out, or --force to overwrite them", dir.display()));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: cannot create it: {e}", dir.display()))?;
-    let probe = dir.join(".peerstorm-write-check");
-    std::fs::write(&probe, b"").map_err(|e| format!("--out {}: cannot write into it: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 pub fn run(a: &RunArgs) -> Result<u8> {
     match prepare(a) {
         Ok(Some(p)) => execute(a, p),
@@ -255,7 +239,7 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
         println!("dry run: the scenario would run (nothing was simulated or written)");
         return Ok(None);
     }
-    prepare_out(&dir, a.force)?;
+    crate::results::prepare_out(&dir, a.force)?;
     Ok(Some(Prepared { s, text, shard, overrides, thresholds, dir }))
 }
 

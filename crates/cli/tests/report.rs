@@ -131,6 +131,15 @@ fn two_shards_merge_into_exactly_the_whole_run() {
     let o = peerstorm(&["merge", a.to_str().unwrap(), "--out", d.join("half").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("2/2 is missing"), "{}", text(&o));
+    assert!(!d.join("half").exists(), "a refused merge leaves no directory behind");
+    // Merging into a directory that holds results (here: a shard's own) needs --force.
+    let o = peerstorm(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already holds files") && text(&o).contains("--force"), "{}", text(&o));
+    assert_eq!(metrics(&b)["shards"], serde_json::json!(["2/2"]), "the shard is untouched");
+    let o =
+        peerstorm(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// estimate, and exit without running: 0 when it would run, 2 when it would be refused.
     #[arg(long)]
     dry_run: bool,
+    /// Also copy summary.json (figures, and every threshold's verdict and observed values)
+    /// here; `-` prints it on stdout and sends everything else to stderr, for CI:
+    /// `peerstorm run s.toml --summary - | jq '.thresholds[] | select(.passed | not)'`.
+    #[arg(long, value_name = "FILE|-", env = "PEERSTORM_SUMMARY")]
+    summary: Option<PathBuf>,
     /// Simulate one shard: groups i, i+n, i+2n, ... (1-based, e.g. 2/4); `peerstorm merge`
     /// combines the shards' directories.
     #[arg(long, value_name = "I/N")]
@@ -188,14 +193,44 @@ fn gib(bytes: u64) -> String {
 }
 
 pub fn run(a: &RunArgs) -> Result<u8> {
-    match prepare(a) {
-        Ok(Some(p)) => execute(a, p),
-        Ok(None) => Ok(crate::EXIT_OK),
+    // `--summary -`: stdout carries summary.json alone; what the run prints goes to stderr.
+    let json_out = match a.summary.as_deref() {
+        Some(p) if p == Path::new("-") => Some(stdout_to_stderr().context("--summary -: redirecting stdout")?),
+        _ => None,
+    };
+    let (code, dir) = match prepare(a) {
+        Ok(Some(p)) => {
+            let dir = p.dir.clone();
+            (execute(a, p)?, Some(dir))
+        }
+        Ok(None) => (crate::EXIT_OK, None),
         Err(e) => {
             eprintln!("peerstorm: {e}");
-            Ok(EXIT_HARNESS)
+            (EXIT_HARNESS, None)
         }
+    };
+    let summary = dir.map(|d| d.join("summary.json")).filter(|p| p.exists());
+    match (summary, json_out, a.summary.as_deref()) {
+        (Some(s), Some(mut out), _) => {
+            use std::io::Write;
+            out.write_all(&std::fs::read(&s).with_context(|| format!("reading {}", s.display()))?)?;
+        }
+        (Some(s), None, Some(copy)) => {
+            std::fs::copy(&s, copy).with_context(|| format!("--summary {}", copy.display()))?;
+        }
+        _ => {}
     }
+    Ok(code)
+}
+
+/// Points file descriptor 1 at stderr and returns the original stdout.
+fn stdout_to_stderr() -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    std::io::stdout().flush()?;
+    let original = std::io::stdout().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2_stdout(std::io::stderr().as_fd()).map_err(std::io::Error::from)?;
+    Ok(std::fs::File::from(original))
 }
 
 /// A run, checked and ready.
@@ -251,7 +286,7 @@ fn print_plan(
     memory: Option<u64>,
     available: Option<u64>,
 ) {
-    let ice: Vec<&str> = s.peers.ice.iter().map(|m| peerstorm_scenario::collect::ice_name(*m)).collect();
+    let ice: Vec<&str> = s.peers.ice.iter().map(|m| peerstorm_scenario::ice_name(*m)).collect();
     let rtts: Vec<String> = s.rtts().iter().map(|r| format!("{} ms", r.as_millis())).collect();
     let mix: Vec<String> = s.network.nat_mix.0.iter().map(|(p, x)| format!("{} {}", p.as_str(), x)).collect();
     println!("scenario   {} (mode {}, seed {})", s.name, s.mode.as_str(), s.seed);
@@ -291,12 +326,12 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         return crate::live::run(&s, &text, shard, &overrides, &thresholds, &dir, a.quiet);
     }
     eprintln!(
-        "running {} (seed {}, {} peers, {} pattern, ICE {:?}{}) on the simulator",
+        "running {} (seed {}, {} peers, {} pattern, {} ICE{}) on the simulator",
         s.name,
         s.seed,
         s.peers.count,
         s.peers.pattern.as_str(),
-        s.peers.ice,
+        s.peers.ice.iter().map(|m| peerstorm_scenario::ice_name(*m)).collect::<Vec<_>>().join(" and "),
         if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) }
     );
     let mut progress = Progress::new(a.quiet);

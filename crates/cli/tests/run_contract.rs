@@ -175,3 +175,43 @@ fn scenarios_lists_every_shipped_scenario_with_its_purpose() {
     assert!(!listed.contains("does not load"), "{listed}");
     assert!(listed.contains("quickstart       sim · 300 peers"), "{listed}");
 }
+
+/// summary.json carries every threshold's verdict, unit and observed values; `--summary -`
+/// prints it alone on stdout (everything else on stderr) and `--summary FILE` copies it.
+#[test]
+fn summary_json_carries_the_verdicts_and_summary_dash_prints_only_it() {
+    let d = tmp("summary");
+    let s = small(&d, "success_rate = \">= 90%\"\n\"setup.dc_open.p50\" = \"< 1ms\"");
+    let out = d.join("out");
+    let o = peerstorm(&["run", &s, "--out", out.to_str().unwrap(), "--summary", "-"], &[]);
+    assert_eq!(o.status.code(), Some(1), "one threshold fails: {}", text(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is summary.json alone");
+    assert_eq!(
+        j,
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    );
+    let t = j["thresholds"].as_array().unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        (t[0]["threshold"].as_str(), t[0]["passed"].as_bool(), t[0]["unit"].as_str()),
+        (Some("success_rate >= 90%"), Some(true), Some("fraction"))
+    );
+    assert_eq!(t[0]["observed"][0]["value"], 1.0);
+    assert_eq!(t[0]["message"], "trickle: 100.0 %", "a share in percent");
+    assert_eq!((t[1]["passed"].as_bool(), t[1]["unit"].as_str()), (Some(false), Some("ms")));
+    assert!(t[1]["observed"][0]["value"].as_f64().unwrap() > 1.0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("FAIL setup.dc_open.p50 < 1ms") && err.contains("results in"),
+        "the human output is on stderr: {err}"
+    );
+
+    let copy = d.join("copy.json");
+    let o = peerstorm(
+        &["run", &s, "--out", d.join("out2").to_str().unwrap(), "-q", "--summary", copy.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(d.join("out2/summary.json")).unwrap());
+    let _ = std::fs::remove_dir_all(&d);
+}

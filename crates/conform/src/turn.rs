@@ -69,7 +69,7 @@ fn allocated(c: &Ctx, seed: u64) -> Result<(UdpClient, SocketAddr), Fail> {
     let mut cl = client(c, seed)?;
     let r = cl.allocate().map_err(io)?;
     if !r.is_success() {
-        return Err(fail(format!("Allocate error {:?}", r.error_code()), "an allocation"));
+        return Err(fail(format!("Allocate: {}", said(&r)), "an allocation"));
     }
     let relay =
         r.msg.address(tattr::XOR_RELAYED_ADDRESS).and_then(Result::ok).ok_or(fail("no XOR-RELAYED-ADDRESS", "one"))?;
@@ -163,11 +163,26 @@ fn allocate_for(cl: &mut UdpClient, secs: u32) -> Result<(bool, Option<u32>), Fa
 }
 
 fn code(want: u16, got: Option<u16>) -> Check {
-    if got == Some(want) { Ok(None) } else { Err(fail(format!("{got:?}"), format!("error {want}"))) }
+    if got == Some(want) { Ok(None) } else { Err(fail(in_words(got), format!("error {want}"))) }
+}
+
+/// An answer's ERROR-CODE in words: `error 403`, or `no ERROR-CODE` (a success).
+fn in_words(code: Option<u16>) -> String {
+    code.map_or_else(|| "no ERROR-CODE".to_string(), |c| format!("error {c}"))
+}
+
+/// A relayed address, or that there was none.
+fn relay_words(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "no relayed address".to_string(), |a| a.to_string())
+}
+
+/// What a reply said: `success` or `error 403`.
+fn said(r: &peerstorm_turn::client::Reply) -> String {
+    if r.is_success() { "success".to_string() } else { in_words(r.error_code()) }
 }
 
 fn success(r: &peerstorm_turn::client::Reply, what: &str) -> Check {
-    if r.is_success() { Ok(None) } else { Err(fail(format!("error {:?}", r.error_code()), format!("{what} success"))) }
+    if r.is_success() { Ok(None) } else { Err(fail(said(r), format!("{what} success"))) }
 }
 
 macro_rules! case {
@@ -245,11 +260,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let r = cl.exchange(&m.encode(true), tid).map_err(io)?;
                 let listed =
                     r.msg.attribute(attr::UNKNOWN_ATTRIBUTES).is_some_and(|v| v.chunks(2).any(|t| t == [0x00, 0x31]));
-                if r.error_code() == Some(420) && listed {
-                    Ok(None)
-                } else {
-                    Err(fail(format!("{:?}", r.error_code()), "420 listing 0x0031"))
-                }
+                if r.error_code() == Some(420) && listed { Ok(None) } else { Err(fail(said(&r), "420 listing 0x0031")) }
             }
         ),
         case!(
@@ -265,7 +276,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 let ok = r.error_code() == Some(401)
                     && r.msg.attribute(attr::REALM).is_some()
                     && r.msg.attribute(attr::NONCE).is_some();
-                if ok { Ok(None) } else { Err(fail(format!("{:?}", r.error_code()), "401 with REALM and NONCE")) }
+                if ok { Ok(None) } else { Err(fail(said(&r), "401 with REALM and NONCE")) }
             }
         ),
         case!("auth.2", Must, "RFC 8489 §9.2.4", "a wrong password gets 401", |c: Ctx| {
@@ -292,7 +303,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             if r.error_code() == Some(438) && r.msg.attribute(attr::NONCE).is_some() {
                 Ok(None)
             } else {
-                Err(fail(format!("{:?}", r.error_code()), "438 with a NONCE"))
+                Err(fail(said(&r), "438 with a NONCE"))
             }
         }),
         case!(
@@ -357,11 +368,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
                     && r.msg.attribute(tattr::XOR_RELAYED_ADDRESS).is_some()
                     && r.msg.attribute(tattr::LIFETIME).is_some()
                     && r.msg.attribute(attr::XOR_MAPPED_ADDRESS).is_some();
-                if ok {
-                    Ok(None)
-                } else {
-                    Err(fail(format!("{:?}", r.error_code()), "success with the three attributes"))
-                }
+                if ok { Ok(None) } else { Err(fail(said(&r), "success with the three attributes")) }
             }
         ),
         case!(
@@ -383,7 +390,10 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 if a.is_success() && b.is_success() && ra == rb {
                     Ok(None)
                 } else {
-                    Err(fail(format!("{ra:?} then {rb:?} ({:?})", b.error_code()), "the same success twice"))
+                    Err(fail(
+                        format!("{} then {} ({})", relay_words(ra), relay_words(rb), said(&b)),
+                        "the same success twice",
+                    ))
                 }
             }
         ),
@@ -484,7 +494,7 @@ pub fn cases() -> Vec<Case<Ctx>> {
             if r.is_success() && r.msg.attribute(tattr::LIFETIME).is_some() {
                 Ok(None)
             } else {
-                Err(fail(format!("{:?}", r.error_code()), "success with LIFETIME"))
+                Err(fail(said(&r), "success with LIFETIME"))
             }
         }),
         case!(

@@ -47,8 +47,9 @@ fn file_name(run: &str, key: &str) -> String {
 /// `hgrm/*.hgrm` into `dir`; returns the summary and the thresholds' outcomes.
 pub fn write_dir(dir: &Path, m: &Metrics, thresholds: &[Threshold]) -> std::io::Result<(Summary, Vec<Outcome>)> {
     std::fs::create_dir_all(dir.join("hgrm"))?;
-    let s = summary::summarize(m);
+    let mut s = summary::summarize(m);
     let outcomes = thresholds::check_all(thresholds, &s);
+    s.thresholds = outcomes.iter().map(Outcome::verdict).collect();
     std::fs::write(dir.join("metrics.json"), m.to_json())?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s).expect("plain data") + "\n")?;
     std::fs::write(dir.join("report.md"), render::markdown(&s, &outcomes))?;

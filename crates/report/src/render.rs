@@ -10,6 +10,40 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("-".to_string(), |g| format!("{g:.0}"))
 }
 
+/// Failures by cause in words: `none`, or `3 ice_failed, 1 timeout`.
+pub fn failures(f: &std::collections::BTreeMap<String, u64>) -> String {
+    if f.is_empty() {
+        return "none".to_string();
+    }
+    f.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Bytes with a binary prefix: `812 B`, `4.2 KiB`, `1.6 MiB`, `2.1 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A rate given in kbit/s, scaled: `267 kbit/s`, `18.2 Mbit/s`, `182 Mbit/s`, `1.2 Gbit/s`.
+pub fn rate_kbps(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(k) if k >= 1e6 => format!("{:.1} Gbit/s", k / 1e6),
+        Some(k) if k >= 1e5 => format!("{:.0} Mbit/s", k / 1e3),
+        Some(k) if k >= 1e3 => format!("{:.1} Mbit/s", k / 1e3),
+        Some(k) => format!("{k:.0} kbit/s"),
+    }
+}
+
 /// The table printed after a run.
 /// The live signaling latencies, in the order a pair meets them.
 const SIGNAL_ORDER: [&str; 6] =
@@ -23,12 +57,12 @@ fn is_live_signaling(m: &crate::summary::ModeSummary) -> bool {
 fn live_lines(o: &mut String, m: &crate::summary::ModeSummary) {
     let _ = writeln!(
         o,
-        "live {}: {} pairs, {} ok ({:.1} %), failures {:?}, {} frames relayed, at most {} peers connected",
+        "live {}: {} pairs, {} ok ({:.1} %), failures: {}, {} frames relayed, at most {} peers connected",
         m.ice,
         m.pairs,
         m.pairs_ok,
         m.success_rate * 100.0,
-        m.failures,
+        failures(&m.failures),
         m.frames_relayed,
         m.resources.get("peers_max").copied().unwrap_or(0.0)
     );
@@ -57,15 +91,15 @@ pub fn table(s: &Summary) -> String {
         let live = m.rtt_ms == 0 && m.datagrams_delivered == 0;
         let _ = writeln!(
             o,
-            "{} ICE {}: {} connections, {} ok ({:.1} %), failures {:?}, {} bytes moved (echo goodput p50 {} kbit/s per connection), {} frames relayed, {} datagrams, end {:.0} ms",
+            "{} ICE {}: {} connections, {} ok ({:.1} %), failures: {}, {} moved (echo goodput p50 {} per connection), {} frames relayed, {} datagrams, end {:.0} ms",
             m.ice,
             if live { "live, real sockets".to_string() } else { format!("at {} ms RTT", m.rtt_ms) },
             m.pairs,
             m.pairs_ok,
             m.success_rate * 100.0,
-            m.failures,
-            m.bytes_moved,
-            opt(m.goodput_kbps_p50()),
+            failures(&m.failures),
+            bytes(m.bytes_moved),
+            rate_kbps(m.goodput_kbps_p50()),
             m.frames_relayed,
             m.datagrams_delivered,
             m.end_ms
@@ -170,17 +204,13 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
         let _ = writeln!(o, "## {} ICE at {} ms RTT\n", m.ice, m.rtt_ms);
         let _ = writeln!(
             o,
-            "{} peers, {} connections, {} ok ({:.1} %); failures: {}; bytes moved {}; frames relayed {}.\n",
+            "{} peers, {} connections, {} ok ({:.1} %); failures: {}; moved {}; frames relayed {}.\n",
             m.peers,
             m.pairs,
             m.pairs_ok,
             m.success_rate * 100.0,
-            if m.failures.is_empty() {
-                "none".to_string()
-            } else {
-                m.failures.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-            },
-            m.bytes_moved,
+            failures(&m.failures),
+            bytes(m.bytes_moved),
             m.frames_relayed
         );
         o.push_str("| stage (offerer, ms from start) | count | p50 | p90 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|\n");
@@ -301,6 +331,27 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     let _ = writeln!(o, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len());
     let _ = writeln!(o, "#[Buckets = {:>12}, SubBuckets     = {:>12}]", h.buckets(), h.distinct_values());
     o
+}
+
+#[cfg(test)]
+mod words {
+    use super::*;
+
+    #[test]
+    fn figures_are_printed_in_words_and_scaled_units() {
+        let mut f = std::collections::BTreeMap::new();
+        assert_eq!(failures(&f), "none");
+        f.insert("ice_failed".to_string(), 3);
+        f.insert("timeout".to_string(), 1);
+        assert_eq!(failures(&f), "3 ice_failed, 1 timeout");
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(4300), "4.2 KiB");
+        assert_eq!(bytes(1_700_000), "1.6 MiB");
+        assert_eq!(rate_kbps(Some(267.5)), "268 kbit/s");
+        assert_eq!(rate_kbps(Some(18_200.0)), "18.2 Mbit/s");
+        assert_eq!(rate_kbps(Some(182_000.0)), "182 Mbit/s");
+        assert_eq!(rate_kbps(None), "-");
+    }
 }
 
 #[cfg(test)]

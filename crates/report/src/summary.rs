@@ -181,6 +181,30 @@ pub struct Summary {
     pub modes: Vec<ModeSummary>,
     /// p50 of each stage, trickle minus vanilla (negative: trickle is faster), per RTT.
     pub trickle_minus_vanilla_p50_ms: Vec<Delta>,
+    /// Every threshold of the scenario with its verdict and what was observed, in the order
+    /// of the scenario (filled when the results are written; empty in a bare summary).
+    #[serde(default)]
+    pub thresholds: Vec<Verdict>,
+}
+
+/// A threshold's verdict as summary.json carries it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    /// As written: `setup.dc_open.p95 < 800ms`.
+    pub threshold: String,
+    pub passed: bool,
+    /// The unit of `observed`: `ms`, `kbit/s`, `fraction` or `count`.
+    pub unit: String,
+    /// Per run it applies to (ICE mode, RTT): the value, or null when nothing got that far.
+    pub observed: Vec<Observed>,
+    /// Observed against expected, in words.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Observed {
+    pub run: String,
+    pub value: Option<f64>,
 }
 
 /// A selected pair's path type: the more indirect of its two ends (relay > prflx > srflx > host).
@@ -349,6 +373,7 @@ pub fn summarize(m: &Metrics) -> Summary {
         shards: m.shards.clone(),
         modes,
         trickle_minus_vanilla_p50_ms: deltas,
+        thresholds: Vec::new(),
     }
 }
 

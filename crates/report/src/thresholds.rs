@@ -103,11 +103,30 @@ pub struct ThresholdError {
     pub reason: String,
 }
 
+impl Outcome {
+    /// As summary.json carries it.
+    pub fn verdict(&self) -> crate::summary::Verdict {
+        crate::summary::Verdict {
+            threshold: self.threshold.clone(),
+            passed: self.passed,
+            unit: self.unit.to_string(),
+            observed: self
+                .observed
+                .iter()
+                .map(|(run, value)| crate::summary::Observed { run: run.clone(), value: value.map(round) })
+                .collect(),
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// A threshold checked against a summary.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Outcome {
     pub threshold: String,
     pub passed: bool,
+    /// The unit of the observed values: `ms`, `kbit/s`, `fraction` or `count`.
+    pub unit: &'static str,
     /// Per run: its label and the observed value (none: no samples).
     pub observed: Vec<(String, Option<f64>)>,
     /// Observed against expected, in words.
@@ -302,11 +321,17 @@ impl Threshold {
         }
     }
 
-    fn unit(&self) -> &'static str {
+    /// A value in words: `96.5 %`, `731.1 ms`, `1.8 s`, `267.5 kbit/s`, `182 Mbit/s`, `12`.
+    fn human(&self, v: f64) -> String {
         match self.kind {
-            Kind::Time => " ms",
-            Kind::Rate => " kbit/s",
-            Kind::Ratio | Kind::Count => "",
+            Kind::Ratio => format!("{:.1} %", v * 100.0),
+            Kind::Time if v.abs() >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+            Kind::Time => format!("{} ms", round(v)),
+            Kind::Rate if v.abs() >= 1e6 => format!("{:.1} Gbit/s", v / 1e6),
+            Kind::Rate if v.abs() >= 1e4 => format!("{:.0} Mbit/s", v / 1e3),
+            Kind::Rate if v.abs() >= 1e3 => format!("{:.1} Mbit/s", v / 1e3),
+            Kind::Rate => format!("{} kbit/s", round(v)),
+            Kind::Count => format!("{}", round(v)),
         }
     }
 
@@ -332,20 +357,25 @@ impl Threshold {
         }
         let passed =
             !observed.is_empty() && observed.iter().all(|(_, v)| v.is_some_and(|v| self.op.holds(v, self.value)));
-        let unit = self.unit();
         let message = if observed.is_empty() {
             "no run this threshold applies to (check its scope and the scenario's ICE modes and RTTs)".to_string()
         } else {
             observed
                 .iter()
                 .map(|(l, v)| match v {
-                    Some(v) => format!("{l}: {}{unit}", round(*v)),
+                    Some(v) => format!("{l}: {}", self.human(*v)),
                     None => format!("{l}: no samples"),
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        Outcome { threshold: self.text.clone(), passed, observed, message }
+        let unit = match self.kind {
+            Kind::Time => "ms",
+            Kind::Rate => "kbit/s",
+            Kind::Ratio => "fraction",
+            Kind::Count => "count",
+        };
+        Outcome { threshold: self.text.clone(), passed, unit, observed, message }
     }
 }
 

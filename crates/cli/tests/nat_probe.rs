@@ -15,6 +15,12 @@ fn every_preset_probes_and_matches() {
         let j: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(j["preset"], preset);
         assert_eq!(j["match"], true);
+        // Durations are numbers with their unit in the key, not serde's {"secs", "nanos"}.
+        if let Some(layer) = j["configured"]["layers"].get(0) {
+            assert_eq!(layer["udp_lifetime_s"], 120.0, "{preset}: {layer}");
+            assert_eq!(layer["tcp_lifetime_s"], 7440.0, "{preset}: {layer}");
+        }
+        assert!(!out.contains("\"nanos\""), "{preset}: {out}");
         for side in ["configured", "discovered"] {
             for key in ["mapping", "filtering", "hairpinning"] {
                 assert!(j[side].get(key).is_some(), "{preset}: {side}.{key} missing");

@@ -20,8 +20,10 @@ pub struct GilbertElliott {
 #[serde(default)]
 pub struct LinkConfig {
     /// One-way propagation delay.
+    #[serde(rename = "latency_ms", with = "crate::time::serde_duration::millis")]
     pub latency: Duration,
     /// Extra delay, uniform in `0..=jitter`.
+    #[serde(rename = "jitter_ms", with = "crate::time::serde_duration::millis")]
     pub jitter: Duration,
     /// Independent random loss.
     pub loss: f64,

@@ -84,8 +84,10 @@ pub struct NatConfig {
     pub pooling: Pooling,
     pub hairpinning: bool,
     /// UDP mapping lifetime (RFC 4787 REQ-5: at least 2 minutes).
+    #[serde(rename = "udp_lifetime_s", with = "crate::time::serde_duration::secs")]
     pub udp_lifetime: Duration,
     /// TCP mapping lifetime (RFC 5382: at least 2 h 4 min for established connections).
+    #[serde(rename = "tcp_lifetime_s", with = "crate::time::serde_duration::secs")]
     pub tcp_lifetime: Duration,
     /// Whether inbound packets refresh a mapping (RFC 4787 §4.3, REQ-6 is outbound only).
     pub inbound_refresh: bool,

@@ -147,3 +147,45 @@ mod tests {
         assert_eq!(c.instant(Duration::from_secs(1)) - t0, Duration::from_secs(1));
     }
 }
+
+/// Durations in JSON as a number with the unit in the key's name (`udp_lifetime_s: 120`,
+/// `latency_ms: 15`), never serde's `{"secs": 120, "nanos": 0}`.
+pub mod serde_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    fn from_f64<E: serde::de::Error>(v: f64, scale: f64) -> Result<Duration, E> {
+        let secs = v / scale;
+        if v.is_finite() && (0.0..=1e9).contains(&secs) {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(E::custom(format!("{v}: expected a duration, zero or more")))
+        }
+    }
+
+    /// Seconds, with a fraction when there is one.
+    pub mod secs {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_f64(d.as_secs_f64())
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            from_f64(f64::deserialize(d)?, 1.0)
+        }
+    }
+
+    /// Milliseconds, with a fraction when there is one.
+    pub mod millis {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_f64(d.as_secs_f64() * 1000.0)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            from_f64(f64::deserialize(d)?, 1000.0)
+        }
+    }
+}

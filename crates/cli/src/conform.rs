@@ -423,6 +423,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
                 setup_timeout: Duration::from_secs(20),
                 id_prefix: format!("e2e{}{}", std::process::id(), ser.replace('-', "")),
                 ip: [127, 0, 0, 1].into(),
+                stop: None,
             };
             peerstorm_live::fullstack::run_full(cfg, |_| {}).await.0
         });

@@ -21,8 +21,10 @@ pub fn run(
     dir: &Path,
     quiet: bool,
 ) -> Result<u8> {
+    let stop = crate::interrupt::Interrupt::install()?;
+    let overrides = Overrides { stop: Some(stop.flag()), ..overrides.clone() };
     let mut progress = Progress::new(quiet);
-    let outcome = peerstorm_live::run::run(s, shard, overrides, &mut Children, &mut |e| progress.live(e));
+    let outcome = peerstorm_live::run::run(s, shard, &overrides, &mut Children, &mut |e| progress.live(e));
     progress.finish();
     let outcome = match outcome {
         Ok(o) => o,
@@ -39,6 +41,10 @@ pub fn run(
         wall_secs: None,
     };
     let code = crate::results::write(dir, &results)?;
+    if let Some(status) = stop.status() {
+        println!("the run was interrupted ({}): a partial report (exit {status})", stop.name());
+        return Ok(status);
+    }
     if let Some(why) = outcome.aborted {
         println!("the run was cut short: {why}; the results above cover only part of the plan (a partial report)");
         // Never a pass: a failed threshold says 1, otherwise the run itself could not be done.

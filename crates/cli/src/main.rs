@@ -7,6 +7,7 @@ mod calibrate;
 mod children;
 mod conform;
 mod inspect;
+mod interrupt;
 mod lab;
 mod lab_run;
 mod live;

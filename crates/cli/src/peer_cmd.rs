@@ -120,6 +120,11 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     };
     let n = if a.connect.is_some() { 1 } else { a.max_connections.max(1) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let signals = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        std::io::Result::Ok((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    })?;
     let peer = rt.block_on(async {
         let sockets = peerstorm_live::fullstack::bind(a.bind, n).await?;
         let base = PeerConfig {
@@ -157,6 +162,19 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         // Answering: stay the whole time; connecting: stop once the workload is done.
         let linger = if a.connect.is_some() { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
         let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+        // Ctrl-C or SIGTERM ends the peer early: its connections are printed all the same.
+        {
+            let (mut int, mut term) = signals;
+            let (stop, signalled) = (stop.clone(), signalled.clone());
+            tokio::spawn(async move {
+                let status = tokio::select! {
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
+                };
+                signalled.store(status, std::sync::atomic::Ordering::Relaxed);
+                stop.notify_one();
+            });
+        }
         let peer = VirtualPeer::new(cfg, Instant::now());
         peerstorm_live::fullstack::drive_with(peer, &target, sockets, linger, deadline, stop, Some(ready)).await
     })?;
@@ -167,6 +185,11 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     let ok = |c: &peerstorm_peer::ConnOutcome| {
         c.milestones.failure.is_none() && c.milestones.get(peerstorm_peer::Milestone::DataChannelOpen).is_some()
     };
+    let status = signalled.load(std::sync::atomic::Ordering::Relaxed);
+    if status != 0 {
+        eprintln!("peerstorm peer: stopped by {} (exit {status})", if status == 130 { "Ctrl-C" } else { "SIGTERM" });
+        return Ok(status);
+    }
     Ok(if a.connect.is_some() {
         let done =
             conns.first().is_some_and(|c| ok(c) && c.milestones.get(peerstorm_peer::Milestone::WorkloadDone).is_some());

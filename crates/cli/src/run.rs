@@ -325,6 +325,7 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
     if s.mode == Mode::Live {
         return crate::live::run(&s, &text, shard, &overrides, &thresholds, &dir, a.quiet);
     }
+    let stop = crate::interrupt::Interrupt::install().context("installing the Ctrl-C handler")?;
     eprintln!(
         "running {} (seed {}, {} peers, {} pattern, {} ICE{}) on the simulator",
         s.name,
@@ -335,9 +336,19 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) }
     );
     let mut progress = Progress::new(a.quiet);
-    let result = peerstorm_runner::run_with_progress(&s, shard, &mut |p| progress.simulation(&p));
+    let result = peerstorm_runner::run_stoppable(&s, shard, &mut |p| {
+        progress.simulation(&p);
+        if stop.requested() { peerstorm_runner::Flow::Stop } else { peerstorm_runner::Flow::Continue }
+    });
     progress.finish();
     let (metrics, runs) = result.with_context(|| format!("simulating {}", s.name))?;
+    if stop.requested() {
+        eprintln!(
+            "{}: stopping; writing a partial report of what finished (another {} ends at once)",
+            stop.name(),
+            stop.name()
+        );
+    }
     let results = Results {
         metrics: &metrics,
         thresholds: &thresholds,
@@ -345,13 +356,24 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         files: crate::results::peer_files(&runs, !s.network.rtt_sweep.is_empty())?,
         wall_secs: Some(progress.wall_secs()),
     };
-    crate::results::write(&dir, &results)
+    let code = crate::results::write(&dir, &results)?;
+    match stop.status() {
+        Some(status) if runs.iter().any(|r| r.interrupted) => {
+            println!("the run was interrupted ({}): a partial report (exit {status})", stop.name());
+            Ok(status)
+        }
+        Some(status) => {
+            println!("{} came after the simulation finished: the report is complete (exit {status})", stop.name());
+            Ok(status)
+        }
+        None => Ok(code),
+    }
 }
 
 /// The command line's changes to the scenario: `--broker` (several for a side-by-side live
 /// run), `--turn`, `--source-ip`, `--broker-pid`.
 fn overrides(a: &RunArgs, s: &mut Scenario) -> Result<Overrides, String> {
-    let mut o = Overrides { brokers: None, source_ip: a.source_ip, broker_pid: a.broker_pid };
+    let mut o = Overrides { brokers: None, source_ip: a.source_ip, broker_pid: a.broker_pid, stop: None };
     if let Some(b) = &a.broker {
         let brokers = b
             .split(',')

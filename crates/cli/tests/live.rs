@@ -250,3 +250,47 @@ fn full_stack_pairs_through_the_reference_broker_and_coturn_and_through_ours() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// Ctrl-C in a terminal reaches the whole process group: peerstorm and the embedded broker it
+/// started. The run stops with a partial report marked interrupted and exit 130, and the
+/// broker's death by the same Ctrl-C is neither the run's abort reason nor any pair's failure.
+#[test]
+fn ctrl_c_to_the_process_group_stops_a_live_run_without_blaming_the_broker() {
+    use std::os::unix::process::CommandExt;
+    let d = tmp("ctrl-c");
+    let s = scenario(
+        &d,
+        "held",
+        "[peers]\ncount = 2000\n[load]\nmodel = \"open\"\nrate_per_s = 40\nduration_s = 60\n[signaling]\nhold_s = 1\n",
+    );
+    let out = d.join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["run", &s, "-q", "--out", out.to_str().unwrap()])
+        .current_dir(root())
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("running held live") {}
+    assert!(line.contains("running held live"), "{line}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // As a terminal does: SIGINT to every process of the group (peerstorm and its broker).
+    let group = format!("-{}", child.id());
+    assert!(Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}{rest}");
+    assert!(stdout.contains("interrupted (Ctrl-C)") && !stdout.contains("exited"), "{stdout}");
+    let j = summary(&out);
+    assert_eq!(j["interrupted"], true, "{j}");
+    let m = &j["modes"][0];
+    assert!(m["pairs"].as_u64().unwrap() >= 40, "three seconds at 40 pairs/s: {m}");
+    assert_eq!(m["failures"], serde_json::json!({}), "the broker's death is the interruption's: {m}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -109,3 +109,37 @@ fn virtual_peers_connect_relay_only_through_coturn_over_tcp() {
     relay_through(addr, "example.org", "tcp");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// An answering peer stopped by SIGTERM still prints what its connections did (one JSON line
+/// each) and exits 143; before, it died with the signal and printed nothing.
+#[test]
+fn a_peer_stopped_by_sigterm_prints_its_connections() {
+    use std::io::{BufRead, BufReader, Read};
+    let (_broker, addr) = broker();
+    let b = addr.to_string();
+    let mut echo = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["peer", "--broker", &b, "--id", "term-echo", "--for", "120"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(echo.stdout.take().unwrap());
+    let mut banner = String::new();
+    out.read_line(&mut banner).unwrap();
+    assert!(banner.starts_with("peerstorm peer term-echo"), "{banner}");
+    let caller = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["peer", "--broker", &b, "--id", "term-caller", "--connect", "term-echo", "--for", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(caller.status.code(), Some(0), "{}", String::from_utf8_lossy(&caller.stderr));
+    assert!(Command::new("kill").args(["-TERM", &echo.id().to_string()]).status().unwrap().success());
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = echo.wait().unwrap();
+    let mut err = String::new();
+    echo.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(143), "{err}");
+    let line: serde_json::Value = serde_json::from_str(rest.lines().next().unwrap_or_default()).expect("a JSON line");
+    assert_eq!(line["remote"], "term-caller", "{rest}");
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
+}

@@ -215,3 +215,57 @@ fn summary_json_carries_the_verdicts_and_summary_dash_prints_only_it() {
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(d.join("out2/summary.json")).unwrap());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// SIGTERM (or Ctrl-C) during a simulation: the run stops, writes a partial report marked
+/// interrupted in every output, and exits 143 (130). Before, the process died with the signal
+/// and wrote nothing.
+#[test]
+fn a_signal_stops_the_run_with_a_partial_report_marked_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let d = tmp("signal");
+    let out = d.join("out");
+    // 5,000 pairs at 10 per second: minutes of virtual time, so the signal always comes mid-run.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["run", "scenarios/storm-10k.toml", "-q", "--out", out.to_str().unwrap()])
+        .args(["--set", "peers.arrival={ rate_per_s = 10 }"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handler is in place once the run says it is running.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("on the simulator") {}
+    assert!(line.contains("running storm-10k"), "{line}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(143), "{stdout}{rest}");
+    assert!(rest.contains("SIGTERM: stopping"), "{rest}");
+    assert!(stdout.starts_with("INTERRUPTED") && stdout.contains("interrupted (SIGTERM)"), "{stdout}");
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["interrupted"], true);
+    let m = &summary["modes"][0];
+    assert_eq!(m["interrupted"], true);
+    let (pairs, peers) = (m["pairs"].as_u64().unwrap(), m["peers"].as_u64().unwrap());
+    assert!(peers > 0 && peers < 10_000, "only the peers that started: {peers}");
+    assert!(pairs + m["connections_cut"].as_u64().unwrap_or(0) <= peers / 2, "{m}");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("**INTERRUPTED"));
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("id=\"interrupted\""));
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("errors=\"1\"") && junit.contains("type=\"interrupted\""), "{junit}");
+    // The mark survives a re-render from metrics.json.
+    let again = d.join("again");
+    let o = peerstorm(&["report", out.to_str().unwrap(), "--out", again.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(std::fs::read_to_string(again.join("summary.json")).unwrap().contains("\"interrupted\": true"));
+    let _ = std::fs::remove_dir_all(&d);
+}

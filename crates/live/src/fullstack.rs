@@ -245,6 +245,9 @@ pub struct FullConfig {
     pub setup_timeout: Duration,
     pub id_prefix: String,
     pub ip: std::net::IpAddr,
+    /// Set from outside (Ctrl-C, SIGTERM): no pair starts after it; those running finish within
+    /// their setup timeout, and the outcome is marked interrupted.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One pair: both peers driven at once; the answerer stops when the offerer is done.
@@ -305,7 +308,9 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
             connected: in_flight * 2,
         })
     };
-    cfg.plan.dispatch(start, Arc::new(|| false), run, on_start).await;
+    let stop = cfg.stop.clone();
+    let stopped = move || stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    cfg.plan.dispatch(start, Arc::new(stopped.clone()), run, on_start).await;
     let mut done = std::mem::take(&mut *results.lock().expect("lock"));
     done.sort_by_key(|(n, ..)| *n);
     let mut peers = Vec::new();
@@ -333,6 +338,7 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
         bytes_per_s: Vec::new(),
         shard: Shard { index: cfg.plan.shard.0, count: cfg.plan.shard.1 },
         sim: None,
+        interrupted: stopped(),
     };
     (run, unbound.load(Ordering::Relaxed))
 }

@@ -49,6 +49,8 @@ pub struct Overrides {
     pub source_ip: Option<IpAddr>,
     /// A broker on this machine that somebody else started: sample it.
     pub broker_pid: Option<u32>,
+    /// Set from outside (Ctrl-C, SIGTERM) to stop the run early with a partial report.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a live run tells its caller as it goes.
@@ -210,6 +212,7 @@ fn signaling(
             id_prefix: format!("ps{}s{}", std::process::id(), shard.index + 1),
             broker_pid: b.pid,
             label,
+            stop: o.stop.clone(),
         };
         let shard_note = if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) };
         events(Event::Note(format!(
@@ -284,6 +287,7 @@ fn full(
             setup_timeout: s.timeouts.setup,
             id_prefix: format!("ps{}s{}{name}", std::process::id(), shard.index + 1),
             ip: o.source_ip.unwrap_or([127, 0, 0, 1].into()),
+            stop: o.stop.clone(),
         };
         events(Event::Note(format!(
             "running {} live, full stack, {name} ICE, against {} ({} load for {:.0} s)",

@@ -34,7 +34,13 @@ pub struct LiveConfig {
     pub broker_pid: Option<u32>,
     /// The run's label in the summary (`signaling`, or `signaling peer@1.0.2` side by side).
     pub label: String,
+    /// Set from outside (Ctrl-C, SIGTERM) to stop the run: no new pairs, the rest cut within
+    /// about a second, the metrics marked interrupted.
+    pub stop: Option<Arc<AtomicBool>>,
 }
+
+/// Why a run stopped when it was asked to.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
 
 /// Where a live run is.
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +106,23 @@ impl Shared {
         }
     }
 
+    /// Whether the run was asked to stop (Ctrl-C, SIGTERM).
+    fn stopping(&self) -> bool {
+        self.cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
     fn fail(&self, cause: &str) {
+        if self.stopping() {
+            // Cut by the interruption (an embedded broker dies of the same Ctrl-C): neither a
+            // failure nor a connection of the report, but counted apart.
+            self.with(|m| {
+                m.count("connections_cut", 1);
+                if let Some(n) = m.counters.get_mut("connections") {
+                    *n = n.saturating_sub(1);
+                }
+            });
+            return;
+        }
         self.failed.fetch_add(1, Ordering::Relaxed);
         let s = self.second();
         self.with(|m| {
@@ -479,6 +501,11 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
         tokio::select! {
             r = tasks.join_next() => if r.is_none() { break },
             _ = tick.tick() => {
+                // First: a Ctrl-C reaches an embedded broker in the same process group too, and
+                // its death is then the interruption's doing, not the broker's failure.
+                if sh.cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    sh.abort(INTERRUPTED.into());
+                }
                 if let Some(pid) = sh.cfg.broker_pid {
                     match peerstorm_loadgen::proc::sample(pid) {
                         Ok(s) => rss_max = rss_max.max(s.rss_kib),
@@ -530,5 +557,8 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
         m.series.entry(key.into()).or_default();
     }
     m.end_ms = elapsed.as_secs_f64() * 1000.0;
+    if aborted.as_deref() == Some(INTERRUPTED) {
+        m.count("interrupted", 1);
+    }
     Ok(LiveRun { metrics: m, aborted })
 }

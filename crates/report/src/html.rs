@@ -295,6 +295,9 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
         shards = esc(&s.shards.join(", ")),
         schema = esc(&s.schema)
     );
+    if let Some(note) = crate::render::interruption_note(s) {
+        let _ = write!(o, r#"<p class="fail" id="interrupted">{}.</p>"#, esc(&note));
+    }
     if !outcomes.is_empty() {
         let failed = outcomes.iter().filter(|t| !t.passed).count();
         let _ = write!(

@@ -81,8 +81,24 @@ fn live_lines(o: &mut String, m: &crate::summary::ModeSummary) {
     }
 }
 
+/// What every output says first about a run that was stopped early.
+pub fn interruption_note(s: &Summary) -> Option<String> {
+    if !s.interrupted {
+        return None;
+    }
+    let cut: u64 = s.modes.iter().map(|m| m.connections_cut).sum();
+    Some(format!(
+        "INTERRUPTED: the run was stopped (Ctrl-C or SIGTERM) before it finished; the figures cover what finished before, {cut} connection{} in flight {} cut and counted nowhere, and runs after the stopped one are missing",
+        if cut == 1 { "" } else { "s" },
+        if cut == 1 { "was" } else { "were" }
+    ))
+}
+
 pub fn table(s: &Summary) -> String {
     let mut o = String::new();
+    if let Some(note) = interruption_note(s) {
+        let _ = writeln!(o, "{note}");
+    }
     for m in s.modes.iter().filter(|m| is_live_signaling(m)) {
         live_lines(&mut o, m);
     }
@@ -177,6 +193,9 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# peerstorm report: {}\n", s.scenario);
     let _ = writeln!(o, "Seed {}, shards {}, schema `{}`.\n", s.seed, s.shards.join(", "), s.schema);
+    if let Some(note) = interruption_note(s) {
+        let _ = writeln!(o, "> **{note}.**\n");
+    }
     if !outcomes.is_empty() {
         let failed = outcomes.iter().filter(|t| !t.passed).count();
         let _ = writeln!(
@@ -271,18 +290,25 @@ fn xml(s: &str) -> String {
 /// `junit.xml`: one testcase per threshold, a failure element for each that failed.
 pub fn junit(s: &Summary, outcomes: &[Outcome]) -> String {
     let failures = outcomes.iter().filter(|t| !t.passed).count();
+    // An interrupted run is one more test case, in error: CI must not read it as complete.
+    let note = interruption_note(s);
+    let (tests, errors) = (outcomes.len() + usize::from(note.is_some()), usize::from(note.is_some()));
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ =
+        writeln!(o, "<testsuites name=\"peerstorm\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     let _ = writeln!(
         o,
-        "<testsuites name=\"peerstorm\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">",
-        outcomes.len()
-    );
-    let _ = writeln!(
-        o,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\">",
         xml(&format!("thresholds.{}", s.scenario)),
-        outcomes.len()
     );
+    if let Some(note) = &note {
+        let _ = writeln!(
+            o,
+            "    <testcase classname=\"{}\" name=\"the run completed\">\n      <error message=\"interrupted\" type=\"interrupted\">{}</error>\n    </testcase>",
+            xml(&format!("peerstorm.{}", s.scenario)),
+            xml(note)
+        );
+    }
     for t in outcomes {
         let _ = write!(
             o,

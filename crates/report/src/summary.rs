@@ -157,6 +157,16 @@ pub struct ModeSummary {
     pub frames_relayed: u64,
     pub datagrams_delivered: u64,
     pub end_ms: f64,
+    /// The run was stopped early (Ctrl-C, SIGTERM): its figures cover what finished before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// Connections still in flight when the run was stopped; in no other figure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections_cut: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::ops::Deref for ModeSummary {
@@ -185,6 +195,10 @@ pub struct Summary {
     /// of the scenario (filled when the results are written; empty in a bare summary).
     #[serde(default)]
     pub thresholds: Vec<Verdict>,
+    /// The run was stopped early (Ctrl-C, SIGTERM): a partial report. Runs after the one that
+    /// was stopped are missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// A threshold's verdict as summary.json carries it.
@@ -350,11 +364,14 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
         frames_relayed: r.counter("frames_relayed"),
         datagrams_delivered: r.counter("datagrams"),
         end_ms: round3(r.end_ms),
+        interrupted: r.counter("interrupted") > 0,
+        connections_cut: r.counter("connections_cut"),
     }
 }
 
 pub fn summarize(m: &Metrics) -> Summary {
     let modes: Vec<ModeSummary> = m.runs.iter().map(summarize_run).collect();
+    let interrupted = modes.iter().any(|m| m.interrupted);
     let mut deltas = Vec::new();
     for t in modes.iter().filter(|m| m.ice == "trickle") {
         let Some(v) = modes.iter().find(|m| m.ice == "vanilla" && m.rtt_ms == t.rtt_ms) else { continue };
@@ -374,6 +391,7 @@ pub fn summarize(m: &Metrics) -> Summary {
         modes,
         trickle_minus_vanilla_p50_ms: deltas,
         thresholds: Vec::new(),
+        interrupted,
     }
 }
 

@@ -291,6 +291,11 @@ impl ScenarioWorld {
 
     /// Every peer's outcome once the world has run.
     pub fn outcome(self) -> RunOutcome {
+        self.outcome_of(false)
+    }
+
+    /// Every peer's outcome; `interrupted`: the run was stopped before every peer was done.
+    pub fn outcome_of(self, interrupted: bool) -> RunOutcome {
         let w = &self.world;
         let peers = w
             .peers()
@@ -314,6 +319,7 @@ impl ScenarioWorld {
             bytes_per_s: stats.bytes_per_s.clone(),
             shard: self.shard,
             sim: Some(SimStats { rtt: self.rtt, events: stats.events, datagrams_delivered: w.network().delivered }),
+            interrupted,
         }
     }
 }

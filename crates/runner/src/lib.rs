@@ -16,6 +16,7 @@ pub mod layout;
 pub mod world;
 
 pub use layout::ScenarioWorld;
+pub use peerstorm_netsim::Flow;
 pub use peerstorm_report::Summary;
 pub use peerstorm_scenario::{RunOutcome, Scenario, Shard};
 pub use world::{SimError, Step, World};
@@ -42,9 +43,23 @@ pub fn simulate(
     shard: Shard,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<RunOutcome, SimError> {
+    simulate_stoppable(s, ice, shard, &mut |p| {
+        progress(p);
+        Flow::Continue
+    })
+}
+
+/// As [`simulate`]; `progress` answering [`Flow::Stop`] ends the run early, and the outcome is
+/// marked interrupted.
+pub fn simulate_stoppable(
+    s: &Scenario,
+    ice: IceMode,
+    shard: Shard,
+    progress: &mut dyn FnMut(Progress) -> Flow,
+) -> Result<RunOutcome, SimError> {
     let mut sw = ScenarioWorld::build(s, ice, shard);
     let n = s.peers.count;
-    sw.world.run(&mut |w| {
+    let flow = sw.world.run_stoppable(&mut |w| {
         let st = w.stats();
         progress(Progress {
             ice,
@@ -55,7 +70,7 @@ pub fn simulate(
             peers: n,
         })
     })?;
-    Ok(sw.outcome())
+    Ok(sw.outcome_of(flow == Flow::Stop))
 }
 
 /// Runs every ICE mode of the scenario and summarises.
@@ -76,11 +91,29 @@ pub fn run_with_progress(
     shard: Shard,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(peerstorm_report::Metrics, Vec<RunOutcome>), SimError> {
+    run_stoppable(s, shard, &mut |p| {
+        progress(p);
+        Flow::Continue
+    })
+}
+
+/// As [`run_with_progress`]; `progress` answering [`Flow::Stop`] ends the current run early
+/// (marked interrupted) and starts no further one: the metrics then hold the runs so far.
+pub fn run_stoppable(
+    s: &Scenario,
+    shard: Shard,
+    progress: &mut dyn FnMut(Progress) -> Flow,
+) -> Result<(peerstorm_report::Metrics, Vec<RunOutcome>), SimError> {
     let mut runs = Vec::new();
-    for rtt in s.rtts() {
+    'all: for rtt in s.rtts() {
         let v = s.at_rtt(rtt);
         for ice in &s.peers.ice {
-            runs.push(simulate(&v, *ice, shard, progress)?);
+            let r = simulate_stoppable(&v, *ice, shard, progress)?;
+            let stop = r.interrupted;
+            runs.push(r);
+            if stop {
+                break 'all;
+            }
         }
     }
     Ok((peerstorm_scenario::collect_all(&s.name, s.seed, shard, &runs), runs))

@@ -281,22 +281,43 @@ impl World {
     /// Steps until every scheduled peer is done, calling `progress` about once per virtual
     /// second.
     pub fn run(&mut self, progress: &mut dyn FnMut(&World)) -> Result<(), SimError> {
+        self.run_stoppable(&mut |w| {
+            progress(w);
+            Flow::Continue
+        })
+        .map(|_| ())
+    }
+
+    /// As [`World::run`], and `progress` may end the run early by answering [`Flow::Stop`]
+    /// (an interrupted run: the peers still in flight are left as they are). It is asked once
+    /// per virtual second and at least every [`World::ASK_EVERY`] events, so a stop request is
+    /// seen promptly however slowly virtual time moves.
+    pub fn run_stoppable(&mut self, progress: &mut dyn FnMut(&World) -> Flow) -> Result<Flow, SimError> {
         let mut next_report = Duration::from_secs(1);
+        let mut steps = 0u64;
         while self.stats.peers_pending > 0 {
             if !self.agenda.has_work() {
                 return Err(SimError::Deadlock { at: self.now(), unfinished: self.unfinished() });
             }
-            if self.now() >= next_report {
-                progress(self);
-                next_report = self.now() + Duration::from_secs(1);
+            steps += 1;
+            if self.now() >= next_report || steps % Self::ASK_EVERY == 0 {
+                if progress(self) == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+                if self.now() >= next_report {
+                    next_report = self.now() + Duration::from_secs(1);
+                }
             }
             if let Step::Delivered(d) = self.step()? {
                 // Packets to hosts nobody runs are lost, as on a real network.
                 drop(d);
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
+
+    /// Events between two questions to `run_stoppable`'s callback at most.
+    pub const ASK_EVERY: u64 = 65_536;
 
     /// Steps until `deadline` (virtual time then stands there) or until `on_delivery`, called
     /// for every packet that reaches a host the caller owns, says [`Flow::Stop`].

@@ -2,7 +2,7 @@
 //! [`RunMetrics`]: every setup stage of every connection into HDR histograms (overall, per
 //! NAT-pair class, per selected candidate pair), counters, and per-second series.
 
-use crate::outcome::{RunOutcome, Shard};
+use crate::outcome::{PeerResult, RunOutcome, Shard};
 use peerstorm_peer::{Failure, IceMode, Milestone};
 use peerstorm_report::metrics::scoped;
 use peerstorm_report::summary::STAGES;
@@ -59,7 +59,13 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
     // A live run's network is real: RTT 0 stands for it in the report layer.
     let rtt_ms = r.sim.as_ref().map_or(0, |s| s.rtt.as_millis() as u64);
     let mut m = RunMetrics::new(ice_name(r.ice), rtt_ms);
-    for p in r.peers.iter().filter(|p| p.in_shard) {
+    // An interrupted run counts what it got to: the peers that started, the connections that
+    // finished (succeeded or failed); those still in flight were cut and are counted apart.
+    let started = |p: &PeerResult| !r.interrupted || p.start <= r.end;
+    if r.interrupted {
+        m.count("interrupted", 1);
+    }
+    for p in r.peers.iter().filter(|p| p.in_shard && started(p)) {
         m.count("peers", 1);
         m.tick("peers_started", p.start.as_secs() as usize, 1);
     }
@@ -73,6 +79,13 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
         let class = class_of(pa.nat, pb.nat);
         let selected = o.milestones.selected.as_ref().map(|(x, y)| format!("{x}/{y}"));
         let ok = o.milestones.failure.is_none() && o.milestones.get(Milestone::WorkloadDone).is_some();
+        let failed = o.milestones.failure.is_some() || a.milestones.failure.is_some();
+        if r.interrupted && !ok && !failed {
+            if started(pa) {
+                m.count("connections_cut", 1);
+            }
+            continue;
+        }
         for scope in [None, Some(class.as_str())] {
             let key = |name: &str| scope.map_or(name.to_string(), |c| scoped(name, "class", c));
             m.count(key("connections"), 1);

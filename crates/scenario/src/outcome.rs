@@ -57,6 +57,9 @@ pub struct RunOutcome {
     pub shard: Shard,
     /// `None` for a live run on real sockets.
     pub sim: Option<SimStats>,
+    /// The run was stopped early (Ctrl-C, SIGTERM): connections still in flight were cut and
+    /// peers that had not started never did.
+    pub interrupted: bool,
 }
 
 /// A part of a scenario: groups `index`, `index + count`, ... (0-based), so that shards

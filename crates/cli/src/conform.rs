@@ -73,6 +73,12 @@ pub struct BrokerArgs {
     /// The broker's concurrent_limit: enables handshake.16 (run it alone: --cases handshake.16).
     #[arg(long)]
     concurrent_limit: Option<usize>,
+    /// Leave out the cases that would wait out one of the server's timeouts longer than 10 s
+    /// (the alive.* cases wait the alive timeout: 60 s with the reference CLI's default); they
+    /// are listed as not run. Give --expire-timeout/--alive-timeout when the server's own are
+    /// shorter, and those cases run quickly instead.
+    #[arg(long)]
+    fast: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -185,24 +191,63 @@ fn selection(profile: &str, c: &Common) -> Selection {
             .as_deref()
             .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default(),
+        exclude: Vec::new(),
     }
 }
 
-fn report(suite: &str, results: &[CaseResult], c: &Common) -> Result<u8> {
+/// What a JSON report says besides the cases: which server, with which options, and which
+/// cases were left out and why.
+struct RunFacts {
+    target: String,
+    options: serde_json::Value,
+    not_run: Vec<(String, String)>,
+}
+
+fn report(suite: &str, results: &[CaseResult], c: &Common, cx: &RunFacts) -> Result<u8> {
     print!("{}", peerstorm_conform::table(results));
+    for (id, why) in &cx.not_run {
+        println!("not run     {id:<18} {why}");
+    }
+    let code = if results.is_empty() { crate::EXIT_HARNESS } else { peerstorm_conform::exit_status(results, c.strict) };
     if let Some(p) = &c.junit {
         std::fs::write(p, peerstorm_conform::junit(suite, results, c.strict))
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &c.json {
-        std::fs::write(p, serde_json::to_string_pretty(results)? + "\n")
+        let count = |v: &str| results.iter().filter(|r| r.verdict_name() == v).count();
+        let j = serde_json::json!({
+            "suite": suite,
+            "target": cx.target,
+            "peerstorm": env!("CARGO_PKG_VERSION"),
+            "options": cx.options,
+            "totals": {
+                "cases": results.len(),
+                "OK": count("OK"),
+                "INFO": count("INFO"),
+                "NON-STRICT": count("NON-STRICT"),
+                "FAILED": count("FAILED"),
+                "not_run": cx.not_run.len(),
+            },
+            "exit_status": code,
+            "not_run": cx.not_run.iter().map(|(id, why)| serde_json::json!({"id": id, "why": why})).collect::<Vec<_>>(),
+            "cases": results,
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&j)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if results.is_empty() {
         eprintln!("peerstorm: no case matched");
-        return Ok(crate::EXIT_HARNESS);
     }
-    Ok(peerstorm_conform::exit_status(results, c.strict))
+    Ok(code)
+}
+
+/// Prints each result on stderr as its case finishes (the table on stdout comes at the end).
+fn streaming(total: usize) -> impl FnMut(&CaseResult) {
+    let mut done = 0;
+    move |r: &CaseResult| {
+        done += 1;
+        eprintln!("[{done:>3}/{total}] {:<10} {:<13} {:>6} ms", r.verdict_name(), r.id, r.ms);
+    }
 }
 
 fn list<C>(cases: &[peerstorm_conform::Case<C>], sel: &Selection) {
@@ -219,6 +264,7 @@ pub fn broker_suite(
     sel: &Selection,
     (expire, alive): (u64, u64),
     concurrent_limit: Option<usize>,
+    progress: &mut dyn FnMut(&CaseResult),
 ) -> Result<Option<Vec<CaseResult>>> {
     if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
         return Ok(None);
@@ -239,7 +285,7 @@ pub fn broker_suite(
         16,
         timeout,
         &["robust.8"],
-        |_| {},
+        progress,
     ))))
 }
 
@@ -251,6 +297,7 @@ pub fn turn_suite(
     alt: Option<SocketAddr>,
     quota: Option<usize>,
     sel: &Selection,
+    progress: &mut dyn FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>> {
     let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, alt, quota);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -261,7 +308,7 @@ pub fn turn_suite(
         1,
         Duration::from_secs(30),
         &[],
-        |_| {},
+        progress,
     )))
 }
 
@@ -283,8 +330,40 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 eprintln!("peerstorm: {why}");
                 return Ok(crate::EXIT_HARNESS);
             }
-            match broker_suite(addr, &path, &key, &sel, (a.expire_timeout, a.alive_timeout), a.concurrent_limit)? {
-                Some(results) => report("broker", &results, &a.common),
+            let mut sel = sel;
+            let mut not_run = Vec::new();
+            if a.fast {
+                let (expire, alive) = (Duration::from_millis(a.expire_timeout), Duration::from_millis(a.alive_timeout));
+                for c in peerstorm_conform::broker::cases().iter().filter(|c| sel.wants(c.id, c.level)) {
+                    if let Some(wait) = peerstorm_conform::broker::waits_out(c.id, expire, alive)
+                        && wait > Duration::from_secs(10)
+                    {
+                        not_run.push((
+                            c.id.to_string(),
+                            format!("--fast: waits out a {} s server timeout", wait.as_secs()),
+                        ));
+                    }
+                }
+                sel.exclude = not_run.iter().map(|(id, _)| id.clone()).collect();
+            }
+            let total = peerstorm_conform::broker::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
+            let options = serde_json::json!({
+                "profile": a.profile, "key": key, "path": path, "expire_timeout_ms": a.expire_timeout,
+                "alive_timeout_ms": a.alive_timeout, "concurrent_limit": a.concurrent_limit, "fast": a.fast,
+                "cases": a.common.cases, "strict": a.common.strict,
+            });
+            let cx = RunFacts { target: a.url.clone(), options, not_run };
+            let progress = &mut streaming(total);
+            match broker_suite(
+                addr,
+                &path,
+                &key,
+                &sel,
+                (a.expire_timeout, a.alive_timeout),
+                a.concurrent_limit,
+                progress,
+            )? {
+                Some(results) => report("broker", &results, &a.common, &cx),
                 None => {
                     eprintln!("peerstorm: the broker at {addr} does not accept connections");
                     Ok(crate::EXIT_HARNESS)
@@ -323,8 +402,14 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 eprintln!("peerstorm: no STUN answer from {server}");
                 return Ok(crate::EXIT_HARNESS);
             }
-            let results = turn_suite(server, user, password, a.alt_address, a.quota, &sel)?;
-            let code = report("turn", &results, &a.common)?;
+            let total = peerstorm_conform::turn::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
+            let results = turn_suite(server, user, password, a.alt_address, a.quota, &sel, &mut streaming(total))?;
+            let options = serde_json::json!({
+                "user": user, "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,
+                "cases": a.common.cases, "strict": a.common.strict,
+            });
+            let cx = RunFacts { target: a.uri.clone(), options, not_run: Vec::new() };
+            let code = report("turn", &results, &a.common, &cx)?;
             let forbidden = results.iter().filter(|r| r.observed.as_deref().is_some_and(|o| o.contains("403"))).count();
             if forbidden > 0 {
                 eprintln!(
@@ -467,14 +552,14 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         args.extend_from_slice(extra);
         crate::children::serve_broker(&args)
     };
-    let all = Selection { profile: "all".into(), patterns: vec![] };
+    let all = Selection { profile: "all".into(), patterns: vec![], exclude: vec![] };
     let mut columns: Vec<(String, Vec<CaseResult>)> = Vec::new();
     {
         let s = start_ours(&[])?;
         eprintln!("conform: peerstorm broker");
         columns.push((
             "peerstorm".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?
                 .context("peerstorm broker unreachable")?,
         ));
     }
@@ -483,7 +568,7 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peerstorm broker --hardened");
         columns.push((
             "peerstorm --hardened".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?.context("unreachable")?,
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?.context("unreachable")?,
         ));
     }
     {
@@ -492,14 +577,15 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peer@1.0.2");
         columns.push((
             "peer@1.0.2".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None)?.context("peer@1.0.2 unreachable")?,
+            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?
+                .context("peer@1.0.2 unreachable")?,
         ));
     }
     let mut turn_cols: Vec<(String, Vec<CaseResult>)> = Vec::new();
     for which in ["peerstorm", "coturn"] {
         let s = crate::children::start_turn(which)?;
         eprintln!("conform: {which} TURN");
-        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, &all)?));
+        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, &all, &mut |_| {})?));
     }
     let md = matrix_markdown(&columns, &turn_cols, expire, alive);
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {

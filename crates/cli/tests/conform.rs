@@ -84,8 +84,20 @@ fn broker_suite(
         "--junit",
         junit.to_str().unwrap(),
     ]);
-    let results: Vec<serde_json::Value> =
+    let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|_| panic!("{}", text(&o)))).unwrap();
+    // The report names the server, the options and the totals beside the cases.
+    assert_eq!((j["suite"].as_str(), j["target"].as_str()), (Some("broker"), Some(url.as_str())), "{j}");
+    assert_eq!(
+        (j["options"]["profile"].as_str(), j["options"]["alive_timeout_ms"].as_u64()),
+        (Some(profile), Some(3000))
+    );
+    assert_eq!(j["exit_status"].as_i64().map(|c| c as i32), o.status.code());
+    let results: Vec<serde_json::Value> = j["cases"].as_array().unwrap().clone();
+    let t = &j["totals"];
+    assert_eq!(t["cases"].as_u64(), Some(results.len() as u64));
+    let sum: u64 = ["OK", "INFO", "NON-STRICT", "FAILED"].iter().map(|v| t[v].as_u64().unwrap()).sum();
+    assert_eq!(sum, results.len() as u64, "{t}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testcase ").count(), results.len(), "one JUnit testcase per case");
     std::fs::remove_dir_all(&dir).ok();
@@ -103,6 +115,37 @@ fn musts_hold(m: &serde_json::Map<String, serde_json::Value>, who: &str) {
     for r in musts {
         assert!(matches!(r["verdict"].as_str(), Some("OK" | "INFO")), "{who}: {r}");
     }
+}
+
+/// `--fast` leaves out the cases that would wait out a long server timeout (and says so in the
+/// table and the JSON); results stream on stderr as cases finish.
+#[test]
+fn fast_leaves_out_the_long_waits_and_results_stream() {
+    let (_o, a) = ours(&[]);
+    let json = std::env::temp_dir().join(format!("peerstorm-conform-fast-{}.json", std::process::id()));
+    let url = format!("http://{a}/");
+    let o = peerstorm(&[
+        "conform",
+        "broker",
+        &url,
+        "--fast",
+        "--cases",
+        "alive.*,handshake.1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).ok();
+    let ran: Vec<&str> = j["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ran, ["handshake.1"], "{j}");
+    let left: Vec<&str> = j["not_run"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(left, ["alive.1", "alive.2", "alive.3"], "the alive timeout is 60 s by default: {j}");
+    assert_eq!(j["options"]["fast"], true);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("not run     alive.1") && out.contains("waits out a 60 s server timeout"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[  1/1] OK         handshake.1"), "streamed: {err}");
 }
 
 #[test]
@@ -217,8 +260,10 @@ fn turn_suite(uri: &str, extra: &[&str]) -> (Option<i32>, serde_json::Map<String
     let mut args = vec!["conform", "turn", uri, "--user", "test:test", "--json", json.to_str().unwrap()];
     args.extend_from_slice(extra);
     let o = peerstorm(&args);
-    let results: Vec<serde_json::Value> =
+    let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|_| panic!("{}", text(&o)))).unwrap();
+    assert_eq!((j["suite"].as_str(), j["target"].as_str()), (Some("turn"), Some(uri)), "{j}");
+    let results: Vec<serde_json::Value> = j["cases"].as_array().unwrap().clone();
     std::fs::remove_file(&json).ok();
     (o.status.code(), results.into_iter().map(|r| (r["id"].as_str().unwrap().to_string(), r)).collect(), text(&o))
 }

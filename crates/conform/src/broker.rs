@@ -135,6 +135,18 @@ macro_rules! case {
     };
 }
 
+/// How long a case waits out one of the server's timeouts (the expire or the alive timeout),
+/// if it does: `--fast` leaves out those that would wait long.
+pub fn waits_out(id: &str, expire: Duration, alive: Duration) -> Option<Duration> {
+    if id.starts_with("alive.") {
+        Some(alive)
+    } else if id.starts_with("expire.") || id == "close.1" {
+        Some(expire)
+    } else {
+        None
+    }
+}
+
 pub fn cases() -> Vec<Case<Ctx>> {
     vec![
         case!(

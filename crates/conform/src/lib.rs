@@ -87,6 +87,8 @@ pub struct Selection {
     pub profile: String,
     /// Shell-style patterns on case IDs (`relay.*`); empty: every case of the profile.
     pub patterns: Vec<String>,
+    /// Case IDs left out whatever the patterns say (`--fast`).
+    pub exclude: Vec<String>,
 }
 
 /// `*` and `?` globbing.
@@ -110,7 +112,9 @@ impl Selection {
             "all" => true,
             _ => level != Level::Harden,
         };
-        in_profile && (self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, id)))
+        in_profile
+            && (self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, id)))
+            && !self.exclude.iter().any(|x| x == id)
     }
 }
 
@@ -131,17 +135,41 @@ pub async fn run<C: Clone + 'static>(
     let mut results = local
         .run_until(async {
             let sem = std::rc::Rc::new(tokio::sync::Semaphore::new(parallel.max(1)));
-            let mut handles = Vec::new();
+            // Results arrive as cases finish, so `progress` streams them (a slow case does not
+            // hold back the report of those that finished after it started).
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut handles = Vec::with_capacity(now.len());
             for case in now {
-                let (ctx, sem) = (ctx.clone(), sem.clone());
-                handles.push(tokio::task::spawn_local(async move {
-                    let _permit = sem.acquire().await;
-                    one(case, ctx, case_timeout).await
-                }));
+                let (ctx, sem, tx) = (ctx.clone(), sem.clone(), tx.clone());
+                let about = (case.id, case.level, case.section, case.description);
+                handles.push((
+                    about,
+                    tokio::task::spawn_local(async move {
+                        let _permit = sem.acquire().await;
+                        let _ = tx.send(one(case, ctx, case_timeout).await);
+                    }),
+                ));
             }
-            let mut out = Vec::new();
-            for h in handles {
-                if let Ok(r) = h.await {
+            drop(tx);
+            let mut out = Vec::with_capacity(handles.len());
+            while let Some(r) = rx.recv().await {
+                progress(&r);
+                out.push(r);
+            }
+            // A case that panicked sent nothing: it is a failure of that case, never a gap.
+            for ((id, level, section, description), h) in handles {
+                if let Err(e) = h.await {
+                    let r = CaseResult {
+                        id: id.into(),
+                        level,
+                        section: section.into(),
+                        description: description.into(),
+                        verdict: Verdict::Failed,
+                        observed: Some(format!("the case itself failed: {e}")),
+                        expected: Some("a verdict".into()),
+                        note: None,
+                        ms: 0,
+                    };
                     progress(&r);
                     out.push(r);
                 }
@@ -301,13 +329,13 @@ mod tests {
         assert!(glob("relay.*", "relay.12"));
         assert!(!glob("relay.*", "queue.1"));
         assert!(glob("*.1", "http.1"));
-        let sel = Selection { profile: "peerjs-1.0".into(), patterns: vec![] };
+        let sel = Selection { profile: "peerjs-1.0".into(), patterns: vec![], exclude: vec![] };
         assert!(
             sel.wants("relay.1", Level::Must)
                 && sel.wants("relay.4", Level::Should)
                 && !sel.wants("robust.1", Level::Harden)
         );
-        let sel = Selection { profile: "hardening".into(), patterns: vec![] };
+        let sel = Selection { profile: "hardening".into(), patterns: vec![], exclude: vec![] };
         assert!(!sel.wants("relay.1", Level::Must) && sel.wants("robust.1", Level::Harden));
     }
 

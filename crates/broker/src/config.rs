@@ -107,7 +107,7 @@ pub struct Hardening {
     /// After a registered client's connection is lost (closed, dropped, or timed out), its ID
     /// stays reserved for its token this long: another token gets ID-TAKEN, the owner's
     /// reconnect gets OPEN and the messages queued meanwhile. Zero frees the ID at once, as the
-    /// reference does (which lets anyone squat it, notes §4.6).
+    /// reference does (which lets anyone squat it, protocol.md §4.6).
     pub id_reservation: Duration,
     /// Bytes waiting to be written to one connection beyond which the shell treats its client as
     /// a reader too slow to keep: the connection is dropped and the frames it did not take are

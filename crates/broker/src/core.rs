@@ -3,7 +3,7 @@
 //! an output queue ([`Broker::poll_output`]); [`Broker::poll_timeout`] says when it next needs
 //! [`Broker::handle_timeout`]. Drain the outputs after every `handle_*` call.
 //!
-//! Behaviour follows `peer@1.0.2` as `shared/research/peerjs-protocol.md` records it, with the
+//! Behaviour follows `peer@1.0.2` as `docs/protocol.md` records it, with the
 //! deviations listed in `crates/broker/README.md` (never the reference's failures).
 
 use crate::config::Config;
@@ -304,7 +304,7 @@ impl Broker {
         self.slots.get(slot as usize)?.as_ref().filter(|c| c.serial == serial)
     }
 
-    /// A WebSocket completed its upgrade with these query parameters (notes §1.1, in order).
+    /// A WebSocket completed its upgrade with these query parameters (protocol.md §1.1, in order).
     pub fn handle_connect(&mut self, now: Instant, conn: ConnId, params: &ConnectParams) {
         self.metrics.connections_total += 1;
         let burst = self.cfg.hardening.as_ref().map_or(0, |h| h.rate_burst);
@@ -331,7 +331,7 @@ impl Broker {
                 self.close(conn, None);
                 return;
             }
-            // Same token: this socket takes the registration over. No OPEN (notes §1.1; PR #462).
+            // Same token: this socket takes the registration over. No OPEN (protocol.md §1.1; PR #462).
             let old = std::mem::replace(&mut c.conn, conn);
             let key = (slot, c.serial);
             // Hardened: the socket it took over from is closed, not left open and detached (a
@@ -509,7 +509,7 @@ impl Broker {
         let Some(dst) = dst else {
             if *kind == MessageType::Leave {
                 // LEAVE without dst deregisters the sender, but only its own registration: the
-                // reference removes whoever holds the ID (notes §4.6, the eviction primitive).
+                // reference removes whoever holds the ID (protocol.md §4.6, the eviction primitive).
                 if let Some(&slot) = self.by_id.get(src.as_str())
                     && from_client.is_some_and(|(s, serial)| s == slot && self.client(Some((s, serial))).is_some())
                 {
@@ -601,7 +601,7 @@ impl Broker {
 
     /// The connection is gone (close frame, EOF, or an I/O error). It deregisters its ID only if
     /// it still holds the registration: a socket replaced by a same-token takeover, or one that
-    /// sent LEAVE without dst, never removes someone else's registration (notes §4.6).
+    /// sent LEAVE without dst, never removes someone else's registration (protocol.md §4.6).
     pub fn handle_close(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
         if let Some((slot, serial)) = c.client
@@ -620,7 +620,7 @@ impl Broker {
     }
 
     /// Frames the shell had for `conn` but could not write before it closed. The reference loses
-    /// them (notes §4.1.2); here they are relayed again: delivered if their peer is back (a
+    /// them (protocol.md §4.1.2); here they are relayed again: delivered if their peer is back (a
     /// reconnect), queued otherwise, so the sender gets its EXPIRE instead of silence.
     pub fn handle_undelivered(&mut self, now: Instant, conn: ConnId, texts: Vec<String>) {
         let _ = conn;
@@ -682,7 +682,7 @@ impl Broker {
         }
     }
 
-    /// notes §4.3: a client whose last HEARTBEAT is `alive_timeout` old is closed, its queue
+    /// protocol.md §4.3: a client whose last HEARTBEAT is `alive_timeout` old is closed, its queue
     /// cleared and its ID freed. Nobody is told.
     fn check_alive(&mut self, now: Instant) {
         let timeout = self.cfg.alive_timeout;
@@ -699,7 +699,7 @@ impl Broker {
         }
     }
 
-    /// notes §4.2: a queue `expire_timeout` old (from its creation; reads delete it) is dropped,
+    /// protocol.md §4.2: a queue `expire_timeout` old (from its creation; reads delete it) is dropped,
     /// and each original sender still online gets one EXPIRE per (sender, destination).
     fn expire_queues(&mut self, now: Instant) {
         let due: Vec<PeerId> = self

@@ -1,4 +1,4 @@
-//! The HTTP API of `peer@1.0.2` (notes §1.2), sans-IO: a parsed request in, a response out.
+//! The HTTP API of `peer@1.0.2` (protocol.md §1.2), sans-IO: a parsed request in, a response out.
 //!
 //! Under the mount path: `GET /` (the server description), `GET /<key>/id` (a fresh ID; the key
 //! is not checked, as in the reference), `GET /<key>/peers` (401 unless discovery is on), with

@@ -1,4 +1,4 @@
-//! Where peerstorm's broker deliberately differs from `peer@1.0.2` (notes §4.5, §4.6): each
+//! Where peerstorm's broker deliberately differs from `peer@1.0.2` (protocol.md §4.5, §4.6): each
 //! test shows the reference's failure and that ours does not have it.
 
 mod support;

@@ -1,6 +1,6 @@
 //! Differential tests: each script runs against the real `peer@1.0.2` and against peerstorm's
 //! broker at once, and every client must see the same frames, close codes and HTTP answers.
-//! Rows refer to the tables of `shared/research/peerjs-protocol.md` (§1.1, §1.2, §2, §4.1–4.4).
+//! Rows refer to the tables of `docs/protocol.md` (§1.1, §1.2, §2, §4.1–4.4).
 
 mod support;
 

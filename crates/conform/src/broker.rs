@@ -1,5 +1,5 @@
-//! The broker cases, numbered by area, each tied to a section of the PeerJS protocol notes
-//! (`shared/research/peerjs-protocol.md`). MUST: reference behaviour clients depend on. SHOULD:
+//! The broker cases, numbered by area, each tied to a section of `docs/protocol.md` (the
+//! project's write-up of the PeerJS protocol as peer@1.0.2 and peerjs@1.5.5 behave). MUST: reference behaviour clients depend on. SHOULD:
 //! reference behaviour that is arguably a bug (either answer tolerated, NON-STRICT when not met).
 //! HARDEN: what a broker facing hostile clients needs.
 
@@ -1094,4 +1094,37 @@ pub fn cases() -> Vec<Case<Ctx>> {
             |c: Ctx| async move { open(&c, "rb8", "a").await.map(|_| None) }
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every case cites a section that `docs/protocol.md` has (they once cited a notes file
+    /// outside the repository).
+    #[test]
+    fn every_case_cites_a_section_of_docs_protocol_md() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md")).unwrap();
+        let headings: Vec<String> = doc
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .filter_map(|l| l.trim_start_matches('#').split_whitespace().next())
+            .map(|n| n.trim_end_matches('.').to_string())
+            .collect();
+        let cases = cases();
+        assert!(cases.len() >= 60, "{}", cases.len());
+        for c in &cases {
+            let section = c.section.strip_prefix('§').unwrap_or_else(|| panic!("{}: section {:?}", c.id, c.section));
+            assert!(headings.iter().any(|h| h == section), "{}: §{section} is not a heading of docs/protocol.md", c.id);
+        }
+    }
+
+    #[test]
+    fn the_cases_that_wait_out_a_server_timeout_are_known() {
+        let (e, a) = (Duration::from_secs(5), Duration::from_secs(60));
+        let waiting: Vec<&str> = cases().iter().map(|c| c.id).filter(|id| waits_out(id, e, a).is_some()).collect();
+        assert_eq!(waiting, ["expire.1", "expire.2", "expire.3", "alive.1", "alive.2", "alive.3", "close.1"]);
+        assert_eq!(waits_out("alive.2", e, a), Some(a));
+        assert_eq!(waits_out("relay.1", e, a), None);
+    }
 }

@@ -1,4 +1,4 @@
-//! Golden PeerJS frames from the captured traffic in `shared/research/peerjs-protocol.md` §6,
+//! Golden PeerJS frames from the captured traffic in `docs/protocol.md` §6,
 //! kept under `fixtures/peerjs/`.
 
 use peerstorm_model::peerjs::payload::{AnswerPayload, CandidatePayload, OfferPayload};

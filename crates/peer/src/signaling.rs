@@ -1,5 +1,5 @@
 //! The PeerJS signaling client of a virtual peer, sans-IO, behaving like `peerjs@1.5.5`
-//! (notes §5): it joins with `key`, `id`, `token` and `version=1.5.5`, sends HEARTBEAT every
+//! (protocol.md §5): it joins with `key`, `id`, `token` and `version=1.5.5`, sends HEARTBEAT every
 //! `heartbeat` from the moment the socket opens, waits for OPEN before sending anything else,
 //! and turns the broker's frames into events.
 

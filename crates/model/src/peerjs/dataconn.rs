@@ -1,4 +1,4 @@
-//! The DataConnection serializations of `peerjs@1.5.5` (notes §5, "Data-channel serializations"):
+//! The DataConnection serializations of `peerjs@1.5.5` (protocol.md §5, "Data-channel serializations"):
 //!
 //! - `binary`: each value is BinaryPacked; a packed message over [`CHUNKED_MTU`] bytes is split
 //!   into chunks of that size, each sent as the BinaryPack object

@@ -55,7 +55,7 @@ impl MessageType {
     }
 
     /// OFFER, ANSWER, CANDIDATE, LEAVE and EXPIRE are relayed peer to peer by `peer@1.0.2`
-    /// (notes §2); the others are not.
+    /// (protocol.md §2); the others are not.
     pub fn is_relayed(&self) -> bool {
         matches!(
             self,
@@ -68,7 +68,7 @@ impl MessageType {
     }
 
     /// OFFER, ANSWER and CANDIDATE are queued for an offline destination; LEAVE and EXPIRE never
-    /// are (notes §4.1).
+    /// are (protocol.md §4.1).
     pub fn is_queued(&self) -> bool {
         matches!(self, MessageType::Offer | MessageType::Answer | MessageType::Candidate)
     }
@@ -138,7 +138,7 @@ impl Frame {
         Ok(frame)
     }
 
-    /// Parses a binary WebSocket message: `peer@1.0.2` decodes it as UTF-8 JSON (notes §2).
+    /// Parses a binary WebSocket message: `peer@1.0.2` decodes it as UTF-8 JSON (protocol.md §2).
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self, FrameError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| FrameError::Shape { message: format!("not UTF-8 at byte {}", e.valid_up_to()) })?;
@@ -229,7 +229,7 @@ impl Frame {
     }
 
     /// The JSON the broker sends: exactly `{"type","src","dst","payload"}` in that order, absent
-    /// members omitted, extra members dropped (notes §2, "Server → client relay").
+    /// members omitted, extra members dropped (protocol.md §2, "Server → client relay").
     pub fn to_client_json(&self) -> String {
         let mut w = JsonObject::with_capacity(self.estimated_len());
         self.write_type(&mut w);
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn relay_shape_matches_the_reference() {
-        // notes §2: src spoofed and an extra member; the server rebuilds {type,src,dst,payload}.
+        // protocol.md §2: src spoofed and an extra member; the server rebuilds {type,src,dst,payload}.
         let sent = r#"{"type":"OFFER","payload":{"sdp":{"type":"offer","sdp":"v=0\r\n"},"type":"data"},"dst":"bob","src":"mallory","extra":42}"#;
         let mut f = Frame::parse(sent).unwrap();
         assert_eq!(f.kind, Some(MessageType::Offer));

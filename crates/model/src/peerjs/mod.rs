@@ -1,5 +1,5 @@
 //! PeerJS signaling as `peer@1.0.2` (the broker) and `peerjs@1.5.5` (the client) speak it, per
-//! `shared/research/peerjs-protocol.md` §2 and §5.
+//! `docs/protocol.md` §2 and §5.
 //!
 //! - [`Frame`]: the `{type, src, dst, payload}` envelope, parsed in any key order, unknown types and
 //!   extra members kept, emitted in the client→server (`{type,payload,dst}`) or the

@@ -1,4 +1,4 @@
-//! Typed payloads as `peerjs@1.5.5` writes them (`lib/negotiator.ts`; notes §2.1). Field order
+//! Typed payloads as `peerjs@1.5.5` writes them (`lib/negotiator.ts`; protocol.md §2.1). Field order
 //! in each struct is the order PeerJS emits, so serializing gives PeerJS's bytes.
 
 use crate::candidate::IceCandidateInit;
@@ -134,7 +134,7 @@ pub struct ErrorPayload {
     pub msg: String,
 }
 
-/// The three handshake error messages of `peer@1.0.2` (notes §1.1).
+/// The three handshake error messages of `peer@1.0.2` (protocol.md §1.1).
 pub mod messages {
     pub const NO_ID_TOKEN_OR_KEY: &str = "No id, token, or key supplied to websocket server";
     pub const INVALID_KEY: &str = "Invalid key provided";
@@ -142,7 +142,7 @@ pub mod messages {
     pub const ID_TAKEN: &str = "ID is taken";
 }
 
-/// The ID rule the PeerJS client applies on its side (notes §5): `^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$`.
+/// The ID rule the PeerJS client applies on its side (protocol.md §5): `^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$`.
 pub fn is_valid_peer_id(id: &str) -> bool {
     let mut prev_sep = true;
     for b in id.bytes() {
@@ -160,7 +160,7 @@ mod tests {
     use super::*;
     use crate::peerjs::{Frame, MessageType};
 
-    /// The captured OFFER of notes §6, byte for byte.
+    /// The captured OFFER of protocol.md §6, byte for byte.
     const CAPTURED_OFFER: &str = r#"{"sdp":{"type":"offer","sdp":"v=0\r\n"},"type":"data","connectionId":"dc_k3j4h5g6f7","metadata":{"hello":"world"},"label":"dc_k3j4h5g6f7","reliable":false,"serialization":"binary"}"#;
 
     #[test]

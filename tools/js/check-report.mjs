@@ -31,6 +31,10 @@ try {
       height: s.getBoundingClientRect().height,
     })),
     failCells: document.querySelectorAll("td.fail").length,
+    classRows: [...document.querySelectorAll("table.classes")].map((t) => t.querySelectorAll("tr").length - 1),
+    trickleRows: document.querySelectorAll("table.trickle tr").length - 1,
+    emptyNotes: [...document.querySelectorAll("text.empty")].map((t) => t.textContent),
+    wideTables: [...document.querySelectorAll("table")].map((t) => t.getBoundingClientRect().width).filter((w) => w > 1280),
     okCells: document.querySelectorAll("td.ok").length,
   }));
   await page.screenshot({ path: shot, fullPage: true });

@@ -178,6 +178,32 @@ fn report_rerenders_and_compare_finds_regressions() {
     std::fs::remove_dir_all(&d).ok();
 }
 
+/// A class where nothing connected is shown with its cause, not as an empty bar; every class is
+/// drawn, more than nine spreading over several CDF charts on one shared axis.
+#[test]
+fn report_html_shows_every_class_and_why_a_class_failed() {
+    let d = tmp("classes");
+    let p = d.join("m.toml");
+    std::fs::write(
+        &p,
+        "name = \"m\"\n[network]\npairing = \"matrix\"\nnat_mix = { open = 1, full-cone = 1, restricted-cone = 1, symmetric = 1, udp-blocked = 1 }\n[peers]\ncount = 100\n[timeouts]\nsetup_s = 6\n",
+    )
+    .unwrap();
+    let out = d.join("out");
+    let o = peerstorm(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    // udp-blocked ↔ udp-blocked: 2 connections, neither reachable (TURN over UDP only).
+    assert!(html.contains("no connection of 2: 2 udp_blocked"), "the cause is written where the bar would be");
+    // 15 classes, 10 of them with an open channel: two CDF charts, "1 of 2" and "2 of 2".
+    assert!(html.contains("CDF per NAT class, 1 of 2") && html.contains("CDF per NAT class, 2 of 2"));
+    assert!(html.contains("one x axis for every CDF of the report") || html.contains("one axis for every CDF"));
+    for class in ["open ↔ udp-blocked", "full-cone ↔ symmetric", "restricted-cone ↔ udp-blocked"] {
+        assert!(html.contains(&format!("<tr><td>{class}</td>")), "{class} has its row");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
 #[test]
 fn junit_xml_reads_in_a_junit_consumer_and_report_html_renders_in_chromium() {
     let d = tmp("consumers");
@@ -226,7 +252,7 @@ fn junit_xml_reads_in_a_junit_consumer_and_report_html_renders_in_chromium() {
     assert!(requests.iter().all(|r| r.as_str().unwrap().starts_with("file://")), "nothing from the network: {page}");
     let charts = page["charts"].as_array().unwrap();
     let titles: Vec<&str> = charts.iter().map(|c| c["title"].as_str().unwrap()).collect();
-    for want in ["CDF per NAT class", "p50 per run", "path type", "per second"] {
+    for want in ["CDF per NAT class", "p50 per run", "path type", "per second", "setup-time anatomy per NAT class"] {
         assert!(titles.iter().any(|t| t.contains(want)), "a chart of {want:?}: {titles:?}");
     }
     for c in charts {
@@ -234,6 +260,18 @@ fn junit_xml_reads_in_a_junit_consumer_and_report_html_renders_in_chromium() {
         assert!(c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 50.0, "{c}");
     }
     assert_eq!(page["failCells"], 1, "the failed threshold shows as failed: {page}");
+    // Every class of every run in its table (and the "all" row), the trickle-minus-vanilla
+    // table (a row per stage of the summary's delta), nothing wider than a page.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let classes = summary["modes"][0]["classes"].as_object().unwrap().len() as u64;
+    assert!(classes >= 4, "open, port-restricted and symmetric meet in several classes: {classes}");
+    assert_eq!(page["classRows"], serde_json::json!([classes + 1, classes + 1]), "{}", page["classRows"]);
+    let deltas = summary["trickle_minus_vanilla_p50_ms"][0]["stages"].as_object().unwrap().len();
+    assert_eq!(page["trickleRows"], deltas, "{}", page["trickleRows"]);
+    assert_eq!(page["wideTables"], serde_json::json!([]), "no table wider than 1280 px: {}", page["wideTables"]);
+    // One dc_open CDF chart per run holds all six classes (nine to a chart).
+    assert_eq!(titles.iter().filter(|t| t.contains("CDF per NAT class")).count(), 2, "{titles:?}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
     std::fs::remove_dir_all(&d).ok();
 }

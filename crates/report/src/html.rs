@@ -1,6 +1,8 @@
 //! `report.html`: one self-contained file (inline CSS and SVG, no script, nothing loaded from
-//! the network): threshold verdicts, setup-stage CDFs per NAT class, trickle vs vanilla,
-//! candidate-type shares and the per-second time series.
+//! the network): threshold verdicts, the runs, trickle vs vanilla (chart and table),
+//! candidate-type shares with the cause where nothing connected, and per run: every NAT class's
+//! figures, the setup-time anatomy per class, data-channel open CDFs (steps, one x axis for the
+//! whole report, every class) and the per-second series.
 
 use crate::metrics::{Metrics, RunMetrics, scoped};
 use crate::summary::{CANDIDATE_TYPES, STAGES, Summary};
@@ -91,16 +93,19 @@ fn legend(o: &mut String, names: &[String]) {
     }
 }
 
-/// Lines through points; `series`: name and (x, y) points.
+/// Steps through points (each value held until the next point: CDFs and per-second counts);
+/// `series`: name and (x, y) points; `xmax`: a shared x axis (else the data's own).
 fn line_chart(
     title: &str,
     xlabel: &str,
     ylabel: &str,
     series: &[(String, Vec<(f64, f64)>)],
     ymax: Option<f64>,
+    xmax: Option<f64>,
 ) -> String {
     let mut o = String::new();
-    let xmax = nice(series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).fold(0.0, f64::max));
+    let xmax =
+        xmax.unwrap_or_else(|| nice(series.iter().flat_map(|(_, p)| p.iter().map(|(x, _)| *x)).fold(0.0, f64::max)));
     let ymax =
         ymax.unwrap_or_else(|| nice(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0, f64::max)));
     let pct = ylabel.contains("fraction");
@@ -108,13 +113,16 @@ fn line_chart(
     axes(&mut o, title, xlabel, ylabel, xmax, ymax, &fmt);
     let (pw, ph) = (W - L - R, H - T - B);
     for (i, (_, pts)) in series.iter().enumerate() {
-        let d: Vec<String> = pts
-            .iter()
-            .enumerate()
-            .map(|(k, (x, y))| {
-                format!("{}{:.1},{:.1}", if k == 0 { "M" } else { "L" }, L + x / xmax * pw, T + ph - y / ymax * ph)
-            })
-            .collect();
+        let (sx, sy) = (|x: f64| L + x / xmax * pw, |y: f64| T + ph - y / ymax * ph);
+        let mut d: Vec<String> = Vec::with_capacity(pts.len() * 2);
+        for (k, (x, y)) in pts.iter().enumerate() {
+            if k == 0 {
+                d.push(format!("M{:.1},{:.1}", sx(*x), sy(*y)));
+            } else {
+                d.push(format!("L{:.1},{:.1}", sx(*x), sy(pts[k - 1].1)));
+                d.push(format!("L{:.1},{:.1}", sx(*x), sy(*y)));
+            }
+        }
         let _ = write!(
             o,
             r#"<path class="series" d="{}" fill="none" stroke="{}" stroke-width="1.8"/>"#,
@@ -185,8 +193,16 @@ fn bar_chart(title: &str, xlabel: &str, rows: &[String], series: &[(String, Vec<
     o
 }
 
-/// Stacked horizontal bars of shares (each row sums to 1).
-fn share_chart(title: &str, rows: &[(String, Vec<f64>)], parts: &[&str]) -> String {
+/// One row of a stacked bar chart: its label, the parts' values, and what to write instead of
+/// a bar when there is nothing to draw (a class where nothing connected, with its failures).
+struct StackRow {
+    label: String,
+    parts: Vec<f64>,
+    empty: Option<String>,
+}
+
+/// Stacked horizontal bars: shares (`xmax` 1, each row summing to 1 or 0) or durations.
+fn stack_chart(title: &str, xlabel: &str, rows: &[StackRow], parts: &[&str], xmax: f64, unit: &str) -> String {
     let mut o = String::new();
     let h = T + B + 22.0 * rows.len() as f64;
     let (l, pw) = (250.0, W - 250.0 - R);
@@ -195,30 +211,151 @@ fn share_chart(title: &str, rows: &[(String, Vec<f64>)], parts: &[&str]) -> Stri
         r#"<svg class="chart" role="img" aria-label="{t}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title><text x="10" y="18" class="title">{t}</text>"#,
         t = esc(title)
     );
-    for (r, (row, shares)) in rows.iter().enumerate() {
+    let pct = unit == "%";
+    for i in 0..=4 {
+        let (x, v) = (l + i as f64 / 4.0 * pw, i as f64 / 4.0 * xmax);
+        let _ = write!(
+            o,
+            r##"<line x1="{x}" x2="{x}" y1="{T}" y2="{}" stroke="#eee"/><text x="{x}" y="{}" class="tick" text-anchor="middle">{}</text>"##,
+            h - B,
+            h - B + 14.0,
+            if pct { format!("{:.0}%", v * 100.0) } else { fmt_num(v) }
+        );
+    }
+    for (r, row) in rows.iter().enumerate() {
         let y = T + r as f64 * 22.0;
-        let _ =
-            write!(o, r#"<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>"#, l - 6.0, y + 14.0, esc(row));
+        let _ = write!(
+            o,
+            r#"<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>"#,
+            l - 6.0,
+            y + 14.0,
+            esc(&row.label)
+        );
+        if row.parts.iter().all(|v| *v <= 0.0) {
+            let note = row.empty.as_deref().unwrap_or("nothing to show");
+            let _ = write!(o, r#"<text x="{}" y="{}" class="tick empty">{}</text>"#, l + 4.0, y + 14.0, esc(note));
+            continue;
+        }
         let mut x = l;
-        for (k, s) in shares.iter().enumerate() {
-            let w = s * pw;
+        let end = l + row.parts.iter().map(|v| v.max(0.0)).sum::<f64>() / xmax * pw;
+        if let Some(note) = &row.empty {
+            // Part of the way, then nothing: say why after the bar.
+            let _ = write!(o, r#"<text x="{:.1}" y="{}" class="tick empty">{}</text>"#, end + 4.0, y + 14.0, esc(note));
+        }
+        for (k, v) in row.parts.iter().enumerate() {
+            let w = v.max(0.0) / xmax * pw;
             if w > 0.0 {
+                let shown = if pct { format!("{:.1} %", v * 100.0) } else { format!("{v:.1} {unit}") };
                 let _ = write!(
                     o,
-                    r#"<rect class="bar" x="{x:.1}" y="{}" width="{w:.1}" height="16" fill="{}"><title>{}: {} {:.1} %</title></rect>"#,
+                    r#"<rect class="bar" x="{x:.1}" y="{}" width="{w:.1}" height="16" fill="{}"><title>{}: {} {shown}</title></rect>"#,
                     y + 2.0,
                     COLORS[k % COLORS.len()],
-                    esc(row),
+                    esc(&row.label),
                     parts[k],
-                    s * 100.0
                 );
             }
             x += w;
         }
     }
+    let _ = write!(
+        o,
+        r#"<text x="{}" y="{}" class="label" text-anchor="middle">{}</text>"#,
+        l + pw / 2.0,
+        h - 6.0,
+        esc(xlabel)
+    );
     legend(&mut o, &parts.iter().map(|p| p.to_string()).collect::<Vec<_>>());
     o.push_str("</svg>");
     o
+}
+
+/// Failures by cause in words, for a class where nothing connected.
+fn nothing_connected(f: &crate::summary::Figures) -> String {
+    format!("no connection of {}: {}", f.pairs, crate::render::failures(&f.failures))
+}
+
+/// The setup-time anatomy: each part's duration from the medians of the offerer's milestones.
+const WATERFALL: [(&str, &str, &str); 6] = [
+    ("join", "", "open"),
+    ("offer (gathering, when vanilla)", "open", "offer_sent"),
+    ("answer", "offer_sent", "answer_received"),
+    ("ICE", "answer_received", "ice_connected"),
+    ("DTLS", "ice_connected", "dtls_connected"),
+    ("SCTP and open", "dtls_connected", "dc_open"),
+];
+
+fn waterfall_row(label: String, f: &crate::summary::Figures) -> StackRow {
+    let at = |st: &str| if st.is_empty() { Some(0.0) } else { f.stages.get(st).map(|s| s.p50_ms) };
+    let parts = WATERFALL
+        .iter()
+        .map(|(_, from, to)| match (at(from), at(to)) {
+            (Some(a), Some(b)) => (b - a).max(0.0),
+            _ => 0.0,
+        })
+        .collect();
+    let empty = (f.pairs_ok == 0).then(|| nothing_connected(f));
+    StackRow { label, parts, empty }
+}
+
+/// Every class of a run, most connections first (ties by name): none left out.
+fn classes_in_order(md: &crate::summary::ModeSummary) -> Vec<(&String, &crate::summary::Figures)> {
+    let mut v: Vec<_> = md.classes.iter().collect();
+    v.sort_by(|a, b| b.1.pairs.cmp(&a.1.pairs).then_with(|| a.0.cmp(b.0)));
+    v
+}
+
+/// A table of every NAT class of a run: pairs, ok %, stage p50/p95, goodput, paths, failures.
+fn class_table(o: &mut String, md: &crate::summary::ModeSummary) {
+    const SHOWN: [(&str, &str); 6] = [
+        ("offer_sent", "offer"),
+        ("answer_received", "answer"),
+        ("ice_connected", "ICE"),
+        ("dtls_connected", "DTLS"),
+        ("dc_open", "open"),
+        ("first_echo", "echo"),
+    ];
+    o.push_str(
+        "<p>Milestones of the offerer, p50 / p95 in ms from its start: offer_sent, answer_received, \
+         ice_connected, dtls_connected, dc_open, first_echo.</p>",
+    );
+    o.push_str("<table class=\"classes\"><tr><th>class</th><th>pairs</th><th>ok %</th>");
+    for (_, short) in SHOWN {
+        let _ = write!(o, "<th>{short}</th>");
+    }
+    o.push_str("<th>goodput p50</th><th>paths</th><th>failures</th></tr>");
+    let mut rows: Vec<(String, &crate::summary::Figures)> = vec![("all".to_string(), &md.all)];
+    rows.extend(classes_in_order(md).into_iter().map(|(c, f)| (c.clone(), f)));
+    for (label, f) in rows {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{:.1}</td>",
+            esc(&label),
+            f.pairs,
+            if f.pairs_ok == 0 && f.pairs > 0 { "fail" } else { "num" },
+            f.success_rate * 100.0
+        );
+        for (st, _) in SHOWN {
+            match f.stages.get(st) {
+                Some(x) => {
+                    let _ = write!(o, "<td>{:.0} / {:.0}</td>", x.p50_ms, x.p95_ms);
+                }
+                None => o.push_str("<td>-</td>"),
+            }
+        }
+        let paths: Vec<String> = CANDIDATE_TYPES
+            .iter()
+            .filter_map(|t| f.shares.get(*t).filter(|v| **v > 0.0).map(|v| format!("{t} {:.0}%", v * 100.0)))
+            .collect();
+        let _ = write!(
+            o,
+            "<td>{}</td><td>{}</td><td>{}</td></tr>",
+            crate::render::rate_kbps(f.goodput_kbps_p50()),
+            esc(&if paths.is_empty() { "-".to_string() } else { paths.join(", ") }),
+            esc(&crate::render::failures(&f.failures))
+        );
+    }
+    o.push_str("</table>");
 }
 
 /// The CDF of a histogram of microseconds: (ms, fraction), at most ~200 points.
@@ -237,45 +374,75 @@ fn cdf(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
     pts
 }
 
-fn run_charts(o: &mut String, r: &RunMetrics, label: &str) {
-    // The nine classes with the most connections (ten colours: "all" takes one).
+/// Classes per CDF chart: ten colours, one for "all".
+const PER_CHART: usize = 9;
+
+fn run_charts(o: &mut String, r: &RunMetrics, label: &str, xmax: f64) {
+    // Every class, most connections first (ties by name), nine to a chart.
     let mut classes = crate::summary::scope_values(r, "class");
-    classes.sort_by_key(|c| std::cmp::Reverse(r.counter(&scoped("connections", "class", c))));
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    if let Some(h) = r.histograms.get("setup.dc_open") {
-        series.push(("all".into(), cdf(h)));
-    }
-    for c in classes.iter().take(9) {
-        if let Some(h) = r.histograms.get(&scoped("setup.dc_open", "class", c)) {
-            series.push((c.clone(), cdf(h)));
+    classes.sort_by(|a, b| {
+        let n = |c: &str| r.counter(&scoped("connections", "class", c));
+        n(b).cmp(&n(a)).then_with(|| a.cmp(b))
+    });
+    let with_samples: Vec<&String> = classes
+        .iter()
+        .filter(|c| r.histograms.get(&scoped("setup.dc_open", "class", c)).is_some_and(|h| !h.is_empty()))
+        .collect();
+    let charts = with_samples.len().div_ceil(PER_CHART).max(1);
+    for (k, chunk) in with_samples.chunks(PER_CHART).enumerate().chain(
+        // A run where no class opened a channel still gets its "all" chart if it has one.
+        (with_samples.is_empty()).then_some((0, &[][..])),
+    ) {
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        if let Some(h) = r.histograms.get("setup.dc_open").filter(|h| !h.is_empty()) {
+            series.push(("all".into(), cdf(h)));
         }
-    }
-    if !series.is_empty() {
+        for c in chunk {
+            if let Some(h) = r.histograms.get(&scoped("setup.dc_open", "class", c)) {
+                series.push(((*c).clone(), cdf(h)));
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let part = if charts > 1 { format!(", {} of {charts}", k + 1) } else { String::new() };
         o.push_str(&line_chart(
-            &format!("{label}: data channel open, CDF per NAT class (the {} largest)", series.len() - 1),
-            "ms from the offerer's start",
+            &format!("{label}: data channel open, CDF per NAT class{part}"),
+            "ms from the offerer's start (one axis for every CDF of the report)",
             "fraction of connections",
             &series,
             Some(1.0),
+            Some(xmax),
         ));
     }
     let ts: Vec<(String, Vec<(f64, f64)>)> = ["peers_started", "connections_open", "connections_failed"]
         .iter()
         .filter_map(|k| {
-            // Steps: each second's count held across that second.
             r.series.get(*k).map(|v| {
                 let pts = v
                     .iter()
                     .enumerate()
-                    .flat_map(|(i, n)| [(i as f64, *n as f64), (i as f64 + 1.0, *n as f64)])
+                    .map(|(i, n)| (i as f64, *n as f64))
+                    .chain(v.len().checked_sub(1).map(|i| (i as f64 + 1.0, v[i] as f64)))
                     .collect();
                 (k.replace('_', " "), pts)
             })
         })
         .collect();
     if !ts.is_empty() {
-        o.push_str(&line_chart(&format!("{label}: per second"), "second", "count per second", &ts, None));
+        o.push_str(&line_chart(&format!("{label}: per second"), "second", "count per second", &ts, None, None));
     }
+}
+
+/// The x axis every dc_open CDF of the report shares: the slowest opening of any run.
+fn shared_cdf_axis(m: &Metrics) -> f64 {
+    let slowest = m
+        .runs
+        .iter()
+        .filter_map(|r| r.histograms.get("setup.dc_open").filter(|h| !h.is_empty()))
+        .map(|h| h.max() as f64 / 1000.0)
+        .fold(0.0, f64::max);
+    nice(slowest)
 }
 
 /// `report.html`.
@@ -286,7 +453,8 @@ pub fn html(s: &Summary, m: &Metrics, outcomes: &[Outcome]) -> String {
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>peerstorm: {t}</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}
-.ok{{color:#176d1a;font-weight:bold}}.fail{{color:#b00;font-weight:bold}}
+.ok{{color:#176d1a;font-weight:bold}}.fail{{color:#b00;font-weight:bold}}.empty{{fill:#b00}}
+table.classes,table.trickle{{font-size:12px}}table.classes td,table.classes th,table.trickle td{{white-space:nowrap;font-variant-numeric:tabular-nums}}
 svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
 .title{{font-weight:bold;font-size:13px}}.tick{{font-size:11px;fill:#555}}.label{{font-size:12px}}.legend{{font-size:11px}}
 </style></head><body><h1>peerstorm report: {t}</h1><p>Seed {seed}; shards {shards}; schema <code>{schema}</code>.</p>"#,
@@ -329,7 +497,7 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             md.peers,
             md.pairs,
             md.success_rate * 100.0,
-            esc(&md.failures.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")),
+            esc(&crate::render::failures(&md.failures)),
             f(dc.map(|d| d.p50_ms)),
             f(dc.map(|d| d.p95_ms)),
             f(dc.map(|d| d.p99_ms)),
@@ -366,7 +534,7 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             })
             .collect();
         if !series.is_empty() {
-            o.push_str(&line_chart("live signaling latency, CDF", "ms", "fraction of pairs", &series, Some(1.0)));
+            o.push_str(&line_chart("live signaling latency, CDF", "ms", "fraction of pairs", &series, Some(1.0), None));
         }
     }
     if s.modes.len() > 1 {
@@ -380,30 +548,80 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             .iter()
             .map(|m| (s.label(m), rows.iter().map(|st| m.stages.get(st).map(|x| x.p50_ms)).collect()))
             .collect();
-        o.push_str("<h2>Trickle vs vanilla</h2>");
+        o.push_str("<h2 id=\"trickle\">Trickle vs vanilla</h2>");
         o.push_str(&bar_chart("setup stages, p50 per run", "ms from the offerer's start", &rows, &series));
+    }
+    if !s.trickle_minus_vanilla_p50_ms.is_empty() {
+        let stages: Vec<&str> = STAGES
+            .iter()
+            .copied()
+            .filter(|st| s.trickle_minus_vanilla_p50_ms.iter().any(|d| d.stages.contains_key(*st)))
+            .collect();
+        o.push_str("<p>Trickle minus vanilla, p50 per stage (ms; negative: trickle is sooner).</p><table class=\"trickle\"><tr><th>stage</th>");
+        for d in &s.trickle_minus_vanilla_p50_ms {
+            let _ = write!(o, "<th>at {} ms RTT</th>", d.rtt_ms);
+        }
+        o.push_str("</tr>");
+        for st in &stages {
+            let _ = write!(o, "<tr><td>{st}</td>");
+            for d in &s.trickle_minus_vanilla_p50_ms {
+                match d.stages.get(*st) {
+                    Some(v) => {
+                        let _ = write!(o, "<td>{v:+.1}</td>");
+                    }
+                    None => o.push_str("<td>-</td>"),
+                }
+            }
+            o.push_str("</tr>");
+        }
+        o.push_str("</table>");
     }
     o.push_str("<h2>Selected candidate types</h2>");
     let mut rows = Vec::new();
     for md in &s.modes {
-        rows.push((s.label(md), CANDIDATE_TYPES.iter().map(|t| md.shares.get(*t).copied().unwrap_or(0.0)).collect()));
-        for (c, f) in md.classes.iter().take(60) {
-            rows.push((
-                format!("  {c}"),
-                CANDIDATE_TYPES.iter().map(|t| f.shares.get(*t).copied().unwrap_or(0.0)).collect(),
-            ));
+        let shares = |f: &crate::summary::Figures| {
+            CANDIDATE_TYPES.iter().map(|t| f.shares.get(*t).copied().unwrap_or(0.0)).collect()
+        };
+        rows.push(StackRow {
+            label: s.label(md),
+            parts: shares(&md.all),
+            empty: (md.pairs_ok == 0).then(|| nothing_connected(&md.all)),
+        });
+        for (c, f) in classes_in_order(md) {
+            let empty = f.selected.is_empty().then(|| nothing_connected(f));
+            rows.push(StackRow { label: format!("  {c}"), parts: shares(f), empty });
         }
     }
-    o.push_str(&share_chart(
+    o.push_str(&stack_chart(
         "selected candidate pair: path type (the more indirect end), share of connected",
+        "share of the connections that connected",
         &rows,
         &CANDIDATE_TYPES,
+        1.0,
+        "%",
     ));
     let sweep = s.sweep();
-    for r in &m.runs {
+    let xmax = shared_cdf_axis(m);
+    for (r, md) in m.runs.iter().zip(&s.modes) {
         let label = r.label(sweep);
         let _ = write!(o, "<h2>{}</h2>", esc(&label));
-        run_charts(&mut o, r, &label);
+        if md.signal.is_empty() {
+            o.push_str("<h3>Every NAT class</h3>");
+            class_table(&mut o, md);
+            let mut rows = vec![waterfall_row("all".into(), &md.all)];
+            rows.extend(classes_in_order(md).into_iter().map(|(c, f)| waterfall_row(c.clone(), f)));
+            let longest = rows.iter().map(|r| r.parts.iter().sum::<f64>()).fold(0.0, f64::max);
+            let parts: Vec<&str> = WATERFALL.iter().map(|(name, _, _)| *name).collect();
+            o.push_str(&stack_chart(
+                &format!("{label}: setup-time anatomy per NAT class (differences of the offerer's milestone medians)"),
+                "ms from the offerer's start",
+                &rows,
+                &parts,
+                nice(longest),
+                "ms",
+            ));
+        }
+        run_charts(&mut o, r, &label, xmax);
     }
     o.push_str("</body></html>\n");
     o

@@ -43,13 +43,29 @@ fn setup_time_grows_with_the_rtt_by_a_fixed_count() {
     assert!((5.0..=14.0).contains(&slope1), "a plausible round-trip count: {slope1}");
 }
 
+/// Failures are counted once per connection, so they add up to the connections that did not
+/// succeed, overall and in every class (both sides of a timed-out connection once counted).
+#[test]
+fn failures_add_up_to_the_connections_that_did_not_succeed() {
+    let text = "[network]\npairing = \"matrix\"\nnat_mix = { open = 1, symmetric = 1, udp-blocked = 1 }\n[peers]\ncount = 36\n[timeouts]\nsetup_s = 8\n";
+    let summary = run(&scenario(text)).unwrap();
+    let m = &summary.modes[0];
+    assert!(m.pairs_ok < m.pairs, "udp-blocked pairs fail: {m:?}");
+    for (name, f) in std::iter::once(("all", &m.all)).chain(m.classes.iter().map(|(k, v)| (k.as_str(), v))) {
+        assert_eq!(f.failures.values().sum::<u64>(), f.pairs - f.pairs_ok, "{name}: {f:?}");
+    }
+    // With TURN over UDP only, a udp-blocked peer gathers nothing reachable: the cause says so.
+    let blocked = &m.classes["udp-blocked ↔ udp-blocked"];
+    assert_eq!(blocked.failures.keys().collect::<Vec<_>>(), ["udp_blocked"], "{blocked:?}");
+}
+
 #[test]
 fn everything_fails_cleanly_when_the_network_drops_everything() {
     let s = scenario("[network]\nloss = 0.999\n[peers]\ncount = 2\n[timeouts]\nsetup_s = 5\n");
     let summary = run(&s).unwrap();
     let m = &summary.modes[0];
     assert_eq!(m.pairs_ok, 0);
-    assert!(m.failures.values().sum::<u64>() >= 1, "{m:?}");
+    assert_eq!(m.failures.values().sum::<u64>(), 1, "one connection, one failure (both sides timed out): {m:?}");
 }
 
 fn class_rates(text: &str) -> std::collections::BTreeMap<String, (f64, Vec<String>)> {

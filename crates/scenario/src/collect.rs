@@ -3,7 +3,7 @@
 //! NAT-pair class, per selected candidate pair), counters, and per-second series.
 
 use crate::outcome::{PeerResult, RunOutcome, Shard};
-use peerstorm_peer::{Failure, IceMode, Milestone};
+use peerstorm_peer::{ConnOutcome, Failure, IceMode, Milestone};
 use peerstorm_report::metrics::scoped;
 use peerstorm_report::summary::STAGES;
 use peerstorm_report::{Metrics, RunMetrics};
@@ -43,6 +43,29 @@ pub fn failure_name(f: &Failure) -> &'static str {
         Failure::BrokerError(_) => "broker_error",
         Failure::Timeout => "timeout",
         Failure::HostExited => "host_exited",
+    }
+}
+
+/// Why a connection did not succeed, once per connection: the offerer's failure, else the
+/// answerer's. A timeout or an ICE failure is named by its structural cause where the run knows
+/// it: `turn_refused` when a side's TURN server refused its allocation (no relayed candidate),
+/// `udp_blocked` when a side sits behind a UDP-blocking firewall and gathered no relayed
+/// candidate (nothing could reach it).
+fn cause(offerer: (&PeerResult, &ConnOutcome), answerer: (&PeerResult, &ConnOutcome)) -> &'static str {
+    let Some(f) = offerer.1.milestones.failure.as_ref().or(answerer.1.milestones.failure.as_ref()) else {
+        return "incomplete";
+    };
+    if !matches!(f, Failure::Timeout | Failure::IceFailed) {
+        return failure_name(f);
+    }
+    let no_relay = |c: &ConnOutcome| c.milestones.get(Milestone::FirstRelay).is_none();
+    let sides = [offerer, answerer];
+    if sides.iter().any(|(_, c)| c.milestones.turn_error.is_some() && no_relay(c)) {
+        "turn_refused"
+    } else if sides.iter().any(|(p, c)| p.nat == "udp-blocked" && no_relay(c)) {
+        "udp_blocked"
+    } else {
+        failure_name(f)
     }
 }
 
@@ -90,8 +113,11 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
             let key = |name: &str| scope.map_or(name.to_string(), |c| scoped(name, "class", c));
             m.count(key("connections"), 1);
             m.count(key("connections_ok"), u64::from(ok));
-            for f in [&o.milestones.failure, &a.milestones.failure].into_iter().flatten() {
-                m.count(key(&format!("failures.{}", failure_name(f))), 1);
+            // Once per connection that did not succeed: the offerer's cause, else the
+            // answerer's (both sides of a connection that timed out say so; it is one failure),
+            // so the failures add up to connections − connections_ok.
+            if !ok {
+                m.count(key(&format!("failures.{}", cause((pa, o), (pb, a)))), 1);
             }
             if let Some(sel) = &selected {
                 m.count(key(&format!("selected.{sel}")), 1);
@@ -151,4 +177,42 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
 /// Every run of a scenario (or of one shard of it).
 pub fn collect_all(scenario: &str, seed: u64, shard: Shard, runs: &[RunOutcome]) -> Metrics {
     Metrics { scenario: scenario.into(), seed, shards: vec![shard.label()], runs: runs.iter().map(collect).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerstorm_peer::Milestones;
+
+    fn peer(nat: &'static str) -> PeerResult {
+        PeerResult { id: "p".into(), in_shard: true, nat, start: Duration::ZERO, connections: Vec::new() }
+    }
+
+    fn conn(failure: Option<Failure>, turn_error: Option<&str>, relay: bool) -> ConnOutcome {
+        let mut milestones =
+            Milestones { failure, turn_error: turn_error.map(str::to_string), ..Milestones::default() };
+        if relay {
+            milestones.mark(Milestone::FirstRelay, Duration::from_millis(50));
+        }
+        ConnOutcome { remote: "q".into(), offerer: true, milestones, bytes_moved: 0 }
+    }
+
+    #[test]
+    fn a_timeout_is_named_by_its_structural_cause() {
+        let (open, blocked) = (peer("open"), peer("udp-blocked"));
+        let timeout = || conn(Some(Failure::Timeout), None, false);
+        let waiting = || conn(None, None, false);
+        // Both sides' timeouts are one failure, the offerer's.
+        assert_eq!(cause((&open, &timeout()), (&open, &timeout())), "timeout");
+        assert_eq!(cause((&open, &waiting()), (&blocked, &timeout())), "udp_blocked");
+        // A relayed candidate was there: the firewall is not why it failed.
+        assert_eq!(cause((&open, &timeout()), (&blocked, &conn(None, None, true))), "timeout");
+        assert_eq!(
+            cause((&open, &conn(Some(Failure::IceFailed), Some("403"), false)), (&open, &waiting())),
+            "turn_refused"
+        );
+        // Other failures keep their own names.
+        assert_eq!(cause((&blocked, &conn(Some(Failure::Expire), None, false)), (&open, &waiting())), "expire");
+        assert_eq!(cause((&open, &waiting()), (&open, &waiting())), "incomplete");
+    }
 }

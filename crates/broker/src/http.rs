@@ -31,6 +31,7 @@ pub struct Response {
 
 const APP_JSON: &str = r#"{"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"}"#;
 
+/// The reason phrase of every status the broker sends (RFC 9110 §15).
 fn reason(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
@@ -39,7 +40,13 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
         426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",
     }

@@ -24,7 +24,9 @@ pub struct Config {
     pub allow_discovery: bool,
     /// Allowed CORS origins; empty reflects any origin (the reference's `origin: true`).
     pub cors: Vec<String>,
-    /// Largest WebSocket message accepted (100 MiB, ws's default `maxPayload`).
+    /// Largest WebSocket message accepted: 16 MiB, thousands of times any PeerJS signaling frame
+    /// (an SDP offer is a few KiB) yet far below the reference's 100 MiB (ws's `maxPayload`), so
+    /// one client cannot make the broker buffer 100 MiB per connection.
     pub max_frame_bytes: usize,
     /// The most a connection may take to send its HTTP request head (10 s); then it is closed.
     pub head_timeout: std::time::Duration,
@@ -51,7 +53,7 @@ impl Default for Config {
             concurrent_limit: 5000,
             allow_discovery: false,
             cors: Vec::new(),
-            max_frame_bytes: 100 << 20,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             head_timeout: std::time::Duration::from_secs(10),
             max_handshaking: 1024,
             hardening: None,
@@ -77,6 +79,9 @@ impl Config {
         self.hardening.as_ref().map_or(self.max_frame_bytes, |h| h.max_frame_bytes.min(self.max_frame_bytes))
     }
 }
+
+/// [`Config::max_frame_bytes`]'s default.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
 
 /// What `--hardened` adds. Every limit answers the client that hit it with an ERROR frame and
 /// leaves everyone else alone.

@@ -77,3 +77,35 @@ fn leave_without_dst_only_removes_the_senders_own_registration() {
     let ours = run_on(&Broker::ours(&o), &o, &steps, 200);
     assert!(ours.plain()["victim"][1].contains("dc_1"), "{:?}", ours.plain());
 }
+
+/// §4.5: the reference relays frames up to 100 MiB, buffering each whole; ours closes a sender
+/// of a frame above 16 MiB with 1009 in the default mode too, and keeps relaying for everyone
+/// else. A 10 MiB frame, as the reference measured, still goes through.
+#[test]
+fn a_frame_above_16_mib_closes_its_sender_and_10_mib_still_goes_through() {
+    let o = Opts::default();
+    let big = |mib: usize| {
+        j(json!({"type":"OFFER","payload":{"connectionId":"big","sdp":"x".repeat(mib << 20)},"dst":"bob"}))
+    };
+    let steps = [
+        Join("a", "alice", "tA"),
+        Join("b", "bob", "tB"),
+        Join("c", "carol", "tC"),
+        Send("a", big(10)),
+        Wait(1500),
+        Send("a", big(20)),
+        Wait(2000),
+        Send("c", offer("bob", "after-big")),
+    ];
+    let sizes = |t: &support::Transcript, who: &str| -> Vec<usize> {
+        t.plain().get(who).map(|v| v.iter().map(String::len).collect()).unwrap_or_default()
+    };
+    let reference = run_on(&Broker::reference(&o), &o, &steps, 1000);
+    assert_eq!(sizes(&reference, "b").iter().filter(|n| **n > 20 << 20).count(), 1, "the reference relays 20 MiB");
+    let ours = run_on(&Broker::ours(&o), &o, &steps, 1000);
+    let b = ours.plain()["b"].clone();
+    assert_eq!(b.iter().filter(|f| f.len() > 10 << 20 && f.len() < 11 << 20).count(), 1, "10 MiB relayed");
+    assert!(!b.iter().any(|f| f.len() > 20 << 20), "20 MiB not relayed");
+    assert!(b.last().is_some_and(|f| f.contains("after-big")), "bob still gets carol's offer");
+    assert_eq!(ours.plain()["a"].last().map(String::as_str), Some("close 1009"), "the sender is closed with 1009");
+}

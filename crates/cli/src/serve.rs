@@ -131,7 +131,8 @@ pub struct BrokerArgs {
     /// GET /<key>/id answers 503 until some are claimed or expire.
     #[arg(long, default_value_t = 100_000)]
     max_issued_ids: usize,
-    /// Largest WebSocket message in bytes (default: 100 MiB like the reference; 64 KiB hardened).
+    /// Largest WebSocket message in bytes; a larger one closes its sender with 1009 (default:
+    /// 16 MiB, far above any PeerJS frame; the reference takes 100 MiB; 64 KiB hardened).
     #[arg(long)]
     max_frame_bytes: Option<usize>,
     /// Hardened: sustained frames per second per client.

@@ -272,7 +272,11 @@ async fn connect(
         let t = start.elapsed().as_millis() as u64;
         log.lock().unwrap().events.entry(who.to_string()).or_default().push((t, e));
     };
-    match tokio_tungstenite::connect_async(url).await {
+    // No size limits of the client's own: what a broker relays must arrive whatever its size.
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.max_frame_size = None;
+    config.max_message_size = None;
+    match tokio_tungstenite::connect_async_with_config(url, Some(config), false).await {
         Ok((ws, _)) => {
             let (sink, mut stream) = ws.split();
             sinks.insert(who, sink);

@@ -16,7 +16,7 @@ struct T {
     now: Instant,
     tuple: FiveTuple,
     nonce: Option<Vec<u8>>,
-    tid: u8,
+    tid: u32,
 }
 
 fn a(s: &str) -> SocketAddr {
@@ -32,6 +32,14 @@ impl T {
         let tuple =
             FiveTuple { client: a("203.0.113.5:40000"), server: a("198.51.100.1:3478"), transport: Transport::Udp };
         Self { s: TurnServer::new(cfg, now, [7; 16]), now, tuple, nonce: None, tid: 0 }
+    }
+
+    /// A transaction ID of its own for every request (so none is answered from the
+    /// retransmission cache).
+    fn transaction_id(&self) -> [u8; 12] {
+        let mut id = [0u8; 12];
+        id[8..].copy_from_slice(&self.tid.to_be_bytes());
+        id
     }
 
     fn outputs(&mut self) -> Vec<Output> {
@@ -51,13 +59,13 @@ impl T {
     fn req_with(&mut self, method: u16, f: impl FnOnce(&mut Message), ports: &mut dyn RelayPorts) -> Message {
         if self.nonce.is_none() {
             self.tid += 1;
-            let m = Message::new(method, Class::Request, [self.tid; 12]);
+            let m = Message::new(method, Class::Request, self.transaction_id());
             let out = self.raw(&m.encode(true), ports);
             let r = answer(&out);
             self.nonce = r.attribute(attr::NONCE).map(<[u8]>::to_vec);
         }
         self.tid += 1;
-        let mut m = Message::new(method, Class::Request, [self.tid; 12]);
+        let mut m = Message::new(method, Class::Request, self.transaction_id());
         f(&mut m);
         m.push(attr::USERNAME, b"u".to_vec());
         m.push(attr::REALM, REALM.as_bytes().to_vec());
@@ -416,4 +424,39 @@ fn permissions_and_channels_per_allocation_are_capped() {
     assert_eq!(bind(&mut t, 0x4002, "203.0.113.3:9"), Some(508), "a third channel");
     assert_eq!(bind(&mut t, 0x4000, "203.0.113.1:9"), None, "rebinding refreshes");
     assert_eq!(permit(&mut t, &["203.0.113.9"]), Some(508), "and the permissions are still full");
+}
+
+/// Expiry pops what is due from a queue instead of scanning every permission and channel each
+/// second: a refreshed permission outlives its first expiry (the stale entry is ignored), and a
+/// client refreshing in a loop cannot grow the queue without bound.
+#[test]
+fn expiry_follows_refreshes_and_its_queue_stays_bounded() {
+    let mut t = T::new(|_| {});
+    let relay = t.req(method::ALLOCATE, udp).address(tattr::XOR_RELAYED_ADDRESS).unwrap().unwrap();
+    let peer = a("203.0.113.9:5000");
+    let permit = |t: &mut T| {
+        t.req(method::CREATE_PERMISSION, |m| {
+            m.push_address(tattr::XOR_PEER_ADDRESS, peer);
+        });
+    };
+    permit(&mut t);
+    t.advance(200);
+    permit(&mut t);
+    t.advance(150);
+    t.s.handle_peer(t.now, relay, peer, b"x");
+    assert_eq!(t.outputs().len(), 1, "350 s in, refreshed at 200 s: still permitted");
+    t.advance(151);
+    t.s.handle_peer(t.now, relay, peer, b"x");
+    assert!(t.outputs().is_empty(), "501 s in: expired 300 s after the refresh");
+
+    // 20,000 refreshes between two sweeps: the queue is compacted as it grows.
+    permit(&mut t);
+    for _ in 0..20_000 {
+        permit(&mut t);
+    }
+    assert!(t.s.expiry_queue_len() <= 4096 + 4096, "{} entries for 2 live expiries", t.s.expiry_queue_len());
+    t.advance(1);
+    assert!(t.s.expiry_queue_len() <= 4096, "{}", t.s.expiry_queue_len());
+    t.s.handle_peer(t.now, relay, peer, b"x");
+    assert_eq!(t.outputs().len(), 1, "the permission is live");
 }

@@ -79,7 +79,9 @@ impl TurnServer {
                     let mut t = [0u8; 8];
                     t[..2].copy_from_slice(&next.port().to_be_bytes());
                     t[2..].copy_from_slice(&req.transaction_id[..6]);
-                    self.reservations.insert(t, (next, now + Duration::from_secs(30), user.to_string()));
+                    let until = now + Duration::from_secs(30);
+                    self.reservations.insert(t, (next, until, user.to_string()));
+                    self.expire_at(until, Expiring::Reservation(t));
                     *self.per_user.entry(user.to_string()).or_default() += 1;
                     reserved_token = Some(t);
                 }
@@ -101,6 +103,7 @@ impl TurnServer {
             },
         );
         self.by_relay.insert(relay, tuple);
+        self.expire_at(expires, Expiring::Allocation(tuple));
         *self.per_user.entry(user.to_string()).or_default() += 1;
         self.stats.allocations += 1;
         let mut m = self.allocate_success(tuple, req);
@@ -196,6 +199,7 @@ impl TurnServer {
         } else {
             let life = self.lifetime(req);
             self.allocs.get_mut(&tuple).expect("checked").expires = now + life;
+            self.expire_at(now + life, Expiring::Allocation(tuple));
             m.push(tattr::LIFETIME, (life.as_secs() as u32).to_be_bytes().to_vec());
         }
         Ok(m)
@@ -231,8 +235,11 @@ impl TurnServer {
         if a.perms.len() + new.len() > cap {
             return Err(Reject(508, "Insufficient Capacity"));
         }
-        for p in peers {
+        for p in &peers {
             a.perms.insert(p.ip(), now + life);
+        }
+        for p in peers {
+            self.expire_at(now + life, Expiring::Permission(tuple, p.ip()));
         }
         Ok(Message::new(method::CREATE_PERMISSION, Class::Success, req.transaction_id))
     }
@@ -275,9 +282,17 @@ impl TurnServer {
         {
             return Err(Reject(508, "Insufficient Capacity"));
         }
-        a.channels.insert(ch, (peer, now + clife));
+        // A channel rebound to another peer (its binding had expired) is no longer that peer's.
+        if let Some((old, _)) = a.channels.insert(ch, (peer, now + clife))
+            && old != peer
+            && a.peer_channel.get(&old) == Some(&ch)
+        {
+            a.peer_channel.remove(&old);
+        }
         a.peer_channel.insert(peer, ch);
         a.perms.insert(peer.ip(), now + plife);
+        self.expire_at(now + clife, Expiring::Channel(tuple, ch));
+        self.expire_at(now + plife, Expiring::Permission(tuple, peer.ip()));
         Ok(Message::new(method::CHANNEL_BIND, Class::Success, req.transaction_id))
     }
 

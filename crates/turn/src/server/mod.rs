@@ -128,7 +128,22 @@ pub struct TurnServer {
     next_sweep: Instant,
     /// RFC 8656 §7.2: ports held for a later Allocate with RESERVATION-TOKEN, by token.
     reservations: FxHashMap<[u8; 8], (SocketAddr, Instant, String)>,
+    /// Every expiry that was set, by when: the sweep pops what is due instead of scanning every
+    /// allocation, permission and channel (O(expired), not O(state)). An entry whose thing was
+    /// refreshed or removed since is stale and dropped when popped; the queue is rebuilt when
+    /// stale entries pile up (a client refreshing in a loop).
+    expiries: BTreeMap<(Instant, u64), Expiring>,
+    expiry_seq: u64,
     pub stats: Stats,
+}
+
+/// What an entry of the expiry queue is about.
+#[derive(Debug, Clone, Copy)]
+enum Expiring {
+    Allocation(FiveTuple),
+    Permission(FiveTuple, IpAddr),
+    Channel(FiveTuple, u16),
+    Reservation([u8; 8]),
 }
 
 /// A response kept for retransmissions: when, sent from where, the bytes.
@@ -202,6 +217,8 @@ impl TurnServer {
             out: VecDeque::new(),
             next_sweep: now + Duration::from_secs(1),
             reservations: FxHashMap::default(),
+            expiries: BTreeMap::new(),
+            expiry_seq: 0,
             stats: Stats::default(),
         }
     }
@@ -454,29 +471,98 @@ impl TurnServer {
             return;
         }
         self.next_sweep = now + Duration::from_secs(1);
-        let dead: Vec<FiveTuple> = self.allocs.iter().filter(|(_, a)| a.expires <= now).map(|(t, _)| *t).collect();
-        for t in dead {
-            self.delete(t);
-        }
-        for a in self.allocs.values_mut() {
-            a.perms.retain(|_, e| *e > now);
-            a.channels.retain(|_, (_, e)| *e > now);
-            // Linear: a peer keeps its channel entry while that channel is still bound to it.
-            let channels = &a.channels;
-            a.peer_channel.retain(|p, ch| channels.get(ch).is_some_and(|(bound, _)| bound == p));
-        }
-        let expired: Vec<[u8; 8]> =
-            self.reservations.iter().filter(|(_, (_, e, _))| *e <= now).map(|(t, _)| *t).collect();
-        for t in expired {
-            if let Some((addr, _, owner)) = self.reservations.remove(&t) {
-                self.uncount(&owner);
-                self.out.push_back(Output::RelayClosed { relay: addr });
+        while let Some(entry) = self.expiries.first_entry() {
+            let &(at, _) = entry.key();
+            if at > now {
+                break;
             }
+            let what = entry.remove();
+            self.expire(at, what);
         }
+        self.compact_expiries();
         let ttl = self.cfg.transaction_lifetime;
         while self.cache_order.front().is_some_and(|(_, at)| now.saturating_duration_since(*at) >= ttl) {
             self.forget_oldest();
         }
+    }
+
+    /// Queues `what` to expire at `at` (called whenever an expiry is set or refreshed).
+    fn expire_at(&mut self, at: Instant, what: Expiring) {
+        self.expiry_seq += 1;
+        self.expiries.insert((at, self.expiry_seq), what);
+        // Stale entries from a refresh loop are bounded between sweeps too (the check costs
+        // O(allocations), once per 4,096 entries).
+        if self.expiry_seq.is_multiple_of(4096) {
+            self.compact_expiries();
+        }
+    }
+
+    /// An expiry came due: removes the thing if its expiry is still `at` (else it was refreshed
+    /// or is gone, and the entry was stale).
+    fn expire(&mut self, at: Instant, what: Expiring) {
+        match what {
+            Expiring::Allocation(t) => {
+                if self.allocs.get(&t).is_some_and(|a| a.expires == at) {
+                    self.delete(t);
+                }
+            }
+            Expiring::Permission(t, ip) => {
+                if let Some(a) = self.allocs.get_mut(&t)
+                    && a.perms.get(&ip) == Some(&at)
+                {
+                    a.perms.remove(&ip);
+                }
+            }
+            Expiring::Channel(t, ch) => {
+                if let Some(a) = self.allocs.get_mut(&t)
+                    && let Some(&(peer, exp)) = a.channels.get(&ch)
+                    && exp == at
+                {
+                    a.channels.remove(&ch);
+                    if a.peer_channel.get(&peer) == Some(&ch) {
+                        a.peer_channel.remove(&peer);
+                    }
+                }
+            }
+            Expiring::Reservation(token) => {
+                if self.reservations.get(&token).is_some_and(|(_, e, _)| *e == at)
+                    && let Some((addr, _, owner)) = self.reservations.remove(&token)
+                {
+                    self.uncount(&owner);
+                    self.out.push_back(Output::RelayClosed { relay: addr });
+                }
+            }
+        }
+    }
+
+    /// Expiries that can still come due.
+    fn live_expiries(&self) -> usize {
+        self.reservations.len() + self.allocs.values().map(|a| 1 + a.perms.len() + a.channels.len()).sum::<usize>()
+    }
+
+    /// Rebuilds the queue from what is live when stale entries outnumber live ones (counting
+    /// the live ones is O(allocations): done only once the queue is large).
+    fn compact_expiries(&mut self) {
+        const SMALL: usize = 4096;
+        if self.expiries.len() <= SMALL || self.expiries.len() <= 2 * self.live_expiries() {
+            return;
+        }
+        let mut live = Vec::with_capacity(self.live_expiries());
+        for (t, a) in &self.allocs {
+            live.push((a.expires, Expiring::Allocation(*t)));
+            live.extend(a.perms.iter().map(|(ip, e)| (*e, Expiring::Permission(*t, *ip))));
+            live.extend(a.channels.iter().map(|(ch, (_, e))| (*e, Expiring::Channel(*t, *ch))));
+        }
+        live.extend(self.reservations.iter().map(|(tok, (_, e, _))| (*e, Expiring::Reservation(*tok))));
+        self.expiries.clear();
+        for (at, what) in live {
+            self.expire_at(at, what);
+        }
+    }
+
+    /// Entries in the expiry queue (live and stale), for tests of its bound.
+    pub fn expiry_queue_len(&self) -> usize {
+        self.expiries.len()
     }
 
     /// Keeps a response for retransmissions of its request, within `max_cached_responses`.

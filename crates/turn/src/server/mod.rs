@@ -492,7 +492,7 @@ impl TurnServer {
         self.expiries.insert((at, self.expiry_seq), what);
         // Stale entries from a refresh loop are bounded between sweeps too (the check costs
         // O(allocations), once per 4,096 entries).
-        if self.expiry_seq.is_multiple_of(4096) {
+        if self.expiry_seq % 4096 == 0 {
             self.compact_expiries();
         }
     }

@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn main() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read when the script runs, not when it was compiled: a build directory shared by several
+    // checkouts reuses the compiled script, and `env!` would name the first one.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = std::path::Path::new(&manifest).join("../..");
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

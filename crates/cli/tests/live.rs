@@ -247,6 +247,11 @@ fn full_stack_pairs_through_the_reference_broker_and_coturn_and_through_ours() {
         let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
         assert_eq!(peers.lines().count(), 8, "every peer's record is kept");
         assert!(text(&o).contains("trickle ICE live, real sockets: 4 connections"), "{}", text(&o));
+        // What moved on real sockets is counted too: each pair's OPENs, OFFER, ANSWER and
+        // candidates through the broker; its STUN, ICE, DTLS and SCTP datagrams (were 0).
+        assert!(m["frames_relayed"].as_u64().unwrap() >= 4 * 4, "{m}");
+        assert!(m["datagrams_delivered"].as_u64().unwrap() >= 4 * 20, "{m}");
+        assert_eq!(m["live"], true, "{m}");
     }
     std::fs::remove_dir_all(&d).ok();
 }

@@ -315,10 +315,15 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
     done.sort_by_key(|(n, ..)| *n);
     let mut peers = Vec::new();
     let mut links = Vec::new();
+    // No network of its own to count: the frames the broker relayed to the peers and the
+    // datagrams (and TCP segments) they received.
+    let (mut frames, mut datagrams) = (0, 0);
     for (_, o, a, at) in done {
         let s = at.saturating_duration_since(start);
         links.push(Link { offerer: (peers.len(), 0), answerer: (peers.len() + 1, 0) });
         for p in [o, a] {
+            frames += p.received().frames;
+            datagrams += p.received().datagrams;
             peers.push(PeerResult {
                 id: p.id().to_string(),
                 in_shard: true,
@@ -333,11 +338,12 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
         peers,
         links,
         end: start.elapsed(),
-        frames_relayed: 0,
+        frames_relayed: frames,
         frames_per_s: Vec::new(),
         bytes_per_s: Vec::new(),
         shard: Shard { index: cfg.plan.shard.0, count: cfg.plan.shard.1 },
         sim: None,
+        datagrams,
         interrupted: stopped(),
     };
     (run, unbound.load(Ordering::Relaxed))

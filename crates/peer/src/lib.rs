@@ -12,6 +12,6 @@ pub mod signaling;
 
 pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use milestones::{Failure, Milestone, Milestones};
-pub use peer::{ConnOutcome, VirtualPeer};
+pub use peer::{ConnOutcome, Received, VirtualPeer};
 pub use profile::{Profile, StackTimers};
 pub use signaling::{SignalEvent, SignalingClient};

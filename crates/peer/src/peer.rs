@@ -33,6 +33,16 @@ pub struct VirtualPeer {
     out: VecDeque<Transmit>,
     /// Frames for a connection that does not exist yet (PeerJS's `_lostMessages`).
     lost: Vec<(String, SignalEvent)>,
+    received: Received,
+}
+
+/// What a peer received: signaling frames (what the broker relayed to it, OPEN included) and
+/// datagrams or stream segments on its sockets. A live run has no network of its own to count
+/// them, so it adds these up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    pub frames: u64,
+    pub datagrams: u64,
 }
 
 impl std::fmt::Debug for VirtualPeer {
@@ -51,6 +61,7 @@ impl VirtualPeer {
             conns: Vec::new(),
             out: VecDeque::new(),
             lost: Vec::new(),
+            received: Received::default(),
             cfg,
         };
         for remote in p.cfg.connect.clone() {
@@ -179,7 +190,13 @@ impl VirtualPeer {
     }
 
     /// A frame from the broker.
+    /// What this peer received so far.
+    pub fn received(&self) -> Received {
+        self.received
+    }
+
     pub fn handle_signal(&mut self, now: Instant, text: &str) {
+        self.received.frames += 1;
         let ev = self.signaling.handle_frame(text);
         self.on_signal(now, ev);
     }
@@ -267,6 +284,7 @@ impl VirtualPeer {
 
     /// A datagram for this peer (`dst`: the socket it arrived on).
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        self.received.datagrams += 1;
         if let Some(k) = self.by_socket(dst) {
             self.conns[k].handle_datagram(now, src, dst, data);
             self.drain(k);
@@ -276,6 +294,7 @@ impl VirtualPeer {
     /// Bytes that arrived on the TCP connection between `dst` (one of this peer's sockets) and
     /// `src` (its TURN server); they need not be whole messages.
     pub fn handle_stream(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        self.received.datagrams += 1;
         if let Some(k) = self.by_socket(dst) {
             self.conns[k].handle_stream(now, src, dst, data);
             self.drain(k);

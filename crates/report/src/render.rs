@@ -103,8 +103,8 @@ pub fn table(s: &Summary) -> String {
         live_lines(&mut o, m);
     }
     for m in s.modes.iter().filter(|m| !is_live_signaling(m)) {
-        // A live full-stack run has no simulated RTT nor counted datagrams.
-        let live = m.rtt_ms == 0 && m.datagrams_delivered == 0;
+        // A live full-stack run has no simulated RTT.
+        let live = m.live;
         let _ = writeln!(
             o,
             "{} ICE {}: {} connections, {} ok ({:.1} %), failures: {}, {} moved (echo goodput p50 {} per connection), {} frames relayed, {} datagrams, end {:.0} ms",

@@ -160,6 +160,9 @@ pub struct ModeSummary {
     /// The run was stopped early (Ctrl-C, SIGTERM): its figures cover what finished before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// The run was on real sockets (a live full-stack run): no simulated RTT.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
     /// Connections still in flight when the run was stopped; in no other figure.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub connections_cut: u64,
@@ -365,6 +368,7 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
         datagrams_delivered: r.counter("datagrams"),
         end_ms: round3(r.end_ms),
         interrupted: r.counter("interrupted") > 0,
+        live: r.counter("live") > 0,
         connections_cut: r.counter("connections_cut"),
     }
 }

@@ -319,6 +319,7 @@ impl ScenarioWorld {
             bytes_per_s: stats.bytes_per_s.clone(),
             shard: self.shard,
             sim: Some(SimStats { rtt: self.rtt, events: stats.events, datagrams_delivered: w.network().delivered }),
+            datagrams: w.network().delivered,
             interrupted,
         }
     }

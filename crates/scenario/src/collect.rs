@@ -167,7 +167,11 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
     let bytes: u64 = r.peers.iter().filter(|p| p.in_shard).flat_map(|p| &p.connections).map(|c| c.bytes_moved).sum();
     m.count("bytes_moved", bytes);
     m.count("frames_relayed", r.frames_relayed);
-    m.count("datagrams", r.sim.as_ref().map_or(0, |s| s.datagrams_delivered));
+    m.count("datagrams", r.datagrams);
+    if r.sim.is_none() {
+        // Real sockets: no simulated RTT (rtt_ms 0 stands for that).
+        m.count("live", 1);
+    }
     m.series.insert("frames_relayed".into(), r.frames_per_s.clone());
     m.series.insert("bytes_moved".into(), r.bytes_per_s.clone());
     m.end_ms = r.end.as_secs_f64() * 1000.0;

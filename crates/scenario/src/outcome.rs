@@ -57,6 +57,9 @@ pub struct RunOutcome {
     pub shard: Shard,
     /// `None` for a live run on real sockets.
     pub sim: Option<SimStats>,
+    /// Datagrams (and TCP segments) delivered: the simulated network's count, or on real
+    /// sockets what the peers received.
+    pub datagrams: u64,
     /// The run was stopped early (Ctrl-C, SIGTERM): connections still in flight were cut and
     /// peers that had not started never did.
     pub interrupted: bool,

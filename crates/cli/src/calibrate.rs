@@ -265,8 +265,11 @@ fn run_one(text: &str, dir: &std::path::Path) -> Result<Figures> {
     std::fs::write(dir.join("scenario.toml"), text)?;
     let runs = if s.mode == peerstorm_scenario::Mode::Lab {
         match lab_run::execute(&s, dir, true) {
-            Ok(r) => vec![r.outcome],
-            Err(Stopped::Interrupted(sig)) => return Err(Interrupted(sig).into()),
+            // A calibration cut short is no calibration: nothing is written.
+            Ok(r) => match r.interrupted {
+                Some(sig) => return Err(Interrupted(sig).into()),
+                None => vec![r.outcome],
+            },
             Err(Stopped::Harness(why)) => anyhow::bail!("{why}"),
         }
     } else {
@@ -319,10 +322,15 @@ impl std::error::Error for Interrupted {}
 
 pub fn run(a: &CalibrateArgs) -> Result<u8> {
     match calibrate(a) {
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            eprintln!("peerstorm: {e}: the lab is removed (namespaces, TUN devices, programs); no markdown written");
-            Ok(130)
-        }
+        Err(e) => match e.downcast_ref::<Interrupted>() {
+            Some(Interrupted(sig)) => {
+                eprintln!(
+                    "peerstorm: {e}: the lab is removed (namespaces, TUN devices, programs); no markdown written"
+                );
+                Ok(lab_run::signal_status(sig))
+            }
+            None => Err(e),
+        },
         r => r,
     }
 }

@@ -352,14 +352,20 @@ pub struct LabRun {
     pub summary: serde_json::Value,
     pub logs: PathBuf,
     pub wall: Duration,
+    /// Stopped by this signal (`SIGINT`, `SIGTERM`): the lab is removed and the outcome holds
+    /// the pairs that had started, marked interrupted.
+    pub interrupted: Option<&'static str>,
 }
 
 /// Why a lab run did not produce results.
 pub enum Stopped {
-    /// SIGINT or SIGTERM: the lab is removed (exit 130).
-    Interrupted(&'static str),
     /// The lab could not run (exit 2), and why.
     Harness(String),
+}
+
+/// The exit status for a run stopped by `sig`: 128 + its number, as a shell reports it.
+pub fn signal_status(sig: &str) -> u8 {
+    if sig == "SIGTERM" { 143 } else { 130 }
 }
 
 /// Runs a checked `mode = "lab"` scenario; the hosts' logs go to `dir/hosts/`.
@@ -419,15 +425,25 @@ pub fn execute(s: &Scenario, dir: &Path, quiet: bool) -> Result<LabRun, Stopped>
     let pcap = lab.pcap().to_vec();
     // Removes every namespace and stops everything in them.
     drop(lab);
-    if let Err(e) = result {
-        return Err(match e.downcast_ref::<LabError>() {
-            Some(LabError::Interrupted(sig)) => Stopped::Interrupted(sig),
-            _ => Stopped::Harness(format!("the lab run failed: {e:#}")),
-        });
+    let interrupted = match result {
+        Ok(()) => None,
+        Err(e) => match e.downcast_ref::<LabError>() {
+            Some(LabError::Interrupted(sig)) => Some(*sig),
+            _ => return Err(Stopped::Harness(format!("the lab run failed: {e:#}"))),
+        },
+    };
+    let mut outcome = outcome(s, &pairs, wall, &stats);
+    if interrupted.is_some() {
+        // The pairs that never started are no part of the run; those running were cut.
+        let started: Vec<bool> = pairs.iter().map(|p| !matches!(p.state, PairState::Waiting)).collect();
+        outcome.links.retain(|l| started[l.offerer.0 / 2]);
+        for (k, p) in outcome.peers.iter_mut().enumerate() {
+            p.in_shard = started[k / 2];
+        }
+        outcome.interrupted = true;
     }
-    let outcome = outcome(s, &pairs, wall, &stats);
     let summary = lab_summary(&stats, &pairs, spec);
-    Ok(LabRun { outcome, stats, pcap, summary, logs: plan.logs, wall })
+    Ok(LabRun { outcome, stats, pcap, summary, logs: plan.logs, wall, interrupted })
 }
 
 /// Runs a checked `mode = "lab"` scenario and writes its results into `dir`.
@@ -440,10 +456,6 @@ pub fn run(
 ) -> Result<u8> {
     let r = match execute(s, dir, quiet) {
         Ok(r) => r,
-        Err(Stopped::Interrupted(sig)) => {
-            eprintln!("peerstorm: {sig}: the lab is removed (namespaces, TUN devices, programs); no results written");
-            return Ok(130);
-        }
         Err(Stopped::Harness(why)) => {
             eprintln!("peerstorm: {why}");
             return Ok(EXIT_HARNESS);
@@ -466,6 +478,13 @@ pub fn run(
         fmt_opt(r.stats.lateness(0.99)),
         r.logs.display()
     );
+    if let Some(sig) = r.interrupted {
+        let status = signal_status(sig);
+        println!(
+            "the run was interrupted ({sig}): the lab is removed (namespaces, TUN devices, programs); a partial report of the pairs that had started (exit {status})"
+        );
+        return Ok(status);
+    }
     Ok(code)
 }
 

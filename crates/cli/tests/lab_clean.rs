@@ -63,8 +63,19 @@ fn an_interrupted_lab_run_removes_its_lab() {
         let namespaces = support::lab_namespaces_of(pid);
         assert!(std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap().success());
         let status = run.wait().unwrap();
-        assert_eq!(status.code(), Some(130), "{signal}: interrupted");
+        let want = if signal == "-INT" { 130 } else { 143 };
+        assert_eq!(status.code(), Some(want), "{signal}: interrupted");
         assert!(support::lab_namespaces_of(pid).is_empty(), "{signal}: {namespaces:?} were removed");
+        // A partial report of the pair that had started (it was cut: no connection counted).
+        let summary = std::fs::read_to_string(dir.join("out/summary.json")).expect("a partial report");
+        let j: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        assert_eq!(j["interrupted"], true, "{signal}: {j}");
+        assert_eq!(
+            (j["modes"][0]["pairs"].as_u64(), j["modes"][0]["connections_cut"].as_u64()),
+            (Some(0), Some(1)),
+            "{signal}"
+        );
+        std::fs::remove_dir_all(dir.join("out")).ok();
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -21,7 +21,8 @@ A lab host is a network namespace whose only interfaces are lo and a TUN device 
 owns; the simulated network (NATs, links, loss, the embedded STUN/TURN core) carries every packet\n\
 between hosts on the wall clock. Needs root, /dev/net/tun and iproute2. Writes the results\n\
 directory as `run` does, plus lab.json (forwarding figures), lab.pcap and hosts/*.log.\n\
-Exit status as `run`: 0 thresholds held, 1 one failed, 2 the lab could not run, 130 interrupted."
+Exit status as `run`: 0 thresholds held, 1 one failed, 2 the lab could not run, 130 (143)\n\
+interrupted by Ctrl-C (SIGTERM): the lab is removed and a partial report written."
 )]
 pub struct LabCmd {
     #[command(subcommand)]
@@ -32,9 +33,13 @@ pub struct LabCmd {
     /// Override the scenario's seed (the NAT assignment and the network's randomness).
     #[arg(long)]
     seed: Option<u64>,
-    /// Where to write the results (default reports/<scenario>-<UTC time>/).
+    /// Where to write the results (default reports/<scenario>-<UTC time>/); a directory that
+    /// holds files is refused unless --force.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Write into an --out directory that already holds files.
+    #[arg(long)]
+    force: bool,
     /// Override `[lab] concurrency`: pairs running at once.
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
@@ -144,7 +149,12 @@ fn scenario(path: &std::path::Path, cmd: &LabCmd) -> Result<u8> {
         }
     }
     let thresholds = s.thresholds().map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::lab_run::run(&s, &text, &crate::results::dir_for(cmd.out.as_ref(), &s.name), &thresholds, cmd.quiet)
+    let dir = crate::results::dir_for(cmd.out.as_ref(), &s.name);
+    if let Err(e) = crate::lab_run::check_root().and_then(|()| crate::results::prepare_out(&dir, cmd.force)) {
+        eprintln!("peerstorm: {e}");
+        return Ok(EXIT_HARNESS);
+    }
+    crate::lab_run::run(&s, &text, &dir, &thresholds, cmd.quiet)
 }
 
 fn echo(a: &EchoArgs) -> Result<u8> {

@@ -300,7 +300,9 @@ impl Plan<'_> {
 }
 
 /// Why the lab cannot run here, before anything is made: not root, no TUN device, missing tools.
-fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), String> {
+/// The lab makes network namespaces and TUN devices: only root can. Checked first, before
+/// anything else is looked at or made.
+pub fn check_root() -> Result<(), String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|t| {
@@ -310,6 +312,11 @@ fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), Str
     if uid.as_deref() != Some("0") {
         return Err("the lab needs root (it makes network namespaces and TUN devices): run it as root".into());
     }
+    Ok(())
+}
+
+fn preflight(s: &Scenario, lab: &LabSpec, root: Option<&Path>) -> Result<(), String> {
+    check_root()?;
     if !Path::new("/dev/net/tun").exists() {
         return Err("/dev/net/tun is missing: the lab needs the tun module (modprobe tun)".into());
     }

@@ -274,6 +274,9 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
         println!("dry run: the scenario would run (nothing was simulated or written)");
         return Ok(None);
     }
+    if s.mode == Mode::Lab {
+        crate::lab_run::check_root()?;
+    }
     crate::results::prepare_out(&dir, a.force)?;
     Ok(Some(Prepared { s, text, shard, overrides, thresholds, dir }))
 }

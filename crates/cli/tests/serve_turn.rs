@@ -42,3 +42,57 @@ fn bad_user_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PASSWORD"));
 }
+
+/// At its descriptor limit the server neither spins nor leaves new TCP clients waiting for an
+/// answer that never comes: each is accepted on a spare descriptor and closed at once, while
+/// UDP clients are still served. (Before, a new TCP client's request timed out in the backlog.)
+#[test]
+fn at_the_descriptor_limit_new_tcp_clients_are_refused_at_once_and_udp_is_served() {
+    use std::io::{Read, Write};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec '{}' serve turn --listen 127.0.0.1:0 --realm example.org --user alice:secret",
+            env!("CARGO_BIN_EXE_peerstorm")
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let banner = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || for _ in lines {});
+    let addr: std::net::SocketAddr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
+    // Hold more connections than the server has descriptors (each sent half a frame).
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(&[0x00, 0x01]);
+            held.push(s);
+        }
+    }
+    // A new TCP client: its connection is closed promptly (EOF or reset), not left hanging.
+    let mut late = std::net::TcpStream::connect(addr).unwrap();
+    late.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let _ = late.write_all(&[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    let mut buf = [0u8; 64];
+    match late.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::TimedOut => {}
+        other => panic!("the late client was neither closed nor reset: {other:?}"),
+    }
+    // UDP is served all along.
+    let mut c = UdpClient::connect(addr, "alice", "secret", 1).unwrap();
+    let tid = c.new_tid();
+    let r = c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid);
+    assert!(r.is_ok(), "a UDP Binding is answered at the limit: {:?}", r.err());
+    drop(held);
+}

@@ -163,6 +163,10 @@ async fn serve(
     }
     tokio::task::spawn_local(timers(shared.clone()));
     ready(&shared.core.borrow().listen_addresses());
+    // A spare descriptor: when the process runs out, it is closed to accept the waiting
+    // connection and close it at once, so that client learns now instead of waiting in the
+    // backlog for an answer that never comes.
+    let mut spare = std::fs::File::open("/dev/null").ok();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -173,8 +177,20 @@ async fn serve(
                     let tuple = FiveTuple { client: peer, server: shared.core.borrow().config().primary, transport: Transport::Tcp };
                     tokio::task::spawn_local(tcp_client(shared.clone(), tuple, stream));
                 }
-                // Out of descriptors (or another accept error): wait instead of spinning on it;
+                // Out of descriptors (EMFILE, ENFILE): refuse the one waiting, without spinning;
                 // UDP clients and connected TCP clients go on being served meanwhile.
+                Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                    drop(spare.take());
+                    let wait = std::time::Duration::from_millis(100);
+                    if let Ok(Ok((stream, _))) = tokio::time::timeout(wait, tcp.accept()).await {
+                        drop(stream);
+                    }
+                    spare = std::fs::File::open("/dev/null").ok();
+                    if spare.is_none() {
+                        // Still none to spare (another task took it): do not spin.
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             },
         }

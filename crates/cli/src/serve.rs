@@ -29,8 +29,13 @@ pub struct TurnArgs {
     #[arg(long, default_value = "peerstorm")]
     realm: String,
     /// A user, NAME:PASSWORD (repeat for more).
-    #[arg(long = "user", required = true)]
+    #[arg(long = "user", required_unless_present = "auth_secret")]
     users: Vec<String>,
+    /// TURN REST API credentials with this shared secret (coturn's `use-auth-secret` with
+    /// `static-auth-secret`): username `EXPIRY:NAME` (EXPIRY in Unix seconds), password
+    /// base64(HMAC-SHA1(secret, username)), refused (401) once EXPIRY has passed.
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
     /// RFC 5780: a second address (another IP and port) for behaviour discovery.
     #[arg(long)]
     alt_address: Option<SocketAddr>,
@@ -295,6 +300,12 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.tcp_frame_timeout = std::time::Duration::from_secs_f64(a.tcp_frame_timeout);
     cfg.tcp_max_unsent = a.tcp_max_unsent;
     cfg.rfc5766_channels = a.rfc5766_channels;
+    if let Some(secret) = &a.auth_secret {
+        if secret.is_empty() {
+            anyhow::bail!("--auth-secret: the secret is empty");
+        }
+        cfg.auth_secret = Some(secret.clone());
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);
     let ready = move |udp: &[SocketAddr]| {

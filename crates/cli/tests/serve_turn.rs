@@ -1,6 +1,8 @@
 //! `peerstorm serve turn` as a process: it prints where it listens, answers STUN and TURN, and
 //! stops cleanly on SIGTERM; a bad --user is a usage error.
 
+mod support;
+
 use peerstorm_turn::client::UdpClient;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -95,4 +97,56 @@ fn at_the_descriptor_limit_new_tcp_clients_are_refused_at_once_and_udp_is_served
     let r = c.exchange(&peerstorm_model::stun::Message::binding_request(tid).encode(true), tid);
     assert!(r.is_ok(), "a UDP Binding is answered at the limit: {:?}", r.err());
     drop(held);
+}
+
+/// `serve turn --auth-secret` takes TURN REST API credentials minted as coturn's
+/// `use-auth-secret` documents, until they expire; an expired one gets 401.
+#[test]
+fn rest_api_credentials_with_auth_secret() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--auth-secret", "s3cret"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mint = |expiry: u64| {
+        let user = format!("{expiry}:alice");
+        let password = peerstorm_turn::auth::rest_password("s3cret", &user);
+        (user, password)
+    };
+    let (user, password) = mint(now + 600);
+    let mut c = UdpClient::connect(addr, &user, &password, 1).unwrap();
+    assert!(c.allocate().unwrap().is_success(), "a fresh REST credential allocates");
+    let (user, password) = mint(now - 10);
+    let mut c = UdpClient::connect(addr, &user, &password, 2).unwrap();
+    assert_eq!(c.allocate().unwrap().error_code(), Some(401), "an expired one is refused");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The credentials peerstorm mints are the ones coturn (Debian's) takes with
+/// `--use-auth-secret --static-auth-secret`: a fresh one allocates there too, an expired one
+/// gets the same 401.
+#[test]
+fn rest_api_credentials_interoperate_with_coturn() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-rest-coturn-{}", std::process::id()));
+    let (_coturn, addr) =
+        support::coturn_with(&dir, (49000, 49099), &["--use-auth-secret", "--static-auth-secret", "s3cret"]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for (expiry, ok) in [(now + 600, true), (now - 10, false)] {
+        let user = format!("{expiry}:alice");
+        let password = peerstorm_turn::auth::rest_password("s3cret", &user);
+        let mut c = UdpClient::connect(addr, &user, &password, expiry).unwrap();
+        let r = c.allocate().unwrap();
+        if ok {
+            assert!(r.is_success(), "coturn takes a fresh credential: {:?}", r.error_code());
+            c.release();
+        } else {
+            assert_eq!(r.error_code(), Some(401), "coturn refuses an expired one");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

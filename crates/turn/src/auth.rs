@@ -13,6 +13,30 @@ pub fn long_term_key(username: &str, realm: &str, password: &str) -> [u8; 16] {
 }
 
 /// HMAC-SHA1 (RFC 2104).
+/// The password of a TURN REST API credential (draft-uberti-behave-turn-rest, as coturn's
+/// `use-auth-secret`): base64(HMAC-SHA1(secret, username)).
+pub fn rest_password(secret: &str, username: &str) -> String {
+    base64(&hmac_sha1(secret.as_bytes(), &[username.as_bytes()]))
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+pub fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(A[(n >> shift & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub fn hmac_sha1(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
     let mut k = [0u8; 64];
     if key.len() > 64 {
@@ -119,6 +143,18 @@ impl Nonces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_and_rest_passwords_match_their_references() {
+        // RFC 4648 §10.
+        for (i, o) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
+        {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        // Python: base64.b64encode(hmac.new(b"s3cret", b"1700000000:alice", hashlib.sha1).digest())
+        assert_eq!(rest_password("s3cret", "1700000000:alice"), "TtElzSjT0GdnTQ9xdcRNxx96yQs=");
+    }
 
     fn unhex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();

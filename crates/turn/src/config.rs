@@ -54,6 +54,14 @@ pub struct TurnConfig {
     /// More addresses clients may reach the server on (e.g. TCP on port 443 for clients behind
     /// a firewall that lets only web traffic out); answered like the primary.
     pub extra_listen: Vec<SocketAddr>,
+    /// The "TURN REST API" shared secret (coturn's `use-auth-secret`/`static-auth-secret`): a
+    /// username `EXPIRY:NAME` (or `EXPIRY`), EXPIRY in Unix seconds, with the password
+    /// base64(HMAC-SHA1(secret, username)) is accepted until EXPIRY. Static users still work.
+    pub auth_secret: Option<String>,
+    /// Unix time (seconds) at the core's start `Instant`: the core never reads the wall clock,
+    /// so the driver says where its clock stands (the shell: the system time; the simulator: 0
+    /// or a value it picks). REST credentials expire against it.
+    pub unix_time_at_start: u64,
 }
 
 impl TurnConfig {
@@ -83,6 +91,8 @@ impl TurnConfig {
             tcp_max_unsent: 1 << 20,
             rfc5766_channels: false,
             extra_listen: Vec::new(),
+            auth_secret: None,
+            unix_time_at_start: 0,
         }
     }
 

@@ -142,6 +142,11 @@ async fn serve(
     ready: impl FnOnce(&[SocketAddr]),
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let mut cfg = cfg;
+    // The core never reads the wall clock: REST credentials expire against the Unix time given
+    // for its start.
+    cfg.unix_time_at_start =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let core = TurnServer::new(cfg, Instant::now(), random_secret());
     let mut listen = FxHashMap::default();
     for addr in core.listen_addresses() {

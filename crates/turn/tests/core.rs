@@ -17,6 +17,9 @@ struct T {
     tuple: FiveTuple,
     nonce: Option<Vec<u8>>,
     tid: u32,
+    /// The credentials requests are signed with (`u`/`p` unless a test changes them).
+    user: String,
+    password: String,
 }
 
 fn a(s: &str) -> SocketAddr {
@@ -31,7 +34,15 @@ impl T {
         let now = Instant::now();
         let tuple =
             FiveTuple { client: a("203.0.113.5:40000"), server: a("198.51.100.1:3478"), transport: Transport::Udp };
-        Self { s: TurnServer::new(cfg, now, [7; 16]), now, tuple, nonce: None, tid: 0 }
+        Self {
+            s: TurnServer::new(cfg, now, [7; 16]),
+            now,
+            tuple,
+            nonce: None,
+            tid: 0,
+            user: "u".into(),
+            password: "p".into(),
+        }
     }
 
     /// A transaction ID of its own for every request (so none is answered from the
@@ -67,10 +78,10 @@ impl T {
         self.tid += 1;
         let mut m = Message::new(method, Class::Request, self.transaction_id());
         f(&mut m);
-        m.push(attr::USERNAME, b"u".to_vec());
+        m.push(attr::USERNAME, self.user.as_bytes().to_vec());
         m.push(attr::REALM, REALM.as_bytes().to_vec());
         m.push(attr::NONCE, self.nonce.clone().unwrap());
-        let bytes = encode_with_integrity(&m, &long_term_key("u", REALM, "p"), true);
+        let bytes = encode_with_integrity(&m, &long_term_key(&self.user, REALM, &self.password), true);
         let out = self.raw(&bytes, ports);
         answer(&out)
     }
@@ -459,4 +470,39 @@ fn expiry_follows_refreshes_and_its_queue_stays_bounded() {
     assert!(t.s.expiry_queue_len() <= 4096, "{}", t.s.expiry_queue_len());
     t.s.handle_peer(t.now, relay, peer, b"x");
     assert_eq!(t.outputs().len(), 1, "the permission is live");
+}
+
+/// TURN REST API credentials (coturn's `use-auth-secret`): `EXPIRY:NAME` with the password
+/// base64(HMAC-SHA1(secret, username)) allocates until EXPIRY, against the Unix time the driver
+/// gave the core; an expired one, a wrong password or a username without a time get 401.
+#[test]
+fn rest_api_credentials_are_accepted_until_they_expire() {
+    const START: u64 = 1_700_000_000;
+    let rest = |t: &mut T, user: String, password: String| {
+        t.user = user;
+        t.password = password;
+        code(&t.req(method::ALLOCATE, udp))
+    };
+    let mut t = T::new(|c| {
+        c.auth_secret = Some("s3cret".into());
+        c.unix_time_at_start = START;
+    });
+    let user = format!("{}:alice", START + 3600);
+    let password = peerstorm_turn::auth::rest_password("s3cret", &user);
+    assert_eq!(rest(&mut t, user.clone(), password.clone()), None, "valid for an hour");
+    t.move_to("203.0.113.6:40000");
+    assert_eq!(rest(&mut t, user.clone(), "wrong".into()), Some(401));
+    assert_eq!(
+        rest(&mut t, "alice".into(), peerstorm_turn::auth::rest_password("s3cret", "alice")),
+        Some(401),
+        "no time"
+    );
+    let old = format!("{}:alice", START - 1);
+    assert_eq!(rest(&mut t, old.clone(), peerstorm_turn::auth::rest_password("s3cret", &old)), Some(401), "expired");
+    // The credential expires with the clock: an hour and a second later it is refused.
+    t.advance(3601);
+    t.move_to("203.0.113.7:40000");
+    assert_eq!(rest(&mut t, user, password), Some(401), "expired since");
+    // Static users still work beside the secret.
+    assert_eq!(rest(&mut t, "u".into(), "p".into()), None);
 }

@@ -395,7 +395,11 @@ impl TurnServer {
                 return Err(self.error(req, 438, "Stale Nonce", None, &[realm, n]));
             }
         }
-        let Some(key) = self.cfg.users.get(&user).copied() else {
+        let key = match self.cfg.users.get(&user).copied() {
+            Some(key) => Some(key),
+            None => self.rest_key(now, &user),
+        };
+        let Some(key) = key else {
             let n = fresh_nonce(self);
             return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
         };
@@ -404,6 +408,20 @@ impl TurnServer {
             return Err(self.error(req, 401, "Unauthorized", None, &[realm, n]));
         }
         Ok((user, key))
+    }
+
+    /// The long-term key of a TURN REST API username (`EXPIRY[:NAME]`) that has not expired,
+    /// when the server has a shared secret; `None` otherwise (then 401, as coturn answers an
+    /// expired or malformed one).
+    fn rest_key(&self, now: Instant, user: &str) -> Option<[u8; 16]> {
+        let secret = self.cfg.auth_secret.as_deref()?;
+        let expiry: u64 = user.split(':').next()?.parse().ok()?;
+        let unix_now = self.cfg.unix_time_at_start + now.saturating_duration_since(self.start).as_secs();
+        if expiry <= unix_now {
+            return None;
+        }
+        let password = crate::auth::rest_password(secret, user);
+        Some(crate::auth::long_term_key(user, &self.cfg.realm, &password))
     }
 
     /// The response to a TURN request, and whether the request was authenticated.

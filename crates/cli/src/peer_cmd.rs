@@ -45,8 +45,16 @@ pub struct PeerArgs {
     #[arg(long, default_value = "udp", value_name = "udp|tcp")]
     turn_transport: String,
     /// TURN credentials NAME:PASSWORD.
-    #[arg(long, default_value = "peerstorm:peerstorm")]
+    #[arg(long, default_value = "peerstorm:peerstorm", conflicts_with = "turn_secret")]
     turn_user: String,
+    /// Mint TURN REST API credentials with this shared secret instead (as a web app's backend
+    /// does for coturn's use-auth-secret): username EXPIRY:ID, password
+    /// base64(HMAC-SHA1(secret, username)), valid for --turn-ttl seconds.
+    #[arg(long, value_name = "SECRET")]
+    turn_secret: Option<String>,
+    /// How long minted REST credentials stay valid, seconds.
+    #[arg(long, default_value_t = 86_400, value_name = "SECS")]
+    turn_ttl: u64,
     #[arg(long, default_value = "peerstorm")]
     turn_realm: String,
     /// Relayed candidates only.
@@ -97,14 +105,19 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     };
     let turn = match &a.turn {
         Some(t) => {
-            let (user, password) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
-            Some(TurnServer {
-                addr: resolve("--turn", t)?,
-                user: user.into(),
-                password: password.into(),
-                realm: a.turn_realm.clone(),
-                transport,
-            })
+            let (user, password) = match &a.turn_secret {
+                Some(secret) => {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                    let user = format!("{}:{}", now.saturating_add(a.turn_ttl), a.id);
+                    let password = peerstorm_turn::auth::rest_password(secret, &user);
+                    (user, password)
+                }
+                None => {
+                    let (u, p) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
+                    (u.to_string(), p.to_string())
+                }
+            };
+            Some(TurnServer { addr: resolve("--turn", t)?, user, password, realm: a.turn_realm.clone(), transport })
         }
         None => None,
     };

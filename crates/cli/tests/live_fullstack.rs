@@ -44,24 +44,20 @@ fn chromium_peerjs_talks_to_a_virtual_peer_in_binary_json_and_msgpack() {
 /// Two virtual peers, relay-only through `turn`: the connecting one must finish its workload
 /// over a relayed pair.
 fn relay_through(turn: SocketAddr, realm: &str, transport: &str) {
+    relay_with(turn, realm, transport, &["--turn-user", "test:test"]);
+}
+
+/// As [`relay_through`], with these credential options.
+fn relay_with(turn: SocketAddr, realm: &str, transport: &str, credentials: &[&str]) {
     let (_broker, addr) = broker();
     let (b, t) = (addr.to_string(), turn.to_string());
-    let common = [
-        "--turn",
-        t.as_str(),
-        "--turn-user",
-        "test:test",
-        "--turn-realm",
-        realm,
-        "--relay-only",
-        "--turn-transport",
-        transport,
-    ];
+    let mut common = vec!["--turn", t.as_str(), "--turn-realm", realm, "--relay-only", "--turn-transport", transport];
+    common.extend_from_slice(credentials);
     let mut answer = vec!["peer", "--broker", &b, "--id", "relay-echo", "--for", "40"];
-    answer.extend(common);
+    answer.extend(common.iter().copied());
     let (_echo, _) = start(&answer);
     let mut connect = vec!["peer", "--broker", &b, "--id", "relay-client", "--connect", "relay-echo", "--for", "30"];
-    connect.extend(common);
+    connect.extend(common.iter().copied());
     let out = Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(&connect).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -88,6 +84,29 @@ fn virtual_peers_connect_relay_only_through_peerstorms_turn_server() {
     let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
     relay_through(addr, "example.org", "udp");
     relay_through(addr, "example.org", "tcp");
+}
+
+/// Peers that mint TURN REST API credentials (`--turn-secret`, as a web app's backend would)
+/// connect relay-only through `serve turn --auth-secret` and through coturn's use-auth-secret.
+#[test]
+fn virtual_peers_mint_rest_credentials_for_peerstorms_turn_server_and_coturn() {
+    let (_turn, banner) = start(&[
+        "serve",
+        "turn",
+        "--listen",
+        "127.0.0.1:0",
+        "--realm",
+        "example.org",
+        "--auth-secret",
+        "s3cret",
+        "--allow-loopback-peers",
+    ]);
+    let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
+    relay_with(addr, "example.org", "udp", &["--turn-secret", "s3cret"]);
+    let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-rest-{}", std::process::id()));
+    let (_coturn, addr) = coturn_with(&dir, (41000, 41999), &["--use-auth-secret", "--static-auth-secret", "s3cret"]);
+    relay_with(addr, "example.org", "udp", &["--turn-secret", "s3cret"]);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

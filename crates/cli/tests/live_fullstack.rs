@@ -67,21 +67,19 @@ fn relay_with(turn: SocketAddr, realm: &str, transport: &str, credentials: &[&st
     assert!(conn["bytes_moved"].as_u64().unwrap() >= 20_000, "ten 1000-byte messages out and back: {conn}");
 }
 
+/// `peerstorm serve turn` in realm example.org relaying to loopback peers, with these
+/// credential options; returns it and its address.
+fn peerstorm_turn(credentials: &[&str]) -> (Proc, SocketAddr) {
+    let mut args = vec!["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--allow-loopback-peers"];
+    args.extend_from_slice(credentials);
+    let (p, banner) = start(&args);
+    // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
+    (p, banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap())
+}
+
 #[test]
 fn virtual_peers_connect_relay_only_through_peerstorms_turn_server() {
-    let (_turn, banner) = start(&[
-        "serve",
-        "turn",
-        "--listen",
-        "127.0.0.1:0",
-        "--realm",
-        "example.org",
-        "--user",
-        "test:test",
-        "--allow-loopback-peers",
-    ]);
-    // "peerstorm turn listening on udp 127.0.0.1:PORT and tcp ..."
-    let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
+    let (_turn, addr) = peerstorm_turn(&["--user", "test:test"]);
     relay_through(addr, "example.org", "udp");
     relay_through(addr, "example.org", "tcp");
 }
@@ -90,18 +88,7 @@ fn virtual_peers_connect_relay_only_through_peerstorms_turn_server() {
 /// connect relay-only through `serve turn --auth-secret` and through coturn's use-auth-secret.
 #[test]
 fn virtual_peers_mint_rest_credentials_for_peerstorms_turn_server_and_coturn() {
-    let (_turn, banner) = start(&[
-        "serve",
-        "turn",
-        "--listen",
-        "127.0.0.1:0",
-        "--realm",
-        "example.org",
-        "--auth-secret",
-        "s3cret",
-        "--allow-loopback-peers",
-    ]);
-    let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').parse().unwrap();
+    let (_turn, addr) = peerstorm_turn(&["--auth-secret", "s3cret"]);
     relay_with(addr, "example.org", "udp", &["--turn-secret", "s3cret"]);
     let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-rest-{}", std::process::id()));
     let (_coturn, addr) = coturn_with(&dir, (41000, 41999), &["--use-auth-secret", "--static-auth-secret", "s3cret"]);

@@ -9,8 +9,8 @@
 //! like libwebrtc's, an early ClientHello kept, False Start (DTLS 1.3's round trips, which two
 //! Chromiums negotiate), the channel's `open` when the browser fires it; through the vendored
 //! `rtc-ice`, nomination on the first check and early checks answered; and the browser's own time
-//! to make an offer and an answer, measured in the lab. Not changed yet: SCTP's retransmission
-//! timers.
+//! to make an offer and an answer, measured in the lab; through the vendored `rtc-sctp`, dcsctp's
+//! SCTP retransmission timers.
 
 use std::time::Duration;
 
@@ -93,6 +93,7 @@ impl Profile {
                 // time, not CPU: a faster machine makes descriptions sooner.
                 describe_offer: Duration::from_millis(21),
                 describe_answer: Duration::from_millis(15),
+                sctp: Sctp::DCSCTP,
                 // p2p/base/port_allocator.h kMinimumStepDelay = 50 ms, which PeerConnection sets;
                 // p2p/client/basic_port_allocator.cc: phases UDP, RELAY, TCP one step apart.
                 gather_step: Duration::from_millis(50),
@@ -121,6 +122,9 @@ impl Profile {
                 // Not measured: Chromium's, the better guess than none.
                 describe_offer: Profile::Chrome.timers().describe_offer,
                 describe_answer: Profile::Chrome.timers().describe_answer,
+                // Firefox has used dcsctp since 2024 (dom/media/webrtc/.../DataChannelDcSctp),
+                // with Chromium's options.
+                sctp: Sctp::DCSCTP,
                 // Firefox's nICEr gathers differently; not measured.
                 gather_step: Duration::ZERO,
                 stop_gathering_when_writable: false,
@@ -141,6 +145,8 @@ impl Profile {
                 aggressive_nomination: false,
                 // rtc-ice 0.21.1 drops a check that arrives before the remote credentials.
                 answer_early_checks: false,
+                // rtc-sctp 0.21.1: RTO 1 s initial and minimum, 60 s maximum.
+                sctp: Sctp::RTC,
                 // The `rtc` stack makes a description at once.
                 describe_offer: Duration::ZERO,
                 describe_answer: Duration::ZERO,
@@ -179,6 +185,8 @@ pub struct StackTimers {
     pub aggressive_nomination: bool,
     /// Answer a check that arrives before the remote description, if it verifies.
     pub answer_early_checks: bool,
+    /// The SCTP association's retransmission timers.
+    pub sctp: Sctp,
     /// The browser's own time from `connect()` to its OFFER leaving (createOffer,
     /// setLocalDescription; gathering starts at its end).
     pub describe_offer: Duration,
@@ -209,6 +217,53 @@ pub struct Dtls {
     pub keep_early_client_hello: bool,
     /// A client sends application data with its Finished flight (DTLS 1.3's timing).
     pub false_start: bool,
+}
+
+/// The SCTP association's retransmission timers (RFC 9260 §6.3, §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sctp {
+    /// RTO before an RTT is measured (RTO.Initial).
+    pub rto_initial: Duration,
+    /// Bounds of the RTO computed from measured RTTs (RTO.Min, RTO.Max).
+    pub rto_min: Duration,
+    pub rto_max: Duration,
+    /// The smallest RTTVAR the RTO is computed with (zero: none).
+    pub min_rttvar: Duration,
+    /// The first T1-init/T1-cookie timeout (`None`: the current RTO).
+    pub t1: Option<Duration>,
+    /// No timer backs off beyond this (`None`: RTO.Max).
+    pub max_backoff: Option<Duration>,
+    /// The association never gives up retransmitting INIT, COOKIE-ECHO or DATA (the
+    /// connection's own timeouts end it); otherwise rtc-sctp's limits (8 INITs, 5 DATA).
+    pub unlimited_retransmits: bool,
+}
+
+impl Sctp {
+    /// dcsctp as Chromium's `DcSctpTransport` configures it (net/dcsctp/public/dcsctp_options.h:
+    /// rto_initial 500 ms, rto_min 400 ms, rto_max 60 s, t1_init/t1_cookie 1 s,
+    /// min_rtt_variance 220 ms which retransmission_timeout.cc divides by 8;
+    /// media/sctp/dcsctp_transport.cc: max_timer_backoff_duration 3 s, max_retransmissions and
+    /// max_init_retransmits unset).
+    pub const DCSCTP: Sctp = Sctp {
+        rto_initial: Duration::from_millis(500),
+        rto_min: Duration::from_millis(400),
+        rto_max: Duration::from_secs(60),
+        min_rttvar: Duration::from_micros(27_500),
+        t1: Some(Duration::from_secs(1)),
+        max_backoff: Some(Duration::from_secs(3)),
+        unlimited_retransmits: true,
+    };
+
+    /// rtc-sctp 0.21.1's own (association/timer.rs).
+    pub const RTC: Sctp = Sctp {
+        rto_initial: Duration::from_secs(1),
+        rto_min: Duration::from_secs(1),
+        rto_max: Duration::from_secs(60),
+        min_rttvar: Duration::ZERO,
+        t1: None,
+        max_backoff: None,
+        unlimited_retransmits: false,
+    };
 }
 
 #[cfg(test)]

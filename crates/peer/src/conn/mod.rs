@@ -132,12 +132,34 @@ fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure
         .with_data_channel_open_before_ack(t.open_before_ack)
         .with_ice_aggressive_nomination(t.aggressive_nomination)
         .with_ice_answer_early_checks(t.answer_early_checks)
+        .with_sctp_timer_config(sctp_timers(&t.sctp))
         .build();
     RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(se)
         .build(now)
         .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
+}
+
+/// rtc-sctp's timer settings for a profile's SCTP timers.
+fn sctp_timers(t: &crate::profile::Sctp) -> rtc::sctp::TimerConfig {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut config = rtc::sctp::TimerConfig {
+        rto_initial_ms: ms(t.rto_initial),
+        rto_min_ms: ms(t.rto_min),
+        rto_max_ms: ms(t.rto_max),
+        // rtc-sctp keeps whole milliseconds; dcsctp's 27.5 ms floor rounds up.
+        min_rttvar_ms: u64::try_from(t.min_rttvar.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+        t1_timeout_ms: t.t1.map(ms),
+        max_backoff_ms: t.max_backoff.map(ms),
+        ..Default::default()
+    };
+    if t.unlimited_retransmits {
+        config.max_t1_init_retrans = usize::MAX;
+        config.max_t1_cookie_retrans = usize::MAX;
+        config.max_t3_rtx_retrans = usize::MAX;
+    }
+    config
 }
 
 /// The fields every candidate of this connection shares: UDP, component 1, at `addr`.
@@ -558,5 +580,45 @@ impl Connection {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Sctp;
+
+    #[test]
+    fn sctp_timers_carry_the_profile_to_rtc_sctp() {
+        let chrome = sctp_timers(&Profile::Chrome.timers().sctp);
+        assert_eq!((chrome.rto_initial_ms, chrome.rto_min_ms, chrome.rto_max_ms), (500, 400, 60_000));
+        assert_eq!((chrome.t1_timeout_ms, chrome.max_backoff_ms, chrome.min_rttvar_ms), (Some(1000), Some(3000), 28));
+        assert_eq!(chrome.max_t1_init_retrans, usize::MAX, "dcsctp never gives up an INIT");
+        assert_eq!(chrome.max_t3_rtx_retrans, usize::MAX);
+        // `rtc` keeps every one of rtc-sctp's own defaults.
+        let rtc = sctp_timers(&Sctp::RTC);
+        let upstream = rtc::sctp::TimerConfig::default();
+        assert_eq!(
+            (
+                rtc.rto_initial_ms,
+                rtc.rto_min_ms,
+                rtc.rto_max_ms,
+                rtc.min_rttvar_ms,
+                rtc.t1_timeout_ms,
+                rtc.max_backoff_ms
+            ),
+            (
+                upstream.rto_initial_ms,
+                upstream.rto_min_ms,
+                upstream.rto_max_ms,
+                upstream.min_rttvar_ms,
+                upstream.t1_timeout_ms,
+                upstream.max_backoff_ms
+            )
+        );
+        assert_eq!(
+            (rtc.max_t1_init_retrans, rtc.max_t3_rtx_retrans),
+            (upstream.max_t1_init_retrans, upstream.max_t3_rtx_retrans)
+        );
     }
 }

@@ -408,6 +408,9 @@ pub struct SettingEngine {
     /// budget via rtc-sctp's `max_payload_size_for_mtu`. `None` uses the rtc-sctp
     /// default (`INITIAL_MTU`, 1191 — the TURN-relayed IPv6 minimum-MTU budget).
     pub(crate) sctp_mtu: Option<u32>,
+    /// peerstorm patch: the SCTP association's timers (RTO bounds, T1, backoff cap,
+    /// retransmission limits). `None` uses the rtc-sctp defaults.
+    pub(crate) sctp_timer_config: Option<::sctp::TimerConfig>,
     pub(crate) ignore_rid_pause_for_recv: bool,
     pub(crate) write_ssrc_attributes_for_simulcast: bool,
 }
@@ -1464,6 +1467,14 @@ impl SettingEngineBuilder {
     /// default, leave this unset.
     pub fn with_sctp_mtu(mut self, mtu: u32) -> Self {
         self.0.sctp_mtu = Some(mtu);
+        self
+    }
+
+    /// peerstorm patch: the SCTP association's timers — RTO initial/min/max, an RTTVAR floor,
+    /// the first T1-init/T1-cookie timeout, the backoff cap and the retransmission limits
+    /// (see `sctp::TimerConfig`). Unset: rtc-sctp's defaults (RTO 1 s initial and minimum).
+    pub fn with_sctp_timer_config(mut self, config: ::sctp::TimerConfig) -> Self {
+        self.0.sctp_timer_config = Some(config);
         self
     }
 

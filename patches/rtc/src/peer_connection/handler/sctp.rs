@@ -1256,6 +1256,7 @@ mod tests {
             SctpMaxMessageSize::default(),
             None,
             None,
+            None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
         );
@@ -1825,6 +1826,7 @@ mod tests {
             SctpMaxMessageSize::default(),
             None,
             None,
+            None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
         );
@@ -1888,6 +1890,7 @@ mod tests {
 
         let mut transport = SctpTransport::new(
             SctpMaxMessageSize::default(),
+            None,
             None,
             None,
             test_transport_id(TransportKind::Sctp),

@@ -51,6 +51,9 @@ pub(crate) struct SctpTransport {
     // `EndpointConfig` in `start()`. None uses the sctp crate default (INITIAL_MTU, 1191).
     pub(crate) mtu: Option<u32>,
 
+    // peerstorm patch: the association's timers; None uses the sctp crate's defaults.
+    pub(crate) timer_config: Option<::sctp::TimerConfig>,
+
     pub(crate) internal_buffer: Vec<u8>,
 }
 
@@ -59,6 +62,7 @@ impl SctpTransport {
         max_message_size: SctpMaxMessageSize,
         max_receive_buffer_size: Option<u32>,
         mtu: Option<u32>,
+        timer_config: Option<::sctp::TimerConfig>,
         id: RTCTransportId,
         dtls_transport_id: RTCTransportId,
     ) -> Self {
@@ -74,6 +78,7 @@ impl SctpTransport {
             negotiated_max_message_size: None,
             max_receive_buffer_size,
             mtu,
+            timer_config,
             internal_buffer: vec![],
         }
     }
@@ -185,6 +190,9 @@ impl SctpTransport {
         if let Some(recv_buf) = self.max_receive_buffer_size {
             sctp_transport_config = sctp_transport_config.with_max_receive_buffer_size(recv_buf);
         }
+        if let Some(timers) = self.timer_config {
+            sctp_transport_config = sctp_transport_config.with_timer_config(timers);
+        }
         //TODO: add remote_port support
 
         if dtls_role == RTCDtlsRole::Client {
@@ -225,6 +233,7 @@ mod tests {
     ) -> SctpTransport {
         let mut transport = SctpTransport::new(
             configured,
+            None,
             None,
             None,
             test_transport_id(TransportKind::Sctp),
@@ -283,6 +292,7 @@ mod tests {
             SctpMaxMessageSize::default(),
             None,
             None,
+            None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
         );
@@ -294,6 +304,7 @@ mod tests {
     fn state_and_max_channels_before_any_association() {
         let transport = SctpTransport::new(
             SctpMaxMessageSize::default(),
+            None,
             None,
             None,
             test_transport_id(TransportKind::Sctp),
@@ -312,6 +323,7 @@ mod tests {
             SctpMaxMessageSize::default(),
             None,
             None,
+            None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
         );
@@ -326,6 +338,29 @@ mod tests {
         );
     }
 
+    // peerstorm patch: the SettingEngine's SCTP timers reach the association's config.
+    #[test]
+    fn start_applies_configured_timers() {
+        for (timers, rto_initial) in [
+            (None, 1000),
+            (Some(::sctp::TimerConfig { rto_initial_ms: 500, ..Default::default() }), 500),
+        ] {
+            let mut transport = SctpTransport::new(
+                SctpMaxMessageSize::default(),
+                None,
+                None,
+                timers,
+                test_transport_id(TransportKind::Sctp),
+                test_transport_id(TransportKind::Dtls),
+            );
+            transport
+                .start(RTCDtlsRole::Client, SCTPTransportCapabilities { max_message_size: 0 }, 5000, 5000)
+                .expect("start");
+            let config = transport.sctp_transport_config.expect("client transport config");
+            assert_eq!(config.timer_config().rto_initial_ms, rto_initial);
+        }
+    }
+
     // Starting a Client transport stores the built TransportConfig on the struct, so we
     // can assert the configured (or default) receive-buffer size flowed through `start()`.
     #[test]
@@ -333,6 +368,7 @@ mod tests {
         let mut transport = SctpTransport::new(
             SctpMaxMessageSize::default(),
             Some(200_000),
+            None,
             None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
@@ -360,6 +396,7 @@ mod tests {
     fn start_without_override_uses_default_receive_buffer_size() {
         let mut transport = SctpTransport::new(
             SctpMaxMessageSize::default(),
+            None,
             None,
             None,
             test_transport_id(TransportKind::Sctp),
@@ -394,6 +431,7 @@ mod tests {
             SctpMaxMessageSize::default(),
             None,
             Some(1500),
+            None,
             test_transport_id(TransportKind::Sctp),
             test_transport_id(TransportKind::Dtls),
         );

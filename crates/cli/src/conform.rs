@@ -88,9 +88,14 @@ pub struct TurnArgs {
     /// turn:HOST:PORT (UDP), or HOST:PORT. The server must relay to peers on 127.0.0.1 (the
     /// cases' peers): `peerstorm serve turn --allow-loopback-peers`, coturn likewise.
     uri: String,
-    /// NAME:PASSWORD.
-    #[arg(long)]
-    user: String,
+    /// NAME:PASSWORD (long-term credentials).
+    #[arg(long, required_unless_present = "auth_secret", conflicts_with = "auth_secret")]
+    user: Option<String>,
+    /// The server's TURN REST API secret (coturn's static-auth-secret, `serve turn
+    /// --auth-secret`): the suite mints its credentials with it (EXPIRY:peerstorm-conform, valid
+    /// for a day) and case auth.7 checks that an expired one is refused. Instead of --user.
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
     /// The server's alternate address for RFC 5780 cases.
     #[arg(long)]
     alt_address: Option<SocketAddr>,
@@ -296,10 +301,11 @@ pub fn turn_suite(
     password: &str,
     alt: Option<SocketAddr>,
     quota: Option<usize>,
+    auth_secret: Option<String>,
     sel: &Selection,
     progress: &mut dyn FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>> {
-    let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, alt, quota);
+    let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, alt, quota).with_auth_secret(auth_secret);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(rt.block_on(peerstorm_conform::run(
         peerstorm_conform::turn::cases(),
@@ -394,7 +400,20 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 .ok()
                 .and_then(|mut i| i.next())
                 .with_context(|| format!("{:?}: cannot resolve", a.uri))?;
-            let (user, password) = a.user.split_once(':').context("--user: expected NAME:PASSWORD")?;
+            let (user, password) = match (&a.user, &a.auth_secret) {
+                (Some(u), _) => {
+                    let (user, password) = u.split_once(':').context("--user: expected NAME:PASSWORD")?;
+                    (user.to_string(), password.to_string())
+                }
+                (None, Some(secret)) => {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                    let user = format!("{}:peerstorm-conform", now + 86_400);
+                    let password = peerstorm_turn::auth::rest_password(secret, &user);
+                    (user, password)
+                }
+                (None, None) => unreachable!("clap requires --user or --auth-secret"),
+            };
+            let (user, password) = (user.as_str(), password.as_str());
             // Reachable? One Binding.
             let mut probe = peerstorm_turn::client::UdpClient::connect(server, user, password, 99)?;
             let tid = probe.new_tid();
@@ -403,9 +422,18 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 return Ok(crate::EXIT_HARNESS);
             }
             let total = peerstorm_conform::turn::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
-            let results = turn_suite(server, user, password, a.alt_address, a.quota, &sel, &mut streaming(total))?;
+            let results = turn_suite(
+                server,
+                user,
+                password,
+                a.alt_address,
+                a.quota,
+                a.auth_secret.clone(),
+                &sel,
+                &mut streaming(total),
+            )?;
             let options = serde_json::json!({
-                "user": user, "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,
+                "user": user, "auth_secret": a.auth_secret.is_some(), "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,
                 "cases": a.common.cases, "strict": a.common.strict,
             });
             let cx = RunFacts { target: a.uri.clone(), options, not_run: Vec::new() };
@@ -509,6 +537,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
                 id_prefix: format!("e2e{}{}", std::process::id(), ser.replace('-', "")),
                 ip: [127, 0, 0, 1].into(),
                 stop: None,
+                turn_secret: None,
             };
             peerstorm_live::fullstack::run_full(cfg, |_| {}).await.0
         });
@@ -585,7 +614,7 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
     for which in ["peerstorm", "coturn"] {
         let s = crate::children::start_turn(which)?;
         eprintln!("conform: {which} TURN");
-        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, &all, &mut |_| {})?));
+        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, None, &all, &mut |_| {})?));
     }
     let md = matrix_markdown(&columns, &turn_cols, expire, alive);
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -257,7 +257,10 @@ fn turn_suite(uri: &str, extra: &[&str]) -> (Option<i32>, serde_json::Map<String
         std::process::id(),
         uri.replace([':', '.'], "_")
     ));
-    let mut args = vec!["conform", "turn", uri, "--user", "test:test", "--json", json.to_str().unwrap()];
+    let mut args = vec!["conform", "turn", uri, "--json", json.to_str().unwrap()];
+    if !extra.contains(&"--auth-secret") {
+        args.extend(["--user", "test:test"]);
+    }
     args.extend_from_slice(extra);
     let o = peerstorm(&args);
     let j: serde_json::Value =
@@ -313,6 +316,37 @@ fn the_turn_suite_passes_on_peerstorms_turn_and_coturn_fails_only_auth_6() {
         assert_eq!(verdict(&m, id), "NON-STRICT", "coturn {id}: {}", m[id]);
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// With `--auth-secret` the suite mints TURN REST API credentials, and auth.7 checks that a
+/// fresh one allocates and an expired one gets 401: on `serve turn --auth-secret` and on coturn
+/// with use-auth-secret. Without the secret auth.7 says it was not checked.
+#[test]
+fn rest_credentials_are_minted_and_an_expired_one_is_refused_by_peerstorm_and_coturn() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+    cmd.args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org"]).args([
+        "--auth-secret",
+        "s3cret",
+        "--allow-loopback-peers",
+    ]);
+    let (_t, banner) = start(&mut cmd);
+    let ours = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').to_string();
+    let dir = std::env::temp_dir().join(format!("peerstorm-conform-rest-{}", std::process::id()));
+    let (_coturn, coturn_addr) =
+        support::coturn_with(&dir, (47000, 47099), &["--use-auth-secret", "--static-auth-secret", "s3cret"]);
+    for (server, addr) in [("peerstorm", ours), ("coturn", coturn_addr.to_string())] {
+        let uri = format!("turn:{addr}");
+        // auth.7 and a case that allocates with the minted credentials the suite uses.
+        let (code, m, out) = turn_suite(&uri, &["--auth-secret", "s3cret", "--cases", "auth.7,alloc.1"]);
+        assert_eq!(code, Some(0), "{server}: {out}");
+        assert_eq!((verdict(&m, "auth.7"), verdict(&m, "alloc.1")), ("OK".into(), "OK".into()), "{server}: {out}");
+        let (_, m, out) = turn_suite(&uri, &["--auth-secret", "wrong-secret", "--cases", "auth.7"]);
+        assert_eq!(verdict(&m, "auth.7"), "FAILED", "{server} refuses what a wrong secret signs: {out}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    let (_t, addr, _) = turn_ours();
+    let (_, m, _) = turn_suite(&format!("turn:{addr}"), &["--cases", "auth.7"]);
+    assert_eq!(verdict(&m, "auth.7"), "INFO", "{}", m["auth.7"]);
 }
 
 #[test]

@@ -149,3 +149,48 @@ fn a_peer_stopped_by_sigterm_prints_its_connections() {
     assert_eq!(line["remote"], "term-caller", "{rest}");
     assert!(err.contains("stopped by SIGTERM"), "{err}");
 }
+
+/// `peerstorm run` in live mode against a TURN server named by URI with `servers.turn_secret`:
+/// every peer mints its own REST API credential (`EXPIRY:PEER-ID`); the pairs connect relay-only
+/// through `serve turn --auth-secret`. With the wrong secret every pair fails, refused by the
+/// TURN server (its 401s), and the run says so.
+#[test]
+fn a_live_run_mints_a_rest_credential_per_peer() {
+    let (_turn, addr) = peerstorm_turn(&["--auth-secret", "s3cret"]);
+    let dir = std::env::temp_dir().join(format!("peerstorm-live-rest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (secret, ok) in [("s3cret", true), ("not-the-secret", false)] {
+        let s = dir.join(format!("rest-{ok}.toml"));
+        std::fs::write(
+            &s,
+            format!(
+                "name = \"rest-{ok}\"\nmode = \"live\"\n[servers]\nturn = \"turn:{addr}\"\nturn_secret = \"{secret}\"\nturn_ttl_s = 600\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 100\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[timeouts]\nsetup_s = 10\n[thresholds]\nsuccess_rate = \">= 1\"\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.join(format!("out-{ok}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+            .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let m = &summary["modes"][0];
+        let pairs = m["pairs"].as_u64().unwrap();
+        assert!(pairs >= 2, "{m}");
+        if ok {
+            assert_eq!(o.status.code(), Some(0), "{text}");
+            assert_eq!(m["pairs_ok"].as_u64(), Some(pairs), "{m}");
+        } else {
+            assert_eq!(o.status.code(), Some(1), "the success_rate threshold fails: {text}");
+            assert_eq!(m["pairs_ok"].as_u64(), Some(0), "{m}");
+            assert!(m["failures"].to_string().contains("turn_refused"), "the TURN server refused: {m}");
+        }
+        let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
+        assert_eq!(peers.lines().count() as u64, 2 * pairs, "every peer's record is kept");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -29,11 +29,37 @@ pub struct Ctx {
     /// to a later case's socket, that case would find itself with an allocation it never made
     /// (`refresh.1` once saw coturn accept its Refresh that way).
     pub held: Arc<Mutex<Vec<UdpSocket>>>,
+    /// The server's TURN REST API secret (coturn's `static-auth-secret`), if it takes such
+    /// credentials: the expiry cases mint their own with it.
+    pub auth_secret: Option<String>,
 }
 
 impl Ctx {
     pub fn new(server: SocketAddr, user: &str, password: &str, alt: Option<SocketAddr>, quota: Option<usize>) -> Self {
-        Self { server, user: user.into(), password: password.into(), alt, quota, held: Arc::default() }
+        Self {
+            server,
+            user: user.into(),
+            password: password.into(),
+            alt,
+            quota,
+            held: Arc::default(),
+            auth_secret: None,
+        }
+    }
+
+    /// The same server, which takes TURN REST API credentials signed with `secret`.
+    pub fn with_auth_secret(mut self, secret: Option<String>) -> Self {
+        self.auth_secret = secret;
+        self
+    }
+
+    /// A client with a TURN REST API credential for `name` that expires at `expiry` (Unix time),
+    /// or `None` when no secret was given.
+    fn rest_client(&self, expiry: u64, name: &str, seed: u64) -> Option<Result<UdpClient, Fail>> {
+        let secret = self.auth_secret.as_deref()?;
+        let user = format!("{expiry}:{name}");
+        let password = peerstorm_turn::auth::rest_password(secret, &user);
+        Some(self.client_as(&user, &password, seed))
     }
 
     /// A UDP socket on loopback (the server's family) whose port no later case can get.
@@ -51,6 +77,14 @@ impl Ctx {
 }
 
 type Fut = Pin<Box<dyn Future<Output = Check>>>;
+
+/// The wall clock's Unix time, which TURN REST API credentials are stamped with.
+fn unix_now() -> Result<u64, Fail> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|e| fail(format!("the clock is before 1970: {e}"), "a Unix time"))
+}
 
 fn fail(observed: impl Into<String>, expected: impl Into<String>) -> Fail {
     Fail { observed: observed.into(), expected: expected.into() }
@@ -353,6 +387,30 @@ pub fn cases() -> Vec<Case<Ctx>> {
                 match peer_to_client(&mut cl, &smuggled, relay, b"smuggled")? {
                     None => Ok(None),
                     Some(_) => Err(fail("the smuggled peer's data reached the client", "dropped: no permission")),
+                }
+            }
+        ),
+        case!(
+            "auth.7",
+            Must,
+            "draft-uberti-behave-turn-rest-00 §2.2",
+            "a TURN REST API credential (EXPIRY:NAME, HMAC-SHA1 password) is taken until it expires, then refused with 401",
+            |c: Ctx| {
+                let now = unix_now()?;
+                let Some(fresh) = c.rest_client(now + 600, "conform-fresh", 18) else {
+                    return Ok(Some("no --auth-secret given: not checked".into()));
+                };
+                let r = fresh?.allocate().map_err(io)?;
+                if !r.is_success() {
+                    return Err(fail(said(&r), "a credential that expires in 10 minutes allocates"));
+                }
+                let expired =
+                    c.rest_client(now.saturating_sub(60), "conform-expired", 19).expect("the secret is given");
+                let r = expired?.allocate().map_err(io)?;
+                if r.error_code() == Some(401) {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("{} for a credential that expired a minute ago", said(&r)), "401"))
                 }
             }
         ),

@@ -248,14 +248,30 @@ pub struct FullConfig {
     /// Set from outside (Ctrl-C, SIGTERM): no pair starts after it; those running finish within
     /// their setup timeout, and the outcome is marked interrupted.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// A TURN REST API secret and lifetime: each peer mints its own credential
+    /// (`EXPIRY:PEER-ID`) when its pair starts, instead of `peer.turn`'s user.
+    pub turn_secret: Option<(String, Duration)>,
+}
+
+impl FullConfig {
+    /// The settings of the peer `id`: the shared ones with its own TURN credential, if minted.
+    fn peer_for(&self, id: &str) -> PeerConfig {
+        let mut peer = self.peer.clone();
+        if let (Some(turn), Some((secret, ttl))) = (peer.turn.as_mut(), &self.turn_secret) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            turn.user = format!("{}:{id}", now.as_secs() + ttl.as_secs());
+            turn.password = peerstorm_turn::auth::rest_password(secret, &turn.user);
+        }
+        peer
+    }
 }
 
 /// One pair: both peers driven at once; the answerer stops when the offerer is done.
 async fn pair(cfg: Arc<FullConfig>, n: usize, intended: Instant) -> Option<(VirtualPeer, VirtualPeer, Instant)> {
     let (Ok(so), Ok(sa)) = (bind(cfg.ip, 1).await, bind(cfg.ip, 1).await) else { return None };
     let (oid, aid) = (format!("{}-{n}o", cfg.id_prefix), format!("{}-{n}a", cfg.id_prefix));
-    let o = VirtualPeer::new(config(oid.clone(), vec![aid.clone()], Vec::new(), &so, cfg.peer.clone()), intended);
-    let a = VirtualPeer::new(config(aid, Vec::new(), vec![oid], &sa, cfg.peer.clone()), intended);
+    let o = VirtualPeer::new(config(oid.clone(), vec![aid.clone()], Vec::new(), &so, cfg.peer_for(&oid)), intended);
+    let a = VirtualPeer::new(config(aid.clone(), Vec::new(), vec![oid], &sa, cfg.peer_for(&aid)), intended);
     let deadline = intended + cfg.setup_timeout;
     let stop = Arc::new(tokio::sync::Notify::new());
     let answerer =

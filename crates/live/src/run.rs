@@ -132,9 +132,14 @@ fn turn(
         TurnTarget::None => Ok(None),
         TurnTarget::Uri(u) => {
             let addr = resolve(&u.host, u.port, "servers.turn")?;
-            let user = s.servers.turn_user.clone().ok_or(RunError::Servers("servers.turn_user".into()))?;
+            // With servers.turn_secret each peer mints its own credential (FullConfig::peer_for).
+            let (user, password) = match (&s.servers.turn_user, &s.servers.turn_secret) {
+                (Some(u), _) => (u.name.clone(), u.password.clone()),
+                (None, Some(_)) => (String::new(), String::new()),
+                (None, None) => return Err(RunError::Servers("servers.turn_user".into())),
+            };
             let realm = s.servers.turn_realm.clone().unwrap_or_default();
-            let value = TurnServer { addr, user: user.name, password: user.password, realm, transport };
+            let value = TurnServer { addr, user, password, realm, transport };
             Ok(Some(Started { value, pid: None, guard: Box::new(()) }))
         }
         which => {
@@ -288,6 +293,7 @@ fn full(
             id_prefix: format!("ps{}s{}{name}", std::process::id(), shard.index + 1),
             ip: o.source_ip.unwrap_or([127, 0, 0, 1].into()),
             stop: o.stop.clone(),
+            turn_secret: s.servers.turn_secret.clone().map(|secret| (secret, s.servers.turn_ttl)),
         };
         events(Event::Note(format!(
             "running {} live, full stack, {name} ICE, against {} ({} load for {:.0} s)",

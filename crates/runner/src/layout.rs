@@ -174,10 +174,17 @@ pub fn place_peer(
     (host, private_ip(i))
 }
 
-/// The embedded STUN/TURN core: one user for every peer, UDP on 3478 and TCP on 443.
-fn turn_core(base: std::time::Instant) -> TurnServer {
+/// The Unix time the simulation starts at, which TURN REST API credentials are stamped against
+/// (2026-01-01T00:00:00Z): virtual time has no wall clock, and a fixed one keeps runs repeatable.
+const SIM_UNIX_EPOCH: u64 = 1_767_225_600;
+
+/// The embedded STUN/TURN core: one user for every peer (or the REST API secret they mint
+/// credentials with), UDP on 3478 and TCP on 443.
+fn turn_core(base: std::time::Instant, secret: Option<&str>) -> TurnServer {
     let mut cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
     cfg.add_user(TURN_USER.0, TURN_USER.1);
+    cfg.auth_secret = secret.map(str::to_string);
+    cfg.unix_time_at_start = SIM_UNIX_EPOCH;
     // Every virtual peer is the same user here; the per-user quota is not what a run measures.
     cfg.max_allocations_per_user = usize::MAX;
     cfg.relay_ports = (1024, 65535);
@@ -232,7 +239,7 @@ impl ScenarioWorld {
             Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed)
         });
         let base = world.base();
-        world.add_turn(server_host, turn_core(base), s.servers.answer_delay);
+        world.add_turn(server_host, turn_core(base, s.servers.turn_secret.as_deref()), s.servers.answer_delay);
         let stun = (s.servers.stun == StunTarget::Embedded).then_some(SocketAddr::V4(SERVER_ADDR));
         let transport = s.servers.turn_transport();
         let turn = (s.servers.turn == TurnTarget::Embedded).then(|| peerstorm_peer::TurnServer {
@@ -251,6 +258,17 @@ impl ScenarioWorld {
         let name = |i: usize| format!("peer-{i:06}");
         let workload = s.workload.datachannel.workload();
         for (i, (host, ip)) in placed.iter().enumerate() {
+            // A REST API credential of its own, minted when the peer joins, as a web app's
+            // backend hands one to each page.
+            let turn = match (&turn, &s.servers.turn_secret) {
+                (Some(t), Some(secret)) => {
+                    let expiry = SIM_UNIX_EPOCH + starts[i].as_secs() + s.servers.turn_ttl.as_secs();
+                    let user = format!("{expiry}:{}", name(i));
+                    let password = peerstorm_turn::auth::rest_password(secret, &user);
+                    Some(peerstorm_peer::TurnServer { user, password, ..t.clone() })
+                }
+                _ => turn.clone(),
+            };
             let cfg = PeerConfig {
                 id: name(i),
                 token: format!("t{i}"),
@@ -262,7 +280,7 @@ impl ScenarioWorld {
                 heartbeat: Duration::from_secs(5),
                 workload: workload.clone(),
                 stun,
-                turn: turn.clone(),
+                turn,
                 relay_only: s.servers.relay_only,
                 profile: s.peers.profile,
             };

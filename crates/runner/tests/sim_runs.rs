@@ -138,6 +138,17 @@ fn relay_only_policy_relays_everything() {
     assert!(selected.iter().all(|t| t.starts_with("relay/")), "{m:?}");
 }
 
+/// `servers.turn_secret`: each peer mints a TURN REST API credential (`EXPIRY:peer-…`, no static
+/// user of that name exists) and the embedded TURN server, given the secret, relays for them.
+#[test]
+fn peers_minting_rest_credentials_relay_through_the_embedded_server() {
+    let m =
+        class_rates("[servers]\nrelay_only = true\nturn_secret = \"s3cret\"\nturn_ttl_s = 60\n[peers]\ncount = 4\n");
+    let (rate, selected) = &m["open ↔ open"];
+    assert_eq!(*rate, 1.0, "{m:?}");
+    assert!(selected.iter().all(|t| t.starts_with("relay/")), "{m:?}");
+}
+
 /// A slow STUN/TURN server holds its own answers, never the data it relays: two symmetric NATs
 /// meet only through the relay, and once ICE is connected the rest of setup (DTLS, SCTP, the
 /// first echo) takes as long as with a prompt server. Before, the ICE checks' responses that

@@ -250,6 +250,15 @@ pub struct Servers {
     pub turn_user: Option<TurnUser>,
     #[serde(default)]
     pub turn_realm: Option<String>,
+    /// The TURN REST API secret (coturn's `static-auth-secret`): each peer mints its own
+    /// credential, username `EXPIRY:PEER-ID` and password base64(HMAC-SHA1(secret, username)),
+    /// valid `turn_ttl_s` from when it joins, as a web app's backend hands them out. Instead of
+    /// `turn_user`. In the simulator the embedded TURN server takes them (and refuses them once
+    /// expired, Refreshes included).
+    #[serde(default)]
+    pub turn_secret: Option<String>,
+    #[serde(default = "default_turn_ttl", rename = "turn_ttl_s", deserialize_with = "serde_time::secs")]
+    pub turn_ttl: Duration,
     /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
     #[serde(default)]
     pub relay_only: bool,
@@ -257,6 +266,11 @@ pub struct Servers {
     /// `udp-blocked` network lets through). A `turn:` URI may say `?transport=tcp` too.
     #[serde(default)]
     pub turn_transport: TurnTransport,
+}
+
+/// A day: what coturn's documentation and most deployments hand out.
+fn default_turn_ttl() -> Duration {
+    Duration::from_secs(86_400)
 }
 
 fn embedded_broker() -> BrokerTarget {
@@ -280,6 +294,8 @@ impl Default for Servers {
             turn: embedded_turn(),
             turn_user: None,
             turn_realm: None,
+            turn_secret: None,
+            turn_ttl: default_turn_ttl(),
             answer_delay: Duration::ZERO,
             relay_only: false,
             turn_transport: TurnTransport::Udp,
@@ -662,6 +678,19 @@ impl Scenario {
                 "servers.relay_only needs a TURN server: servers.turn = \"none\" leaves nothing to relay through",
             );
         }
+        if self.servers.turn_secret.is_some() {
+            if self.servers.turn_user.is_some() {
+                return bad(
+                    "servers.turn_secret and servers.turn_user both give TURN credentials: keep one (turn_secret mints a REST API credential per peer; turn_user is one static NAME:PASSWORD)",
+                );
+            }
+            if self.servers.turn == TurnTarget::None {
+                return bad("servers.turn_secret needs a TURN server: servers.turn = \"none\"");
+            }
+            if self.servers.turn_ttl.is_zero() {
+                return bad("servers.turn_ttl_s = 0: every credential would be expired when it is made");
+            }
+        }
         if self.network.pairing == Pairing::Mix {
             let sum: f64 = self.network.nat_mix.0.iter().map(|(_, s)| s).sum();
             if (sum - 1.0).abs() > 1e-6 {
@@ -753,6 +782,11 @@ impl Scenario {
         if !matches!(self.servers.turn, TurnTarget::Embedded | TurnTarget::Coturn | TurnTarget::None) {
             return bad("mode = \"lab\": servers.turn is \"embedded\", \"coturn\" or \"none\"");
         }
+        if self.servers.turn_secret.is_some() {
+            return bad(
+                "servers.turn_secret is not supported in the lab yet (its servers take turn_user); use it with mode = \"sim\" or a live run against a turn: URI",
+            );
+        }
         if self.servers.stun != StunTarget::Embedded {
             return bad("mode = \"lab\": the STUN server is the TURN server's host (leave servers.stun out)");
         }
@@ -816,8 +850,18 @@ impl Scenario {
         if load.stack == Stack::Full && matches!(load.model, LoadModel::Churn { .. }) {
             return bad("load.stack = \"full\" runs the open, ramp and closed models");
         }
-        if matches!(self.servers.turn, TurnTarget::Uri(_)) && self.servers.turn_user.is_none() {
-            return bad("servers.turn = \"turn:...\" needs servers.turn_user = \"NAME:PASSWORD\"");
+        if matches!(self.servers.turn, TurnTarget::Uri(_))
+            && self.servers.turn_user.is_none()
+            && self.servers.turn_secret.is_none()
+        {
+            return bad(
+                "servers.turn = \"turn:...\" needs credentials: servers.turn_user = \"NAME:PASSWORD\" or servers.turn_secret (TURN REST API)",
+            );
+        }
+        if self.servers.turn_secret.is_some() && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
+            return bad(
+                "servers.turn_secret in a live run is for a server you name (servers.turn = \"turn:HOST:PORT\", started with its secret, e.g. `peerstorm serve turn --auth-secret S` or coturn's use-auth-secret); the embedded and coturn servers a live run starts take user test:test",
+            );
         }
         let sig = &self.signaling;
         if sig.step_timeout.is_zero()
@@ -967,6 +1011,32 @@ mod tests {
         mix("open = 0.3, symmetric = 0.7", "").unwrap();
         mix("open = 0.1, symmetric = 0.2, cgnat = 0.7", "").unwrap();
         mix("open = 1, symmetric = 1", "pairing = \"matrix\"\n").unwrap();
+    }
+
+    #[test]
+    fn turn_secret_is_one_way_to_give_credentials_where_a_server_takes_them() {
+        let sim = |servers: &str| Scenario::parse(&format!("name = \"x\"\n[servers]\n{servers}[peers]\ncount = 2\n"));
+        let s = sim("turn_secret = \"s\"\n").unwrap();
+        assert_eq!((s.servers.turn_secret.as_deref(), s.servers.turn_ttl), (Some("s"), Duration::from_secs(86_400)));
+        assert_eq!(sim("turn_secret = \"s\"\nturn_ttl_s = 60\n").unwrap().servers.turn_ttl, Duration::from_secs(60));
+        for (servers, why) in [
+            ("turn_secret = \"s\"\nturn_user = \"a:b\"\n", "keep one"),
+            ("turn_secret = \"s\"\nturn = \"none\"\n", "needs a TURN server"),
+            ("turn_secret = \"s\"\nturn_ttl_s = 0\n", "expired when it is made"),
+        ] {
+            let e = sim(servers).unwrap_err().to_string();
+            assert!(e.contains(why), "{servers}: {e}");
+        }
+        let live = |servers: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\nmode = \"live\"\n[servers]\n{servers}[peers]\ncount = 2\n[load]\nstack = \"full\"\nrate_per_s = 1\nduration_s = 1\n"
+            ))
+        };
+        live("turn = \"turn:127.0.0.1:3478\"\nturn_secret = \"s\"\n").unwrap();
+        let e = live("turn = \"turn:127.0.0.1:3478\"\n").unwrap_err().to_string();
+        assert!(e.contains("turn_user") && e.contains("turn_secret"), "{e}");
+        let e = live("turn = \"coturn\"\nturn_secret = \"s\"\n").unwrap_err().to_string();
+        assert!(e.contains("a server you name"), "{e}");
     }
 
     #[test]

@@ -296,16 +296,10 @@ pub fn broker_suite(
 
 /// Runs the TURN suite (one case at a time: the client is blocking).
 pub fn turn_suite(
-    server: SocketAddr,
-    user: &str,
-    password: &str,
-    alt: Option<SocketAddr>,
-    quota: Option<usize>,
-    auth_secret: Option<String>,
+    ctx: peerstorm_conform::turn::Ctx,
     sel: &Selection,
     progress: &mut dyn FnMut(&CaseResult),
 ) -> Result<Vec<CaseResult>> {
-    let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, alt, quota).with_auth_secret(auth_secret);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(rt.block_on(peerstorm_conform::run(
         peerstorm_conform::turn::cases(),
@@ -422,16 +416,9 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 return Ok(crate::EXIT_HARNESS);
             }
             let total = peerstorm_conform::turn::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
-            let results = turn_suite(
-                server,
-                user,
-                password,
-                a.alt_address,
-                a.quota,
-                a.auth_secret.clone(),
-                &sel,
-                &mut streaming(total),
-            )?;
+            let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, a.alt_address, a.quota)
+                .with_auth_secret(a.auth_secret.clone());
+            let results = turn_suite(ctx, &sel, &mut streaming(total))?;
             let options = serde_json::json!({
                 "user": user, "auth_secret": a.auth_secret.is_some(), "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,
                 "cases": a.common.cases, "strict": a.common.strict,
@@ -614,7 +601,10 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
     for which in ["peerstorm", "coturn"] {
         let s = crate::children::start_turn(which)?;
         eprintln!("conform: {which} TURN");
-        turn_cols.push((which.into(), turn_suite(s.addr, "test", "test", None, None, None, &all, &mut |_| {})?));
+        turn_cols.push((
+            which.into(),
+            turn_suite(peerstorm_conform::turn::Ctx::new(s.addr, "test", "test", None, None), &all, &mut |_| {})?,
+        ));
     }
     let md = matrix_markdown(&columns, &turn_cols, expire, alive);
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -4,8 +4,12 @@
 // (peerjs's own `serializer.msgpack.mjs`, a byte stream cut into 32 KiB messages) serializations.
 // Prints one JSON object; exits 0 when every check passed, 1 otherwise.
 //
-//   node tools/js/browser-virtual-peer.mjs BROKER_PORT VIRTUAL_PEER_ID
+//   node tools/js/browser-virtual-peer.mjs BROKER_PORT VIRTUAL_PEER_ID [CERT_PEM]
+//
+// With CERT_PEM the broker is reached over wss:// (PeerJS `secure: true`) and Chromium trusts
+// exactly that certificate's key (--ignore-certificate-errors-spki-list), nothing else.
 import { launch, servePage } from "./chromium.mjs";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,9 +31,15 @@ if (!exported) {
   process.exit(2);
 }
 const msgpackScript = `(function(){${msgpackModule.slice(0, exported.index)};window.PeerjsMsgPack=${exported[1]};})();${msgpackModule.slice(exported.index + exported[0].length)}`;
-const opts = { host: "127.0.0.1", port, path: "/", key: "peerjs", secure: false, debug: 0, config: { iceServers: [] } };
+const certPem = process.argv[4];
+const opts = { host: "127.0.0.1", port, path: "/", key: "peerjs", secure: Boolean(certPem), debug: 0, config: { iceServers: [] } };
+const trust = [];
+if (certPem) {
+  const spki = new X509Certificate(readFileSync(certPem)).publicKey.export({ type: "spki", format: "der" });
+  trust.push(`--ignore-certificate-errors-spki-list=${createHash("sha256").update(spki).digest("base64")}`);
+}
 const page = await servePage(`<!doctype html><meta charset="utf-8"><title>peerstorm virtual peer interop</title><script>${peerjsSource.replace(/<\/script/gi, "<\\/script")}</script><script>${msgpackScript.replace(/<\/script/gi, "<\\/script")}</script>`);
-const { context, close: closeBrowser } = await launch();
+const { context, close: closeBrowser } = await launch(trust);
 const results = { checks: {}, errors: [] };
 const deadline = setTimeout(() => {
   results.errors.push("timed out after 60 s");

@@ -7,7 +7,8 @@ import { join } from "node:path";
 
 export const CHROMIUM = process.env.PEERSTORM_CHROMIUM || "/usr/bin/chromium";
 
-export async function launch() {
+// `extraArgs`: more Chromium flags (e.g. one that trusts a test certificate).
+export async function launch(extraArgs = []) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} not found: install Debian's chromium (scripts/test.sh does)`);
   }
@@ -25,6 +26,7 @@ export async function launch() {
       "--disable-sync",
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      ...extraArgs,
     ],
   });
   const close = async () => {

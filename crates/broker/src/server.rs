@@ -10,12 +10,15 @@ use crate::config::Config;
 use crate::core::{Broker, ConnId, ConnectParams, OutputRef};
 use crate::http::{self, Request, Response};
 use peerstorm_model::ws::{self, Decoder, Event};
+use peerstorm_tls::Stream;
+use peerstorm_tls::rustls::ServerConfig;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -29,7 +32,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnIo {
     id: ConnId,
-    stream: TcpStream,
+    stream: Stream,
     /// Encoded frames not yet written, and how much of them has been written.
     out: RefCell<Vec<u8>>,
     written: Cell<usize>,
@@ -56,6 +59,8 @@ struct Shared {
     /// Connections not upgraded yet, and the most held at once (`Config::max_handshaking`).
     handshaking: Cell<usize>,
     max_handshaking: usize,
+    /// `wss://`: every connection is TLS with this configuration.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// A connection counted as handshaking until it upgrades or ends.
@@ -70,7 +75,17 @@ impl Drop for HandshakeSlot {
 /// Serves the broker on `listener` until `shutdown` resolves. Must run inside a `LocalSet`
 /// (or use [`run`], which makes one).
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-    tokio::task::LocalSet::new().run_until(serve(listener, config, shutdown)).await
+    run_with(listener, config, None, shutdown).await
+}
+
+/// [`run`], over TLS (`wss://`, `https://`) when `tls` is given.
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(listener, config, tls, shutdown)).await
 }
 
 fn seed() -> u64 {
@@ -81,8 +96,14 @@ fn seed() -> u64 {
     u64::from_le_bytes(b) ^ std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
 }
 
-async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let shared = Rc::new(Shared {
+        tls,
         ws_path: config.ws_path(),
         frame_limit: config.frame_limit(),
         send_limit: config.hardening.as_ref().map(|h| h.max_send_buffer),
@@ -106,6 +127,10 @@ async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Outp
                 Ok((stream, addr)) => {
                     if shared.handshaking.get() >= shared.max_handshaking {
                         // Refused at once: waiting for its head would hold one more descriptor.
+                        // (A TLS client is just closed: it could not read a plain answer.)
+                        if shared.tls.is_some() {
+                            continue;
+                        }
                         let mut out = Vec::new();
                         let body = "Too many connections in their handshake; try again shortly\n";
                         Response::new(503, "text/plain; charset=utf-8", body).write_to(&mut out, false);
@@ -198,7 +223,7 @@ fn check_send_limit(shared: &Shared, io: &ConnIo) {
         && !io.broken.get()
     {
         io.broken.set(true);
-        let _ = socket2::SockRef::from(&io.stream).shutdown(std::net::Shutdown::Both);
+        let _ = socket2::SockRef::from(io.stream.tcp()).shutdown(std::net::Shutdown::Both);
         shared.broker.borrow_mut().handle_slow_reader(Instant::now(), io.id);
     }
 }
@@ -210,7 +235,7 @@ fn queue_close(io: &ConnIo, code: Option<u16>) {
 }
 
 fn has_pending(io: &ConnIo) -> bool {
-    io.written.get() < io.out.borrow().len()
+    io.written.get() < io.out.borrow().len() || io.stream.wants_write()
 }
 
 /// Writes what it can without waiting; frees the buffer once it is all written.
@@ -292,8 +317,15 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-async fn connection(slot: HandshakeSlot, stream: TcpStream, _addr: SocketAddr) {
+async fn connection(slot: HandshakeSlot, tcp: TcpStream, _addr: SocketAddr) {
     let shared = slot.0.clone();
+    let stream = match &shared.tls {
+        None => Stream::plain(tcp),
+        Some(config) => match Stream::server(tcp, config.clone()) {
+            Ok(s) => s,
+            Err(_) => return,
+        },
+    };
     let mut head: Vec<u8> = Vec::new();
     loop {
         // Read one request head, within the deadline (`Config::head_timeout`): a client that
@@ -306,6 +338,11 @@ async fn connection(slot: HandshakeSlot, stream: TcpStream, _addr: SocketAddr) {
             if head.len() > MAX_HEAD {
                 let body = "Request header fields too large\n";
                 write_all(&stream, &Response::new(431, "text/plain; charset=utf-8", body)).await;
+                return;
+            }
+            if !stream.is_tls() && head.first() == Some(&0x16) {
+                // A TLS ClientHello on the plain port: closing at once tells the client
+                // (it would otherwise wait out the head timeout for a head that never comes).
                 return;
             }
             head.reserve(1024);
@@ -369,7 +406,7 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
     [crlf, lf].into_iter().flatten().min()
 }
 
-async fn write_bytes(stream: &TcpStream, mut b: &[u8]) -> bool {
+async fn write_bytes(stream: &Stream, mut b: &[u8]) -> bool {
     while !b.is_empty() {
         if stream.writable().await.is_err() {
             return false;
@@ -380,10 +417,11 @@ async fn write_bytes(stream: &TcpStream, mut b: &[u8]) -> bool {
             Err(_) => return false,
         }
     }
-    true
+    // With TLS the last records may still be queued.
+    stream.flush().await.is_ok()
 }
 
-async fn write_all(stream: &TcpStream, r: &Response) {
+async fn write_all(stream: &Stream, r: &Response) {
     let mut out = Vec::new();
     r.write_to(&mut out, false);
     write_bytes(stream, &out).await;
@@ -396,7 +434,7 @@ enum Step {
     Close(Option<u16>),
 }
 
-async fn websocket(shared: Rc<Shared>, stream: TcpStream, query: String, leftover: Vec<u8>) {
+async fn websocket(shared: Rc<Shared>, stream: Stream, query: String, leftover: Vec<u8>) {
     let conn = ConnId(shared.next_conn.get());
     shared.next_conn.set(conn.0 + 1);
     let io = Rc::new(ConnIo {
@@ -615,6 +653,11 @@ impl Drop for Handle {
 
 /// Binds `addr` and serves on a new thread.
 pub fn spawn(addr: SocketAddr, config: Config) -> io::Result<Handle> {
+    spawn_with(addr, config, None)
+}
+
+/// [`spawn`], over TLS when `tls` is given.
+pub fn spawn_with(addr: SocketAddr, config: Config, tls: Option<Arc<ServerConfig>>) -> io::Result<Handle> {
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
@@ -623,7 +666,7 @@ pub fn spawn(addr: SocketAddr, config: Config) -> io::Result<Handle> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(async move {
             let listener = TcpListener::from_std(std_listener)?;
-            run(listener, config, async {
+            run_with(listener, config, tls, async {
                 let _ = rx.await;
             })
             .await
@@ -663,11 +706,12 @@ mod size_probe {
                 head_timeout: std::time::Duration::from_secs(10),
                 handshaking: std::cell::Cell::new(1),
                 max_handshaking: 1,
+                tls: None,
             });
             let f = super::connection(super::HandshakeSlot(shared.clone()), s, addr);
             eprintln!("connection future: {} bytes", std::mem::size_of_val(&f));
             let s = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            let f = super::websocket(shared, s, String::new(), Vec::new());
+            let f = super::websocket(shared, super::Stream::plain(s), String::new(), Vec::new());
             eprintln!("websocket future: {} bytes", std::mem::size_of_val(&f));
         });
     }

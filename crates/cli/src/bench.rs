@@ -103,7 +103,7 @@ pub fn run(cmd: Bench) -> Result<u8> {
     }
 }
 fn target(addr: SocketAddr) -> Target {
-    Target { addr, ws_path: "/peerjs".into(), key: "peerjs".into() }
+    Target::new(addr, "/peerjs", "peerjs")
 }
 
 /// Joins `n` clients, `parallel` at a time; returns them and their connect-to-OPEN times (µs).

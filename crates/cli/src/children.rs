@@ -245,7 +245,7 @@ impl Launcher for Children {
             _ => start_peerstorm(peers),
         };
         let s = started.map_err(|e| format!("{e:#}"))?;
-        let value = Target { addr: s.addr, ws_path: "/peerjs".into(), key: "peerjs".into() };
+        let value = Target::new(s.addr, "/peerjs", "peerjs");
         Ok(Started { value, pid: Some(s.pid()), guard: Box::new(s) })
     }
 

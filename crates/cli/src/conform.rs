@@ -54,8 +54,15 @@ pub struct Common {
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
-    /// The PeerServer: http://HOST:PORT/PATH/ (or ws://, or HOST:PORT).
+    /// The PeerServer: http://HOST:PORT/PATH/, the ws://…/peerjs?key=KEY URL `serve broker`
+    /// prints, https:// or wss:// for TLS, or HOST:PORT.
     url: String,
+    /// TLS: trust the certificates in this PEM file too, besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// TLS: do not check the server's certificate at all.
+    #[arg(long)]
+    insecure: bool,
     #[arg(long, default_value = "peerjs")]
     key: String,
     /// The mount path, if not in the URL.
@@ -157,16 +164,20 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String, Option<String>)> {
 /// Before any case runs: is there a PeerServer with `key` at `path`? (`GET <path><key>/id`,
 /// which every PeerServer answers with an ID.) `Err` says what is wrong, for exit status 2: a
 /// wrong URL or key must never be reported as the server's failures.
-fn preflight(addr: SocketAddr, path: &str, key: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET {path}{key}/id HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
-    let mut reply = Vec::new();
-    let _ = s.take(64 << 10).read_to_end(&mut reply);
-    let status = String::from_utf8_lossy(&reply).lines().next().unwrap_or("no answer").to_string();
+fn preflight(addr: SocketAddr, path: &str, key: &str, tls: Option<peerstorm_tls::Client>) -> Result<(), String> {
+    let mut target = peerstorm_loadgen::Target::new(addr, format!("{path}peerjs"), key.to_string());
+    target.tls = tls;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let reply = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), target.http_get(&format!("{path}{key}/id"))).await
+        })
+        .map_err(|_| format!("{}://{addr}: no answer in 5 s", target.scheme()))?
+        .map_err(|e| format!("cannot talk to {}://{addr}: {e}", target.scheme()))?;
+    if target.tls.is_none() && reply.as_bytes().first() == Some(&0x15) {
+        return Err(format!("{addr} answered in TLS: use https:// or wss://"));
+    }
+    let status = reply.lines().next().unwrap_or("no answer").to_string();
     let hint = "give the mount path, e.g. http://HOST:PORT/, or the ws:// URL `serve broker` prints, and the key";
     if status.split_whitespace().nth(1) != Some("200") {
         return Err(format!(
@@ -174,11 +185,9 @@ fn preflight(addr: SocketAddr, path: &str, key: &str) -> Result<(), String> {
         ));
     }
     // The HTTP API takes any key; a join tells whether this one is the broker's.
-    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key: key.to_string() };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     // Join as PeerJS does without an ID: with the one `/id` just handed out (a broker that
     // accepts only IDs it issued takes it too).
-    let text = String::from_utf8_lossy(&reply);
+    let text = reply;
     let issued = text.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_string()).filter(|b| !b.is_empty());
     let id = issued.unwrap_or_else(|| format!("preflight{}", std::process::id()));
     let joined = rt.block_on(peerstorm_loadgen::Client::join(&target, &id, "preflight", None, Duration::from_secs(5)));
@@ -263,19 +272,17 @@ fn list<C>(cases: &[peerstorm_conform::Case<C>], sel: &Selection) {
 
 /// Runs the broker suite; `None` when the broker is unreachable.
 pub fn broker_suite(
-    addr: SocketAddr,
-    path: &str,
-    key: &str,
+    target: peerstorm_conform::client::Target,
     sel: &Selection,
     (expire, alive): (u64, u64),
     concurrent_limit: Option<usize>,
     progress: &mut dyn FnMut(&CaseResult),
 ) -> Result<Option<Vec<CaseResult>>> {
-    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
+    if std::net::TcpStream::connect_timeout(&target.addr, Duration::from_secs(3)).is_err() {
         return Ok(None);
     }
     let ctx = peerstorm_conform::broker::Ctx {
-        target: peerstorm_conform::client::Target { addr, path: path.into(), key: key.into() },
+        target,
         expire: Duration::from_millis(expire),
         alive: Duration::from_millis(alive),
         prefix: format!("cf{}", std::process::id()),
@@ -323,10 +330,31 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 list(&peerstorm_conform::broker::cases(), &sel);
                 return Ok(crate::EXIT_OK);
             }
-            let (addr, url_path, url_key) = parse_url(&a.url)?;
-            let path = a.path.clone().map(|p| if p.ends_with('/') { p } else { format!("{p}/") }).unwrap_or(url_path);
-            let key = url_key.unwrap_or_else(|| a.key.clone());
-            if let Err(why) = preflight(addr, &path, &key) {
+            let server = if a.url.contains("://") {
+                peerstorm_scenario::PeerServer::from_url(&a.url).map_err(|e| anyhow::anyhow!(e))?
+            } else {
+                let (addr, _, _) = parse_url(&a.url)?;
+                peerstorm_scenario::PeerServer::at(addr.ip().to_string(), addr.port())
+            };
+            let addr = (server.host.as_str(), server.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut i| i.next())
+                .with_context(|| format!("{:?}: cannot resolve {}", a.url, server.host))?;
+            let path =
+                a.path.clone().map(|p| if p.ends_with('/') { p } else { format!("{p}/") }).unwrap_or(server.path);
+            // A URL that names its key wins; otherwise --key.
+            let key = if a.url.contains("key=") { server.key } else { a.key.clone() };
+            if !server.secure && (a.ca.is_some() || a.insecure) {
+                bail!("--ca and --insecure are for an https:// or wss:// server");
+            }
+            let tls = if server.secure {
+                let trust = peerstorm_tls::Trust { ca: a.ca.clone(), insecure: a.insecure };
+                Some(peerstorm_tls::Client::new(&trust, server.host.clone())?)
+            } else {
+                None
+            };
+            if let Err(why) = preflight(addr, &path, &key, tls.clone()) {
                 eprintln!("peerstorm: {why}");
                 return Ok(crate::EXIT_HARNESS);
             }
@@ -354,15 +382,9 @@ pub fn run(cmd: Conform) -> Result<u8> {
             });
             let cx = RunFacts { target: a.url.clone(), options, not_run };
             let progress = &mut streaming(total);
-            match broker_suite(
-                addr,
-                &path,
-                &key,
-                &sel,
-                (a.expire_timeout, a.alive_timeout),
-                a.concurrent_limit,
-                progress,
-            )? {
+            let target =
+                peerstorm_conform::client::Target { tls, ..peerstorm_conform::client::Target::new(addr, path, key) };
+            match broker_suite(target, &sel, (a.expire_timeout, a.alive_timeout), a.concurrent_limit, progress)? {
                 Some(results) => report("broker", &results, &a.common, &cx),
                 None => {
                     eprintln!("peerstorm: the broker at {addr} does not accept connections");
@@ -443,13 +465,20 @@ pub fn run(cmd: Conform) -> Result<u8> {
 /// Two full-stack virtual peers through the broker, once per serialization (or a browser and
 /// a virtual peer).
 fn e2e(a: &E2eArgs) -> Result<u8> {
+    if a.url.starts_with("https://") || a.url.starts_with("wss://") {
+        eprintln!(
+            "peerstorm: {:?}: conform e2e runs over plain ws:// (its browser page too); `conform broker` and `run` speak wss://",
+            a.url
+        );
+        return Ok(crate::EXIT_HARNESS);
+    }
     let (addr, path, url_key) = parse_url(&a.url)?;
     let key = url_key.unwrap_or_else(|| a.key.clone());
-    if let Err(why) = preflight(addr, &path, &key) {
+    if let Err(why) = preflight(addr, &path, &key, None) {
         eprintln!("peerstorm: {why}");
         return Ok(crate::EXIT_HARNESS);
     }
-    let target = peerstorm_loadgen::Target { addr, ws_path: format!("{path}peerjs"), key };
+    let target = peerstorm_loadgen::Target::new(addr, format!("{path}peerjs"), key);
     if a.browser {
         let root = crate::children::repo_root()?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -575,8 +604,14 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peerstorm broker");
         columns.push((
             "peerstorm".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?
-                .context("peerstorm broker unreachable")?,
+            broker_suite(
+                peerstorm_conform::client::Target::new(s.addr, "/", "peerjs"),
+                &all,
+                (expire, alive),
+                None,
+                &mut |_| {},
+            )?
+            .context("peerstorm broker unreachable")?,
         ));
     }
     {
@@ -584,7 +619,14 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peerstorm broker --hardened");
         columns.push((
             "peerstorm --hardened".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?.context("unreachable")?,
+            broker_suite(
+                peerstorm_conform::client::Target::new(s.addr, "/", "peerjs"),
+                &all,
+                (expire, alive),
+                None,
+                &mut |_| {},
+            )?
+            .context("unreachable")?,
         ));
     }
     {
@@ -593,8 +635,14 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: peer@1.0.2");
         columns.push((
             "peer@1.0.2".into(),
-            broker_suite(s.addr, "/", "peerjs", &all, (expire, alive), None, &mut |_| {})?
-                .context("peer@1.0.2 unreachable")?,
+            broker_suite(
+                peerstorm_conform::client::Target::new(s.addr, "/", "peerjs"),
+                &all,
+                (expire, alive),
+                None,
+                &mut |_| {},
+            )?
+            .context("peer@1.0.2 unreachable")?,
         ));
     }
     let mut turn_cols: Vec<(String, Vec<CaseResult>)> = Vec::new();

@@ -12,13 +12,22 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct PeerArgs {
-    /// The PeerServer, HOST:PORT (WebSocket at <path>peerjs).
+    /// The PeerServer: a URL (`ws://HOST:PORT/PATH/peerjs?key=KEY` as `serve broker` prints it,
+    /// `wss://…` for TLS), or HOST:PORT (plain, WebSocket at <path>peerjs with --key).
     #[arg(long)]
     broker: String,
+    /// The PeerJS `path` option, for a HOST:PORT broker (a URL carries its own).
     #[arg(long, default_value = "/")]
     path: String,
+    /// The PeerJS `key` option, for a HOST:PORT broker (a URL carries its own).
     #[arg(long, default_value = "peerjs")]
     key: String,
+    /// wss://: trust the certificates in this PEM file too, besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// wss://: do not check the broker's certificate at all.
+    #[arg(long)]
+    insecure: bool,
     /// This peer's ID.
     #[arg(long)]
     id: String,
@@ -89,7 +98,23 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         eprintln!("peerstorm: --bind {}: give the specific address the host candidates should carry", a.bind);
         return Ok(crate::EXIT_HARNESS);
     }
-    let broker = resolve("--broker", &a.broker)?;
+    let server = if a.broker.contains("://") {
+        peerstorm_scenario::PeerServer::from_url(&a.broker).map_err(|e| anyhow::anyhow!("--broker {e}"))?
+    } else {
+        let hp = a.broker.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)));
+        let Some((host, port)) = hp else {
+            anyhow::bail!("--broker {:?}: expected a ws:// or wss:// URL, or HOST:PORT", a.broker)
+        };
+        peerstorm_scenario::PeerServer {
+            path: a.path.clone(),
+            key: a.key.clone(),
+            ..peerstorm_scenario::PeerServer::at(host.trim_matches(['[', ']']), port)
+        }
+    };
+    if !server.secure && (a.ca.is_some() || a.insecure) {
+        anyhow::bail!("--ca and --insecure are for a wss:// broker; {} is plain", server.ws_url());
+    }
+    let broker = resolve("--broker", &format!("{}:{}", server.host, server.port))?;
     let ice = match a.ice.as_str() {
         "trickle" => IceMode::Trickle,
         "vanilla" => IceMode::Vanilla,
@@ -122,8 +147,12 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         None => None,
     };
     let stun = a.stun.as_deref().map(|s| resolve("--stun", s)).transpose()?;
-    let path = if a.path.ends_with('/') { a.path.clone() } else { format!("{}/", a.path) };
-    let target = Target { addr: broker, ws_path: format!("{path}peerjs"), key: a.key.clone() };
+    let path = if server.path.ends_with('/') { server.path.clone() } else { format!("{}/", server.path) };
+    let mut target = Target::new(broker, format!("{path}peerjs"), server.key.clone());
+    if server.secure {
+        let trust = peerstorm_tls::Trust { ca: a.ca.clone(), insecure: a.insecure };
+        target.tls = Some(peerstorm_tls::Client::new(&trust, server.host.clone()).context("--broker (TLS)")?);
+    }
     let workload = Workload {
         messages: a.messages,
         duration: None,
@@ -138,6 +167,19 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         use tokio::signal::unix::{SignalKind, signal};
         std::io::Result::Ok((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
     })?;
+    // The broker first: a URL, certificate or TLS mismatch is one clear line, not a silent peer.
+    let url = format!("{}://{}{}", target.scheme(), broker, target.ws_path);
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), target.probe()).await }) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("peerstorm peer: the broker at {url} is unreachable: {e}");
+            return Ok(crate::EXIT_HARNESS);
+        }
+        Err(_) => {
+            eprintln!("peerstorm peer: the broker at {url} did not answer in 5 s");
+            return Ok(crate::EXIT_HARNESS);
+        }
+    }
     let peer = rt.block_on(async {
         let sockets = peerstorm_live::fullstack::bind(a.bind, n).await?;
         let base = PeerConfig {
@@ -164,7 +206,14 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         );
         let addrs: Vec<String> = cfg.sockets.iter().map(|s| s.to_string()).collect();
         // The banner once the broker has said OPEN: from then on the peer can be called.
-        let banner = format!("peerstorm peer {} on udp {} via ws://{}{}peerjs", a.id, addrs.join(", "), broker, path);
+        let banner = format!(
+            "peerstorm peer {} on udp {} via {}://{}{}peerjs",
+            a.id,
+            addrs.join(", "),
+            target.scheme(),
+            broker,
+            path
+        );
         let ready = std::sync::Arc::new(tokio::sync::Notify::new());
         let on_ready = ready.clone();
         tokio::spawn(async move {
@@ -191,6 +240,13 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         let peer = VirtualPeer::new(cfg, Instant::now());
         peerstorm_live::fullstack::drive_with(peer, &target, sockets, linger, deadline, stop, Some(ready)).await
     })?;
+    if peer.milestones().get(peerstorm_peer::Milestone::SignalingConnected).is_none() {
+        eprintln!(
+            "peerstorm peer: {} never joined the broker at {url} (it answered the probe, then refused the peer)",
+            a.id
+        );
+        return Ok(crate::EXIT_HARNESS);
+    }
     let conns = peer.connections();
     for c in &conns {
         println!("{}", serde_json::to_string(c)?);

@@ -56,10 +56,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP")]
     source_ip: Option<std::net::IpAddr>,
     /// Live: talk to this broker instead of the scenario's: `embedded`, `reference`
-    /// (peer@1.0.2 from tools/js) or HOST:PORT (a PeerServer at path / with key peerjs).
+    /// (peer@1.0.2 from tools/js), a URL (`ws://HOST:PORT/PATH/peerjs?key=KEY` as `serve
+    /// broker` prints it, `wss://…` for TLS) or HOST:PORT (plain, path /, key peerjs).
     /// Several, comma-separated (`embedded,reference`): one run each, side by side in one report.
     #[arg(long, value_name = "BROKER")]
     broker: Option<String>,
+    /// Live, wss://: trust the certificates in this PEM file too (a private CA, a self-signed
+    /// certificate), besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Live, wss://: do not check the broker's certificate at all.
+    #[arg(long)]
+    insecure: bool,
     /// Live, full stack: use this TURN server instead of the scenario's: `embedded`, `coturn`,
     /// `none`, or `turn:HOST:PORT` (with the scenario's turn_user).
     #[arg(long, value_name = "TURN")]
@@ -384,6 +392,21 @@ fn overrides(a: &RunArgs, s: &mut Scenario) -> Result<Overrides, String> {
             .collect::<Result<Vec<_>, _>>()?;
         s.servers.broker = brokers[0].clone();
         o.brokers = Some(brokers);
+    }
+    if a.ca.is_some() || a.insecure {
+        let mut any = false;
+        for b in std::iter::once(&mut s.servers.broker).chain(o.brokers.iter_mut().flatten()) {
+            if let BrokerTarget::Server(p) = b
+                && p.secure
+            {
+                p.ca = a.ca.clone().or(p.ca.take());
+                p.insecure |= a.insecure;
+                any = true;
+            }
+        }
+        if !any {
+            return Err("--ca and --insecure are for a wss:// broker; this run has none".into());
+        }
     }
     if let Some(t) = &a.turn {
         s.servers.turn = t.parse().map_err(|e| format!("--turn {e}"))?;

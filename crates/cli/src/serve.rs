@@ -110,6 +110,13 @@ pub struct BrokerArgs {
     /// Allowed CORS origins (default: reflect any origin).
     #[arg(long, num_args = 1..)]
     cors: Vec<String>,
+    /// TLS: the PEM private key (with --sslcert); the broker then serves wss:// and https://
+    /// only, as the reference does with the same two options.
+    #[arg(long, value_name = "FILE", requires = "sslcert")]
+    sslkey: Option<std::path::PathBuf>,
+    /// TLS: the PEM certificate chain (with --sslkey).
+    #[arg(long, value_name = "FILE", requires = "sslkey")]
+    sslcert: Option<std::path::PathBuf>,
     /// Accepted for compatibility: the reference only passes it to Express ("trust proxy"), and
     /// nothing reads the client address.
     #[arg(long)]
@@ -214,6 +221,11 @@ pub fn run(cmd: Serve) -> Result<u8> {
 fn broker(a: &BrokerArgs) -> Result<u8> {
     let limit = server::raise_fd_limit().context("raising the open-files limit")?;
     let config = a.config();
+    let tls = match (&a.sslcert, &a.sslkey) {
+        (Some(cert), Some(key)) => Some(peerstorm_tls::server_config(cert, key).context("--sslcert/--sslkey")?),
+        _ => None,
+    };
+    let (ws, http) = if tls.is_some() { ("wss", "https") } else { ("ws", "http") };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let addr = SocketAddr::new(a.host, a.port);
@@ -233,7 +245,7 @@ fn broker(a: &BrokerArgs) -> Result<u8> {
             _ => local,
         };
         println!(
-            "peerstorm broker listening on {local}: ws://{shown}{}?key={}  http://{shown}{}  metrics http://{shown}/metrics",
+            "peerstorm broker listening on {local}: {ws}://{shown}{}?key={}  {http}://{shown}{}  metrics {http}://{shown}/metrics",
             config.ws_path(),
             config.key,
             config.mount()
@@ -245,7 +257,7 @@ fn broker(a: &BrokerArgs) -> Result<u8> {
             a.alive_timeout,
             a.concurrent_limit
         );
-        server::run(listener, config, shutdown_signal()).await?;
+        server::run_with(listener, config, tls, shutdown_signal()).await?;
         println!("peerstorm broker stopped");
         Ok::<_, anyhow::Error>(())
     })?;

@@ -23,7 +23,7 @@ fn out_of_descriptors_gets_a_clear_answer_and_sigterm_stops_cleanly() {
     let addr = banner.split_whitespace().nth(4).unwrap().trim_end_matches(':').parse().unwrap();
     let settings = lines.next().unwrap().unwrap();
     assert!(settings.contains("open-files limit 64"), "{settings}");
-    let target = Target { addr, ws_path: "/peerjs".into(), key: "peerjs".into() };
+    let target = Target::new(addr, "/peerjs", "peerjs");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut ok = Vec::new();

@@ -2,6 +2,7 @@
 //! HTTP status is visible, nothing is retried or hidden.
 
 use peerstorm_model::ws;
+use peerstorm_tls::Stream;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,8 @@ pub struct Target {
     /// The PeerServer's mount path, ending in `/`.
     pub path: String,
     pub key: String,
+    /// `wss://`/`https://`: TLS with this client.
+    pub tls: Option<peerstorm_tls::Client>,
 }
 
 /// What a connection saw.
@@ -36,7 +39,7 @@ pub enum Upgrade {
 
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     closed: bool,
 }
@@ -44,6 +47,21 @@ pub struct Conn {
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 impl Target {
+    /// A plain (`ws://`) target.
+    pub fn new(addr: SocketAddr, path: impl Into<String>, key: impl Into<String>) -> Self {
+        Target { addr, path: path.into(), key: key.into(), tls: None }
+    }
+
+    /// A connection to the broker, TLS done when the target has it.
+    pub async fn stream(&self) -> std::io::Result<Stream> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        match &self.tls {
+            None => Ok(Stream::plain(tcp)),
+            Some(t) => t.connect(tcp).await,
+        }
+    }
+
     /// The WebSocket query PeerJS sends.
     pub fn ws_query(&self, id: &str, token: &str) -> String {
         format!("{}peerjs?key={}&id={id}&token={token}&version=1.5.5", self.path, self.key)
@@ -51,13 +69,13 @@ impl Target {
 
     /// Upgrades on `path_and_query`.
     pub async fn connect(&self, path_and_query: &str) -> std::io::Result<Upgrade> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
+        let mut stream = self.stream().await?;
         let req = format!(
             "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
             self.addr
         );
         stream.write_all(req.as_bytes()).await?;
+        stream.flush().await?;
         let mut head = Vec::new();
         let mut b = [0u8; 4096];
         let end = loop {
@@ -102,13 +120,14 @@ impl Target {
 
     /// One HTTP request; returns the status line, the headers (lower-cased names) and the body.
     pub async fn http(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Http> {
-        let mut stream = TcpStream::connect(self.addr).await?;
+        let mut stream = self.stream().await?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
         stream.write_all(req.as_bytes()).await?;
+        stream.flush().await?;
         let mut raw = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
             .await
@@ -161,7 +180,8 @@ impl Conn {
     pub async fn send_op(&mut self, op: u8, data: &[u8]) -> std::io::Result<()> {
         let mut out = Vec::with_capacity(data.len() + 14);
         ws::encode_masked(&mut out, op, data, MASK);
-        self.stream.write_all(&out).await
+        self.stream.write_all(&out).await?;
+        self.stream.flush().await
     }
 
     /// Closes the TCP connection without a close frame (a client that vanished).

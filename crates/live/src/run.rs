@@ -108,7 +108,13 @@ fn broker(
         BrokerTarget::Server(p) => {
             let addr = resolve(&p.host, p.port, "servers.broker")?;
             let path = if p.path.ends_with('/') { p.path.clone() } else { format!("{}/", p.path) };
-            let target = Target { addr, ws_path: format!("{path}peerjs"), key: p.key.clone() };
+            let mut target = Target::new(addr, format!("{path}peerjs"), p.key.clone());
+            if p.secure {
+                let trust = peerstorm_tls::Trust { ca: p.ca.clone(), insecure: p.insecure };
+                let tls = peerstorm_tls::Client::new(&trust, p.host.clone())
+                    .map_err(|e| RunError::Servers(format!("servers.broker ({}): {e}", p.ws_url())))?;
+                target.tls = Some(tls);
+            }
             Ok(Started { value: target, pid: o.broker_pid, guard: Box::new(()) })
         }
         named => {
@@ -118,6 +124,17 @@ fn broker(
             events(Event::Note(format!("{named} broker on {} (pid {})", b.value.addr, b.pid.unwrap_or(0))));
             Ok(b)
         }
+    }
+}
+
+/// Before any load: the broker answers, in the protocol its URL says (a certificate problem, or
+/// TLS against plain, is the user's to fix, not a run of failed pairs).
+fn probe(target: &Target, rt: &tokio::runtime::Runtime) -> Result<(), RunError> {
+    let url = format!("{}://{}{}", target.scheme(), target.addr, target.ws_path);
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), target.probe()).await }) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Servers(format!("the broker at {url} is unreachable: {e}"))),
+        Err(_) => Err(RunError::Servers(format!("the broker at {url} did not answer in 5 s"))),
     }
 }
 
@@ -173,6 +190,7 @@ pub fn run(
     let (runs, outcomes, aborted) = match load.stack {
         Stack::Full => {
             let b = broker(launcher, s, &s.servers.broker, o, events)?;
+            probe(&b.value, &rt)?;
             let (runs, outcomes) = full(s, shard, &plan, &b.value, o, launcher, events, &rt)?;
             (runs, outcomes, None)
         }
@@ -205,6 +223,7 @@ fn signaling(
             BrokerTarget::Server(p) => format!("signaling {}:{}", p.host, p.port),
         };
         let b = broker(launcher, s, which, o, events)?;
+        probe(&b.value, rt)?;
         let cfg = LiveConfig {
             target: b.value.clone(),
             plan: plan.clone(),

@@ -158,14 +158,8 @@ fn join_cause(e: &JoinError) -> &'static str {
 
 /// `GET /<key>/id` on the broker's HTTP API; the body is the ID.
 async fn request_id(t: &Target) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(t.addr).await?;
     let base = t.ws_path.trim_end_matches("peerjs");
-    let req = format!("GET {base}{}/id HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", t.key, t.addr);
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf);
+    let text = t.http_get(&format!("{base}{}/id", t.key)).await?;
     if !text.starts_with("HTTP/1.1 200") {
         return Err(std::io::Error::other(text.lines().next().unwrap_or("no answer").to_string()));
     }
@@ -424,10 +418,10 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
         return Err(LiveError::FdLimit { need, hard });
     }
     // Reachable at all? One TCP connect before any load.
-    if let Err(e) = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(cfg.target.addr))
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(5), cfg.target.connect(None))
         .await
         .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
+        .and_then(|r| r.map(drop).map_err(|e| e.to_string()))
     {
         return Err(LiveError::Unreachable(cfg.target.addr.to_string(), e));
     }

@@ -3,10 +3,11 @@
 //! Frames it sends repeatedly are encoded once.
 
 use peerstorm_model::ws;
+use peerstorm_tls::Stream;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 
 /// Where the broker is.
 #[derive(Debug, Clone)]
@@ -15,6 +16,75 @@ pub struct Target {
     /// The WebSocket path (`/peerjs`).
     pub ws_path: String,
     pub key: String,
+    /// `wss://`: TLS with this configuration.
+    pub tls: Option<Tls>,
+}
+
+/// How a client speaks TLS to a broker.
+pub use peerstorm_tls::Client as Tls;
+
+impl Target {
+    /// A plain `ws://` target.
+    pub fn new(addr: SocketAddr, ws_path: impl Into<String>, key: impl Into<String>) -> Self {
+        Target { addr, ws_path: ws_path.into(), key: key.into(), tls: None }
+    }
+
+    /// `ws` or `wss`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "wss" } else { "ws" }
+    }
+
+    /// Is a server there that speaks what this target expects? `GET <mount><key>/id` (which
+    /// every PeerServer answers); `Err` names the trouble: nothing listening, a certificate not
+    /// trusted, TLS where `ws://` was given, plain HTTP where `wss://` was.
+    pub async fn probe(&self) -> io::Result<()> {
+        let base = self.ws_path.trim_end_matches("peerjs");
+        let answer = self.http_get(&format!("{base}{}/id", self.key)).await?;
+        if self.tls.is_none() && answer.as_bytes().first() == Some(&0x15) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the server answered in TLS: use wss://"));
+        }
+        if !answer.starts_with("HTTP/") {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "no HTTP answer (is it a PeerServer?)"));
+        }
+        Ok(())
+    }
+
+    /// `GET path` with `Connection: close`: the whole answer (head and body) as text.
+    pub async fn http_get(&self, path: &str) -> io::Result<String> {
+        let stream = self.connect(None).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        write_all(&stream, req.as_bytes()).await?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            stream.readable().await?;
+            match stream.try_read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if !answer.is_empty() && e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+            if answer.len() > 1 << 20 {
+                return Err(io::Error::other("an answer over 1 MiB"));
+            }
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+
+    /// A TCP connection to the broker, TLS done when the target is `wss://`.
+    pub async fn connect(&self, source: Option<IpAddr>) -> io::Result<Stream> {
+        let socket = if self.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let tcp = socket.connect(self.addr).await?;
+        tcp.set_nodelay(true)?;
+        match &self.tls {
+            None => Ok(Stream::plain(tcp)),
+            Some(t) => t.connect(tcp).await,
+        }
+    }
 }
 
 /// Why a client could not join.
@@ -34,7 +104,7 @@ pub enum JoinError {
 /// A connected client.
 #[derive(Debug)]
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub id: String,
     /// Bytes of a frame not yet complete.
     rest: Vec<u8>,
@@ -61,12 +131,7 @@ impl Client {
     ) -> Result<(Self, Duration), JoinError> {
         let start = Instant::now();
         let fut = async {
-            let socket = if target.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            if let Some(ip) = source {
-                socket.bind(SocketAddr::new(ip, 0))?;
-            }
-            let stream = socket.connect(target.addr).await?;
-            stream.set_nodelay(true)?;
+            let stream = target.connect(source).await?;
             let req = format!(
                 "GET {}?key={}&id={id}&token={token}&version=1.5.5 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                 target.ws_path, target.key, target.addr
@@ -81,6 +146,10 @@ impl Client {
                 let n = read_some(&stream, &mut buf).await?;
                 head.extend_from_slice(&buf[..n]);
             };
+            if target.tls.is_none() && head.first() == Some(&0x15) {
+                // A TLS alert record: the server wants TLS.
+                return Err(JoinError::Http("the server answered in TLS: use wss://".into()));
+            }
             if !head.starts_with(b"HTTP/1.1 101") {
                 let line =
                     String::from_utf8_lossy(&head[..head.iter().position(|&b| b == b'\r').unwrap_or(head.len())])
@@ -164,7 +233,7 @@ pub fn decode_server_frames(b: &[u8], on_frame: &mut impl FnMut(u8, &[u8])) -> u
     ws::for_each_server_frame(b, |op, payload, _| on_frame(op, payload))
 }
 
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+async fn read_some(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         stream.readable().await?;
         match stream.try_read(buf) {
@@ -176,7 +245,7 @@ async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-async fn write_all(stream: &TcpStream, mut b: &[u8]) -> io::Result<()> {
+async fn write_all(stream: &Stream, mut b: &[u8]) -> io::Result<()> {
     while !b.is_empty() {
         stream.writable().await?;
         match stream.try_write(b) {
@@ -185,5 +254,6 @@ async fn write_all(stream: &TcpStream, mut b: &[u8]) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    // With TLS the last records may still be queued.
+    stream.flush().await
 }

@@ -9,7 +9,7 @@ pub mod client;
 pub mod proc;
 pub mod relay;
 
-pub use client::{Client, JoinError, Target};
+pub use client::{Client, JoinError, Target, Tls};
 
 /// The `q`-quantile (0..=1) of unsorted samples, by sorting a copy; 0 when empty.
 pub fn quantile(samples: &[u32], q: f64) -> u32 {

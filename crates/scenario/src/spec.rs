@@ -838,10 +838,11 @@ impl Scenario {
             ));
         }
         if let BrokerTarget::Server(p) = &self.servers.broker
-            && p.secure
+            && !p.secure
+            && (p.ca.is_some() || p.insecure)
         {
             return bad(
-                "servers.broker.secure = true: this build's live client speaks ws:// only; put a TLS-terminating proxy's plain port here",
+                "servers.broker: ca and insecure are for a TLS server (secure = true, or a wss:// URL); this one is plain ws://",
             );
         }
         if self.peers.pattern != Pattern::Pairs {

@@ -29,8 +29,96 @@ pub struct PeerServer {
     pub path: String,
     #[serde(default = "peerjs_key")]
     pub key: String,
+    /// `wss://`: TLS, the certificate checked against the system's roots and `ca`.
     #[serde(default)]
     pub secure: bool,
+    /// A PEM file of extra trusted roots for a `secure` server (a private CA, a self-signed
+    /// certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Do not check a `secure` server's certificate at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+impl PeerServer {
+    /// A server at `host:port` with PeerJS's defaults (path `/`, key `peerjs`, plain).
+    pub fn at(host: impl Into<String>, port: u16) -> Self {
+        PeerServer {
+            host: host.into(),
+            port,
+            path: slash(),
+            key: peerjs_key(),
+            secure: false,
+            ca: None,
+            insecure: false,
+        }
+    }
+
+    /// A PeerServer from a URL: `ws://` or `wss://` (the WebSocket endpoint `serve broker`
+    /// prints, `…/peerjs?key=K`), or `http://`/`https://` (the server's mount, `…/PATH/`). A path
+    /// ending in `peerjs` is the WebSocket endpoint under the PeerJS `path` before it; any other
+    /// path is the `path` itself. The port defaults to 80 or 443, the key to `peerjs`.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            Err(format!(
+                "{url:?}: {why} (expected ws://HOST:PORT/PATH/peerjs?key=KEY, wss://…, http(s)://HOST:PORT/PATH/)"
+            ))
+        };
+        let Some((scheme, rest)) = url.split_once("://") else { return bad("no scheme") };
+        let secure = match scheme.to_ascii_lowercase().as_str() {
+            "ws" | "http" => false,
+            "wss" | "https" => true,
+            _ => return bad("the scheme is not ws, wss, http or https"),
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return bad("user names in the URL are not supported");
+        }
+        let default_port = if secure { 443 } else { 80 };
+        let (host, port) = match authority.strip_prefix('[') {
+            // [IPv6]:PORT
+            Some(v6) => match v6.split_once(']') {
+                Some((h, "")) => (h, Some(default_port)),
+                Some((h, p)) => (h, p.strip_prefix(':').and_then(|p| p.parse().ok())),
+                None => return bad("an IPv6 address without its closing ]"),
+            },
+            None => match authority.split_once(':') {
+                Some((h, p)) => (h, p.parse().ok()),
+                None => (authority, Some(default_port)),
+            },
+        };
+        let Some(port) = port else { return bad("the port is not a number from 0 to 65535") };
+        if host.is_empty() {
+            return bad("no host");
+        }
+        let path = match path.strip_suffix("peerjs") {
+            Some(mount) if mount.ends_with('/') => mount.to_string(),
+            _ if path.ends_with('/') => path.to_string(),
+            _ => format!("{path}/"),
+        };
+        let mut server = PeerServer { path, secure, ..PeerServer::at(host, port) };
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            match kv.split_once('=') {
+                Some(("key", k)) if !k.is_empty() => server.key = k.to_string(),
+                // What a PeerJS client adds itself (id, token, version) is not the server's.
+                Some(("id" | "token" | "version", _)) => {}
+                _ => return bad(&format!("unknown query {kv:?} (only key=KEY)")),
+            }
+        }
+        Ok(server)
+    }
+
+    /// The WebSocket URL a PeerJS client opens (without its id and token).
+    pub fn ws_url(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let path = if self.path.ends_with('/') { self.path.clone() } else { format!("{}/", self.path) };
+        format!("{}://{host}:{}{path}peerjs?key={}", if self.secure { "wss" } else { "ws" }, self.port, self.key)
+    }
 }
 
 fn slash() -> String {
@@ -72,21 +160,19 @@ impl From<BrokerTarget> for BrokerText {
 impl FromStr for BrokerTarget {
     type Err = String;
 
-    /// `embedded`, `reference`, or `HOST:PORT` (a PeerServer at path `/` with key `peerjs`).
+    /// `embedded`, `reference`, a `ws://`/`wss://`/`http(s)://` URL ([`PeerServer::from_url`]),
+    /// or `HOST:PORT` (a plain PeerServer at path `/` with key `peerjs`).
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "embedded" => Ok(BrokerTarget::Embedded),
             "reference" => Ok(BrokerTarget::Reference),
+            url if url.contains("://") => PeerServer::from_url(url).map(BrokerTarget::Server),
             hp => match hp.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) {
-                Some((host, port)) if !host.is_empty() => Ok(BrokerTarget::Server(PeerServer {
-                    host: host.trim_matches(['[', ']']).to_string(),
-                    port,
-                    path: slash(),
-                    key: peerjs_key(),
-                    secure: false,
-                })),
+                Some((host, port)) if !host.is_empty() => {
+                    Ok(BrokerTarget::Server(PeerServer::at(host.trim_matches(['[', ']']), port)))
+                }
                 _ => Err(format!(
-                    "{hp:?}: expected \"embedded\", \"reference\", HOST:PORT or {{ host, port, path, key }}"
+                    "{hp:?}: expected \"embedded\", \"reference\", a ws:// or wss:// URL, HOST:PORT or {{ host, port, path, key, secure }}"
                 )),
             },
         }
@@ -98,7 +184,7 @@ impl fmt::Display for BrokerTarget {
         match self {
             BrokerTarget::Embedded => f.write_str("embedded"),
             BrokerTarget::Reference => f.write_str("reference"),
-            BrokerTarget::Server(p) => write!(f, "{}:{}", p.host, p.port),
+            BrokerTarget::Server(p) => f.write_str(&p.ws_url()),
         }
     }
 }
@@ -219,6 +305,53 @@ impl From<TurnTarget> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_urls_parse_as_peerjs_options() {
+        let p = |u: &str| PeerServer::from_url(u);
+        // What `serve broker` prints.
+        let s = p("ws://127.0.0.1:9000/peerjs?key=peerjs").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.path.as_str(), s.key.as_str(), s.secure),
+            ("127.0.0.1", 9000, "/", "peerjs", false)
+        );
+        let s = p("wss://example.org/myapp/peerjs?key=k1").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.path.as_str(), s.key.as_str(), s.secure),
+            ("example.org", 443, "/myapp/", "k1", true)
+        );
+        let s = p("https://example.org:8443/myapp").unwrap();
+        assert_eq!((s.port, s.path.as_str(), s.secure), (8443, "/myapp/", true));
+        let s = p("http://[::1]:9000/").unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.path.as_str()), ("::1", 9000, "/"));
+        // A client's own query parameters are not the server's.
+        assert_eq!(p("ws://h:1/peerjs?key=a&id=x&token=t&version=1.5.5").unwrap().key, "a");
+        for (bad, why) in [
+            ("ftp://h:1/", "scheme"),
+            ("ws://h:port/", "port"),
+            ("ws://:9000/", "no host"),
+            ("ws://[::1:9000/", "closing ]"),
+            ("ws://h:1/?colour=blue", "unknown query"),
+            ("ws://u@h:1/", "user names"),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // Printed back as the URL a client opens, parsed again to the same server.
+        for url in [
+            "ws://127.0.0.1:9000/peerjs?key=peerjs",
+            "wss://example.org:443/a/b/peerjs?key=k",
+            "ws://[::1]:80/peerjs?key=peerjs",
+        ] {
+            let t: BrokerTarget = url.parse().unwrap();
+            assert_eq!(t.to_string(), url);
+            assert_eq!(t.to_string().parse::<BrokerTarget>().unwrap(), t);
+        }
+        assert_eq!(
+            "127.0.0.1:9000".parse::<BrokerTarget>().unwrap(),
+            BrokerTarget::Server(PeerServer::at("127.0.0.1", 9000))
+        );
+    }
 
     #[test]
     fn turn_targets_parse_and_print_back() {

@@ -173,7 +173,7 @@ fn preflight(addr: SocketAddr, path: &str, key: &str, tls: Option<peerstorm_tls:
             tokio::time::timeout(Duration::from_secs(5), target.http_get(&format!("{path}{key}/id"))).await
         })
         .map_err(|_| format!("{}://{addr}: no answer in 5 s", target.scheme()))?
-        .map_err(|e| format!("cannot talk to {}://{addr}: {e}", target.scheme()))?;
+        .map_err(|e| format!("cannot connect to {}://{addr}: {e}", target.scheme()))?;
     if target.tls.is_none() && reply.as_bytes().first() == Some(&0x15) {
         return Err(format!("{addr} answered in TLS: use https:// or wss://"));
     }
@@ -404,7 +404,9 @@ pub fn run(cmd: Conform) -> Result<u8> {
                 .trim_start_matches("stun:")
                 .split_once('?')
                 .unwrap_or((a.uri.trim_start_matches("turn:").trim_start_matches("stun:"), ""));
-            if query.split('&').any(|kv| kv.starts_with("transport=") && kv != "transport=udp") {
+            if a.uri.starts_with("turns:")
+                || query.split('&').any(|kv| kv.starts_with("transport=") && kv != "transport=udp")
+            {
                 eprintln!(
                     "peerstorm: {:?}: the TURN cases run over UDP; give the server's UDP address (without ?transport=tcp)",
                     a.uri
@@ -554,6 +556,7 @@ fn e2e(a: &E2eArgs) -> Result<u8> {
                 ip: [127, 0, 0, 1].into(),
                 stop: None,
                 turn_secret: None,
+                turn_tls: None,
             };
             peerstorm_live::fullstack::run_full(cfg, |_| {}).await.0
         });

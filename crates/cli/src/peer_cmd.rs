@@ -47,12 +47,20 @@ pub struct PeerArgs {
     /// A STUN server HOST:PORT for a srflx candidate.
     #[arg(long)]
     stun: Option<String>,
-    /// A TURN server HOST:PORT for a relayed candidate.
+    /// A TURN server for a relayed candidate: HOST:PORT, or a URI (`turn:HOST:PORT[?transport=tcp]`,
+    /// `turns:HOST:PORT` for TLS), whose transport wins over --turn-transport.
     #[arg(long)]
     turn: Option<String>,
-    /// How to reach the TURN server: udp, or tcp (the relay is UDP either way).
-    #[arg(long, default_value = "udp", value_name = "udp|tcp")]
+    /// How to reach the TURN server: udp, tcp, or tls (TLS over TCP, `turns:`); the relay is
+    /// UDP either way.
+    #[arg(long, default_value = "udp", value_name = "udp|tcp|tls")]
     turn_transport: String,
+    /// turns:: trust the certificates in this PEM file too, besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    turn_ca: Option<std::path::PathBuf>,
+    /// turns:: do not check the TURN server's certificate.
+    #[arg(long)]
+    turn_insecure: bool,
     /// TURN credentials NAME:PASSWORD.
     #[arg(long, default_value = "peerstorm:peerstorm", conflicts_with = "turn_secret")]
     turn_user: String,
@@ -123,13 +131,36 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     if !["binary", "binary-utf8", "json", "raw", "MsgPack"].contains(&a.serialization.as_str()) {
         bail!("--serialization {:?}: expected binary, binary-utf8, json, raw or MsgPack", a.serialization);
     }
-    let transport = match a.turn_transport.as_str() {
+    let mut transport = match a.turn_transport.as_str() {
         "udp" => TurnTransport::Udp,
         "tcp" => TurnTransport::Tcp,
-        other => bail!("--turn-transport {other:?}: expected udp or tcp"),
+        "tls" => TurnTransport::Tls,
+        other => bail!("--turn-transport {other:?}: expected udp, tcp or tls"),
     };
-    let turn = match &a.turn {
-        Some(t) => {
+    // A URI names host, port and transport; HOST:PORT only the address.
+    let turn_addr = match a.turn.as_deref() {
+        Some(u) if u.starts_with("turn:") || u.starts_with("turns:") => {
+            let uri: peerstorm_scenario::TurnUri = u.parse().map_err(|e| anyhow::anyhow!("--turn {e}"))?;
+            transport = uri.transport.unwrap_or(transport);
+            Some((uri.host.clone(), format!("{}:{}", uri.host, uri.port)))
+        }
+        Some(hp) => {
+            Some((hp.rsplit_once(':').map_or(hp, |(h, _)| h).trim_matches(['[', ']']).to_string(), hp.to_string()))
+        }
+        None => None,
+    };
+    if (a.turn_ca.is_some() || a.turn_insecure) && transport != TurnTransport::Tls {
+        bail!("--turn-ca and --turn-insecure are for a TLS TURN server (turns:, --turn-transport tls)");
+    }
+    let turn_tls = match (&turn_addr, transport) {
+        (Some((host, _)), TurnTransport::Tls) => {
+            let trust = peerstorm_tls::Trust { ca: a.turn_ca.clone(), insecure: a.turn_insecure };
+            Some(peerstorm_tls::Client::new(&trust, host.clone()).context("--turn (TLS)")?)
+        }
+        _ => None,
+    };
+    let turn = match &turn_addr {
+        Some((_, t)) => {
             let (user, password) = match &a.turn_secret {
                 Some(secret) => {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
@@ -238,7 +269,8 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             });
         }
         let peer = VirtualPeer::new(cfg, Instant::now());
-        peerstorm_live::fullstack::drive_with(peer, &target, sockets, linger, deadline, stop, Some(ready)).await
+        let via = peerstorm_live::fullstack::Via { broker: &target, turn_tls: turn_tls.as_ref() };
+        peerstorm_live::fullstack::drive_with(peer, via, sockets, linger, deadline, stop, Some(ready)).await
     })?;
     if peer.milestones().get(peerstorm_peer::Milestone::SignalingConnected).is_none() {
         eprintln!(

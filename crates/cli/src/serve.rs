@@ -36,6 +36,16 @@ pub struct TurnArgs {
     /// base64(HMAC-SHA1(secret, username)), refused (401) once EXPIRY has passed.
     #[arg(long, value_name = "SECRET")]
     auth_secret: Option<String>,
+    /// TURN over TLS (RFC 8656 §3.3, `turns:`) on this address too (port 0 picks one), with
+    /// --cert and --key; the relay is UDP as for every transport.
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    tls_listen: Option<SocketAddr>,
+    /// TLS: the PEM certificate chain (with --tls-listen).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    cert: Option<std::path::PathBuf>,
+    /// TLS: the PEM private key (with --tls-listen).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    key: Option<std::path::PathBuf>,
     /// RFC 5780: a second address (another IP and port) for behaviour discovery.
     #[arg(long)]
     alt_address: Option<SocketAddr>,
@@ -318,16 +328,27 @@ fn turn(a: &TurnArgs) -> Result<u8> {
         }
         cfg.auth_secret = Some(secret.clone());
     }
+    let tls = match (a.tls_listen, &a.cert, &a.key) {
+        (Some(mut at), Some(cert), Some(key)) => {
+            let config = peerstorm_tls::server_config(cert, key).context("--cert/--key")?;
+            if at.port() == 0 {
+                at = std::net::TcpListener::bind(at).and_then(|l| l.local_addr()).context("finding a free TLS port")?;
+            }
+            Some(peerstorm_turn::shell::Tls { listen: at, config })
+        }
+        _ => None,
+    };
+    let tls_note = tls.as_ref().map(|t| format!(" and tls {}", t.listen)).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (realm, users, relay) = (a.realm.clone(), cfg.users.len(), cfg.relay_ip);
     let ready = move |udp: &[SocketAddr]| {
         let udp: Vec<String> = udp.iter().map(|a| a.to_string()).collect();
         println!(
-            "peerstorm turn listening on udp {} and tcp {listen} (realm {realm}, {users} user(s), relay {relay}:{lo}-{hi})",
+            "peerstorm turn listening on udp {} and tcp {listen}{tls_note} (realm {realm}, {users} user(s), relay {relay}:{lo}-{hi})",
             udp.join(", ")
         );
     };
-    rt.block_on(peerstorm_turn::shell::run_ready(cfg, ready, shutdown_signal())).context("serving TURN")?;
+    rt.block_on(peerstorm_turn::shell::run_with(cfg, tls, ready, shutdown_signal())).context("serving TURN")?;
     println!("peerstorm turn stopped");
     Ok(crate::EXIT_OK)
 }

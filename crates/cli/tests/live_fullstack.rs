@@ -194,3 +194,82 @@ fn a_live_run_mints_a_rest_credential_per_peer() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
+fn certificate(dir: &std::path::Path) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    (cert.to_str().unwrap().to_string(), key.to_str().unwrap().to_string())
+}
+
+/// `turns:` (TLS over TCP, RFC 8656 §3.3): virtual peers gather relayed candidates over TLS and
+/// connect relay-only through `serve turn --tls-listen` with TURN REST API credentials, and
+/// through Debian's coturn given the same certificate (it takes TLS on its listening port) and
+/// use-auth-secret. With a certificate they do not trust the allocation never happens.
+#[test]
+fn virtual_peers_relay_over_tls_through_peerstorms_turn_and_coturn() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-turns-{}", std::process::id()));
+    let (cert, key) = certificate(&dir);
+    let (_turn, banner) = start(&[
+        "serve",
+        "turn",
+        "--listen",
+        "127.0.0.1:0",
+        "--realm",
+        "example.org",
+        "--allow-loopback-peers",
+        "--auth-secret",
+        "s3cret",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    // "... and tcp ADDR and tls ADDR (realm ..."
+    let tls: std::net::SocketAddr =
+        banner.split(" and tls ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let creds = ["--turn-secret", "s3cret", "--turn-ca", cert.as_str()];
+    relay_with(tls, "example.org", "tls", &creds);
+    let (_coturn, addr) = coturn_with(
+        &dir,
+        (42000, 42999),
+        &["--use-auth-secret", "--static-auth-secret", "s3cret", "--cert", &cert, "--pkey", &key],
+    );
+    relay_with(addr, "example.org", "tls", &creds);
+    // A certificate nobody vouches for: no allocation, so no relayed path, so no connection.
+    let other = dir.join("other");
+    let (other_cert, _) = certificate(&other);
+    let (_broker, b) = broker();
+    let b = b.to_string();
+    let t = tls.to_string();
+    let common = [
+        "--turn",
+        t.as_str(),
+        "--turn-realm",
+        "example.org",
+        "--relay-only",
+        "--turn-transport",
+        "tls",
+        "--turn-secret",
+        "s3cret",
+        "--turn-ca",
+        other_cert.as_str(),
+    ];
+    let mut answer = vec!["peer", "--broker", b.as_str(), "--id", "untrusted-echo", "--for", "20"];
+    answer.extend(common);
+    let (_echo, _) = start(&answer);
+    let mut connect =
+        vec!["peer", "--broker", b.as_str(), "--id", "untrusted-client", "--connect", "untrusted-echo", "--for", "8"];
+    connect.extend(common);
+    let out = Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(&connect).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let conn: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert!(conn["milestones"]["at"]["first_relay"].is_null(), "no relayed candidate over an untrusted TLS: {conn}");
+    std::fs::remove_dir_all(&dir).ok();
+}

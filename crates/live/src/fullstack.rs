@@ -33,12 +33,26 @@ pub async fn bind(ip: std::net::IpAddr, n: usize) -> Result<Vec<Arc<UdpSocket>>,
     Ok(v)
 }
 
+/// The servers a peer talks to over TCP: the broker, and the TLS client for a `turns:` TURN
+/// server (its configuration and the name its certificate must carry).
+#[derive(Debug, Clone, Copy)]
+pub struct Via<'a> {
+    pub broker: &'a Target,
+    pub turn_tls: Option<&'a peerstorm_tls::Client>,
+}
+
+impl<'a> From<&'a Target> for Via<'a> {
+    fn from(broker: &'a Target) -> Self {
+        Via { broker, turn_tls: None }
+    }
+}
+
 /// Joins the broker, then runs the peer until it is done and `linger` has passed, or until
 /// `deadline` (everything unfinished then fails with `timeout`). Returns the peer for its
 /// milestones.
-pub async fn drive(
+pub async fn drive<'a>(
     peer: VirtualPeer,
-    target: &Target,
+    target: impl Into<Via<'a>>,
     sockets: Vec<Arc<UdpSocket>>,
     linger: Duration,
     deadline: Instant,
@@ -47,9 +61,9 @@ pub async fn drive(
 }
 
 /// As [`drive`], also stopping when `stop` is notified.
-pub async fn drive_until(
+pub async fn drive_until<'a>(
     peer: VirtualPeer,
-    target: &Target,
+    target: impl Into<Via<'a>>,
     sockets: Vec<Arc<UdpSocket>>,
     linger: Duration,
     deadline: Instant,
@@ -59,15 +73,17 @@ pub async fn drive_until(
 }
 
 /// As [`drive_until`], notifying `ready` once the broker has said OPEN (the peer can be called).
-pub async fn drive_with(
+pub async fn drive_with<'a>(
     mut peer: VirtualPeer,
-    target: &Target,
+    via: impl Into<Via<'a>>,
     sockets: Vec<Arc<UdpSocket>>,
     linger: Duration,
     deadline: Instant,
     stop: Arc<tokio::sync::Notify>,
     ready: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<VirtualPeer, PeerError> {
+    let via = via.into();
+    let target = via.broker;
     let token = format!("t{}", std::process::id());
     let step = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(30));
     let mut ws = match Client::join(target, peer.id(), &token, None, step).await {
@@ -87,7 +103,8 @@ pub async fn drive_with(
     // (over TCP?, from, to, bytes).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(bool, SocketAddr, SocketAddr, Vec<u8>)>(1024);
     // TCP connections to TURN servers, by (the connection's UDP socket, the server).
-    let mut streams: HashMap<(SocketAddr, SocketAddr), tokio::net::tcp::OwnedWriteHalf> = HashMap::new();
+    type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+    let mut streams: HashMap<(SocketAddr, SocketAddr), Writer> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut readers = tokio::task::JoinSet::new();
     for s in &sockets {
@@ -119,15 +136,31 @@ pub async fn drive_with(
                         let _ = s.send_to(&data, dst).await;
                     }
                 }
-                Transmit::Stream { src, dst, data } => {
+                Transmit::Stream { src, dst, data, tls } => {
                     if let std::collections::hash_map::Entry::Vacant(slot) = streams.entry((src, dst)) {
-                        // A connection that cannot be made leaves the TURN client's transaction
-                        // to time out, and the failure is counted there.
+                        // A connection that cannot be made (a certificate not trusted, a server
+                        // that does not speak TLS) leaves the TURN client's transaction to time
+                        // out, and the failure is counted there.
                         let Ok(Ok(tcp)) = tokio::time::timeout(step, tokio::net::TcpStream::connect(dst)).await else {
                             continue;
                         };
                         let _ = tcp.set_nodelay(true);
-                        let (mut r, w) = tcp.into_split();
+                        let (mut r, w): (Box<dyn tokio::io::AsyncRead + Unpin + Send>, Writer) =
+                            match (tls, via.turn_tls) {
+                                (false, _) => {
+                                    let (r, w) = tcp.into_split();
+                                    (Box::new(r), Box::new(w))
+                                }
+                                (true, Some(client)) => {
+                                    let Ok(Ok(s)) = tokio::time::timeout(step, client.connect(tcp)).await else {
+                                        continue;
+                                    };
+                                    let (r, w) = tokio::io::split(s);
+                                    (Box::new(r), Box::new(w))
+                                }
+                                // turns: without a TLS client configured: nothing to speak it with.
+                                (true, None) => continue,
+                            };
                         slot.insert(w);
                         let tx = tx.clone();
                         readers.spawn(async move {
@@ -142,7 +175,7 @@ pub async fn drive_with(
                     }
                     if let Some(w) = streams.get_mut(&(src, dst)) {
                         use tokio::io::AsyncWriteExt;
-                        if w.write_all(&data).await.is_err() {
+                        if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
                             streams.remove(&(src, dst));
                         }
                     }
@@ -251,6 +284,8 @@ pub struct FullConfig {
     /// A TURN REST API secret and lifetime: each peer mints its own credential
     /// (`EXPIRY:PEER-ID`) when its pair starts, instead of `peer.turn`'s user.
     pub turn_secret: Option<(String, Duration)>,
+    /// A `turns:` TURN server: the TLS client the peers reach it with.
+    pub turn_tls: Option<peerstorm_tls::Client>,
 }
 
 impl FullConfig {
@@ -272,14 +307,14 @@ async fn pair(cfg: Arc<FullConfig>, n: usize, intended: Instant) -> Option<(Virt
     let (oid, aid) = (format!("{}-{n}o", cfg.id_prefix), format!("{}-{n}a", cfg.id_prefix));
     let o = VirtualPeer::new(config(oid.clone(), vec![aid.clone()], Vec::new(), &so, cfg.peer_for(&oid)), intended);
     let a = VirtualPeer::new(config(aid.clone(), Vec::new(), vec![oid], &sa, cfg.peer_for(&aid)), intended);
+    let via = Via { broker: &cfg.target, turn_tls: cfg.turn_tls.as_ref() };
     let deadline = intended + cfg.setup_timeout;
     let stop = Arc::new(tokio::sync::Notify::new());
-    let answerer =
-        drive_until(a, &cfg.target, sa, deadline.saturating_duration_since(Instant::now()), deadline, stop.clone());
+    let answerer = drive_until(a, via, sa, deadline.saturating_duration_since(Instant::now()), deadline, stop.clone());
     let offerer = async {
         // The answerer first, as a PeerJS app would be there before anyone calls it.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let r = drive(o, &cfg.target, so, Duration::ZERO, deadline).await;
+        let r = drive(o, via, so, Duration::ZERO, deadline).await;
         stop.notify_one();
         r
     };

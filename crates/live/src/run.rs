@@ -176,6 +176,20 @@ fn turn(
     }
 }
 
+/// The TLS client for a `turns:` TURN server (the URI's host is the name its certificate must
+/// carry), or `None`.
+fn turn_tls(s: &Scenario) -> Result<Option<peerstorm_tls::Client>, RunError> {
+    match &s.servers.turn {
+        TurnTarget::Uri(u) if s.servers.turn_transport() == peerstorm_peer::TurnTransport::Tls => {
+            let trust = peerstorm_tls::Trust { ca: s.servers.turn_ca.clone(), insecure: s.servers.turn_insecure };
+            peerstorm_tls::Client::new(&trust, u.host.clone())
+                .map(Some)
+                .map_err(|e| RunError::Servers(format!("servers.turn ({u}): {e}")))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs a live scenario (one shard of it).
 pub fn run(
     s: &Scenario,
@@ -313,6 +327,7 @@ fn full(
             ip: o.source_ip.unwrap_or([127, 0, 0, 1].into()),
             stop: o.stop.clone(),
             turn_secret: s.servers.turn_secret.clone().map(|secret| (secret, s.servers.turn_ttl)),
+            turn_tls: turn_tls(s)?,
         };
         events(Event::Note(format!(
             "running {} live, full stack, {name} ICE, against {} ({} load for {:.0} s)",

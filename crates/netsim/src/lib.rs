@@ -16,6 +16,7 @@ pub mod net;
 pub mod pcap;
 pub mod sim;
 pub mod time;
+pub mod tls;
 
 pub use link::{GilbertElliott, LinkConfig};
 pub use nat::{Behavior, Firewall, NatConfig, Pooling, PortAssignment, Preset, Proto};

@@ -79,6 +79,16 @@ pub enum TurnTransport {
     Udp,
     /// TCP: what gets a client out of a network that blocks UDP (often on port 443).
     Tcp,
+    /// TLS over TCP (`turns:`, RFC 8656 §3.3): what gets through a firewall that lets only
+    /// HTTPS-looking traffic out.
+    Tls,
+}
+
+impl TurnTransport {
+    /// Carried on a TCP connection (plain or TLS).
+    pub fn is_stream(self) -> bool {
+        matches!(self, TurnTransport::Tcp | TurnTransport::Tls)
+    }
 }
 
 /// What the driver must carry.
@@ -89,6 +99,8 @@ pub enum Transmit {
     /// A UDP datagram.
     Datagram { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
     /// Bytes on the TCP connection from `src` to `dst` (the driver opens it on first use); each
-    /// is one whole TURN message (STUN, or ChannelData padded to four bytes).
-    Stream { src: SocketAddr, dst: SocketAddr, data: Vec<u8> },
+    /// is one whole TURN message (STUN, or ChannelData padded to four bytes). `tls`: the
+    /// connection is TLS (`turns:`), which the driver runs (live) or models (simulator); what the
+    /// peer hands over and gets back is the plaintext either way.
+    Stream { src: SocketAddr, dst: SocketAddr, data: Vec<u8>, tls: bool },
 }

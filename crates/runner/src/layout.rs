@@ -10,7 +10,7 @@ use crate::world::World;
 use peerstorm_broker::{Broker, Config};
 use peerstorm_model::rng::Rng;
 use peerstorm_netsim::{Firewall, HostId, LinkConfig, Network, Preset, RouterSpec, SegmentId};
-use peerstorm_peer::{IceMode, PeerConfig, TurnTransport, VirtualPeer};
+use peerstorm_peer::{IceMode, PeerConfig, VirtualPeer};
 use peerstorm_scenario::{
     Link, Pairing, Pattern, PeerResult, RunOutcome, Scenario, Shard, SimStats, StunTarget, TurnTarget,
 };
@@ -243,7 +243,8 @@ impl ScenarioWorld {
         let stun = (s.servers.stun == StunTarget::Embedded).then_some(SocketAddr::V4(SERVER_ADDR));
         let transport = s.servers.turn_transport();
         let turn = (s.servers.turn == TurnTarget::Embedded).then(|| peerstorm_peer::TurnServer {
-            addr: if transport == TurnTransport::Tcp { turn_tcp_addr() } else { SocketAddr::V4(SERVER_ADDR) },
+            // TLS shares 443 with plain TCP: the server tells them apart by the first byte.
+            addr: if transport.is_stream() { turn_tcp_addr() } else { SocketAddr::V4(SERVER_ADDR) },
             user: TURN_USER.0.into(),
             password: TURN_USER.1.into(),
             realm: "peerstorm".into(),

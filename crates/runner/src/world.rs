@@ -23,11 +23,11 @@
 use crate::agenda::{Agenda, Core, Event};
 use peerstorm_broker::{Broker, ConnId, ConnectParams, Output};
 use peerstorm_netsim::time::VirtualClock;
-use peerstorm_netsim::{Delivery, Flow, HostId, Network, Packet, Proto};
+use peerstorm_netsim::{Delivery, Flow, HostId, Network, Packet, Proto, tls};
 use peerstorm_peer::{Failure, Transmit, VirtualPeer};
 use peerstorm_turn::TurnServer;
 use peerstorm_turn::sim::SimTurn;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// The most events one world handles before it calls the run a livelock.
@@ -128,6 +128,17 @@ pub struct World {
     stats: Stats,
     max_events: u64,
     scratch: Vec<Packet>,
+    /// Peers' TLS connections to the TURN server (`turns:`), by (the peer's address, the
+    /// server's): netsim's TLS cost model, client side.
+    tls: rustc_hash::FxHashMap<(SocketAddrV4, SocketAddrV4), TlsConn>,
+}
+
+/// A modelled TLS connection, client side: the ClientHello is out, and what the peer sends waits
+/// for the server's flight.
+#[derive(Debug, Default)]
+struct TlsConn {
+    open: bool,
+    held: Vec<Vec<u8>>,
 }
 
 impl World {
@@ -149,6 +160,7 @@ impl World {
             stats: Stats::default(),
             max_events: MAX_EVENTS,
             scratch: Vec::new(),
+            tls: rustc_hash::FxHashMap::default(),
         };
         w.reschedule_broker();
         w
@@ -191,7 +203,7 @@ impl World {
 
     /// Puts the STUN/TURN core on `host`; its answers (not relayed data) wait `answer_delay`.
     pub fn add_turn(&mut self, host: HostId, core: TurnServer, answer_delay: Duration) {
-        self.server = Some(Server { sim: SimTurn { host, core }, timer: None, answer_delay });
+        self.server = Some(Server { sim: SimTurn::new(host, core), timer: None, answer_delay });
         self.reschedule_turn();
     }
 
@@ -395,7 +407,25 @@ impl World {
         let (src, dst) = (SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst));
         match d.pkt.proto {
             Proto::Udp => self.peers[i].peer.handle_datagram(at, src, dst, &d.pkt.payload),
-            Proto::Tcp => self.peers[i].peer.handle_stream(at, src, dst, &d.pkt.payload),
+            Proto::Tcp => match self.tls.get_mut(&(d.pkt.dst, d.pkt.src)) {
+                None => self.peers[i].peer.handle_stream(at, src, dst, &d.pkt.payload),
+                // The server's flight: the client sends its Finished and then what it held.
+                Some(c) if !c.open && tls::is_handshake(&d.pkt.payload) => {
+                    c.open = true;
+                    let held = std::mem::take(&mut c.held);
+                    let (now, host) = (self.now(), self.peers[i].host);
+                    let (src, dst) = (d.pkt.dst, d.pkt.src);
+                    let finished = std::iter::once(tls::client_finished());
+                    for payload in finished.chain(held.iter().map(|m| tls::seal(m))) {
+                        self.net.send(&mut self.agenda, now, host, Packet { proto: Proto::Tcp, src, dst, payload });
+                    }
+                }
+                Some(_) => {
+                    if let Some(plain) = tls::open(&d.pkt.payload).filter(|p| !p.is_empty()) {
+                        self.peers[i].peer.handle_stream(at, src, dst, &plain);
+                    }
+                }
+            },
         }
         self.drain_peer(i);
         Step::Handled
@@ -457,7 +487,26 @@ impl World {
                 }
                 Transmit::Datagram { src, dst, data } => (Proto::Udp, src, dst, data),
                 // TCP: segments in order, retransmitted on loss (netsim's model).
-                Transmit::Stream { src, dst, data } => (Proto::Tcp, src, dst, data),
+                Transmit::Stream { src, dst, data, tls: false } => (Proto::Tcp, src, dst, data),
+                // TLS: netsim's cost model. The first message opens the connection with a
+                // ClientHello and waits, with any that follow, for the server's flight.
+                Transmit::Stream { src, dst, data, tls: true } => {
+                    let (SocketAddr::V4(s4), SocketAddr::V4(d4)) = (src, dst) else { continue };
+                    match self.tls.entry((s4, d4)) {
+                        std::collections::hash_map::Entry::Occupied(mut c) => {
+                            if c.get().open {
+                                (Proto::Tcp, src, dst, tls::seal(&data))
+                            } else {
+                                c.get_mut().held.push(data);
+                                continue;
+                            }
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(TlsConn { open: false, held: vec![data] });
+                            (Proto::Tcp, src, dst, tls::client_hello())
+                        }
+                    }
+                }
             };
             // The simulated network is IPv4.
             if let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) {
@@ -498,6 +547,8 @@ impl World {
 /// A STUN success or error response (what the answer delay holds back; relayed data, Data
 /// indications and ChannelData, goes at once).
 fn is_stun_response(b: &[u8]) -> bool {
+    // Inside a TLS record (netsim's model of `turns:`), the message follows the record header.
+    let b = if b.first() == Some(&0x17) { b.get(5..).unwrap_or_default() } else { b };
     if b.len() < 20 || b[0] >= 0x40 {
         return false;
     }

@@ -129,6 +129,35 @@ fn turn_over_tcp_gets_udp_blocked_networks_through() {
     assert_eq!(m["open ↔ open"].0, 1.0, "{m:?}");
 }
 
+/// `turns:` in the simulator (netsim's TLS cost model): through a firewall that lets only TCP 443
+/// out it connects as TCP does, and the relayed candidate comes exactly one round trip later than
+/// over plain TCP (the TLS 1.3 handshake before the first Allocate), at two RTTs.
+#[test]
+fn turn_over_tls_gets_through_and_costs_one_round_trip_more_than_tcp() {
+    let m = class_rates(
+        "[network]\nnat_mix = { udp-blocked = 1 }\n[servers]\nturn_transport = \"tls\"\n[peers]\ncount = 4\n[timeouts]\nsetup_s = 12\n",
+    );
+    let (rate, selected) = &m["udp-blocked ↔ udp-blocked"];
+    assert_eq!(*rate, 1.0, "{m:?}");
+    assert!(selected.iter().all(|t| t.contains("relay")), "{m:?}");
+    for rtt in [60u64, 200] {
+        let first_relay = |transport: &str| {
+            let s = scenario(&format!(
+                "[network]\nrtt_ms = {rtt}\n[servers]\nrelay_only = true\nturn_transport = \"{transport}\"\n[peers]\ncount = 2\n"
+            ));
+            let summary = run(&s).unwrap();
+            assert_eq!(summary.modes[0].pairs_ok, 1, "{transport}: {:?}", summary.modes[0]);
+            summary.modes[0].stages["first_relay"].p50_ms
+        };
+        let (tcp, tls) = (first_relay("tcp"), first_relay("tls"));
+        let extra = tls - tcp;
+        assert!(
+            (rtt as f64..=rtt as f64 + 5.0).contains(&extra),
+            "at {rtt} ms the TLS handshake adds one round trip: tcp {tcp} ms, tls {tls} ms"
+        );
+    }
+}
+
 /// Relay-only policy: every selected pair is relayed on the local side, whatever the NAT.
 #[test]
 fn relay_only_policy_relays_everything() {

@@ -266,6 +266,12 @@ pub struct Servers {
     /// `udp-blocked` network lets through). A `turn:` URI may say `?transport=tcp` too.
     #[serde(default)]
     pub turn_transport: TurnTransport,
+    /// Live, `turns:`: a PEM file of extra trusted roots for the TURN server's certificate.
+    #[serde(default)]
+    pub turn_ca: Option<std::path::PathBuf>,
+    /// Live, `turns:`: do not check the TURN server's certificate.
+    #[serde(default)]
+    pub turn_insecure: bool,
 }
 
 /// A day: what coturn's documentation and most deployments hand out.
@@ -299,6 +305,8 @@ impl Default for Servers {
             answer_delay: Duration::ZERO,
             relay_only: false,
             turn_transport: TurnTransport::Udp,
+            turn_ca: None,
+            turn_insecure: false,
         }
     }
 }
@@ -307,7 +315,9 @@ impl Servers {
     /// The TURN transport: TCP when `turn_transport` or a `turn:` URI's `?transport=` says so.
     pub fn turn_transport(&self) -> TurnTransport {
         match &self.turn {
-            TurnTarget::Uri(u) if u.transport == Some(TurnTransport::Tcp) => TurnTransport::Tcp,
+            TurnTarget::Uri(u) if u.transport.is_some_and(TurnTransport::is_stream) => {
+                u.transport.unwrap_or(TurnTransport::Tcp)
+            }
             _ => self.turn_transport,
         }
     }
@@ -858,6 +868,16 @@ impl Scenario {
             return bad(
                 "servers.turn = \"turn:...\" needs credentials: servers.turn_user = \"NAME:PASSWORD\" or servers.turn_secret (TURN REST API)",
             );
+        }
+        if self.servers.turn_transport() == TurnTransport::Tls && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
+            return bad(
+                "servers.turn_transport = \"tls\" in a live run is for a server you name (servers.turn = \"turns:HOST:PORT\", e.g. `peerstorm serve turn --tls-listen ADDR --cert F --key F`); the embedded and coturn servers a live run starts speak UDP and TCP",
+            );
+        }
+        if (self.servers.turn_ca.is_some() || self.servers.turn_insecure)
+            && self.servers.turn_transport() != TurnTransport::Tls
+        {
+            return bad("servers.turn_ca and turn_insecure are for a turns: (TLS) TURN server");
         }
         if self.servers.turn_secret.is_some() && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
             return bad(

@@ -209,11 +209,12 @@ pub enum TurnTarget {
     Coturn,
     /// No TURN: no relayed candidates.
     None,
-    /// Live: a TURN server by address (`turn:HOST:PORT[?transport=udp|tcp]`).
+    /// Live: a TURN server by address (`turn:HOST:PORT[?transport=udp|tcp]`, `turns:HOST:PORT`).
     Uri(TurnUri),
 }
 
-/// `turn:HOST:PORT[?transport=udp|tcp]` (RFC 7065).
+/// `turn:HOST:PORT[?transport=udp|tcp]` or `turns:HOST:PORT[?transport=tcp]` (RFC 7065; `turns:`
+/// is TLS over TCP, `transport` then `Tls`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnUri {
     pub host: String,
@@ -226,25 +227,32 @@ impl FromStr for TurnUri {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.starts_with("turns:") {
-            return Err(format!("{s:?}: TURN over TLS (turns:) is not in this build; use turn: over UDP or TCP"));
-        }
-        let rest = s.strip_prefix("turn:").ok_or_else(|| format!("{s:?}: a TURN URI starts with turn:"))?;
+        let (secure, rest) = match (s.strip_prefix("turns:"), s.strip_prefix("turn:")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            _ => return Err(format!("{s:?}: a TURN URI starts with turn: or turns:")),
+        };
         let (hp, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (host, port) = match hp.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{s:?}: the port {p:?} is not a number"))?),
-            // RFC 7065 §3: the default port of turn: is 3478.
-            None => (hp, 3478),
+            // RFC 7065 §3: the default port of turn: is 3478, of turns: 5349.
+            None => (hp, if secure { 5349 } else { 3478 }),
         };
         if host.is_empty() {
             return Err(format!("{s:?}: no host"));
         }
-        let mut transport = None;
+        let mut transport = secure.then_some(TurnTransport::Tls);
         for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-            transport = Some(match kv {
-                "transport=udp" => TurnTransport::Udp,
-                "transport=tcp" => TurnTransport::Tcp,
-                other => return Err(format!("{s:?}: {other:?}: expected transport=udp or transport=tcp")),
+            transport = Some(match (kv, secure) {
+                ("transport=udp", false) => TurnTransport::Udp,
+                ("transport=tcp", false) => TurnTransport::Tcp,
+                ("transport=tcp", true) => TurnTransport::Tls,
+                ("transport=udp", true) => {
+                    return Err(format!(
+                        "{s:?}: turns: over UDP is DTLS, which this build does not speak; use turns:…?transport=tcp (TLS)"
+                    ));
+                }
+                (other, _) => return Err(format!("{s:?}: {other:?}: expected transport=udp or transport=tcp")),
             });
         }
         Ok(TurnUri { host: host.trim_matches(['[', ']']).to_string(), port, transport })
@@ -253,10 +261,11 @@ impl FromStr for TurnUri {
 
 impl fmt::Display for TurnUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "turn:{}:{}", self.host, self.port)?;
+        let scheme = if self.transport == Some(TurnTransport::Tls) { "turns" } else { "turn" };
+        write!(f, "{scheme}:{}:{}", self.host, self.port)?;
         match self.transport {
             Some(TurnTransport::Udp) => f.write_str("?transport=udp"),
-            Some(TurnTransport::Tcp) => f.write_str("?transport=tcp"),
+            Some(TurnTransport::Tcp | TurnTransport::Tls) => f.write_str("?transport=tcp"),
             None => Ok(()),
         }
     }
@@ -355,7 +364,14 @@ mod tests {
 
     #[test]
     fn turn_targets_parse_and_print_back() {
-        for text in ["embedded", "coturn", "none", "turn:127.0.0.1:3478", "turn:example.org:443?transport=tcp"] {
+        for text in [
+            "embedded",
+            "coturn",
+            "none",
+            "turn:127.0.0.1:3478",
+            "turn:example.org:443?transport=tcp",
+            "turns:example.org:443?transport=tcp",
+        ] {
             let t: TurnTarget = text.parse().unwrap();
             assert_eq!(t.to_string(), text);
         }
@@ -363,8 +379,11 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.transport), ("h", 3478, Some(TurnTransport::Udp)));
         let e = "turn:h:1?transport=sctp".parse::<TurnTarget>().unwrap_err();
         assert!(e.contains("transport=sctp"), "{e}");
-        let e = "turns:h:443".parse::<TurnTarget>().unwrap_err();
-        assert!(e.contains("TLS"), "{e}");
+        // turns: is TLS over TCP, on 5349 unless a port is given; over UDP it would be DTLS.
+        let TurnTarget::Uri(u) = "turns:h".parse().unwrap() else { panic!("a URI") };
+        assert_eq!((u.port, u.transport), (5349, Some(TurnTransport::Tls)));
+        let e = "turns:h:443?transport=udp".parse::<TurnTarget>().unwrap_err();
+        assert!(e.contains("DTLS"), "{e}");
         assert!("cotrun".parse::<TurnTarget>().unwrap_err().contains("expected"));
     }
 

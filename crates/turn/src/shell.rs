@@ -1,15 +1,25 @@
-//! The tokio driver: UDP on every listen address, TCP on the primary, one UDP socket per relay.
-//! One thread (a `LocalSet`), the core in a `RefCell`; reads go into one shared buffer.
+//! The tokio driver: UDP on every listen address, TCP on the primary (and TLS over TCP on its own
+//! address when given, RFC 8656 §3.3), one UDP socket per relay. One thread (a `LocalSet`), the
+//! core in a `RefCell`; reads go into one shared buffer.
 
 use crate::server::{FiveTuple, Output, RelayPorts, Transport, TurnConfig, TurnServer};
+use peerstorm_tls::Stream;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// TURN over TLS: where, and with which certificate.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub config: Arc<peerstorm_tls::rustls::ServerConfig>,
+}
 
 struct Relay {
     socket: Rc<UdpSocket>,
@@ -19,7 +29,7 @@ struct Relay {
 /// A TCP client: its stream and what could not be written yet. Output is appended whole and
 /// written in order, so the client never gets part of a frame followed by another frame.
 struct TcpConn {
-    stream: TcpStream,
+    stream: Stream,
     unsent: RefCell<Vec<u8>>,
     wake: tokio::sync::Notify,
     /// Too much unsent output, or a write failed: the connection is being closed.
@@ -42,6 +52,10 @@ impl TcpConn {
             }
         }
         if rest.is_empty() {
+            if self.stream.wants_write() {
+                // TLS records still queued: the writer sends them as the client reads.
+                self.wake.notify_one();
+            }
             return;
         }
         if unsent.len() + rest.len() > max_unsent {
@@ -60,10 +74,14 @@ async fn tcp_writer(conn: Rc<TcpConn>) {
         conn.wake.notified().await;
         loop {
             if conn.broken.get() {
-                let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
+                let _ = socket2::SockRef::from(conn.stream.tcp()).shutdown(std::net::Shutdown::Both);
                 return;
             }
             if conn.unsent.borrow().is_empty() {
+                if conn.stream.wants_write() && conn.stream.flush().await.is_err() {
+                    conn.broken.set(true);
+                    continue;
+                }
                 break;
             }
             if conn.stream.writable().await.is_err() {
@@ -134,11 +152,30 @@ pub async fn run_ready(
     ready: impl FnOnce(&[SocketAddr]),
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    tokio::task::LocalSet::new().run_until(serve(cfg, ready, shutdown)).await
+    run_with(cfg, None, ready, shutdown).await
+}
+
+/// As [`run_ready`], also serving TURN over TLS when `tls` is given.
+pub async fn run_with(
+    cfg: TurnConfig,
+    tls: Option<Tls>,
+    ready: impl FnOnce(&[SocketAddr]),
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    tokio::task::LocalSet::new().run_until(serve(cfg, tls, ready, shutdown)).await
+}
+
+/// Accepts on the TLS listener, or waits forever when there is none.
+async fn accept_tls(l: Option<&TcpListener>) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn serve(
     cfg: TurnConfig,
+    tls: Option<Tls>,
     ready: impl FnOnce(&[SocketAddr]),
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -155,6 +192,10 @@ async fn serve(
         listen.insert(addr, Rc::new(sock));
     }
     let tcp = TcpListener::bind(core.config().primary).await?;
+    let tls_listener = match &tls {
+        Some(t) => Some(TcpListener::bind(t.listen).await?),
+        None => None,
+    };
     let shared = Rc::new(Shared {
         core: RefCell::new(core),
         listen,
@@ -180,7 +221,7 @@ async fn serve(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let tuple = FiveTuple { client: peer, server: shared.core.borrow().config().primary, transport: Transport::Tcp };
-                    tokio::task::spawn_local(tcp_client(shared.clone(), tuple, stream));
+                    tokio::task::spawn_local(tcp_client(shared.clone(), tuple, Stream::plain(stream)));
                 }
                 // Out of descriptors (EMFILE, ENFILE): refuse the one waiting, without spinning;
                 // UDP clients and connected TCP clients go on being served meanwhile.
@@ -197,6 +238,19 @@ async fn serve(
                     }
                 }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            },
+            r = accept_tls(tls_listener.as_ref()) => match (r, &tls) {
+                (Ok((stream, peer)), Some(t)) => {
+                    let _ = stream.set_nodelay(true);
+                    // The handshake runs as the connection is read; the core sees TURN over TCP
+                    // (the transport the relay allocation is for) on the TLS address.
+                    if let Ok(stream) = Stream::server(stream, t.config.clone()) {
+                        let tuple = FiveTuple { client: peer, server: t.listen, transport: Transport::Tcp };
+                        tokio::task::spawn_local(tcp_client(shared.clone(), tuple, stream));
+                    }
+                }
+                // Out of descriptors or a failed accept: as for plain TCP, without spinning.
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             },
         }
     }
@@ -291,7 +345,7 @@ async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>
     }
 }
 
-async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
+async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: Stream) {
     let conn = Rc::new(TcpConn {
         stream,
         unsent: RefCell::default(),
@@ -354,7 +408,7 @@ async fn tcp_client(shared: Rc<Shared>, tuple: FiveTuple, stream: TcpStream) {
     }
     shared.tcp.borrow_mut().remove(&tuple);
     writer.abort();
-    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Both);
+    let _ = socket2::SockRef::from(conn.stream.tcp()).shutdown(std::net::Shutdown::Both);
     shared.core.borrow_mut().handle_client_closed(tuple);
     dispatch(&shared);
 }

@@ -3,7 +3,8 @@
 //! simulator from the right address.
 
 use crate::server::{AnyPort, FiveTuple, Output, Transport, TurnServer};
-use peerstorm_netsim::{Delivery, HostId, Packet, Proto, Sim};
+use peerstorm_netsim::{Delivery, HostId, Packet, Proto, Sim, tls};
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4};
 
 /// A TURN server living on `host`.
@@ -11,6 +12,9 @@ use std::net::{SocketAddr, SocketAddrV4};
 pub struct SimTurn {
     pub host: HostId,
     pub core: TurnServer,
+    /// TCP connections that opened with a TLS ClientHello (netsim's TLS cost model, server side):
+    /// a port takes TLS and plain TURN alike, told apart by the first byte, as coturn does.
+    tls: BTreeSet<FiveTuple>,
 }
 
 fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
@@ -21,6 +25,10 @@ fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
 }
 
 impl SimTurn {
+    pub fn new(host: HostId, core: TurnServer) -> Self {
+        SimTurn { host, core, tls: BTreeSet::new() }
+    }
+
     /// Handles a delivery if it is for this server's host; returns whether it was.
     pub fn handle(&mut self, sim: &mut Sim, d: &Delivery) -> bool {
         let now = sim.clock.now();
@@ -41,12 +49,22 @@ impl SimTurn {
             Proto::Tcp => Transport::Tcp,
         };
         if self.core.listen_addresses().contains(&dst) {
-            self.core.handle_client(
-                now,
-                FiveTuple { client: src, server: dst, transport },
-                &d.pkt.payload,
-                &mut AnyPort,
-            );
+            let tuple = FiveTuple { client: src, server: dst, transport };
+            let mut payload = std::borrow::Cow::Borrowed(&d.pkt.payload[..]);
+            if transport == Transport::Tcp && tls::is_handshake(&payload) {
+                // A ClientHello gets the server's flight; the client's Finished needs nothing.
+                if self.tls.insert(tuple) {
+                    send(Packet { proto: Proto::Tcp, src: d.pkt.dst, dst: d.pkt.src, payload: tls::server_flight() });
+                }
+                return true;
+            }
+            if transport == Transport::Tcp && self.tls.contains(&tuple) {
+                match tls::open(&payload) {
+                    Some(plain) => payload = std::borrow::Cow::Owned(plain),
+                    None => return true,
+                }
+            }
+            self.core.handle_client(now, tuple, &payload, &mut AnyPort);
         } else {
             self.core.handle_peer(now, dst, src, &d.pkt.payload);
         }
@@ -70,8 +88,11 @@ impl SimTurn {
     fn flush_with(&mut self, send: &mut dyn FnMut(Packet)) {
         while let Some(o) = self.core.poll_output() {
             let pkt = match o {
-                Output::ToClient { tuple, from, data } => {
+                Output::ToClient { tuple, from, mut data } => {
                     let proto = if tuple.transport == Transport::Tcp { Proto::Tcp } else { Proto::Udp };
+                    if self.tls.contains(&tuple) {
+                        data = tls::seal(&data);
+                    }
                     match (v4(from), v4(tuple.client)) {
                         (Some(src), Some(dst)) => Packet { proto, src, dst, payload: data },
                         _ => continue,

@@ -74,16 +74,9 @@ pub fn coturn_with(dir: &Path, relay: (u16, u16), extra: &[&str]) -> (Proc, Sock
             Command::new("/usr/bin/turnserver")
                 .arg("-c")
                 .arg(dir.join("turnserver.conf"))
-                .args([
-                    "--lt-cred-mech",
-                    "--user",
-                    "test:test",
-                    "--realm",
-                    "example.org",
-                    "--no-tls",
-                    "--no-dtls",
-                    "--no-cli",
-                ])
+                .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-dtls", "--no-cli"])
+                // With a certificate (--cert/--pkey) coturn takes TLS on its listening port too.
+                .args(if extra.contains(&"--cert") { &[][..] } else { &["--no-tls"][..] })
                 .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
                 .args(["--min-port", &relay.0.to_string(), "--max-port", &relay.1.to_string()])
                 .args(["--allow-loopback-peers", "--no-multicast-peers", "--simple-log", "--log-file"])

@@ -31,6 +31,8 @@ pub(super) struct TurnClient {
     pub(super) tcp: bool,
     /// Over TCP: bytes from the server not yet a whole message.
     pub(super) stream_in: Vec<u8>,
+    /// The TCP connection is TLS (`turns:`).
+    pub(super) tls: bool,
 }
 
 impl TurnClient {
@@ -43,7 +45,7 @@ impl TurnClient {
                 local_addr: local,
                 transport_protocol: match t.transport {
                     TurnTransport::Udp => TransportProtocol::UDP,
-                    TurnTransport::Tcp => TransportProtocol::TCP,
+                    TurnTransport::Tcp | TurnTransport::Tls => TransportProtocol::TCP,
                 },
                 username: t.user.clone(),
                 password: t.password.clone(),
@@ -60,7 +62,8 @@ impl TurnClient {
             client,
             allocate,
             waiting: Vec::new(),
-            tcp: t.transport == TurnTransport::Tcp,
+            tcp: t.transport.is_stream(),
+            tls: t.transport == TurnTransport::Tls,
             stream_in: Vec::new(),
         })
     }
@@ -73,7 +76,7 @@ pub(super) fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &
         while let Some(w) = t.client.poll_write() {
             let (src, dst, data) = (host, w.transport.peer_addr, w.message.to_vec());
             out.push_back(if t.tcp {
-                Transmit::Stream { src, dst, data }
+                Transmit::Stream { src, dst, data, tls: t.tls }
             } else {
                 Transmit::Datagram { src, dst, data }
             });

@@ -85,6 +85,12 @@ pub struct TurnArgs {
     /// drop part of a frame.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     tcp_max_unsent: usize,
+    /// Unauthenticated answers (401, 438) per second to one client IP; requests beyond it are
+    /// dropped unanswered. A 401 is bigger than the request that caused it, so without a limit
+    /// an open TURN server reflects spoofed traffic (coturn: --unauthorized-ratelimit). Off by
+    /// default, as coturn's.
+    #[arg(long, value_name = "N")]
+    unauth_rate_limit: Option<u32>,
     /// Accept channel numbers up to 0x7FFF, as RFC 5766 (and coturn, and turnutils_uclient) do;
     /// RFC 8656 allows 0x4000-0x4FFF only.
     #[arg(long)]
@@ -322,6 +328,10 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.tcp_frame_timeout = std::time::Duration::from_secs_f64(a.tcp_frame_timeout);
     cfg.tcp_max_unsent = a.tcp_max_unsent;
     cfg.rfc5766_channels = a.rfc5766_channels;
+    if a.unauth_rate_limit == Some(0) {
+        anyhow::bail!("--unauth-rate-limit 0 would answer no unauthenticated request, so no client could learn a nonce");
+    }
+    cfg.unauth_rate_limit = a.unauth_rate_limit;
     if let Some(secret) = &a.auth_secret {
         if secret.is_empty() {
             anyhow::bail!("--auth-secret: the secret is empty");

@@ -62,6 +62,11 @@ pub struct TurnConfig {
     /// so the driver says where its clock stands (the shell: the system time; the simulator: 0
     /// or a value it picks). REST credentials expire against it.
     pub unix_time_at_start: u64,
+    /// Unauthenticated answers (the 401s and 438s a request without valid credentials gets) per
+    /// second to one client IP, beyond which requests are dropped unanswered (a burst of as many
+    /// is allowed): a 401 is larger than the request that caused it, so an open server is a
+    /// reflector for spoofed sources (coturn's `--unauthorized-ratelimit`). `None`: no limit.
+    pub unauth_rate_limit: Option<u32>,
 }
 
 impl TurnConfig {
@@ -93,6 +98,7 @@ impl TurnConfig {
             extra_listen: Vec::new(),
             auth_secret: None,
             unix_time_at_start: 0,
+            unauth_rate_limit: None,
         }
     }
 

@@ -177,6 +177,74 @@ fn loopback_and_private_peers_are_forbidden_unless_allowed() {
     }
 }
 
+/// An IPv6 peer for an IPv4 relay gets 443 (RFC 8656 §9.1), in CreatePermission and ChannelBind,
+/// even where loopback peers are allowed (`::1`, `::ffff:127.0.0.1`: CVE-2026-27624's class).
+#[test]
+fn a_peer_of_the_other_address_family_gets_443() {
+    for peer in ["[::1]:9", "[::ffff:127.0.0.1]:9", "[2001:db8::1]:9"] {
+        let mut t = T::new(|c| c.allow_loopback_peers = true);
+        t.req(method::ALLOCATE, udp);
+        let r = t.req(method::CREATE_PERMISSION, |m| {
+            m.push_address(tattr::XOR_PEER_ADDRESS, a(peer));
+        });
+        assert_eq!(code(&r), Some(443), "CreatePermission {peer}");
+        let r = t.req(method::CHANNEL_BIND, |m| {
+            m.push(tattr::CHANNEL_NUMBER, vec![0x40, 0, 0, 0]);
+            m.push_address(tattr::XOR_PEER_ADDRESS, a(peer));
+        });
+        assert_eq!(code(&r), Some(443), "ChannelBind {peer}");
+    }
+}
+
+/// The server never relays to one of its own listening addresses (a loop through itself), even
+/// with a permission for that IP; other ports of the IP are relayed as usual.
+#[test]
+fn nothing_is_relayed_to_the_servers_own_listening_address() {
+    let mut t = T::new(|c| c.allow_private_peers = true);
+    t.req(method::ALLOCATE, udp);
+    let r = t.req(method::CREATE_PERMISSION, |m| {
+        m.push_address(tattr::XOR_PEER_ADDRESS, a("198.51.100.1:1"));
+    });
+    assert_eq!(code(&r), None);
+    for (peer, relayed) in [("198.51.100.1:3478", false), ("198.51.100.1:4000", true)] {
+        let mut send = Message::new(method::SEND, Class::Indication, [9; 12]);
+        send.push_address(tattr::XOR_PEER_ADDRESS, a(peer));
+        send.push(tattr::DATA, b"loop?".to_vec());
+        let out = t.raw(&send.encode(true), &mut AnyPort);
+        let to_peer = out.iter().any(|o| matches!(o, Output::ToPeer { .. }));
+        assert_eq!(to_peer, relayed, "{peer}");
+    }
+    assert_eq!(t.s.stats.dropped_own_address, 1);
+}
+
+/// `unauth_rate_limit`: an IP gets that many unauthenticated answers in a burst and then one
+/// per 1/limit seconds; others are dropped unanswered. Authenticated requests are never limited.
+#[test]
+fn unauthenticated_answers_are_rate_limited_per_ip() {
+    let mut t = T::new(|c| c.unauth_rate_limit = Some(5));
+    let answers = |t: &mut T, n: u32| {
+        (0..n)
+            .filter(|i| {
+                let m = Message::new(method::ALLOCATE, Class::Request, [*i as u8 + 100; 12]);
+                !t.raw(&m.encode(true), &mut AnyPort).is_empty()
+            })
+            .count()
+    };
+    assert_eq!(answers(&mut t, 20), 5, "a burst of 5");
+    t.now += Duration::from_millis(400);
+    assert_eq!(answers(&mut t, 20), 2, "refilled at 5 per second");
+    assert_eq!(t.s.stats.unauth_dropped, 33);
+    // Another IP has its own allowance.
+    t.move_to("203.0.113.6:40000");
+    assert_eq!(answers(&mut t, 20), 5);
+    // Authenticated traffic is not limited (the nonce was fetched within the allowance).
+    let mut t = T::new(|c| c.unauth_rate_limit = Some(1));
+    assert!(code(&t.req(method::ALLOCATE, udp)).is_none());
+    for _ in 0..10 {
+        assert!(code(&t.req(method::REFRESH, |_| {})).is_none());
+    }
+}
+
 #[test]
 fn lifetimes_are_clamped_and_allocations_expire() {
     let mut t = T::new(|_| {});

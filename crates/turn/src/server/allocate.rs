@@ -227,6 +227,11 @@ impl TurnServer {
         if peers.iter().any(|p| is_forbidden(p.ip(), &self.cfg)) {
             return Err(Reject(403, "Forbidden"));
         }
+        let relay = self.allocs[&tuple].relay;
+        if peers.iter().any(|p| p.is_ipv4() != relay.is_ipv4()) {
+            // RFC 8656 §9.1 (an IPv4-mapped IPv6 address is IPv6 on the wire).
+            return Err(Reject(443, "Peer Address Family Mismatch"));
+        }
         let (life, cap) = (self.cfg.permission_lifetime, self.cfg.max_permissions_per_allocation);
         let a = self.allocs.get_mut(&tuple).expect("checked");
         let mut new: Vec<IpAddr> = peers.iter().map(SocketAddr::ip).filter(|ip| !a.perms.contains_key(ip)).collect();
@@ -258,6 +263,9 @@ impl TurnServer {
         let peer = peers[0];
         if is_forbidden(peer.ip(), &self.cfg) {
             return Err(Reject(403, "Forbidden"));
+        }
+        if peer.is_ipv4() != self.allocs[&tuple].relay.is_ipv4() {
+            return Err(Reject(443, "Peer Address Family Mismatch"));
         }
         let (clife, plife) = (self.cfg.channel_lifetime, self.cfg.permission_lifetime);
         let a = self.allocs.get_mut(&tuple).expect("checked");

@@ -108,6 +108,11 @@ pub struct Stats {
     pub responses_evicted: u64,
     pub errors: BTreeMap<u16, u64>,
     pub dropped_no_permission: u64,
+    /// Data for a peer that is one of the server's own listening addresses, dropped (a relay
+    /// loop through the server itself).
+    pub dropped_own_address: u64,
+    /// Unauthenticated requests left unanswered by `unauth_rate_limit`.
+    pub unauth_dropped: u64,
 }
 
 /// The server.
@@ -134,8 +139,16 @@ pub struct TurnServer {
     /// stale entries pile up (a client refreshing in a loop).
     expiries: BTreeMap<(Instant, u64), Expiring>,
     expiry_seq: u64,
+    /// The addresses clients reach the server on: never a peer (a relay to itself).
+    own: Vec<SocketAddr>,
+    /// `unauth_rate_limit`: tokens left and when they were counted, per client IP.
+    unauth: FxHashMap<IpAddr, (f64, Instant)>,
     pub stats: Stats,
 }
+
+/// Client IPs the unauthenticated-answer limit tracks at once; beyond it the oldest half goes
+/// (a flood from many sources must not grow the table without bound).
+const UNAUTH_TRACKED: usize = 65_536;
 
 /// What an entry of the expiry queue is about.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +217,14 @@ fn unknown_attributes(req: &Message, known: &[u16]) -> Vec<u8> {
 impl TurnServer {
     /// A server started at `now`; `secret` keys its nonces.
     pub fn new(cfg: TurnConfig, now: Instant, secret: [u8; 16]) -> Self {
+        let mut own = vec![cfg.primary];
+        if let Some(a) = cfg.alternate {
+            own.extend([a, SocketAddr::new(a.ip(), cfg.primary.port()), SocketAddr::new(cfg.primary.ip(), a.port())]);
+        }
+        own.extend(cfg.extra_listen.iter().copied());
         Self {
+            own,
+            unauth: FxHashMap::default(),
             next_port: cfg.relay_ports.0,
             cfg,
             nonces: Nonces::new(secret),
@@ -276,10 +296,34 @@ impl TurnServer {
                 let (resp, authenticated) = self.turn_request(now, tuple, &msg, data, ports);
                 if authenticated {
                     self.remember(now, (tuple, msg.transaction_id), tuple.server, resp.clone());
+                } else if !self.unauth_allowed(now, tuple.client.ip()) {
+                    self.stats.unauth_dropped += 1;
+                    return;
                 }
                 self.out.push_back(Output::ToClient { tuple, from: tuple.server, data: resp });
             }
             _ => {}
+        }
+    }
+
+    /// `unauth_rate_limit`: whether `ip` may get one more unauthenticated answer now (a token
+    /// bucket per IP, refilled at the limit per second, holding at most a second's worth).
+    fn unauth_allowed(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let Some(rate) = self.cfg.unauth_rate_limit.map(f64::from) else { return true };
+        if self.unauth.len() >= UNAUTH_TRACKED && !self.unauth.contains_key(&ip) {
+            let mut times: Vec<Instant> = self.unauth.values().map(|(_, t)| *t).collect();
+            times.sort_unstable();
+            let cut = times[times.len() / 2];
+            self.unauth.retain(|_, (_, t)| *t > cut);
+        }
+        let (tokens, at) = self.unauth.entry(ip).or_insert((rate, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * rate).min(rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 

@@ -9,6 +9,10 @@ impl TurnServer {
             return;
         };
         let Some(a) = self.allocs.get(&tuple) else { return };
+        if self.own.contains(&peer) {
+            self.stats.dropped_own_address += 1;
+            return;
+        }
         if a.perms.get(&peer.ip()).is_some_and(|exp| *exp > now) {
             self.stats.to_peer += 1;
             self.out.push_back(Output::ToPeer { relay: a.relay, peer, data: data.to_vec() });
@@ -40,6 +44,10 @@ impl TurnServer {
         let payload = data.get(4..4 + len)?;
         let a = self.allocs.get(&tuple)?;
         let (peer, exp) = a.channels.get(&ch)?;
+        if self.own.contains(peer) {
+            self.stats.dropped_own_address += 1;
+            return None;
+        }
         if *exp <= now || a.perms.get(&peer.ip()).is_none_or(|e| *e <= now) {
             self.stats.dropped_no_permission += 1;
             return None;

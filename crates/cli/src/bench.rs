@@ -48,7 +48,9 @@ pub struct BrokerBench {
     /// Seconds the clients stay idle (heartbeating every 5 s) before memory is read.
     #[arg(long, default_value_t = 6)]
     hold_secs: u64,
-    /// Which brokers to measure (peerstorm, reference).
+    /// Which brokers to measure: peerstorm, reference (peer@1.0.2), and each over TLS
+    /// (peerstorm-tls, reference-tls: `--sslkey/--sslcert` with a self-signed certificate the
+    /// generator trusts) to see what wss:// costs per message and per idle peer.
     #[arg(long, value_delimiter = ',', default_value = "peerstorm,reference")]
     against: Vec<String>,
     /// Capacity run instead: this many concurrent peers in one peerstorm broker.
@@ -137,12 +139,13 @@ async fn join_many(
     Ok((clients, lat))
 }
 
-fn measure(s: &Server, b: &BrokerBench) -> Result<Row> {
+fn measure(s: &Server, b: &BrokerBench, tls: Option<peerstorm_tls::Client>) -> Result<Row> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let pid = s.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let idle = proc::sample(pid)?;
-    let t = target(s.addr);
+    let mut t = target(s.addr);
+    t.tls = tls;
     rt.block_on(async {
         eprintln!("[{}] connecting {} clients", s.name, b.clients);
         let (mut clients, connect) = join_many(&t, "p", b.clients, None, 64).await?;
@@ -183,14 +186,31 @@ fn measure(s: &Server, b: &BrokerBench) -> Result<Row> {
 fn side_by_side(b: &BrokerBench) -> Result<u8> {
     peerstorm_broker::server::raise_fd_limit()?;
     let mut rows = Vec::new();
+    // One certificate for the TLS runs, trusted by the generator and nothing else.
+    let dir = std::env::temp_dir().join(format!("peerstorm-bench-tls-{}", std::process::id()));
+    let (cert, key) = peerstorm_tls::self_signed(&dir, &["127.0.0.1", "localhost"])?;
+    let trust = peerstorm_tls::Trust { ca: Some(cert.clone()), insecure: false };
+    let (cert, key) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
+    let limit = (b.clients + 100).to_string();
     for which in &b.against {
-        let server = match which.as_str() {
+        let tls = which.ends_with("-tls").then(|| peerstorm_tls::Client::new(&trust, "127.0.0.1")).transpose()?;
+        let mut server = match which.as_str() {
             "peerstorm" => start_peerstorm(b.clients + 100)?,
             "reference" | "peer" => start_reference(b.clients + 100)?,
-            other => bail!("unknown broker {other:?} (use peerstorm, reference)"),
+            "peerstorm-tls" => {
+                crate::children::serve_broker(&["--concurrent-limit", &limit, "--sslkey", &key, "--sslcert", &cert])?
+            }
+            "reference-tls" => {
+                crate::children::start_reference_with(b.clients + 100, &["--sslkey", &key, "--sslcert", &cert])?
+            }
+            other => bail!("unknown broker {other:?} (use peerstorm, reference, peerstorm-tls, reference-tls)"),
         };
-        rows.push(measure(&server, b)?);
+        if tls.is_some() {
+            server.name.push_str(" (wss)");
+        }
+        rows.push(measure(&server, b, tls)?);
     }
+    std::fs::remove_dir_all(&dir).ok();
     println!(
         "\nbroker side by side: {} clients, {} OFFER frames (~700 B), window {} per pair, same generator",
         b.clients, b.messages, b.window
@@ -216,6 +236,21 @@ fn side_by_side(b: &BrokerBench) -> Result<u8> {
             us.cpu_us_per_msg / re.cpu_us_per_msg,
             us.rss_per_peer_kib / re.rss_per_peer_kib
         );
+    }
+    for name in ["peerstorm", "peer@1.0.2"] {
+        if let (Some(ws), Some(wss)) =
+            (rows.iter().find(|r| r.broker == name), rows.iter().find(|r| r.broker == format!("{name} (wss)")))
+        {
+            println!(
+                "what TLS costs {name}: CPU per message {:.2}x ({:.2} -> {:.2} µs), RSS per idle peer {:+.2} KiB ({:.2} -> {:.2})",
+                wss.cpu_us_per_msg / ws.cpu_us_per_msg,
+                ws.cpu_us_per_msg,
+                wss.cpu_us_per_msg,
+                wss.rss_per_peer_kib - ws.rss_per_peer_kib,
+                ws.rss_per_peer_kib,
+                wss.rss_per_peer_kib
+            );
+        }
     }
     crate::results::write_json(b.out.as_ref(), "bench-broker", &rows)?;
     Ok(crate::EXIT_OK)

@@ -103,6 +103,11 @@ pub struct TurnArgs {
     /// for a day) and case auth.7 checks that an expired one is refused. Instead of --user.
     #[arg(long, value_name = "SECRET")]
     auth_secret: Option<String>,
+    /// The server's limit on unauthenticated answers per second per client IP (peerstorm's
+    /// --unauth-rate-limit, coturn's --unauthorized-ratelimit): case sec.5 checks a burst gets no
+    /// more. Run sec.5 alone then (every case's first request is unauthenticated, from one IP).
+    #[arg(long, value_name = "N")]
+    unauth_rate_limit: Option<u32>,
     /// The server's alternate address for RFC 5780 cases.
     #[arg(long)]
     alt_address: Option<SocketAddr>,
@@ -441,7 +446,8 @@ pub fn run(cmd: Conform) -> Result<u8> {
             }
             let total = peerstorm_conform::turn::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
             let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, a.alt_address, a.quota)
-                .with_auth_secret(a.auth_secret.clone());
+                .with_auth_secret(a.auth_secret.clone())
+                .with_unauth_rate_limit(a.unauth_rate_limit);
             let results = turn_suite(ctx, &sel, &mut streaming(total))?;
             let options = serde_json::json!({
                 "user": user, "auth_secret": a.auth_secret.is_some(), "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,

@@ -329,7 +329,9 @@ fn turn(a: &TurnArgs) -> Result<u8> {
     cfg.tcp_max_unsent = a.tcp_max_unsent;
     cfg.rfc5766_channels = a.rfc5766_channels;
     if a.unauth_rate_limit == Some(0) {
-        anyhow::bail!("--unauth-rate-limit 0 would answer no unauthenticated request, so no client could learn a nonce");
+        anyhow::bail!(
+            "--unauth-rate-limit 0 would answer no unauthenticated request, so no client could learn a nonce"
+        );
     }
     cfg.unauth_rate_limit = a.unauth_rate_limit;
     if let Some(secret) = &a.auth_secret {

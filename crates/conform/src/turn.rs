@@ -32,6 +32,9 @@ pub struct Ctx {
     /// The server's TURN REST API secret (coturn's `static-auth-secret`), if it takes such
     /// credentials: the expiry cases mint their own with it.
     pub auth_secret: Option<String>,
+    /// The server's limit on unauthenticated answers per second per client IP, if it has one
+    /// (enables the rate-limit check of sec.5; the amplification ratio is measured either way).
+    pub unauth_rate_limit: Option<u32>,
 }
 
 impl Ctx {
@@ -44,7 +47,14 @@ impl Ctx {
             quota,
             held: Arc::default(),
             auth_secret: None,
+            unauth_rate_limit: None,
         }
+    }
+
+    /// The same server, whose unauthenticated answers are limited to `limit` per second per IP.
+    pub fn with_unauth_rate_limit(mut self, limit: Option<u32>) -> Self {
+        self.unauth_rate_limit = limit;
+        self
     }
 
     /// The same server, which takes TURN REST API credentials signed with `secret`.
@@ -181,6 +191,32 @@ fn peer_to_client(cl: &mut UdpClient, p: &UdpSocket, relay: SocketAddr, data: &[
         },
     )?;
     Ok(got)
+}
+
+/// What a fresh allocation's CreatePermission (or, with `channel`, ChannelBind) to `peer` gets:
+/// `None` for success, else the error code (0 for an error without one).
+fn peer_request(c: &Ctx, seed: u64, peer: SocketAddr, channel: Option<u16>) -> Result<Option<u16>, Fail> {
+    let (mut cl, _) = allocated(c, seed)?;
+    let r = match channel {
+        None => cl.create_permission(&[peer]),
+        Some(ch) => cl.channel_bind(ch, peer),
+    }
+    .map_err(io)?;
+    Ok(if r.is_success() { None } else { Some(r.error_code().unwrap_or(0)) })
+}
+
+/// Every (address, request) among `peers` x {CreatePermission, ChannelBind} the server accepted.
+fn accepted(c: &Ctx, seed: u64, peers: &[&str]) -> Result<Vec<String>, Fail> {
+    let mut out = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let peer: SocketAddr = p.parse().map_err(|e| fail(format!("{p}: {e}"), "an address"))?;
+        for (what, channel) in [("CreatePermission", None), ("ChannelBind", Some(0x4000 + i as u16))] {
+            if peer_request(c, seed + 2 * i as u64 + u64::from(channel.is_some()), peer, channel)?.is_none() {
+                out.push(format!("{what} {p}"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// An Allocate asking for `secs` of LIFETIME: success, and the LIFETIME granted.
@@ -411,6 +447,144 @@ pub fn cases() -> Vec<Case<Ctx>> {
                     Ok(None)
                 } else {
                     Err(fail(format!("{} for a credential that expired a minute ago", said(&r)), "401"))
+                }
+            }
+        ),
+        case!(
+            "sec.1",
+            Harden,
+            "CVE-2020-26262; RFC 8656 §9.1",
+            "a permission or channel to the unspecified address (0.0.0.0, [::], [::ffff:0.0.0.0]) is refused: on Linux it reaches the server's own host",
+            |c: Ctx| {
+                let got = accepted(&c, 300, &["0.0.0.0:9", "[::]:9", "[::ffff:0.0.0.0]:9"])?;
+                if got.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(fail(format!("accepted: {}", got.join(", ")), "every one refused"))
+                }
+            }
+        ),
+        case!(
+            "sec.2",
+            Harden,
+            "CVE-2026-27624; RFC 8656 §9.1",
+            "loopback spelled as IPv6 ([::ffff:127.0.0.1], [::1]) gets no more than 127.0.0.1 does: refused, or 443 on an IPv4 relay",
+            |c: Ctx| {
+                // The suite's own peers are on 127.0.0.1, so this server may allow loopback; what
+                // it must not do is let another spelling through where 127.0.0.1 is refused, or
+                // relay an IPv4 allocation to an IPv6 address at all.
+                let plain = peer_request(&c, 310, SocketAddr::from(([127, 0, 0, 1], 9)), None)?;
+                let got = accepted(&c, 312, &["[::ffff:127.0.0.1]:9", "[::1]:9"])?;
+                match (plain, got.is_empty()) {
+                    (_, true) => Ok(None),
+                    (None, false) => Err(fail(
+                        format!(
+                            "accepted on an IPv4 relay: {} (loopback is allowed here, but the family is wrong)",
+                            got.join(", ")
+                        ),
+                        "443 Peer Address Family Mismatch",
+                    )),
+                    (Some(code), false) => Err(fail(
+                        format!("127.0.0.1 gets {code}, yet accepted: {}", got.join(", ")),
+                        "refused like 127.0.0.1",
+                    )),
+                }
+            }
+        ),
+        case!(
+            "sec.3",
+            Harden,
+            "RFC 6890; RFC 1918; RFC 6598; Enable Security 2026",
+            "private, shared, link-local (169.254.169.254: cloud metadata), multicast, broadcast and reserved peers are refused by default",
+            |c: Ctx| {
+                let got = accepted(
+                    &c,
+                    320,
+                    &[
+                        "10.0.0.1:9",
+                        "172.16.0.1:9",
+                        "192.168.0.1:9",
+                        "100.64.0.1:9",
+                        "169.254.169.254:80",
+                        "224.0.0.1:9",
+                        "239.255.255.250:1900",
+                        "255.255.255.255:9",
+                        "240.0.0.1:9",
+                    ],
+                )?;
+                if got.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(fail(
+                        format!("accepted: {}", got.join(", ")),
+                        "every one refused unless the operator allows them",
+                    ))
+                }
+            }
+        ),
+        case!(
+            "sec.4",
+            Harden,
+            "RFC 8656 §21 (relay loops); Enable Security 2026",
+            "nothing is relayed to the server's own listening address (a Send there carrying a Binding request brings no Data indication back)",
+            |c: Ctx| {
+                let (mut cl, _) = allocated(&c, 340)?;
+                let r = cl.create_permission(&[c.server]).map_err(io)?;
+                if !r.is_success() {
+                    return Ok(Some(format!("a permission to the server's own address is refused ({})", said(&r))));
+                }
+                let tid = cl.new_tid();
+                let probe = Message::binding_request(tid).encode(true);
+                cl.send(c.server, &probe).map_err(io)?;
+                cl.socket.set_read_timeout(Some(Duration::from_millis(150))).map_err(io)?;
+                match cl.recv() {
+                    Ok(Received::Data { peer, .. }) if peer == c.server => Err(fail(
+                        "a Data indication from the server's own address (it answered itself through the relay)",
+                        "nothing: the server never relays to itself",
+                    )),
+                    _ => Ok(None),
+                }
+            }
+        ),
+        case!(
+            "sec.5",
+            Harden,
+            "RFC 8489 §16.1.1 (amplification); coturn --unauthorized-ratelimit",
+            "unauthenticated requests are answered at a bounded rate (a 401's amplification is measured; the limit is checked when --unauth-rate-limit names it)",
+            |c: Ctx| {
+                let mut cl = client(&c, 350)?;
+                let tid = cl.new_tid();
+                let req = cl.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                cl.socket.send_to(&req, c.server).map_err(io)?;
+                cl.socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(io)?;
+                let mut b = [0u8; 1500];
+                let n = cl.socket.recv(&mut b).map_err(io)?;
+                let ratio = n as f64 / req.len() as f64;
+                let measured = format!("a {n}-byte 401 for a {}-byte request: {ratio:.1}x amplification", req.len());
+                let Some(limit) = c.unauth_rate_limit else {
+                    return Ok(Some(format!("{measured}; no --unauth-rate-limit given: the limit not checked")));
+                };
+                // The first request took a token: wait until the bucket is full again.
+                std::thread::sleep(Duration::from_millis(1100));
+                let burst = 3 * limit.max(1) as usize;
+                for _ in 0..burst {
+                    let tid = cl.new_tid();
+                    let r = cl.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                    cl.socket.send_to(&r, c.server).map_err(io)?;
+                }
+                cl.socket.set_read_timeout(Some(Duration::from_millis(300))).map_err(io)?;
+                let mut answers = 0;
+                while cl.socket.recv(&mut b).is_ok() {
+                    answers += 1;
+                }
+                // The burst takes a few ms: a token may be refilled meanwhile.
+                if answers <= limit as usize + 1 {
+                    Ok(None)
+                } else {
+                    Err(fail(
+                        format!("{answers} answers to a burst of {burst} ({measured})"),
+                        format!("at most {limit} (+1)"),
+                    ))
                 }
             }
         ),

@@ -69,6 +69,20 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Error
     Ok(Arc::new(config))
 }
 
+/// A self-signed certificate (not a CA) for `names` (DNS names or IP addresses), written as
+/// `cert.pem` and `key.pem` in `dir`: for benchmarks and tests, which then trust exactly it.
+pub fn self_signed(dir: &Path, names: &[&str]) -> Result<(PathBuf, PathBuf), Error> {
+    let c = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .map_err(|e| Error::Pem { path: dir.into(), message: e.to_string() })?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let write =
+        |p: &Path, text: String| std::fs::write(p, text).map_err(|source| Error::Read { path: p.into(), source });
+    std::fs::create_dir_all(dir).map_err(|source| Error::Read { path: dir.into(), source })?;
+    write(&cert, c.cert.pem())?;
+    write(&key, c.signing_key.serialize_pem())?;
+    Ok((cert, key))
+}
+
 /// How a client checks the server's certificate.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {

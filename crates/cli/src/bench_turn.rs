@@ -4,7 +4,9 @@ use crate::children::{Server, start_turn};
 use anyhow::{Result, anyhow};
 use clap::Args;
 use peerstorm_loadgen::proc;
+use peerstorm_model::stun::{Class, Message, attr};
 use peerstorm_turn::client::UdpClient;
+use peerstorm_turn::server::{method, tattr};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -24,7 +26,9 @@ pub struct TurnBench {
     /// Payload bytes per datagram.
     #[arg(long, default_value_t = 160)]
     pub(crate) size: usize,
-    /// Which servers to measure (peerstorm, coturn).
+    /// Which servers to measure: peerstorm, coturn, and each over TLS (peerstorm-tls,
+    /// coturn-tls: every client on its own `turns:` connection, a self-signed certificate the
+    /// generator trusts).
     #[arg(long, value_delimiter = ',', default_value = "peerstorm,coturn")]
     pub(crate) against: Vec<String>,
     /// Where to write the JSON results (default reports/out/).
@@ -201,12 +205,236 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
     })
 }
 
+/// One TURN request over a stream (TCP or TLS): write it, read until a whole message is in.
+async fn stream_call(s: &mut peerstorm_tls::Stream, bytes: &[u8], acc: &mut Vec<u8>) -> Result<Message> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(bytes).await?;
+    s.flush().await?;
+    loop {
+        if let Some(n) = peerstorm_model::stun::stream_frame_len(acc).map_err(|e| anyhow!("{e:?}"))? {
+            let frame: Vec<u8> = acc.drain(..n).collect();
+            return Message::decode(&frame).map_err(|e| anyhow!("{e:?}"));
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await??;
+        if n == 0 {
+            return Err(anyhow!("the server closed the connection"));
+        }
+        acc.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A TURN client over TLS: its stream, what it has read ahead, and the encoder that holds its
+/// credentials (a `UdpClient` on a socket it never sends from).
+struct TlsClient {
+    stream: peerstorm_tls::Stream,
+    acc: Vec<u8>,
+    enc: UdpClient,
+}
+
+impl TlsClient {
+    async fn connect(addr: std::net::SocketAddr, tls: &peerstorm_tls::Client, seed: u64) -> Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = tls.connect(tcp).await?;
+        let enc = UdpClient::connect(addr, "test", "test", seed)?;
+        Ok(TlsClient { stream, acc: Vec::new(), enc })
+    }
+
+    /// A request with credentials: the first one learns realm and nonce from its 401.
+    async fn call(&mut self, method: u16, attrs: &[(u16, Vec<u8>)]) -> Result<Message> {
+        for _ in 0..2 {
+            let tid = self.enc.new_tid();
+            let bytes = self.enc.encode(method, tid, attrs);
+            let r = stream_call(&mut self.stream, &bytes, &mut self.acc).await?;
+            let code = r.attribute(attr::ERROR_CODE).map(|v| u16::from(v[2]) * 100 + u16::from(v[3]));
+            if matches!(code, Some(401 | 438)) {
+                let text = |t| r.attribute(t).map(|v| String::from_utf8_lossy(v).into_owned());
+                self.enc.set_credentials_state(text(attr::REALM), text(attr::NONCE));
+                continue;
+            }
+            return Ok(r);
+        }
+        Err(anyhow!("no credentials accepted"))
+    }
+}
+
+/// As [`measure`], with every client on its own TLS connection (`turns:`): allocations (TCP
+/// connect and TLS handshake included), then the same closed loop of ChannelData.
+fn measure_tls(s: &Server, tls_addr: std::net::SocketAddr, tls: &peerstorm_tls::Client, b: &TurnBench) -> Result<Row> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pid = s.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        eprintln!("[{}] {} allocations over TLS", s.name, b.clients);
+        let c0 = proc::sample(pid)?;
+        let t0 = Instant::now();
+        let mut clients = Vec::with_capacity(b.clients);
+        let mut errors = Vec::new();
+        for i in 0..b.clients {
+            let mut c = TlsClient::connect(tls_addr, tls, i as u64 + 1).await?;
+            let r = c.call(method::ALLOCATE, &[(tattr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0])]).await?;
+            match r.class {
+                Class::Success => clients.push(c),
+                _ => errors.push(format!("allocate: {:?}", r.attribute(attr::ERROR_CODE).map(|v| v[2..4].to_vec()))),
+            }
+        }
+        let alloc_wall = t0.elapsed().as_secs_f64();
+        let c1 = proc::sample(pid)?;
+        let ok = clients.len();
+        let mut peers = Vec::with_capacity(ok);
+        let (mut perm_us, mut bind_us) = (Vec::new(), Vec::new());
+        for c in clients.iter_mut() {
+            let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            let mut m = Message::new(method::CREATE_PERMISSION, Class::Request, [0; 12]);
+            m.push_address(tattr::XOR_PEER_ADDRESS, peer.local_addr()?);
+            let t = Instant::now();
+            let r = c.call(method::CREATE_PERMISSION, &m.attributes).await?;
+            perm_us.push(t.elapsed().as_micros() as u32);
+            if r.class != Class::Success {
+                errors.push("create permission".into());
+            }
+            let mut m = Message::new(method::CHANNEL_BIND, Class::Request, [0; 12]);
+            m.push(tattr::CHANNEL_NUMBER, vec![0x40, 0, 0, 0]);
+            m.push_address(tattr::XOR_PEER_ADDRESS, peer.local_addr()?);
+            let t = Instant::now();
+            let r = c.call(method::CHANNEL_BIND, &m.attributes).await?;
+            bind_us.push(t.elapsed().as_micros() as u32);
+            if r.class != Class::Success {
+                errors.push("channel bind".into());
+            }
+            peers.push(peer);
+        }
+        eprintln!(
+            "[{}] {} round trips through the relay over TLS, window {} per client",
+            s.name, b.round_trips, b.window
+        );
+        let mut echoes = Vec::new();
+        for peer in peers {
+            peer.set_nonblocking(true)?;
+            let peer = tokio::net::UdpSocket::from_std(peer)?;
+            echoes.push(tokio::task::spawn_local(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, from)) = peer.recv_from(&mut buf).await {
+                    let _ = peer.send_to(&buf[..n], from).await;
+                }
+            }));
+        }
+        let per = b.round_trips / ok.max(1) as u64;
+        // ChannelData on a stream is padded to four bytes (RFC 8656 §12.5).
+        let mut frame = 0x4000u16.to_be_bytes().to_vec();
+        frame.extend_from_slice(&(b.size as u16).to_be_bytes());
+        frame.extend(std::iter::repeat_n(0u8, b.size.div_ceil(4) * 4));
+        let frame_len = frame.len();
+        let before = proc::sample(pid)?;
+        let start = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for c in clients {
+            let (frame, w) = (frame.clone(), b.window);
+            set.spawn_local(async move {
+                let mut stream = c.stream;
+                let mut rtts = Vec::new();
+                let mut sent_at = vec![Instant::now(); w as usize];
+                let (mut sent, mut got) = (0u64, 0u64);
+                let mut acc = c.acc;
+                let mut buf = vec![0u8; 65536];
+                while sent < w.min(per) {
+                    sent_at[(sent % w) as usize] = Instant::now();
+                    if stream.write_all(&frame).await.is_err() {
+                        return (got, rtts, per - got);
+                    }
+                    sent += 1;
+                }
+                let _ = stream.flush().await;
+                while got < per {
+                    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await else {
+                        break;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    acc.extend_from_slice(&buf[..n]);
+                    let mut arrived = 0;
+                    while acc.len() >= frame_len {
+                        acc.drain(..frame_len);
+                        arrived += 1;
+                    }
+                    for _ in 0..arrived {
+                        if got % 64 == 0 {
+                            rtts.push(sent_at[(got % w) as usize].elapsed().as_micros() as u32);
+                        }
+                        got += 1;
+                        if sent < per {
+                            sent_at[(sent % w) as usize] = Instant::now();
+                            let _ = stream.write_all(&frame).await;
+                            sent += 1;
+                        }
+                    }
+                    let _ = stream.flush().await;
+                }
+                (got, rtts, per - got)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(r) = set.join_next().await {
+            results.push(r.map_err(|e| anyhow!("{e}"))?);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let after = proc::sample(pid)?;
+        for e in echoes {
+            e.abort();
+        }
+        let done: u64 = results.iter().map(|(g, _, _)| g).sum();
+        let lost: u64 = results.iter().map(|(_, _, l)| l).sum();
+        let rtts: Vec<u32> = results.into_iter().flat_map(|(_, r, _)| r).collect();
+        let cpu = after.cpu_s - before.cpu_s;
+        let relayed = done * 2;
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        Ok(Row {
+            server: s.name.clone(),
+            clients: ok,
+            allocations_per_s: ok as f64 / alloc_wall,
+            allocations_per_cpu_s: ok as f64 / (c1.cpu_s - c0.cpu_s).max(0.01),
+            relayed_datagrams: relayed,
+            relay_secs: secs,
+            relayed_per_s: relayed as f64 / secs,
+            relayed_per_cpu_s: relayed as f64 / cpu.max(0.01),
+            server_cpu_s: cpu,
+            rtt_p50_ms: ms(peerstorm_loadgen::quantile(&rtts, 0.5)),
+            rtt_p99_ms: ms(peerstorm_loadgen::quantile(&rtts, 0.99)),
+            permission_p50_ms: ms(peerstorm_loadgen::quantile(&perm_us, 0.5)),
+            permission_p99_ms: ms(peerstorm_loadgen::quantile(&perm_us, 0.99)),
+            channel_bind_p50_ms: ms(peerstorm_loadgen::quantile(&bind_us, 0.5)),
+            channel_bind_p99_ms: ms(peerstorm_loadgen::quantile(&bind_us, 0.99)),
+            lost,
+            errors,
+        })
+    })
+}
+
 pub fn run(b: &TurnBench) -> Result<u8> {
     let mut rows = Vec::new();
+    // One certificate for the TLS runs, trusted by the generator and nothing else.
+    let dir = std::env::temp_dir().join(format!("peerstorm-bench-turn-tls-{}", std::process::id()));
+    let (cert, key) = peerstorm_tls::self_signed(&dir, &["127.0.0.1", "localhost"])?;
+    let tls =
+        peerstorm_tls::Client::new(&peerstorm_tls::Trust { ca: Some(cert.clone()), insecure: false }, "127.0.0.1")?;
+    let (cert, key) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
     for which in &b.against {
-        let s = start_turn(which)?;
-        rows.push(measure(&s, b)?);
+        match which.strip_suffix("-tls") {
+            None => {
+                let s = start_turn(which)?;
+                rows.push(measure(&s, b)?);
+            }
+            Some(server) => {
+                let (s, addr) = crate::children::start_turn_tls(server, &cert, &key)?;
+                rows.push(measure_tls(&s, addr, &tls, b)?);
+            }
+        }
     }
+    std::fs::remove_dir_all(&dir).ok();
     println!(
         "\nTURN side by side: {} clients, {} round trips of {} B through the relay (2 relayed datagrams each), window {}",
         b.clients, b.round_trips, b.size, b.window
@@ -226,14 +454,16 @@ pub fn run(b: &TurnBench) -> Result<u8> {
     line("round trip p50 / p99 (ms)", &|r| format!("{:.2} / {:.2}", r.rtt_p50_ms, r.rtt_p99_ms));
     line("round trips lost (re-sent after 100 ms)", &|r| r.lost.to_string());
     line("errors", &|r| if r.errors.is_empty() { "none".into() } else { r.errors.join(", ") });
-    if let (Some(us), Some(co)) =
-        (rows.iter().find(|r| r.server == "peerstorm"), rows.iter().find(|r| r.server == "coturn"))
-    {
-        println!(
-            "\nratios peerstorm / coturn: relay efficiency {:.2} (goal >= 1), allocation efficiency {:.2}",
-            us.relayed_per_cpu_s / co.relayed_per_cpu_s,
-            us.allocations_per_cpu_s / co.allocations_per_cpu_s
-        );
+    for (us, co) in [("peerstorm", "coturn"), ("peerstorm (tls)", "coturn (tls)")] {
+        if let (Some(us), Some(co)) = (rows.iter().find(|r| r.server == us), rows.iter().find(|r| r.server == co)) {
+            println!(
+                "\nratios {} / {}: relay efficiency {:.2} (goal >= 1), allocation efficiency {:.2}",
+                us.server,
+                co.server,
+                us.relayed_per_cpu_s / co.relayed_per_cpu_s,
+                us.allocations_per_cpu_s / co.allocations_per_cpu_s
+            );
+        }
     }
     crate::results::write_json(b.out.as_ref(), "bench-turn", &rows)?;
     Ok(crate::EXIT_OK)

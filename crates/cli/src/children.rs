@@ -55,6 +55,11 @@ pub(crate) fn repo_root() -> Result<PathBuf> {
 /// Runs `peerstorm ARGS` and reads the address from word `word` of its first line (the banner
 /// every `serve` command prints once it listens); the rest of its output is drained.
 fn start_own(name: &str, args: &[&str], word: usize) -> Result<Server> {
+    start_own_banner(name, args, word).map(|(s, _)| s)
+}
+
+/// As [`start_own`], also returning the banner.
+fn start_own_banner(name: &str, args: &[&str], word: usize) -> Result<(Server, String)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(args)
         .stdout(Stdio::piped())
@@ -68,7 +73,7 @@ fn start_own(name: &str, args: &[&str], word: usize) -> Result<Server> {
     };
     let addr = banner.split_whitespace().nth(word).and_then(|a| a.trim_end_matches([':', ',']).parse().ok());
     match addr {
-        Some(addr) => Ok(Server { name: name.into(), child, addr, dir: None }),
+        Some(addr) => Ok((Server { name: name.into(), child, addr, dir: None }, banner)),
         None => {
             let _ = child.kill();
             let _ = child.wait();
@@ -181,7 +186,7 @@ pub(crate) fn start_turn(which: &str) -> Result<Server> {
             // A port picked then released can be taken before coturn binds it: try three.
             let mut last = None;
             for _ in 0..3 {
-                match start_coturn() {
+                match start_coturn(&[]) {
                     Ok(s) => return Ok(s),
                     Err(e) => last = Some(e),
                 }
@@ -192,7 +197,55 @@ pub(crate) fn start_turn(which: &str) -> Result<Server> {
     }
 }
 
-fn start_coturn() -> Result<Server> {
+/// peerstorm's TURN server or coturn taking TURN over TLS with this certificate, and the address
+/// TLS clients connect to (peerstorm: its `--tls-listen`; coturn: its listening port, where it
+/// tells TLS from plain TCP by the first byte).
+pub(crate) fn start_turn_tls(which: &str, cert: &str, key: &str) -> Result<(Server, SocketAddr)> {
+    match which {
+        "peerstorm" => {
+            let args = [
+                "serve",
+                "turn",
+                "--listen",
+                "127.0.0.1:0",
+                "--realm",
+                "example.org",
+                "--user",
+                "test:test",
+                "--allow-loopback-peers",
+                "--relay-ports",
+                "52000-56999",
+                "--max-allocations-per-user",
+                "100000",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--cert",
+                cert,
+                "--key",
+                key,
+            ];
+            let (mut s, banner) = start_own_banner("peerstorm", &args, 5)?;
+            s.name = "peerstorm (tls)".into();
+            // "... and tcp ADDR and tls ADDR (realm ..."
+            let tls = banner
+                .split(" and tls ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| anyhow!("no TLS address in the banner: {banner}"))?;
+            Ok((s, tls))
+        }
+        "coturn" => {
+            let mut s = start_coturn(&["--cert", cert, "--pkey", key])?;
+            s.name = "coturn (tls)".into();
+            let addr = s.addr;
+            Ok((s, addr))
+        }
+        other => bail!("unknown TURN server {other:?} (use peerstorm, coturn)"),
+    }
+}
+
+fn start_coturn(extra: &[&str]) -> Result<Server> {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     if !std::path::Path::new("/usr/bin/turnserver").exists() {
@@ -204,7 +257,10 @@ fn start_coturn() -> Result<Server> {
     let child = Command::new("turnserver")
         .arg("-c")
         .arg(dir.join("turnserver.conf"))
-        .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-tls", "--no-dtls", "--no-cli"])
+        .args(["--lt-cred-mech", "--user", "test:test", "--realm", "example.org", "--no-dtls", "--no-cli"])
+        // With a certificate coturn takes TLS on its listening port too.
+        .args(if extra.contains(&"--cert") { &[][..] } else { &["--no-tls"][..] })
+        .args(extra)
         .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", &port.to_string()])
         .args(["--min-port", "57000", "--max-port", "61999", "--allow-loopback-peers", "--no-multicast-peers"])
         .arg("--simple-log")

@@ -591,7 +591,7 @@ fn echo_peer(id: &str, heartbeat_ms: u64) -> peerstorm_peer::PeerConfig {
         heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
         workload: peerstorm_peer::Workload::default(),
         stun: None,
-        turn: None,
+        turn: Vec::new(),
         relay_only: false,
         profile: peerstorm_peer::Profile::Chrome,
     }

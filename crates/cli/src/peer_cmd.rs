@@ -48,9 +48,10 @@ pub struct PeerArgs {
     #[arg(long)]
     stun: Option<String>,
     /// A TURN server for a relayed candidate: HOST:PORT, or a URI (`turn:HOST:PORT[?transport=tcp]`,
-    /// `turns:HOST:PORT` for TLS), whose transport wins over --turn-transport.
+    /// `turns:HOST:PORT` for TLS), whose transport wins over --turn-transport. Repeat it for
+    /// several (a relayed candidate from each, as a browser given several iceServers URLs).
     #[arg(long)]
-    turn: Option<String>,
+    turn: Vec<String>,
     /// How to reach the TURN server: udp, tcp, or tls (TLS over TCP, `turns:`); the relay is
     /// UDP either way.
     #[arg(long, default_value = "udp", value_name = "udp|tcp|tls")]
@@ -131,52 +132,63 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
     if !["binary", "binary-utf8", "json", "raw", "MsgPack"].contains(&a.serialization.as_str()) {
         bail!("--serialization {:?}: expected binary, binary-utf8, json, raw or MsgPack", a.serialization);
     }
-    let mut transport = match a.turn_transport.as_str() {
+    let transport = match a.turn_transport.as_str() {
         "udp" => TurnTransport::Udp,
         "tcp" => TurnTransport::Tcp,
         "tls" => TurnTransport::Tls,
         other => bail!("--turn-transport {other:?}: expected udp, tcp or tls"),
     };
-    // A URI names host, port and transport; HOST:PORT only the address.
-    let turn_addr = match a.turn.as_deref() {
-        Some(u) if u.starts_with("turn:") || u.starts_with("turns:") => {
-            let uri: peerstorm_scenario::TurnUri = u.parse().map_err(|e| anyhow::anyhow!("--turn {e}"))?;
-            transport = uri.transport.unwrap_or(transport);
-            Some((uri.host.clone(), format!("{}:{}", uri.host, uri.port)))
+    // Each --turn is one of the browser's iceServers URLs: a URI names host, port and transport;
+    // HOST:PORT takes --turn-transport.
+    let mut servers: Vec<(String, String, TurnTransport)> = Vec::new();
+    for t in &a.turn {
+        if t.starts_with("turn:") || t.starts_with("turns:") {
+            let uri: peerstorm_scenario::TurnUri = t.parse().map_err(|e| anyhow::anyhow!("--turn {e}"))?;
+            servers.push((uri.host.clone(), format!("{}:{}", uri.host, uri.port), uri.transport.unwrap_or(transport)));
+        } else {
+            let host = t.rsplit_once(':').map_or(t.as_str(), |(h, _)| h).trim_matches(['[', ']']).to_string();
+            servers.push((host, t.clone(), transport));
         }
-        Some(hp) => {
-            Some((hp.rsplit_once(':').map_or(hp, |(h, _)| h).trim_matches(['[', ']']).to_string(), hp.to_string()))
-        }
-        None => None,
-    };
-    if (a.turn_ca.is_some() || a.turn_insecure) && transport != TurnTransport::Tls {
+    }
+    let tls_hosts: std::collections::BTreeSet<&str> =
+        servers.iter().filter(|s| s.2 == TurnTransport::Tls).map(|s| s.0.as_str()).collect();
+    if (a.turn_ca.is_some() || a.turn_insecure) && tls_hosts.is_empty() {
         bail!("--turn-ca and --turn-insecure are for a TLS TURN server (turns:, --turn-transport tls)");
     }
-    let turn_tls = match (&turn_addr, transport) {
-        (Some((host, _)), TurnTransport::Tls) => {
+    if tls_hosts.len() > 1 {
+        bail!("--turn: TLS TURN servers on {} hosts; this peer speaks TLS to one host at a time", tls_hosts.len());
+    }
+    let turn_tls = match tls_hosts.first() {
+        Some(host) => {
             let trust = peerstorm_tls::Trust { ca: a.turn_ca.clone(), insecure: a.turn_insecure };
-            Some(peerstorm_tls::Client::new(&trust, host.clone()).context("--turn (TLS)")?)
-        }
-        _ => None,
-    };
-    let turn = match &turn_addr {
-        Some((_, t)) => {
-            let (user, password) = match &a.turn_secret {
-                Some(secret) => {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-                    let user = format!("{}:{}", now.saturating_add(a.turn_ttl), a.id);
-                    let password = peerstorm_turn::auth::rest_password(secret, &user);
-                    (user, password)
-                }
-                None => {
-                    let (u, p) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
-                    (u.to_string(), p.to_string())
-                }
-            };
-            Some(TurnServer { addr: resolve("--turn", t)?, user, password, realm: a.turn_realm.clone(), transport })
+            Some(peerstorm_tls::Client::new(&trust, host.to_string()).context("--turn (TLS)")?)
         }
         None => None,
     };
+    let (user, password) = match &a.turn_secret {
+        Some(secret) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let user = format!("{}:{}", now.saturating_add(a.turn_ttl), a.id);
+            let password = peerstorm_turn::auth::rest_password(secret, &user);
+            (user, password)
+        }
+        None => {
+            let (u, p) = a.turn_user.split_once(':').context("--turn-user: expected NAME:PASSWORD")?;
+            (u.to_string(), p.to_string())
+        }
+    };
+    let turn = servers
+        .iter()
+        .map(|(_, hp, transport)| {
+            Ok(TurnServer {
+                addr: resolve("--turn", hp)?,
+                user: user.clone(),
+                password: password.clone(),
+                realm: a.turn_realm.clone(),
+                transport: *transport,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let stun = a.stun.as_deref().map(|s| resolve("--stun", s)).transpose()?;
     let path = if server.path.ends_with('/') { server.path.clone() } else { format!("{}/", server.path) };
     let mut target = Target::new(broker, format!("{path}peerjs"), server.key.clone());

@@ -273,3 +273,52 @@ fn virtual_peers_relay_over_tls_through_peerstorms_turn_and_coturn() {
     assert!(conn["milestones"]["at"]["first_relay"].is_null(), "no relayed candidate over an untrusted TLS: {conn}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Several ICE servers at once, as a browser's iceServers list: the TURN server over UDP, TCP
+/// and TLS (`--turn` three times). With vanilla ICE gathering runs to its end, and each peer has
+/// a relayed candidate from every one; the pair connects relay-only.
+#[test]
+fn a_peer_gathers_a_relayed_candidate_from_every_turn_url() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-fullstack-urls-{}", std::process::id()));
+    let (cert, key) = certificate(&dir);
+    let (_turn, banner) = start(&[
+        "serve",
+        "turn",
+        "--listen",
+        "127.0.0.1:0",
+        "--realm",
+        "example.org",
+        "--allow-loopback-peers",
+        "--user",
+        "test:test",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    let udp = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').to_string();
+    let tls = banner.split(" and tls ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let urls = [format!("turn:{udp}"), format!("turn:{udp}?transport=tcp"), format!("turns:{tls}")];
+    let (_broker, b) = broker();
+    let b = b.to_string();
+    let mut common: Vec<&str> = vec!["--turn-user", "test:test", "--turn-realm", "example.org", "--relay-only"];
+    common.extend(["--ice", "vanilla", "--turn-ca", cert.as_str()]);
+    for u in &urls {
+        common.extend(["--turn", u.as_str()]);
+    }
+    let mut answer = vec!["peer", "--broker", b.as_str(), "--id", "urls-echo", "--for", "30"];
+    answer.extend(common.iter().copied());
+    let (_echo, _) = start(&answer);
+    let mut connect =
+        vec!["peer", "--broker", b.as_str(), "--id", "urls-client", "--connect", "urls-echo", "--for", "20"];
+    connect.extend(common.iter().copied());
+    let out = Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(&connect).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let conn: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(conn["milestones"]["relays"], 3, "a relayed candidate over UDP, TCP and TLS: {conn}");
+    assert_eq!(conn["milestones"]["selected"][0], "relay", "{conn}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -87,9 +87,10 @@ fn the_live_runner_peers_and_conformance_speak_wss_to_peerstorm_and_to_peer_1_0_
     let (cert, key) = certificate(&d);
     let (_ours, ours_port) = ours(&["--sslkey", &key, "--sslcert", &cert]);
     let (_reference, reference_port) = reference_tls(&cert, &key);
-    for (who, port, stacks) in
-        [("peerstorm", ours_port, &["signaling", "full"][..]), ("peer@1.0.2", reference_port, &["signaling", "full"][..])]
-    {
+    for (who, port, stacks) in [
+        ("peerstorm", ours_port, &["signaling", "full"][..]),
+        ("peer@1.0.2", reference_port, &["signaling", "full"][..]),
+    ] {
         // The certificate names localhost: the URL's host is what is checked (and sent as SNI).
         let url = format!("wss://localhost:{port}/peerjs?key=peerjs");
         for stack in stacks {

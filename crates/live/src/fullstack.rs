@@ -292,10 +292,12 @@ impl FullConfig {
     /// The settings of the peer `id`: the shared ones with its own TURN credential, if minted.
     fn peer_for(&self, id: &str) -> PeerConfig {
         let mut peer = self.peer.clone();
-        if let (Some(turn), Some((secret, ttl))) = (peer.turn.as_mut(), &self.turn_secret) {
+        if let Some((secret, ttl)) = &self.turn_secret {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            turn.user = format!("{}:{id}", now.as_secs() + ttl.as_secs());
-            turn.password = peerstorm_turn::auth::rest_password(secret, &turn.user);
+            for turn in &mut peer.turn {
+                turn.user = format!("{}:{id}", now.as_secs() + ttl.as_secs());
+                turn.password = peerstorm_turn::auth::rest_password(secret, &turn.user);
+            }
         }
         peer
     }

@@ -313,7 +313,7 @@ fn full(
             heartbeat: Duration::from_secs(5),
             workload: s.workload.datachannel.workload(),
             stun,
-            turn: turn.as_ref().map(|t| t.value.clone()),
+            turn: turn.as_ref().map(|t| t.value.clone()).into_iter().collect(),
             relay_only: s.servers.relay_only,
             profile: s.peers.profile,
         };

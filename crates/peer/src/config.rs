@@ -51,8 +51,9 @@ pub struct PeerConfig {
     pub workload: Workload,
     /// A STUN server for a server-reflexive candidate (RFC 8489 Binding).
     pub stun: Option<SocketAddr>,
-    /// A TURN server for a relayed candidate (RFC 8656 Allocate, through the `rtc-turn` client).
-    pub turn: Option<TurnServer>,
+    /// TURN servers, a relayed candidate from each (RFC 8656 Allocate, through the `rtc-turn`
+    /// client), as a browser given several `iceServers` URLs gathers one per URL.
+    pub turn: Vec<TurnServer>,
     /// Use relayed candidates only (`iceTransportPolicy: "relay"`).
     pub relay_only: bool,
     /// Whose timers the stack keeps.

@@ -84,6 +84,9 @@ pub struct Milestones {
     /// the connection may still succeed without a relay.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub turn_error: Option<String>,
+    /// Relayed candidates gathered (one per TURN server that allocated).
+    #[serde(default)]
+    pub relays: u32,
 }
 
 fn ms(d: Duration) -> f64 {

@@ -295,7 +295,9 @@ impl VirtualPeer {
     /// `src` (its TURN server); they need not be whole messages.
     pub fn handle_stream(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
         self.received.datagrams += 1;
-        if let Some(k) = self.by_socket(dst) {
+        // A stream's local address is its TURN client's own (see `TurnClient::local`).
+        let k = self.by_socket(dst).or_else(|| self.conns.iter().position(|c| c.has_stream_local(dst)));
+        if let Some(k) = k {
             self.conns[k].handle_stream(now, src, dst, data);
             self.drain(k);
         }

@@ -31,7 +31,7 @@ fn offerer(profile: Profile, ice: IceMode, rtt_ms: u64) -> Milestones {
             heartbeat: Duration::from_secs(5),
             workload: Workload::default(),
             stun: None,
-            turn: None,
+            turn: Vec::new(),
             relay_only: false,
             profile,
         };

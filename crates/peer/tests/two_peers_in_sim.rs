@@ -26,7 +26,7 @@ fn run(ice: IceMode) -> (World, Duration) {
             heartbeat: Duration::from_secs(5),
             workload: Workload::default(),
             stun: None,
-            turn: None,
+            turn: Vec::new(),
             relay_only: false,
             profile: peerstorm_peer::Profile::Chrome,
         };

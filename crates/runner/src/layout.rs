@@ -241,15 +241,23 @@ impl ScenarioWorld {
         let base = world.base();
         world.add_turn(server_host, turn_core(base, s.servers.turn_secret.as_deref()), s.servers.answer_delay);
         let stun = (s.servers.stun == StunTarget::Embedded).then_some(SocketAddr::V4(SERVER_ADDR));
-        let transport = s.servers.turn_transport();
-        let turn = (s.servers.turn == TurnTarget::Embedded).then(|| peerstorm_peer::TurnServer {
-            // TLS shares 443 with plain TCP: the server tells them apart by the first byte.
-            addr: if transport.is_stream() { turn_tcp_addr() } else { SocketAddr::V4(SERVER_ADDR) },
-            user: TURN_USER.0.into(),
-            password: TURN_USER.1.into(),
-            realm: "peerstorm".into(),
-            transport,
-        });
+        // One TURN server entry per transport (a browser's iceServers URLs).
+        let turns: Vec<peerstorm_peer::TurnServer> = if s.servers.turn == TurnTarget::Embedded {
+            s.servers
+                .turn_transports()
+                .into_iter()
+                .map(|transport| peerstorm_peer::TurnServer {
+                    // TLS shares 443 with plain TCP: the server tells them apart by the first byte.
+                    addr: if transport.is_stream() { turn_tcp_addr() } else { SocketAddr::V4(SERVER_ADDR) },
+                    user: TURN_USER.0.into(),
+                    password: TURN_USER.1.into(),
+                    realm: "peerstorm".into(),
+                    transport,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let group = s.group_size();
         let rate = s.peers.arrival.rate_per_s;
         let starts: Vec<Duration> = (0..n)
@@ -261,14 +269,19 @@ impl ScenarioWorld {
         for (i, (host, ip)) in placed.iter().enumerate() {
             // A REST API credential of its own, minted when the peer joins, as a web app's
             // backend hands one to each page.
-            let turn = match (&turn, &s.servers.turn_secret) {
-                (Some(t), Some(secret)) => {
+            let turn: Vec<peerstorm_peer::TurnServer> = match &s.servers.turn_secret {
+                Some(secret) => {
                     let expiry = SIM_UNIX_EPOCH + starts[i].as_secs() + s.servers.turn_ttl.as_secs();
                     let user = format!("{expiry}:{}", name(i));
                     let password = peerstorm_turn::auth::rest_password(secret, &user);
-                    Some(peerstorm_peer::TurnServer { user, password, ..t.clone() })
+                    let t = |t: &peerstorm_peer::TurnServer| peerstorm_peer::TurnServer {
+                        user: user.clone(),
+                        password: password.clone(),
+                        ..t.clone()
+                    };
+                    turns.iter().map(t).collect()
                 }
-                _ => turn.clone(),
+                None => turns.clone(),
             };
             let cfg = PeerConfig {
                 id: name(i),

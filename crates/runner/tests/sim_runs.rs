@@ -158,6 +158,30 @@ fn turn_over_tls_gets_through_and_costs_one_round_trip_more_than_tcp() {
     }
 }
 
+/// A peer given the TURN server over UDP, TCP and TLS at once (a browser's three iceServers
+/// URLs) gathers a relayed candidate over each, and connects relay-only. Vanilla ICE, so that
+/// gathering runs to its end: trickling, the `chrome` profile stops gathering once a pair is
+/// writable, as libwebrtc does, and the slower TCP and TLS allocations may be given up then.
+#[test]
+fn a_peer_gathers_a_relayed_candidate_over_every_turn_transport() {
+    let s = scenario(
+        "[servers]\nrelay_only = true\nturn_transports = [\"udp\", \"tcp\", \"tls\"]\n[peers]\ncount = 4\nice = [\"vanilla\"]\n",
+    );
+    let (summary, outcomes) = peerstorm_runner::run_detailed(&s).unwrap();
+    assert_eq!(summary.modes[0].pairs_ok, 2, "{:?}", summary.modes[0]);
+    let conns: Vec<_> = outcomes.iter().flat_map(|o| &o.peers).flat_map(|p| &p.connections).collect();
+    assert_eq!(conns.len(), 4, "every peer's one connection");
+    for c in conns {
+        assert_eq!(c.milestones.relays, 3, "one relayed candidate per transport: {:?}", c.milestones);
+    }
+    // One transport: one relayed candidate, as before.
+    let s = scenario("[servers]\nrelay_only = true\n[peers]\ncount = 2\nice = [\"vanilla\"]\n");
+    let (_, outcomes) = peerstorm_runner::run_detailed(&s).unwrap();
+    for c in outcomes.iter().flat_map(|o| &o.peers).flat_map(|p| &p.connections) {
+        assert_eq!(c.milestones.relays, 1, "{:?}", c.milestones);
+    }
+}
+
 /// Relay-only policy: every selected pair is relayed on the local side, whatever the NAT.
 #[test]
 fn relay_only_policy_relays_everything() {

@@ -116,7 +116,7 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         heartbeat: secs(120),
         workload: Workload::default(),
         stun: None,
-        turn: None,
+        turn: Vec::new(),
         relay_only: false,
         profile: peerstorm_peer::Profile::Chrome,
     };

@@ -266,6 +266,11 @@ pub struct Servers {
     /// `udp-blocked` network lets through). A `turn:` URI may say `?transport=tcp` too.
     #[serde(default)]
     pub turn_transport: TurnTransport,
+    /// Several transports at once (`["udp", "tcp", "tls"]`): a relayed candidate over each from
+    /// the embedded TURN server, as a browser given a UDP, a TCP and a TLS TURN URL gathers one
+    /// per URL. Empty: `turn_transport` alone. Simulator only for now.
+    #[serde(default)]
+    pub turn_transports: Vec<TurnTransport>,
     /// Live, `turns:`: a PEM file of extra trusted roots for the TURN server's certificate.
     #[serde(default)]
     pub turn_ca: Option<std::path::PathBuf>,
@@ -305,6 +310,7 @@ impl Default for Servers {
             answer_delay: Duration::ZERO,
             relay_only: false,
             turn_transport: TurnTransport::Udp,
+            turn_transports: Vec::new(),
             turn_ca: None,
             turn_insecure: false,
         }
@@ -312,6 +318,18 @@ impl Default for Servers {
 }
 
 impl Servers {
+    /// Every transport peers reach the TURN server over: `turn_transports`, or the one of
+    /// [`Servers::turn_transport`].
+    pub fn turn_transports(&self) -> Vec<TurnTransport> {
+        if self.turn_transports.is_empty() {
+            vec![self.turn_transport()]
+        } else {
+            let mut v = self.turn_transports.clone();
+            v.dedup();
+            v
+        }
+    }
+
     /// The TURN transport: TCP when `turn_transport` or a `turn:` URI's `?transport=` says so.
     pub fn turn_transport(&self) -> TurnTransport {
         match &self.turn {
@@ -867,6 +885,11 @@ impl Scenario {
         {
             return bad(
                 "servers.turn = \"turn:...\" needs credentials: servers.turn_user = \"NAME:PASSWORD\" or servers.turn_secret (TURN REST API)",
+            );
+        }
+        if self.servers.turn_transports.len() > 1 {
+            return bad(
+                "servers.turn_transports: several TURN transports at once are in the simulator only for now; a live run takes one (turn_transport, or the turn: URI's)",
             );
         }
         if self.servers.turn_transport() == TurnTransport::Tls && !matches!(self.servers.turn, TurnTarget::Uri(_)) {

@@ -33,6 +33,14 @@ pub(super) struct TurnClient {
     pub(super) stream_in: Vec<u8>,
     /// The TCP connection is TLS (`turns:`).
     pub(super) tls: bool,
+    /// The server it talks to.
+    pub(super) server: SocketAddr,
+    /// Its own address: the connection's socket over UDP; over TCP or TLS an address of its
+    /// own (in the simulator the TCP connection's source, live only a key), so that two stream
+    /// clients to one server (TCP and TLS on one port, as coturn serves them) stay apart.
+    pub(super) local: SocketAddr,
+    /// The relayed address once allocated.
+    pub(super) relay: Option<SocketAddr>,
 }
 
 impl TurnClient {
@@ -64,6 +72,9 @@ impl TurnClient {
             waiting: Vec::new(),
             tcp: t.transport.is_stream(),
             tls: t.transport == TurnTransport::Tls,
+            server: t.addr,
+            relay: None,
+            local,
             stream_in: Vec::new(),
         })
     }
@@ -71,10 +82,10 @@ impl TurnClient {
 
 /// Moves what the TURN client wants sent into `out`, from the connection's host address (as
 /// datagrams, or on its TCP connection to the server).
-pub(super) fn flush_turn(turn: &mut Option<TurnClient>, host: SocketAddr, out: &mut VecDeque<Transmit>) {
-    if let Some(t) = turn.as_mut() {
+pub(super) fn flush_turn(turns: &mut [TurnClient], host: SocketAddr, out: &mut VecDeque<Transmit>) {
+    for t in turns.iter_mut() {
         while let Some(w) = t.client.poll_write() {
-            let (src, dst, data) = (host, w.transport.peer_addr, w.message.to_vec());
+            let (src, dst, data) = (if t.tcp { t.local } else { host }, w.transport.peer_addr, w.message.to_vec());
             out.push_back(if t.tcp {
                 Transmit::Stream { src, dst, data, tls: t.tls }
             } else {
@@ -160,17 +171,25 @@ impl Connection {
         }
     }
 
+    /// An Allocate to every TURN server configured, each a candidate source of its own (a
+    /// browser given UDP, TCP and TLS TURN URLs gathers a relayed candidate over each).
     fn start_turn(&mut self, now: Instant) {
-        if let Some(t) = self.cfg.turn.clone() {
-            match TurnClient::start(now, self.host, &t) {
+        for (i, t) in self.cfg.turn.clone().into_iter().enumerate() {
+            let local = if t.transport.is_stream() {
+                let port = self.host.port().wrapping_add(20_000).wrapping_add(1_000u16.wrapping_mul(i as u16));
+                SocketAddr::new(self.host.ip(), port)
+            } else {
+                self.host
+            };
+            match TurnClient::start(now, local, &t) {
                 Ok(c) => {
-                    self.turn = Some(c);
+                    self.turns.push(c);
                     self.gathering += 1;
-                    flush_turn(&mut self.turn, self.host, &mut self.out);
                 }
-                Err(_) => self.fail(Failure::BrokerError("starting the TURN client".into()), now),
+                Err(_) => return self.fail(Failure::BrokerError("starting the TURN client".into()), now),
             }
         }
+        flush_turn(&mut self.turns, self.host, &mut self.out);
     }
 
     /// One candidate source finished (with or without a candidate).
@@ -184,11 +203,25 @@ impl Connection {
     /// Drains the TURN client's events: the relayed address becomes a candidate; data from
     /// peers goes into the peer connection as if it arrived on the relayed address.
     pub(super) fn turn_events(&mut self, now: Instant) {
+        for i in 0..self.turns.len() {
+            self.client_events(now, i);
+        }
+        // A client with no relay and nothing in flight once gathering is over has nothing left
+        // to do.
+        if self.gathering_done {
+            self.turns.retain(|t| t.relay.is_some() || t.client.has_transaction(&t.allocate.unwrap_or_default()));
+        }
+        flush_turn(&mut self.turns, self.host, &mut self.out);
+    }
+
+    /// The events of TURN client `i`.
+    fn client_events(&mut self, now: Instant, i: usize) {
         loop {
-            let Some(ev) = self.turn.as_mut().and_then(|t| t.client.poll_event()) else { break };
+            let Some(ev) = self.turns.get_mut(i).and_then(|t| t.client.poll_event()) else { break };
             match ev {
                 TurnEvent::AllocateResponse(_, relayed) => {
-                    self.relay = Some(relayed);
+                    self.turns[i].relay = Some(relayed);
+                    self.milestones.relays += 1;
                     let base = self.srflx.unwrap_or(self.host);
                     let c = CandidateRelayConfig {
                         base_config: udp_candidate(relayed),
@@ -211,7 +244,8 @@ impl Connection {
                 }
                 TurnEvent::CreatePermissionResponse(_, peer) => {
                     self.mark(Milestone::TurnPermission, now);
-                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay) {
+                    let t = &mut self.turns[i];
+                    if let Some(relay) = t.relay {
                         let (ready, rest): (Vec<_>, Vec<_>) =
                             std::mem::take(&mut t.waiting).into_iter().partition(|(p, _)| *p == peer);
                         t.waiting = rest;
@@ -222,12 +256,12 @@ impl Connection {
                         }
                     }
                 }
-                TurnEvent::TransactionTimeout(id) if self.turn.as_ref().is_some_and(|t| t.allocate == Some(id)) => {
+                TurnEvent::TransactionTimeout(id) if self.turns[i].allocate == Some(id) => {
                     self.milestones.turn_error.get_or_insert_with(|| "timeout".into());
                     self.source_done(now)
                 }
                 TurnEvent::DataIndicationOrChannelData(_, from, data) => {
-                    if let (Some(relay), Some(pc)) = (self.relay, self.pc.as_mut()) {
+                    if let (Some(relay), Some(pc)) = (self.turns[i].relay, self.pc.as_mut()) {
                         read_and_flush(pc, udp_in(now, relay, from, data), now);
                         self.stop_gathering_if_writable(now);
                     }
@@ -235,15 +269,6 @@ impl Connection {
                 _ => {}
             }
         }
-        if let Some(t) = self.turn.as_mut()
-            && self.relay.is_none()
-            && !t.client.has_transaction(&t.allocate.unwrap_or_default())
-            && self.gathering_done
-        {
-            // No relay and nothing in flight: the client has nothing left to do.
-            self.turn = None;
-        }
-        flush_turn(&mut self.turn, self.host, &mut self.out);
     }
 
     /// With the profile's `stop_gathering_when_writable`: once a check of ours has been
@@ -261,9 +286,7 @@ impl Connection {
         }
         self.stun = None;
         self.phase = None;
-        if self.relay.is_none() {
-            self.turn = None;
-        }
+        self.turns.retain(|t| t.relay.is_some());
         self.gathering = 0;
         self.finish_gathering(now);
     }
@@ -311,10 +334,14 @@ impl Connection {
         self.source_done(now);
     }
 
+    /// Whether one of this connection's TURN clients speaks TCP or TLS from `local`.
+    pub fn has_stream_local(&self, local: SocketAddr) -> bool {
+        self.turns.iter().any(|t| t.tcp && t.local == local)
+    }
+
     /// Bytes on this connection's TCP connection to its TURN server.
     pub fn handle_stream(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
-        let Some(t) = self.turn.as_mut().filter(|t| t.tcp && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src))
-        else {
+        let Some(t) = self.turns.iter_mut().find(|t| t.tcp && t.server == src && t.local == dst) else {
             return;
         };
         t.stream_in.extend_from_slice(data);

@@ -42,7 +42,8 @@ use std::time::{Duration, Instant};
 pub struct ConnConfig {
     pub ice: IceMode,
     pub stun: Option<SocketAddr>,
-    pub turn: Option<TurnServer>,
+    /// Every TURN server: a relayed candidate is gathered from each.
+    pub turn: Vec<TurnServer>,
     pub relay_only: bool,
     pub workload: Workload,
     pub profile: Profile,
@@ -83,9 +84,9 @@ pub struct Connection {
     pub bytes_moved: u64,
     stun: Option<StunProbe>,
     srflx: Option<SocketAddr>,
-    /// The TURN client while it is in use, and the relayed address once allocated.
-    turn: Option<TurnClient>,
-    relay: Option<SocketAddr>,
+    /// A TURN client per server while it is in use (each with its relayed address once
+    /// allocated).
+    turns: Vec<TurnClient>,
     /// Candidate sources (STUN, TURN) not finished yet.
     gathering: u8,
     gathering_done: bool,
@@ -235,8 +236,7 @@ impl Connection {
             bytes_moved: 0,
             stun: None,
             srflx: None,
-            turn: None,
-            relay: None,
+            turns: Vec::new(),
             gathering: 0,
             gathering_done: false,
             deferred: None,
@@ -268,7 +268,7 @@ impl Connection {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
-        let turn = self.turn.as_mut().and_then(|t| t.client.poll_timeout());
+        let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
         let deferred = self.deferred.as_ref().map(|(at, _)| *at);
         let phase = self.phase.map(|(at, _)| at);
         [pc, self.stun.as_ref().map(|p| p.next), turn, deferred, phase].into_iter().flatten().min()
@@ -420,9 +420,7 @@ impl Connection {
         {
             let mapped = m.address(peerstorm_model::stun::attr::XOR_MAPPED_ADDRESS).and_then(Result::ok);
             self.on_stun_answer(now, mapped);
-        } else if let Some(t) = self.turn.as_mut()
-            && self.cfg.turn.as_ref().is_some_and(|c| c.addr == src)
-        {
+        } else if let Some(t) = self.turns.iter_mut().find(|t| !t.tcp && t.server == src) {
             let _ = t.client.handle_read(udp_in(now, dst, src, BytesMut::from(data)));
             self.turn_events(now);
         } else if let Some(pc) = self.pc.as_mut() {
@@ -456,10 +454,14 @@ impl Connection {
                 self.out.push_back(Transmit::Datagram { src, dst, data });
             }
         }
-        if let Some(t) = self.turn.as_mut()
-            && t.client.poll_timeout().is_some_and(|at| at <= now)
-        {
-            let _ = t.client.handle_timeout(now);
+        let mut fired = false;
+        for t in self.turns.iter_mut() {
+            if t.client.poll_timeout().is_some_and(|at| at <= now) {
+                let _ = t.client.handle_timeout(now);
+                fired = true;
+            }
+        }
+        if fired {
             self.turn_events(now);
         }
         if let Some(pc) = self.pc.as_mut() {
@@ -477,12 +479,11 @@ impl Connection {
             let mut relayed = false;
             while let Some(w) = pc.poll_write() {
                 progressed = true;
-                if Some(w.transport.local_addr) == self.relay {
-                    // From the relayed candidate: through the TURN server (permission and
+                let local = w.transport.local_addr;
+                if let Some(t) = self.turns.iter_mut().find(|t| t.relay == Some(local)) {
+                    // From a relayed candidate: through its TURN server (permission and
                     // ChannelBind are the client's business).
-                    if let (Some(t), Some(relay)) = (self.turn.as_mut(), self.relay)
-                        && let Ok(mut r) = t.client.relay(relay)
-                    {
+                    if let Ok(mut r) = t.client.relay(local) {
                         let peer = w.transport.peer_addr;
                         if let Err(rtc::shared::error::Error::ErrNoPermission) = r.send_to(now, &w.message, peer) {
                             // CreatePermission first (once per peer); the datagram waits for it.
@@ -502,7 +503,7 @@ impl Connection {
                 });
             }
             if relayed {
-                flush_turn(&mut self.turn, self.host, &mut self.out);
+                flush_turn(&mut self.turns, self.host, &mut self.out);
             }
             let mut events = Vec::new();
             while let Some(ev) = pc.poll_event() {

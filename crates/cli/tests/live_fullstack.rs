@@ -322,3 +322,55 @@ fn a_peer_gathers_a_relayed_candidate_from_every_turn_url() {
     assert_eq!(conn["milestones"]["selected"][0], "relay", "{conn}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `peerstorm run` live with `servers.turn` and `servers.turn_also`: the TURN server over UDP,
+/// TCP and TLS as three iceServers URLs; every pair connects relay-only (vanilla ICE, so every
+/// peer gathers all three relayed candidates).
+#[test]
+fn a_live_run_gives_each_peer_every_turn_url() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-live-urls-{}", std::process::id()));
+    let (cert, key) = certificate(&dir);
+    let (_turn, banner) = start(&[
+        "serve",
+        "turn",
+        "--listen",
+        "127.0.0.1:0",
+        "--realm",
+        "example.org",
+        "--allow-loopback-peers",
+        "--user",
+        "test:test",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    let udp = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').to_string();
+    let tls = banner.split(" and tls ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let s = dir.join("urls.toml");
+    std::fs::write(
+        &s,
+        format!(
+            "name = \"urls\"\nmode = \"live\"\n[servers]\nturn = \"turn:{udp}\"\nturn_also = [\"turn:{udp}?transport=tcp\", \"turns:{tls}\"]\nturn_user = \"test:test\"\nturn_realm = \"example.org\"\nturn_ca = \"{cert}\"\nrelay_only = true\n[peers]\ncount = 8\nice = [\"vanilla\"]\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[timeouts]\nsetup_s = 15\n[thresholds]\nsuccess_rate = \">= 1\"\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let peers = std::fs::read_to_string(out.join("peers-vanilla.jsonl")).unwrap();
+    let relays: Vec<u64> = peers
+        .lines()
+        .flat_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["connections"].as_array().unwrap().clone())
+        .map(|c| c["milestones"]["relays"].as_u64().unwrap())
+        .collect();
+    assert!(relays.len() >= 4 && relays.iter().all(|r| *r == 3), "three relayed candidates each: {relays:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

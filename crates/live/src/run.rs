@@ -138,6 +138,23 @@ fn probe(target: &Target, rt: &tokio::runtime::Runtime) -> Result<(), RunError> 
     }
 }
 
+/// The TURN servers of `servers.turn_also`, with `first`'s credentials.
+fn also(s: &Scenario, first: &TurnServer) -> Result<Vec<TurnServer>, RunError> {
+    s.servers
+        .turn_also
+        .iter()
+        .filter_map(|t| match t {
+            TurnTarget::Uri(u) => Some(u),
+            _ => None,
+        })
+        .map(|u| {
+            let addr = resolve(&u.host, u.port, "servers.turn_also")?;
+            let transport = u.transport.unwrap_or_default();
+            Ok(TurnServer { addr, transport, ..first.clone() })
+        })
+        .collect()
+}
+
 /// The TURN server a full-stack run uses (and its process, if started here).
 fn turn(
     launcher: &mut dyn Launcher,
@@ -179,8 +196,12 @@ fn turn(
 /// The TLS client for a `turns:` TURN server (the URI's host is the name its certificate must
 /// carry), or `None`.
 fn turn_tls(s: &Scenario) -> Result<Option<peerstorm_tls::Client>, RunError> {
-    match &s.servers.turn {
-        TurnTarget::Uri(u) if s.servers.turn_transport() == peerstorm_peer::TurnTransport::Tls => {
+    let tls =
+        |t: &&TurnTarget| matches!(t, TurnTarget::Uri(u) if u.transport == Some(peerstorm_peer::TurnTransport::Tls));
+    let first_tls = std::iter::once(&s.servers.turn).chain(&s.servers.turn_also).find(tls);
+    let any = s.servers.turn_transport() == peerstorm_peer::TurnTransport::Tls || first_tls.is_some();
+    match first_tls.or(Some(&s.servers.turn)).filter(|_| any) {
+        Some(TurnTarget::Uri(u)) => {
             let trust = peerstorm_tls::Trust { ca: s.servers.turn_ca.clone(), insecure: s.servers.turn_insecure };
             peerstorm_tls::Client::new(&trust, u.host.clone())
                 .map(Some)
@@ -313,7 +334,12 @@ fn full(
             heartbeat: Duration::from_secs(5),
             workload: s.workload.datachannel.workload(),
             stun,
-            turn: turn.as_ref().map(|t| t.value.clone()).into_iter().collect(),
+            turn: match &turn {
+                Some(t) => std::iter::once(Ok(t.value.clone()))
+                    .chain(also(s, &t.value)?.into_iter().map(Ok))
+                    .collect::<Result<Vec<_>, RunError>>()?,
+                None => Vec::new(),
+            },
             relay_only: s.servers.relay_only,
             profile: s.peers.profile,
         };

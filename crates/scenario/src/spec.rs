@@ -271,6 +271,11 @@ pub struct Servers {
     /// per URL. Empty: `turn_transport` alone. Simulator only for now.
     #[serde(default)]
     pub turn_transports: Vec<TurnTransport>,
+    /// Live, full stack: more TURN URIs besides `turn` (`"turn:H:P?transport=tcp"`,
+    /// `"turns:H:P"`), the same credentials: each peer gathers a relayed candidate from every
+    /// one, as a browser given several iceServers URLs.
+    #[serde(default)]
+    pub turn_also: Vec<TurnTarget>,
     /// Live, `turns:`: a PEM file of extra trusted roots for the TURN server's certificate.
     #[serde(default)]
     pub turn_ca: Option<std::path::PathBuf>,
@@ -311,6 +316,7 @@ impl Default for Servers {
             relay_only: false,
             turn_transport: TurnTransport::Udp,
             turn_transports: Vec::new(),
+            turn_also: Vec::new(),
             turn_ca: None,
             turn_insecure: false,
         }
@@ -887,9 +893,15 @@ impl Scenario {
                 "servers.turn = \"turn:...\" needs credentials: servers.turn_user = \"NAME:PASSWORD\" or servers.turn_secret (TURN REST API)",
             );
         }
+        if !self.servers.turn_also.is_empty() && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
+            return bad("servers.turn_also adds URIs to a turn: URI in servers.turn");
+        }
+        if let Some(t) = self.servers.turn_also.iter().find(|t| !matches!(t, TurnTarget::Uri(_))) {
+            return bad(format!("servers.turn_also = [.., \"{t}\", ..]: only turn: and turns: URIs"));
+        }
         if self.servers.turn_transports.len() > 1 {
             return bad(
-                "servers.turn_transports: several TURN transports at once are in the simulator only for now; a live run takes one (turn_transport, or the turn: URI's)",
+                "servers.turn_transports: several transports of one server are for the simulator; a live run lists its URIs in servers.turn and servers.turn_also",
             );
         }
         if self.servers.turn_transport() == TurnTransport::Tls && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
@@ -897,9 +909,13 @@ impl Scenario {
                 "servers.turn_transport = \"tls\" in a live run is for a server you name (servers.turn = \"turns:HOST:PORT\", e.g. `peerstorm serve turn --tls-listen ADDR --cert F --key F`); the embedded and coturn servers a live run starts speak UDP and TCP",
             );
         }
-        if (self.servers.turn_ca.is_some() || self.servers.turn_insecure)
-            && self.servers.turn_transport() != TurnTransport::Tls
-        {
+        let any_tls = self.servers.turn_transport() == TurnTransport::Tls
+            || self
+                .servers
+                .turn_also
+                .iter()
+                .any(|t| matches!(t, TurnTarget::Uri(u) if u.transport == Some(TurnTransport::Tls)));
+        if (self.servers.turn_ca.is_some() || self.servers.turn_insecure) && !any_tls {
             return bad("servers.turn_ca and turn_insecure are for a turns: (TLS) TURN server");
         }
         if self.servers.turn_secret.is_some() && !matches!(self.servers.turn, TurnTarget::Uri(_)) {
@@ -1081,6 +1097,24 @@ mod tests {
         assert!(e.contains("turn_user") && e.contains("turn_secret"), "{e}");
         let e = live("turn = \"coturn\"\nturn_secret = \"s\"\n").unwrap_err().to_string();
         assert!(e.contains("a server you name"), "{e}");
+    }
+
+    #[test]
+    fn turn_also_adds_uris_to_a_turn_uri() {
+        let live = |servers: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\nmode = \"live\"\n[servers]\n{servers}turn_user = \"a:b\"\n[peers]\ncount = 2\n[load]\nstack = \"full\"\nrate_per_s = 1\nduration_s = 1\n"
+            ))
+        };
+        let s = live("turn = \"turn:h:3478\"\nturn_also = [\"turn:h:3478?transport=tcp\", \"turns:h:5349\"]\nturn_ca = \"ca.pem\"\n")
+            .unwrap();
+        assert_eq!(s.servers.turn_also.len(), 2);
+        let e = live("turn = \"coturn\"\nturn_also = [\"turns:h:5349\"]\n").unwrap_err().to_string();
+        assert!(e.contains("adds URIs to a turn: URI"), "{e}");
+        let e = live("turn = \"turn:h:3478\"\nturn_also = [\"coturn\"]\n").unwrap_err().to_string();
+        assert!(e.contains("only turn: and turns: URIs"), "{e}");
+        let e = live("turn = \"turn:h:3478\"\nturn_ca = \"ca.pem\"\n").unwrap_err().to_string();
+        assert!(e.contains("for a turns: (TLS) TURN server"), "{e}");
     }
 
     #[test]

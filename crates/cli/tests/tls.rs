@@ -191,3 +191,45 @@ fn chromium_peerjs_talks_over_wss_through_serve_broker_sslcert() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// The production shape in one run: a `wss://` PeerServer and a `turns:` TURN server with TURN
+/// REST API credentials minted per peer; every pair connects relay-only over TLS.
+#[test]
+fn a_run_against_a_wss_broker_and_a_turns_server_with_rest_credentials() {
+    let d = tmp("production");
+    let (cert, key) = certificate(&d);
+    let (_broker, port) = ours(&["--sslkey", &key, "--sslcert", &cert]);
+    let (_turn, banner) = start_peerstorm(&[
+        "serve",
+        "turn",
+        "--listen",
+        "127.0.0.1:0",
+        "--realm",
+        "example.org",
+        "--allow-loopback-peers",
+        "--auth-secret",
+        "s3cret",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ]);
+    let tls = banner.split(" and tls ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let s = d.join("production.toml");
+    std::fs::write(
+        &s,
+        format!(
+            "name = \"production\"\nmode = \"live\"\n[servers]\nbroker = \"wss://localhost:{port}/peerjs?key=peerjs\"\nturn = \"turns:{tls}\"\nturn_secret = \"s3cret\"\nturn_realm = \"example.org\"\nturn_ca = \"{cert}\"\nrelay_only = true\n[peers]\ncount = 8\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[timeouts]\nsetup_s = 15\n[thresholds]\nsuccess_rate = \">= 1\"\nrelay_share = \">= 1\"\n"
+        ),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let o = peerstorm(&["run", s.to_str().unwrap(), "--ca", &cert, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m = &summary(&out)["modes"][0];
+    assert!(m["pairs"].as_u64().unwrap() >= 2, "{m}");
+    assert_eq!(m["pairs_ok"], m["pairs"], "{m}");
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -108,6 +108,10 @@ pub struct TurnArgs {
     /// more. Run sec.5 alone then (every case's first request is unauthenticated, from one IP).
     #[arg(long, value_name = "N")]
     unauth_rate_limit: Option<u32>,
+    /// The server's process ID on this machine: case sec.6 reads its memory before and after a
+    /// flood of unauthenticated requests (a server that keeps state per request grows).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     /// The server's alternate address for RFC 5780 cases.
     #[arg(long)]
     alt_address: Option<SocketAddr>,
@@ -447,7 +451,8 @@ pub fn run(cmd: Conform) -> Result<u8> {
             let total = peerstorm_conform::turn::cases().iter().filter(|c| sel.wants(c.id, c.level)).count();
             let ctx = peerstorm_conform::turn::Ctx::new(server, user, password, a.alt_address, a.quota)
                 .with_auth_secret(a.auth_secret.clone())
-                .with_unauth_rate_limit(a.unauth_rate_limit);
+                .with_unauth_rate_limit(a.unauth_rate_limit)
+                .with_server_pid(a.server_pid);
             let results = turn_suite(ctx, &sel, &mut streaming(total))?;
             let options = serde_json::json!({
                 "user": user, "auth_secret": a.auth_secret.is_some(), "alt_address": a.alt_address.map(|x| x.to_string()), "quota": a.quota,
@@ -660,7 +665,11 @@ fn matrix(a: &MatrixArgs) -> Result<u8> {
         eprintln!("conform: {which} TURN");
         turn_cols.push((
             which.into(),
-            turn_suite(peerstorm_conform::turn::Ctx::new(s.addr, "test", "test", None, None), &all, &mut |_| {})?,
+            turn_suite(
+                peerstorm_conform::turn::Ctx::new(s.addr, "test", "test", None, None).with_server_pid(Some(s.pid())),
+                &all,
+                &mut |_| {},
+            )?,
         ));
     }
     let md = matrix_markdown(&columns, &turn_cols, expire, alive);

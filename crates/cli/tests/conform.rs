@@ -351,6 +351,30 @@ fn unauthenticated_answers_are_rate_limited_when_the_server_says_so() {
     }
 }
 
+/// sec.6 reads the server's memory around 20,000 unauthenticated Allocates: peerstorm's TURN keeps
+/// nothing for them (OK); a UDP server that keeps every request it gets (a few lines of Python
+/// that answer Binding, so the suite's probe passes) grows by megabytes and fails the case.
+#[test]
+fn a_server_that_keeps_unauthenticated_state_fails_sec_6() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerstorm"));
+    cmd.args(["serve", "turn", "--listen", "127.0.0.1:0", "--realm", "example.org", "--user", "test:test"]);
+    let (t, banner) = start(&mut cmd);
+    let addr = banner.split_whitespace().nth(5).unwrap().trim_end_matches(',').to_string();
+    let pid = t.0.id().to_string();
+    let (_, m, out) = turn_suite(&format!("turn:{addr}"), &["--cases", "sec.6", "--server-pid", &pid]);
+    assert_eq!(verdict(&m, "sec.6"), "OK", "peerstorm: {out}");
+    let script = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('127.0.0.1', 0))\nprint(s.getsockname()[1], flush=True)\nkept = []\nwhile True:\n    data, addr = s.recvfrom(2048)\n    if len(data) >= 20 and data[0:2] == b'\\x00\\x01':\n        s.sendto(b'\\x01\\x01\\x00\\x00' + data[4:20], addr)\n    kept.append(bytes(data) * 8)\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    let (keeper, port) = start(&mut cmd);
+    let pid = keeper.0.id().to_string();
+    let (_, m, out) = turn_suite(&format!("turn:127.0.0.1:{port}"), &["--cases", "sec.6", "--server-pid", &pid]);
+    assert_eq!(verdict(&m, "sec.6"), "FAILED", "a server that keeps every request: {out}");
+    // Without a PID the memory cannot be read: said, not guessed.
+    let (_, m, _) = turn_suite(&format!("turn:{addr}"), &["--cases", "sec.6"]);
+    assert_eq!(verdict(&m, "sec.6"), "INFO", "{}", m["sec.6"]);
+}
+
 /// With `--auth-secret` the suite mints TURN REST API credentials, and auth.7 checks that a
 /// fresh one allocates and an expired one gets 401: on `serve turn --auth-secret` and on coturn
 /// with use-auth-secret. Without the secret auth.7 says it was not checked.

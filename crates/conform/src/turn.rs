@@ -35,6 +35,8 @@ pub struct Ctx {
     /// The server's limit on unauthenticated answers per second per client IP, if it has one
     /// (enables the rate-limit check of sec.5; the amplification ratio is measured either way).
     pub unauth_rate_limit: Option<u32>,
+    /// The server's process on this machine, if known: sec.6 reads its memory.
+    pub server_pid: Option<u32>,
 }
 
 impl Ctx {
@@ -48,7 +50,14 @@ impl Ctx {
             held: Arc::default(),
             auth_secret: None,
             unauth_rate_limit: None,
+            server_pid: None,
         }
+    }
+
+    /// The same server, running as process `pid` here (sec.6 reads its resident memory).
+    pub fn with_server_pid(mut self, pid: Option<u32>) -> Self {
+        self.server_pid = pid;
+        self
     }
 
     /// The same server, whose unauthenticated answers are limited to `limit` per second per IP.
@@ -191,6 +200,18 @@ fn peer_to_client(cl: &mut UdpClient, p: &UdpSocket, relay: SocketAddr, data: &[
         },
     )?;
     Ok(got)
+}
+
+/// A process's resident memory, KiB (`/proc/PID/status` VmRSS).
+fn rss_kib(pid: u32) -> Result<u64, Fail> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| fail(format!("/proc/{pid}/status: {e}"), "the server's process on this machine"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| fail("no VmRSS", "the server's resident memory"))
 }
 
 /// What a fresh allocation's CreatePermission (or, with `channel`, ChannelBind) to `peer` gets:
@@ -584,6 +605,38 @@ pub fn cases() -> Vec<Case<Ctx>> {
                     Err(fail(
                         format!("{answers} answers to a burst of {burst} ({measured})"),
                         format!("at most {limit} (+1)"),
+                    ))
+                }
+            }
+        ),
+        case!(
+            "sec.6",
+            Harden,
+            "RFC 8489 §9.2 (stateless nonces); RFC 8656 §7.2",
+            "unauthenticated requests make the server keep nothing: 20,000 unauthenticated Allocates from one client grow its memory by less than 1 MiB (checked with --server-pid)",
+            |c: Ctx| {
+                let Some(pid) = c.server_pid else {
+                    return Ok(Some("no --server-pid given: the server's memory cannot be read".into()));
+                };
+                let mut cl = client(&c, 360)?;
+                let before = rss_kib(pid)?;
+                for i in 0..20_000u32 {
+                    let tid = cl.new_tid();
+                    let req = cl.encode(method::ALLOCATE, tid, &[(tattr::REQUESTED_TRANSPORT, vec![UDP, 0, 0, 0])]);
+                    cl.socket.send_to(&req, c.server).map_err(io)?;
+                    if i % 200 == 199 {
+                        // Pace the flood so the server reads it rather than the kernel dropping it.
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                let grew = rss_kib(pid)?.saturating_sub(before);
+                if grew < 1024 {
+                    Ok(None)
+                } else {
+                    Err(fail(
+                        format!("its memory grew {grew} KiB"),
+                        "less than 1,024 KiB: no state per unauthenticated request",
                     ))
                 }
             }

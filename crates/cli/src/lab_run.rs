@@ -202,17 +202,39 @@ enum PairState {
     Done,
 }
 
+/// How hosts authenticate to the lab's TURN server.
+enum Creds {
+    /// One static user for everyone (`turn_user`).
+    Static(String, String),
+    /// TURN REST API credentials minted per host (`turn_secret`, `turn_ttl_s`).
+    Secret(String, Duration),
+}
+
 /// Everything the hosts' programs need to know.
 struct Plan<'a> {
     s: &'a Scenario,
     lab: &'a LabSpec,
-    turn: Option<(String, String)>,
+    turn: Option<Creds>,
     root: PathBuf,
     exe: PathBuf,
     logs: PathBuf,
 }
 
 impl Plan<'_> {
+    /// The TURN user name and password host `id` uses: the static user, or a REST credential
+    /// minted for it now (`EXPIRY:ID`), as a web app's backend hands one to each page.
+    fn creds_for(&self, id: &str) -> Option<(String, String)> {
+        match self.turn.as_ref()? {
+            Creds::Static(u, p) => Some((u.clone(), p.clone())),
+            Creds::Secret(secret, ttl) => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let user = format!("{}:{id}", now.as_secs() + ttl.as_secs());
+                let password = peerstorm_turn::auth::rest_password(secret, &user);
+                Some((user, password))
+            }
+        }
+    }
+
     fn timeout(&self) -> Duration {
         self.s.timeouts.setup
     }
@@ -236,7 +258,7 @@ impl Plan<'_> {
         match kind {
             HostKind::Chromium => {
                 let mut ice = vec![serde_json::json!({ "urls": format!("stun:{turn_addr}") })];
-                if let Some((user, password)) = &self.turn {
+                if let Some((user, password)) = self.creds_for(&side.id) {
                     ice.push(serde_json::json!({ "urls": format!("turn:{turn_addr}"), "username": user, "credential": password }));
                 }
                 let cfg = serde_json::json!({
@@ -259,15 +281,24 @@ impl Plan<'_> {
                     .args(["--serialization", &String::from(dc.serialization.clone())])
                     .args(["--profile", self.s.peers.profile.as_str()])
                     .args(["--ice", peerstorm_scenario::ice_name(self.ice())]);
-                if let Some((user, password)) = &self.turn {
-                    c.args([
-                        "--turn",
-                        &turn_addr,
-                        "--turn-user",
-                        &format!("{user}:{password}"),
-                        "--turn-realm",
-                        "peerstorm",
-                    ]);
+                match &self.turn {
+                    Some(Creds::Static(user, password)) => {
+                        c.args(["--turn", &turn_addr, "--turn-user", &format!("{user}:{password}")]);
+                    }
+                    Some(Creds::Secret(secret, ttl)) => {
+                        c.args([
+                            "--turn",
+                            &turn_addr,
+                            "--turn-secret",
+                            secret,
+                            "--turn-ttl",
+                            &ttl.as_secs().to_string(),
+                        ]);
+                    }
+                    None => {}
+                }
+                if self.turn.is_some() {
+                    c.args(["--turn-realm", "peerstorm"]);
                 }
                 if self.s.servers.relay_only {
                     c.arg("--relay-only");
@@ -279,7 +310,7 @@ impl Plan<'_> {
             }
             HostKind::Command => {
                 let line = self.lab.command.as_deref().unwrap_or_default();
-                let user = self.turn.as_ref().map(|(u, p)| format!("{u}:{p}")).unwrap_or_default();
+                let user = self.creds_for(&side.id).map(|(u, p)| format!("{u}:{p}")).unwrap_or_default();
                 let line = line
                     .replace("{id}", &side.id)
                     .replace("{connect}", connect.unwrap_or(""))
@@ -384,14 +415,14 @@ pub fn execute(s: &Scenario, dir: &Path, quiet: bool) -> Result<LabRun, Stopped>
     preflight(s, spec, root.as_deref()).map_err(Stopped::Harness)?;
     let logs = dir.join("hosts");
     std::fs::create_dir_all(&logs).map_err(|e| Stopped::Harness(format!("creating {}: {e}", logs.display())))?;
-    let turn = match s.servers.turn {
-        TurnTarget::None => None,
-        _ => Some(
-            s.servers
-                .turn_user
-                .as_ref()
-                .map_or(("peerstorm".into(), "peerstorm".into()), |u| (u.name.clone(), u.password.clone())),
-        ),
+    let turn = match (&s.servers.turn, &s.servers.turn_secret) {
+        (TurnTarget::None, _) => None,
+        (_, Some(secret)) => Some(Creds::Secret(secret.clone(), s.servers.turn_ttl)),
+        (_, None) => {
+            Some(s.servers.turn_user.as_ref().map_or(Creds::Static("peerstorm".into(), "peerstorm".into()), |u| {
+                Creds::Static(u.name.clone(), u.password.clone())
+            }))
+        }
     };
     let exe = std::env::current_exe().map_err(|e| Stopped::Harness(format!("finding the peerstorm binary: {e}")))?;
     let plan = Plan { s, lab: spec, turn, root: root.unwrap_or_default(), exe, logs };
@@ -541,8 +572,17 @@ fn layout(s: &Scenario, plan: &Plan<'_>) -> (LabBuilder, Vec<Pair>, ServerHosts)
         _ => {
             let host = b.network_mut().add_host("stun-turn", internet, &[TURN_IP], link.clone());
             let mut cfg = TurnConfig::new("peerstorm", SocketAddr::from((TURN_IP, TURN_PORT)));
-            if let Some((u, p)) = &plan.turn {
-                cfg.add_user(u, p);
+            match &plan.turn {
+                Some(Creds::Static(u, p)) => {
+                    cfg.add_user(u, p);
+                }
+                Some(Creds::Secret(secret, _)) => {
+                    cfg.auth_secret = Some(secret.clone());
+                    // The core runs on the lab's wall clock from now.
+                    cfg.unix_time_at_start =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                }
+                None => {}
             }
             b.add_turn(host, cfg);
             None
@@ -778,7 +818,10 @@ fn start_coturn(ns: &str, log: &Path, plan: &Plan<'_>) -> Result<HostProc> {
     c.args(["--listening-port", &TURN_PORT.to_string(), "--min-port", "49152", "--max-port", "65535"]);
     c.arg("--log-file").arg(log);
     match &plan.turn {
-        Some((u, p)) => c.args(["--lt-cred-mech", "--user", &format!("{u}:{p}"), "--realm", "peerstorm"]),
+        Some(Creds::Static(u, p)) => c.args(["--lt-cred-mech", "--user", &format!("{u}:{p}"), "--realm", "peerstorm"]),
+        Some(Creds::Secret(secret, _)) => {
+            c.args(["--use-auth-secret", "--static-auth-secret", secret, "--realm", "peerstorm"])
+        }
         None => c.arg("--no-auth"),
     };
     HostProc::spawn(c, &plan.logs.join("coturn.stderr.log"))

@@ -242,3 +242,42 @@ fn without_root_the_lab_exits_2_and_says_why() {
     assert!(err.contains("the lab needs root"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// TURN REST API credentials in the lab: coturn with use-auth-secret, a virtual peer minting its
+/// own (`--turn-secret`), Chromium given one the harness mints for its page; relay-only, so the
+/// pair connects only if coturn took both.
+#[test]
+fn lab_hosts_mint_rest_credentials_for_coturn() {
+    let (file, out) = scenario(
+        "rest",
+        r#"
+name = "lab-rest"
+mode = "lab"
+[network]
+rtt_ms = 20
+[servers]
+turn = "coturn"
+turn_secret = "lab-s3cret"
+turn_ttl_s = 600
+relay_only = true
+[peers]
+count = 2
+[workload.datachannel]
+messages = 3
+[timeouts]
+setup_s = 30
+[lab]
+offerer = "virtual"
+answerer = "chromium"
+[thresholds]
+success_rate = ">= 100%"
+relay_share = ">= 1"
+"#,
+    );
+    let child = peerstorm().arg("lab").arg(&file).arg("--out").arg(&out).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
+    assert_eq!(child.status.code(), Some(0), "{stderr}\n{stdout}");
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["modes"][0]["pairs_ok"], 1, "{summary}");
+    std::fs::remove_dir_all(file.parent().unwrap()).ok();
+}

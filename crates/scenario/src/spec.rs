@@ -816,11 +816,6 @@ impl Scenario {
         if !matches!(self.servers.turn, TurnTarget::Embedded | TurnTarget::Coturn | TurnTarget::None) {
             return bad("mode = \"lab\": servers.turn is \"embedded\", \"coturn\" or \"none\"");
         }
-        if self.servers.turn_secret.is_some() {
-            return bad(
-                "servers.turn_secret is not supported in the lab yet (its servers take turn_user); use it with mode = \"sim\" or a live run against a turn: URI",
-            );
-        }
         if self.servers.stun != StunTarget::Embedded {
             return bad("mode = \"lab\": the STUN server is the TURN server's host (leave servers.stun out)");
         }

@@ -12,7 +12,9 @@
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -201,8 +203,8 @@ impl Write for NonBlocking<'_> {
 
 /// A TCP connection, plain or TLS, behind tokio's readiness API.
 ///
-/// With TLS, `try_read` returns plaintext and `try_write` takes plaintext; what rustls has to
-/// send (handshake flights, encrypted records) leaves on every call that can write, and
+/// With TLS, `try_read` returns plaintext and `try_write` takes plaintext; what has to be sent
+/// (handshake flights, encrypted records) leaves on every call that can write, and
 /// [`Stream::writable`] / [`Stream::flush`] wait until it has. The TLS state sits behind a
 /// mutex so the stream can be shared (`&Stream`) the way a `TcpStream` is; nothing contends
 /// for it.
@@ -210,7 +212,331 @@ impl Write for NonBlocking<'_> {
 pub struct Stream {
     tcp: TcpStream,
     /// Boxed: a plain connection carries one pointer for it, not rustls's state.
-    tls: Option<Box<Mutex<Connection>>>,
+    tls: Option<Box<Mutex<Tls>>>,
+}
+
+/// The TLS state of a [`Stream`]. The enum itself lives in the stream's one box, so the server
+/// state sits inline there (one allocation per server connection); the client state, which a
+/// process has few of, is boxed once more.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Tls {
+    /// rustls's buffered connection (clients: the load generator, peers, conformance).
+    Buffered(Box<Connection>),
+    /// A server connection on rustls's unbuffered API: the buffers are ours, and an idle
+    /// connection holds none (a broker holds tens of thousands of idle peers).
+    Server(ServerTls),
+}
+
+/// A server connection whose buffers are allocated only while they hold something.
+struct ServerTls {
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received that is not yet a whole record.
+    incoming: Vec<u8>,
+    /// Plaintext decrypted that the caller has not read yet.
+    plaintext: Vec<u8>,
+    /// Ciphertext waiting for the socket.
+    outgoing: Vec<u8>,
+    /// The peer sent close_notify.
+    peer_closed: bool,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("incoming", &self.incoming.len())
+            .field("plaintext", &self.plaintext.len())
+            .field("outgoing", &self.outgoing.len())
+            .field("peer_closed", &self.peer_closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Grows `out` by what `write` needs (it reports `InsufficientSize` with the size) and writes.
+fn append_with(out: &mut Vec<u8>, mut write: impl FnMut(&mut [u8]) -> Result<usize, usize>) -> Option<usize> {
+    let start = out.len();
+    let mut room = 1024;
+    for _ in 0..4 {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Some(n);
+            }
+            Err(0) => break,
+            Err(need) => room = need,
+        }
+    }
+    out.truncate(start);
+    None
+}
+
+impl ServerTls {
+    /// Runs the state machine over `input`: records to send into `outgoing`, application data
+    /// into `plaintext`. Returns how much of `input` was used (the rest is a partial record).
+    /// On an error the alert rustls queued for the peer is in `outgoing` too.
+    fn process(&mut self, input: &mut [u8]) -> Result<usize, rustls::Error> {
+        let r = self.process_records(input);
+        if r.is_err() {
+            self.encode_pending();
+        }
+        r
+    }
+
+    /// Encodes what rustls has queued to send (a fatal alert after an error).
+    fn encode_pending(&mut self) {
+        let ServerTls { conn, outgoing, .. } = self;
+        for _ in 0..8 {
+            match conn.process_tls_records(&mut []).state {
+                Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                    append_with(outgoing, |buf| match e.encode(buf) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(s)) => Err(s.required_size),
+                        Err(EncodeError::AlreadyEncoded) => Err(0),
+                    });
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+                _ => return,
+            }
+        }
+    }
+
+    fn process_records(&mut self, input: &mut [u8]) -> Result<usize, rustls::Error> {
+        let ServerTls { conn, plaintext, outgoing, peer_closed, .. } = self;
+        let mut used = 0;
+        loop {
+            let UnbufferedStatus { discard, state } = conn.process_tls_records(&mut input[used..]);
+            let mut stop = false;
+            match state? {
+                ConnectionState::ReadTraffic(mut r) => {
+                    while let Some(record) = r.next_record() {
+                        let record = record?;
+                        plaintext.extend_from_slice(record.payload);
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut e) => {
+                    append_with(outgoing, |buf| match e.encode(buf) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(s)) => Err(s.required_size),
+                        Err(EncodeError::AlreadyEncoded) => Err(0),
+                    });
+                }
+                // The records are in `outgoing`; the stream sends them as the socket takes them.
+                ConnectionState::TransmitTlsData(t) => t.done(),
+                ConnectionState::PeerClosed | ConnectionState::Closed => {
+                    *peer_closed = true;
+                    stop = true;
+                }
+                // BlockedHandshake (more records needed), WriteTraffic (idle, handshake done).
+                _ => stop = true,
+            }
+            used += discard;
+            if stop {
+                return Ok(used);
+            }
+        }
+    }
+
+    /// Encrypts `data` into `outgoing`; `Ok(false)` while the handshake is not done.
+    fn encrypt(&mut self, data: &[u8]) -> Result<bool, rustls::Error> {
+        loop {
+            let ServerTls { conn, outgoing, .. } = self;
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
+            match state? {
+                ConnectionState::WriteTraffic(mut w) => {
+                    let wrote = append_with(outgoing, |buf| match w.encrypt(data, buf) {
+                        Ok(n) => Ok(n),
+                        Err(EncryptError::InsufficientSize(s)) => Err(s.required_size),
+                        Err(EncryptError::EncryptExhausted) => Err(0),
+                    });
+                    return if wrote.is_some() { Ok(true) } else { Err(rustls::Error::EncryptError) };
+                }
+                ConnectionState::EncodeTlsData(mut e) => {
+                    append_with(outgoing, |buf| match e.encode(buf) {
+                        Ok(n) => Ok(n),
+                        Err(EncodeError::InsufficientSize(s)) => Err(s.required_size),
+                        Err(EncodeError::AlreadyEncoded) => Err(0),
+                    });
+                }
+                ConnectionState::TransmitTlsData(t) => t.done(),
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// Sends `outgoing` as far as the socket takes it. `Ok(true)`: nothing is left.
+    fn push(&mut self, tcp: &TcpStream) -> io::Result<bool> {
+        let mut sent = 0;
+        let result = loop {
+            if sent == self.outgoing.len() {
+                break Ok(true);
+            }
+            match tcp.try_write(&self.outgoing[sent..]) {
+                Ok(0) => break Err(io::Error::new(io::ErrorKind::WriteZero, "the connection is closed")),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(false),
+                Err(e) => break Err(e),
+            }
+        };
+        self.outgoing.drain(..sent);
+        if self.outgoing.is_empty() {
+            // Hold no memory while idle.
+            self.outgoing = Vec::new();
+        }
+        result
+    }
+
+    /// Queues close_notify.
+    fn close(&mut self) {
+        let ServerTls { conn, outgoing, .. } = self;
+        if let Ok(ConnectionState::WriteTraffic(mut w)) = conn.process_tls_records(&mut []).state {
+            append_with(outgoing, |buf| match w.queue_close_notify(buf) {
+                Ok(n) => Ok(n),
+                Err(EncryptError::InsufficientSize(s)) => Err(s.required_size),
+                Err(EncryptError::EncryptExhausted) => Err(0),
+            });
+        }
+    }
+}
+
+/// Sends what a buffered connection has queued, without waiting. `Ok(true)`: nothing is left.
+fn push_buffered(c: &mut Connection, tcp: &TcpStream) -> io::Result<bool> {
+    while c.wants_write() {
+        match c.write_tls(&mut NonBlocking(tcp)) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection is closed")),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+impl Tls {
+    fn wants_write(&self) -> bool {
+        match self {
+            Tls::Buffered(c) => c.wants_write(),
+            Tls::Server(s) => !s.outgoing.is_empty(),
+        }
+    }
+
+    /// Sends what is queued, without waiting. `Ok(true)`: nothing is left.
+    fn push(&mut self, tcp: &TcpStream) -> io::Result<bool> {
+        match self {
+            Tls::Buffered(c) => push_buffered(c, tcp),
+            Tls::Server(s) => s.push(tcp),
+        }
+    }
+
+    /// Plaintext is waiting, or the peer closed: a read would not block.
+    fn readable_now(&mut self) -> io::Result<bool> {
+        match self {
+            Tls::Buffered(c) => {
+                let state = c.process_new_packets().map_err(tls_error)?;
+                Ok(state.plaintext_bytes_to_read() > 0 || state.peer_has_closed())
+            }
+            Tls::Server(s) => Ok(!s.plaintext.is_empty() || s.peer_closed),
+        }
+    }
+
+    fn try_read(&mut self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Tls::Buffered(c) => loop {
+                match c.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                match c.read_tls(&mut NonBlocking(tcp)) {
+                    Ok(0) => return Ok(0),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = c.process_new_packets() {
+                    let _ = push_buffered(c, tcp);
+                    return Err(tls_error(e));
+                }
+                // Handshake flights and alerts leave as soon as they are made.
+                push_buffered(c, tcp)?;
+            },
+            Tls::Server(s) => loop {
+                if !s.plaintext.is_empty() {
+                    let n = buf.len().min(s.plaintext.len());
+                    buf[..n].copy_from_slice(&s.plaintext[..n]);
+                    s.plaintext.drain(..n);
+                    if s.plaintext.is_empty() {
+                        s.plaintext = Vec::new();
+                    }
+                    return Ok(n);
+                }
+                if s.peer_closed {
+                    return Ok(0);
+                }
+                let mut scratch = [0u8; 16 << 10];
+                let n = match tcp.try_read(&mut scratch) {
+                    Ok(0) => return Ok(0),
+                    Ok(n) => n,
+                    Err(e) => return Err(e),
+                };
+                if s.incoming.is_empty() {
+                    // The usual case: whole records straight from the stack; only a trailing
+                    // partial record is kept.
+                    let used = match s.process(&mut scratch[..n]) {
+                        Ok(used) => used,
+                        Err(e) => {
+                            let _ = s.push(tcp);
+                            return Err(tls_error(e));
+                        }
+                    };
+                    s.incoming.extend_from_slice(&scratch[used..n]);
+                } else {
+                    let mut incoming = std::mem::take(&mut s.incoming);
+                    incoming.extend_from_slice(&scratch[..n]);
+                    let used = match s.process(&mut incoming) {
+                        Ok(used) => used,
+                        Err(e) => {
+                            let _ = s.push(tcp);
+                            return Err(tls_error(e));
+                        }
+                    };
+                    incoming.drain(..used);
+                    s.incoming = if incoming.is_empty() { Vec::new() } else { incoming };
+                }
+                if s.incoming.len() > 1 << 20 {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "a TLS record over 1 MiB"));
+                }
+                s.push(tcp)?;
+            },
+        }
+    }
+
+    fn try_write(&mut self, tcp: &TcpStream, data: &[u8]) -> io::Result<usize> {
+        if !self.push(tcp)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = match self {
+            Tls::Buffered(c) => c.writer().write(data)?,
+            Tls::Server(s) => {
+                if !s.encrypt(data).map_err(tls_error)? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "written before the TLS handshake completed",
+                    ));
+                }
+                data.len()
+            }
+        };
+        self.push(tcp)?;
+        Ok(n)
+    }
+
+    fn close(&mut self, tcp: &TcpStream) {
+        match self {
+            Tls::Buffered(c) => c.send_close_notify(),
+            Tls::Server(s) => s.close(),
+        }
+        let _ = self.push(tcp);
+    }
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -237,8 +563,10 @@ impl Stream {
 
     /// The server side of a TLS connection; the handshake happens as the connection is read.
     pub fn server(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let conn = ServerConnection::new(config).map_err(tls_error)?;
-        Ok(Stream { tcp, tls: Some(Box::new(Mutex::new(conn.into()))) })
+        let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+        let tls =
+            ServerTls { conn, incoming: Vec::new(), plaintext: Vec::new(), outgoing: Vec::new(), peer_closed: false };
+        Ok(Stream { tcp, tls: Some(Box::new(Mutex::new(Tls::Server(tls)))) })
     }
 
     /// The client side of a TLS connection to `server_name`, handshake done (so a bad
@@ -247,14 +575,15 @@ impl Stream {
         let name = ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{server_name:?}: {e}")))?;
         let conn = ClientConnection::new(config, name).map_err(tls_error)?;
-        let s = Stream { tcp, tls: Some(Box::new(Mutex::new(conn.into()))) };
+        let s = Stream { tcp, tls: Some(Box::new(Mutex::new(Tls::Buffered(Box::new(conn.into()))))) };
         loop {
             s.flush().await?;
-            if !s.lock().is_some_and(|c| c.is_handshaking()) {
+            if !s.lock().is_some_and(|t| matches!(&*t, Tls::Buffered(c) if c.is_handshaking())) {
                 return Ok(s);
             }
             s.tcp.readable().await?;
-            let mut c = s.lock().expect("a TLS stream");
+            let mut guard = s.lock().expect("a TLS stream");
+            let Tls::Buffered(c) = &mut *guard else { unreachable!("a client is buffered") };
             match c.read_tls(&mut NonBlocking(&s.tcp)) {
                 Ok(0) => {
                     return Err(io::Error::new(
@@ -274,7 +603,7 @@ impl Stream {
         }
     }
 
-    fn lock(&self) -> Option<MutexGuard<'_, Connection>> {
+    fn lock(&self) -> Option<MutexGuard<'_, Tls>> {
         self.tls.as_ref().map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -288,19 +617,6 @@ impl Stream {
         &self.tcp
     }
 
-    /// Sends what rustls has queued, without waiting. `Ok(true)`: nothing is left.
-    fn push(&self, c: &mut Connection) -> io::Result<bool> {
-        while c.wants_write() {
-            match c.write_tls(&mut NonBlocking(&self.tcp)) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the connection is closed")),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
-    }
-
     /// Whether TLS records are waiting to be sent.
     pub fn wants_write(&self) -> bool {
         self.lock().is_some_and(|c| c.wants_write())
@@ -311,7 +627,7 @@ impl Stream {
         loop {
             let done = match self.lock() {
                 None => true,
-                Some(mut c) => self.push(&mut c)?,
+                Some(mut c) => c.push(&self.tcp)?,
             };
             if done {
                 return Ok(());
@@ -327,11 +643,10 @@ impl Stream {
             let pending_write = match self.lock() {
                 None => false,
                 Some(mut c) => {
-                    let state = c.process_new_packets().map_err(tls_error)?;
-                    if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+                    if c.readable_now()? {
                         return Ok(());
                     }
-                    !self.push(&mut c)?
+                    !c.push(&self.tcp)?
                 }
             };
             if !pending_write {
@@ -354,24 +669,9 @@ impl Stream {
     /// Reads what is there without waiting (`WouldBlock` when nothing is); `Ok(0)` is the end
     /// of the stream.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(mut c) = self.lock() else { return self.tcp.try_read(buf) };
-        loop {
-            match c.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            match c.read_tls(&mut NonBlocking(&self.tcp)) {
-                Ok(0) => return Ok(0),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-            if let Err(e) = c.process_new_packets() {
-                let _ = self.push(&mut c);
-                return Err(tls_error(e));
-            }
-            // Handshake flights and alerts leave as soon as they are made.
-            self.push(&mut c)?;
+        match self.lock() {
+            None => self.tcp.try_read(buf),
+            Some(mut c) => c.try_read(&self.tcp, buf),
         }
     }
 
@@ -392,20 +692,16 @@ impl Stream {
     /// next call or [`Stream::writable`]/[`Stream::flush`]. Nothing is taken while earlier
     /// records are still queued, so the queue stays one write deep.
     pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
-        let Some(mut c) = self.lock() else { return self.tcp.try_write(data) };
-        if !self.push(&mut c)? {
-            return Err(io::ErrorKind::WouldBlock.into());
+        match self.lock() {
+            None => self.tcp.try_write(data),
+            Some(mut c) => c.try_write(&self.tcp, data),
         }
-        let n = c.writer().write(data)?;
-        self.push(&mut c)?;
-        Ok(n)
     }
 
     /// Sends TLS's close_notify (a no-op on a plain stream), without waiting.
     pub fn close(&self) {
         if let Some(mut c) = self.lock() {
-            c.send_close_notify();
-            let _ = self.push(&mut c);
+            c.close(&self.tcp);
         }
     }
 }
@@ -426,7 +722,7 @@ impl tokio::io::AsyncRead for Stream {
                     return Poll::Ready(Err(e));
                 }
                 if let Some(mut c) = self.lock() {
-                    self.push(&mut c)?;
+                    c.push(&self.tcp)?;
                 }
             }
             match self.try_read(buf.initialize_unfilled()) {
@@ -461,7 +757,7 @@ impl tokio::io::AsyncWrite for Stream {
         loop {
             let done = match self.lock() {
                 None => true,
-                Some(mut c) => self.push(&mut c)?,
+                Some(mut c) => c.push(&self.tcp)?,
             };
             if done {
                 return std::task::Poll::Ready(Ok(()));

@@ -861,6 +861,7 @@ fn outcome(s: &Scenario, pairs: &[Pair], wall: Duration, stats: &peerstorm_lab::
         sim: Some(SimStats { rtt: s.network.rtt, events: 0, datagrams_delivered: stats.out_of_network }),
         datagrams: stats.out_of_network,
         interrupted: false,
+        point: Default::default(),
     }
 }
 

@@ -40,7 +40,10 @@ impl Progress {
             p.virtual_time.as_secs_f64(),
             self.wall_secs()
         );
-        let prefix = format!("{} ICE", peerstorm_scenario::ice_name(p.ice));
+        let prefix = match p.run {
+            (_, 1) => format!("{} ICE", peerstorm_scenario::ice_name(p.ice)),
+            (i, n) => format!("run {i}/{n}, {} ICE", peerstorm_scenario::ice_name(p.ice)),
+        };
         self.show(&prefix, p.peers_done as u64, p.peers as u64, &msg);
     }
 

@@ -90,8 +90,9 @@ pub fn write(dir: &Path, r: &Results<'_>) -> Result<u8> {
     }
 }
 
-/// One line per peer of every run (`peers-<ice>[-<rtt>ms].jsonl`), as both drivers write them.
-pub fn peer_files(runs: &[peerstorm_scenario::RunOutcome], per_rtt: bool) -> Result<Vec<(String, String)>> {
+/// One line per peer of every run (`peers-<ice>.jsonl`; in a sweep
+/// `peers-<ice>-<rtt>ms[-<point>].jsonl`), as both drivers write them.
+pub fn peer_files(runs: &[peerstorm_scenario::RunOutcome], sweep: bool) -> Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     for r in runs {
         let mode = peerstorm_scenario::ice_name(r.ice);
@@ -101,8 +102,24 @@ pub fn peer_files(runs: &[peerstorm_scenario::RunOutcome], per_rtt: bool) -> Res
             lines.push('\n');
         }
         let rtt = r.sim.as_ref().map_or(0, |s| s.rtt.as_millis());
-        files
-            .push((if per_rtt { format!("peers-{mode}-{rtt}ms.jsonl") } else { format!("peers-{mode}.jsonl") }, lines));
+        let name = if sweep {
+            let mut tag = format!("{rtt}ms");
+            for (k, v) in &r.point {
+                let v: String = v
+                    .replace(" ↔ ", "-")
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+                    .collect();
+                tag.push_str(&format!("-{}{v}", if k == "loss" { "loss" } else { "" }));
+                if k == "bandwidth_kbps" {
+                    tag.push_str("kbps");
+                }
+            }
+            format!("peers-{mode}-{tag}.jsonl")
+        } else {
+            format!("peers-{mode}.jsonl")
+        };
+        files.push((name, lines));
     }
     Ok(files)
 }

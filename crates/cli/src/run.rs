@@ -310,12 +310,42 @@ fn print_plan(
         ice.join(" and ")
     );
     if s.mode != Mode::Live {
-        println!("network    RTT {}, loss {}, NATs {}", rtts.join(", "), s.network.loss, mix.join(", "));
+        let points = s.points();
+        let swept = |f: &dyn Fn(&peerstorm_scenario::sweep::Point) -> bool| points.iter().any(f);
+        let loss = if swept(&|p| p.loss.is_some()) { "swept".to_string() } else { s.network.loss.to_string() };
+        let nats = if swept(&|p| p.nat.is_some()) { "swept".to_string() } else { mix.join(", ") };
+        let bw = match (swept(&|p| p.bandwidth_kbps.is_some()), s.network.bandwidth_kbps) {
+            (true, _) => ", bandwidth swept".to_string(),
+            (false, Some(b)) => format!(", bandwidth {b} kbit/s"),
+            (false, None) => String::new(),
+        };
+        println!("network    RTT {}, loss {loss}{bw}, NATs {nats}", rtts.join(", "));
     }
     if shard != Shard::WHOLE {
         println!("shard      {}", shard.label());
     }
-    println!("runs       {} (ICE modes x RTTs)", ice.len() * if s.mode == Mode::Sim { rtts.len() } else { 1 });
+    let points = s.points();
+    if s.mode == Mode::Sim && s.is_sweep() {
+        println!("sweep      {} points", points.len());
+        for p in points.iter().take(20) {
+            let v = s.at(p);
+            println!(
+                "  RTT {} ms{}",
+                v.network.rtt.as_millis(),
+                peerstorm_report::metrics::point_words(&p.labels())
+            );
+        }
+        if points.len() > 20 {
+            println!("  ... and {} more", points.len() - 20);
+        }
+        let outputs = if s.sweep.outputs.is_empty() {
+            peerstorm_report::metrics::DEFAULT_SWEEP_OUTPUTS.iter().map(|o| o.to_string()).collect()
+        } else {
+            s.sweep.outputs.clone()
+        };
+        println!("outputs    {} (charted against each swept input)", outputs.join(", "));
+    }
+    println!("runs       {} (ICE modes x sweep points)", ice.len() * if s.mode == Mode::Sim { points.len() } else { 1 });
     match (memory, available) {
         (Some(m), Some(h)) => println!("memory     about {} of {} available", gib(m), gib(h)),
         (Some(m), None) => println!("memory     about {}", gib(m)),
@@ -364,7 +394,7 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         metrics: &metrics,
         thresholds: &thresholds,
         scenario: Some(&text),
-        files: crate::results::peer_files(&runs, !s.network.rtt_sweep.is_empty())?,
+        files: crate::results::peer_files(&runs, s.is_sweep())?,
         wall_secs: Some(progress.wall_secs()),
     };
     let code = crate::results::write(&dir, &results)?;

@@ -398,6 +398,7 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
         sim: None,
         datagrams,
         interrupted: stopped(),
+        point: Default::default(),
     };
     (run, unbound.load(Ordering::Relaxed))
 }

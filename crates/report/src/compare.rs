@@ -38,12 +38,13 @@ pub fn compare(base: &Summary, new: &Summary, tolerance: f64) -> Vec<Row> {
     let mut rows = Vec::new();
     for (i, b) in base.modes.iter().enumerate() {
         let run = base.label(b);
-        // The same ICE mode at the same RTT; else the run in the same place with the same ICE
+        // The same ICE mode at the same RTT and sweep point; else the run in the same place
+        // with the same ICE
         // mode (a scenario whose RTT changed between the two).
         let n = new
             .modes
             .iter()
-            .find(|n| n.ice == b.ice && n.rtt_ms == b.rtt_ms)
+            .find(|n| n.ice == b.ice && n.rtt_ms == b.rtt_ms && n.point == b.point)
             .or_else(|| new.modes.get(i).filter(|n| n.ice == b.ice));
         for (metric, bv, higher_better) in figures(b) {
             let nv = n.and_then(|n| figures(n).into_iter().find(|(k, _, _)| *k == metric).and_then(|(_, v, _)| v));

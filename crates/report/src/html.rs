@@ -32,7 +32,16 @@ const R: f64 = 230.0;
 const T: f64 = 30.0;
 const B: f64 = 40.0;
 
-fn axes(o: &mut String, title: &str, xlabel: &str, ylabel: &str, xmax: f64, ymax: f64, yfmt: &dyn Fn(f64) -> String) {
+/// The frame, grid and labels of a chart; `xmax` `None`: a categorical x axis (no numeric ticks).
+fn axes(
+    o: &mut String,
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    xmax: Option<f64>,
+    ymax: f64,
+    yfmt: &dyn Fn(f64) -> String,
+) {
     let (pw, ph) = (W - L - R, H - T - B);
     let _ = write!(
         o,
@@ -50,7 +59,7 @@ fn axes(o: &mut String, title: &str, xlabel: &str, ylabel: &str, xmax: f64, ymax
             y + 4.0,
             esc(&yfmt(f * ymax)),
             T + ph + 14.0,
-            fmt_num(f * xmax)
+            xmax.map_or(String::new(), |xmax| fmt_num(f * xmax))
         );
     }
     let _ = write!(
@@ -110,7 +119,7 @@ fn line_chart(
         ymax.unwrap_or_else(|| nice(series.iter().flat_map(|(_, p)| p.iter().map(|(_, y)| *y)).fold(0.0, f64::max)));
     let pct = ylabel.contains("fraction");
     let fmt = move |v: f64| if pct { format!("{:.0}%", v * 100.0) } else { fmt_num(v) };
-    axes(&mut o, title, xlabel, ylabel, xmax, ymax, &fmt);
+    axes(&mut o, title, xlabel, ylabel, Some(xmax), ymax, &fmt);
     let (pw, ph) = (W - L - R, H - T - B);
     for (i, (_, pts)) in series.iter().enumerate() {
         let (sx, sy) = (|x: f64| L + x / xmax * pw, |y: f64| T + ph - y / ymax * ph);
@@ -445,6 +454,119 @@ fn shared_cdf_axis(m: &Metrics) -> f64 {
     nice(slowest)
 }
 
+/// Points joined by straight lines, with a marker at each: an output against the values an
+/// input takes (evenly spaced, in the order the runs took them); a gap where a run had no samples.
+fn xy_chart(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    categories: &[String],
+    series: &[(String, Vec<Option<f64>>)],
+    pct: bool,
+) -> String {
+    let mut o = String::new();
+    let top = series.iter().flat_map(|(_, v)| v.iter().flatten().copied()).fold(0.0, f64::max);
+    let ymax = if pct { 1.0 } else { nice(top) };
+    let fmt = move |v: f64| if pct { format!("{:.0}%", v * 100.0) } else { fmt_num(v) };
+    let (pw, ph) = (W - L - R, H - T - B);
+    axes(&mut o, title, xlabel, ylabel, None, ymax, &fmt);
+    let n = categories.len().max(1);
+    let x = |i: usize| L + (i as f64 + 0.5) / n as f64 * pw;
+    let y = |v: f64| T + ph - (v / ymax).clamp(0.0, 1.0) * ph;
+    for (i, c) in categories.iter().enumerate() {
+        let _ = write!(
+            o,
+            r#"<text x="{:.1}" y="{}" class="tick category" text-anchor="middle">{}</text>"#,
+            x(i),
+            T + ph + 14.0,
+            esc(c)
+        );
+    }
+    for (k, (_, vals)) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let mut d = String::new();
+        let mut pen_down = false;
+        for (i, v) in vals.iter().enumerate() {
+            match v {
+                Some(v) => {
+                    let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(i), y(*v));
+                    let _ = write!(o, r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, x(i), y(*v));
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
+        if !d.is_empty() {
+            let _ = write!(o, r#"<path class="series" d="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#, d.trim_end());
+        }
+    }
+    legend(&mut o, &series.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+    o.push_str("</svg>");
+    o
+}
+
+/// The sweep: its table, then a chart per output against each swept input, a line per
+/// combination of the other inputs.
+fn sweep_section(o: &mut String, t: &crate::summary::SweepTable) {
+    use crate::summary::SweepTable;
+    o.push_str("<h2 id=\"sweep\">Sweep</h2><table class=\"sweep\"><tr>");
+    for h in t.inputs.iter().chain(t.outputs.iter().map(|x| &x.path)) {
+        let _ = write!(o, "<th>{}</th>", esc(h));
+    }
+    o.push_str("</tr>");
+    for r in &t.rows {
+        o.push_str("<tr>");
+        for i in &t.inputs {
+            let v = r.inputs.get(i).map_or("-".into(), |v| SweepTable::words(i, v));
+            let _ = write!(o, "<td>{}</td>", esc(&v));
+        }
+        for (out, v) in t.outputs.iter().zip(&r.values) {
+            let _ = write!(o, "<td>{}</td>", esc(&crate::render::sweep_value(&out.unit, *v)));
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table>");
+    for (k, out) in t.outputs.iter().enumerate() {
+        for input in &t.inputs {
+            let categories = t.values_of(input);
+            let others: Vec<&String> = t.inputs.iter().filter(|i| *i != input).collect();
+            // One line per combination of the other inputs, in the order the runs took them.
+            let mut series: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+            for r in &t.rows {
+                let name = if others.is_empty() {
+                    out.path.clone()
+                } else {
+                    others
+                        .iter()
+                        .map(|i| r.inputs.get(*i).map_or("-".into(), |v| SweepTable::words(i, v)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let Some(at) = r.inputs.get(input).and_then(|v| categories.iter().position(|c| c == v)) else {
+                    continue;
+                };
+                let idx = match series.iter().position(|(n, _)| *n == name) {
+                    Some(i) => i,
+                    None => {
+                        series.push((name, vec![None; categories.len()]));
+                        series.len() - 1
+                    }
+                };
+                series[idx].1[at] = r.values[k];
+            }
+            let words: Vec<String> = categories.iter().map(|c| SweepTable::words(input, c)).collect();
+            o.push_str(&xy_chart(
+                &format!("{} against {input}", out.path),
+                input,
+                &format!("{} ({})", out.path, out.unit),
+                &words,
+                &series,
+                out.unit == "fraction",
+            ));
+        }
+    }
+}
+
 /// `report.html`.
 pub fn html(s: &Summary, m: &Metrics, outcomes: &[Outcome]) -> String {
     let mut o = String::new();
@@ -559,7 +681,7 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             .collect();
         o.push_str("<p>Trickle minus vanilla, p50 per stage (ms; negative: trickle is sooner).</p><table class=\"trickle\"><tr><th>stage</th>");
         for d in &s.trickle_minus_vanilla_p50_ms {
-            let _ = write!(o, "<th>at {} ms RTT</th>", d.rtt_ms);
+            let _ = write!(o, "<th>at {}</th>", esc(&d.label()));
         }
         o.push_str("</tr>");
         for st in &stages {
@@ -575,6 +697,9 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             o.push_str("</tr>");
         }
         o.push_str("</table>");
+    }
+    if let Some(t) = &s.sweep {
+        sweep_section(&mut o, t);
     }
     o.push_str("<h2>Selected candidate types</h2>");
     let mut rows = Vec::new();

@@ -25,6 +25,9 @@ pub fn histogram() -> Histogram<u64> {
 pub struct RunMetrics {
     pub ice: String,
     pub rtt_ms: u64,
+    /// The point of a `[sweep]` this run is, beyond its ICE mode and RTT: `loss` (a fraction),
+    /// `bandwidth_kbps`, `nat` (`offerer ↔ answerer` presets); empty outside a sweep.
+    pub point: BTreeMap<String, String>,
     /// `peers`, `connections`, `connections_ok`, `failures.<cause>`, `selected.<local>/<remote>`,
     /// `frames_relayed`, `bytes_moved`, `datagrams`; scoped ones end in `{class=...}`.
     pub counters: BTreeMap<String, u64>,
@@ -43,6 +46,7 @@ impl RunMetrics {
         Self {
             ice: ice.into(),
             rtt_ms,
+            point: BTreeMap::new(),
             counters: BTreeMap::new(),
             histograms: BTreeMap::new(),
             series: BTreeMap::new(),
@@ -72,9 +76,15 @@ impl RunMetrics {
         s[second] += n;
     }
 
-    /// A label for this run: `trickle`, or `trickle @ 100 ms` when a sweep ran several RTTs.
+    /// A label for this run: `trickle`, or in a sweep `trickle @ 100 ms` and the point's other
+    /// inputs (`trickle @ 100 ms, loss 1 %, 2 Mbit/s, NAT open ↔ symmetric`).
     pub fn label(&self, sweep: bool) -> String {
-        if sweep { format!("{} @ {} ms", self.ice, self.rtt_ms) } else { self.ice.clone() }
+        run_label(&self.ice, self.rtt_ms, &self.point, sweep)
+    }
+
+    /// Whether `other` is the same run of the scenario (ICE mode, RTT and sweep point).
+    pub fn same_run(&self, other: &RunMetrics) -> bool {
+        self.ice == other.ice && self.rtt_ms == other.rtt_ms && self.point == other.point
     }
 
     /// Adds another shard's run: counters and histogram counts add, series add second by second;
@@ -111,6 +121,33 @@ impl RunMetrics {
     }
 }
 
+/// A run's label: the ICE mode, and in a sweep the RTT and the point's other inputs.
+pub fn run_label(ice: &str, rtt_ms: u64, point: &BTreeMap<String, String>, sweep: bool) -> String {
+    if sweep { format!("{ice} @ {rtt_ms} ms{}", point_words(point)) } else { ice.to_string() }
+}
+
+/// A sweep point's inputs besides the RTT, in words, each after `, `: `, loss 1 %`,
+/// `, 2 Mbit/s`, `, NAT open ↔ symmetric`; empty for no point.
+pub fn point_words(point: &BTreeMap<String, String>) -> String {
+    let mut o = String::new();
+    for (k, v) in point {
+        let words = match k.as_str() {
+            "loss" => v.parse::<f64>().map_or_else(|_| format!("loss {v}"), |l| format!("loss {} %", l * 100.0)),
+            "bandwidth_kbps" => v.parse::<f64>().map_or_else(|_| format!("{v} kbit/s"), |b| {
+                if b >= 1000.0 { format!("{} Mbit/s", b / 1000.0) } else { format!("{b} kbit/s") }
+            }),
+            "nat" => format!("NAT {v}"),
+            _ => format!("{k} {v}"),
+        };
+        o.push_str(", ");
+        o.push_str(&words);
+    }
+    o
+}
+
+/// The metric paths a sweep charts when its scenario names none.
+pub const DEFAULT_SWEEP_OUTPUTS: [&str; 3] = ["setup.dc_open.p50", "setup.dc_open.p95", "success_rate"];
+
 /// Every run of one scenario (or of several shards of it, merged).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
@@ -119,6 +156,9 @@ pub struct Metrics {
     /// The shards these metrics hold (`1/1` for a whole run; `1/2`, `2/2` after a merge).
     pub shards: Vec<String>,
     pub runs: Vec<RunMetrics>,
+    /// The metric paths a sweep's report charts against each swept input (`[sweep] outputs`);
+    /// empty: [`DEFAULT_SWEEP_OUTPUTS`].
+    pub sweep_outputs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +173,8 @@ pub enum MetricsError {
 struct RunFile {
     ice: String,
     rtt_ms: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    point: BTreeMap<String, String>,
     end_ms: f64,
     counters: BTreeMap<String, u64>,
     series: BTreeMap<String, Vec<u64>>,
@@ -147,6 +189,8 @@ struct MetricsFile {
     seed: u64,
     shards: Vec<String>,
     runs: Vec<RunFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sweep_outputs: Vec<String>,
 }
 
 impl Metrics {
@@ -159,6 +203,7 @@ impl Metrics {
             .map(|r| RunFile {
                 ice: r.ice.clone(),
                 rtt_ms: r.rtt_ms,
+                point: r.point.clone(),
                 end_ms: r.end_ms,
                 counters: r.counters.clone(),
                 series: r.series.clone(),
@@ -179,6 +224,7 @@ impl Metrics {
             seed: self.seed,
             shards: self.shards.clone(),
             runs,
+            sweep_outputs: self.sweep_outputs.clone(),
         };
         serde_json::to_string_pretty(&f).expect("plain data serialises") + "\n"
     }
@@ -204,20 +250,26 @@ impl Metrics {
             runs.push(RunMetrics {
                 ice: r.ice,
                 rtt_ms: r.rtt_ms,
+                point: r.point,
                 counters: r.counters,
                 histograms,
                 series: r.series,
                 end_ms: r.end_ms,
             });
         }
-        Ok(Self { scenario: f.scenario, seed: f.seed, shards: f.shards, runs })
+        Ok(Self { scenario: f.scenario, seed: f.seed, shards: f.shards, runs, sweep_outputs: f.sweep_outputs })
     }
 
-    /// Merges shards of one scenario: runs are matched by ICE mode and RTT.
+    /// Merges shards of one scenario: runs are matched by ICE mode, RTT and sweep point.
     pub fn merge(parts: &[Metrics]) -> Result<Metrics, MetricsError> {
         let Some(first) = parts.first() else { return Err(MetricsError::Merge("nothing to merge".into())) };
-        let mut out =
-            Metrics { scenario: first.scenario.clone(), seed: first.seed, shards: Vec::new(), runs: Vec::new() };
+        let mut out = Metrics {
+            scenario: first.scenario.clone(),
+            seed: first.seed,
+            shards: Vec::new(),
+            runs: Vec::new(),
+            sweep_outputs: first.sweep_outputs.clone(),
+        };
         for p in parts {
             if p.scenario != out.scenario {
                 return Err(MetricsError::Merge(format!(
@@ -232,7 +284,7 @@ impl Metrics {
                 out.shards.push(s.clone());
             }
             for r in &p.runs {
-                match out.runs.iter_mut().find(|o| o.ice == r.ice && o.rtt_ms == r.rtt_ms) {
+                match out.runs.iter_mut().find(|o| o.same_run(r)) {
                     Some(o) => o.merge(r)?,
                     None => out.runs.push(r.clone()),
                 }
@@ -307,7 +359,7 @@ mod tests {
 
     #[test]
     fn metrics_round_trip_through_json() {
-        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![sample(3)] };
+        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![sample(3)], sweep_outputs: Vec::new() };
         let back = Metrics::from_json(&m.to_json()).unwrap();
         assert_eq!(back, m);
     }
@@ -320,6 +372,7 @@ mod tests {
             seed: 1,
             shards: vec![s.into()],
             runs: vec![r.clone()],
+            sweep_outputs: Vec::new(),
         };
         let merged = Metrics::merge(&[shard(&a, "1/2"), shard(&b, "2/2")]).unwrap();
         let mut whole = histogram();

@@ -107,9 +107,8 @@ pub fn table(s: &Summary) -> String {
         let live = m.live;
         let _ = writeln!(
             o,
-            "{} ICE {}: {} connections, {} ok ({:.1} %), failures: {}, {} moved (echo goodput p50 {} per connection), {} frames relayed, {} datagrams, end {:.0} ms",
-            m.ice,
-            if live { "live, real sockets".to_string() } else { format!("at {} ms RTT", m.rtt_ms) },
+            "{}: {} connections, {} ok ({:.1} %), failures: {}, {} moved (echo goodput p50 {} per connection), {} frames relayed, {} datagrams, end {:.0} ms",
+            if live { format!("{} ICE live, real sockets", m.ice) } else { m.heading() },
             m.pairs,
             m.pairs_ok,
             m.success_rate * 100.0,
@@ -132,8 +131,8 @@ pub fn table(s: &Summary) -> String {
         }
         let _ = writeln!(
             o,
-            "{} ICE at {} ms RTT, by NAT pair  pairs   ok %   dc_open p50/p95 ms   kbit/s   selected (offerer local/remote)",
-            m.ice, m.rtt_ms
+            "{}, by NAT pair  pairs   ok %   dc_open p50/p95 ms   kbit/s   selected (offerer local/remote)",
+            m.heading()
         );
         for (k, c) in &m.classes {
             let dc = c.stages.get("dc_open").map_or("-".to_string(), |st| format!("{:.0}/{:.0}", st.p50_ms, st.p95_ms));
@@ -150,8 +149,9 @@ pub fn table(s: &Summary) -> String {
     }
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
         o.push_str("trickle minus vanilla, p50 (ms; negative: trickle is faster):\n  stage                          ");
+        let width = s.trickle_minus_vanilla_p50_ms.iter().map(|d| d.label().chars().count() + 2).max().unwrap_or(9).max(9);
         for d in &s.trickle_minus_vanilla_p50_ms {
-            let _ = write!(o, "{:>9}", format!("{} ms", d.rtt_ms));
+            let _ = write!(o, "{:>width$}", d.label().trim_end_matches(" RTT"));
         }
         o.push('\n');
         for st in STAGES {
@@ -162,17 +162,62 @@ pub fn table(s: &Summary) -> String {
             for d in &s.trickle_minus_vanilla_p50_ms {
                 match d.stages.get(st) {
                     Some(v) => {
-                        let _ = write!(o, "{v:>+9.1}");
+                        let _ = write!(o, "{v:>+width$.1}");
                     }
                     None => {
-                        let _ = write!(o, "{:>9}", "-");
+                        let _ = write!(o, "{:>width$}", "-");
                     }
                 }
             }
             o.push('\n');
         }
     }
+    if let Some(t) = &s.sweep {
+        o.push_str(&sweep_text(t));
+    }
     o
+}
+
+/// A sweep's table for the terminal: a row per run, its inputs, then each output.
+fn sweep_text(t: &crate::summary::SweepTable) -> String {
+    let mut o = String::from("sweep: each output per run\n");
+    let mut head: Vec<String> = t.inputs.clone();
+    head.extend(t.outputs.iter().map(|x| x.path.clone()));
+    let rows: Vec<Vec<String>> = t
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells: Vec<String> = t
+                .inputs
+                .iter()
+                .map(|i| r.inputs.get(i).map_or("-".into(), |v| crate::summary::SweepTable::words(i, v)))
+                .collect();
+            cells.extend(t.outputs.iter().zip(&r.values).map(|(out, v)| sweep_value(&out.unit, *v)));
+            cells
+        })
+        .collect();
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([head[c].chars().count()]).max().unwrap_or(1))
+        .collect();
+    for line in std::iter::once(&head).chain(&rows) {
+        o.push(' ');
+        for (c, cell) in line.iter().enumerate() {
+            let _ = write!(o, " {cell:>w$}", w = widths[c]);
+        }
+        o.push('\n');
+    }
+    o
+}
+
+/// An output's value for a table: `731.1` ms, `96.5 %`, `-` for no samples.
+pub(crate) fn sweep_value(unit: &str, v: Option<f64>) -> String {
+    match (unit, v) {
+        (_, None) => "-".into(),
+        ("fraction", Some(v)) => format!("{:.1} %", v * 100.0),
+        ("kbit/s", Some(v)) => rate_kbps(Some(v)),
+        ("ms", Some(v)) => format!("{v:.1} ms"),
+        (_, Some(v)) => format!("{v}"),
+    }
 }
 
 /// The thresholds' verdicts for the terminal.
@@ -220,7 +265,7 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
         o.push_str("```\n\n");
     }
     for m in s.modes.iter().filter(|m| !is_live_signaling(m)) {
-        let _ = writeln!(o, "## {} ICE at {} ms RTT\n", m.ice, m.rtt_ms);
+        let _ = writeln!(o, "## {}\n", m.heading());
         let _ = writeln!(
             o,
             "{} peers, {} connections, {} ok ({:.1} %); failures: {}; moved {}; frames relayed {}.\n",
@@ -264,7 +309,7 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
         o.push_str("## Trickle minus vanilla (p50, ms; negative: trickle is faster)\n\n| stage |");
         for d in &s.trickle_minus_vanilla_p50_ms {
-            let _ = write!(o, " {} ms RTT |", d.rtt_ms);
+            let _ = write!(o, " {} |", md_escape(&d.label()));
         }
         o.push_str("\n|---|");
         o.push_str(&"---:|".repeat(s.trickle_minus_vanilla_p50_ms.len()));
@@ -276,6 +321,28 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
             let _ = write!(o, "| {st} |");
             for d in &s.trickle_minus_vanilla_p50_ms {
                 let _ = write!(o, " {} |", d.stages.get(st).map_or("-".to_string(), |v| format!("{v:+.1}")));
+            }
+            o.push('\n');
+        }
+        o.push('\n');
+    }
+    if let Some(t) = &s.sweep {
+        o.push_str("## Sweep\n\nEach output per run (charts per input in report.html).\n\n|");
+        for h in t.inputs.iter().chain(t.outputs.iter().map(|x| &x.path)) {
+            let _ = write!(o, " {} |", md_escape(h));
+        }
+        o.push_str("\n|");
+        o.push_str(&"---|".repeat(t.inputs.len()));
+        o.push_str(&"---:|".repeat(t.outputs.len()));
+        o.push('\n');
+        for r in &t.rows {
+            o.push('|');
+            for i in &t.inputs {
+                let v = r.inputs.get(i).map_or("-".into(), |v| crate::summary::SweepTable::words(i, v));
+                let _ = write!(o, " {} |", md_escape(&v));
+            }
+            for (out, v) in t.outputs.iter().zip(&r.values) {
+                let _ = write!(o, " {} |", sweep_value(&out.unit, *v));
             }
             o.push('\n');
         }

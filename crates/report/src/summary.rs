@@ -133,6 +133,9 @@ impl Figures {
 pub struct ModeSummary {
     pub ice: String,
     pub rtt_ms: u64,
+    /// The sweep point's other inputs (`loss`, `bandwidth_kbps`, `nat`); empty outside a sweep.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub point: BTreeMap<String, String>,
     pub peers: u64,
     #[serde(flatten)]
     pub all: Figures,
@@ -179,10 +182,82 @@ impl std::ops::Deref for ModeSummary {
     }
 }
 
+impl ModeSummary {
+    /// `trickle ICE at 40 ms RTT`, and a sweep point's other inputs (`, loss 2 %`).
+    pub fn heading(&self) -> String {
+        format!("{} ICE at {} ms RTT{}", self.ice, self.rtt_ms, crate::metrics::point_words(&self.point))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Delta {
     pub rtt_ms: u64,
+    /// The sweep point's other inputs, as in [`ModeSummary::point`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub point: BTreeMap<String, String>,
     pub stages: BTreeMap<String, f64>,
+}
+
+impl Delta {
+    /// `100 ms RTT`, and a sweep point's other inputs.
+    pub fn label(&self) -> String {
+        format!("{} ms RTT{}", self.rtt_ms, crate::metrics::point_words(&self.point))
+    }
+}
+
+/// A sweep's outputs against its inputs: a row per run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepTable {
+    /// The inputs that vary between runs: `ice`, `rtt_ms`, `loss`, `bandwidth_kbps`, `nat`.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<SweepOutput>,
+    pub rows: Vec<SweepRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepOutput {
+    /// A metric path as thresholds name it (`setup.dc_open.p50`, `relay_share`).
+    pub path: String,
+    /// `ms`, `kbit/s`, `fraction` or `count`.
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepRow {
+    pub run: String,
+    /// Each input's value in this run.
+    pub inputs: BTreeMap<String, String>,
+    /// Each output's value, in the order of `outputs`; null when nothing got that far.
+    pub values: Vec<Option<f64>>,
+}
+
+impl SweepTable {
+    /// The values an input takes, in the order the runs took them.
+    pub fn values_of(&self, input: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.rows {
+            if let Some(v) = r.inputs.get(input)
+                && !out.contains(v)
+            {
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// An input's value in words: `2 %` for a loss, `2 Mbit/s`, `100 ms`, `open ↔ symmetric`.
+    pub fn words(input: &str, value: &str) -> String {
+        match input {
+            "rtt_ms" => format!("{value} ms"),
+            "loss" | "bandwidth_kbps" => {
+                let mut p = BTreeMap::new();
+                p.insert(input.to_string(), value.to_string());
+                let w = crate::metrics::point_words(&p);
+                w.trim_start_matches(", ").trim_start_matches("loss ").to_string()
+            }
+            _ => value.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -192,8 +267,12 @@ pub struct Summary {
     pub seed: u64,
     pub shards: Vec<String>,
     pub modes: Vec<ModeSummary>,
-    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster), per RTT.
+    /// p50 of each stage, trickle minus vanilla (negative: trickle is faster), per RTT (and
+    /// sweep point).
     pub trickle_minus_vanilla_p50_ms: Vec<Delta>,
+    /// A sweep's outputs per run against its inputs (when runs differ in more than ICE mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepTable>,
     /// Every threshold of the scenario with its verdict and what was observed, in the order
     /// of the scenario (filled when the results are written; empty in a bare summary).
     #[serde(default)]
@@ -350,6 +429,7 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
     ModeSummary {
         ice: r.ice.clone(),
         rtt_ms: r.rtt_ms,
+        point: r.point.clone(),
         peers: r.counter("peers"),
         all: figures(r, None),
         classes,
@@ -378,15 +458,18 @@ pub fn summarize(m: &Metrics) -> Summary {
     let interrupted = modes.iter().any(|m| m.interrupted);
     let mut deltas = Vec::new();
     for t in modes.iter().filter(|m| m.ice == "trickle") {
-        let Some(v) = modes.iter().find(|m| m.ice == "vanilla" && m.rtt_ms == t.rtt_ms) else { continue };
+        let Some(v) = modes.iter().find(|m| m.ice == "vanilla" && m.rtt_ms == t.rtt_ms && m.point == t.point) else {
+            continue;
+        };
         let mut stages = BTreeMap::new();
         for (k, st) in &t.stages {
             if let Some(vs) = v.stages.get(k) {
                 stages.insert(k.clone(), round3(st.p50_ms - vs.p50_ms));
             }
         }
-        deltas.push(Delta { rtt_ms: t.rtt_ms, stages });
+        deltas.push(Delta { rtt_ms: t.rtt_ms, point: t.point.clone(), stages });
     }
+    let sweep = sweep_table(&modes, &m.sweep_outputs);
     Summary {
         schema: SCHEMA.into(),
         scenario: m.scenario.clone(),
@@ -394,19 +477,62 @@ pub fn summarize(m: &Metrics) -> Summary {
         shards: m.shards.clone(),
         modes,
         trickle_minus_vanilla_p50_ms: deltas,
+        sweep,
         thresholds: Vec::new(),
         interrupted,
     }
 }
 
+/// Whether the runs are points of a sweep: they differ in RTT or in a point's inputs.
+fn is_sweep(modes: &[ModeSummary]) -> bool {
+    modes.iter().any(|m| m.rtt_ms != modes[0].rtt_ms || m.point != modes[0].point)
+}
+
+/// The sweep's table: every run's inputs and the outputs (a path that does not parse is left
+/// out; scenarios check theirs before running).
+fn sweep_table(modes: &[ModeSummary], outputs: &[String]) -> Option<SweepTable> {
+    if !is_sweep(modes) {
+        return None;
+    }
+    let inputs_of = |m: &ModeSummary| {
+        let mut i = m.point.clone();
+        i.insert("ice".into(), m.ice.clone());
+        i.insert("rtt_ms".into(), m.rtt_ms.to_string());
+        i
+    };
+    let all: Vec<BTreeMap<String, String>> = modes.iter().map(inputs_of).collect();
+    let inputs: Vec<String> = ["ice", "rtt_ms", "loss", "bandwidth_kbps", "nat"]
+        .iter()
+        .filter(|k| all.iter().any(|i| i.get(**k) != all[0].get(**k)))
+        .map(|k| k.to_string())
+        .collect();
+    let defaults: Vec<String> = crate::metrics::DEFAULT_SWEEP_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    let paths: Vec<crate::thresholds::MetricPath> = (if outputs.is_empty() { &defaults[..] } else { outputs })
+        .iter()
+        .filter_map(|p| crate::thresholds::MetricPath::parse(p).ok())
+        .filter(|p| p.per_run())
+        .collect();
+    let rows = modes
+        .iter()
+        .zip(all)
+        .map(|(m, i)| SweepRow {
+            run: crate::metrics::run_label(&m.ice, m.rtt_ms, &m.point, true),
+            inputs: i.into_iter().filter(|(k, _)| inputs.contains(k)).collect(),
+            values: paths.iter().map(|p| if p.applies_to(m) { p.value(m).map(round3) } else { None }).collect(),
+        })
+        .collect();
+    let outputs = paths.iter().map(|p| SweepOutput { path: p.text.clone(), unit: p.unit().to_string() }).collect();
+    Some(SweepTable { inputs, outputs, rows })
+}
+
 impl Summary {
-    /// Whether several RTTs ran (labels then carry the RTT).
+    /// Whether the runs are points of a sweep (labels then carry the RTT and the point).
     pub fn sweep(&self) -> bool {
-        self.modes.iter().any(|m| m.rtt_ms != self.modes[0].rtt_ms)
+        is_sweep(&self.modes)
     }
 
     pub fn label(&self, m: &ModeSummary) -> String {
-        if self.sweep() { format!("{} @ {} ms", m.ice, m.rtt_ms) } else { m.ice.clone() }
+        crate::metrics::run_label(&m.ice, m.rtt_ms, &m.point, self.sweep())
     }
 }
 
@@ -434,7 +560,7 @@ mod tests {
         }
         r.count("connections", 1);
         r.count("failures.timeout", 1);
-        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![r] };
+        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![r], sweep_outputs: Vec::new() };
         let s = summarize(&m);
         let f = &s.modes[0].all;
         assert_eq!((f.pairs, f.pairs_ok), (5, 4));

@@ -81,15 +81,25 @@ impl Op {
     }
 }
 
+/// A metric as thresholds and sweep outputs name it: `setup.dc_open.p95`,
+/// `success_rate{class=open ↔ symmetric}`, `relay_share{loss=0.02, rtt=100}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPath {
+    /// As written, trimmed.
+    pub text: String,
+    metric: Metric,
+    kind: Kind,
+    /// `class`, `ice`, `rtt`, `loss`, `bandwidth_kbps` or `nat`, and the value, normalised;
+    /// every one must hold.
+    scope: Vec<(String, String)>,
+}
+
 /// One threshold from a scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     /// As written: `setup.dc_open.p95 < 800ms`.
     pub text: String,
-    metric: Metric,
-    kind: Kind,
-    /// `class`, `ice` or `rtt`, and the value.
-    scope: Option<(String, String)>,
+    path: MetricPath,
     op: Op,
     /// In the metric's own unit (ms, kbit/s, fraction, count).
     value: f64,
@@ -232,63 +242,130 @@ fn parse_condition(cond: &str, kind: Kind) -> Result<(Op, f64), String> {
     Ok((op, v))
 }
 
-impl Threshold {
-    /// `path` as in the scenario's `[thresholds]` table, `condition` its value.
-    pub fn parse(path: &str, condition: &str) -> Result<Self, ThresholdError> {
+/// One `kind=value` of a scope, normalised (`rtt=100ms` → `rtt`, `100`; `loss=2%` → `loss`,
+/// `0.02`; `class=b <-> a` → `class`, `a ↔ b`; `nat=a` → `nat`, `a ↔ a`).
+fn scope_item(item: &str) -> Result<(String, String), String> {
+    let (k, v) = item.split_once('=').ok_or_else(|| format!("scope {{{item}}}: expected {{kind=value}}"))?;
+    let (k, v) = (k.trim(), v.trim());
+    let pair = |v: &str| {
+        let (a, b) = v.split_once('↔').or_else(|| v.split_once("<->")).unwrap_or((v, v));
+        (a.trim().to_string(), b.trim().to_string())
+    };
+    Ok(match k {
+        "class" => {
+            if !(v.contains('↔') || v.contains("<->")) {
+                return Err(format!("class {v:?}: expected \"preset ↔ preset\""));
+            }
+            let (a, b) = pair(v);
+            // Classes are named with their presets sorted.
+            ("class".into(), if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") })
+        }
+        "nat" => {
+            // A sweep's NAT point keeps its order: the offerer's preset first.
+            let (a, b) = pair(v);
+            ("nat".into(), format!("{a} ↔ {b}"))
+        }
+        "ice" if v == "trickle" || v == "vanilla" => ("ice".into(), v.into()),
+        "rtt" | "rtt_ms" if v.trim_end_matches("ms").trim().parse::<u64>().is_ok() => {
+            ("rtt".into(), v.trim_end_matches("ms").trim().to_string())
+        }
+        "loss" => {
+            let f = match v.strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+                None => v.parse::<f64>(),
+            }
+            .map_err(|_| format!("loss={v}: expected a fraction (0.02) or a percentage (2%)"))?;
+            ("loss".into(), loss_key(f))
+        }
+        "bandwidth" | "bandwidth_kbps" => {
+            let b: u64 = v
+                .trim_end_matches("kbit/s")
+                .trim()
+                .parse()
+                .map_err(|_| format!("bandwidth={v}: expected whole kbit/s, e.g. bandwidth=2000"))?;
+            ("bandwidth_kbps".into(), b.to_string())
+        }
+        _ => {
+            return Err(format!(
+                "scope {{{item}}}: expected class=..., ice=trickle|vanilla, rtt=<ms>, or a swept loss=, bandwidth= or nat="
+            ));
+        }
+    })
+}
+
+/// A loss rate as sweep points and scopes spell it: the shortest decimal (`0.02`).
+pub fn loss_key(loss: f64) -> String {
+    format!("{loss}")
+}
+
+impl MetricPath {
+    pub fn parse(path: &str) -> Result<Self, ThresholdError> {
         let err = |reason: String| ThresholdError { path: path.to_string(), reason };
         let (name, scope) = crate::metrics::split_scope(path.trim());
-        let scope = match scope {
-            None => None,
-            Some(s) => {
-                let (k, v) = s.split_once('=').ok_or_else(|| err(format!("scope {{{s}}}: expected {{kind=value}}")))?;
-                let (k, v) = (k.trim(), v.trim());
-                match k {
-                    "class" => {
-                        let (a, b) = v
-                            .split_once('↔')
-                            .or_else(|| v.split_once("<->"))
-                            .ok_or_else(|| err(format!("class {v:?}: expected \"preset ↔ preset\"")))?;
-                        let (a, b) = (a.trim(), b.trim());
-                        // Classes are named with their presets sorted.
-                        let class = if a <= b { format!("{a} ↔ {b}") } else { format!("{b} ↔ {a}") };
-                        Some(("class".to_string(), class))
-                    }
-                    "ice" if v == "trickle" || v == "vanilla" => Some(("ice".to_string(), v.to_string())),
-                    "rtt" if v.trim_end_matches("ms").parse::<u64>().is_ok() => {
-                        Some(("rtt".to_string(), v.trim_end_matches("ms").to_string()))
-                    }
-                    _ => {
-                        return Err(err(format!("scope {{{s}}}: expected class=..., ice=trickle|vanilla or rtt=<ms>")));
-                    }
-                }
+        let mut items: Vec<(String, String)> = Vec::new();
+        for item in scope.into_iter().flat_map(|s| s.split(',')) {
+            let (k, v) = scope_item(item.trim()).map_err(err)?;
+            if items.iter().any(|(seen, _)| *seen == k) {
+                return Err(err(format!("the scope names {k} twice")));
             }
-        };
+            items.push((k, v));
+        }
         let (metric, kind) = parse_metric(name).map_err(err)?;
-        if matches!(metric, Metric::TrickleSaving(_)) && scope.as_ref().is_some_and(|(k, _)| k != "rtt") {
-            return Err(err("trickle_saving compares the two ICE modes: only an rtt scope fits".into()));
+        if matches!(metric, Metric::TrickleSaving(_)) && items.iter().any(|(k, _)| k == "class" || k == "ice") {
+            return Err(err(
+                "trickle_saving compares the two ICE modes: only an rtt scope (or a swept loss, bandwidth or nat) fits"
+                    .into(),
+            ));
         }
-        let (op, value) = parse_condition(condition, kind).map_err(err)?;
-        let share = matches!(metric, Metric::SuccessRate | Metric::Share(_));
-        if share && !(0.0..=1.0).contains(&value) {
-            return Err(err(format!(
-                "condition {:?}: a share lies between 0 and 1 (0 % and 100 %), so this could never {}",
-                condition.trim(),
-                if matches!(op, Op::Ge | Op::Gt | Op::Eq) == (value > 1.0) { "hold" } else { "fail" }
-            )));
-        }
-        Ok(Threshold { text: format!("{} {}", path.trim(), condition.trim()), metric, kind, scope, op, value })
+        Ok(MetricPath { text: path.trim().to_string(), metric, kind, scope: items })
     }
 
-    /// The scope as written after normalising (`("class", "open ↔ symmetric")`, `("ice",
-    /// "trickle")`, `("rtt", "100")`), so a scenario can check it names something it runs.
-    pub fn scope(&self) -> Option<(&str, &str)> {
-        self.scope.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))
+    /// The scope's items as normalised (`("class", "open ↔ symmetric")`, `("ice", "trickle")`,
+    /// `("rtt", "100")`, `("loss", "0.02")`), so a scenario can check it names something it runs.
+    pub fn scopes(&self) -> &[(String, String)] {
+        &self.scope
+    }
+
+    /// Whether it is a figure of each run (all but `trickle_saving`, which compares two).
+    pub fn per_run(&self) -> bool {
+        !matches!(self.metric, Metric::TrickleSaving(_))
+    }
+
+    /// The unit of its values: `ms`, `kbit/s`, `fraction` or `count`.
+    pub fn unit(&self) -> &'static str {
+        match self.kind {
+            Kind::Time => "ms",
+            Kind::Rate => "kbit/s",
+            Kind::Ratio => "fraction",
+            Kind::Count => "count",
+        }
+    }
+
+    /// Whether a run is one the scope picks (a class scope picks within each run).
+    pub fn applies_to(&self, m: &ModeSummary) -> bool {
+        self.scope.iter().all(|(k, v)| match k.as_str() {
+            "ice" => *v == m.ice,
+            "rtt" => *v == m.rtt_ms.to_string(),
+            "loss" | "bandwidth_kbps" | "nat" => m.point.get(k) == Some(v),
+            _ => true,
+        })
+    }
+
+    /// The value in one run: `None` when nothing got that far (or for `trickle_saving`).
+    pub fn value(&self, m: &ModeSummary) -> Option<f64> {
+        match &self.metric {
+            Metric::Signal(name, stat) => m.signal.get(name).and_then(|s| s.stat(stat)),
+            Metric::Resource(name) => m.resources.get(name).copied(),
+            Metric::TurnErrors(None) => Some(m.turn_errors.values().sum::<u64>() as f64),
+            Metric::TurnErrors(Some(c)) => Some(m.turn_errors.get(c).copied().unwrap_or(0) as f64),
+            _ => self.figures(m).and_then(|f| self.value_in(f)),
+        }
     }
 
     fn figures<'a>(&self, m: &'a ModeSummary) -> Option<&'a Figures> {
-        match &self.scope {
-            Some((k, c)) if k == "class" => m.classes.get(c),
-            _ => Some(&m.all),
+        match self.scope.iter().find(|(k, _)| k == "class") {
+            Some((_, c)) => m.classes.get(c),
+            None => Some(&m.all),
         }
     }
 
@@ -310,19 +387,8 @@ impl Threshold {
         }
     }
 
-    /// Figures that live beside the per-class ones (live runs).
-    fn value_in_mode(&self, m: &ModeSummary) -> Option<f64> {
-        match &self.metric {
-            Metric::Signal(name, stat) => m.signal.get(name).and_then(|s| s.stat(stat)),
-            Metric::Resource(name) => m.resources.get(name).copied(),
-            Metric::TurnErrors(None) => Some(m.turn_errors.values().sum::<u64>() as f64),
-            Metric::TurnErrors(Some(c)) => Some(m.turn_errors.get(c).copied().unwrap_or(0) as f64),
-            _ => self.figures(m).and_then(|f| self.value_in(f)),
-        }
-    }
-
     /// A value in words: `96.5 %`, `731.1 ms`, `1.8 s`, `267.5 kbit/s`, `182 Mbit/s`, `12`.
-    fn human(&self, v: f64) -> String {
+    pub fn human(&self, v: f64) -> String {
         match self.kind {
             Kind::Ratio => format!("{:.1} %", v * 100.0),
             Kind::Time if v.abs() >= 10_000.0 => format!("{:.1} s", v / 1000.0),
@@ -334,48 +400,65 @@ impl Threshold {
             Kind::Count => format!("{}", round(v)),
         }
     }
+}
+
+impl Threshold {
+    /// `path` as in the scenario's `[thresholds]` table, `condition` its value.
+    pub fn parse(path: &str, condition: &str) -> Result<Self, ThresholdError> {
+        let err = |reason: String| ThresholdError { path: path.to_string(), reason };
+        let p = MetricPath::parse(path)?;
+        let (op, value) = parse_condition(condition, p.kind).map_err(err)?;
+        let share = matches!(p.metric, Metric::SuccessRate | Metric::Share(_));
+        if share && !(0.0..=1.0).contains(&value) {
+            return Err(err(format!(
+                "condition {:?}: a share lies between 0 and 1 (0 % and 100 %), so this could never {}",
+                condition.trim(),
+                if matches!(op, Op::Ge | Op::Gt | Op::Eq) == (value > 1.0) { "hold" } else { "fail" }
+            )));
+        }
+        Ok(Threshold { text: format!("{} {}", path.trim(), condition.trim()), path: p, op, value })
+    }
+
+    /// Its metric path (with the scope as normalised).
+    pub fn path(&self) -> &MetricPath {
+        &self.path
+    }
 
     /// Checks the threshold on every run it applies to.
     pub fn check(&self, s: &Summary) -> Outcome {
+        let p = &self.path;
         let mut observed = Vec::new();
-        if let Metric::TrickleSaving(stage) = &self.metric {
+        if let Metric::TrickleSaving(stage) = &p.metric {
             for d in &s.trickle_minus_vanilla_p50_ms {
-                if self.scope.as_ref().is_some_and(|(_, v)| *v != d.rtt_ms.to_string()) {
-                    continue;
+                let applies = p.scope.iter().all(|(k, v)| match k.as_str() {
+                    "rtt" => *v == d.rtt_ms.to_string(),
+                    _ => d.point.get(k) == Some(v),
+                });
+                if applies {
+                    observed.push((d.label(), d.stages.get(stage).map(|x| -x)));
                 }
-                observed.push((format!("{} ms RTT", d.rtt_ms), d.stages.get(stage).map(|x| -x)));
             }
         } else {
-            for m in &s.modes {
-                match &self.scope {
-                    Some((k, v)) if k == "ice" && *v != m.ice => continue,
-                    Some((k, v)) if k == "rtt" && *v != m.rtt_ms.to_string() => continue,
-                    _ => {}
-                }
-                observed.push((s.label(m), self.value_in_mode(m)));
+            for m in s.modes.iter().filter(|m| p.applies_to(m)) {
+                observed.push((s.label(m), p.value(m)));
             }
         }
         let passed =
             !observed.is_empty() && observed.iter().all(|(_, v)| v.is_some_and(|v| self.op.holds(v, self.value)));
         let message = if observed.is_empty() {
-            "no run this threshold applies to (check its scope and the scenario's ICE modes and RTTs)".to_string()
+            "no run this threshold applies to (check its scope and the scenario's ICE modes, RTTs and sweep)"
+                .to_string()
         } else {
             observed
                 .iter()
                 .map(|(l, v)| match v {
-                    Some(v) => format!("{l}: {}", self.human(*v)),
+                    Some(v) => format!("{l}: {}", p.human(*v)),
                     None => format!("{l}: no samples"),
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let unit = match self.kind {
-            Kind::Time => "ms",
-            Kind::Rate => "kbit/s",
-            Kind::Ratio => "fraction",
-            Kind::Count => "count",
-        };
-        Outcome { threshold: self.text.clone(), passed, unit, observed, message }
+        Outcome { threshold: self.text.clone(), passed, unit: p.unit(), observed, message }
     }
 }
 
@@ -417,14 +500,17 @@ mod tests {
     #[test]
     fn conditions_parse_with_their_units() {
         let t = Threshold::parse("setup.dc_open.p95", "< 800ms").unwrap();
-        assert_eq!((t.op, t.value, t.kind), (Op::Lt, 800.0, Kind::Time));
+        assert_eq!((t.op, t.value, t.path.kind), (Op::Lt, 800.0, Kind::Time));
         assert_eq!(Threshold::parse("setup.dc_open.p95", "<= 1.5 s").unwrap().value, 1500.0);
         assert_eq!(Threshold::parse("success_rate", ">= 99%").unwrap().value, 0.99);
         assert_eq!(Threshold::parse("relay_share", "<= 0.3").unwrap().value, 0.3);
         assert_eq!(Threshold::parse("dc.goodput.p50", ">= 5MB/s").unwrap().value, 40_000.0);
         assert_eq!(Threshold::parse("dc.goodput.p50", ">= 2 Mbit/s").unwrap().value, 2000.0);
         let t = Threshold::parse("success_rate{class=symmetric <-> open}", ">= 0.9").unwrap();
-        assert_eq!(t.scope, Some(("class".into(), "open ↔ symmetric".into())));
+        assert_eq!(t.path.scopes(), [("class".to_string(), "open ↔ symmetric".to_string())]);
+        let t = Threshold::parse("relay_share{loss=2%, rtt=100ms, bandwidth=2000, nat=symmetric}", "< 50%").unwrap();
+        let want = [("loss", "0.02"), ("rtt", "100"), ("bandwidth_kbps", "2000"), ("nat", "symmetric ↔ symmetric")];
+        assert_eq!(t.path.scopes(), want.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(Threshold::parse("signal.exchange.p99", "< 50ms").unwrap().kind, Kind::Time);
         assert_eq!(Threshold::parse("broker.cpu_us_per_frame", "<= 20").unwrap().value, 20.0);
     }
@@ -442,6 +528,8 @@ mod tests {
             ("success_rate", ">= lots", "not a number"),
             ("success_rate{colour=red}", ">= 0.9", "scope"),
             ("trickle_saving.dc_open.p50{ice=trickle}", "> 1s", "only an rtt scope"),
+            ("success_rate{rtt=20, rtt=40}", ">= 0.9", "twice"),
+            ("success_rate{loss=lots}", ">= 0.9", "expected a fraction"),
             ("signal.connect_opn.p99", "< 1s", "unknown signaling latency"),
             ("broker.cpu", "< 1", "unknown metric"),
             ("success_rate", ">= 120%", "could never hold"),

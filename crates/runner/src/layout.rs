@@ -59,10 +59,16 @@ pub fn topology(s: &Scenario) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
     (connect, accept)
 }
 
-/// Each peer's NAT preset. `mix`: exact counts by share (largest remainder), shuffled by the
+/// Each peer's NAT preset. A sweep's NAT point: as its pair says. `mix`: exact counts by share (largest remainder), shuffled by the
 /// seed; `matrix`: pair `k` takes combination `k mod m²` of the `m` presets with a share.
 pub fn assign_presets(s: &Scenario) -> Vec<Preset> {
     let n = s.peers.count;
+    if let Some(pair) = s.network.nat_pair {
+        // A sweep's NAT point: the last peer of each group (a pair's answerer, a star's hub)
+        // behind the second preset, the others behind the first.
+        let g = s.group_size().max(1);
+        return (0..n).map(|i| if i % g == g - 1 { pair.answerer } else { pair.offerer }).collect();
+    }
     let mix: Vec<(Preset, f64)> = s.network.nat_mix.0.iter().copied().filter(|(_, share)| *share > 0.0).collect();
     if mix.is_empty() {
         return vec![Preset::Open; n];
@@ -353,6 +359,7 @@ impl ScenarioWorld {
             sim: Some(SimStats { rtt: self.rtt, events: stats.events, datagrams_delivered: w.network().delivered }),
             datagrams: w.network().delivered,
             interrupted,
+            point: Default::default(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Progress {
     pub peers_done: usize,
     pub peers_failed: usize,
     pub peers: usize,
+    /// This run and how many the scenario has (points of a sweep × ICE modes), from 1.
+    pub run: (usize, usize),
 }
 
 /// Runs one ICE mode of the scenario at its RTT (one shard of it), reporting progress.
@@ -68,6 +70,7 @@ pub fn simulate_stoppable(
             peers_done: n - st.peers_pending,
             peers_failed: st.peers_failed,
             peers: n,
+            run: (1, 1),
         })
     })?;
     Ok(sw.outcome_of(flow == Flow::Stop))
@@ -105,10 +108,17 @@ pub fn run_stoppable(
     progress: &mut dyn FnMut(Progress) -> Flow,
 ) -> Result<(peerstorm_report::Metrics, Vec<RunOutcome>), SimError> {
     let mut runs = Vec::new();
-    'all: for rtt in s.rtts() {
-        let v = s.at_rtt(rtt);
+    let points = s.points();
+    let total = points.len() * s.peers.ice.len();
+    'all: for point in &points {
+        let v = s.at(point);
         for ice in &s.peers.ice {
-            let r = simulate_stoppable(&v, *ice, shard, progress)?;
+            let run = (runs.len() + 1, total);
+            let mut r = simulate_stoppable(&v, *ice, shard, &mut |mut p| {
+                p.run = run;
+                progress(p)
+            })?;
+            r.point = point.labels();
             let stop = r.interrupted;
             runs.push(r);
             if stop {
@@ -116,5 +126,7 @@ pub fn run_stoppable(
             }
         }
     }
-    Ok((peerstorm_scenario::collect_all(&s.name, s.seed, shard, &runs), runs))
+    let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &runs);
+    m.sweep_outputs = s.sweep.outputs.clone();
+    Ok((m, runs))
 }

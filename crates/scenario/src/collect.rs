@@ -82,6 +82,7 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
     // A live run's network is real: RTT 0 stands for it in the report layer.
     let rtt_ms = r.sim.as_ref().map_or(0, |s| s.rtt.as_millis() as u64);
     let mut m = RunMetrics::new(ice_name(r.ice), rtt_ms);
+    m.point = r.point.clone();
     // An interrupted run counts what it got to: the peers that started, the connections that
     // finished (succeeded or failed); those still in flight were cut and are counted apart.
     let started = |p: &PeerResult| !r.interrupted || p.start <= r.end;
@@ -180,7 +181,13 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
 
 /// Every run of a scenario (or of one shard of it).
 pub fn collect_all(scenario: &str, seed: u64, shard: Shard, runs: &[RunOutcome]) -> Metrics {
-    Metrics { scenario: scenario.into(), seed, shards: vec![shard.label()], runs: runs.iter().map(collect).collect() }
+    Metrics {
+        scenario: scenario.into(),
+        seed,
+        shards: vec![shard.label()],
+        runs: runs.iter().map(collect).collect(),
+        sweep_outputs: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod collect;
 pub mod outcome;
 mod serde_time;
 pub mod spec;
+pub mod sweep;
 pub mod targets;
 
 pub use collect::{collect, collect_all, failure_name, ice_name};

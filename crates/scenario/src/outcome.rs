@@ -40,7 +40,7 @@ pub struct SimStats {
     pub datagrams_delivered: u64,
 }
 
-/// One run (one ICE mode, one RTT of a sweep).
+/// One run (one ICE mode at one point of a sweep).
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub ice: IceMode,
@@ -63,6 +63,9 @@ pub struct RunOutcome {
     /// The run was stopped early (Ctrl-C, SIGTERM): connections still in flight were cut and
     /// peers that had not started never did.
     pub interrupted: bool,
+    /// The sweep point's inputs besides ICE mode and RTT ([`crate::sweep::Point::labels`]);
+    /// empty outside a sweep.
+    pub point: std::collections::BTreeMap<String, String>,
 }
 
 /// A part of a scenario: groups `index`, `index + count`, ... (0-based), so that shards

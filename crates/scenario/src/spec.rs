@@ -4,6 +4,7 @@
 //! `scenarios/README.md` is the schema.
 
 use crate::serde_time;
+use crate::sweep::{Point, Sweep};
 use crate::targets::{BrokerTarget, StunTarget, TurnTarget};
 use peerstorm_model::peerjs::payload::Serialization;
 use peerstorm_netsim::Preset;
@@ -41,6 +42,9 @@ pub struct Scenario {
     /// layer; dotted keys written unquoted are nested tables, flattened back into paths.
     #[serde(default)]
     pub thresholds: toml::Table,
+    /// The scenario once per point of these inputs (the simulator).
+    #[serde(default)]
+    pub sweep: Sweep,
 }
 
 fn default_seed() -> u64 {
@@ -147,9 +151,13 @@ pub struct Network {
     #[serde(default)]
     pub pairing: Pairing,
     /// Run the scenario once per RTT here (each value sets `rtt` and the broker RTT), for
-    /// trickle-vs-vanilla across distances; empty runs `rtt` once.
+    /// trickle-vs-vanilla across distances; empty runs `rtt` once. The same as `[sweep] rtt_ms`.
     #[serde(default, rename = "rtt_sweep_ms", deserialize_with = "serde_time::millis_list")]
     pub rtt_sweep: Vec<Duration>,
+    /// Set by a sweep point: every offerer behind the first preset, every answerer behind the
+    /// second (instead of `nat_mix`).
+    #[serde(skip)]
+    pub nat_pair: Option<crate::sweep::NatPair>,
     /// Every NAT layer hairpins (RFC 4787 §6, REQ-9); `false` turns it off everywhere.
     #[serde(default = "yes")]
     pub hairpinning: bool,
@@ -177,6 +185,7 @@ impl Default for Network {
             nat_mix: NatMix::default(),
             pairing: Pairing::default(),
             rtt_sweep: Vec::new(),
+            nat_pair: None,
             hairpinning: true,
             shared_cgnat: false,
         }
@@ -649,13 +658,16 @@ fn bad<T>(m: impl Into<String>) -> Result<T, ScenarioError> {
 impl Scenario {
     /// Parses and checks a scenario. Errors name the key and its line.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| {
+        let mut s: Scenario = toml::from_str(text).map_err(|e| {
             let at = e.span().map(|r| 1 + text[..r.start.min(text.len())].matches('\n').count());
             ScenarioError::Toml(match at {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),
             })
         })?;
+        if !s.sweep.ice.is_empty() {
+            s.peers.ice = s.sweep.ice.clone();
+        }
         s.check()?;
         Ok(s)
     }
@@ -668,17 +680,47 @@ impl Scenario {
         }
     }
 
-    /// The RTTs to run: the sweep, or the one `rtt`.
-    pub fn rtts(&self) -> Vec<Duration> {
-        if self.network.rtt_sweep.is_empty() { vec![self.network.rtt] } else { self.network.rtt_sweep.clone() }
+    /// Whether the scenario runs several points (`[sweep]` or `network.rtt_sweep_ms`).
+    pub fn is_sweep(&self) -> bool {
+        !self.network.rtt_sweep.is_empty() || self.sweep.points().len() > 1 || !self.sweep.points.is_empty()
     }
 
-    /// The scenario at one RTT of its sweep (each value sets the peers' and the broker's RTT).
-    pub fn at_rtt(&self, rtt: Duration) -> Scenario {
+    /// The points to run: `network.rtt_sweep_ms` (a sweep of the RTT alone), `[sweep]`, or
+    /// one point that changes nothing.
+    pub fn points(&self) -> Vec<Point> {
+        if self.network.rtt_sweep.is_empty() {
+            self.sweep.points()
+        } else {
+            self.network.rtt_sweep.iter().map(|r| Point { rtt: Some(*r), ..Point::default() }).collect()
+        }
+    }
+
+    /// The RTTs the runs take, each once, in order.
+    pub fn rtts(&self) -> Vec<Duration> {
+        let mut out: Vec<Duration> = Vec::new();
+        for r in self.points().iter().map(|p| p.rtt.unwrap_or(self.network.rtt)) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// The scenario at one point of its sweep: the RTT sets the peers' and the broker's RTT.
+    pub fn at(&self, p: &Point) -> Scenario {
         let mut v = self.clone();
-        if !self.network.rtt_sweep.is_empty() {
+        if let Some(rtt) = p.rtt {
             v.network.rtt = rtt;
             v.servers.broker_rtt = rtt;
+        }
+        if let Some(loss) = p.loss {
+            v.network.loss = loss;
+        }
+        if let Some(b) = p.bandwidth_kbps {
+            v.network.bandwidth_kbps = Some(b);
+        }
+        if let Some(n) = p.nat {
+            v.network.nat_pair = Some(n);
         }
         v
     }
@@ -739,6 +781,7 @@ impl Scenario {
                 "[network] sets the simulated links and NATs, which a live run does not have (it uses this machine's real network): remove it, or run the scenario with mode = \"sim\" or \"lab\"",
             );
         }
+        self.check_sweep()?;
         for t in &thresholds {
             self.check_scope(t)?;
         }
@@ -749,21 +792,73 @@ impl Scenario {
         }
     }
 
-    /// A threshold's scope must name a class, ICE mode or RTT this scenario runs: a typo would
-    /// otherwise run the whole scenario and then fail with "no samples".
+    fn check_sweep(&self) -> Result<(), ScenarioError> {
+        if self.sweep.is_empty() {
+            return Ok(());
+        }
+        if self.mode != Mode::Sim {
+            return bad(format!(
+                "[sweep] runs the simulator (mode = \"sim\"): a {} run takes one point; run it once per point with --set",
+                self.mode.as_str()
+            ));
+        }
+        if !self.network.rtt_sweep.is_empty() && self.sweep.sweeps_rtt() {
+            return bad("network.rtt_sweep_ms and [sweep] rtt_ms both sweep the RTT: keep [sweep] rtt_ms");
+        }
+        self.sweep.check(self.peers.ice.len()).map_err(ScenarioError::Unsupported)?;
+        if !self.sweep.nat.is_empty() && self.network.pairing == Pairing::Matrix {
+            return bad("[sweep] nat puts every pair behind the point's presets: drop network.pairing = \"matrix\"");
+        }
+        Ok(())
+    }
+
+    /// A threshold's scope must name a class, ICE mode, RTT or sweep point this scenario runs:
+    /// a typo would otherwise run the whole scenario and then fail with "no samples".
     fn check_scope(&self, t: &peerstorm_report::Threshold) -> Result<(), ScenarioError> {
-        let Some((kind, value)) = t.scope() else { return Ok(()) };
+        for (kind, value) in t.path().scopes() {
+            self.check_scope_item(t, kind, value)?;
+        }
+        Ok(())
+    }
+
+    fn check_scope_item(&self, t: &peerstorm_report::Threshold, kind: &str, value: &str) -> Result<(), ScenarioError> {
         let refuse = |why: String| Err(ScenarioError::Threshold(format!("threshold {:?}: {why}", t.text)));
+        let points = self.points();
+        let swept = |key: &str| -> Vec<String> {
+            let mut v: Vec<String> = Vec::new();
+            for p in &points {
+                if let Some(x) = p.labels().remove(key)
+                    && !v.contains(&x)
+                {
+                    v.push(x);
+                }
+            }
+            v
+        };
         match kind {
             "class" if self.mode != Mode::Live => {
-                let presets: Vec<&str> = self.network.nat_mix.0.iter().map(|(p, _)| p.as_str()).collect();
+                let mut presets: Vec<&str> = self.network.nat_mix.0.iter().map(|(p, _)| p.as_str()).collect();
+                if !self.sweep.nat.is_empty() || self.sweep.points.iter().any(|p| p.nat.is_some()) {
+                    presets = self.sweep.presets().iter().map(|p| p.as_str()).collect();
+                }
                 for side in value.split('↔').map(str::trim) {
                     if !presets.contains(&side) {
+                        presets.dedup();
                         return refuse(format!(
-                            "class {value:?}: {side:?} is not in network.nat_mix ({})",
+                            "class {value:?}: {side:?} is not a preset this scenario runs ({})",
                             presets.join(", ")
                         ));
                     }
+                }
+            }
+            "loss" | "bandwidth_kbps" | "nat" => {
+                let values = swept(kind);
+                if !values.iter().any(|v| v == value) {
+                    return refuse(if values.is_empty() {
+                        format!("{kind}={value}: the scenario does not sweep {kind}")
+                    } else {
+                        format!("{kind}={value}: the sweep runs {kind} = {}", values.join(", "))
+                    });
                 }
             }
             "ice" => {

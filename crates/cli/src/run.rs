@@ -329,11 +329,7 @@ fn print_plan(
         println!("sweep      {} points", points.len());
         for p in points.iter().take(20) {
             let v = s.at(p);
-            println!(
-                "  RTT {} ms{}",
-                v.network.rtt.as_millis(),
-                peerstorm_report::metrics::point_words(&p.labels())
-            );
+            println!("  RTT {} ms{}", v.network.rtt.as_millis(), peerstorm_report::metrics::point_words(&p.labels()));
         }
         if points.len() > 20 {
             println!("  ... and {} more", points.len() - 20);
@@ -345,7 +341,10 @@ fn print_plan(
         };
         println!("outputs    {} (charted against each swept input)", outputs.join(", "));
     }
-    println!("runs       {} (ICE modes x sweep points)", ice.len() * if s.mode == Mode::Sim { points.len() } else { 1 });
+    println!(
+        "runs       {} (ICE modes x sweep points)",
+        ice.len() * if s.mode == Mode::Sim { points.len() } else { 1 }
+    );
     match (memory, available) {
         (Some(m), Some(h)) => println!("memory     about {} of {} available", gib(m), gib(h)),
         (Some(m), None) => println!("memory     about {}", gib(m)),

@@ -275,3 +275,101 @@ fn junit_xml_reads_in_a_junit_consumer_and_report_html_renders_in_chromium() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot was taken");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `[sweep]`: one run per point (RTT × NAT pair, both ICE modes), the points' inputs in every
+/// label, the sweep table in summary.json and report.md, thresholds scoped to a point, and in
+/// Chromium a chart per output against each swept input.
+#[test]
+fn a_sweep_runs_every_point_and_charts_each_output_against_each_input() {
+    let d = tmp("sweep");
+    let s = d.join("sweep.toml");
+    std::fs::write(
+        &s,
+        "name = \"sweep\"\nseed = 3\n[sweep]\nrtt_ms = [20, 100]\nnat = [\"open\", \"port-restricted ↔ symmetric\"]\nice = [\"trickle\", \"vanilla\"]\n\
+         [peers]\ncount = 6\narrival = { rate_per_s = 20 }\n[thresholds]\n\"success_rate{nat=open}\" = \">= 100%\"\n\
+         \"setup.dc_open.p50{rtt=20, nat=open}\" = \"< 1ms\"\n",
+    )
+    .unwrap();
+    let s = s.to_str().unwrap();
+    let plan = peerstorm(&["run", s, "--dry-run"]);
+    assert!(text(&plan).contains("sweep      4 points") && text(&plan).contains("runs       8"), "{}", text(&plan));
+    let out = d.join("out");
+    let o = peerstorm(&["run", s, "--out", out.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "the 1 ms threshold fails: {}", text(&o));
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let modes = summary["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 8, "2 RTTs x 2 NAT pairs x 2 ICE modes");
+    for m in modes {
+        // Each point puts its peers behind its own presets: one class per run.
+        let nat = m["point"]["nat"].as_str().unwrap();
+        let classes: Vec<&String> = m["classes"].as_object().unwrap().keys().collect();
+        let want = if nat == "open ↔ open" { "open ↔ open" } else { "port-restricted ↔ symmetric" };
+        assert_eq!(classes, [want], "{nat}");
+        assert_eq!(m["pairs"], 3, "{m}");
+    }
+    let sweep = &summary["sweep"];
+    assert_eq!(sweep["inputs"], serde_json::json!(["ice", "rtt_ms", "nat"]), "{sweep}");
+    let outputs: Vec<&str> = sweep["outputs"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
+    assert_eq!(outputs, ["setup.dc_open.p50", "setup.dc_open.p95", "success_rate"]);
+    let rows = sweep["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let p50 = |ice: &str, rtt: &str, nat: &str| {
+        let r = rows
+            .iter()
+            .find(|r| r["inputs"]["ice"] == ice && r["inputs"]["rtt_ms"] == rtt && r["inputs"]["nat"] == nat)
+            .unwrap_or_else(|| panic!("a row for {ice} {rtt} {nat}: {sweep}"));
+        r["values"][0].as_f64().unwrap()
+    };
+    for ice in ["trickle", "vanilla"] {
+        for nat in ["open ↔ open", "port-restricted ↔ symmetric"] {
+            assert!(p50(ice, "100", nat) > p50(ice, "20", nat) + 100.0, "a longer RTT, a later open: {ice} {nat}");
+        }
+        assert!(p50(ice, "20", "port-restricted ↔ symmetric") > p50(ice, "20", "open ↔ open"), "the relay costs");
+    }
+    // Trickle minus vanilla per point, not per RTT alone.
+    let deltas = summary["trickle_minus_vanilla_p50_ms"].as_array().unwrap();
+    assert_eq!(deltas.len(), 4, "{deltas:?}");
+    assert!(deltas.iter().all(|d| d["point"]["nat"].is_string()), "{deltas:?}");
+    // The scoped thresholds looked at their points only.
+    let verdicts = summary["thresholds"].as_array().unwrap();
+    assert_eq!(verdicts[0]["passed"], true, "{verdicts:?}");
+    assert_eq!(verdicts[0]["observed"].as_array().unwrap().len(), 4, "nat=open: 2 RTTs x 2 ICE modes");
+    let point = verdicts[1]["observed"].as_array().unwrap();
+    assert_eq!(point.len(), 2, "rtt=20 and nat=open: one run per ICE mode: {point:?}");
+    assert!(point.iter().all(|o| o["run"].as_str().unwrap().contains("@ 20 ms, NAT open ↔ open")), "{point:?}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let table = md.split("## Sweep").nth(1).expect("report.md has the sweep");
+    assert_eq!(table.lines().filter(|l| l.starts_with("| trickle") || l.starts_with("| vanilla")).count(), 8);
+    let peer_files = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("peers-"))
+        .count();
+    assert_eq!(peer_files, 8, "a peers file per run");
+
+    let node = Command::new("node")
+        .arg(root().join("tools/js/check-report.mjs"))
+        .arg(out.join("report.html"))
+        .arg(out.join("report.png"))
+        .output()
+        .expect("node is on PATH");
+    assert!(node.status.success(), "check-report.mjs: {}", String::from_utf8_lossy(&node.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&node.stdout).unwrap();
+    assert_eq!(page["errors"], serde_json::json!([]), "no console errors: {page}");
+    assert_eq!(page["sweepRows"], 8, "{page}");
+    let charts = page["charts"].as_array().unwrap();
+    for output in outputs {
+        for input in ["ice", "rtt_ms", "nat"] {
+            let title = format!("{output} against {input}");
+            let c = charts
+                .iter()
+                .find(|c| c["title"] == title.as_str())
+                .unwrap_or_else(|| panic!("a chart {title:?} in {charts:?}"));
+            // A point per run, whatever the lines (the other inputs' combinations).
+            assert_eq!(c["points"], 8, "{c}");
+        }
+    }
+    assert_eq!(page["wideTables"], serde_json::json!([]), "{}", page["wideTables"]);
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -234,7 +234,13 @@ pub fn run(
             (runs, Vec::new(), aborted)
         }
     };
-    let metrics = Metrics { scenario: s.name.clone(), seed: s.seed, shards: vec![shard.label()], runs, sweep_outputs: Vec::new() };
+    let metrics = Metrics {
+        scenario: s.name.clone(),
+        seed: s.seed,
+        shards: vec![shard.label()],
+        runs,
+        sweep_outputs: Vec::new(),
+    };
     Ok(LiveOutcome { metrics, outcomes, aborted })
 }
 

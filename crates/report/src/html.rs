@@ -490,14 +490,19 @@ fn xy_chart(
             match v {
                 Some(v) => {
                     let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(i), y(*v));
-                    let _ = write!(o, r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, x(i), y(*v));
+                    let _ =
+                        write!(o, r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, x(i), y(*v));
                     pen_down = true;
                 }
                 None => pen_down = false,
             }
         }
         if !d.is_empty() {
-            let _ = write!(o, r#"<path class="series" d="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#, d.trim_end());
+            let _ = write!(
+                o,
+                r#"<path class="series" d="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#,
+                d.trim_end()
+            );
         }
     }
     legend(&mut o, &series.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
@@ -659,7 +664,11 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             o.push_str(&line_chart("live signaling latency, CDF", "ms", "fraction of pairs", &series, Some(1.0), None));
         }
     }
-    if s.modes.len() > 1 {
+    if let Some(t) = &s.sweep {
+        sweep_section(&mut o, t);
+    }
+    // Every stage of every run side by side; a larger sweep has its charts per input instead.
+    if s.modes.len() > 1 && (s.sweep.is_none() || s.modes.len() <= 6) {
         let rows: Vec<String> = STAGES
             .iter()
             .filter(|st| s.modes.iter().any(|m| m.stages.contains_key(**st)))
@@ -670,7 +679,12 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             .iter()
             .map(|m| (s.label(m), rows.iter().map(|st| m.stages.get(st).map(|x| x.p50_ms)).collect()))
             .collect();
-        o.push_str("<h2 id=\"trickle\">Trickle vs vanilla</h2>");
+        let both = s.modes.iter().any(|m| m.ice == "trickle") && s.modes.iter().any(|m| m.ice == "vanilla");
+        o.push_str(if both {
+            "<h2 id=\"trickle\">Trickle vs vanilla</h2>"
+        } else {
+            "<h2 id=\"stages\">Setup stages per run</h2>"
+        });
         o.push_str(&bar_chart("setup stages, p50 per run", "ms from the offerer's start", &rows, &series));
     }
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
@@ -697,9 +711,6 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             o.push_str("</tr>");
         }
         o.push_str("</table>");
-    }
-    if let Some(t) = &s.sweep {
-        sweep_section(&mut o, t);
     }
     o.push_str("<h2>Selected candidate types</h2>");
     let mut rows = Vec::new();

@@ -133,9 +133,12 @@ pub fn point_words(point: &BTreeMap<String, String>) -> String {
     for (k, v) in point {
         let words = match k.as_str() {
             "loss" => v.parse::<f64>().map_or_else(|_| format!("loss {v}"), |l| format!("loss {} %", l * 100.0)),
-            "bandwidth_kbps" => v.parse::<f64>().map_or_else(|_| format!("{v} kbit/s"), |b| {
-                if b >= 1000.0 { format!("{} Mbit/s", b / 1000.0) } else { format!("{b} kbit/s") }
-            }),
+            "bandwidth_kbps" => v.parse::<f64>().map_or_else(
+                |_| format!("{v} kbit/s"),
+                |b| {
+                    if b >= 1000.0 { format!("{} Mbit/s", b / 1000.0) } else { format!("{b} kbit/s") }
+                },
+            ),
             "nat" => format!("NAT {v}"),
             _ => format!("{k} {v}"),
         };
@@ -359,9 +362,34 @@ mod tests {
 
     #[test]
     fn metrics_round_trip_through_json() {
-        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![sample(3)], sweep_outputs: Vec::new() };
+        let m = Metrics {
+            scenario: "s".into(),
+            seed: 1,
+            shards: vec!["1/1".into()],
+            runs: vec![sample(3)],
+            sweep_outputs: Vec::new(),
+        };
         let back = Metrics::from_json(&m.to_json()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn shards_merge_run_by_sweep_point() {
+        let (mut a, mut b) = (sample(1), sample(2));
+        a.point.insert("loss".into(), "0".into());
+        b.point.insert("loss".into(), "0.02".into());
+        let shard = |s: &str| Metrics {
+            scenario: "s".into(),
+            seed: 1,
+            shards: vec![s.into()],
+            runs: vec![a.clone(), b.clone()],
+            sweep_outputs: vec!["relay_share".into()],
+        };
+        let merged = Metrics::merge(&[shard("1/2"), shard("2/2")]).unwrap();
+        assert_eq!(merged.runs.len(), 2, "two points stay two runs");
+        assert_eq!(merged.runs[1].point["loss"], "0.02");
+        let back = Metrics::from_json(&merged.to_json()).unwrap();
+        assert_eq!(back, merged, "the point and the outputs survive metrics.json");
     }
 
     #[test]

@@ -149,7 +149,8 @@ pub fn table(s: &Summary) -> String {
     }
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
         o.push_str("trickle minus vanilla, p50 (ms; negative: trickle is faster):\n  stage                          ");
-        let width = s.trickle_minus_vanilla_p50_ms.iter().map(|d| d.label().chars().count() + 2).max().unwrap_or(9).max(9);
+        let width =
+            s.trickle_minus_vanilla_p50_ms.iter().map(|d| d.label().chars().count() + 2).max().unwrap_or(9).max(9);
         for d in &s.trickle_minus_vanilla_p50_ms {
             let _ = write!(o, "{:>width$}", d.label().trim_end_matches(" RTT"));
         }

@@ -560,7 +560,13 @@ mod tests {
         }
         r.count("connections", 1);
         r.count("failures.timeout", 1);
-        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs: vec![r], sweep_outputs: Vec::new() };
+        let m = Metrics {
+            scenario: "s".into(),
+            seed: 1,
+            shards: vec!["1/1".into()],
+            runs: vec![r],
+            sweep_outputs: Vec::new(),
+        };
         let s = summarize(&m);
         let f = &s.modes[0].all;
         assert_eq!((f.pairs, f.pairs_ok), (5, 4));

@@ -511,7 +511,7 @@ mod tests {
         let t = Threshold::parse("relay_share{loss=2%, rtt=100ms, bandwidth=2000, nat=symmetric}", "< 50%").unwrap();
         let want = [("loss", "0.02"), ("rtt", "100"), ("bandwidth_kbps", "2000"), ("nat", "symmetric ↔ symmetric")];
         assert_eq!(t.path.scopes(), want.map(|(k, v)| (k.to_string(), v.to_string())));
-        assert_eq!(Threshold::parse("signal.exchange.p99", "< 50ms").unwrap().kind, Kind::Time);
+        assert_eq!(Threshold::parse("signal.exchange.p99", "< 50ms").unwrap().path.kind, Kind::Time);
         assert_eq!(Threshold::parse("broker.cpu_us_per_frame", "<= 20").unwrap().value, 20.0);
     }
 
@@ -548,6 +548,33 @@ mod tests {
         }
         // A count is not a share: 120 failures is a fine bound.
         Threshold::parse("failures", "< 120").unwrap();
+    }
+
+    #[test]
+    fn a_scope_picks_the_runs_of_its_sweep_point() {
+        use crate::metrics::{Metrics, RunMetrics};
+        let run = |ice: &str, rtt: u64, loss: &str, ok: u64| {
+            let mut r = RunMetrics::new(ice, rtt);
+            r.point.insert("loss".into(), loss.into());
+            r.count("connections", 10);
+            r.count("connections_ok", ok);
+            r
+        };
+        let runs = vec![run("trickle", 20, "0", 10), run("trickle", 20, "0.05", 7), run("vanilla", 100, "0.05", 8)];
+        let m = Metrics { scenario: "s".into(), seed: 1, shards: vec!["1/1".into()], runs, sweep_outputs: Vec::new() };
+        let s = crate::summary::summarize(&m);
+        let t = Threshold::parse("success_rate{loss=5%}", ">= 0.75").unwrap().check(&s);
+        assert!(!t.passed, "70 % at one of the two lossy runs: {t:?}");
+        assert_eq!(t.observed.len(), 2, "{t:?}");
+        assert_eq!(t.observed[0].0, "trickle @ 20 ms, loss 5 %");
+        let t = Threshold::parse("success_rate{loss=0.05, ice=vanilla}", ">= 0.75").unwrap().check(&s);
+        assert!(t.passed && t.observed.len() == 1, "{t:?}");
+        let t = Threshold::parse("success_rate{loss=0.01}", ">= 0.75").unwrap().check(&s);
+        assert!(!t.passed && t.observed.is_empty(), "a point nobody ran never passes: {t:?}");
+        // The sweep table: loss and the others vary; rtt and ice too.
+        let table = s.sweep.as_ref().unwrap();
+        assert_eq!(table.inputs, ["ice", "rtt_ms", "loss"]);
+        assert_eq!(table.rows[1].values[2], Some(0.7), "success_rate is the third default output");
     }
 
     #[test]

@@ -1223,7 +1223,11 @@ mod tests {
             ))
         };
         for (extra, t, why) in [
-            ("", r#""success_rate{class=open ↔ symetric}" = ">= 90%""#, "\"symetric\" is not in network.nat_mix"),
+            (
+                "",
+                r#""success_rate{class=open ↔ symetric}" = ">= 90%""#,
+                "\"symetric\" is not a preset this scenario runs",
+            ),
             ("", r#""success_rate{ice=vanilla}" = ">= 90%""#, "peers.ice = [\"trickle\"]"),
             ("", r#""success_rate{rtt=100}" = ">= 90%""#, "runs at 60 ms"),
             ("rtt_sweep_ms = [20, 80]\n", r#""success_rate{rtt=60}" = ">= 90%""#, "runs at 20, 80 ms"),
@@ -1239,6 +1243,54 @@ mod tests {
         ] {
             with(extra, t).unwrap_or_else(|e| panic!("{t}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_sweep_is_checked_and_its_points_scope_thresholds() {
+        let with = |mode: &str, sweep: &str, t: &str| {
+            Scenario::parse(&format!(
+                "name = \"x\"\n{mode}[sweep]\n{sweep}[peers]\ncount = 2\n{}[thresholds]\n{t}\n",
+                if mode.is_empty() { "" } else { "[load]\nrate_per_s = 1\nduration_s = 1\n" }
+            ))
+        };
+        let sweep =
+            "loss = [0, 0.02]\nnat = [\"open\", \"port-restricted <-> symmetric\"]\nice = [\"trickle\", \"vanilla\"]\n";
+        let s = with("", sweep, r#""success_rate{loss=2%, nat=port-restricted ↔ symmetric}" = ">= 90%""#).unwrap();
+        assert_eq!(s.points().len(), 4);
+        assert_eq!(s.peers.ice.len(), 2, "[sweep] ice sets peers.ice");
+        let at = s.at(&s.points()[3]);
+        assert_eq!(
+            (at.network.loss, at.network.nat_pair.unwrap().to_string()),
+            (0.02, "port-restricted ↔ symmetric".into())
+        );
+        // A class scope names the sweep's presets (nat_mix is not what runs).
+        with("", sweep, r#""success_rate{class=symmetric ↔ port-restricted}" = ">= 90%""#).unwrap();
+        for (mode, sweep, t, why) in [
+            ("", "loss = [0, 0.02]\n", r#""success_rate{loss=0.05}" = ">= 90%""#, "the sweep runs loss = 0, 0.02"),
+            ("", "loss = [0, 0.02]\n", r#""success_rate{nat=open}" = ">= 90%""#, "does not sweep nat"),
+            (
+                "",
+                "nat = [\"open\", \"cgnat\"]\n",
+                r#""success_rate{class=open ↔ symmetric}" = ">= 90%""#,
+                "\"symmetric\" is not a preset",
+            ),
+            ("mode = \"live\"\n", "loss = [0, 0.02]\n", "", "[sweep] runs the simulator"),
+            ("", "rtt_ms = [20, 40]\npoints = [{ loss = 0.1 }]\n", "", "not both"),
+            ("", "bandwidth_kbps = [0, 10]\n", "", "carry nothing"),
+        ] {
+            let e = with(mode, sweep, t).unwrap_err().to_string();
+            assert!(e.contains(why), "{sweep} {t}: {e}");
+        }
+        let e = Scenario::parse(
+            "name = \"x\"\n[network]\nrtt_sweep_ms = [20, 40]\n[sweep]\nrtt_ms = [10, 30]\n[peers]\ncount = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both sweep the RTT"), "{e}");
+        // rtt_sweep_ms is a sweep of the RTT alone.
+        let s = Scenario::parse("name = \"x\"\n[network]\nrtt_sweep_ms = [20, 40]\n[peers]\ncount = 2\n").unwrap();
+        assert_eq!(s.points().iter().map(|p| p.rtt.unwrap().as_millis()).collect::<Vec<_>>(), [20, 40]);
+        assert!(s.is_sweep());
     }
 
     #[test]
@@ -1271,7 +1323,7 @@ mod tests {
         assert_eq!(s.network.rtt, Duration::from_millis(60));
         assert_eq!(s.network.jitter, Duration::from_millis(3));
         assert_eq!(s.rtts(), [Duration::from_millis(20), Duration::from_millis(100)]);
-        assert_eq!(s.at_rtt(Duration::from_millis(100)).servers.broker_rtt, Duration::from_millis(100));
+        assert_eq!(s.at(&s.points()[1]).servers.broker_rtt, Duration::from_millis(100));
         assert_eq!(s.servers.answer_delay, Duration::from_millis(250));
         assert_eq!(s.servers.turn_transport(), TurnTransport::Tcp);
         assert_eq!((s.peers.pattern, s.group_size()), (Pattern::Rooms, 3));

@@ -210,7 +210,8 @@ impl Sweep {
 
     /// Every rule of `[sweep]` itself; `ice_modes` is how many ICE modes each point runs.
     pub fn check(&self, ice_modes: usize) -> Result<(), String> {
-        let lists = !(self.rtt.is_empty() && self.loss.is_empty() && self.bandwidth_kbps.is_empty() && self.nat.is_empty());
+        let lists =
+            !(self.rtt.is_empty() && self.loss.is_empty() && self.bandwidth_kbps.is_empty() && self.nat.is_empty());
         if lists && !self.points.is_empty() {
             return Err("sweep: give lists (rtt_ms, loss, bandwidth_kbps, nat) or points, not both".into());
         }
@@ -232,7 +233,9 @@ impl Sweep {
                 return Err(format!("sweep.loss: {l} is not a probability below 1 (write 0.02 for 2 %)"));
             }
             if p.bandwidth_kbps == Some(0) {
-                return Err("sweep.bandwidth_kbps: 0 would carry nothing (leave bandwidth out for an unlimited link)".into());
+                return Err(
+                    "sweep.bandwidth_kbps: 0 would carry nothing (leave bandwidth out for an unlimited link)".into()
+                );
             }
             if let Some(r) = p.rtt
                 && r > Duration::from_secs(60)
@@ -240,7 +243,9 @@ impl Sweep {
                 return Err(format!("sweep.rtt_ms: {} ms is more than a minute", r.as_millis()));
             }
         }
-        for (what, n) in [("rtt_ms", self.rtt.len()), ("loss", self.loss.len()), ("bandwidth_kbps", self.bandwidth_kbps.len())] {
+        for (what, n) in
+            [("rtt_ms", self.rtt.len()), ("loss", self.loss.len()), ("bandwidth_kbps", self.bandwidth_kbps.len())]
+        {
             if n == 1 {
                 return Err(format!(
                     "sweep.{what} has one value: put it in [network] (a sweep varies an input over several)"
@@ -286,7 +291,10 @@ mod tests {
         let s = sweep("points = [{ rtt_ms = 20, loss = 0.01 }, { bandwidth_kbps = 500 }]\n");
         let p = s.points();
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].rtt, p[0].loss, p[1].bandwidth_kbps), (Some(Duration::from_millis(20)), Some(0.01), Some(500)));
+        assert_eq!(
+            (p[0].rtt, p[0].loss, p[1].bandwidth_kbps),
+            (Some(Duration::from_millis(20)), Some(0.01), Some(500))
+        );
         s.check(1).unwrap();
     }
 
@@ -307,7 +315,11 @@ mod tests {
         }
         // A hostile product is counted, never built.
         let big: Vec<String> = (0..100).map(|i| i.to_string()).collect();
-        let text = format!("rtt_ms = [{0}]\nbandwidth_kbps = [{1}]\n", big.join(","), (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let text = format!(
+            "rtt_ms = [{0}]\nbandwidth_kbps = [{1}]\n",
+            big.join(","),
+            (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        );
         assert!(sweep(&text).check(1).unwrap_err().contains("10000 runs"));
         let e = toml::from_str::<Sweep>("nat = [\"open ↔ moon\"]\n").unwrap_err().to_string();
         assert!(e.contains("unknown preset \"moon\""), "{e}");

@@ -186,13 +186,14 @@ const SIM_UNIX_EPOCH: u64 = 1_767_225_600;
 
 /// The embedded STUN/TURN core: one user for every peer (or the REST API secret they mint
 /// credentials with), UDP on 3478 and TCP on 443.
-fn turn_core(base: std::time::Instant, secret: Option<&str>) -> TurnServer {
+fn turn_core(base: std::time::Instant, secret: Option<&str>, quota: Option<usize>) -> TurnServer {
     let mut cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
     cfg.add_user(TURN_USER.0, TURN_USER.1);
     cfg.auth_secret = secret.map(str::to_string);
     cfg.unix_time_at_start = SIM_UNIX_EPOCH;
-    // Every virtual peer is the same user here; the per-user quota is not what a run measures.
-    cfg.max_allocations_per_user = usize::MAX;
+    // Every virtual peer is the same user here (unless it mints REST credentials): no quota
+    // unless the scenario sets one.
+    cfg.max_allocations_per_user = quota.unwrap_or(usize::MAX);
     cfg.relay_ports = (1024, 65535);
     // TURN over TCP on 443, as deployments offer it to clients whose networks block UDP.
     cfg.extra_listen.push(turn_tcp_addr());
@@ -245,7 +246,11 @@ impl ScenarioWorld {
             Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed)
         });
         let base = world.base();
-        world.add_turn(server_host, turn_core(base, s.servers.turn_secret.as_deref()), s.servers.answer_delay);
+        world.add_turn(
+            server_host,
+            turn_core(base, s.servers.turn_secret.as_deref(), s.servers.turn_user_quota),
+            s.servers.answer_delay,
+        );
         let stun = (s.servers.stun == StunTarget::Embedded).then_some(SocketAddr::V4(SERVER_ADDR));
         // One TURN server entry per transport (a browser's iceServers URLs).
         let turns: Vec<peerstorm_peer::TurnServer> = if s.servers.turn == TurnTarget::Embedded {

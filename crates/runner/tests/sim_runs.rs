@@ -385,3 +385,27 @@ fn lost_dtls_flights_are_retransmitted() {
         assert!(m.stages["dtls_connected"].max_ms < 10_000.0, "seed {seed}: no handshake waits for a timeout");
     }
 }
+
+/// A TURN server out of allocations (one static credential for every peer, a quota of 4, as an
+/// app that ships one credential meets it): relay-only pairs beyond the quota fail, named
+/// `turn_refused` (the 486 answers), never a 30 s `timeout`, and every connection is counted once.
+#[test]
+fn a_turn_server_out_of_allocations_fails_pairs_as_turn_refused() {
+    let s = scenario(
+        "[network]\nrtt_ms = 40\nnat_mix = { symmetric = 1 }\n[servers]\nrelay_only = true\nturn_user_quota = 4\n[peers]\ncount = 12\n",
+    );
+    let summary = run(&s).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!(m.pairs, 6, "{m:?}");
+    assert!(m.pairs_ok <= 2, "4 allocations serve at most 2 pairs: {m:?}");
+    assert_eq!(m.turn_errors.get("486"), Some(&8), "12 peers, 4 allocations: {:?}", m.turn_errors);
+    let refused = m.failures.get("turn_refused").copied().unwrap_or(0);
+    assert!(refused >= 4, "the pairs without a relay: {:?}", m.failures);
+    assert_eq!(m.failures.values().sum::<u64>(), m.pairs - m.pairs_ok, "each failed connection once: {:?}", m.failures);
+    assert!(m.failures.get("timeout").is_none(), "named by cause, not as a timeout: {:?}", m.failures);
+    // Without the quota every pair connects through the relay.
+    let s = scenario(
+        "[network]\nrtt_ms = 40\nnat_mix = { symmetric = 1 }\n[servers]\nrelay_only = true\n[peers]\ncount = 12\n",
+    );
+    assert_eq!(run(&s).unwrap().modes[0].pairs_ok, 6);
+}

@@ -268,6 +268,12 @@ pub struct Servers {
     pub turn_secret: Option<String>,
     #[serde(default = "default_turn_ttl", rename = "turn_ttl_s", deserialize_with = "serde_time::secs")]
     pub turn_ttl: Duration,
+    /// Simulator: the embedded TURN server's allocations per user (coturn's `user-quota`), 486
+    /// beyond. With the one static credential every peer shares (as an app that ships one TURN
+    /// credential), the server's whole capacity; with `turn_secret` each peer is its own user.
+    /// None: unlimited.
+    #[serde(default)]
+    pub turn_user_quota: Option<usize>,
     /// Gather relayed candidates only (`iceTransportPolicy: "relay"`); needs `turn`.
     #[serde(default)]
     pub relay_only: bool,
@@ -321,6 +327,7 @@ impl Default for Servers {
             turn_realm: None,
             turn_secret: None,
             turn_ttl: default_turn_ttl(),
+            turn_user_quota: None,
             answer_delay: Duration::ZERO,
             relay_only: false,
             turn_transport: TurnTransport::Udp,
@@ -781,6 +788,11 @@ impl Scenario {
                 "[network] sets the simulated links and NATs, which a live run does not have (it uses this machine's real network): remove it, or run the scenario with mode = \"sim\" or \"lab\"",
             );
         }
+        if self.servers.turn_user_quota.is_some() && self.mode != Mode::Sim {
+            return bad(
+                "servers.turn_user_quota sets the simulator's embedded TURN server; a real one takes its own setting (peerstorm serve turn --max-allocations-per-user, coturn's user-quota)",
+            );
+        }
         self.check_sweep()?;
         for t in &thresholds {
             self.check_scope(t)?;
@@ -838,16 +850,16 @@ impl Scenario {
         match kind {
             "class" if self.mode != Mode::Live => {
                 let mut presets: Vec<&str> = self.network.nat_mix.0.iter().map(|(p, _)| p.as_str()).collect();
-                if !self.sweep.nat.is_empty() || self.sweep.points.iter().any(|p| p.nat.is_some()) {
+                let mut from = "network.nat_mix";
+                if !self.sweep.presets().is_empty() {
                     presets = self.sweep.presets().iter().map(|p| p.as_str()).collect();
+                    presets.sort_unstable();
+                    presets.dedup();
+                    from = "the sweep's NAT points";
                 }
                 for side in value.split('↔').map(str::trim) {
                     if !presets.contains(&side) {
-                        presets.dedup();
-                        return refuse(format!(
-                            "class {value:?}: {side:?} is not a preset this scenario runs ({})",
-                            presets.join(", ")
-                        ));
+                        return refuse(format!("class {value:?}: {side:?} is not in {from} ({})", presets.join(", ")));
                     }
                 }
             }
@@ -1105,6 +1117,9 @@ impl Scenario {
         if self.network.bandwidth_kbps == Some(0) {
             return bad("network.bandwidth_kbps = 0: leave it out for an unlimited link");
         }
+        if self.servers.turn_user_quota.is_some() && self.servers.turn == TurnTarget::None {
+            return bad("servers.turn_user_quota limits the embedded TURN server: servers.turn = \"none\" has none");
+        }
         if !(0.0..1.0).contains(&self.network.loss) {
             return bad(format!("network.loss = {}: expected a probability below 1", self.network.loss));
         }
@@ -1226,7 +1241,7 @@ mod tests {
             (
                 "",
                 r#""success_rate{class=open ↔ symetric}" = ">= 90%""#,
-                "\"symetric\" is not a preset this scenario runs",
+                "\"symetric\" is not in network.nat_mix (open, symmetric)",
             ),
             ("", r#""success_rate{ice=vanilla}" = ">= 90%""#, "peers.ice = [\"trickle\"]"),
             ("", r#""success_rate{rtt=100}" = ">= 90%""#, "runs at 60 ms"),
@@ -1272,7 +1287,7 @@ mod tests {
                 "",
                 "nat = [\"open\", \"cgnat\"]\n",
                 r#""success_rate{class=open ↔ symmetric}" = ">= 90%""#,
-                "\"symmetric\" is not a preset",
+                "\"symmetric\" is not in the sweep's NAT points (cgnat, open)",
             ),
             ("mode = \"live\"\n", "loss = [0, 0.02]\n", "", "[sweep] runs the simulator"),
             ("", "rtt_ms = [20, 40]\npoints = [{ loss = 0.1 }]\n", "", "not both"),

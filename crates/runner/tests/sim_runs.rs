@@ -402,7 +402,7 @@ fn a_turn_server_out_of_allocations_fails_pairs_as_turn_refused() {
     let refused = m.failures.get("turn_refused").copied().unwrap_or(0);
     assert!(refused >= 4, "the pairs without a relay: {:?}", m.failures);
     assert_eq!(m.failures.values().sum::<u64>(), m.pairs - m.pairs_ok, "each failed connection once: {:?}", m.failures);
-    assert!(m.failures.get("timeout").is_none(), "named by cause, not as a timeout: {:?}", m.failures);
+    assert!(!m.failures.contains_key("timeout"), "named by cause, not as a timeout: {:?}", m.failures);
     // Without the quota every pair connects through the relay.
     let s = scenario(
         "[network]\nrtt_ms = 40\nnat_mix = { symmetric = 1 }\n[servers]\nrelay_only = true\n[peers]\ncount = 12\n",

@@ -1302,6 +1302,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("both sweep the RTT"), "{e}");
+        // A bandwidth point sets the access links' rate, a listed point only what it names.
+        let s = Scenario::parse(
+            "name = \"x\"\n[network]\nrtt_ms = 30\n[sweep]\npoints = [{ bandwidth_kbps = 500 }, { rtt_ms = 90, loss = 0.01 }]\n[peers]\ncount = 2\n",
+        )
+        .unwrap();
+        let (a, b) = (s.at(&s.points()[0]), s.at(&s.points()[1]));
+        assert_eq!(
+            (a.network.bandwidth_kbps, a.network.rtt, a.network.loss),
+            (Some(500), Duration::from_millis(30), 0.0)
+        );
+        assert_eq!(
+            (b.network.bandwidth_kbps, b.servers.broker_rtt, b.network.loss),
+            (None, Duration::from_millis(90), 0.01)
+        );
         // rtt_sweep_ms is a sweep of the RTT alone.
         let s = Scenario::parse("name = \"x\"\n[network]\nrtt_sweep_ms = [20, 40]\n[peers]\ncount = 2\n").unwrap();
         assert_eq!(s.points().iter().map(|p| p.rtt.unwrap().as_millis()).collect::<Vec<_>>(), [20, 40]);

@@ -177,11 +177,32 @@ fn set_at(doc: &mut toml::Table, path: &[String], value: toml::Value) -> Result<
 /// (167 KB each) and 100,000 peers at 15.4 GiB (154 KB each), with the `chrome` profile.
 const SIM_BYTES_PER_PEER: u64 = 170 * 1024;
 
-/// The simulator's memory for this run (the shard's share of the groups), an upper estimate.
+/// What a finished run keeps until the report is written: its HDR histograms, 256 KiB each
+/// (1 µs to 10^12 at 3 significant digits), about 13 per NAT class and per selected pair type
+/// and 13 overall. Measured: a sweep point of `loss-sweep` (one class) keeps 16.7 MiB, one of
+/// storm-10k (21 classes) about 106 MiB.
+const RUN_BYTES_PER_SCOPE: u64 = 13 * 256 * 1024;
+
+/// Scopes a run's histograms take: overall, each NAT class, and (a guess that fits the
+/// measurements) four selected-pair types.
+fn scopes_per_run(s: &Scenario, point: &peerstorm_scenario::sweep::Point) -> u64 {
+    let presets = if point.nat.is_some() {
+        1
+    } else {
+        s.network.nat_mix.0.iter().filter(|(_, share)| *share > 0.0).count().max(1) as u64
+    };
+    1 + presets * (presets + 1) / 2 + 4
+}
+
+/// The simulator's memory for this run (the shard's share of the groups), an upper estimate:
+/// one run's peers at a time, plus what each finished run of a sweep keeps.
 fn sim_memory_estimate(s: &Scenario, shard: Shard) -> u64 {
     let groups = (s.peers.count / s.group_size().max(1)) as u64;
     let mine = groups.div_ceil(shard.count as u64);
-    mine * s.group_size() as u64 * SIM_BYTES_PER_PEER
+    let peers = mine * s.group_size() as u64 * SIM_BYTES_PER_PEER;
+    let kept: u64 =
+        s.points().iter().map(|p| scopes_per_run(s, p) * RUN_BYTES_PER_SCOPE).sum::<u64>() * s.peers.ice.len() as u64;
+    peers + kept
 }
 
 /// MemAvailable from /proc/meminfo, bytes.
@@ -269,6 +290,16 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
     if let (Some(need), Some(have)) = (memory, available)
         && need > have
     {
+        let runs = s.points().len() * s.peers.ice.len();
+        if runs > 1 {
+            return Err(format!(
+                "{} peers in {runs} runs need about {} on the simulator ({} KiB per peer of the run going on, and each finished run's histograms until the report is written) and this machine has {} available: sweep fewer points, or split the sweep into several scenarios",
+                s.peers.count,
+                gib(need),
+                SIM_BYTES_PER_PEER / 1024,
+                gib(have),
+            ));
+        }
         return Err(format!(
             "{} peers need about {} on the simulator ({} KiB each, measured) and this machine has {} available: run it in shards (--shard 1/{n} ... {n}/{n}, on several machines or one after another, then peerstorm merge)",
             s.peers.count,
@@ -376,12 +407,29 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) }
     );
     let mut progress = Progress::new(a.quiet);
-    let result = peerstorm_runner::run_stoppable(&s, shard, &mut |p| {
-        progress.simulation(&p);
-        if stop.requested() { peerstorm_runner::Flow::Stop } else { peerstorm_runner::Flow::Continue }
-    });
+    // Each run's peers become their file as the run ends, so a sweep holds one run at a time.
+    let (mut files, mut interrupted, mut file_error) = (Vec::new(), false, None);
+    let sweep = s.is_sweep();
+    let result = peerstorm_runner::run_each(
+        &s,
+        shard,
+        &mut |p| {
+            progress.simulation(&p);
+            if stop.requested() { peerstorm_runner::Flow::Stop } else { peerstorm_runner::Flow::Continue }
+        },
+        &mut |r| {
+            interrupted |= r.interrupted;
+            match crate::results::peer_files(std::slice::from_ref(&r), sweep) {
+                Ok(f) => files.extend(f),
+                Err(e) => file_error = Some(e),
+            }
+        },
+    );
     progress.finish();
-    let (metrics, runs) = result.with_context(|| format!("simulating {}", s.name))?;
+    let metrics = result.with_context(|| format!("simulating {}", s.name))?;
+    if let Some(e) = file_error {
+        return Err(e.context("writing the peers' records"));
+    }
     if stop.requested() {
         eprintln!(
             "{}: stopping; writing a partial report of what finished (another {} ends at once)",
@@ -393,12 +441,12 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         metrics: &metrics,
         thresholds: &thresholds,
         scenario: Some(&text),
-        files: crate::results::peer_files(&runs, s.is_sweep())?,
+        files,
         wall_secs: Some(progress.wall_secs()),
     };
     let code = crate::results::write(&dir, &results)?;
     match stop.status() {
-        Some(status) if runs.iter().any(|r| r.interrupted) => {
+        Some(status) if interrupted => {
             println!("the run was interrupted ({}): a partial report (exit {status})", stop.name());
             Ok(status)
         }

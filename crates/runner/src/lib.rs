@@ -108,25 +108,38 @@ pub fn run_stoppable(
     progress: &mut dyn FnMut(Progress) -> Flow,
 ) -> Result<(peerstorm_report::Metrics, Vec<RunOutcome>), SimError> {
     let mut runs = Vec::new();
+    let m = run_each(s, shard, progress, &mut |r| runs.push(r))?;
+    Ok((m, runs))
+}
+
+/// As [`run_stoppable`], handing each run's outcome to `done` as it finishes instead of keeping
+/// them all: a sweep of many points holds one run's peers at a time.
+pub fn run_each(
+    s: &Scenario,
+    shard: Shard,
+    progress: &mut dyn FnMut(Progress) -> Flow,
+    done: &mut dyn FnMut(RunOutcome),
+) -> Result<peerstorm_report::Metrics, SimError> {
+    let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &[]);
+    m.sweep_outputs = s.sweep.outputs.clone();
     let points = s.points();
     let total = points.len() * s.peers.ice.len();
     'all: for point in &points {
         let v = s.at(point);
         for ice in &s.peers.ice {
-            let run = (runs.len() + 1, total);
+            let run = (m.runs.len() + 1, total);
             let mut r = simulate_stoppable(&v, *ice, shard, &mut |mut p| {
                 p.run = run;
                 progress(p)
             })?;
             r.point = point.labels();
             let stop = r.interrupted;
-            runs.push(r);
+            m.runs.push(peerstorm_scenario::collect(&r));
+            done(r);
             if stop {
                 break 'all;
             }
         }
     }
-    let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &runs);
-    m.sweep_outputs = s.sweep.outputs.clone();
-    Ok((m, runs))
+    Ok(m)
 }

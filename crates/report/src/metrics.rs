@@ -131,21 +131,35 @@ pub fn run_label(ice: &str, rtt_ms: u64, point: &BTreeMap<String, String>, sweep
 pub fn point_words(point: &BTreeMap<String, String>) -> String {
     let mut o = String::new();
     for (k, v) in point {
-        let words = match k.as_str() {
-            "loss" => v.parse::<f64>().map_or_else(|_| format!("loss {v}"), |l| format!("loss {} %", l * 100.0)),
-            "bandwidth_kbps" => v.parse::<f64>().map_or_else(
-                |_| format!("{v} kbit/s"),
-                |b| {
-                    if b >= 1000.0 { format!("{} Mbit/s", b / 1000.0) } else { format!("{b} kbit/s") }
-                },
-            ),
-            "nat" => format!("NAT {v}"),
-            _ => format!("{k} {v}"),
-        };
         o.push_str(", ");
-        o.push_str(&words);
+        match k.as_str() {
+            "loss" => o.push_str("loss "),
+            "nat" => o.push_str("NAT "),
+            "bandwidth_kbps" => {}
+            _ => {
+                o.push_str(k);
+                o.push(' ');
+            }
+        }
+        o.push_str(&input_words(k, v));
     }
     o
+}
+
+/// One sweep input's value in words: `2 %` (a loss of 0.02), `2 Mbit/s` (bandwidth_kbps 2000),
+/// `100 ms` (rtt_ms), anything else as it is.
+pub fn input_words(key: &str, value: &str) -> String {
+    // Six decimals at most: 0.07 × 100 is 7.000000000000001 in binary floating point.
+    let short = |x: f64| (x * 1e6).round() / 1e6;
+    match key {
+        "loss" => value.parse::<f64>().map_or_else(|_| value.to_string(), |l| format!("{} %", short(l * 100.0))),
+        "bandwidth_kbps" => value.parse::<f64>().map_or_else(
+            |_| format!("{value} kbit/s"),
+            |b| if b >= 1000.0 { format!("{} Mbit/s", short(b / 1000.0)) } else { format!("{b} kbit/s") },
+        ),
+        "rtt_ms" => format!("{value} ms"),
+        _ => value.to_string(),
+    }
 }
 
 /// The metric paths a sweep charts when its scenario names none.
@@ -371,6 +385,17 @@ mod tests {
         };
         let back = Metrics::from_json(&m.to_json()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn sweep_inputs_read_as_words() {
+        let mut p = BTreeMap::new();
+        p.insert("loss".to_string(), "0.07".to_string());
+        p.insert("bandwidth_kbps".to_string(), "2500".to_string());
+        p.insert("nat".to_string(), "open ↔ symmetric".to_string());
+        assert_eq!(point_words(&p), ", 2.5 Mbit/s, loss 7 %, NAT open ↔ symmetric");
+        assert_eq!(input_words("bandwidth_kbps", "300"), "300 kbit/s");
+        assert_eq!(input_words("rtt_ms", "20"), "20 ms");
     }
 
     #[test]

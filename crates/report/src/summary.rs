@@ -247,16 +247,7 @@ impl SweepTable {
 
     /// An input's value in words: `2 %` for a loss, `2 Mbit/s`, `100 ms`, `open ↔ symmetric`.
     pub fn words(input: &str, value: &str) -> String {
-        match input {
-            "rtt_ms" => format!("{value} ms"),
-            "loss" | "bandwidth_kbps" => {
-                let mut p = BTreeMap::new();
-                p.insert(input.to_string(), value.to_string());
-                let w = crate::metrics::point_words(&p);
-                w.trim_start_matches(", ").trim_start_matches("loss ").to_string()
-            }
-            _ => value.to_string(),
-        }
+        crate::metrics::input_words(input, value)
     }
 }
 

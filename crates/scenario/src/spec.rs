@@ -818,7 +818,7 @@ impl Scenario {
             return bad("network.rtt_sweep_ms and [sweep] rtt_ms both sweep the RTT: keep [sweep] rtt_ms");
         }
         self.sweep.check(self.peers.ice.len()).map_err(ScenarioError::Unsupported)?;
-        if !self.sweep.nat.is_empty() && self.network.pairing == Pairing::Matrix {
+        if !self.sweep.presets().is_empty() && self.network.pairing == Pairing::Matrix {
             return bad("[sweep] nat puts every pair behind the point's presets: drop network.pairing = \"matrix\"");
         }
         Ok(())

@@ -45,6 +45,11 @@ pub struct RunArgs {
     /// combines the shards' directories.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Simulator: run up to N of the scenario's runs at once (points of a sweep, ICE modes), each
+    /// on a core of its own; 0: one per core. The results are exactly those of --jobs 1 (each run
+    /// is its own deterministic world); memory grows with N (the plan's estimate counts it).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 1, env = "PEERSTORM_JOBS")]
+    jobs: usize,
     /// No progress display.
     #[arg(long, short)]
     quiet: bool,
@@ -194,12 +199,19 @@ fn scopes_per_run(s: &Scenario, point: &peerstorm_scenario::sweep::Point) -> u64
     1 + presets * (presets + 1) / 2 + 4
 }
 
+/// Runs at once: `--jobs`, 0 for one per core, never more than the scenario has.
+fn jobs_for(a: &RunArgs, s: &Scenario) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = s.points().len() * s.peers.ice.len();
+    (if a.jobs == 0 { cores } else { a.jobs }).clamp(1, runs.max(1))
+}
+
 /// The simulator's memory for this run (the shard's share of the groups), an upper estimate:
-/// one run's peers at a time, plus what each finished run of a sweep keeps.
-fn sim_memory_estimate(s: &Scenario, shard: Shard) -> u64 {
+/// `jobs` runs' peers at a time, plus what each finished run of a sweep keeps.
+fn sim_memory_estimate(s: &Scenario, shard: Shard, jobs: usize) -> u64 {
     let groups = (s.peers.count / s.group_size().max(1)) as u64;
     let mine = groups.div_ceil(shard.count as u64);
-    let peers = mine * s.group_size() as u64 * SIM_BYTES_PER_PEER;
+    let peers = mine * s.group_size() as u64 * SIM_BYTES_PER_PEER * jobs as u64;
     let kept: u64 =
         s.points().iter().map(|p| scopes_per_run(s, p) * RUN_BYTES_PER_SCOPE).sum::<u64>() * s.peers.ice.len() as u64;
     peers + kept
@@ -282,10 +294,11 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
     let overrides = overrides(a, &mut s)?;
     let thresholds = s.thresholds().map_err(|e| e.to_string())?;
     let dir = crate::results::dir_for(a.out.as_ref(), &s.name);
-    let memory = (s.mode == Mode::Sim).then(|| sim_memory_estimate(&s, shard));
+    let jobs = jobs_for(a, &s);
+    let memory = (s.mode == Mode::Sim).then(|| sim_memory_estimate(&s, shard, jobs));
     let available = memory_available();
     if a.dry_run {
-        print_plan(&s, shard, &thresholds, &dir, memory, available);
+        print_plan(&s, shard, &thresholds, &dir, memory, available, jobs);
     }
     if let (Some(need), Some(have)) = (memory, available)
         && need > have
@@ -293,11 +306,12 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
         let runs = s.points().len() * s.peers.ice.len();
         if runs > 1 {
             return Err(format!(
-                "{} peers in {runs} runs need about {} on the simulator ({} KiB per peer of the run going on, and each finished run's histograms until the report is written) and this machine has {} available: sweep fewer points, or split the sweep into several scenarios",
+                "{} peers in {runs} runs, {jobs} at a time, need about {} on the simulator ({} KiB per peer of each run going on, and each finished run's histograms until the report is written) and this machine has {} available: {}sweep fewer points, or split the sweep into several scenarios",
                 s.peers.count,
                 gib(need),
                 SIM_BYTES_PER_PEER / 1024,
                 gib(have),
+                if jobs > 1 { "give fewer --jobs, " } else { "" }
             ));
         }
         return Err(format!(
@@ -327,6 +341,7 @@ fn print_plan(
     dir: &Path,
     memory: Option<u64>,
     available: Option<u64>,
+    jobs: usize,
 ) {
     let ice: Vec<&str> = s.peers.ice.iter().map(|m| peerstorm_scenario::ice_name(*m)).collect();
     let rtts: Vec<String> = s.rtts().iter().map(|r| format!("{} ms", r.as_millis())).collect();
@@ -376,6 +391,9 @@ fn print_plan(
         "runs       {} (ICE modes x sweep points)",
         ice.len() * if s.mode == Mode::Sim { points.len() } else { 1 }
     );
+    if s.mode == Mode::Sim && jobs > 1 {
+        println!("jobs       {jobs} runs at once");
+    }
     match (memory, available) {
         (Some(m), Some(h)) => println!("memory     about {} of {} available", gib(m), gib(h)),
         (Some(m), None) => println!("memory     about {}", gib(m)),
@@ -406,15 +424,16 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
         s.peers.ice.iter().map(|m| peerstorm_scenario::ice_name(*m)).collect::<Vec<_>>().join(" and "),
         if shard == Shard::WHOLE { String::new() } else { format!(", shard {}", shard.label()) }
     );
-    let mut progress = Progress::new(a.quiet);
+    let progress = std::sync::Mutex::new(Progress::new(a.quiet));
     // Each run's peers become their file as the run ends, so a sweep holds one run at a time.
     let (mut files, mut interrupted, mut file_error) = (Vec::new(), false, None);
     let sweep = s.is_sweep();
-    let result = peerstorm_runner::run_each(
+    let result = peerstorm_runner::run_each_jobs(
         &s,
         shard,
-        &mut |p| {
-            progress.simulation(&p);
+        jobs_for(a, &s),
+        &|p| {
+            progress.lock().unwrap_or_else(|e| e.into_inner()).simulation(&p);
             if stop.requested() { peerstorm_runner::Flow::Stop } else { peerstorm_runner::Flow::Continue }
         },
         &mut |r| {
@@ -425,6 +444,7 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
             }
         },
     );
+    let progress = progress.into_inner().unwrap_or_else(|e| e.into_inner());
     progress.finish();
     let metrics = result.with_context(|| format!("simulating {}", s.name))?;
     if let Some(e) = file_error {

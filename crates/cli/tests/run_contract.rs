@@ -275,3 +275,44 @@ fn a_signal_stops_the_run_with_a_partial_report_marked_interrupted() {
     assert!(std::fs::read_to_string(again.join("summary.json")).unwrap().contains("\"interrupted\": true"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `--jobs 2` runs two of the scenario's runs at once and writes exactly what `--jobs 1` writes:
+/// summary.json, metrics.json and every peers file, byte for byte.
+#[test]
+fn two_jobs_write_exactly_what_one_job_writes() {
+    let d = tmp("jobs");
+    let dir = |j: &str| d.join(format!("out{j}"));
+    for j in ["1", "2"] {
+        let out = dir(j);
+        let o = peerstorm(
+            &[
+                "run",
+                "scenarios/trickle-ab.toml",
+                "--set",
+                "peers.count=20",
+                "--jobs",
+                j,
+                "-q",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir("1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") || n.ends_with(".jsonl"))
+        .collect();
+    files.sort();
+    assert_eq!(files.iter().filter(|f| f.starts_with("peers-")).count(), 6, "{files:?}");
+    for f in &files {
+        let (a, b) = (std::fs::read(dir("1").join(f)).unwrap(), std::fs::read(dir("2").join(f)).unwrap());
+        assert!(a == b, "{f} differs between --jobs 1 and --jobs 2");
+    }
+    // The plan says so; PEERSTORM_JOBS sets it too; never more jobs than runs (six here).
+    let plan = peerstorm(&["run", "scenarios/trickle-ab.toml", "--dry-run"], &[("PEERSTORM_JOBS", "9")]);
+    assert!(text(&plan).contains("jobs       6 runs at once"), "{}", text(&plan));
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -122,24 +122,108 @@ pub fn run_each(
 ) -> Result<peerstorm_report::Metrics, SimError> {
     let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &[]);
     m.sweep_outputs = s.sweep.outputs.clone();
-    let points = s.points();
-    let total = points.len() * s.peers.ice.len();
-    'all: for point in &points {
-        let v = s.at(point);
-        for ice in &s.peers.ice {
-            let run = (m.runs.len() + 1, total);
-            let mut r = simulate_stoppable(&v, *ice, shard, &mut |mut p| {
-                p.run = run;
-                progress(p)
-            })?;
-            r.point = point.labels();
-            let stop = r.interrupted;
-            m.runs.push(peerstorm_scenario::collect(&r));
-            done(r);
-            if stop {
-                break 'all;
-            }
+    let plan = plan(s);
+    for (i, (point, ice)) in plan.iter().enumerate() {
+        let mut r = simulate_stoppable(&s.at(point), *ice, shard, &mut |mut p| {
+            p.run = (i + 1, plan.len());
+            progress(p)
+        })?;
+        r.point = point.labels();
+        let stop = r.interrupted;
+        m.runs.push(peerstorm_scenario::collect(&r));
+        done(r);
+        if stop {
+            break;
         }
     }
     Ok(m)
+}
+
+/// Every run of a scenario in order: each point of its sweep, each ICE mode at each point.
+fn plan(s: &Scenario) -> Vec<(peerstorm_scenario::sweep::Point, IceMode)> {
+    s.points().into_iter().flat_map(|p| s.peers.ice.iter().map(move |ice| (p.clone(), *ice))).collect()
+}
+
+/// As [`run_each`], with up to `jobs` runs at once, each on a thread of its own. Runs are
+/// independent worlds, each deterministic by its seed, so the metrics (and every outcome, handed
+/// to `done` in the runs' order) are exactly those of `jobs = 1`. When `progress` says
+/// [`Flow::Stop`], the runs going on are cut and no other starts; the metrics hold the runs in
+/// order up to the first that was cut.
+pub fn run_each_jobs(
+    s: &Scenario,
+    shard: Shard,
+    jobs: usize,
+    progress: &(dyn Fn(Progress) -> Flow + Sync),
+    done: &mut dyn FnMut(RunOutcome),
+) -> Result<peerstorm_report::Metrics, SimError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let plan = plan(s);
+    if jobs <= 1 || plan.len() <= 1 {
+        return run_each(s, shard, &mut |p| progress(p), done);
+    }
+    let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &[]);
+    m.sweep_outputs = s.sweep.outputs.clone();
+    let (next, stopped) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<RunOutcome, SimError>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(plan.len()) {
+            let tx = tx.clone();
+            let (plan, next, stopped) = (&plan, &next, &stopped);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plan.len() || stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let (point, ice) = &plan[i];
+                    let r = simulate_stoppable(&s.at(point), *ice, shard, &mut |mut p| {
+                        p.run = (i + 1, plan.len());
+                        let flow = progress(p);
+                        if flow == Flow::Stop {
+                            stopped.store(true, Ordering::Relaxed);
+                        }
+                        flow
+                    });
+                    let failed = r.is_err();
+                    let r = r.map(|mut r| {
+                        r.point = point.labels();
+                        r
+                    });
+                    if failed {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, r)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Hand the runs on in their order, whichever thread finished first.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut want = 0;
+        let mut first_error = None;
+        let mut cut = false;
+        for (i, r) in rx {
+            waiting.insert(i, r);
+            while let Some(r) = waiting.remove(&want) {
+                want += 1;
+                if cut || first_error.is_some() {
+                    continue;
+                }
+                match r {
+                    Ok(r) => {
+                        cut = r.interrupted;
+                        m.runs.push(peerstorm_scenario::collect(&r));
+                        done(r);
+                    }
+                    Err(e) => first_error = Some(e),
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(m),
+        }
+    })
 }

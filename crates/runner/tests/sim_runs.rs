@@ -409,3 +409,26 @@ fn a_turn_server_out_of_allocations_fails_pairs_as_turn_refused() {
     );
     assert_eq!(run(&s).unwrap().modes[0].pairs_ok, 6);
 }
+
+/// Runs on several threads at once are the same runs: a sweep's metrics and every outcome,
+/// handed on in the runs' order, equal those of one run at a time.
+#[test]
+fn runs_on_two_threads_give_exactly_the_runs_of_one() {
+    use peerstorm_runner::{Flow, Shard, run_each, run_each_jobs};
+    let s = scenario(
+        "[network]\nnat_mix = { open = 0.5, symmetric = 0.5 }\nloss = 0.01\n[sweep]\nrtt_ms = [20, 100]\nice = [\"trickle\", \"vanilla\"]\n[peers]\ncount = 8\n",
+    );
+    let label =
+        |r: &peerstorm_runner::RunOutcome| format!("{:?} {:?} {:?}", r.ice, r.sim.as_ref().map(|x| x.rtt), r.end);
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    let a = run_each(&s, Shard::WHOLE, &mut |_| Flow::Continue, &mut |r| one.push(label(&r))).unwrap();
+    let b = run_each_jobs(&s, Shard::WHOLE, 2, &|_| Flow::Continue, &mut |r| two.push(label(&r))).unwrap();
+    assert_eq!(a.runs.len(), 4);
+    assert_eq!(a, b, "the metrics, histogram for histogram");
+    assert_eq!(one, two, "the outcomes, in the same order");
+    // Stopped at once: the runs going on are cut, none after them starts, and what is kept
+    // ends with a run marked interrupted.
+    let stopped = run_each_jobs(&s, Shard::WHOLE, 2, &|_| Flow::Stop, &mut |_| {}).unwrap();
+    assert!(!stopped.runs.is_empty() && stopped.runs.len() < 4, "{}", stopped.runs.len());
+    assert!(stopped.runs.last().unwrap().counter("interrupted") > 0);
+}

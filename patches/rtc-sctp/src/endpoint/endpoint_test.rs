@@ -85,8 +85,9 @@ struct TestEndpoint {
 }
 
 impl TestEndpoint {
-    fn new(endpoint: Endpoint, addr: SocketAddr) -> Self {
-        let socket = UdpSocket::bind(addr).expect("failed to bind UDP socket");
+    // peerstorm patch: takes the socket its pair bound (see `ephemeral_socket`).
+    fn new(endpoint: Endpoint, socket: UdpSocket) -> Self {
+        let addr = socket.local_addr().expect("a bound socket's address");
         socket
             .set_read_timeout(Some(Duration::new(0, 10_000_000)))
             .unwrap();
@@ -197,12 +198,14 @@ impl ::std::ops::DerefMut for TestEndpoint {
     }
 }
 
-// peerstorm patch: an ephemeral port the kernel picks. Upstream's counters start at the same
-// port in every process, and nextest runs each test in a process of its own, so parallel tests
-// bound the same port (AddrInUse). The counters stay for upstream's other uses.
-fn free_port(_ports: &Mutex<RangeFrom<u16>>) -> u16 {
-    let socket = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).expect("an ephemeral UDP port on ::1");
-    socket.local_addr().expect("a bound socket's address").port()
+// peerstorm patch: a socket on an ephemeral port the kernel picks, kept bound from here on.
+// Upstream's counters start at the same port in every process, and nextest runs each test in a
+// process of its own, so parallel tests bound the same port (AddrInUse). Picking a free port,
+// closing it and binding it again later left a window in which a parallel test could take it;
+// the socket is now bound once and handed to its endpoint. The counters stay for upstream's
+// other uses.
+fn ephemeral_socket(_ports: &Mutex<RangeFrom<u16>>) -> UdpSocket {
+    UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).expect("an ephemeral UDP port on ::1")
 }
 
 struct Pair {
@@ -215,14 +218,10 @@ struct Pair {
 impl Pair {
     pub fn new(endpoint_config: EndpointConfig, server_config: ServerConfig) -> Self {
         let endpoint_config = Arc::new(endpoint_config);
-        let server_addr = SocketAddr::new(
-            Ipv6Addr::LOCALHOST.into(),
-            free_port(&SERVER_PORTS),
-        );
-        let client_addr = SocketAddr::new(
-            Ipv6Addr::LOCALHOST.into(),
-            free_port(&CLIENT_PORTS),
-        );
+        let server_socket = ephemeral_socket(&SERVER_PORTS);
+        let client_socket = ephemeral_socket(&CLIENT_PORTS);
+        let server_addr = server_socket.local_addr().expect("a bound socket's address");
+        let client_addr = client_socket.local_addr().expect("a bound socket's address");
 
         let server = Endpoint::new(
             server_addr,
@@ -232,18 +231,18 @@ impl Pair {
         );
         let client = Endpoint::new(client_addr, TransportProtocol::UDP, endpoint_config, None);
 
-        Pair::new_from_endpoint(client, server, client_addr, server_addr)
+        Pair::new_from_endpoint(client, server, client_socket, server_socket)
     }
 
     pub fn new_from_endpoint(
         client: Endpoint,
         server: Endpoint,
-        client_addr: SocketAddr,
-        server_addr: SocketAddr,
+        client_socket: UdpSocket,
+        server_socket: UdpSocket,
     ) -> Self {
         Self {
-            server: TestEndpoint::new(server, server_addr),
-            client: TestEndpoint::new(client, client_addr),
+            server: TestEndpoint::new(server, server_socket),
+            client: TestEndpoint::new(client, client_socket),
             time: Instant::now(),
             latency: Duration::new(0, 0),
         }

@@ -162,7 +162,7 @@ impl HostProc {
             Some(s) if s.success() => milestones.mark(Milestone::WorkloadDone, self.started.elapsed()),
             _ => milestones.fail(Failure::HostExited, self.started.elapsed()),
         }
-        ConnOutcome { remote: remote.to_string(), offerer, milestones, bytes_moved: 0 }
+        ConnOutcome { remote: remote.to_string(), offerer, milestones, bytes_moved: 0, media: None }
     }
 
     /// Why it could not start, if it could not.
@@ -764,6 +764,7 @@ fn step(pair: &mut Pair, plan: &Plan<'_>, ns: &(String, String), start: Instant)
                     offerer: true,
                     milestones: Milestones::default(),
                     bytes_moved: 0,
+                    media: None,
                 };
                 // The offerer never ran: its answerer's program ended or never printed.
                 o.milestones.fail(Failure::HostExited, Duration::ZERO);
@@ -838,6 +839,7 @@ fn outcome(s: &Scenario, pairs: &[Pair], wall: Duration, stats: &peerstorm_lab::
                 offerer: std::ptr::eq(side, &p.offerer),
                 milestones: Milestones::default(),
                 bytes_moved: 0,
+                media: None,
             };
             peers.push(PeerResult {
                 id: side.id.clone(),

@@ -202,6 +202,7 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         message_bytes: a.message_bytes,
         serialization: a.serialization.clone().into(),
         reliable: true,
+        media: None,
     };
     let n = if a.connect.is_some() { 1 } else { a.max_connections.max(1) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -229,7 +230,9 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             id: String::new(),
             token: String::new(),
             connect: Vec::new(),
+            call: Vec::new(),
             accept: Vec::new(),
+            answer: Vec::new(),
             ice,
             host: SocketAddr::new(a.bind, 0),
             sockets: Vec::new(),

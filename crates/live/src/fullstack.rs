@@ -256,11 +256,19 @@ pub fn config(
     base: PeerConfig,
 ) -> PeerConfig {
     let addrs: Vec<SocketAddr> = sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
+    // With media the pair calls (and, with its `with_data`, connects too).
+    let (connect, call, accept, answer) = match base.workload.media.as_ref().map(|m| m.with_data) {
+        None => (connect, Vec::new(), accept, Vec::new()),
+        Some(true) => (connect.clone(), connect, accept.clone(), accept),
+        Some(false) => (Vec::new(), connect, Vec::new(), accept),
+    };
     PeerConfig {
         id,
         token: "t".into(),
         connect,
+        call,
         accept,
+        answer,
         host: addrs.first().copied().unwrap_or(base.host),
         sockets: addrs,
         ..base
@@ -305,12 +313,16 @@ impl FullConfig {
 
 /// One pair: both peers driven at once; the answerer stops when the offerer is done.
 async fn pair(cfg: Arc<FullConfig>, n: usize, intended: Instant) -> Option<(VirtualPeer, VirtualPeer, Instant)> {
-    let (Ok(so), Ok(sa)) = (bind(cfg.ip, 1).await, bind(cfg.ip, 1).await) else { return None };
+    // A socket per connection: a call and a DataConnection side by side take two.
+    let media = cfg.peer.workload.media.as_ref();
+    let per = if media.is_some_and(|m| m.with_data) { 2 } else { 1 };
+    let (Ok(so), Ok(sa)) = (bind(cfg.ip, per).await, bind(cfg.ip, per).await) else { return None };
     let (oid, aid) = (format!("{}-{n}o", cfg.id_prefix), format!("{}-{n}a", cfg.id_prefix));
     let o = VirtualPeer::new(config(oid.clone(), vec![aid.clone()], Vec::new(), &so, cfg.peer_for(&oid)), intended);
     let a = VirtualPeer::new(config(aid.clone(), Vec::new(), vec![oid], &sa, cfg.peer_for(&aid)), intended);
     let via = Via { broker: &cfg.target, turn_tls: cfg.turn_tls.as_ref() };
-    let deadline = intended + cfg.setup_timeout;
+    // A call sends for its duration once connected: the deadline covers both.
+    let deadline = intended + cfg.setup_timeout + media.map_or(Duration::ZERO, |m| m.duration);
     let stop = Arc::new(tokio::sync::Notify::new());
     let answerer = drive_until(a, via, sa, deadline.saturating_duration_since(Instant::now()), deadline, stop.clone());
     let offerer = async {

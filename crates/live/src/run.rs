@@ -333,12 +333,15 @@ fn full(
             id: String::new(),
             token: String::new(),
             connect: Vec::new(),
+            call: Vec::new(),
             accept: Vec::new(),
+            answer: Vec::new(),
             ice: *ice,
             host: SocketAddr::from(([127, 0, 0, 1], 0)),
             sockets: Vec::new(),
             heartbeat: Duration::from_secs(5),
-            workload: s.workload.datachannel.workload(),
+            // The peers run in this process: one clock, so calls measure one-way delay.
+            workload: s.workload.peer_workload(Some(std::time::Instant::now())),
             stun,
             turn: match &turn {
                 Some(t) => std::iter::once(Ok(t.value.clone()))

@@ -24,11 +24,14 @@ pub struct Workload {
     pub serialization: Serialization,
     /// PeerJS's `reliable`, which it turns into the channel's `ordered`.
     pub reliable: bool,
+    /// What this peer's calls send, and what it answers a call with (`call.answer(stream)`);
+    /// `None` answers a call with no stream.
+    pub media: Option<crate::media::MediaWorkload>,
 }
 
 impl Default for Workload {
     fn default() -> Self {
-        Self { messages: 10, duration: None, message_bytes: 1000, serialization: Serialization::Binary, reliable: true }
+        Self { messages: 10, duration: None, message_bytes: 1000, serialization: Serialization::Binary, reliable: true, media: None }
     }
 }
 
@@ -39,8 +42,14 @@ pub struct PeerConfig {
     pub token: String,
     /// Peers to open a DataConnection to once OPEN.
     pub connect: Vec<String>,
+    /// Peers to call (a MediaConnection, `peer.call(id, stream)`) once OPEN, with
+    /// `workload.media`.
+    pub call: Vec<String>,
     /// Peers whose OFFER this peer waits for (an OFFER from anyone else is answered too).
     pub accept: Vec<String>,
+    /// Peers whose call (a media OFFER) this peer waits for; it answers with
+    /// `workload.media`'s stream.
+    pub answer: Vec<String>,
     pub ice: IceMode,
     /// This peer's address on the (simulated) network: connection `k` has its socket at this
     /// IP and port + `k` (its host candidate), unless `sockets` names it.

@@ -5,11 +5,14 @@
 
 pub mod config;
 pub mod conn;
+pub mod media;
 pub mod milestones;
 pub mod peer;
 pub mod profile;
 pub mod signaling;
 
+pub use conn::call::MediaOutcome;
+pub use media::{MediaWorkload, StreamStats};
 pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use milestones::{Failure, Milestone, Milestones};
 pub use peer::{ConnOutcome, Received, VirtualPeer};

@@ -102,7 +102,7 @@ fn ms_map<S: serde::Serializer>(m: &BTreeMap<Milestone, Duration>, s: S) -> Resu
     map.end()
 }
 
-fn ms_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ms_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&ms(*d)),
         None => s.serialize_none(),
@@ -123,7 +123,7 @@ fn ms_map_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<Mileston
     raw.into_iter().map(|(k, v)| Ok((k, from_ms(v)?))).collect()
 }
 
-fn ms_opt_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn ms_opt_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let raw: Option<f64> = serde::Deserialize::deserialize(d)?;
     raw.map(from_ms).transpose()
 }

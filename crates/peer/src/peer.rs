@@ -7,6 +7,7 @@
 use crate::config::{PeerConfig, Transmit};
 use crate::conn::{ConnConfig, Connection, Outgoing};
 use crate::milestones::{Failure, Milestone, Milestones};
+use peerstorm_model::peerjs::payload::ConnectionType;
 use crate::signaling::{SignalEvent, SignalingClient};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ pub struct ConnOutcome {
     pub offerer: bool,
     pub milestones: Milestones,
     pub bytes_moved: u64,
+    /// A MediaConnection's media (absent for a DataConnection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::MediaOutcome>,
 }
 
 /// One virtual peer.
@@ -69,9 +73,19 @@ impl VirtualPeer {
             let id = if k == 0 { format!("dc_{}", p.cfg.id) } else { format!("dc_{}_{k}", p.cfg.id) };
             p.add_connection(true, remote, id);
         }
+        for (k, remote) in p.cfg.call.clone().into_iter().enumerate() {
+            // PeerJS names a MediaConnection `mc_` + a random string.
+            let id = if k == 0 { format!("mc_{}", p.cfg.id) } else { format!("mc_{}_{k}", p.cfg.id) };
+            let c = p.add_connection(true, remote, id);
+            p.conns[c].make_call();
+        }
         for remote in p.cfg.accept.clone() {
             // The connection ID comes with the OFFER.
             p.add_connection(false, remote, String::new());
+        }
+        for remote in p.cfg.answer.clone() {
+            let c = p.add_connection(false, remote, String::new());
+            p.conns[c].make_call();
         }
         p
     }
@@ -122,7 +136,13 @@ impl VirtualPeer {
                 if let (Some(f), Some(t)) = (&self.milestones.failure, self.milestones.failed_at) {
                     m.fail(f.clone(), t);
                 }
-                ConnOutcome { remote: c.remote.clone(), offerer: c.offerer, milestones: m, bytes_moved: c.bytes_moved }
+                ConnOutcome {
+                    remote: c.remote.clone(),
+                    offerer: c.offerer,
+                    milestones: m,
+                    bytes_moved: c.bytes_moved,
+                    media: c.media(),
+                }
             })
             .collect()
     }
@@ -217,11 +237,15 @@ impl VirtualPeer {
                     // A second OFFER for a live connection (renegotiation): not part of the workload.
                     return;
                 }
-                let k =
-                    match self.conns.iter().position(|c| !c.offerer && c.remote == src && c.connection_id.is_empty()) {
-                        Some(k) => k,
-                        None => self.add_connection(false, src, String::new()),
-                    };
+                // A waiting connection of the OFFER's kind (a call or a DataConnection).
+                let media = payload.connection_type == ConnectionType::Media;
+                let waiting = |c: &Connection| {
+                    !c.offerer && c.remote == src && c.connection_id.is_empty() && c.is_call() == media
+                };
+                let k = match self.conns.iter().position(waiting) {
+                    Some(k) => k,
+                    None => self.add_connection(false, src, String::new()),
+                };
                 let cid = payload.connection_id.clone();
                 self.conns[k].connection_id = cid.clone();
                 self.conns[k].on_offer(now, payload);

@@ -67,6 +67,12 @@ impl RunMetrics {
         self.histograms.entry(key.into()).or_insert_with(histogram).saturating_record(value.max(1));
     }
 
+    /// Records `value` as it is, zero included (a loss of 0, no freezes), saturating at the
+    /// bounds.
+    pub fn record_exact(&mut self, key: impl Into<String>, value: u64) {
+        self.histograms.entry(key.into()).or_insert_with(histogram).saturating_record(value);
+    }
+
     /// Adds `n` to second `second` of the series `key`.
     pub fn tick(&mut self, key: &str, second: usize, n: u64) {
         let s = self.series.entry(key.into()).or_default();

@@ -94,6 +94,42 @@ pub fn interruption_note(s: &Summary) -> Option<String> {
     ))
 }
 
+/// A media metric's value in its shown unit, in words (`645.1 ms`, `809 kbit/s`, `2.2 %`).
+fn media_value(unit: crate::summary::MediaUnit, v: f64) -> String {
+    use crate::summary::MediaUnit;
+    match unit {
+        MediaUnit::Time => format!("{v:.1} ms"),
+        MediaUnit::Rate => format!("{v:.0} kbit/s"),
+        MediaUnit::Ratio => format!("{:.2} %", v * 100.0),
+        MediaUnit::Count => format!("{v:.0}"),
+    }
+}
+
+/// The media rows of a set of connections: name, count and p50/p95/p99/max in words.
+pub fn media_rows(f: &crate::summary::Figures) -> Vec<(&'static str, u64, [String; 4])> {
+    crate::summary::MEDIA
+        .iter()
+        .filter_map(|(name, unit, _)| {
+            let st = f.media.get(*name)?;
+            Some((*name, st.count, [st.p50, st.p95, st.p99, st.max].map(|v| media_value(*unit, v))))
+        })
+        .collect()
+}
+
+/// A class's media in one cell: first frame p50/p95, video bit rate p50, loss p95, jitter p95.
+fn media_cell(f: &crate::summary::Figures) -> String {
+    use crate::summary::MediaUnit;
+    let get = |name: &str, stat: &str, unit| f.media.get(name).and_then(|s| s.get(stat)).map(|v| media_value(unit, v));
+    let parts = [
+        get("first_frame", "p50", MediaUnit::Time).map(|v| format!("first frame p50 {v}")),
+        get("first_frame", "p95", MediaUnit::Time).map(|v| format!("p95 {v}")),
+        get("video.bitrate", "p50", MediaUnit::Rate).map(|v| format!("video {v}")),
+        get("loss", "p95", MediaUnit::Ratio).map(|v| format!("loss p95 {v}")),
+        get("jitter", "p95", MediaUnit::Time).map(|v| format!("jitter p95 {v}")),
+    ];
+    parts.into_iter().flatten().collect::<Vec<_>>().join(", ")
+}
+
 pub fn table(s: &Summary) -> String {
     let mut o = String::new();
     if let Some(note) = interruption_note(s) {
@@ -123,6 +159,18 @@ pub fn table(s: &Summary) -> String {
         for (k, st) in STAGES.iter().filter_map(|st| m.stages.get_key_value(*st)) {
             let _ =
                 writeln!(o, "  {k:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1}", st.p50_ms, st.p95_ms, st.p99_ms, st.max_ms);
+        }
+    }
+    for m in s.modes.iter().filter(|m| !m.all.media.is_empty()) {
+        let _ = writeln!(o, "{}, media calls (per received stream)      count        p50        p95        p99        max", m.heading());
+        for (name, count, v) in media_rows(&m.all) {
+            let _ = writeln!(o, "  {name:<40} {count:>6} {:>10} {:>10} {:>10} {:>10}", v[0], v[1], v[2], v[3]);
+        }
+        if m.classes.len() >= 2 {
+            let _ = writeln!(o, "{}, media by NAT pair", m.heading());
+            for (k, c) in &m.classes {
+                let _ = writeln!(o, "  {k:<36} {}", media_cell(c));
+            }
         }
     }
     for m in &s.modes {
@@ -287,6 +335,20 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
             );
         }
         o.push('\n');
+        if !m.all.media.is_empty() {
+            o.push_str("| media (per received stream) | count | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n");
+            for (name, count, v) in media_rows(&m.all) {
+                let _ = writeln!(o, "| {name} | {count} | {} | {} | {} | {} |", v[0], v[1], v[2], v[3]);
+            }
+            o.push('\n');
+            if !m.classes.is_empty() {
+                o.push_str("| NAT pair | media |\n|---|---|\n");
+                for (k, c) in &m.classes {
+                    let _ = writeln!(o, "| {k} | {} |", media_cell(c));
+                }
+                o.push('\n');
+            }
+        }
         if !m.classes.is_empty() {
             o.push_str("| NAT pair | pairs | ok % | dc_open p50 / p95 ms | goodput p50 kbit/s | selected (offerer local/remote) |\n|---|---:|---:|---:|---:|---|\n");
             for (k, c) in &m.classes {

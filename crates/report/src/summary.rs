@@ -103,6 +103,77 @@ impl Goodput {
     }
 }
 
+/// How a media metric is kept (its histogram's integer unit) and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaUnit {
+    /// Histogram in µs, shown in ms.
+    Time,
+    /// Histogram in bit/s, shown in kbit/s.
+    Rate,
+    /// Histogram in parts per million, shown as a fraction.
+    Ratio,
+    /// A plain count.
+    Count,
+}
+
+/// Media metrics (`media.<name>` histograms, one sample per received stream unless said):
+/// name, unit, what it is.
+pub const MEDIA: [(&str, MediaUnit, &str); 10] = [
+    ("first_packet", MediaUnit::Time, "call() to the first RTP packet received, per receiving side"),
+    ("first_frame", MediaUnit::Time, "call() to the first complete key frame (audio: first packet), per receiving side"),
+    ("audio.bitrate", MediaUnit::Rate, "audio payload bit rate received"),
+    ("video.bitrate", MediaUnit::Rate, "video payload bit rate received (VP8 frames)"),
+    ("loss", MediaUnit::Ratio, "packets lost after retransmission, of those sent, every stream"),
+    ("audio.loss", MediaUnit::Ratio, "audio packets lost (audio has no NACK)"),
+    ("video.loss", MediaUnit::Ratio, "video packets lost after NACK retransmission"),
+    ("jitter", MediaUnit::Time, "RFC 3550 interarrival jitter at the end, every stream"),
+    ("delay", MediaUnit::Time, "mean one-way delay (shared clock only), every stream"),
+    ("freezes", MediaUnit::Count, "gaps of more than two frame intervals between complete frames, per video stream"),
+];
+
+/// The unit of a media metric by name.
+pub fn media_unit(name: &str) -> Option<MediaUnit> {
+    MEDIA.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u)
+}
+
+/// One media metric's distribution, in its shown unit (ms, kbit/s, fraction, count).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MediaStat {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl MediaStat {
+    pub fn of(h: &Histogram<u64>, unit: MediaUnit) -> Self {
+        let scale = match unit {
+            MediaUnit::Time | MediaUnit::Rate => 1000.0,
+            MediaUnit::Ratio => 1e6,
+            MediaUnit::Count => 1.0,
+        };
+        let v = |x: u64| (x as f64 / scale * 1e6).round() / 1e6;
+        MediaStat {
+            count: h.len(),
+            p50: v(h.value_at_quantile(0.5)),
+            p95: v(h.value_at_quantile(0.95)),
+            p99: v(h.value_at_quantile(0.99)),
+            max: v(h.max()),
+        }
+    }
+
+    pub fn get(&self, stat: &str) -> Option<f64> {
+        Some(match stat {
+            "p50" => self.p50,
+            "p95" => self.p95,
+            "p99" => self.p99,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
 /// The figures of a set of connections.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Figures {
@@ -119,6 +190,9 @@ pub struct Figures {
     pub shares: BTreeMap<String, f64>,
     pub stages: BTreeMap<String, Stage>,
     pub goodput: Option<Goodput>,
+    /// Media calls' metrics by [`MEDIA`] name (none without calls).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub media: BTreeMap<String, MediaStat>,
 }
 
 impl Figures {
@@ -340,6 +414,13 @@ fn figures(r: &RunMetrics, scope: Option<(&str, &str)>) -> Figures {
         shares,
         stages,
         goodput: r.histograms.get(&key("dc.goodput")).map(Goodput::of),
+        media: MEDIA
+            .iter()
+            .filter_map(|(name, unit, _)| {
+                let h = r.histograms.get(&key(&format!("media.{name}")))?;
+                Some((name.to_string(), MediaStat::of(h, *unit)))
+            })
+            .collect(),
     }
 }
 

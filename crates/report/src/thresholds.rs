@@ -14,7 +14,7 @@
 //! samples in the run (no connection got that far) fails its threshold: never a silent pass.
 //! Every run (ICE mode × RTT) must hold the threshold unless the path's scope picks some.
 
-use crate::summary::{CANDIDATE_TYPES, Figures, ModeSummary, STAGES, Summary};
+use crate::summary::{CANDIDATE_TYPES, Figures, MEDIA, MediaUnit, ModeSummary, STAGES, Summary, media_unit};
 
 /// What a metric measures, which decides the units a condition may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,8 @@ enum Metric {
     Resource(String),
     /// Failed TURN allocations, all or by code.
     TurnErrors(Option<String>),
+    /// A media call metric (`media.<name>.<p50|p95|p99|max>`).
+    Media(String, String),
 }
 
 /// Live signaling latencies a threshold may name.
@@ -149,7 +151,7 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
     let parts: Vec<&str> = name.split('.').collect();
     let known = || {
         format!(
-            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50, signal.<latency>.<stat>, broker.cpu_us_per_frame, broker.rss_kib_per_peer, broker.rss_mib_max, generator.cpu_us_per_frame, peers_max (stages: {}; stats: {})",
+            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50, signal.<latency>.<stat>, broker.cpu_us_per_frame, broker.rss_kib_per_peer, broker.rss_mib_max, generator.cpu_us_per_frame, peers_max, media.<name>.<p50|p95|p99|max> (stages: {}; stats: {})",
             STAGES.join(", "),
             STATS.join(", ")
         )
@@ -197,6 +199,23 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
             (Metric::Resource(format!("{who}_{what}")), Kind::Count)
         }
         ["peers_max"] => (Metric::Resource("peers_max".into()), Kind::Count),
+        ["media", rest @ .., stat] if !rest.is_empty() => {
+            let name = rest.join(".");
+            let Some(unit) = media_unit(&name) else {
+                let names: Vec<&str> = MEDIA.iter().map(|(n, _, _)| *n).collect();
+                return Err(format!("unknown media metric {name:?}; known: {}", names.join(", ")));
+            };
+            if !["p50", "p95", "p99", "max"].contains(stat) {
+                return Err(format!("media.{name} has p50, p95, p99 and max, not {stat:?}"));
+            }
+            let kind = match unit {
+                MediaUnit::Time => Kind::Time,
+                MediaUnit::Rate => Kind::Rate,
+                MediaUnit::Ratio => Kind::Ratio,
+                MediaUnit::Count => Kind::Count,
+            };
+            (Metric::Media(name, stat.to_string()), kind)
+        }
         ["turn_errors"] => (Metric::TurnErrors(None), Kind::Count),
         ["turn_errors", code] => (Metric::TurnErrors(Some(code.to_string())), Kind::Count),
         ["trickle_saving", stage, "p50"] if STAGES.contains(stage) => {
@@ -383,6 +402,7 @@ impl MetricPath {
                 "p95" => g.p95_kbps,
                 _ => g.p50_kbps,
             }),
+            Metric::Media(name, stat) => f.media.get(name).and_then(|s| s.get(stat)),
             Metric::TrickleSaving(_) | Metric::Signal(..) | Metric::Resource(_) | Metric::TurnErrors(_) => None,
         }
     }
@@ -535,6 +555,23 @@ mod tests {
             ("success_rate", ">= 120%", "could never hold"),
             ("relay_share", "< 1.5", "could never fail"),
             ("host_share", "<= -1%", "could never hold"),
+        ] {
+            let e = Threshold::parse(path, cond).unwrap_err().to_string();
+            assert!(e.contains(why), "{path} {cond}: {e}");
+        }
+    }
+
+    #[test]
+    fn media_thresholds_take_their_metrics_units() {
+        assert_eq!(Threshold::parse("media.loss.p95", "< 2%").unwrap().value, 0.02);
+        assert_eq!(Threshold::parse("media.first_frame.p95", "< 1s").unwrap().value, 1000.0);
+        assert_eq!(Threshold::parse("media.video.bitrate.p50", ">= 1.4 Mbit/s").unwrap().value, 1400.0);
+        assert_eq!(Threshold::parse("media.freezes.max", "<= 2").unwrap().value, 2.0);
+        for (path, cond, why) in [
+            ("media.lost.p95", "< 2%", "unknown media metric"),
+            ("media.loss.p90", "< 2%", "p50, p95, p99 and max"),
+            ("media.jitter.p95", "< 30", "give a time unit"),
+            ("media.video.bitrate.p50", ">= 1 s", "does not fit"),
         ] {
             let e = Threshold::parse(path, cond).unwrap_err().to_string();
             assert!(e.contains(why), "{path} {cond}: {e}");

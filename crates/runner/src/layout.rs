@@ -276,7 +276,12 @@ impl ScenarioWorld {
             .collect();
         let (connect, accept) = topology(s);
         let name = |i: usize| format!("peer-{i:06}");
-        let workload = s.workload.datachannel.workload();
+        // One clock for every peer: calls measure one-way delay on it.
+        let workload = s.workload.peer_workload(Some(base));
+        // With `[workload.media]` the pairs call (and, with its `datachannel`, connect too).
+        let media = workload.media.as_ref().map(|m| m.with_data);
+        let data = media.is_none_or(|with_data| with_data);
+        let none = Vec::new;
         for (i, (host, ip)) in placed.iter().enumerate() {
             // A REST API credential of its own, minted when the peer joins, as a web app's
             // backend hands one to each page.
@@ -297,8 +302,10 @@ impl ScenarioWorld {
             let cfg = PeerConfig {
                 id: name(i),
                 token: format!("t{i}"),
-                connect: connect[i].iter().map(|&b| name(b)).collect(),
-                accept: accept[i].iter().map(|&a| name(a)).collect(),
+                connect: if data { connect[i].iter().map(|&b| name(b)).collect() } else { none() },
+                call: if media.is_some() { connect[i].iter().map(|&b| name(b)).collect() } else { none() },
+                accept: if data { accept[i].iter().map(|&a| name(a)).collect() } else { none() },
+                answer: if media.is_some() { accept[i].iter().map(|&a| name(a)).collect() } else { none() },
                 ice,
                 host: SocketAddr::from((*ip, 5000)),
                 sockets: Vec::new(),
@@ -315,17 +322,26 @@ impl ScenarioWorld {
         let mut links = Vec::new();
         for (a, targets) in connect.iter().enumerate() {
             for (ka, &b) in targets.iter().enumerate() {
-                let kb = connect[b].len() + accept[b].iter().position(|&x| x == a).expect("accept mirrors connect");
+                // A peer's connections: connect, call, accept, answer (see `VirtualPeer::new`).
+                // A link is the DataConnection when there is one, else the call.
+                let at = accept[b].iter().position(|&x| x == a).expect("accept mirrors connect");
+                let kb = if data {
+                    connect[b].len() + if media.is_some() { connect[b].len() } else { 0 } + at
+                } else {
+                    connect[b].len() + at
+                };
                 links.push(Link { offerer: (a, ka), answerer: (b, kb) });
             }
         }
         // Answerers join before their offerers at the same instant (insertion order breaks the
         // tie): each group's members join last first. Peers of other shards never join.
         let mut in_shard = vec![false; n];
+        // A call sends for its duration after it connects: the deadline covers both.
+        let call_time = s.workload.media.as_ref().map_or(Duration::ZERO, |m| m.duration);
         for first in (0..n).step_by(group).filter(|f| shard.holds(f / group)) {
             in_shard[first..first + group].fill(true);
             for i in (first..first + group).rev() {
-                world.schedule_join(i, starts[i], starts[i] + s.timeouts.setup);
+                world.schedule_join(i, starts[i], starts[i] + s.timeouts.setup + call_time);
             }
         }
         links.retain(|l| in_shard[l.offerer.0]);

@@ -108,7 +108,9 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         token: "t".into(),
         // Nobody of that name ever joins: the OFFER waits in the broker's queue.
         connect: vec!["nobody".into()],
+        call: Vec::new(),
         accept: Vec::new(),
+        answer: Vec::new(),
         ice: IceMode::Trickle,
         host: SocketAddr::from(([198, 51, 100, 30], 5000)),
         sockets: Vec::new(),

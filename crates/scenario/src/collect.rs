@@ -153,9 +153,10 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
             m.record("dc.goodput", bps);
             m.record(scoped("dc.goodput", "class", &class), bps);
         }
-        if let Some(t) = o.milestones.get(Milestone::DataChannelOpen) {
+        if let Some(t) = o.milestones.get(Milestone::DataChannelOpen).or(o.milestones.get(Milestone::DtlsConnected)) {
             m.tick("connections_open", (pa.start + t).as_secs() as usize, 1);
         }
+        media(&mut m, (pa, pb), &class);
         let failed_at = match (&o.milestones.failed_at, &a.milestones.failed_at) {
             (Some(t), _) => Some(pa.start + *t),
             (None, Some(t)) => Some(pb.start + *t),
@@ -177,6 +178,73 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
     m.series.insert("bytes_moved".into(), r.bytes_per_s.clone());
     m.end_ms = r.end.as_secs_f64() * 1000.0;
     m
+}
+
+/// A pair's call, both receiving sides: `media.*` histograms overall and by NAT class. Times
+/// count from the caller's `call()`; the callee's side is on the run's clock (peers' starts),
+/// which a simulation and a live run's one process share.
+fn media(m: &mut RunMetrics, (pa, pb): (&PeerResult, &PeerResult), class: &str) {
+    fn call<'a>(p: &'a PeerResult, remote: &str) -> Option<&'a peerstorm_peer::MediaOutcome> {
+        p.connections.iter().filter(|c| c.remote == remote).find_map(|c| c.media.as_ref())
+    }
+    let (Some(om), Some(am)) = (call(pa, &pb.id), call(pb, &pa.id)) else { return };
+    let Some(called) = om.call_at.map(|t| pa.start + t) else { return };
+    let put = |m: &mut RunMetrics, name: &str, v: u64| {
+        m.record_exact(format!("media.{name}"), v);
+        m.record_exact(scoped(&format!("media.{name}"), "class", class), v);
+    };
+    for (side, md) in [(pa, om), (pb, am)] {
+        let at = |t: Option<Duration>| t.map(|t| side.start + t).and_then(|t| t.checked_sub(called)).map(us);
+        let first = md.received.iter().filter_map(|s| at(s.first_packet)).min();
+        // A call's first frame is its video's first key frame, else its audio's first packet.
+        let frame = md
+            .received
+            .iter()
+            .find(|s| s.kind == Some(peerstorm_peer::media::Kind::Video))
+            .or(md.received.first())
+            .and_then(|s| at(s.first_frame));
+        if let Some(v) = first {
+            put(m, "first_packet", v);
+        }
+        if let Some(v) = frame {
+            put(m, "first_frame", v);
+        }
+        for s in &md.received {
+            let name = match s.kind {
+                Some(peerstorm_peer::media::Kind::Audio) => "audio",
+                Some(peerstorm_peer::media::Kind::Video) => "video",
+                None => continue,
+            };
+            if let Some(bps) = s.bitrate() {
+                put(m, &format!("{name}.bitrate"), bps.round() as u64);
+            }
+            let ppm = (s.loss() * 1e6).round() as u64;
+            put(m, "loss", ppm);
+            put(m, &format!("{name}.loss"), ppm);
+            put(m, "jitter", (s.jitter_ms * 1000.0).round() as u64);
+            if let Some(d) = s.delay_mean_ms {
+                put(m, "delay", (d * 1000.0).round() as u64);
+            }
+            if name == "video" {
+                put(m, "freezes", s.freezes);
+            }
+            m.count(format!("media.{name}.packets"), s.packets);
+            m.count(format!("media.{name}.plis_sent"), s.plis_sent);
+        }
+        m.count("media.nacks_received", md.nacks_received);
+        for (kind, st) in &md.sent {
+            let name = match kind {
+                peerstorm_peer::media::Kind::Audio => "audio",
+                peerstorm_peer::media::Kind::Video => "video",
+            };
+            m.count(format!("media.{name}.sent_packets"), st.packets);
+            m.count(format!("media.{name}.sent_bytes"), st.payload_bytes);
+            if name == "video" {
+                m.count("media.video.keyframes_sent", st.keyframes);
+                m.count("media.video.plis_received", st.plis);
+            }
+        }
+    }
 }
 
 /// Every run of a scenario (or of one shard of it).

@@ -570,6 +570,136 @@ pub struct Arrival {
 pub struct Workload {
     #[serde(default)]
     pub datachannel: DataChannel,
+    /// PeerJS media calls instead of DataConnections (`[workload.media]`).
+    #[serde(default)]
+    pub media: Option<Media>,
+}
+
+/// `[workload.media]`: each pair's offerer calls its partner (`peer.call(id, stream)`), which
+/// answers with a stream of its own (`call.answer(stream)`); both send for `duration_s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    /// `true` (Opus-shaped, 80-byte payloads: 32 kbit/s), `false`, or `{ payload_bytes = N }`.
+    #[serde(default = "audio_on")]
+    pub audio: Toggle<MediaAudio>,
+    /// `true` (VP8-shaped, 1,500 kbit/s, 30 fps), `false`, or
+    /// `{ bitrate_kbps, fps, keyframe_interval, keyframe_ratio }`.
+    #[serde(default = "video_on")]
+    pub video: Toggle<MediaVideo>,
+    #[serde(default = "default_media_duration", rename = "duration_s", deserialize_with = "serde_time::secs_f64")]
+    pub duration: Duration,
+    /// A DataConnection between the same two peers alongside each call (the datachannel
+    /// workload runs on it).
+    #[serde(default)]
+    pub datachannel: bool,
+}
+
+/// `true`, `false` or the settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Toggle<T> {
+    On(bool),
+    With(T),
+}
+
+impl<T: Clone + Default> Toggle<T> {
+    fn get(&self) -> Option<T> {
+        match self {
+            Toggle::On(true) => Some(T::default()),
+            Toggle::On(false) => None,
+            Toggle::With(t) => Some(t.clone()),
+        }
+    }
+}
+
+fn audio_on() -> Toggle<MediaAudio> {
+    Toggle::On(true)
+}
+
+fn video_on() -> Toggle<MediaVideo> {
+    Toggle::On(true)
+}
+
+fn default_media_duration() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaAudio {
+    #[serde(default = "default_audio_bytes")]
+    pub payload_bytes: usize,
+}
+
+fn default_audio_bytes() -> usize {
+    peerstorm_peer::media::AudioSpec::default().payload_bytes
+}
+
+impl Default for MediaAudio {
+    fn default() -> Self {
+        Self { payload_bytes: default_audio_bytes() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaVideo {
+    #[serde(default = "default_video_kbps")]
+    pub bitrate_kbps: u32,
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+    /// A key frame every this many frames (and on PLI).
+    #[serde(default = "default_key_interval")]
+    pub keyframe_interval: u32,
+    /// A key frame's size as a multiple of a delta frame's.
+    #[serde(default = "default_key_ratio")]
+    pub keyframe_ratio: u32,
+}
+
+fn default_video_kbps() -> u32 {
+    peerstorm_peer::media::VideoSpec::default().bitrate_kbps
+}
+fn default_fps() -> u32 {
+    peerstorm_peer::media::VideoSpec::default().fps
+}
+fn default_key_interval() -> u32 {
+    peerstorm_peer::media::VideoSpec::default().keyframe_interval
+}
+fn default_key_ratio() -> u32 {
+    peerstorm_peer::media::VideoSpec::default().keyframe_ratio
+}
+
+impl Default for MediaVideo {
+    fn default() -> Self {
+        Self {
+            bitrate_kbps: default_video_kbps(),
+            fps: default_fps(),
+            keyframe_interval: default_key_interval(),
+            keyframe_ratio: default_key_ratio(),
+        }
+    }
+}
+
+impl Workload {
+    /// The virtual peers' workload: the data channel's, and the calls' media when
+    /// `[workload.media]` is there (`epoch`: the clock every peer shares, for one-way delay).
+    pub fn peer_workload(&self, epoch: Option<std::time::Instant>) -> peerstorm_peer::Workload {
+        let mut w = self.datachannel.workload();
+        w.media = self.media.as_ref().map(|m| peerstorm_peer::MediaWorkload {
+            audio: m.audio.get().map(|a| peerstorm_peer::media::AudioSpec { payload_bytes: a.payload_bytes }),
+            video: m.video.get().map(|v| peerstorm_peer::media::VideoSpec {
+                bitrate_kbps: v.bitrate_kbps,
+                fps: v.fps,
+                keyframe_interval: v.keyframe_interval,
+                keyframe_ratio: v.keyframe_ratio,
+            }),
+            duration: m.duration,
+            with_data: m.datachannel,
+            epoch,
+        });
+        w
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -621,6 +751,7 @@ impl DataChannel {
             message_bytes: self.message_bytes,
             serialization: self.serialization.clone(),
             reliable: self.reliable,
+            media: None,
         }
     }
 }
@@ -941,6 +1072,9 @@ impl Scenario {
         if self.workload.datachannel.duration.is_some() {
             return bad("mode = \"lab\": workload.datachannel counts messages (duration_s is not supported)");
         }
+        if self.workload.media.is_some() {
+            return bad("mode = \"lab\": [workload.media] runs in the simulator and the live runner, not the lab yet");
+        }
         if self.workload.datachannel.message_bytes > 65_536 {
             return bad("mode = \"lab\": workload.datachannel.message_bytes is at most 65,536");
         }
@@ -987,6 +1121,10 @@ impl Scenario {
         if load.stack == Stack::Full && matches!(load.model, LoadModel::Churn { .. }) {
             return bad("load.stack = \"full\" runs the open, ramp and closed models");
         }
+        if self.workload.media.is_some() && load.stack != Stack::Full {
+            return bad("[workload.media]: calls need virtual peers (load.stack = \"full\"); the signaling stack sends no media");
+        }
+        self.check_media()?;
         if matches!(self.servers.turn, TurnTarget::Uri(_))
             && self.servers.turn_user.is_none()
             && self.servers.turn_secret.is_none()
@@ -1036,6 +1174,50 @@ impl Scenario {
             return bad(format!("signaling.candidates = {}: at most 100", sig.candidates));
         }
         self.check_datachannel()
+    }
+
+    fn check_media(&self) -> Result<(), ScenarioError> {
+        let Some(m) = &self.workload.media else { return Ok(()) };
+        let (audio, video) = (m.audio.get(), m.video.get());
+        if audio.is_none() && video.is_none() {
+            return bad("workload.media: a call needs audio, video or both (both are false)");
+        }
+        if m.duration.is_zero() || m.duration > Duration::from_secs(3600) {
+            return bad(format!(
+                "workload.media.duration_s = {}: expected seconds above 0, at most 3600",
+                m.duration.as_secs_f64()
+            ));
+        }
+        let mark = peerstorm_peer::media::MARK_LEN + 1;
+        if let Some(a) = audio
+            && !(mark..=1000).contains(&a.payload_bytes)
+        {
+            return bad(format!(
+                "workload.media.audio.payload_bytes = {}: expected {mark} to 1000 (80 is Opus at 32 kbit/s)",
+                a.payload_bytes
+            ));
+        }
+        if let Some(v) = video {
+            if !(16..=50_000).contains(&v.bitrate_kbps) {
+                return bad(format!("workload.media.video.bitrate_kbps = {}: expected 16 to 50,000", v.bitrate_kbps));
+            }
+            if !(1..=120).contains(&v.fps) {
+                return bad(format!("workload.media.video.fps = {}: expected 1 to 120", v.fps));
+            }
+            if !(1..=10_000).contains(&v.keyframe_interval) {
+                return bad(format!(
+                    "workload.media.video.keyframe_interval = {}: expected 1 to 10,000 frames",
+                    v.keyframe_interval
+                ));
+            }
+            if !(1..=50).contains(&v.keyframe_ratio) {
+                return bad(format!(
+                    "workload.media.video.keyframe_ratio = {}: expected 1 to 50 (a key frame's size in delta frames)",
+                    v.keyframe_ratio
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_datachannel(&self) -> Result<(), ScenarioError> {
@@ -1102,6 +1284,7 @@ impl Scenario {
             return bad("network.pairing = \"matrix\" pairs presets pair by pair: it needs peers.pattern = \"pairs\"");
         }
         self.check_datachannel()?;
+        self.check_media()?;
         if !matches!(self.servers.turn, TurnTarget::Embedded | TurnTarget::None) {
             return bad(format!(
                 "servers.turn = {:?}: the simulator runs \"embedded\" or \"none\"",

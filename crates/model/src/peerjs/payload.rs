@@ -91,6 +91,21 @@ pub struct OfferPayload {
 }
 
 impl OfferPayload {
+    /// A MediaConnection offer as `peerjs@1.5.5` builds it for `peer.call(id, stream)`:
+    /// `{sdp, type: "media", connectionId}` (its `metadata` only when the call has some).
+    pub fn media(sdp: String, connection_id: &str) -> Self {
+        Self {
+            sdp: SessionDescriptionInit { kind: "offer".into(), sdp },
+            connection_type: ConnectionType::Media,
+            connection_id: connection_id.to_string(),
+            metadata: None,
+            label: None,
+            reliable: None,
+            serialization: None,
+            browser: None,
+        }
+    }
+
     /// A DataConnection offer as `peerjs@1.5.5` builds it (label defaults to the connection id).
     pub fn data(sdp: String, connection_id: &str, serialization: Serialization, reliable: bool) -> Self {
         Self {

@@ -4,6 +4,7 @@
 //! serialization. Sans-IO: signaling payloads go out through [`Connection::poll_signal`], the
 //! peer ([`crate::VirtualPeer`]) wraps them in PeerJS frames.
 
+pub mod call;
 mod gather;
 mod workload;
 
@@ -21,7 +22,7 @@ use peerstorm_model::peerjs::payload::{
 use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::setting_engine::{DtlsHandshakeTiming, SettingEngineBuilder};
-use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
@@ -95,6 +96,8 @@ pub struct Connection {
     deferred: Option<(Instant, Deferred)>,
     /// The next allocation phase of gathering, when the profile paces them.
     phase: Option<(Instant, gather::Phase)>,
+    /// A MediaConnection's media (`None`: a DataConnection).
+    call: Option<call::Call>,
 }
 
 /// A description the connection makes once the profile's processing time has passed.
@@ -113,7 +116,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure> {
+fn build_pc(now: Instant, profile: Profile, media: bool) -> Result<RTCPeerConnection, Failure> {
     let t = profile.timers();
     let se = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Client)
@@ -135,9 +138,14 @@ fn build_pc(now: Instant, profile: Profile) -> Result<RTCPeerConnection, Failure
         .with_ice_answer_early_checks(t.answer_early_checks)
         .with_sctp_timer_config(sctp_timers(&t.sctp))
         .build();
-    RTCPeerConnectionBuilder::new()
+    let mut builder = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(se)
+        .with_setting_engine(se);
+    if media {
+        let (me, registry) = call::media_engine().map_err(Failure::BrokerError)?;
+        builder = builder.with_media_engine(me).with_interceptor_registry(registry);
+    }
+    builder
         .build(now)
         .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
 }
@@ -241,13 +249,49 @@ impl Connection {
             gathering_done: false,
             deferred: None,
             phase: None,
+            call: None,
         }
     }
 
+    /// Makes this (offering) connection a MediaConnection: `peer.call(remote, stream)` with the
+    /// workload's media.
+    pub fn make_call(&mut self) {
+        let w = self.cfg.workload.media.clone().unwrap_or_default();
+        self.call = Some(call::Call::new(w, self.seed(), self.start));
+    }
+
+    /// A seed for this connection's SSRCs and first sequence numbers, from what makes it unique
+    /// in a run (deterministic: no clock, no global RNG).
+    fn seed(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.remote.bytes().chain(self.host.to_string().bytes()).chain([u8::from(self.offerer)]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    /// A MediaConnection (or one waiting for a call).
+    pub fn is_call(&self) -> bool {
+        self.call.is_some()
+    }
+
+    /// What the connection is, as PeerJS's frames name it.
+    fn connection_type(&self) -> ConnectionType {
+        if self.call.is_some() { ConnectionType::Media } else { ConnectionType::Data }
+    }
+
+    /// A MediaConnection's media so far (`None` for a DataConnection).
+    pub fn media(&self) -> Option<call::MediaOutcome> {
+        self.call.as_ref().map(call::Call::outcome)
+    }
+
     /// Finished: the workload is done (offerer) or the channel is open (answerer), or failed.
+    /// A call is done when this side has sent for the workload's duration.
     pub fn is_done(&self) -> bool {
         self.milestones.failure.is_some()
-            || if self.offerer { self.milestones.get(Milestone::WorkloadDone).is_some() } else { self.dc.is_some() }
+            || if self.call.is_some() {
+                self.milestones.get(Milestone::WorkloadDone).is_some()
+            } else if self.offerer { self.milestones.get(Milestone::WorkloadDone).is_some() } else { self.dc.is_some() }
     }
 
     pub(crate) fn mark(&mut self, m: Milestone, now: Instant) {
@@ -271,7 +315,8 @@ impl Connection {
         let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
         let deferred = self.deferred.as_ref().map(|(at, _)| *at);
         let phase = self.phase.map(|(at, _)| at);
-        [pc, self.stun.as_ref().map(|p| p.next), turn, deferred, phase].into_iter().flatten().min()
+        let call = self.call.as_ref().filter(|_| self.milestones.get(Milestone::WorkloadDone).is_none()).and_then(call::Call::poll_timeout);
+        [pc, self.stun.as_ref().map(|p| p.next), turn, deferred, phase, call].into_iter().flatten().min()
     }
 
     /// The offerer's start (after OPEN): a data channel, the offer (sent now when trickling),
@@ -286,14 +331,21 @@ impl Connection {
     }
 
     fn make_offer(&mut self, now: Instant) {
-        let mut pc = match build_pc(now, self.cfg.profile) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.call.is_some()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
-        // PeerJS 1.5.5 creates the channel with `{ ordered: !!reliable }` and nothing else.
-        let init = RTCDataChannelInit { ordered: self.reliable, ..Default::default() };
-        if pc.create_data_channel(&self.connection_id, Some(init)).is_err() {
-            return self.fail(Failure::BrokerError("create_data_channel".into()), now);
+        if let Some(call) = self.call.as_mut() {
+            call.outcome.call_at = Some(now.saturating_duration_since(self.start));
+            if let Err(e) = call.add_tracks(&mut pc) {
+                return self.fail(Failure::BrokerError(e), now);
+            }
+        } else {
+            // PeerJS 1.5.5 creates the channel with `{ ordered: !!reliable }` and nothing else.
+            let init = RTCDataChannelInit { ordered: self.reliable, ..Default::default() };
+            if pc.create_data_channel(&self.connection_id, Some(init)).is_err() {
+                return self.fail(Failure::BrokerError("create_data_channel".into()), now);
+            }
         }
         let Ok(offer) = pc.create_offer(None) else {
             return self.fail(Failure::BrokerError("create_offer".into()), now);
@@ -314,7 +366,11 @@ impl Connection {
     }
 
     fn send_offer(&mut self, now: Instant, sdp: String) {
-        let p = OfferPayload::data(sdp, &self.connection_id, self.serialization.clone(), self.reliable);
+        let p = if self.call.is_some() {
+            OfferPayload::media(sdp, &self.connection_id)
+        } else {
+            OfferPayload::data(sdp, &self.connection_id, self.serialization.clone(), self.reliable)
+        };
         self.signals.push_back(Outgoing::Offer(p));
         self.mark(Milestone::OfferSent, now);
     }
@@ -333,6 +389,17 @@ impl Connection {
 
     fn make_answer(&mut self, now: Instant, payload: OfferPayload) {
         self.connection_id = payload.connection_id.clone();
+        if payload.connection_type == ConnectionType::Media || self.call.is_some() {
+            // A call: answered with this peer's media (`call.answer(stream)`), or none.
+            let w = self.cfg.workload.media.clone().unwrap_or(crate::media::MediaWorkload {
+                audio: None,
+                video: None,
+                ..Default::default()
+            });
+            let mut c = call::Call::new(w, self.seed(), self.start);
+            c.outcome.call_at = self.milestones.get(Milestone::OfferReceived);
+            self.call = Some(c);
+        }
         // PeerJS answers an OFFER without these as `binary` and unreliable.
         self.serialization = payload.serialization.clone().unwrap_or(Serialization::Binary);
         self.reliable = payload.reliable.unwrap_or(false);
@@ -340,7 +407,7 @@ impl Connection {
             Some(c) => self.codec = Some(c),
             None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
-        let mut pc = match build_pc(now, self.cfg.profile) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.call.is_some()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
@@ -349,6 +416,11 @@ impl Connection {
         };
         if pc.set_remote_description(now, desc).is_err() {
             return self.fail(Failure::BrokerError("set_remote_description".into()), now);
+        }
+        if let Some(call) = self.call.as_mut()
+            && let Err(e) = call.add_tracks(&mut pc)
+        {
+            return self.fail(Failure::BrokerError(e), now);
         }
         self.pc = Some(pc);
         self.apply_early_candidates();
@@ -369,7 +441,7 @@ impl Connection {
     fn send_answer(&mut self, sdp: String) {
         self.signals.push_back(Outgoing::Answer(AnswerPayload {
             sdp: SessionDescriptionInit { kind: "answer".into(), sdp },
-            connection_type: ConnectionType::Data,
+            connection_type: self.connection_type(),
             connection_id: self.connection_id.clone(),
             browser: None,
         }));
@@ -467,7 +539,21 @@ impl Connection {
         if let Some(pc) = self.pc.as_mut() {
             let _ = pc.handle_timeout(now);
         }
+        self.pump_call(now);
         self.service(now);
+    }
+
+    /// A call's frames that are due go out; once this side has sent for the workload's
+    /// duration, its work is done.
+    fn pump_call(&mut self, now: Instant) {
+        let (Some(call), Some(pc)) = (self.call.as_mut(), self.pc.as_mut()) else { return };
+        if self.milestones.at.contains_key(&Milestone::WorkloadDone) {
+            return;
+        }
+        call.send_due(pc, now);
+        if call.end().is_some_and(|end| end <= now) {
+            self.mark(Milestone::WorkloadDone, now);
+        }
     }
 
     /// Drains the peer connection: datagrams out, events into milestones, messages into the
@@ -516,14 +602,26 @@ impl Connection {
                 let _ = pc.handle_timeout(now);
             }
             let mut messages = Vec::new();
+            let mut media = Vec::new();
             while let Some(m) = pc.poll_read() {
-                if let RTCMessage::DataChannelMessage(_, msg) = m.message {
-                    messages.push(msg.data.to_vec());
+                match m.message {
+                    RTCMessage::DataChannelMessage(_, msg) => messages.push(msg.data.to_vec()),
+                    m @ (RTCMessage::RtpPacket(..) | RTCMessage::RtcpPacket(..)) => media.push(m),
+                    _ => {}
                 }
             }
-            progressed |= !events.is_empty() || !messages.is_empty();
+            progressed |= !events.is_empty() || !messages.is_empty() || !media.is_empty();
             for ev in events {
                 self.on_event(now, ev);
+            }
+            if let (Some(call), Some(pc)) = (self.call.as_mut(), self.pc.as_mut()) {
+                for m in media {
+                    match m {
+                        RTCMessage::RtpPacket(track, p) => call.on_rtp(pc, now, &track, &p),
+                        RTCMessage::RtcpPacket(_, packets) => call.on_rtcp(&packets),
+                        _ => {}
+                    }
+                }
             }
             for m in messages {
                 self.on_message(now, &m);
@@ -548,7 +646,7 @@ impl Connection {
                             sdp_m_line_index: init.sdp_mline_index,
                             username_fragment: init.username_fragment,
                         },
-                        connection_type: ConnectionType::Data,
+                        connection_type: self.connection_type(),
                         connection_id: self.connection_id.clone(),
                     }));
                 }
@@ -560,8 +658,22 @@ impl Connection {
                 RTCIceConnectionState::Failed => self.fail(Failure::IceFailed, now),
                 _ => {}
             },
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                if let (Some(call), Some(pc)) = (self.call.as_mut(), self.pc.as_mut()) {
+                    call.on_track(pc, init.track_id, init.receiver_id);
+                }
+            }
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => match s {
-                RTCPeerConnectionState::Connected => self.mark(Milestone::DtlsConnected, now),
+                RTCPeerConnectionState::Connected => {
+                    self.mark(Milestone::DtlsConnected, now);
+                    if let (Some(call), Some(pc)) = (self.call.as_mut(), self.pc.as_mut()) {
+                        // SRTP keys exist: the call's media starts (PeerJS's `stream` event
+                        // fires on the first track; sending needs only DTLS).
+                        call.start(now);
+                        self.milestones.selected = call.selected(pc);
+                        call.send_due(pc, now);
+                    }
+                }
                 RTCPeerConnectionState::Failed => self.fail(Failure::DtlsFailed, now),
                 _ => {}
             },

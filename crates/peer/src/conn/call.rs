@@ -1,0 +1,234 @@
+//! A MediaConnection's media on its `rtc` peer connection: the tracks a call or an answer adds
+//! (Opus and VP8, one SSRC each), the synthetic [`Source`]s sending on them once DTLS is up
+//! (SRTP), and a [`Receiver`] per incoming track that measures it and asks for key frames.
+
+use crate::media::{Kind, MediaWorkload, Receiver, SendStats, Source, StreamStats};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What a MediaConnection sent and received, in a connection's outcome.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MediaOutcome {
+    /// When this side called (`peer.call`) or got the call (OFFER), from the peer's start.
+    #[serde(serialize_with = "crate::milestones::ms_opt", deserialize_with = "crate::milestones::ms_opt_de", default)]
+    pub call_at: Option<Duration>,
+    /// Every incoming track, audio first.
+    pub received: Vec<StreamStats>,
+    /// Every outgoing track.
+    pub sent: Vec<(Kind, SendStats)>,
+    /// NACKs this side's senders got (each asks for lost packets again).
+    pub nacks_received: u64,
+}
+
+/// A media engine with Opus and VP8 (rtc's defaults) and the interceptors a browser runs:
+/// NACK both ways, RTCP sender and receiver reports.
+pub fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), String> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs().map_err(|e| format!("registering codecs: {e}"))?;
+    let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut me)
+        .map_err(|e| format!("registering interceptors: {e}"))?;
+    Ok((me, registry))
+}
+
+#[derive(Debug)]
+struct Outgoing {
+    id: RTCRtpSenderId,
+    ssrc: u32,
+    source: Option<Source>,
+    kind: Kind,
+}
+
+/// One call's media state.
+#[derive(Debug)]
+pub struct Call {
+    pub w: MediaWorkload,
+    seed: u64,
+    senders: Vec<Outgoing>,
+    /// Incoming tracks by track ID: the receiver that measures it and its `rtc` receiver.
+    receivers: BTreeMap<String, (RTCRtpReceiverId, Receiver)>,
+    start: Instant,
+    pub started: Option<Instant>,
+    pub outcome: MediaOutcome,
+}
+
+impl Call {
+    pub fn new(w: MediaWorkload, seed: u64, start: Instant) -> Self {
+        Self {
+            w,
+            seed,
+            senders: Vec::new(),
+            receivers: BTreeMap::new(),
+            start,
+            started: None,
+            outcome: MediaOutcome::default(),
+        }
+    }
+
+    /// Adds this side's tracks (the stream of `call(id, stream)` or `answer(stream)`).
+    pub fn add_tracks(&mut self, pc: &mut RTCPeerConnection) -> Result<(), String> {
+        let kinds = [(Kind::Audio, self.w.audio.is_some()), (Kind::Video, self.w.video.is_some())];
+        for (i, kind) in kinds.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).enumerate() {
+            let ssrc = (self.seed as u32).wrapping_add(i as u32 * 0x9E37_79B9) | 1;
+            let (codec, rtc_kind, name) = match kind {
+                Kind::Audio => (
+                    RTCRtpCodec {
+                        mime_type: MIME_TYPE_OPUS.to_owned(),
+                        clock_rate: 48_000,
+                        channels: 2,
+                        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                        rtcp_feedback: vec![],
+                    },
+                    RtpCodecKind::Audio,
+                    "audio",
+                ),
+                Kind::Video => (
+                    RTCRtpCodec {
+                        mime_type: MIME_TYPE_VP8.to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line: String::new(),
+                        rtcp_feedback: vec![],
+                    },
+                    RtpCodecKind::Video,
+                    "video",
+                ),
+            };
+            let track = MediaStreamTrack::new(
+                format!("peerstorm-{:08x}", self.seed as u32),
+                format!("{name}-{ssrc:08x}"),
+                name.to_owned(),
+                rtc_kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            let id = pc.add_track(track).map_err(|e| format!("add_track: {e}"))?;
+            self.senders.push(Outgoing { id, ssrc, source: None, kind });
+        }
+        Ok(())
+    }
+
+    /// DTLS is up: the sources start.
+    pub fn start(&mut self, now: Instant) {
+        if self.started.is_some() {
+            return;
+        }
+        self.started = Some(now);
+        for (i, s) in self.senders.iter_mut().enumerate() {
+            let seed = self.seed.rotate_left(17 * (i as u32 + 1)) ^ u64::from(s.ssrc);
+            s.source = Some(Source::new(s.kind, &self.w, now, seed));
+        }
+    }
+
+    /// When this side has sent for its duration (and so is done).
+    pub fn end(&self) -> Option<Instant> {
+        self.started.map(|t| t + self.w.duration)
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let next = self.senders.iter().filter_map(|s| s.source.as_ref()?.poll_timeout()).min();
+        [next, self.end()].into_iter().flatten().min()
+    }
+
+    /// Sends every frame that is due.
+    pub fn send_due(&mut self, pc: &mut RTCPeerConnection, now: Instant) {
+        for s in &mut self.senders {
+            let Some(source) = s.source.as_mut() else { continue };
+            let packets = source.poll(now);
+            if packets.is_empty() {
+                continue;
+            }
+            let Some(mut sender) = pc.rtp_sender(s.id) else { continue };
+            let Some(pt) = sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+                continue;
+            };
+            for p in packets {
+                let packet = rtc::rtp::Packet {
+                    header: rtc::rtp::Header {
+                        version: 2,
+                        marker: p.marker,
+                        payload_type: pt,
+                        sequence_number: p.sequence_number,
+                        timestamp: p.timestamp,
+                        ssrc: s.ssrc,
+                        ..Default::default()
+                    },
+                    payload: p.payload.into(),
+                };
+                let _ = sender.write_rtp(now, packet);
+            }
+        }
+    }
+
+    /// A new incoming track.
+    pub fn on_track(&mut self, pc: &mut RTCPeerConnection, track_id: String, receiver_id: RTCRtpReceiverId) {
+        let kind = match pc.rtp_receiver(receiver_id).map(|r| r.track().kind()) {
+            Some(RtpCodecKind::Audio) => Kind::Audio,
+            Some(RtpCodecKind::Video) => Kind::Video,
+            _ => return,
+        };
+        self.receivers.entry(track_id).or_insert_with(|| (receiver_id, Receiver::new(kind, self.start, self.w.epoch)));
+    }
+
+    /// An RTP packet on an incoming track; a PLI goes back when the receiver asks for one.
+    pub fn on_rtp(&mut self, pc: &mut RTCPeerConnection, now: Instant, track_id: &str, p: &rtc::rtp::Packet) {
+        let Some((receiver_id, r)) = self.receivers.get_mut(track_id) else { return };
+        let h = &p.header;
+        if r.on_rtp(now, h.sequence_number, h.timestamp, h.marker, &p.payload)
+            && let Some(mut receiver) = pc.rtp_receiver(*receiver_id)
+        {
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: h.ssrc };
+            let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
+        }
+    }
+
+    /// RTCP about one of this side's tracks: a PLI asks that source for a key frame.
+    pub fn on_rtcp(&mut self, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+        for p in packets {
+            if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
+                let source = self.senders.iter_mut().find(|s| s.ssrc == pli.media_ssrc).and_then(|s| s.source.as_mut());
+                if let Some(s) = source {
+                    s.on_pli();
+                }
+            } else if p.as_any().is::<TransportLayerNack>() {
+                self.outcome.nacks_received += 1;
+            }
+        }
+    }
+
+    /// The outcome so far.
+    pub fn outcome(&self) -> MediaOutcome {
+        let mut o = self.outcome.clone();
+        o.received = self.receivers.values().map(|(_, r)| r.stats.clone()).collect();
+        o.received.sort_by_key(|s| s.kind);
+        o.sent = self.senders.iter().filter_map(|s| Some((s.kind, s.source.as_ref()?.stats))).collect();
+        o
+    }
+}
+
+impl Call {
+    /// The selected candidate pair's types (local, remote), read through a sender's or a
+    /// receiver's DTLS transport (a call has no SCTP transport to ask).
+    pub fn selected(&self, pc: &mut RTCPeerConnection) -> Option<(String, String)> {
+        let pair = if let Some(s) = self.senders.first() {
+            pc.rtp_sender(s.id)?.transport()?.ice_transport().get_selected_candidate_pair()
+        } else {
+            let id = self.receivers.values().next()?.0;
+            pc.rtp_receiver(id)?.transport()?.ice_transport().get_selected_candidate_pair()
+        };
+        pair.map(|p| (p.local().typ.to_string(), p.remote().typ.to_string()))
+    }
+}

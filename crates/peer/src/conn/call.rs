@@ -5,7 +5,6 @@
 use crate::media::{Kind, MediaWorkload, Receiver, SendStats, Source, StreamStats};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpSenderId;
@@ -30,13 +29,17 @@ pub struct MediaOutcome {
     pub nacks_received: u64,
 }
 
-/// A media engine with Opus and VP8 (rtc's defaults) and the interceptors a browser runs:
-/// NACK both ways, RTCP sender and receiver reports.
+/// A media engine with Opus and VP8 (rtc's defaults) and the interceptors a browser runs for
+/// what these streams carry: NACK both ways, RTCP sender and receiver reports, and PLIs and
+/// NACKs let through to the call ([`FeedbackToApp`]). Left out of rtc's defaults: the
+/// transport-wide congestion control receiver (the synthetic senders send at their set rate
+/// and stamp no transport-wide sequence numbers) and the simulcast header extensions.
 pub fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), String> {
+    use rtc::peer_connection::configuration::interceptor_registry::{configure_nack, configure_rtcp_reports};
     let mut me = MediaEngine::default();
     me.register_default_codecs().map_err(|e| format!("registering codecs: {e}"))?;
-    let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut me)
-        .map_err(|e| format!("registering interceptors: {e}"))?;
+    let registry = configure_rtcp_reports(configure_nack(rtc::interceptor::Registry::new(), &mut me))
+        .with(rtc::interceptor::Slot::Custom(14_000), FeedbackToApp::default());
     Ok((me, registry))
 }
 
@@ -231,4 +234,63 @@ impl Call {
         };
         pair.map(|p| (p.local().typ.to_string(), p.remote().typ.to_string()))
     }
+}
+
+/// An interceptor that lets PLIs and NACKs through to the application. `rtc`'s chain ends
+/// inbound RTCP at its terminus unless an interceptor marks a packet
+/// `DeliverToApplication`; a virtual sender needs PLIs to send a key frame, and counts NACKs.
+#[derive(Default)]
+pub struct FeedbackToApp {
+    read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+}
+
+impl std::fmt::Debug for FeedbackToApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedbackToApp").field("read", &self.read.len()).field("write", &self.write.len()).finish()
+    }
+}
+
+/// Whether an RTCP compound carries feedback the application acts on (PLI or NACK).
+fn is_feedback(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<TransportLayerNack>())
+}
+
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()> for FeedbackToApp {
+    type Rout = rtc::interceptor::TaggedPacket;
+    type Wout = rtc::interceptor::TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet
+            && is_feedback(packets)
+        {
+            msg.message = msg.message.with(rtc::interceptor::Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl rtc::interceptor::Interceptor for FeedbackToApp {
+    fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
 }

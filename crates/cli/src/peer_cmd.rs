@@ -1,7 +1,9 @@
 //! `peerstorm peer`: one full-stack virtual peer on real sockets, for interop. Without
-//! `--connect` it answers every DataConnection offered to it and echoes what it gets (what a
-//! PeerJS app in a browser can talk to); with `--connect REMOTE` it opens one, runs the echo
-//! workload and exits 0 when it finished.
+//! `--connect` or `--call` it answers every DataConnection offered to it and echoes what it gets,
+//! and answers every call with its synthetic stream (what a PeerJS app in a browser can talk
+//! to); with `--connect REMOTE` it opens one, runs the echo workload and exits 0 when it
+//! finished; with `--call REMOTE` it calls, sends media for `--media-for` seconds and exits 0
+//! when it did.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -34,6 +36,19 @@ pub struct PeerArgs {
     /// Open a DataConnection to this peer and run the workload (default: answer and echo).
     #[arg(long)]
     connect: Option<String>,
+    /// Call this peer (a PeerJS MediaConnection, `peer.call(id, stream)`) with a synthetic
+    /// stream and measure what comes back (default: answer calls with the same stream).
+    #[arg(long, conflicts_with = "connect")]
+    call: Option<String>,
+    /// How long each side of a call sends, seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    media_for: f64,
+    /// The call's video bit rate, kbit/s (VP8-shaped, 30 fps); 0 sends no video.
+    #[arg(long, default_value_t = 800, value_name = "KBPS")]
+    video_kbps: u32,
+    /// Send no audio (Opus-shaped, 32 kbit/s, by default).
+    #[arg(long)]
+    no_audio: bool,
     /// binary, binary-utf8, json or raw (with --connect).
     #[arg(long, default_value = "binary")]
     serialization: String,
@@ -204,7 +219,28 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         reliable: true,
         media: None,
     };
-    let n = if a.connect.is_some() { 1 } else { a.max_connections.max(1) };
+    if !(a.media_for > 0.0 && a.media_for <= 3600.0) {
+        bail!("--media-for {}: expected seconds above 0, at most 3600", a.media_for);
+    }
+    if a.no_audio && a.video_kbps == 0 {
+        bail!("--no-audio with --video-kbps 0: a call needs audio, video or both");
+    }
+    if a.video_kbps > 50_000 || (a.video_kbps > 0 && a.video_kbps < 16) {
+        bail!("--video-kbps {}: expected 0 or 16 to 50,000", a.video_kbps);
+    }
+    let media = peerstorm_peer::MediaWorkload {
+        audio: (!a.no_audio).then(peerstorm_peer::media::AudioSpec::default),
+        video: (a.video_kbps > 0).then(|| peerstorm_peer::media::VideoSpec {
+            bitrate_kbps: a.video_kbps,
+            ..peerstorm_peer::media::VideoSpec::default()
+        }),
+        duration: Duration::from_secs_f64(a.media_for),
+        with_data: false,
+        // The other end is another process (a browser, another peer): no shared clock.
+        epoch: None,
+    };
+    let outgoing = a.connect.is_some() || a.call.is_some();
+    let n = if outgoing { 1 } else { a.max_connections.max(1) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let signalled = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
     let signals = rt.block_on(async {
@@ -243,13 +279,17 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             relay_only: a.relay_only,
             profile: a.profile,
         };
-        let cfg = peerstorm_live::fullstack::config(
+        let mut cfg = peerstorm_live::fullstack::config(
             a.id.clone(),
             a.connect.iter().cloned().collect(),
             Vec::new(),
             &sockets,
             base,
         );
+        // Calls go out with --call and come in to an answering peer, which answers each with
+        // this stream (the DataConnections it answers are unaffected).
+        cfg.call = a.call.iter().cloned().collect();
+        cfg.workload.media = Some(media);
         let addrs: Vec<String> = cfg.sockets.iter().map(|s| s.to_string()).collect();
         // The banner once the broker has said OPEN: from then on the peer can be called.
         let banner = format!(
@@ -267,8 +307,8 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             println!("{banner}");
         });
         let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
-        // Answering: stay the whole time; connecting: stop once the workload is done.
-        let linger = if a.connect.is_some() { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
+        // Answering: stay the whole time; connecting or calling: stop once the workload is done.
+        let linger = if outgoing { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
         let stop = std::sync::Arc::new(tokio::sync::Notify::new());
         // Ctrl-C or SIGTERM ends the peer early: its connections are printed all the same.
         {
@@ -306,7 +346,13 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         eprintln!("peerstorm peer: stopped by {} (exit {status})", if status == 130 { "Ctrl-C" } else { "SIGTERM" });
         return Ok(status);
     }
-    Ok(if a.connect.is_some() {
+    Ok(if a.call.is_some() {
+        // The call connected and this side sent for its duration.
+        let done = conns.first().is_some_and(|c| {
+            c.milestones.failure.is_none() && c.milestones.get(peerstorm_peer::Milestone::WorkloadDone).is_some()
+        });
+        if done { crate::EXIT_OK } else { 1 }
+    } else if a.connect.is_some() {
         let done =
             conns.first().is_some_and(|c| ok(c) && c.milestones.get(peerstorm_peer::Milestone::WorkloadDone).is_some());
         if done { crate::EXIT_OK } else { 1 }

@@ -31,7 +31,14 @@ pub struct Workload {
 
 impl Default for Workload {
     fn default() -> Self {
-        Self { messages: 10, duration: None, message_bytes: 1000, serialization: Serialization::Binary, reliable: true, media: None }
+        Self {
+            messages: 10,
+            duration: None,
+            message_bytes: 1000,
+            serialization: Serialization::Binary,
+            reliable: true,
+            media: None,
+        }
     }
 }
 

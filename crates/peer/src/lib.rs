@@ -11,9 +11,9 @@ pub mod peer;
 pub mod profile;
 pub mod signaling;
 
+pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use conn::call::MediaOutcome;
 pub use media::{MediaWorkload, StreamStats};
-pub use config::{IceMode, PeerConfig, Transmit, TurnServer, TurnTransport, Workload};
 pub use milestones::{Failure, Milestone, Milestones};
 pub use peer::{ConnOutcome, Received, VirtualPeer};
 pub use profile::{Profile, StackTimers};

@@ -228,7 +228,7 @@ impl Source {
                 self.push(out, timestamp, true, p);
             }
             Kind::Video => {
-                let key = self.frame.is_multiple_of(self.video.keyframe_interval.max(1)) || self.keyframe_asked;
+                let key = self.frame % self.video.keyframe_interval.max(1) == 0 || self.keyframe_asked;
                 self.keyframe_asked = false;
                 if key {
                     self.stats.keyframes += 1;
@@ -520,7 +520,8 @@ impl Receiver {
             self.on_frame(now, timestamp, key);
         }
         // Frames older than the newest complete one that are still missing packets.
-        let stale = self.frames.iter().any(|(_, a)| a.started.is_some_and(|s| now.saturating_duration_since(s) > PLI_AFTER));
+        let stale =
+            self.frames.iter().any(|(_, a)| a.started.is_some_and(|s| now.saturating_duration_since(s) > PLI_AFTER));
         if stale {
             self.broken = true;
             self.frames.retain(|_, a| a.started.is_some_and(|s| now.saturating_duration_since(s) <= PLI_AFTER));
@@ -590,7 +591,8 @@ mod tests {
         let kbps = media as f64 * 8.0 / 10.0 / 1000.0;
         assert!((kbps - 1500.0).abs() / 1500.0 < 0.01, "{kbps} kbit/s");
         // Key frames are four times a delta frame, and each frame ends on a marked packet.
-        let (key, delta) = VideoSpec { bitrate_kbps: 1500, fps: 30, keyframe_interval: 30, keyframe_ratio: 4 }.frame_bytes();
+        let (key, delta) =
+            VideoSpec { bitrate_kbps: 1500, fps: 30, keyframe_interval: 30, keyframe_ratio: 4 }.frame_bytes();
         assert!((key as f64 / delta as f64 - 4.0).abs() < 0.01);
         assert_eq!(packets.iter().filter(|p| p.marker).count(), 300);
         assert_eq!(vp8_descriptor(&packets[0].payload), Some((1, true, true)));
@@ -610,7 +612,7 @@ mod tests {
             for p in s.poll(t) {
                 sent += 1;
                 // Every 50th packet lost, but none of the first key frame's.
-                if sent > 10 && sent.is_multiple_of(50) {
+                if sent > 10 && sent % 50 == 0 {
                     continue;
                 }
                 r.on_rtp(t + delay, p.sequence_number, p.timestamp, p.marker, &p.payload);

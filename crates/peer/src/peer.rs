@@ -7,8 +7,8 @@
 use crate::config::{PeerConfig, Transmit};
 use crate::conn::{ConnConfig, Connection, Outgoing};
 use crate::milestones::{Failure, Milestone, Milestones};
-use peerstorm_model::peerjs::payload::ConnectionType;
 use crate::signaling::{SignalEvent, SignalingClient};
+use peerstorm_model::peerjs::payload::ConnectionType;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;

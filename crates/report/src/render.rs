@@ -162,7 +162,11 @@ pub fn table(s: &Summary) -> String {
         }
     }
     for m in s.modes.iter().filter(|m| !m.all.media.is_empty()) {
-        let _ = writeln!(o, "{}, media calls (per received stream)      count        p50        p95        p99        max", m.heading());
+        let _ = writeln!(
+            o,
+            "{}, media calls (per received stream)      count        p50        p95        p99        max",
+            m.heading()
+        );
         for (name, count, v) in media_rows(&m.all) {
             let _ = writeln!(o, "  {name:<40} {count:>6} {:>10} {:>10} {:>10} {:>10}", v[0], v[1], v[2], v[3]);
         }
@@ -336,7 +340,9 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
         }
         o.push('\n');
         if !m.all.media.is_empty() {
-            o.push_str("| media (per received stream) | count | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n");
+            o.push_str(
+                "| media (per received stream) | count | p50 | p95 | p99 | max |\n|---|---:|---:|---:|---:|---:|\n",
+            );
             for (name, count, v) in media_rows(&m.all) {
                 let _ = writeln!(o, "| {name} | {count} | {} | {} | {} | {} |", v[0], v[1], v[2], v[3]);
             }

@@ -120,7 +120,11 @@ pub enum MediaUnit {
 /// name, unit, what it is.
 pub const MEDIA: [(&str, MediaUnit, &str); 10] = [
     ("first_packet", MediaUnit::Time, "call() to the first RTP packet received, per receiving side"),
-    ("first_frame", MediaUnit::Time, "call() to the first complete key frame (audio: first packet), per receiving side"),
+    (
+        "first_frame",
+        MediaUnit::Time,
+        "call() to the first complete key frame (audio: first packet), per receiving side",
+    ),
     ("audio.bitrate", MediaUnit::Rate, "audio payload bit rate received"),
     ("video.bitrate", MediaUnit::Rate, "video payload bit rate received (VP8 frames)"),
     ("loss", MediaUnit::Ratio, "packets lost after retransmission, of those sent, every stream"),

@@ -67,7 +67,12 @@ fn relayed_calls_under_two_percent_loss_measure_it_and_repair_video() {
     let n = expected as f64;
     let sd = (path * (1.0 - path) / n).sqrt();
     let measured = lost as f64 / n;
-    eprintln!("audio: {lost} of {expected} lost ({:.3} %), path {:.1} % ± {:.3} %", measured * 100.0, path * 100.0, sd * 100.0);
+    eprintln!(
+        "audio: {lost} of {expected} lost ({:.3} %), path {:.1} % ± {:.3} %",
+        measured * 100.0,
+        path * 100.0,
+        sd * 100.0
+    );
     assert!((measured - path).abs() < 3.3 * sd, "audio loss {measured} against {path} ± {sd}");
     // Video: NACK brings most lost packets back, so what stays lost is far below the path's
     // loss; the senders saw NACKs.
@@ -77,23 +82,23 @@ fn relayed_calls_under_two_percent_loss_measure_it_and_repair_video() {
         .fold((0u64, 0u64), |(l, e), s| (l + s.expected - s.packets, e + s.expected));
     eprintln!("video: {vlost} of {vexp} lost after NACK");
     assert!((vlost as f64 / vexp as f64) < path / 4.0, "video loss after NACK: {vlost} of {vexp}");
-    let sides: Vec<_> = runs.iter().flat_map(|r| &r.peers).flat_map(|p| &p.connections).filter_map(|c| c.media.as_ref()).collect();
+    let sides: Vec<_> =
+        runs.iter().flat_map(|r| &r.peers).flat_map(|p| &p.connections).filter_map(|c| c.media.as_ref()).collect();
     let nacks: u64 = sides.iter().map(|m| m.nacks_received).sum();
     assert!(nacks > 0, "receivers asked for lost video packets");
     // A frame NACK could not repair (a retransmission lost too) breaks decoding: the receiver
     // sends a PLI and the sender answers it with a key frame beyond its schedule.
     let plis_sent: u64 = all.iter().map(|s| s.plis_sent).sum();
-    let (plis, keyframes, frames) = sides.iter().flat_map(|m| &m.sent).filter(|(k, _)| *k == Kind::Video).fold(
-        (0u64, 0u64, 0u64),
-        |(p, k, f), (_, s)| (p + s.plis, k + s.keyframes, f + s.frames),
-    );
-    let scheduled: u64 = sides
+    let (plis, keyframes, frames) = sides
         .iter()
         .flat_map(|m| &m.sent)
         .filter(|(k, _)| *k == Kind::Video)
-        .map(|(_, s)| s.frames.div_ceil(60))
-        .sum();
-    eprintln!("PLIs sent {plis_sent}, received {plis}; key frames {keyframes} of {frames} frames ({scheduled} scheduled)");
+        .fold((0u64, 0u64, 0u64), |(p, k, f), (_, s)| (p + s.plis, k + s.keyframes, f + s.frames));
+    let scheduled: u64 =
+        sides.iter().flat_map(|m| &m.sent).filter(|(k, _)| *k == Kind::Video).map(|(_, s)| s.frames.div_ceil(60)).sum();
+    eprintln!(
+        "PLIs sent {plis_sent}, received {plis}; key frames {keyframes} of {frames} frames ({scheduled} scheduled)"
+    );
     assert!(plis_sent > 0 && plis > 0, "a broken frame asks for a key frame");
     assert!(keyframes > scheduled, "PLIs brought key frames beyond the schedule");
     let received_keys: u64 = all.iter().filter(|s| s.kind == Some(Kind::Video)).map(|s| s.keyframes).sum();

@@ -273,7 +273,7 @@ mod tests {
         if relay {
             milestones.mark(Milestone::FirstRelay, Duration::from_millis(50));
         }
-        ConnOutcome { remote: "q".into(), offerer: true, milestones, bytes_moved: 0 }
+        ConnOutcome { remote: "q".into(), offerer: true, milestones, bytes_moved: 0, media: None }
     }
 
     #[test]

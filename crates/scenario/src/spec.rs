@@ -1122,7 +1122,9 @@ impl Scenario {
             return bad("load.stack = \"full\" runs the open, ramp and closed models");
         }
         if self.workload.media.is_some() && load.stack != Stack::Full {
-            return bad("[workload.media]: calls need virtual peers (load.stack = \"full\"); the signaling stack sends no media");
+            return bad(
+                "[workload.media]: calls need virtual peers (load.stack = \"full\"); the signaling stack sends no media",
+            );
         }
         self.check_media()?;
         if matches!(self.servers.turn, TurnTarget::Uri(_))

@@ -145,9 +145,7 @@ fn build_pc(now: Instant, profile: Profile, media: bool) -> Result<RTCPeerConnec
         let (me, registry) = call::media_engine().map_err(Failure::BrokerError)?;
         builder = builder.with_media_engine(me).with_interceptor_registry(registry);
     }
-    builder
-        .build(now)
-        .map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
+    builder.build(now).map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
 }
 
 /// rtc-sctp's timer settings for a profile's SCTP timers.
@@ -289,9 +287,11 @@ impl Connection {
     /// A call is done when this side has sent for the workload's duration.
     pub fn is_done(&self) -> bool {
         self.milestones.failure.is_some()
-            || if self.call.is_some() {
+            || if self.offerer || self.call.is_some() {
                 self.milestones.get(Milestone::WorkloadDone).is_some()
-            } else if self.offerer { self.milestones.get(Milestone::WorkloadDone).is_some() } else { self.dc.is_some() }
+            } else {
+                self.dc.is_some()
+            }
     }
 
     pub(crate) fn mark(&mut self, m: Milestone, now: Instant) {
@@ -315,7 +315,11 @@ impl Connection {
         let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
         let deferred = self.deferred.as_ref().map(|(at, _)| *at);
         let phase = self.phase.map(|(at, _)| at);
-        let call = self.call.as_ref().filter(|_| self.milestones.get(Milestone::WorkloadDone).is_none()).and_then(call::Call::poll_timeout);
+        let call = self
+            .call
+            .as_ref()
+            .filter(|_| self.milestones.get(Milestone::WorkloadDone).is_none())
+            .and_then(call::Call::poll_timeout);
         [pc, self.stun.as_ref().map(|p| p.next), turn, deferred, phase, call].into_iter().flatten().min()
     }
 
@@ -339,6 +343,14 @@ impl Connection {
             call.outcome.call_at = Some(now.saturating_duration_since(self.start));
             if let Err(e) = call.add_tracks(&mut pc) {
                 return self.fail(Failure::BrokerError(e), now);
+            }
+            // PeerJS 1.5.5's negotiator opens a data channel for every connection it
+            // originates, a call too (`createDataChannel(label, { ordered: !!reliable })`: a
+            // MediaConnection has neither, so "undefined" and unordered); the call uses it to
+            // tell the other side it closed.
+            let init = RTCDataChannelInit { ordered: false, ..Default::default() };
+            if pc.create_data_channel("undefined", Some(init)).is_err() {
+                return self.fail(Failure::BrokerError("create_data_channel".into()), now);
             }
         } else {
             // PeerJS 1.5.5 creates the channel with `{ ordered: !!reliable }` and nothing else.

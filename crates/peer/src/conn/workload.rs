@@ -15,6 +15,9 @@ impl Connection {
     }
 
     pub(super) fn on_message(&mut self, now: Instant, data: &[u8]) {
+        if self.call.is_some() {
+            return; // a call's channel carries nothing peerstorm sends
+        }
         self.bytes_moved += data.len() as u64;
         let Some(codec) = self.codec.as_mut() else { return };
         // One message may complete several values (MsgPack is a byte stream).
@@ -61,6 +64,10 @@ impl Connection {
     }
 
     pub(super) fn check_workload_done(&mut self, now: Instant) {
+        // A call's channel only carries PeerJS's close signal; its work is the media.
+        if self.call.is_some() {
+            return;
+        }
         if self.offerer && self.dc.is_some() && self.echoed >= self.sent && self.workload_sent(now) {
             self.mark(Milestone::WorkloadDone, now);
         }
@@ -68,7 +75,12 @@ impl Connection {
 
     /// The offerer sends its messages one at a time, each after the previous echo.
     pub(super) fn pump_workload(&mut self, now: Instant) -> bool {
-        if !self.offerer || self.dc.is_none() || self.sent > self.echoed || self.workload_sent(now) {
+        if self.call.is_some()
+            || !self.offerer
+            || self.dc.is_none()
+            || self.sent > self.echoed
+            || self.workload_sent(now)
+        {
             return false;
         }
         self.sent += 1;

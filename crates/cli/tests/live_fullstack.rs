@@ -374,3 +374,46 @@ fn a_live_run_gives_each_peer_every_turn_url() {
     assert!(relays.len() >= 4 && relays.iter().all(|r| *r == 3), "three relayed candidates each: {relays:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A live run of media calls (`[workload.media]`, virtual peers on real sockets) relay-only
+/// through `peerstorm serve turn` and through coturn: on loopback nothing is lost, and the
+/// received bit rates are within 5 % of what was sent.
+#[test]
+fn live_calls_relay_only_keep_their_bitrate_through_peerstorms_turn_and_coturn() {
+    let (_turn, ours) = peerstorm_turn(&["--user", "test:test"]);
+    let dir = std::env::temp_dir().join(format!("peerstorm-live-media-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_coturn, theirs) = coturn(&dir.join("coturn"), (42000, 42499));
+    for (name, addr) in [("peerstorm", ours), ("coturn", theirs)] {
+        let s = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &s,
+            format!(
+                "name = \"media-{name}\"\nmode = \"live\"\n[servers]\nturn = \"turn:{addr}\"\nturn_user = \"test:test\"\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 4\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[workload.media]\nvideo = {{ bitrate_kbps = 600 }}\nduration_s = 4\n[timeouts]\nsetup_s = 15\n[thresholds]\nsuccess_rate = \">= 1\"\n\"media.loss.max\" = \"== 0\"\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.join(format!("out-{name}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+            .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(0), "{name}: {text}");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let m = &summary["modes"][0];
+        assert!(m["pairs"].as_u64().unwrap() >= 1, "{name}: {m}");
+        assert_eq!(m["shares"]["relay"], 1.0, "{name}: relay only: {m}");
+        let media = &m["media"];
+        for (key, target) in [("audio.bitrate", 32.0), ("video.bitrate", 600.0)] {
+            for stat in ["p50", "max"] {
+                let v = media[key][stat].as_f64().unwrap_or_else(|| panic!("{name}: {key}: {media}"));
+                assert!((v - target).abs() / target < 0.05, "{name}: {key} {stat} {v} kbit/s for {target}: {media}");
+            }
+        }
+        assert!(media["first_frame"]["p50"].as_f64().is_some(), "{name}: {media}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

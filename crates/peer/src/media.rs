@@ -193,13 +193,6 @@ impl Source {
         self.keyframe_asked = true;
     }
 
-    fn interval(&self) -> Duration {
-        match self.kind {
-            Kind::Audio => AUDIO_PTIME,
-            Kind::Video => Duration::from_secs(1) / self.video.fps.max(1),
-        }
-    }
-
     /// Every frame due at `now`, packetized.
     pub fn poll(&mut self, now: Instant) -> Vec<Packet> {
         let mut out = Vec::new();
@@ -207,7 +200,13 @@ impl Source {
             let at = self.next;
             self.frame_packets(at, now, &mut out);
             self.frame += 1;
-            self.next = self.start + self.interval() * self.frame;
+            // Whole seconds times frames over the rate: exact, so 30 fps sends 300 frames in
+            // 10 s (33.333333 ms steps would fit a 301st in).
+            self.next = self.start
+                + match self.kind {
+                    Kind::Audio => AUDIO_PTIME * self.frame,
+                    Kind::Video => Duration::from_secs(u64::from(self.frame)) / self.video.fps.max(1),
+                };
         }
         out
     }

@@ -74,7 +74,8 @@ pub struct RunArgs {
     #[arg(long)]
     insecure: bool,
     /// Live, full stack: use this TURN server instead of the scenario's: `embedded`, `coturn`,
-    /// `none`, or `turn:HOST:PORT` (with the scenario's turn_user).
+    /// `none`, or `turn:HOST:PORT` (with the scenario's turn_user). Several, comma-separated
+    /// (`embedded,coturn`), run the pairs through each in turn, side by side in one report.
     #[arg(long, value_name = "TURN")]
     turn: Option<String>,
     /// Live: the PID of a broker running on this machine (embedded and reference brokers are
@@ -481,7 +482,7 @@ fn execute(a: &RunArgs, p: Prepared) -> Result<u8> {
 /// The command line's changes to the scenario: `--broker` (several for a side-by-side live
 /// run), `--turn`, `--source-ip`, `--broker-pid`.
 fn overrides(a: &RunArgs, s: &mut Scenario) -> Result<Overrides, String> {
-    let mut o = Overrides { brokers: None, source_ip: a.source_ip, broker_pid: a.broker_pid, stop: None };
+    let mut o = Overrides { brokers: None, source_ip: a.source_ip, broker_pid: a.broker_pid, stop: None, turns: None };
     if let Some(b) = &a.broker {
         let brokers = b
             .split(',')
@@ -506,7 +507,17 @@ fn overrides(a: &RunArgs, s: &mut Scenario) -> Result<Overrides, String> {
         }
     }
     if let Some(t) = &a.turn {
-        s.servers.turn = t.parse().map_err(|e| format!("--turn {e}"))?;
+        let turns = t
+            .split(',')
+            .map(|one| one.trim().parse::<peerstorm_scenario::TurnTarget>().map_err(|e| format!("--turn {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        s.servers.turn = turns[0].clone();
+        if turns.len() > 1 {
+            if s.mode != peerstorm_scenario::Mode::Live {
+                return Err("--turn with several servers is for a live run (mode = \"live\")".into());
+            }
+            o.turns = Some(turns);
+        }
     }
     // The scenario as changed must still hold together (a simulation cannot take coturn).
     s.check().map_err(|e| format!("{}: {e}", a.scenario.display()))?;

@@ -49,6 +49,9 @@ pub struct Overrides {
     pub source_ip: Option<IpAddr>,
     /// A broker on this machine that somebody else started: sample it.
     pub broker_pid: Option<u32>,
+    /// Full stack: run the pairs through each of these TURN servers in turn, side by side in
+    /// one report (each run's point names it: `turn = peerstorm`, `coturn`, `HOST:PORT`).
+    pub turns: Option<Vec<TurnTarget>>,
     /// Set from outside (Ctrl-C, SIGTERM) to stop the run early with a partial report.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -226,7 +229,28 @@ pub fn run(
         Stack::Full => {
             let b = broker(launcher, s, &s.servers.broker, o, events)?;
             probe(&b.value, &rt)?;
-            let (runs, outcomes) = full(s, shard, &plan, &b.value, o, launcher, events, &rt)?;
+            let mut runs = Vec::new();
+            let mut outcomes = Vec::new();
+            let turns = o.turns.clone().unwrap_or_else(|| vec![s.servers.turn.clone()]);
+            for which in &turns {
+                let mut one = s.clone();
+                one.servers.turn = which.clone();
+                let (mut r, mut out) = full(&one, shard, &plan, &b.value, o, launcher, events, &rt)?;
+                if turns.len() > 1 {
+                    let name = match which {
+                        TurnTarget::Embedded => "peerstorm".to_string(),
+                        other => other.to_string(),
+                    };
+                    for m in &mut r {
+                        m.point.insert("turn".into(), name.clone());
+                    }
+                    for x in &mut out {
+                        x.point.insert("turn".into(), name.clone());
+                    }
+                }
+                runs.extend(r);
+                outcomes.extend(out);
+            }
             (runs, outcomes, None)
         }
         Stack::Signaling => {

@@ -116,6 +116,46 @@ pub fn media_rows(f: &crate::summary::Figures) -> Vec<(&'static str, u64, [Strin
         .collect()
 }
 
+/// What the TURN server relayed of the calls, when the run measured its CPU.
+fn turn_media_line(m: &crate::summary::ModeSummary) -> Option<String> {
+    let r = &m.resources;
+    let rate = r.get("media_relayed_mbit_s")?;
+    let mut line = format!("TURN relayed media: {rate:.2} Mbit/s (the relayed streams' rates added up)");
+    if let (Some(p), Some(b), Some(cpu)) =
+        (r.get("turn_media_packets_per_cpu_s"), r.get("turn_media_mbit_per_cpu_s"), r.get("turn_cpu_ms"))
+    {
+        let _ = write!(line, "; per TURN CPU-second: {p:.0} packets, {b:.1} Mbit (TURN CPU {cpu:.0} ms)");
+    }
+    Some(line)
+}
+
+/// The TURN servers of a side-by-side run (`turn` in each run's point), relayed media per
+/// server CPU-second, and each against the first.
+pub fn turn_media_ratios(s: &Summary) -> Option<String> {
+    let rows: Vec<(&str, f64, f64)> = s
+        .modes
+        .iter()
+        .filter_map(|m| {
+            let name = m.point.get("turn")?;
+            Some((
+                name.as_str(),
+                *m.resources.get("turn_media_packets_per_cpu_s")?,
+                *m.resources.get("turn_media_mbit_per_cpu_s")?,
+            ))
+        })
+        .collect();
+    if rows.len() < 2 {
+        return None;
+    }
+    let mut o =
+        String::from("TURN servers side by side, relayed media per server CPU-second (same generator, same run):\n");
+    let (_, p0, _) = rows[0];
+    for (name, p, mbit) in &rows {
+        let _ = writeln!(o, "  {name:<24} {p:>10.0} packets {mbit:>8.1} Mbit   ratio {:.2}", p / p0);
+    }
+    Some(o)
+}
+
 /// A class's media in one cell: first frame p50/p95, video bit rate p50, loss p95, jitter p95.
 fn media_cell(f: &crate::summary::Figures) -> String {
     use crate::summary::MediaUnit;
@@ -170,6 +210,9 @@ pub fn table(s: &Summary) -> String {
         for (name, count, v) in media_rows(&m.all) {
             let _ = writeln!(o, "  {name:<40} {count:>6} {:>10} {:>10} {:>10} {:>10}", v[0], v[1], v[2], v[3]);
         }
+        if let Some(line) = turn_media_line(m) {
+            let _ = writeln!(o, "  {line}");
+        }
         if m.classes.len() >= 2 {
             let _ = writeln!(o, "{}, media by NAT pair", m.heading());
             for (k, c) in &m.classes {
@@ -198,6 +241,9 @@ pub fn table(s: &Summary) -> String {
                 if sel.is_empty() { "-".to_string() } else { sel.join(", ") }
             );
         }
+    }
+    if let Some(t) = turn_media_ratios(s) {
+        o.push_str(&t);
     }
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
         o.push_str("trickle minus vanilla, p50 (ms; negative: trickle is faster):\n  stage                          ");

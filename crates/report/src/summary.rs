@@ -464,6 +464,22 @@ fn resources(r: &RunMetrics) -> BTreeMap<String, f64> {
     if r.counters.contains_key("turn.allocations") {
         out.insert("turn_allocations".into(), r.counter("turn.allocations") as f64);
     }
+    if r.counters.contains_key("media.relayed_packets") {
+        // The relayed media streams' rates added up: what the TURN server carried at once
+        // when every call overlapped.
+        out.insert("media_relayed_mbit_s".into(), round3(r.counter("media.relayed_bps") as f64 / 1e6));
+        if let Some(cpu) = r.counters.get("turn.cpu_us").filter(|c| **c > 0) {
+            let cpu_s = *cpu as f64 / 1e6;
+            out.insert(
+                "turn_media_packets_per_cpu_s".into(),
+                round3(r.counter("media.relayed_packets") as f64 / cpu_s),
+            );
+            out.insert(
+                "turn_media_mbit_per_cpu_s".into(),
+                round3(r.counter("media.relayed_bytes") as f64 * 8.0 / 1e6 / cpu_s),
+            );
+        }
+    }
     if let Some(cpu) = r.counters.get("turn.cpu_us") {
         out.insert("turn_cpu_ms".into(), round3(*cpu as f64 / 1000.0));
         let n = r.counter("turn.allocations");

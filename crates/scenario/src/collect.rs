@@ -184,10 +184,13 @@ pub fn collect(r: &RunOutcome) -> RunMetrics {
 /// count from the caller's `call()`; the callee's side is on the run's clock (peers' starts),
 /// which a simulation and a live run's one process share.
 fn media(m: &mut RunMetrics, (pa, pb): (&PeerResult, &PeerResult), class: &str) {
-    fn call<'a>(p: &'a PeerResult, remote: &str) -> Option<&'a peerstorm_peer::MediaOutcome> {
-        p.connections.iter().filter(|c| c.remote == remote).find_map(|c| c.media.as_ref())
+    fn call<'a>(p: &'a PeerResult, remote: &str) -> Option<(&'a ConnOutcome, &'a peerstorm_peer::MediaOutcome)> {
+        p.connections.iter().filter(|c| c.remote == remote).find_map(|c| Some((c, c.media.as_ref()?)))
     }
-    let (Some(om), Some(am)) = (call(pa, &pb.id), call(pb, &pa.id)) else { return };
+    let (Some((oc, om)), Some((_, am))) = (call(pa, &pb.id), call(pb, &pa.id)) else { return };
+    // Through a TURN server when either end of the selected pair is a relayed candidate: what
+    // the server relayed is what both sides received (`turn_media_*` per TURN CPU-second).
+    let relayed = oc.milestones.selected.as_ref().is_some_and(|(l, r)| l == "relay" || r == "relay");
     let Some(called) = om.call_at.map(|t| pa.start + t) else { return };
     let put = |m: &mut RunMetrics, name: &str, v: u64| {
         m.record_exact(format!("media.{name}"), v);
@@ -229,6 +232,13 @@ fn media(m: &mut RunMetrics, (pa, pb): (&PeerResult, &PeerResult), class: &str) 
                 put(m, "freezes", s.freezes);
             }
             m.count(format!("media.{name}.packets"), s.packets);
+            if relayed {
+                m.count("media.relayed_packets", s.packets);
+                m.count("media.relayed_bytes", s.bytes);
+                if let Some(bps) = s.bitrate() {
+                    m.count("media.relayed_bps", bps.round() as u64);
+                }
+            }
             m.count(format!("media.{name}.plis_sent"), s.plis_sent);
         }
         m.count("media.nacks_received", md.nacks_received);

@@ -64,3 +64,47 @@ fn every_shipped_scenario_parses() {
         }
     }
 }
+
+/// `peerstorm run scenarios/media-calls.toml` (the "done when"): calls through a NAT mix
+/// and TURN, its thresholds held, the media tables in the terminal and report.md, per class.
+#[test]
+fn the_shipped_media_scenario_runs_its_calls_and_reports_media_per_class() {
+    let out_dir = std::env::temp_dir().join(format!("peerstorm-media-{}", std::process::id()));
+    let out = peerstorm(&["run", "scenarios/media-calls.toml", "--out", out_dir.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("media calls (per received stream)") && text.contains("video.bitrate"), "{text}");
+    assert!(text.contains("media by NAT pair") && text.contains("first frame p50"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    let m = &j["modes"][0];
+    assert_eq!(m["pairs"], 20, "{m}");
+    assert!(m["shares"]["relay"].as_f64().unwrap() > 0.0, "some calls go through TURN: {m}");
+    assert_eq!(m["media"]["first_frame"]["count"], 40, "both sides of every call: {m}");
+    let class = m["classes"].as_object().unwrap().values().next().unwrap();
+    assert!(class["media"]["video.bitrate"]["p50"].as_f64().unwrap() > 700.0, "{class}");
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("| media (per received stream) |") && md.contains("| NAT pair | media |"), "{md}");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn a_media_workload_with_nothing_to_send_or_in_the_lab_is_refused() {
+    let dir = std::env::temp_dir().join(format!("peerstorm-media-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, why) in [
+        ("[workload.media]\naudio = false\nvideo = false\n", "a call needs audio, video or both"),
+        ("[workload.media]\nvideo = { fps = 0 }\n", "fps = 0"),
+        ("[workload.media]\naudio = { payload_bytes = 4 }\n", "payload_bytes = 4"),
+        ("mode = \"lab\"\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n[workload.media]\n", "not the lab yet"),
+    ] {
+        let f = dir.join("m.toml");
+        let (top, rest) = body.split_at(if body.starts_with("mode") { body.find('\n').unwrap() + 1 } else { 0 });
+        std::fs::write(&f, format!("name = \"m\"\n{top}[peers]\ncount = 2\n{rest}")).unwrap();
+        let out = peerstorm(&["run", f.to_str().unwrap(), "--dry-run"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(err.contains(why), "{body}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

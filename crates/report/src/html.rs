@@ -741,6 +741,27 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
     for (r, md) in m.runs.iter().zip(&s.modes) {
         let label = r.label(sweep);
         let _ = write!(o, "<h2>{}</h2>", esc(&label));
+        if !md.all.media.is_empty() {
+            o.push_str("<h3>Media calls (per received stream)</h3><table><tr><th>metric</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>");
+            for (name, count, v) in crate::render::media_rows(&md.all) {
+                let _ = write!(
+                    o,
+                    "<tr><td>{name}</td><td>{count}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&v[0]),
+                    esc(&v[1]),
+                    esc(&v[2]),
+                    esc(&v[3])
+                );
+            }
+            o.push_str("</table>");
+            if md.classes.len() > 1 {
+                o.push_str("<table><tr><th>NAT class</th><th>media</th></tr>");
+                for (c, f) in classes_in_order(md) {
+                    let _ = write!(o, "<tr><td>{}</td><td>{}</td></tr>", esc(c), esc(&crate::render::media_cell(f)));
+                }
+                o.push_str("</table>");
+            }
+        }
         if md.signal.is_empty() {
             o.push_str("<h3>Every NAT class</h3>");
             class_table(&mut o, md);

@@ -157,7 +157,7 @@ pub fn turn_media_ratios(s: &Summary) -> Option<String> {
 }
 
 /// A class's media in one cell: first frame p50/p95, video bit rate p50, loss p95, jitter p95.
-fn media_cell(f: &crate::summary::Figures) -> String {
+pub fn media_cell(f: &crate::summary::Figures) -> String {
     use crate::summary::MediaUnit;
     let get = |name: &str, stat: &str, unit| f.media.get(name).and_then(|s| s.get(stat)).map(|v| media_value(unit, v));
     let parts = [
@@ -392,6 +392,9 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
             for (name, count, v) in media_rows(&m.all) {
                 let _ = writeln!(o, "| {name} | {count} | {} | {} | {} | {} |", v[0], v[1], v[2], v[3]);
             }
+            if let Some(line) = turn_media_line(m) {
+                let _ = writeln!(o, "{line}\n");
+            }
             o.push('\n');
             if !m.classes.is_empty() {
                 o.push_str("| NAT pair | media |\n|---|---|\n");
@@ -420,6 +423,9 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
             }
             o.push('\n');
         }
+    }
+    if let Some(t) = turn_media_ratios(s) {
+        let _ = writeln!(o, "```\n{t}```\n");
     }
     if !s.trickle_minus_vanilla_p50_ms.is_empty() {
         o.push_str("## Trickle minus vanilla (p50, ms; negative: trickle is faster)\n\n| stage |");

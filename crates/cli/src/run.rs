@@ -183,6 +183,20 @@ fn set_at(doc: &mut toml::Table, path: &[String], value: toml::Value) -> Result<
 /// (167 KB each) and 100,000 peers at 15.4 GiB (154 KB each), with the `chrome` profile.
 const SIM_BYTES_PER_PEER: u64 = 170 * 1024;
 
+/// What a call adds per peer, measured on `scenarios/media-sim-cost.toml` (200 peers): with
+/// 1.5 Mbit/s video 317 MB at peak (~1.4 MiB a peer more than a DataConnection: the NACK
+/// responder keeps the last packets sent, up to 1,200 bytes each), audio alone 53 MB (~95 KiB).
+const SIM_BYTES_PER_VIDEO_PEER: u64 = 1434 * 1024;
+const SIM_BYTES_PER_AUDIO_PEER: u64 = 96 * 1024;
+
+/// The simulator's bytes per peer for this scenario's workload.
+fn sim_bytes_per_peer(s: &Scenario) -> u64 {
+    let media = s.workload.media.as_ref();
+    SIM_BYTES_PER_PEER
+        + u64::from(media.is_some_and(|m| m.sends_video())) * SIM_BYTES_PER_VIDEO_PEER
+        + u64::from(media.is_some_and(|m| m.sends_audio())) * SIM_BYTES_PER_AUDIO_PEER
+}
+
 /// What a finished run keeps until the report is written: its HDR histograms, 256 KiB each
 /// (1 µs to 10^12 at 3 significant digits), about 13 per NAT class and per selected pair type
 /// and 13 overall. Measured: a sweep point of `loss-sweep` (one class) keeps 16.7 MiB, one of
@@ -212,7 +226,7 @@ fn jobs_for(a: &RunArgs, s: &Scenario) -> usize {
 fn sim_memory_estimate(s: &Scenario, shard: Shard, jobs: usize) -> u64 {
     let groups = (s.peers.count / s.group_size().max(1)) as u64;
     let mine = groups.div_ceil(shard.count as u64);
-    let peers = mine * s.group_size() as u64 * SIM_BYTES_PER_PEER * jobs as u64;
+    let peers = mine * s.group_size() as u64 * sim_bytes_per_peer(s) * jobs as u64;
     let kept: u64 =
         s.points().iter().map(|p| scopes_per_run(s, p) * RUN_BYTES_PER_SCOPE).sum::<u64>() * s.peers.ice.len() as u64;
     peers + kept
@@ -310,7 +324,7 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
                 "{} peers in {runs} runs, {jobs} at a time, need about {} on the simulator ({} KiB per peer of each run going on, and each finished run's histograms until the report is written) and this machine has {} available: {}sweep fewer points, or split the sweep into several scenarios",
                 s.peers.count,
                 gib(need),
-                SIM_BYTES_PER_PEER / 1024,
+                sim_bytes_per_peer(&s) / 1024,
                 gib(have),
                 if jobs > 1 { "give fewer --jobs, " } else { "" }
             ));
@@ -319,7 +333,7 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
             "{} peers need about {} on the simulator ({} KiB each, measured) and this machine has {} available: run it in shards (--shard 1/{n} ... {n}/{n}, on several machines or one after another, then peerstorm merge)",
             s.peers.count,
             gib(need),
-            SIM_BYTES_PER_PEER / 1024,
+            sim_bytes_per_peer(&s) / 1024,
             gib(have),
             n = need.div_ceil(have.max(1)).max(2) * shard.count as u64
         ));

@@ -111,6 +111,12 @@ fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
     let o = peerstorm(&["run", "scenarios/storm-10k.toml", "--dry-run"], &[("PEERSTORM_SET", sweep)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("in 1000 runs") && text(&o).contains("sweep fewer points"), "{}", text(&o));
+    // Calls with video hold ~1.4 MiB more a peer (the NACK responder's packet history): 20,000
+    // peers fit as DataConnections (~3.3 GiB) but not with video (~31 GiB), and the estimate
+    // says what a peer costs.
+    let o = peerstorm(&["run", "scenarios/media-calls.toml", "--set", "peers.count=20000", "--dry-run"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("(1700 KiB each, measured)"), "{}", text(&o));
 }
 
 #[test]

@@ -63,6 +63,9 @@ fn check_call(world: &World) {
         // PeerJS opens a data channel with every call, for its close signal.
         assert!(m.get(Milestone::DataChannelOpen).is_some(), "{}: the call's channel: {m:?}", p.id());
         let media = call.media.as_ref().unwrap();
+        // RTCP reception reports give the RTT: two 10 ms links each way.
+        let rtt = media.rtt_ms.unwrap_or_else(|| panic!("{}: no RTT from RTCP: {media:?}", p.id()));
+        assert!((40.0..41.0).contains(&rtt), "{}: RTT {rtt} ms", p.id());
         assert_eq!(media.received.len(), 2, "{}: audio and video came in: {media:?}", p.id());
         let dtls = m.get(Milestone::DtlsConnected).unwrap();
         for s in &media.received {

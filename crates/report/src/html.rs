@@ -757,7 +757,8 @@ svg.chart{{display:block;margin:1em 0;background:#fff;border:1px solid #eee}}
             if md.classes.len() > 1 {
                 o.push_str("<table><tr><th>NAT class</th><th>media</th></tr>");
                 for (c, f) in classes_in_order(md) {
-                    let _ = write!(o, "<tr><td>{}</td><td>{}</td></tr>", esc(c), esc(&crate::render::media_cell(f)));
+                    let _ =
+                        write!(o, "<tr><td>{}</td><td>{}</td></tr>", esc(c), esc(&crate::render::media_cell(&f.media)));
                 }
                 o.push_str("</table>");
             }

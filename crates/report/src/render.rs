@@ -157,15 +157,16 @@ pub fn turn_media_ratios(s: &Summary) -> Option<String> {
 }
 
 /// A class's media in one cell: first frame p50/p95, video bit rate p50, loss p95, jitter p95.
-pub fn media_cell(f: &crate::summary::Figures) -> String {
+pub fn media_cell(media: &std::collections::BTreeMap<String, crate::summary::MediaStat>) -> String {
     use crate::summary::MediaUnit;
-    let get = |name: &str, stat: &str, unit| f.media.get(name).and_then(|s| s.get(stat)).map(|v| media_value(unit, v));
+    let get = |name: &str, stat: &str, unit| media.get(name).and_then(|s| s.get(stat)).map(|v| media_value(unit, v));
     let parts = [
         get("first_frame", "p50", MediaUnit::Time).map(|v| format!("first frame p50 {v}")),
         get("first_frame", "p95", MediaUnit::Time).map(|v| format!("p95 {v}")),
         get("video.bitrate", "p50", MediaUnit::Rate).map(|v| format!("video {v}")),
         get("loss", "p95", MediaUnit::Ratio).map(|v| format!("loss p95 {v}")),
         get("jitter", "p95", MediaUnit::Time).map(|v| format!("jitter p95 {v}")),
+        get("rtt", "p50", MediaUnit::Time).map(|v| format!("RTT p50 {v}")),
     ];
     parts.into_iter().flatten().collect::<Vec<_>>().join(", ")
 }
@@ -216,7 +217,13 @@ pub fn table(s: &Summary) -> String {
         if m.classes.len() >= 2 {
             let _ = writeln!(o, "{}, media by NAT pair", m.heading());
             for (k, c) in &m.classes {
-                let _ = writeln!(o, "  {k:<36} {}", media_cell(c));
+                let _ = writeln!(o, "  {k:<36} {}", media_cell(&c.media));
+            }
+        }
+        if !m.media_by_selected.is_empty() {
+            let _ = writeln!(o, "{}, media by selected pair (caller local/remote)", m.heading());
+            for (k, media) in &m.media_by_selected {
+                let _ = writeln!(o, "  {k:<36} {}", media_cell(media));
             }
         }
     }
@@ -399,7 +406,7 @@ pub fn markdown(s: &Summary, outcomes: &[Outcome]) -> String {
             if !m.classes.is_empty() {
                 o.push_str("| NAT pair | media |\n|---|---|\n");
                 for (k, c) in &m.classes {
-                    let _ = writeln!(o, "| {k} | {} |", media_cell(c));
+                    let _ = writeln!(o, "| {k} | {} |", media_cell(&c.media));
                 }
                 o.push('\n');
             }

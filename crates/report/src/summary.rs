@@ -118,7 +118,7 @@ pub enum MediaUnit {
 
 /// Media metrics (`media.<name>` histograms, one sample per received stream unless said):
 /// name, unit, what it is.
-pub const MEDIA: [(&str, MediaUnit, &str); 10] = [
+pub const MEDIA: [(&str, MediaUnit, &str); 11] = [
     ("first_packet", MediaUnit::Time, "call() to the first RTP packet received, per receiving side"),
     (
         "first_frame",
@@ -133,7 +133,19 @@ pub const MEDIA: [(&str, MediaUnit, &str); 10] = [
     ("jitter", MediaUnit::Time, "RFC 3550 interarrival jitter at the end, every stream"),
     ("delay", MediaUnit::Time, "mean one-way delay (shared clock only), every stream"),
     ("freezes", MediaUnit::Count, "gaps of more than two frame intervals between complete frames, per video stream"),
+    ("rtt", MediaUnit::Time, "median RTT from RTCP reception reports (RFC 3550 LSR/DLSR), per call side"),
 ];
+
+/// The `media.*` histograms under `key(name)`, as [`MediaStat`]s by [`MEDIA`] name.
+fn media_stats(r: &RunMetrics, key: impl Fn(&str) -> String) -> BTreeMap<String, MediaStat> {
+    MEDIA
+        .iter()
+        .filter_map(|(name, unit, _)| {
+            let h = r.histograms.get(&key(&format!("media.{name}")))?;
+            Some((name.to_string(), MediaStat::of(h, *unit)))
+        })
+        .collect()
+}
 
 /// The unit of a media metric by name.
 pub fn media_unit(name: &str) -> Option<MediaUnit> {
@@ -221,6 +233,9 @@ pub struct ModeSummary {
     pub classes: BTreeMap<String, Figures>,
     /// Setup stages per selected candidate pair (`local/remote`).
     pub by_selected: BTreeMap<String, BTreeMap<String, Stage>>,
+    /// Media calls' metrics per selected candidate pair of the caller (`local/remote`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub media_by_selected: BTreeMap<String, BTreeMap<String, MediaStat>>,
     /// Live signaling latencies (`signal.<name>` histograms): `connect_open`, `offer_relay`,
     /// `answer_relay`, `exchange` (from the intended start: corrected for coordinated
     /// omission), `exchange_uncorrected` (from the actual start), `start_lag`.
@@ -418,13 +433,7 @@ fn figures(r: &RunMetrics, scope: Option<(&str, &str)>) -> Figures {
         shares,
         stages,
         goodput: r.histograms.get(&key("dc.goodput")).map(Goodput::of),
-        media: MEDIA
-            .iter()
-            .filter_map(|(name, unit, _)| {
-                let h = r.histograms.get(&key(&format!("media.{name}")))?;
-                Some((name.to_string(), MediaStat::of(h, *unit)))
-            })
-            .collect(),
+        media: media_stats(r, key),
     }
 }
 
@@ -511,6 +520,14 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
             (s, stages)
         })
         .collect();
+    let media_by_selected = scope_values(r, "selected")
+        .into_iter()
+        .map(|s| {
+            let stats = media_stats(r, |name| scoped(name, "selected", &s));
+            (s, stats)
+        })
+        .filter(|(_, stats)| !stats.is_empty())
+        .collect();
     let signal = r
         .histograms
         .iter()
@@ -526,6 +543,7 @@ pub fn summarize_run(r: &RunMetrics) -> ModeSummary {
         all: figures(r, None),
         classes,
         by_selected,
+        media_by_selected,
         signal,
         resources: resources(r),
         turn_errors: r

@@ -41,7 +41,12 @@ fn relayed_calls_keep_their_bitrate_on_a_clean_link() {
         assert!((bps - target).abs() / target < 0.05, "{s:?}: {bps} bit/s for {target}");
         assert_eq!(s.packets, s.expected, "a clean link loses nothing: {s:?}");
     }
+    assert!(m.media_by_selected.contains_key("relay/relay"), "media per selected pair: {:?}", m.media_by_selected);
     let media = &m.all.media;
+    // Relay to relay on one server: six 10 ms access links each way (rtt_ms 40 puts 10 ms on
+    // each; the server's link is crossed twice in and twice out), 120 ms.
+    let rtt = media["rtt"].p50;
+    assert!((120.0..122.0).contains(&rtt), "RTT through the relay from RTCP: {rtt} ms");
     assert!((media["video.bitrate"].p50 - 1000.0).abs() < 50.0, "{media:?}");
     assert_eq!(media["loss"].max, 0.0);
 }

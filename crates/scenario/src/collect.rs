@@ -192,9 +192,13 @@ fn media(m: &mut RunMetrics, (pa, pb): (&PeerResult, &PeerResult), class: &str) 
     // the server relayed is what both sides received (`turn_media_*` per TURN CPU-second).
     let relayed = oc.milestones.selected.as_ref().is_some_and(|(l, r)| l == "relay" || r == "relay");
     let Some(called) = om.call_at.map(|t| pa.start + t) else { return };
+    let selected = oc.milestones.selected.as_ref().map(|(l, r)| format!("{l}/{r}"));
     let put = |m: &mut RunMetrics, name: &str, v: u64| {
         m.record_exact(format!("media.{name}"), v);
         m.record_exact(scoped(&format!("media.{name}"), "class", class), v);
+        if let Some(sel) = &selected {
+            m.record_exact(scoped(&format!("media.{name}"), "selected", sel), v);
+        }
     };
     for (side, md) in [(pa, om), (pb, am)] {
         let at = |t: Option<Duration>| t.map(|t| side.start + t).and_then(|t| t.checked_sub(called)).map(us);
@@ -242,6 +246,9 @@ fn media(m: &mut RunMetrics, (pa, pb): (&PeerResult, &PeerResult), class: &str) 
             m.count(format!("media.{name}.plis_sent"), s.plis_sent);
         }
         m.count("media.nacks_received", md.nacks_received);
+        if let Some(rtt) = md.rtt_ms {
+            put(m, "rtt", (rtt * 1000.0).round() as u64);
+        }
         for (kind, st) in &md.sent {
             let name = match kind {
                 peerstorm_peer::media::Kind::Audio => "audio",

@@ -603,6 +603,16 @@ pub enum Toggle<T> {
     With(T),
 }
 
+impl Media {
+    pub fn sends_audio(&self) -> bool {
+        self.audio.get().is_some()
+    }
+
+    pub fn sends_video(&self) -> bool {
+        self.video.get().is_some()
+    }
+}
+
 impl<T: Clone + Default> Toggle<T> {
     fn get(&self) -> Option<T> {
         match self {

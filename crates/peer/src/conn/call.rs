@@ -25,20 +25,28 @@ pub struct MediaOutcome {
     pub sent: Vec<(Kind, SendStats)>,
     /// NACKs this side's senders got (each asks for lost packets again).
     pub nacks_received: u64,
+    /// The median RTT from RTCP reception reports (RFC 3550 §6.4.1), ms; none before a report
+    /// came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 /// A media engine with Opus and VP8 (rtc's defaults) and the interceptors a browser runs for
-/// what these streams carry: NACK both ways, RTCP sender and receiver reports, and PLIs and
-/// NACKs let through to the call ([`FeedbackToApp`]). Left out of rtc's defaults: the
-/// transport-wide congestion control receiver (the synthetic senders send at their set rate
-/// and stamp no transport-wide sequence numbers) and the simulcast header extensions.
-pub fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), String> {
+/// what these streams carry: NACK both ways, RTCP sender and receiver reports, and an
+/// [`RtcpTap`] (PLIs and NACKs to the call, RTT from the reports) whose samples come back.
+/// Left out of rtc's defaults: the transport-wide congestion control receiver (the synthetic
+/// senders send at their set rate and stamp no transport-wide sequence numbers) and the
+/// simulcast header extensions.
+pub fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry, RttSamples), String> {
     use rtc::peer_connection::configuration::interceptor_registry::{configure_nack, configure_rtcp_reports};
     let mut me = MediaEngine::default();
     me.register_default_codecs().map_err(|e| format!("registering codecs: {e}"))?;
+    let rtts = RttSamples::default();
+    // Wire-most (below the congestion controller's 1,000): it sees every Sender Report leave
+    // and every report come in.
     let registry = configure_rtcp_reports(configure_nack(rtc::interceptor::Registry::new(), &mut me))
-        .with(rtc::interceptor::Slot::Custom(14_000), FeedbackToApp::default());
-    Ok((me, registry))
+        .with(rtc::interceptor::Slot::Custom(500), RtcpTap::new(rtts.clone()));
+    Ok((me, registry, rtts))
 }
 
 #[derive(Debug)]
@@ -60,6 +68,8 @@ pub struct Call {
     start: Instant,
     pub started: Option<Instant>,
     pub outcome: MediaOutcome,
+    /// RTT samples from RTCP (see [`RtcpTap`]), once the peer connection exists.
+    pub rtts: Option<RttSamples>,
 }
 
 impl Call {
@@ -72,6 +82,7 @@ impl Call {
             start,
             started: None,
             outcome: MediaOutcome::default(),
+            rtts: None,
         }
     }
 
@@ -216,6 +227,11 @@ impl Call {
         o.received = self.receivers.values().map(|(_, r)| r.stats.clone()).collect();
         o.received.sort_by_key(|s| s.kind);
         o.sent = self.senders.iter().filter_map(|s| Some((s.kind, s.source.as_ref()?.stats))).collect();
+        if let Some(Ok(v)) = self.rtts.as_ref().map(|r| r.lock()) {
+            let mut v: Vec<Duration> = v.clone();
+            v.sort();
+            o.rtt_ms = v.get(v.len() / 2).map(|d| d.as_secs_f64() * 1000.0);
+        }
         o
     }
 }
@@ -234,18 +250,47 @@ impl Call {
     }
 }
 
-/// An interceptor that lets PLIs and NACKs through to the application. `rtc`'s chain ends
-/// inbound RTCP at its terminus unless an interceptor marks a packet
-/// `DeliverToApplication`; a virtual sender needs PLIs to send a key frame, and counts NACKs.
+/// RTT samples an [`RtcpTap`] measured, shared with its call.
+pub type RttSamples = std::sync::Arc<std::sync::Mutex<Vec<Duration>>>;
+
+/// An interceptor at the wire end of the chain that (1) lets PLIs and NACKs through to the
+/// application — `rtc`'s chain ends inbound RTCP at its terminus unless an interceptor marks a
+/// packet `DeliverToApplication`, and a virtual sender needs PLIs to send a key frame — and
+/// (2) measures the RTT as RFC 3550 §6.4.1 does: each Sender Report that leaves is remembered by
+/// the middle 32 bits of its NTP time, and a reception report that comes back naming it (LSR)
+/// gives RTT = arrival − departure − DLSR. Instants only: no wall clock.
 #[derive(Default)]
-pub struct FeedbackToApp {
+pub struct RtcpTap {
     read: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
     write: std::collections::VecDeque<rtc::interceptor::TaggedPacket>,
+    /// Sender Reports sent: (LSR, when), the last 64.
+    sent: std::collections::VecDeque<(u32, Instant)>,
+    rtts: RttSamples,
 }
 
-impl std::fmt::Debug for FeedbackToApp {
+impl RtcpTap {
+    pub fn new(rtts: RttSamples) -> Self {
+        Self { rtts, ..Self::default() }
+    }
+
+    fn on_reports(&mut self, now: Instant, reports: &[rtc::rtcp::reception_report::ReceptionReport]) {
+        for r in reports.iter().filter(|r| r.last_sender_report != 0) {
+            let Some(&(_, at)) = self.sent.iter().find(|(lsr, _)| *lsr == r.last_sender_report) else { continue };
+            // DLSR is in units of 1/65,536 s.
+            let held = Duration::from_micros(u64::from(r.delay) * 1_000_000 / 65_536);
+            if let Some(rtt) = now.saturating_duration_since(at).checked_sub(held)
+                && let Ok(mut v) = self.rtts.lock()
+                && v.len() < 10_000
+            {
+                v.push(rtt);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RtcpTap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedbackToApp").field("read", &self.read.len()).field("write", &self.write.len()).finish()
+        f.debug_struct("RtcpTap").field("read", &self.read.len()).field("sent", &self.sent.len()).finish()
     }
 }
 
@@ -255,7 +300,7 @@ fn is_feedback(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
     packets.iter().any(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<TransportLayerNack>())
 }
 
-impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()> for FeedbackToApp {
+impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::TaggedPacket, ()> for RtcpTap {
     type Rout = rtc::interceptor::TaggedPacket;
     type Wout = rtc::interceptor::TaggedPacket;
     type Eout = ();
@@ -263,10 +308,18 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
-        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet
-            && is_feedback(packets)
-        {
-            msg.message = msg.message.with(rtc::interceptor::Attribute::DeliverToApplication);
+        use rtc::rtcp::{receiver_report::ReceiverReport, sender_report::SenderReport};
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            for p in packets {
+                if let Some(rr) = p.as_any().downcast_ref::<ReceiverReport>() {
+                    self.on_reports(msg.now, &rr.reports);
+                } else if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                    self.on_reports(msg.now, &sr.reports);
+                }
+            }
+            if is_feedback(packets) {
+                msg.message = msg.message.with(rtc::interceptor::Attribute::DeliverToApplication);
+            }
         }
         self.read.push_back(msg);
         Ok(())
@@ -277,6 +330,16 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     }
 
     fn handle_write(&mut self, msg: rtc::interceptor::TaggedPacket) -> Result<(), Self::Error> {
+        if let rtc::interceptor::Packet::Rtcp(packets) = &msg.message.packet {
+            for p in packets {
+                if let Some(sr) = p.as_any().downcast_ref::<rtc::rtcp::sender_report::SenderReport>() {
+                    if self.sent.len() == 64 {
+                        self.sent.pop_front();
+                    }
+                    self.sent.push_back(((sr.ntp_time >> 16) as u32, msg.now));
+                }
+            }
+        }
         self.write.push_back(msg);
         Ok(())
     }
@@ -286,7 +349,7 @@ impl rtc::sansio::Protocol<rtc::interceptor::TaggedPacket, rtc::interceptor::Tag
     }
 }
 
-impl rtc::interceptor::Interceptor for FeedbackToApp {
+impl rtc::interceptor::Interceptor for RtcpTap {
     fn bind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn unbind_local_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &rtc::interceptor::StreamInfo) {}

@@ -116,7 +116,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn build_pc(now: Instant, profile: Profile, media: bool) -> Result<RTCPeerConnection, Failure> {
+fn build_pc(now: Instant, profile: Profile, call: Option<&mut call::Call>) -> Result<RTCPeerConnection, Failure> {
     let t = profile.timers();
     let se = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Client)
@@ -141,9 +141,10 @@ fn build_pc(now: Instant, profile: Profile, media: bool) -> Result<RTCPeerConnec
     let mut builder = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(se);
-    if media {
-        let (me, registry) = call::media_engine().map_err(Failure::BrokerError)?;
+    if let Some(call) = call {
+        let (me, registry, rtts) = call::media_engine().map_err(Failure::BrokerError)?;
         builder = builder.with_media_engine(me).with_interceptor_registry(registry);
+        call.rtts = Some(rtts);
     }
     builder.build(now).map_err(|e| Failure::BrokerError(format!("building the peer connection: {e}")))
 }
@@ -335,7 +336,7 @@ impl Connection {
     }
 
     fn make_offer(&mut self, now: Instant) {
-        let mut pc = match build_pc(now, self.cfg.profile, self.call.is_some()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.call.as_mut()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
@@ -419,7 +420,7 @@ impl Connection {
             Some(c) => self.codec = Some(c),
             None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
-        let mut pc = match build_pc(now, self.cfg.profile, self.call.is_some()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.call.as_mut()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };

@@ -11,7 +11,8 @@
 //
 // Prints `ready BROWSER_ID`, then one JSON object with each direction's inbound-rtp figures
 // (audio and video: packets, bytes, and for video frames received and decoded, key frames
-// decoded); exits 0 when both calls carried audio and video, 1 otherwise.
+// decoded; for the call it answered, the call's `metadata`); exits 0 when both calls carried
+// audio and video, 1 otherwise.
 import { launch, servePage } from "./chromium.mjs";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -101,7 +102,7 @@ try {
       new Promise((resolve, reject) => {
         window.peer.on("call", (call) => {
           call.on("error", (e) => reject(new Error(`answer: ${e.message}`)));
-          call.on("stream", () => window.measure(call).then(resolve, reject));
+          call.on("stream", () => window.measure(call).then((m) => resolve({ ...m, metadata: call.metadata ?? null }), reject));
           call.answer(window.stream);
         });
       }),

@@ -49,6 +49,9 @@ pub struct PeerArgs {
     /// Send no audio (Opus-shaped, 32 kbit/s, by default).
     #[arg(long)]
     no_audio: bool,
+    /// With --call: PeerJS's call `metadata`, as JSON (`'{"room":"lobby"}'`).
+    #[arg(long, value_name = "JSON", requires = "call")]
+    metadata: Option<String>,
     /// binary, binary-utf8, json or raw (with --connect).
     #[arg(long, default_value = "binary")]
     serialization: String,
@@ -238,6 +241,12 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         with_data: false,
         // The other end is another process (a browser, another peer): no shared clock.
         epoch: None,
+        metadata: a
+            .metadata
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--metadata: not JSON: {e}"))?,
     };
     let outgoing = a.connect.is_some() || a.call.is_some();
     let n = if outgoing { 1 } else { a.max_connections.max(1) };

@@ -67,6 +67,7 @@ fn chromium_and_virtual_peers_call_each_other_with_audio_and_video() {
     // A virtual peer calls the page.
     let caller = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
         .args(["peer", "--broker", &b, "--id", "virtual-caller", "--call", browser, "--media-for", "8", "--for", "40"])
+        .args(["--metadata", r#"{"room":"lobby","n":2}"#])
         .output()
         .unwrap();
     let caller_text = String::from_utf8_lossy(&caller.stdout);
@@ -86,6 +87,11 @@ fn chromium_and_virtual_peers_call_each_other_with_audio_and_video() {
         assert!(video["framesDecoded"].as_u64().unwrap() > 30, "{way}: VP8 decoded: {video}");
         assert!(video["keyFramesDecoded"].as_u64().unwrap() >= 1, "{way}: {video}");
     }
+    assert_eq!(
+        page["answering"]["metadata"],
+        serde_json::json!({ "room": "lobby", "n": 2 }),
+        "PeerJS got the call's metadata"
+    );
     // The virtual peers received Chromium's streams.
     let caller_line: serde_json::Value = caller_text
         .lines()

@@ -43,6 +43,8 @@ pub struct MediaWorkload {
     /// A clock both ends share (the simulator's; a live run's peers in one process): the mark's
     /// send time counts from it, and one-way delay is measured. `None`: not measured.
     pub epoch: Option<Instant>,
+    /// PeerJS's `metadata` a call carries in its OFFER (`peer.call(id, stream, { metadata })`).
+    pub metadata: Option<serde_json::Value>,
 }
 
 impl Default for MediaWorkload {
@@ -53,6 +55,7 @@ impl Default for MediaWorkload {
             duration: Duration::from_secs(10),
             with_data: false,
             epoch: None,
+            metadata: None,
         }
     }
 }
@@ -570,6 +573,7 @@ mod tests {
             duration: Duration::from_secs(10),
             with_data: false,
             epoch: None,
+            metadata: None,
         }
     }
 

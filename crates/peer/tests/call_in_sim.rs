@@ -23,6 +23,7 @@ fn run(with_data: bool) -> World {
         duration: Duration::from_secs(4),
         with_data,
         epoch: Some(epoch),
+        metadata: Some(serde_json::json!({ "room": "lobby", "n": 2 })),
     };
     for i in 0..2 {
         let other = format!("p{}", 1 - i);
@@ -63,6 +64,10 @@ fn check_call(world: &World) {
         // PeerJS opens a data channel with every call, for its close signal.
         assert!(m.get(Milestone::DataChannelOpen).is_some(), "{}: the call's channel: {m:?}", p.id());
         let media = call.media.as_ref().unwrap();
+        if !call.offerer {
+            // PeerJS's call metadata travels in the OFFER.
+            assert_eq!(media.metadata, Some(serde_json::json!({ "room": "lobby", "n": 2 })), "{}", p.id());
+        }
         // RTCP reception reports give the RTT: two 10 ms links each way.
         let rtt = media.rtt_ms.unwrap_or_else(|| panic!("{}: no RTT from RTCP: {media:?}", p.id()));
         assert!((40.0..41.0).contains(&rtt), "{}: RTT {rtt} ms", p.id());

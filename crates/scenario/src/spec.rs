@@ -593,6 +593,9 @@ pub struct Media {
     /// workload runs on it).
     #[serde(default)]
     pub datachannel: bool,
+    /// PeerJS's call `metadata` (any TOML value; it travels as JSON in the OFFER).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// `true`, `false` or the settings.
@@ -707,6 +710,7 @@ impl Workload {
             duration: m.duration,
             with_data: m.datachannel,
             epoch,
+            metadata: m.metadata.clone(),
         });
         w
     }

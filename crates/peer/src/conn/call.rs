@@ -25,6 +25,9 @@ pub struct MediaOutcome {
     pub sent: Vec<(Kind, SendStats)>,
     /// NACKs this side's senders got (each asks for lost packets again).
     pub nacks_received: u64,
+    /// The `metadata` of the call's OFFER, as the answering side got it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
     /// The median RTT from RTCP reception reports (RFC 3550 §6.4.1), ms; none before a report
     /// came back.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -379,8 +379,8 @@ impl Connection {
     }
 
     fn send_offer(&mut self, now: Instant, sdp: String) {
-        let p = if self.call.is_some() {
-            OfferPayload::media(sdp, &self.connection_id)
+        let p = if let Some(call) = &self.call {
+            OfferPayload { metadata: call.w.metadata.clone(), ..OfferPayload::media(sdp, &self.connection_id) }
         } else {
             OfferPayload::data(sdp, &self.connection_id, self.serialization.clone(), self.reliable)
         };
@@ -411,6 +411,7 @@ impl Connection {
             });
             let mut c = call::Call::new(w, self.seed(), self.start);
             c.outcome.call_at = self.milestones.get(Milestone::OfferReceived);
+            c.outcome.metadata = payload.metadata.clone();
             self.call = Some(c);
         }
         // PeerJS answers an OFFER without these as `binary` and unreliable.

@@ -56,7 +56,7 @@ try {
     ([id, port, seconds]) =>
       new Promise((resolve, reject) => {
         // The figures of one call's inbound-rtp streams, by kind, `seconds` after its stream came.
-        window.measure = async (call) => {
+        window.measure = async (call, hangUp = true) => {
           await new Promise((r) => setTimeout(r, seconds * 1000));
           const out = {};
           (await call.peerConnection.getStats()).forEach((s) => {
@@ -74,7 +74,7 @@ try {
               decoderImplementation: s.decoderImplementation,
             };
           });
-          call.close();
+          if (hangUp) call.close();
           return out;
         };
         window.peer = new peerjs.Peer(id, { host: "127.0.0.1", port, path: "/", key: "peerjs", debug: 0, config: { iceServers: [] } });
@@ -101,8 +101,18 @@ try {
     () =>
       new Promise((resolve, reject) => {
         window.peer.on("call", (call) => {
+          // The virtual caller hangs up when it has sent for its time: PeerJS must see the
+          // call close (its data channel closing), without closing it from here.
+          let closed = null;
+          const t0 = Date.now();
+          call.on("close", () => (closed = (Date.now() - t0) / 1000));
           call.on("error", (e) => reject(new Error(`answer: ${e.message}`)));
-          call.on("stream", () => window.measure(call).then((m) => resolve({ ...m, metadata: call.metadata ?? null }), reject));
+          call.on("stream", () =>
+            window.measure(call, false).then(async (m) => {
+              for (let i = 0; i < 150 && closed === null; i++) await new Promise((r) => setTimeout(r, 100));
+              resolve({ ...m, metadata: call.metadata ?? null, closedByRemoteAfterS: closed });
+            }, reject),
+          );
           call.answer(window.stream);
         });
       }),

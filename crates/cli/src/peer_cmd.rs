@@ -317,7 +317,12 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
         });
         let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
         // Answering: stay the whole time; connecting or calling: stop once the workload is done.
-        let linger = if outgoing { Duration::ZERO } else { Duration::from_secs_f64(a.duration) };
+        // A call lingers half a second after hanging up, so its close reaches the other side.
+        let linger = match (outgoing, a.call.is_some()) {
+            (true, true) => Duration::from_millis(500),
+            (true, false) => Duration::ZERO,
+            (false, _) => Duration::from_secs_f64(a.duration),
+        };
         let stop = std::sync::Arc::new(tokio::sync::Notify::new());
         // Ctrl-C or SIGTERM ends the peer early: its connections are printed all the same.
         {

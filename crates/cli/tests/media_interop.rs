@@ -92,6 +92,8 @@ fn chromium_and_virtual_peers_call_each_other_with_audio_and_video() {
         serde_json::json!({ "room": "lobby", "n": 2 }),
         "PeerJS got the call's metadata"
     );
+    // The virtual caller hung up after its 8 s: PeerJS saw its call close.
+    assert!(page["answering"]["closedByRemoteAfterS"].as_f64().is_some(), "the call closed on the page: {page}");
     // The virtual peers received Chromium's streams.
     let caller_line: serde_json::Value = caller_text
         .lines()

@@ -566,6 +566,13 @@ impl Connection {
         }
         call.send_due(pc, now);
         if call.end().is_some_and(|end| end <= now) {
+            // The caller hangs up as PeerJS's `call.close()` does: it closes the call's data
+            // channel, whose close the other side's PeerJS takes as the call ending.
+            if self.offerer
+                && let Some(mut dc) = self.dc.and_then(|id| pc.data_channel(id))
+            {
+                let _ = dc.close();
+            }
             self.mark(Milestone::WorkloadDone, now);
         }
     }

@@ -9,7 +9,10 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpFecParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -124,7 +127,15 @@ impl Call {
                 name.to_owned(),
                 rtc_kind,
                 vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                    // The repair flows' SSRCs too, from the same seed: left unset, rtc draws them
+                    // from the thread's RNG, and the order of streams keyed by them then differs
+                    // run to run (a seeded simulation with loss did not repeat itself).
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        rtx: Some(RTCRtpRtxParameters { ssrc: ssrc.rotate_left(16) ^ 0x5254_5831 }),
+                        fec: Some(RTCRtpFecParameters { ssrc: ssrc.rotate_left(8) ^ 0x4645_4331 }),
+                        ..Default::default()
+                    },
                     codec,
                     ..Default::default()
                 }],

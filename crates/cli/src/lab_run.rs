@@ -235,8 +235,9 @@ impl Plan<'_> {
         }
     }
 
+    /// A pair's time: its setup timeout, and a call's sending time after it.
     fn timeout(&self) -> Duration {
-        self.s.timeouts.setup
+        self.s.timeouts.setup + self.s.workload.media.as_ref().map_or(Duration::ZERO, |m| m.duration)
     }
 
     /// The run's one ICE mode (validation keeps a lab to one).
@@ -303,8 +304,19 @@ impl Plan<'_> {
                 if self.s.servers.relay_only {
                     c.arg("--relay-only");
                 }
+                // Calls (`[workload.media]`): the offerer calls, the answerer answers with the
+                // same stream.
+                if let Some(m) = &self.s.workload.media {
+                    c.args(["--media-for", &m.duration.as_secs_f64().to_string()]);
+                    let video = m.video_kbps();
+                    c.args(["--video-kbps", &video.to_string()]);
+                    if !m.sends_audio() {
+                        c.arg("--no-audio");
+                    }
+                }
+                let how = if self.s.workload.media.is_some() { "--call" } else { "--connect" };
                 match connect {
-                    Some(remote) => c.args(["--connect", remote, "--for", &self.timeout().as_secs_f64().to_string()]),
+                    Some(remote) => c.args([how, remote, "--for", &self.timeout().as_secs_f64().to_string()]),
                     None => c.args(["--for", &(self.timeout() + HOST_SLACK).as_secs_f64().to_string()]),
                 };
             }

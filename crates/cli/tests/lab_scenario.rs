@@ -281,3 +281,80 @@ relay_share = ">= 1"
     assert_eq!(summary["modes"][0]["pairs_ok"], 1, "{summary}");
     std::fs::remove_dir_all(file.parent().unwrap()).ok();
 }
+
+/// Calls between virtual peers in lab hosts (real sockets, the wall clock), relay-only through
+/// the embedded TURN server across the lab's lossy links: each relayed packet crosses six
+/// access links (sender, the TURN host in and out twice, receiver), so a link loss of
+/// 1 − 0.98^(1/6) loses 2 % on the path. Audio has no NACK: its loss over every stream must sit
+/// within the binomial bound; video's NACKs repair most of it.
+#[test]
+fn lab_calls_relay_only_measure_two_percent_path_loss() {
+    let link = 1.0 - 0.98f64.powf(1.0 / 6.0);
+    let (file, out) = scenario(
+        "media",
+        &format!(
+            r#"
+name = "lab-media"
+mode = "lab"
+seed = 3
+[network]
+rtt_ms = 20
+loss = {link}
+[servers]
+turn = "embedded"
+turn_user = "lab:secret"
+relay_only = true
+[peers]
+count = 4
+[workload.media]
+video = {{ bitrate_kbps = 600 }}
+duration_s = 10
+[timeouts]
+setup_s = 20
+[lab]
+offerer = "virtual"
+answerer = "virtual"
+concurrency = 2
+[thresholds]
+success_rate = ">= 100%"
+"#
+        ),
+    );
+    let child = peerstorm().arg("lab").arg(&file).arg("--out").arg(&out).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
+    eprintln!("{stderr}\n{stdout}");
+    assert_eq!(child.status.code(), Some(0), "both calls connected and ran");
+    let peers = std::fs::read_to_string(out.join("peers-trickle.jsonl")).unwrap();
+    let (mut lost, mut expected, mut vlost, mut vexp, mut plis) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut calls = 0;
+    for line in peers.lines() {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        // The callers' records (an answering host is stopped once its caller is done).
+        for c in p["connections"].as_array().unwrap().iter().filter(|c| c["media"].is_object()) {
+            calls += 1;
+            assert_eq!(c["milestones"]["selected"][0], "relay", "relay only: {c}");
+            for s in c["media"]["received"].as_array().unwrap() {
+                let (got, exp) = (s["packets"].as_u64().unwrap(), s["expected"].as_u64().unwrap());
+                if s["kind"] == "audio" {
+                    lost += exp - got;
+                    expected += exp;
+                } else {
+                    vlost += exp - got;
+                    vexp += exp;
+                    plis += s["plis_sent"].as_u64().unwrap();
+                }
+            }
+        }
+    }
+    let (n, path) = (expected as f64, 0.02);
+    let sd = (path * (1.0 - path) / n).sqrt();
+    let measured = lost as f64 / n;
+    eprintln!(
+        "lab audio: {lost} of {expected} lost ({:.2} %); video: {vlost} of {vexp} after NACK; {plis} PLIs",
+        measured * 100.0
+    );
+    assert!(calls >= 2 && expected > 900, "two calls, 10 s of 50 audio packets/s each: {calls} calls, {expected}");
+    assert!((measured - path).abs() < 3.3 * sd, "audio loss {measured} against {path} ± {sd}");
+    assert!((vlost as f64 / vexp as f64) < path / 2.0, "video after NACK: {vlost} of {vexp}");
+    std::fs::remove_dir_all(file.parent().unwrap()).ok();
+}

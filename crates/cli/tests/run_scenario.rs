@@ -96,7 +96,14 @@ fn a_media_workload_with_nothing_to_send_or_in_the_lab_is_refused() {
         ("[workload.media]\naudio = false\nvideo = false\n", "a call needs audio, video or both"),
         ("[workload.media]\nvideo = { fps = 0 }\n", "fps = 0"),
         ("[workload.media]\naudio = { payload_bytes = 4 }\n", "payload_bytes = 4"),
-        ("mode = \"lab\"\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n[workload.media]\n", "not the lab yet"),
+        (
+            "mode = \"lab\"\n[lab]\nofferer = \"virtual\"\nanswerer = \"chromium\"\n[workload.media]\n",
+            "calls run between virtual peers",
+        ),
+        (
+            "mode = \"lab\"\n[lab]\nofferer = \"virtual\"\nanswerer = \"virtual\"\n[workload.media]\nvideo = { fps = 15 }\n",
+            "stays at its default in the lab",
+        ),
     ] {
         let f = dir.join("m.toml");
         let (top, rest) = body.split_at(if body.starts_with("mode") { body.find('\n').unwrap() + 1 } else { 0 });

@@ -614,6 +614,11 @@ impl Media {
     pub fn sends_video(&self) -> bool {
         self.video.get().is_some()
     }
+
+    /// The video bit rate, kbit/s; 0 without video.
+    pub fn video_kbps(&self) -> u32 {
+        self.video.get().map_or(0, |v| v.bitrate_kbps)
+    }
 }
 
 impl<T: Clone + Default> Toggle<T> {
@@ -1086,8 +1091,23 @@ impl Scenario {
         if self.workload.datachannel.duration.is_some() {
             return bad("mode = \"lab\": workload.datachannel counts messages (duration_s is not supported)");
         }
-        if self.workload.media.is_some() {
-            return bad("mode = \"lab\": [workload.media] runs in the simulator and the live runner, not the lab yet");
+        if let Some(m) = &self.workload.media {
+            if lab.offerer != HostKind::Virtual || lab.answerer != HostKind::Virtual {
+                return bad(
+                    "mode = \"lab\": [workload.media] calls run between virtual peers (offerer and answerer \"virtual\")",
+                );
+            }
+            // `peerstorm peer` sends the default frame rate, key-frame interval and audio size.
+            let plain = m.video.get().is_none_or(|v| {
+                v.fps == default_fps()
+                    && v.keyframe_interval == default_key_interval()
+                    && v.keyframe_ratio == default_key_ratio()
+            }) && m.audio.get().is_none_or(|a| a.payload_bytes == default_audio_bytes());
+            if !plain || m.datachannel || m.metadata.is_some() {
+                return bad(
+                    "mode = \"lab\": [workload.media] takes audio, video.bitrate_kbps and duration_s (the rest stays at its default in the lab)",
+                );
+            }
         }
         if self.workload.datachannel.message_bytes > 65_536 {
             return bad("mode = \"lab\": workload.datachannel.message_bytes is at most 65,536");

@@ -161,23 +161,13 @@ fn a_live_run_mints_a_rest_credential_per_peer() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (secret, ok) in [("s3cret", true), ("not-the-secret", false)] {
-        let s = dir.join(format!("rest-{ok}.toml"));
-        std::fs::write(
-            &s,
-            format!(
-                "name = \"rest-{ok}\"\nmode = \"live\"\n[servers]\nturn = \"turn:{addr}\"\nturn_secret = \"{secret}\"\nturn_ttl_s = 600\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 100\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[timeouts]\nsetup_s = 10\n[thresholds]\nsuccess_rate = \">= 1\"\n"
+        let (o, text, summary, out) = run_live(
+            &dir,
+            &format!("rest-{ok}"),
+            &format!(
+                "[servers]\nturn = \"turn:{addr}\"\nturn_secret = \"{secret}\"\nturn_ttl_s = 600\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 100\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[timeouts]\nsetup_s = 10\n[thresholds]\nsuccess_rate = \">= 1\"\n"
             ),
-        )
-        .unwrap();
-        let out = dir.join(format!("out-{ok}"));
-        let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
-            .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
-            .current_dir(root())
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        );
         let m = &summary["modes"][0];
         let pairs = m["pairs"].as_u64().unwrap();
         assert!(pairs >= 2, "{m}");
@@ -193,6 +183,29 @@ fn a_live_run_mints_a_rest_credential_per_peer() {
         assert_eq!(peers.lines().count() as u64, 2 * pairs, "every peer's record is kept");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `peerstorm run` of a live scenario named `name` (`mode = "live"` and `body`) written in
+/// `dir`: its output, its stdout and stderr, its summary.json and its results directory.
+fn run_live(
+    dir: &std::path::Path,
+    name: &str,
+    body: &str,
+) -> (std::process::Output, String, serde_json::Value, std::path::PathBuf) {
+    let s = dir.join(format!("{name}.toml"));
+    std::fs::write(&s, format!("name = \"{name}\"\nmode = \"live\"\n{body}")).unwrap();
+    let out = dir.join(format!("out-{name}"));
+    let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
+        .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(out.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("{name}: no summary.json: {text}"));
+    (o, text, summary, out)
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
@@ -385,24 +398,14 @@ fn live_calls_relay_only_keep_their_bitrate_through_peerstorms_turn_and_coturn()
     let _ = std::fs::remove_dir_all(&dir);
     let (_coturn, theirs) = coturn(&dir.join("coturn"), (42000, 42499));
     for (name, addr) in [("peerstorm", ours), ("coturn", theirs)] {
-        let s = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &s,
-            format!(
-                "name = \"media-{name}\"\nmode = \"live\"\n[servers]\nturn = \"turn:{addr}\"\nturn_user = \"test:test\"\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 4\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[workload.media]\nvideo = {{ bitrate_kbps = 600 }}\nduration_s = 4\n[timeouts]\nsetup_s = 15\n[thresholds]\nsuccess_rate = \">= 1\"\n\"media.loss.max\" = \"== 0\"\n"
+        let (o, text, summary, _) = run_live(
+            &dir,
+            &format!("media-{name}"),
+            &format!(
+                "[servers]\nturn = \"turn:{addr}\"\nturn_user = \"test:test\"\nturn_realm = \"example.org\"\nrelay_only = true\n[peers]\ncount = 4\n[load]\nstack = \"full\"\nmodel = \"open\"\nrate_per_s = 4\nduration_s = 0.5\n[workload.media]\nvideo = {{ bitrate_kbps = 600 }}\nduration_s = 4\n[timeouts]\nsetup_s = 15\n[thresholds]\nsuccess_rate = \">= 1\"\n\"media.loss.max\" = \"== 0\"\n"
             ),
-        )
-        .unwrap();
-        let out = dir.join(format!("out-{name}"));
-        let o = Command::new(env!("CARGO_BIN_EXE_peerstorm"))
-            .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
-            .current_dir(root())
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        );
         assert_eq!(o.status.code(), Some(0), "{name}: {text}");
-        let summary: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
         let m = &summary["modes"][0];
         assert!(m["pairs"].as_u64().unwrap() >= 1, "{name}: {m}");
         assert_eq!(m["shares"]["relay"], 1.0, "{name}: relay only: {m}");

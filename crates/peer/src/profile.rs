@@ -48,13 +48,21 @@ impl Profile {
         match self {
             Profile::Chrome => StackTimers {
                 // libwebrtc p2p/base/p2p_constants.cc: WEAK_PING_INTERVAL = 48 ms, the pace of
-                // checks while no pair is writable (the 50 ms minimum check interval of
-                // `kMinimumStepDelay` is within a tick of it).
-                check_interval: Duration::from_millis(48),
+                // checks while no pair is writable. Chromium runs WebRTC's delayed tasks on a
+                // 64 Hz metronome (third_party/webrtc_overrides/metronome_source.cc,
+                // kMetronomeTick = base::Hertz(64)): the ping loop reposts itself 48 ms after a
+                // tick and runs at the first tick after that, 4 × 15.625 = 62.5 ms later.
+                // Measured in the lab: Chromium 156's checks leave 61–65 ms apart
+                // (`[lab] pcap`, docs/calibration.md).
+                check_interval: Duration::from_micros(62_500),
                 // A pair is unwritable after CONNECTION_WRITE_CONNECT_TIMEOUT = 5 s and
-                // CONNECTION_WRITE_CONNECT_FAILURES = 5 missed pings (connection.cc): about
-                // 5 s of checks at 48 ms.
-                max_binding_requests: 104,
+                // CONNECTION_WRITE_CONNECT_FAILURES = 5 missed pings (connection.cc): 5 s of
+                // checks at 62.5 ms.
+                max_binding_requests: 80,
+                // basic_ice_controller.cc `SelectConnectionToPing`: one connection per ping
+                // interval, a triggered check first, then unpinged connections, least recently
+                // pinged, in sorted (priority) order.
+                paced_checks: true,
                 // libwebrtc accepts any pair the moment its check succeeds: no waits by type.
                 host_wait: Duration::ZERO,
                 srflx_wait: Duration::ZERO,
@@ -108,6 +116,8 @@ impl Profile {
                 // RFC 8445's Rc = 7 retransmissions with RTO doubling reach ~39.5 s; nICEr gives
                 // a pair up after its STUN transaction times out (~5 s in practice): 250 × 20 ms.
                 max_binding_requests: 250,
+                // nICEr paces one check per Ta, triggered checks first (RFC 8445 §6.1.4.2).
+                paced_checks: true,
                 host_wait: Duration::ZERO,
                 srflx_wait: Duration::ZERO,
                 prflx_wait: Duration::ZERO,
@@ -133,6 +143,8 @@ impl Profile {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
                 check_interval: Duration::from_millis(200),
                 max_binding_requests: 7,
+                // rtc-ice 0.21.1 checks every pair each tick, and at once on a new candidate.
+                paced_checks: false,
                 host_wait: Duration::ZERO,
                 srflx_wait: Duration::from_millis(500),
                 prflx_wait: Duration::from_millis(1000),
@@ -170,6 +182,9 @@ pub struct StackTimers {
     pub check_interval: Duration,
     /// Checks a pair gets before it is given up.
     pub max_binding_requests: u16,
+    /// One check per `check_interval` on the pair libwebrtc would pick (triggered checks wait
+    /// for the next tick); otherwise every pair each tick and on every new candidate.
+    pub paced_checks: bool,
     /// How long after the agent starts a succeeded pair of each type may be selected.
     pub host_wait: Duration,
     pub srflx_wait: Duration,

@@ -136,6 +136,7 @@ fn build_pc(now: Instant, profile: Profile, call: Option<&mut call::Call>) -> Re
         .with_data_channel_open_before_ack(t.open_before_ack)
         .with_ice_aggressive_nomination(t.aggressive_nomination)
         .with_ice_answer_early_checks(t.answer_early_checks)
+        .with_ice_paced_checks(t.paced_checks)
         .with_sctp_timer_config(sctp_timers(&t.sctp))
         .build();
     let mut builder = RTCPeerConnectionBuilder::new()

@@ -133,6 +133,14 @@ pub struct AgentConfig {
     /// does; the peer's check then succeeds a round trip earlier. Off: such checks are dropped.
     pub answer_early_checks: bool,
 
+    /// peerstorm patch: pace checks as libwebrtc does (`BasicIceController`): one check per
+    /// `check_interval` tick on the pair libwebrtc would pick (a triggered check owed to a pair
+    /// the peer checked, oldest first; then a pair never checked; then the least recently
+    /// checked; ties by pair priority), where upstream checks every pair each tick; a check
+    /// from the peer is answered at once but our triggered check waits for the next tick; a new
+    /// candidate starts checks at once only before the first check. Off: upstream's pacing.
+    pub paced_checks: bool,
+
     /// Controls if self-signed certificates are accepted when connecting to TURN servers via TLS or
     /// DTLS.
     pub insecure_skip_verify: bool,

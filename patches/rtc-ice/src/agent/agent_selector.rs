@@ -252,7 +252,7 @@ impl ControllingSelector for Agent {
 
                 self.nominate_pair(now);
             } else {
-                self.ping_all_candidates(now);
+                self.ping_pending_candidates(now);
             }
         }
     }
@@ -372,6 +372,10 @@ impl ControllingSelector for Agent {
         if let Some(pair_index) = self.find_pair(local_index, remote_index) {
             // Track request received on the candidate pair
             self.candidate_pairs[pair_index].on_request_received();
+            // peerstorm patch: with paced checks the pair owes a triggered check.
+            if self.paced_checks {
+                self.trigger_check(now, pair_index);
+            }
 
             let p = &self.candidate_pairs[pair_index];
             let nominated_pair_is_none = self.nominated_pair.is_none();
@@ -413,6 +417,10 @@ impl ControllingSelector for Agent {
             // Track request received on newly created pair
             if let Some(pair_index) = self.find_pair(local_index, remote_index) {
                 self.candidate_pairs[pair_index].on_request_received();
+                // peerstorm patch: with paced checks the new pair owes a triggered check.
+                if self.paced_checks {
+                    self.trigger_check(now, pair_index);
+                }
             }
         }
     }
@@ -430,7 +438,7 @@ impl ControlledSelector for Agent {
                 self.check_keepalive(now);
             }
         } else {
-            self.ping_all_candidates(now);
+            self.ping_pending_candidates(now);
         }
     }
 
@@ -577,11 +585,12 @@ impl ControlledSelector for Agent {
                         self.candidate_pairs[pair_index].nominated = true;
                         self.send_binding_success(now, m, local_index, remote_index);
                     }
-                    self.ping_candidate(now, local_index, remote_index);
+                    // peerstorm patch: paced, the triggered check waits for the next tick.
+                    self.trigger_check(now, pair_index);
                 }
             } else {
                 self.send_binding_success(now, m, local_index, remote_index);
-                self.ping_candidate(now, local_index, remote_index);
+                self.trigger_check(now, pair_index);
             }
         }
     }

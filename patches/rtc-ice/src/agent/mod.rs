@@ -11,6 +11,8 @@
 #[cfg(test)]
 mod agent_test;
 #[cfg(test)]
+mod peerstorm_paced_test;
+#[cfg(test)]
 mod peerstorm_test;
 
 /// Configuration for a new [`Agent`]: servers, timeouts and role.
@@ -133,6 +135,9 @@ pub struct TaggedEvent {
     pub event: Event,
 }
 
+/// peerstorm patch: at most this many early checks are remembered (`Agent::early_checks`).
+const MAX_EARLY_CHECKS: usize = 16;
+
 /// Represents the ICE agent.
 pub struct Agent {
     pub(crate) crypto_provider: Arc<dyn RTCCryptoProvider>,
@@ -167,6 +172,13 @@ pub struct Agent {
     // peerstorm patch: see `AgentConfig::aggressive_nomination`.
     pub(crate) aggressive_nomination: bool,
     pub(crate) answer_early_checks: bool,
+    // peerstorm patch: see `AgentConfig::paced_checks`.
+    pub(crate) paced_checks: bool,
+    // peerstorm patch: whether a check has been sent since the checks started.
+    pub(crate) pinging_started: bool,
+    // peerstorm patch: early checks answered (when, local index, from), remembered with paced
+    // checks so that the pair they came over owes a triggered check once it exists.
+    pub(crate) early_checks: Vec<(Instant, usize, SocketAddr)>,
     // How long connectivity checks can fail before the ICE Agent
     // goes to disconnected
     pub(crate) disconnected_timeout: Duration,
@@ -317,6 +329,9 @@ impl Agent {
             },
             aggressive_nomination: config.aggressive_nomination,
             answer_early_checks: config.answer_early_checks,
+            paced_checks: config.paced_checks,
+            pinging_started: false,
+            early_checks: Vec::new(),
 
             // How long connectivity checks can fail before the ICE Agent
             // goes to disconnected
@@ -660,6 +675,7 @@ impl Agent {
         self.set_remote_credentials(remote_ufrag, remote_pwd)?;
         self.is_controlling = is_controlling;
         self.start(now);
+        self.pinging_started = false;
 
         self.update_connection_state(Some(now), ConnectionState::Checking);
         self.request_connectivity_check();
@@ -857,6 +873,92 @@ impl Agent {
         }
     }
 
+    /// The checks of one tick while no pair is selected: every pair (upstream), or with
+    /// `paced_checks` the one pair libwebrtc would check.
+    pub(crate) fn ping_pending_candidates(&mut self, now: Instant) {
+        if self.paced_checks {
+            self.ping_next_candidate(now);
+        } else {
+            self.ping_all_candidates(now);
+        }
+    }
+
+    /// peerstorm patch: the pair libwebrtc's `BasicIceController::FindNextPingableConnection`
+    /// picks while the agent is weak (no pair selected), checked once: a pair that owes a
+    /// triggered check (the oldest request first), else among the pairs never checked (all of
+    /// them when every pair has been) the least recently checked, ties to the higher pair
+    /// priority. A pair past `max_binding_requests` fails, as in `ping_all_candidates`.
+    pub(crate) fn ping_next_candidate(&mut self, now: Instant) {
+        let max = self.max_binding_requests;
+        for p in &mut self.candidate_pairs {
+            if matches!(p.state, CandidatePairState::Waiting | CandidatePairState::InProgress)
+                && p.binding_request_count > max
+            {
+                p.state = CandidatePairState::Failed;
+            }
+        }
+        // A local server-reflexive candidate sends from its base's socket: its pairs are the
+        // host pairs again (RFC 8445 §6.1.2.4 prunes them; libwebrtc makes one connection per
+        // port and remote candidate), so they get no checks of their own.
+        let pingable: Vec<usize> = (0..self.candidate_pairs.len())
+            .filter(|&i| {
+                let p = &self.candidate_pairs[i];
+                matches!(p.state, CandidatePairState::Waiting | CandidatePairState::InProgress)
+                    && self.local_candidates[p.local_index].candidate_type()
+                        != CandidateType::ServerReflexive
+            })
+            .collect();
+        let pairs = &self.candidate_pairs;
+        let triggered = pingable
+            .iter()
+            .copied()
+            .filter_map(|i| pairs[i].triggered_at.map(|at| (at, i)))
+            .min()
+            .map(|(_, i)| i);
+        let next = triggered.or_else(|| {
+            let unpinged = pingable.iter().any(|&i| pairs[i].last_ping.is_none());
+            pingable
+                .iter()
+                .copied()
+                .filter(|&i| !unpinged || pairs[i].last_ping.is_none())
+                .min_by(|&a, &b| {
+                    pairs[a]
+                        .last_ping
+                        .cmp(&pairs[b].last_ping)
+                        .then(pairs[b].priority().cmp(&pairs[a].priority()))
+                        .then(a.cmp(&b))
+                })
+        });
+        let Some(i) = next else {
+            return;
+        };
+        let p = &mut self.candidate_pairs[i];
+        if p.state == CandidatePairState::Waiting {
+            p.state = CandidatePairState::InProgress;
+        }
+        p.binding_request_count += 1;
+        p.last_ping = Some(now);
+        p.triggered_at = None;
+        let (local, remote) = (p.local_index, p.remote_index);
+        self.pinging_started = true;
+        self.ping_candidate(now, local, remote);
+    }
+
+    /// peerstorm patch: a check from the peer arrived on `pair_index`: with paced checks our
+    /// triggered check is owed at the next tick (unless the pair already succeeded); without,
+    /// upstream's immediate check is sent.
+    pub(crate) fn trigger_check(&mut self, now: Instant, pair_index: usize) {
+        if self.paced_checks {
+            let p = &mut self.candidate_pairs[pair_index];
+            if p.state != CandidatePairState::Succeeded && p.triggered_at.is_none() {
+                p.triggered_at = Some(now);
+            }
+        } else {
+            let p = self.candidate_pairs[pair_index];
+            self.ping_candidate(now, p.local_index, p.remote_index);
+        }
+    }
+
     pub(crate) fn ping_all_candidates(&mut self, now: Instant) {
         let mut pairs: Vec<(usize, usize)> = vec![];
 
@@ -905,13 +1007,21 @@ impl Agent {
     }
 
     pub(crate) fn add_pair(&mut self, local_index: usize, remote_index: usize) {
-        let p = CandidatePair::new(
+        let mut p = CandidatePair::new(
             local_index,
             remote_index,
             self.local_candidates[local_index].priority(),
             self.remote_candidates[remote_index].priority(),
             self.is_controlling,
         );
+        // peerstorm patch: a pair an early check came over owes its triggered check, as
+        // libwebrtc's connection for such a check does once the remote credentials arrive.
+        let remote_addr = self.remote_candidates[remote_index].addr();
+        p.triggered_at = self
+            .early_checks
+            .iter()
+            .find(|(_, local, from)| *local == local_index && *from == remote_addr)
+            .map(|(at, _, _)| *at);
         self.candidate_pairs.push(p);
     }
 
@@ -998,6 +1108,11 @@ impl Agent {
         // to `Failed`, which calls `delete_all_candidates()` and wipes the candidate
         // and pair vectors while a caller still holds indices into them (for example
         // `handle_inbound` while adding a peer-reflexive candidate). See issue #88.
+        // peerstorm patch: with paced checks a new candidate waits for the next tick once
+        // checks have started (libwebrtc's `MaybeStartPinging` starts the loop only once).
+        if self.paced_checks && self.pinging_started {
+            return;
+        }
         self.force_candidate_contact = true;
     }
 
@@ -1572,6 +1687,14 @@ impl Agent {
             },
             message: BytesMut::from(&out.raw[..]),
         });
+        // peerstorm patch: with paced checks remember where it came from (a few at most: the
+        // sender is not authenticated beyond our own credentials).
+        if self.paced_checks
+            && self.early_checks.len() < MAX_EARLY_CHECKS
+            && !self.early_checks.iter().any(|(_, l, a)| *l == local_index && *a == remote_addr)
+        {
+            self.early_checks.push((now, local_index, remote_addr));
+        }
         true
     }
 

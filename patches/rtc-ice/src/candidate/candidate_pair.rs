@@ -79,6 +79,11 @@ pub struct CandidatePair {
     pub(crate) binding_request_count: u16,
     pub(crate) state: CandidatePairState,
     pub(crate) nominated: bool,
+    /// peerstorm patch (`AgentConfig::paced_checks`): when our last check on this pair left.
+    pub(crate) last_ping: Option<std::time::Instant>,
+    /// peerstorm patch (`AgentConfig::paced_checks`): when a check from the peer arrived on this
+    /// pair since our last check on it (a triggered check is owed).
+    pub(crate) triggered_at: Option<std::time::Instant>,
 
     // STUN transaction stats
     /// Total number of STUN connectivity check requests sent (not including retransmissions).
@@ -154,6 +159,8 @@ impl CandidatePair {
             state: CandidatePairState::Waiting,
             binding_request_count: 0,
             nominated: false,
+            last_ping: None,
+            triggered_at: None,
             // STUN transaction stats
             requests_sent: 0,
             requests_received: 0,

@@ -385,6 +385,7 @@ pub struct SettingEngine {
     pub(crate) dtls_handshake_timing: DtlsHandshakeTiming,
     pub(crate) ice_aggressive_nomination: bool,
     pub(crate) ice_answer_early_checks: bool,
+    pub(crate) ice_paced_checks: bool,
     pub(crate) turn_allocation_refresh_interval_cap: Option<Duration>,
     pub(crate) candidates: Candidates,
     pub(crate) multicast_dns: MulticastDNS,
@@ -645,6 +646,14 @@ impl SettingEngineBuilder {
     /// `AgentConfig::answer_early_checks`). Off: upstream drops it.
     pub fn with_ice_answer_early_checks(mut self, answer: bool) -> Self {
         self.0.ice_answer_early_checks = answer;
+        self
+    }
+
+    /// peerstorm patch: pace connectivity checks as libwebrtc does, one pair per check
+    /// interval in libwebrtc's order, triggered checks at the next tick (rtc-ice's
+    /// `AgentConfig::paced_checks`). Off: upstream checks every pair each interval.
+    pub fn with_ice_paced_checks(mut self, paced: bool) -> Self {
+        self.0.ice_paced_checks = paced;
         self
     }
 

@@ -109,6 +109,11 @@ impl Profile {
                 // connection is writable (continual gathering off): an answerer whose early checks
                 // succeed sends its vanilla answer without waiting for its TURN allocation.
                 stop_gathering_when_writable: true,
+                // p2p/base/turn_port.cc: `CreateConnection` makes a `TurnEntry` for the remote
+                // candidate, which sends CreatePermission at once (the lab's pcap shows
+                // Chromium's relay asking for the peer's host and srflx addresses before any
+                // check goes through it).
+                eager_permissions: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -138,6 +143,8 @@ impl Profile {
                 // Firefox's nICEr gathers differently; not measured.
                 gather_step: Duration::ZERO,
                 stop_gathering_when_writable: false,
+                // Not measured.
+                eager_permissions: false,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -164,6 +171,8 @@ impl Profile {
                 describe_answer: Duration::ZERO,
                 gather_step: Duration::ZERO,
                 stop_gathering_when_writable: false,
+                // rtc 0.21.1 asks for a permission when it first sends to a peer.
+                eager_permissions: false,
             },
         }
     }
@@ -215,6 +224,9 @@ pub struct StackTimers {
     /// Gathering stops (and completes) once a check of ours is answered; a vanilla description
     /// waiting for it leaves then.
     pub stop_gathering_when_writable: bool,
+    /// Each relay asks its TURN server for a permission to every remote candidate as soon as
+    /// it is known, not when it first sends to it.
+    pub eager_permissions: bool,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.

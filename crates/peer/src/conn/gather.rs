@@ -28,6 +28,8 @@ pub(super) struct TurnClient {
     pub(super) allocate: Option<rtc::stun::message::TransactionId>,
     /// Datagrams waiting for their peer's permission.
     pub(super) waiting: Vec<(SocketAddr, Vec<u8>)>,
+    /// The peer IPs a CreatePermission has been sent for (a permission is per IP, RFC 8656 §9).
+    pub(super) permitted: Vec<std::net::IpAddr>,
     pub(super) tcp: bool,
     /// Over TCP: bytes from the server not yet a whole message.
     pub(super) stream_in: Vec<u8>,
@@ -70,6 +72,7 @@ impl TurnClient {
             client,
             allocate,
             waiting: Vec::new(),
+            permitted: Vec::new(),
             tcp: t.transport.is_stream(),
             tls: t.transport == TurnTransport::Tls,
             server: t.addr,

@@ -74,6 +74,9 @@ pub struct Connection {
     out: VecDeque<Transmit>,
     signals: VecDeque<Outgoing>,
     early_candidates: Vec<RTCIceCandidateInit>,
+    /// Every remote candidate's address (from descriptions and trickled candidates): with the
+    /// `chrome` profile each relay asks its server for a permission to each at once.
+    remote_addrs: Vec<SocketAddr>,
     dc: Option<RTCDataChannelId>,
     codec: Option<Codec>,
     /// The serialization in use (the offerer's choice; the answerer reads it from the OFFER).
@@ -236,6 +239,7 @@ impl Connection {
             out: VecDeque::new(),
             signals: VecDeque::new(),
             early_candidates: Vec::new(),
+            remote_addrs: Vec::new(),
             dc: None,
             codec: None,
             dc_open_at: None,
@@ -426,6 +430,7 @@ impl Connection {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
+        self.note_remote_sdp(&payload.sdp.sdp);
         let Ok(desc) = RTCSessionDescription::offer(payload.sdp.sdp) else {
             return self.fail(Failure::BrokerError("bad offer".into()), now);
         };
@@ -464,6 +469,7 @@ impl Connection {
 
     pub fn on_answer(&mut self, now: Instant, payload: AnswerPayload) {
         self.mark(Milestone::AnswerReceived, now);
+        self.note_remote_sdp(&payload.sdp.sdp);
         if let (Some(pc), Ok(desc)) = (self.pc.as_mut(), RTCSessionDescription::answer(payload.sdp.sdp))
             && pc.set_remote_description(now, desc).is_ok()
         {
@@ -473,6 +479,7 @@ impl Connection {
     }
 
     pub fn on_candidate(&mut self, now: Instant, payload: CandidatePayload) {
+        self.note_remote(&payload.candidate.candidate);
         let c = RTCIceCandidateInit {
             candidate: payload.candidate.candidate,
             sdp_mid: payload.candidate.sdp_mid,
@@ -488,6 +495,54 @@ impl Connection {
             _ => self.early_candidates.push(c),
         }
         self.service(now);
+    }
+
+    /// Remembers the address of every `a=candidate` line of a remote description.
+    fn note_remote_sdp(&mut self, sdp: &str) {
+        for line in sdp.lines() {
+            if let Some(c) = line.trim_end().strip_prefix("a=") {
+                self.note_remote(c);
+            }
+        }
+    }
+
+    /// Remembers a remote candidate's address (`candidate:F C udp PRIO IP PORT typ …`); a line
+    /// that is not a UDP candidate with a literal IP is ignored.
+    fn note_remote(&mut self, candidate: &str) {
+        let f: Vec<&str> = candidate.strip_prefix("candidate:").unwrap_or("").split_whitespace().collect();
+        let (Some(proto), Some(ip), Some(port)) = (f.get(2), f.get(4), f.get(5)) else { return };
+        if !proto.eq_ignore_ascii_case("udp") {
+            return;
+        }
+        if let (Ok(ip), Ok(port)) = (ip.parse::<std::net::IpAddr>(), port.parse::<u16>()) {
+            let addr = SocketAddr::new(ip, port);
+            if !self.remote_addrs.contains(&addr) && self.remote_addrs.len() < 64 {
+                self.remote_addrs.push(addr);
+            }
+        }
+    }
+
+    /// libwebrtc's TurnPort asks for a permission to every remote candidate as soon as it makes
+    /// the connection (`TurnPort::CreateConnection` → `TurnEntry`), not when it first sends to
+    /// it: a peer's check through our relay is let in before our own check to that peer. With
+    /// the `chrome` profile each relay does so once per peer IP.
+    fn permit_remotes(&mut self, now: Instant) {
+        if !self.cfg.profile.timers().eager_permissions {
+            return;
+        }
+        for t in &mut self.turns {
+            let Some(relay) = t.relay else { continue };
+            for addr in &self.remote_addrs {
+                if t.permitted.contains(&addr.ip()) {
+                    continue;
+                }
+                if let Ok(mut r) = t.client.relay(relay)
+                    && r.create_permission(now, *addr).is_ok()
+                {
+                    t.permitted.push(addr.ip());
+                }
+            }
+        }
     }
 
     fn apply_early_candidates(&mut self) {
@@ -581,6 +636,7 @@ impl Connection {
     /// Drains the peer connection: datagrams out, events into milestones, messages into the
     /// workload.
     fn service(&mut self, now: Instant) {
+        self.permit_remotes(now);
         loop {
             let Some(pc) = self.pc.as_mut() else { return };
             let mut progressed = false;

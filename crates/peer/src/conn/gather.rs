@@ -30,6 +30,8 @@ pub(super) struct TurnClient {
     pub(super) waiting: Vec<(SocketAddr, Vec<u8>)>,
     /// The peer IPs a CreatePermission has been sent for (a permission is per IP, RFC 8656 §9).
     pub(super) permitted: Vec<std::net::IpAddr>,
+    /// How many of the connection's `remote_addrs` have been through `permitted` already.
+    pub(super) permits_seen: usize,
     pub(super) tcp: bool,
     /// Over TCP: bytes from the server not yet a whole message.
     pub(super) stream_in: Vec<u8>,
@@ -73,6 +75,7 @@ impl TurnClient {
             allocate,
             waiting: Vec::new(),
             permitted: Vec::new(),
+            permits_seen: 0,
             tcp: t.transport.is_stream(),
             tls: t.transport == TurnTransport::Tls,
             server: t.addr,

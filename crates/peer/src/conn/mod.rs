@@ -507,7 +507,8 @@ impl Connection {
     }
 
     /// Remembers a remote candidate's address (`candidate:F C udp PRIO IP PORT typ …`); a line
-    /// that is not a UDP candidate with a literal IP is ignored.
+    /// that is not a UDP candidate with a literal IP is ignored, and so is any beyond the 64th
+    /// address (a peer cannot make us ask for unbounded permissions).
     fn note_remote(&mut self, candidate: &str) {
         let f: Vec<&str> = candidate.strip_prefix("candidate:").unwrap_or("").split_whitespace().collect();
         let (Some(proto), Some(ip), Some(port)) = (f.get(2), f.get(4), f.get(5)) else { return };
@@ -526,13 +527,19 @@ impl Connection {
     /// the connection (`TurnPort::CreateConnection` → `TurnEntry`), not when it first sends to
     /// it: a peer's check through our relay is let in before our own check to that peer. With
     /// the `chrome` profile each relay does so once per peer IP.
+    /// Runs after every input: it does nothing unless a relay or a remote address is new.
     fn permit_remotes(&mut self, now: Instant) {
-        if !self.cfg.profile.timers().eager_permissions {
+        let n = self.remote_addrs.len();
+        if self.turns.iter().all(|t| t.relay.is_none() || t.permits_seen == n)
+            || !self.cfg.profile.timers().eager_permissions
+        {
             return;
         }
         for t in &mut self.turns {
             let Some(relay) = t.relay else { continue };
-            for addr in &self.remote_addrs {
+            let new = &self.remote_addrs[t.permits_seen..];
+            t.permits_seen = n;
+            for addr in new {
                 if t.permitted.contains(&addr.ip()) {
                     continue;
                 }

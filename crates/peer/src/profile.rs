@@ -79,10 +79,14 @@ impl Profile {
                     from_rtt: true,
                     // dtls_transport.cc `cached_client_hello_`.
                     keep_early_client_hello: true,
-                    // Two Chromiums negotiate DTLS 1.3, whose client sends with its Finished:
-                    // one round trip fewer before SCTP's INIT than DTLS 1.2. rtc-dtls's False
-                    // Start (RFC 7918) gives its client that timing.
+                    // With a DTLS 1.2 peer (the `rtc` profile), rtc-dtls's False Start
+                    // (RFC 7918) gives the client DTLS 1.3's timing.
                     false_start: true,
+                    // BoringSSL in Chromium offers DTLS 1.3 (RFC 9147) and two Chromiums
+                    // negotiate it: its client sends SCTP's INIT with its Finished, one round
+                    // trip after the ClientHello. A Chromium client facing a DTLS 1.2 server
+                    // waits a round trip more for the server's Finished.
+                    dtls13: true,
                 },
                 // Chromium's SctpDataChannel fires `open` at the opener once OPEN is sent on a
                 // writable association, not on DATA_CHANNEL_ACK.
@@ -244,6 +248,8 @@ pub struct Dtls {
     pub keep_early_client_hello: bool,
     /// A client sends application data with its Finished flight (DTLS 1.3's timing).
     pub false_start: bool,
+    /// Offer DTLS 1.3 (the `dimpl` engine; DTLS 1.2 with a peer that offers nothing newer).
+    pub dtls13: bool,
 }
 
 /// The SCTP association's retransmission timers (RFC 9260 §6.3, §5.1).

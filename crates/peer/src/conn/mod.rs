@@ -119,7 +119,14 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-fn build_pc(now: Instant, profile: Profile, call: Option<&mut call::Call>) -> Result<RTCPeerConnection, Failure> {
+/// `seed` seeds what the stack draws at random without a cryptographic need (the DTLS 1.3
+/// engine's retransmission jitter), so a simulated run repeats.
+fn build_pc(
+    now: Instant,
+    profile: Profile,
+    seed: u64,
+    call: Option<&mut call::Call>,
+) -> Result<RTCPeerConnection, Failure> {
     let t = profile.timers();
     let se = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Client)
@@ -135,6 +142,8 @@ fn build_pc(now: Instant, profile: Profile, call: Option<&mut call::Call>) -> Re
             initial_retransmit_from_rtt: t.dtls.from_rtt,
             keep_early_client_hello: t.dtls.keep_early_client_hello,
             false_start: t.dtls.false_start,
+            dtls13: t.dtls.dtls13,
+            rng_seed: seed,
         })
         .with_data_channel_open_before_ack(t.open_before_ack)
         .with_ice_aggressive_nomination(t.aggressive_nomination)
@@ -308,6 +317,17 @@ impl Connection {
         self.milestones.fail(f, now.saturating_duration_since(self.start));
     }
 
+    /// A seed for the stack's own non-cryptographic randomness: the same for the same
+    /// connection (its ID, its side) in every run, different for its two ends.
+    fn stack_seed(&self) -> u64 {
+        // FNV-1a: stable across runs and platforms, unlike std's hasher.
+        let side: &[u8] = if self.offerer { b"offerer" } else { b"answerer" };
+        [self.connection_id.as_bytes(), b"/", self.remote.as_bytes(), b"/", side]
+            .concat()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
     }
@@ -341,7 +361,7 @@ impl Connection {
     }
 
     fn make_offer(&mut self, now: Instant) {
-        let mut pc = match build_pc(now, self.cfg.profile, self.call.as_mut()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.stack_seed(), self.call.as_mut()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
@@ -426,7 +446,7 @@ impl Connection {
             Some(c) => self.codec = Some(c),
             None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
-        let mut pc = match build_pc(now, self.cfg.profile, self.call.as_mut()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.stack_seed(), self.call.as_mut()) {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };

@@ -212,6 +212,13 @@ pub struct DtlsHandshakeTiming {
     /// and report DTLS connected then (TLS False Start, RFC 7918): DTLS 1.3's timing, which two
     /// Chromiums negotiate, on rtc-dtls's DTLS 1.2.
     pub false_start: bool,
+    /// As a DTLS server, answer DTLS 1.3 (RFC 9147) as Chromium does, on the `dimpl` engine
+    /// instead of rtc-dtls; a client that offers only DTLS 1.2 gets DTLS 1.2. The engine asks
+    /// for no cookie (as `skip_hello_verify`). A client keeps rtc-dtls (and `false_start`).
+    pub dtls13: bool,
+    /// Seeds the DTLS 1.3 engine's randomness that is not cryptographic (the jitter of its
+    /// retransmission timer), so a simulated run repeats.
+    pub rng_seed: u64,
 }
 
 /// MulticastDNS configuration for mDNS.

@@ -4,6 +4,7 @@ use crate::peer_connection::message::internal::{
     DTLSMessage, RTCMessageInternal, TaggedRTCMessageInternal,
 };
 use crate::peer_connection::transport::dtls::DtlsTransport;
+use crate::peer_connection::transport::dtls::dtls13::{self, Dtls13, Dtls13Event};
 use crate::peer_connection::transport::dtls::role::RTCDtlsRole;
 use crate::peer_connection::transport::dtls::state::RTCDtlsTransportState;
 use crate::statistics::accumulator::{CertificateStatsAccumulator, RTCStatsAccumulator};
@@ -70,6 +71,10 @@ impl<'a> DtlsHandler<'a> {
         if self.ctx.dtls_transport.state == RTCDtlsTransportState::Closed {
             return Ok(());
         }
+        if let Some(dtls13) = self.engaged_dtls13() {
+            let events = dtls13.close(now)?;
+            return self.apply_dtls13(now, TransportContext::default(), events);
+        }
         let Some(dtls_endpoint) = self.ctx.dtls_transport.dtls_endpoint.as_mut() else {
             return Ok(());
         };
@@ -98,6 +103,7 @@ impl<'a> DtlsHandler<'a> {
         srtp_profile: SrtpProtectionProfile,
         peer_certificates: &[Vec<u8>],
         dtls_cipher: Option<String>,
+        tls_version: &str,
     ) -> Result<()> {
         // Update transport DTLS state
         self.stats
@@ -122,7 +128,7 @@ impl<'a> DtlsHandler<'a> {
         self.stats.transport.srtp_cipher = srtp_cipher.to_string();
 
         // Update TLS version
-        self.stats.transport.tls_version = "DTLS 1.2".to_string();
+        self.stats.transport.tls_version = tls_version.to_string();
 
         // Update DTLS cipher from the negotiated cipher suite
         if let Some(cipher) = dtls_cipher {
@@ -212,6 +218,22 @@ impl<'a>
                     msg.transport.peer_addr
                 );
                 return Ok(());
+            }
+
+            // peerstorm patch: the first ClientHello chooses a server's engine.
+            let transport = &mut self.ctx.dtls_transport;
+            if let Some(dtls13) = transport.dtls13.as_mut()
+                && !dtls13.is_engaged()
+            {
+                match dtls13::offers_dtls13(&dtls_message) {
+                    Some(true) => {}
+                    Some(false) => transport.dtls13 = None,
+                    None => {}
+                }
+            }
+            if let Some(dtls13) = self.engaged_dtls13_or_client_hello(&dtls_message) {
+                let events = dtls13.read(msg.now, &dtls_message)?;
+                return self.apply_dtls13(msg.now, msg.transport, events);
             }
 
             let mut messages = vec![];
@@ -304,6 +326,7 @@ impl<'a>
                     srtp_profile,
                     &peer_certificates_for_stats,
                     dtls_cipher_for_stats,
+                    "DTLS 1.2",
                 )?;
             }
 
@@ -343,6 +366,11 @@ impl<'a>
     fn handle_write(&mut self, msg: TaggedRTCMessageInternal) -> Result<()> {
         if let RTCMessageInternal::Dtls(DTLSMessage::Raw(dtls_message)) = msg.message {
             debug!("send dtls RAW {:?}", msg.transport.peer_addr);
+
+            if let Some(dtls13) = self.engaged_dtls13() {
+                let events = dtls13.write(msg.now, &dtls_message)?;
+                return self.apply_dtls13(msg.now, msg.transport, events);
+            }
 
             let dtls_endpoint = self
                 .ctx
@@ -390,6 +418,11 @@ impl<'a>
                         .unwrap_or(Duration::from_millis(50));
                     (rtt * 2).clamp(floor, Duration::from_secs(3).max(floor))
                 });
+            if let (Some(dtls13), Some(initial)) =
+                (self.ctx.dtls_transport.dtls13.as_mut(), initial)
+            {
+                dtls13.set_initial_retransmit(initial);
+            }
             if let Some(initial) = initial {
                 let transport = &mut self.ctx.dtls_transport;
                 if let Some(config) = transport.dtls_handshake_config.take() {
@@ -438,6 +471,10 @@ impl<'a>
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if let Some(dtls13) = self.engaged_dtls13() {
+            let events = dtls13.handle_timeout(now)?;
+            return self.apply_dtls13(now, TransportContext::default(), events);
+        }
         let Some(dtls_endpoint) = self.ctx.dtls_transport.dtls_endpoint.as_mut() else {
             return Ok(());
         };
@@ -458,6 +495,15 @@ impl<'a>
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
+        if let Some(dtls13) = self
+            .ctx
+            .dtls_transport
+            .dtls13
+            .as_ref()
+            .filter(|d| d.is_engaged())
+        {
+            return dtls13.poll_timeout();
+        }
         if let Some(dtls_endpoint) = self.ctx.dtls_transport.dtls_endpoint.as_ref() {
             let mut eto = None;
 
@@ -498,7 +544,33 @@ impl<'a> DtlsHandler<'a> {
             }
             _ => return Err(Error::ErrNoSuchSrtpProfile),
         };
+        let keying_len = srtp::config::Config {
+            profile,
+            ..Default::default()
+        }
+        .keying_material_len();
+        let keying_material = state.export_keying_material(
+            srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
+            &[],
+            keying_len,
+        )?;
+        Self::srtp_contexts(
+            profile,
+            keying_material.as_ref(),
+            state.is_client(),
+            replay_protection,
+            crypto_provider,
+        )
+    }
 
+    /// SRTP contexts from DTLS-SRTP keying material (RFC 5764 §4.2).
+    fn srtp_contexts(
+        profile: ProtectionProfile,
+        keying_material: &[u8],
+        is_client: bool,
+        replay_protection: &ReplayProtection,
+        crypto_provider: &Arc<dyn RTCCryptoProvider>,
+    ) -> Result<(srtp::context::Context, srtp::context::Context)> {
         let mut srtp_config = srtp::config::Config {
             profile,
             ..Default::default()
@@ -514,13 +586,7 @@ impl<'a> DtlsHandler<'a> {
             ));
         }
 
-        let keying_material = state.export_keying_material(
-            srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
-            &[],
-            srtp_config.keying_material_len(),
-        )?;
-        srtp_config
-            .set_session_keys_from_keying_material(keying_material.as_ref(), state.is_client())?;
+        srtp_config.set_session_keys_from_keying_material(keying_material, is_client)?;
 
         let local_context = srtp::context::Context::new(
             &srtp_config.keys.local_master_key,
@@ -553,6 +619,112 @@ impl<'a> DtlsHandler<'a> {
         )?;
 
         Ok((local_context, remote_context))
+    }
+}
+
+impl DtlsHandler<'_> {
+    /// peerstorm patch: the server's DTLS 1.3 engine once it has taken the association.
+    fn engaged_dtls13(&mut self) -> Option<&mut Dtls13> {
+        self.ctx
+            .dtls_transport
+            .dtls13
+            .as_mut()
+            .filter(|d| d.is_engaged())
+    }
+
+    /// The engine for `packet`: the engaged one, or one still waiting when `packet` is the
+    /// ClientHello that offers DTLS 1.3 (any other first ClientHello has dropped it).
+    fn engaged_dtls13_or_client_hello(&mut self, packet: &[u8]) -> Option<&mut Dtls13> {
+        let offers = dtls13::offers_dtls13(packet) == Some(true);
+        self.ctx
+            .dtls_transport
+            .dtls13
+            .as_mut()
+            .filter(|d| d.is_engaged() || offers)
+    }
+
+    /// peerstorm patch: what the DTLS 1.3 engine produced, turned into this handler's
+    /// outputs the way rtc-dtls's endpoint events are.
+    fn apply_dtls13(
+        &mut self,
+        now: Instant,
+        transport: TransportContext,
+        events: Vec<Dtls13Event>,
+    ) -> Result<()> {
+        for event in events {
+            match event {
+                Dtls13Event::Transmit(message) => {
+                    self.ctx.write_outs.push_back(TaggedRTCMessageInternal {
+                        now,
+                        transport,
+                        message: RTCMessageInternal::Dtls(DTLSMessage::Raw(bytes::BytesMut::from(&message[..]))),
+                    });
+                }
+                Dtls13Event::Connected(session) => {
+                    debug!("dtls handshake complete ({})", session.version);
+                    let (profile, contexts) = match &session.srtp {
+                        Some((profile, material)) => {
+                            let (rtc_profile, srtp_profile) = match profile {
+                                dimpl::SrtpProfile::AEAD_AES_128_GCM => (
+                                    SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                                    ProtectionProfile::AeadAes128Gcm,
+                                ),
+                                dimpl::SrtpProfile::AEAD_AES_256_GCM => (
+                                    SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+                                    ProtectionProfile::AeadAes256Gcm,
+                                ),
+                                dimpl::SrtpProfile::AES128_CM_SHA1_80 => (
+                                    SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+                                    ProtectionProfile::Aes128CmHmacSha1_80,
+                                ),
+                                _ => return Err(Error::ErrNoSuchSrtpProfile),
+                            };
+                            let (local, remote) = Self::srtp_contexts(
+                                srtp_profile,
+                                material,
+                                false, // the engine is a server
+
+                                &self.ctx.dtls_transport.replay_protection,
+                                &self.ctx.dtls_transport.crypto_provider,
+                            )?;
+                            (rtc_profile, (Some(local), Some(remote)))
+                        }
+                        None => (SrtpProtectionProfile::Unsupported, (None, None)),
+                    };
+                    self.ctx
+                        .dtls_transport
+                        .state_change(RTCDtlsTransportState::Connected);
+                    self.ctx.event_outs.push_back(TaggedRTCEventInternal {
+                        now,
+                        event: RTCEventInternal::DTLSHandshakeComplete(contexts.0, contexts.1),
+                    });
+                    self.update_dtls_stats_from_profile(
+                        profile,
+                        &[session.peer_certificate],
+                        None,
+                        session.version,
+                    )?;
+                }
+                Dtls13Event::ApplicationData(message) => {
+                    self.ctx.read_outs.push_back(TaggedRTCMessageInternal {
+                        now,
+                        transport,
+                        message: RTCMessageInternal::Dtls(DTLSMessage::Raw(bytes::BytesMut::from(&message[..]))),
+                    });
+                }
+                Dtls13Event::PeerClosed => {
+                    debug!("dtls closed by peer {:?}", transport.peer_addr);
+                    self.ctx
+                        .dtls_transport
+                        .state_change(RTCDtlsTransportState::Closed);
+                    self.ctx.event_outs.push_back(TaggedRTCEventInternal {
+                        now,
+                        event: RTCEventInternal::DTLSClosed,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -626,6 +798,7 @@ mod tests {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
             &peer_chain,
             None,
+            "DTLS 1.2",
         )?;
 
         assert_eq!(

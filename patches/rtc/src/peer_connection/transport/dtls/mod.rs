@@ -16,8 +16,9 @@ use rustls::pki_types::CertificateDer;
 use shared::error::{Error, Result};
 use shared::{TransportContext, TransportProtocol};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+pub(crate) mod dtls13;
 pub(crate) mod fingerprint;
 pub(crate) mod parameters;
 pub(crate) mod role;
@@ -69,6 +70,36 @@ pub(crate) struct DtlsTransport {
     /// round-trip time.
     pub(crate) handshake_timing: DtlsHandshakeTiming,
     pub(crate) server_handshake_config: Option<Arc<::dtls::config::HandshakeConfig>>,
+    /// peerstorm patch: a server's DTLS 1.3 engine when `DtlsHandshakeTiming::dtls13` is set.
+    /// It takes the association if the first ClientHello offers DTLS 1.3; otherwise it is
+    /// dropped and `dtls_endpoint` (DTLS 1.2) answers, as without the setting.
+    pub(crate) dtls13: Option<dtls13::Dtls13>,
+}
+
+/// Checks a peer's leaf certificate against the `a=fingerprint` values of its SDP.
+pub(crate) fn verify_fingerprint(
+    crypto_provider: &dyn RTCCryptoProvider,
+    fingerprints: &[fingerprint::RTCDtlsFingerprint],
+    certificate: &[u8],
+) -> Result<()> {
+    for fp in fingerprints {
+        if fp.algorithm != "sha-256" {
+            return Err(Error::ErrUnsupportedFingerprintAlgorithm);
+        }
+
+        let hashed = crypto_provider
+            .crypto()
+            .hash(HashAlgorithm::Sha256, certificate)
+            .map_err(|error| Error::Crypto(error.to_string()))?;
+        let values: Vec<String> = hashed.iter().map(|x| format! {"{x:02x}"}).collect();
+        let remote_value = values.join(":").to_lowercase();
+
+        if remote_value == fp.value.to_lowercase() {
+            return Ok(());
+        }
+    }
+
+    Err(Error::ErrNoMatchingCertificateFingerprint)
 }
 
 pub(crate) struct RTCDtlsTransportConfig {
@@ -135,6 +166,7 @@ impl DtlsTransport {
             crypto_provider,
             handshake_timing: DtlsHandshakeTiming::default(),
             server_handshake_config: None,
+            dtls13: None,
         })
     }
 
@@ -214,29 +246,10 @@ impl DtlsTransport {
                 let fingerprint_crypto = self.crypto_provider.clone();
                 Some(Arc::new(
                     move |certs: &[Vec<u8>], _chains: &[CertificateDer<'static>]| -> Result<()> {
-                        if certs.is_empty() {
+                        let Some(leaf) = certs.first() else {
                             return Err(Error::ErrNonCertificate);
-                        }
-
-                        for fp in &remote_fingerprints {
-                            if fp.algorithm != "sha-256" {
-                                return Err(Error::ErrUnsupportedFingerprintAlgorithm);
-                            }
-
-                            let hashed = fingerprint_crypto
-                                .crypto()
-                                .hash(HashAlgorithm::Sha256, &certs[0])
-                                .map_err(|error| Error::Crypto(error.to_string()))?;
-                            let values: Vec<String> =
-                                hashed.iter().map(|x| format! {"{x:02x}"}).collect();
-                            let remote_value = values.join(":").to_lowercase();
-
-                            if remote_value == fp.value.to_lowercase() {
-                                return Ok(());
-                            }
-                        }
-
-                        Err(Error::ErrNoMatchingCertificateFingerprint)
+                        };
+                        verify_fingerprint(fingerprint_crypto.as_ref(), &remote_fingerprints, leaf)
                     },
                 ))
             } else {
@@ -309,6 +322,7 @@ impl DtlsTransport {
         local_ice_role: RTCIceRole,
         remote_dtls_parameters: RTCDtlsParameters,
     ) -> Result<()> {
+        let remote_fingerprints = remote_dtls_parameters.fingerprints.clone();
         let dtls_handshake_config =
             self.prepare_transport(local_ice_role, remote_dtls_parameters)?;
 
@@ -326,9 +340,50 @@ impl DtlsTransport {
                 TransportProtocol::UDP, // placeholder; rewritten per-transmit by the ICE handler
                 Some(dtls_handshake_config),
             ));
+            if self.handshake_timing.dtls13 {
+                self.dtls13 = Some(self.dtls13_server(remote_fingerprints)?);
+            }
         }
 
         Ok(())
+    }
+
+    /// peerstorm patch: the DTLS 1.3 engine a server keeps beside rtc-dtls's endpoint; the
+    /// first ClientHello chooses between them (`dtls13::offers_dtls13`).
+    fn dtls13_server(
+        &self,
+        remote_fingerprints: Vec<fingerprint::RTCDtlsFingerprint>,
+    ) -> Result<dtls13::Dtls13> {
+        let local = self.certificates.first().ok_or(Error::ErrNonCertificate)?;
+        let certificate = local
+            .dtls_certificate
+            .certificate
+            .first()
+            .ok_or(Error::ErrNonCertificate)?
+            .to_vec();
+        let private_key = local
+            .dtls_certificate
+            .private_key
+            .signing_key
+            .to_pkcs8_der()
+            .map_err(|error| Error::Crypto(error.to_string()))?
+            .ok_or_else(|| {
+                Error::Crypto("DTLS 1.3 needs an exportable (PKCS#8) private key".to_owned())
+            })?;
+        let timing = self.handshake_timing;
+        Ok(dtls13::Dtls13::new(dtls13::Dtls13Setup {
+            certificate: dimpl::DtlsCertificate {
+                certificate,
+                private_key: private_key.as_ref().to_vec(),
+            },
+            initial_retransmit: timing
+                .initial_retransmit
+                .unwrap_or(Duration::from_secs(1)),
+            rng_seed: timing.rng_seed,
+            remote_fingerprints: (!self.disable_certificate_fingerprint_verification)
+                .then_some(remote_fingerprints),
+            crypto_provider: self.crypto_provider.clone(),
+        }))
     }
 
     pub(crate) fn stop(&mut self) -> Result<()> {

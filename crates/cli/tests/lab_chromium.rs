@@ -141,8 +141,8 @@ fn chromium_pairs_meet_through_turn_behind_symmetric_nats_and_directly_behind_co
 }
 
 /// peerstorm's virtual peer (the rtc stack) in a lab host behind a port-restricted NAT opens a
-/// DataConnection to Chromium behind a full-cone NAT and runs its echo workload: the mixed
-/// setup the browser profile is calibrated with.
+/// DataConnection to Chromium behind a full-cone NAT, negotiates DTLS 1.3 with it and runs its
+/// echo workload: the mixed setup the browser profile is calibrated with.
 #[test]
 fn a_virtual_peer_and_chromium_meet_behind_nats() {
     let (v, c) = pair_with(Offerer::Virtual, Preset::PortRestricted, Preset::FullCone);
@@ -153,4 +153,7 @@ fn a_virtual_peer_and_chromium_meet_behind_nats() {
     assert_eq!(c["ok"], true, "{c}");
     let selected: Vec<&str> = m["selected"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert!(!selected.contains(&"relay"), "cone NATs meet directly: {selected:?}");
+    // The virtual peer offers, so it is the DTLS server; Chromium's BoringSSL client offers
+    // DTLS 1.3 and the `chrome` profile's server takes it, as another Chromium would.
+    assert_eq!(m["dtls"], "DTLS 1.3", "{v}");
 }

@@ -87,6 +87,10 @@ pub struct Milestones {
     /// Relayed candidates gathered (one per TURN server that allocated).
     #[serde(default)]
     pub relays: u32,
+    /// The DTLS version the handshake negotiated (`DTLS 1.2`, `DTLS 1.3`), read when the data
+    /// channel opens.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dtls: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {

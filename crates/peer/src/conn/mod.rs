@@ -786,11 +786,9 @@ impl Connection {
                 self.dc = Some(id);
                 self.dc_open_at = Some(now);
                 self.mark(Milestone::DataChannelOpen, now);
-                let pair = self
-                    .pc
-                    .as_ref()
-                    .and_then(|pc| pc.sctp())
-                    .and_then(|sctp| sctp.transport().ice_transport().get_selected_candidate_pair());
+                let sctp = self.pc.as_ref().and_then(|pc| pc.sctp());
+                self.milestones.dtls = sctp.as_ref().and_then(|s| s.transport().tls_version()).map(str::to_owned);
+                let pair = sctp.and_then(|sctp| sctp.transport().ice_transport().get_selected_candidate_pair());
                 if let Some(pair) = pair {
                     self.milestones.selected = Some((pair.local().typ.to_string(), pair.remote().typ.to_string()));
                 }

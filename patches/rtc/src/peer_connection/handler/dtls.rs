@@ -103,8 +103,9 @@ impl<'a> DtlsHandler<'a> {
         srtp_profile: SrtpProtectionProfile,
         peer_certificates: &[Vec<u8>],
         dtls_cipher: Option<String>,
-        tls_version: &str,
+        tls_version: &'static str,
     ) -> Result<()> {
+        self.ctx.dtls_transport.tls_version = Some(tls_version);
         // Update transport DTLS state
         self.stats
             .transport

@@ -370,6 +370,12 @@ impl<'a> RTCDtlsTransport<'a> {
             .dtls_transport()
             .get_remote_certificates()
     }
+
+    /// peerstorm patch: the DTLS version the handshake negotiated (`"DTLS 1.2"`,
+    /// `"DTLS 1.3"`); `None` until it completes. The stats report's `tlsVersion`.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.peer_connection.dtls_transport().tls_version
+    }
 }
 
 /// Provides access to information about the SCTP transport that carries data channels.

@@ -134,10 +134,7 @@ impl Dtls13 {
         if self.dtls.is_none() {
             self.dtls = Some(self.build(now)?);
         }
-        self.step(|dtls| {
-            dtls.handle_timeout(now)?;
-            dtls.handle_packet(packet)
-        })
+        self.step(now, |dtls| dtls.handle_packet(packet))
     }
 
     /// Application data for the client.
@@ -145,17 +142,14 @@ impl Dtls13 {
         if self.failed || self.dtls.is_none() {
             return Err(Error::ErrConnClosed);
         }
-        self.step(|dtls| {
-            dtls.handle_timeout(now)?;
-            dtls.send_application_data(data)
-        })
+        self.step(now, |dtls| dtls.send_application_data(data))
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<Vec<Dtls13Event>> {
         if self.failed || self.dtls.is_none() || self.timeout.is_none_or(|at| at > now) {
             return Ok(vec![]);
         }
-        self.step(|dtls| dtls.handle_timeout(now))
+        self.step(now, |_| Ok(()))
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -172,22 +166,25 @@ impl Dtls13 {
             self.timeout = None;
             return Ok(vec![]);
         }
-        let events = self.step(|dtls| {
-            dtls.handle_timeout(now)?;
-            dtls.close()
-        });
+        let events = self.step(now, Dtls::close);
         self.timeout = None;
         events
     }
 
-    /// Runs `input` on the engine and takes what it has to say. An error fails the handshake
-    /// for good: it is returned once, and the engine is never timed again.
+    /// Runs `input` on the engine at `now` and takes what it has to say. The engine is told the
+    /// time before the input (its clock) and after it (dimpl arms the timer of a flight it has
+    /// just sent only then). An error fails the handshake for good: it is returned once, and the
+    /// engine is never timed again.
     fn step(
         &mut self,
+        now: Instant,
         input: impl FnOnce(&mut Dtls) -> std::result::Result<(), dimpl::Error>,
     ) -> Result<Vec<Dtls13Event>> {
         let dtls = self.dtls.as_mut().expect("callers build the engine first");
-        let outcome = input(dtls)
+        let outcome = dtls
+            .handle_timeout(now)
+            .and_then(|()| input(dtls))
+            .and_then(|()| dtls.handle_timeout(now))
             .map_err(|e| Error::Other(format!("dtls: {e:?}")))
             .and_then(|()| self.drain());
         if outcome.is_err() {
@@ -311,4 +308,240 @@ fn parse_offers_dtls13(body: &[u8], supported_versions: u16, dtls13: [u8; 2]) ->
         extensions = &extensions[4 + len..];
     }
     Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer_connection::certificate::RTCCertificate;
+    use rcgen::CertificateParams;
+
+    struct Identity {
+        certificate: DtlsCertificate,
+        fingerprint: RTCDtlsFingerprint,
+    }
+
+    fn provider() -> Arc<dyn RTCCryptoProvider> {
+        crypto::default_provider().expect("a built-in crypto provider is enabled for tests")
+    }
+
+    fn identity() -> Identity {
+        let provider = provider();
+        let cert = RTCCertificate::generate(
+            provider.crypto(),
+            crypto::SignatureScheme::EcdsaP256Sha256,
+            CertificateParams::new(vec!["peerstorm".to_owned()]).unwrap(),
+        )
+        .unwrap();
+        let fingerprint = cert.get_fingerprints(provider.crypto()).unwrap().remove(0);
+        let private_key = cert
+            .dtls_certificate
+            .private_key
+            .signing_key
+            .to_pkcs8_der()
+            .unwrap()
+            .expect("the default provider's keys export");
+        Identity {
+            certificate: DtlsCertificate {
+                certificate: cert.dtls_certificate.certificate[0].to_vec(),
+                private_key: private_key.as_ref().to_vec(),
+            },
+            fingerprint,
+        }
+    }
+
+    fn server(client_fingerprint: RTCDtlsFingerprint, initial_retransmit: Duration) -> Dtls13 {
+        Dtls13::new(Dtls13Setup {
+            certificate: identity().certificate,
+            initial_retransmit,
+            rng_seed: 7,
+            remote_fingerprints: Some(vec![client_fingerprint]),
+            crypto_provider: provider(),
+        })
+    }
+
+    /// A DTLS client on dimpl: `dtls13` offers only DTLS 1.3, otherwise only DTLS 1.2.
+    fn client(identity: &Identity, dtls13: bool, now: Instant) -> Dtls {
+        let config = Arc::new(Config::builder().build().unwrap());
+        let mut dtls = if dtls13 {
+            Dtls::new_13(config, identity.certificate.clone(), now)
+        } else {
+            Dtls::new_12(config, identity.certificate.clone(), now)
+        };
+        dtls.set_active(true);
+        dtls.handle_timeout(now).unwrap();
+        dtls
+    }
+
+    #[derive(Default)]
+    struct Drained {
+        packets: Vec<Vec<u8>>,
+        connected: bool,
+        keying: Option<Vec<u8>>,
+        data: Vec<Vec<u8>>,
+    }
+
+    fn drain(dtls: &mut Dtls) -> Drained {
+        let mut out = Drained::default();
+        let mut buf = vec![0; 4096];
+        loop {
+            match dtls.poll_output(&mut buf) {
+                Output::Packet(p) => out.packets.push(p.to_vec()),
+                Output::Connected => out.connected = true,
+                Output::KeyingMaterial(k, _) => out.keying = Some(k.to_vec()),
+                Output::ApplicationData(d) => out.data.push(d.to_vec()),
+                Output::Timeout(_) => return out,
+                _ => {}
+            }
+        }
+    }
+
+    fn transmits(events: &[Dtls13Event]) -> Vec<Vec<u8>> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Dtls13Event::Transmit(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_a_client_hello_that_lists_dtls13_offers_it() {
+        let now = Instant::now();
+        let id = identity();
+        let hello13 = drain(&mut client(&id, true, now)).packets.remove(0);
+        let hello12 = drain(&mut client(&id, false, now)).packets.remove(0);
+        assert_eq!(offers_dtls13(&hello13), Some(true));
+        assert_eq!(offers_dtls13(&hello12), Some(false));
+        // Not a ClientHello: an application data record, a ServerHello.
+        let mut data = hello12.clone();
+        data[0] = 23;
+        assert_eq!(offers_dtls13(&data), None);
+        let mut server_hello = hello12.clone();
+        server_hello[13] = 2;
+        assert_eq!(offers_dtls13(&server_hello), None);
+        // The first fragment of a ClientHello too large for one record.
+        let mut first_fragment = hello12.clone();
+        first_fragment[22..25].copy_from_slice(&[0, 0, 8]);
+        assert_eq!(offers_dtls13(&first_fragment), Some(true));
+        // Cut anywhere, or with a lying length, it is never a panic.
+        for packet in [&hello13, &hello12] {
+            for end in 0..packet.len() {
+                let _ = offers_dtls13(&packet[..end]);
+            }
+            for at in [11, 12, 14, 15, 16, 24, 60, 80] {
+                let mut bad = packet.to_vec();
+                bad[at] = 0xff;
+                let _ = offers_dtls13(&bad);
+            }
+        }
+    }
+
+    #[test]
+    fn a_dtls13_client_completes_with_srtp_keys_and_data_both_ways() {
+        let mut now = Instant::now();
+        let id = identity();
+        let mut client = client(&id, true, now);
+        let mut server = server(id.fingerprint.clone(), Duration::from_millis(50));
+        let mut session = None;
+        let mut client_out = drain(&mut client);
+        for _ in 0..10 {
+            let mut to_client = vec![];
+            for p in client_out.packets.drain(..) {
+                for e in server.read(now, &p).unwrap() {
+                    match e {
+                        Dtls13Event::Transmit(p) => to_client.push(p),
+                        Dtls13Event::Connected(s) => session = Some(s),
+                        other => panic!("nothing else before data: {other:?}"),
+                    }
+                }
+            }
+            for p in &to_client {
+                client.handle_packet(p).unwrap();
+            }
+            let drained = drain(&mut client);
+            client_out.packets = drained.packets;
+            client_out.connected |= drained.connected;
+            client_out.keying = drained.keying.or(client_out.keying);
+            if session.is_some() && client_out.connected {
+                break;
+            }
+            now += Duration::from_millis(10);
+        }
+        let session = session.expect("the server completed the handshake");
+        assert_eq!(session.version, "DTLS 1.3");
+        assert_eq!(session.peer_certificate, id.certificate.certificate);
+        let (profile, keying) = session.srtp.expect("dimpl's client offers use_srtp");
+        assert_eq!(keying.len(), profile.keying_material_len());
+        assert_eq!(Some(keying), client_out.keying, "both ends derive the same SRTP keys");
+
+        client.send_application_data(b"INIT").unwrap();
+        let mut received = vec![];
+        for p in drain(&mut client).packets {
+            received.extend(server.read(now, &p).unwrap());
+        }
+        assert!(received.contains(&Dtls13Event::ApplicationData(b"INIT".to_vec())));
+        for p in transmits(&server.write(now, b"INIT ACK").unwrap()) {
+            client.handle_packet(&p).unwrap();
+        }
+        assert_eq!(drain(&mut client).data, vec![b"INIT ACK".to_vec()]);
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_match_the_fingerprint_fails_the_handshake_for_good() {
+        let now = Instant::now();
+        let id = identity();
+        let mut client = client(&id, true, now);
+        let mut server = server(identity().fingerprint, Duration::from_millis(50));
+        let mut failed = false;
+        let mut to_server = drain(&mut client).packets;
+        for _ in 0..4 {
+            let mut to_client = vec![];
+            for p in to_server.drain(..) {
+                match server.read(now, &p) {
+                    Ok(events) => {
+                        assert!(!events.iter().any(|e| matches!(e, Dtls13Event::Connected(_))));
+                        to_client.extend(transmits(&events));
+                    }
+                    Err(e) => {
+                        assert!(matches!(e, Error::ErrNoMatchingCertificateFingerprint), "{e}");
+                        failed = true;
+                    }
+                }
+            }
+            for p in &to_client {
+                let _ = client.handle_packet(p);
+            }
+            to_server = drain(&mut client).packets;
+        }
+        assert!(failed, "the client's certificate was refused");
+        assert_eq!(server.poll_timeout(), None, "a failed handshake is never timed again");
+        assert!(server.write(now, b"data").is_err());
+    }
+
+    /// BoringSSL's timer: the start RTO, doubled on each retransmission, no jitter (upstream
+    /// dimpl adds ±250 ms, which would swamp a 120 ms timer).
+    #[test]
+    fn the_server_flight_is_sent_again_at_the_start_rto_then_twice_it() {
+        let t0 = Instant::now();
+        let id = identity();
+        let hello = drain(&mut client(&id, true, t0)).packets.remove(0);
+        let mut server = server(id.fingerprint, Duration::from_millis(50));
+        server.set_initial_retransmit(Duration::from_millis(120));
+        let flight = transmits(&server.read(t0, &hello).unwrap());
+        assert!(!flight.is_empty());
+        let mut at = t0;
+        for rto in [120, 240, 480] {
+            let next = server.poll_timeout().expect("the flight is timed");
+            assert_eq!(next - at, Duration::from_millis(rto));
+            assert!(server.handle_timeout(next - Duration::from_millis(1)).unwrap().is_empty());
+            let again = transmits(&server.handle_timeout(next).unwrap());
+            assert!(!again.is_empty(), "the flight went again at {rto} ms");
+            at = next;
+        }
+        // Once the handshake has begun the timer no longer follows the ICE RTT.
+        server.set_initial_retransmit(Duration::from_millis(50));
+        assert_eq!(server.poll_timeout().unwrap() - at, Duration::from_millis(960));
+    }
 }

@@ -74,6 +74,8 @@ pub(crate) struct DtlsTransport {
     /// It takes the association if the first ClientHello offers DTLS 1.3; otherwise it is
     /// dropped and `dtls_endpoint` (DTLS 1.2) answers, as without the setting.
     pub(crate) dtls13: Option<dtls13::Dtls13>,
+    /// peerstorm patch: the negotiated version once the handshake completes.
+    pub(crate) tls_version: Option<&'static str>,
 }
 
 /// Checks a peer's leaf certificate against the `a=fingerprint` values of its SDP.
@@ -167,6 +169,7 @@ impl DtlsTransport {
             handshake_timing: DtlsHandshakeTiming::default(),
             server_handshake_config: None,
             dtls13: None,
+            tls_version: None,
         })
     }
 

@@ -274,8 +274,12 @@ pub(crate) fn offers_dtls13(packet: &[u8]) -> Option<bool> {
     let record = packet.get(13..13 + record_len).filter(|r| r.len() >= 12)?;
     let be24 = |b: &[u8]| usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
     let (length, offset, fragment_length) = (be24(&record[1..4]), be24(&record[6..9]), be24(&record[9..12]));
-    if offset != 0 || fragment_length != length {
-        return Some(offset == 0 && fragment_length < length);
+    if offset != 0 {
+        // A later fragment, reordered ahead of the first: the first one will tell.
+        return None;
+    }
+    if fragment_length != length {
+        return Some(fragment_length < length);
     }
     let Some(body) = record.get(12..12 + length) else {
         return Some(false);
@@ -425,6 +429,10 @@ mod tests {
         let mut first_fragment = hello12.clone();
         first_fragment[22..25].copy_from_slice(&[0, 0, 8]);
         assert_eq!(offers_dtls13(&first_fragment), Some(true));
+        // A later fragment that overtook the first cannot tell.
+        let mut later_fragment = first_fragment.clone();
+        later_fragment[19..22].copy_from_slice(&[0, 0, 4]);
+        assert_eq!(offers_dtls13(&later_fragment), None);
         // Cut anywhere, or with a lying length, it is never a panic.
         for packet in [&hello13, &hello12] {
             for end in 0..packet.len() {

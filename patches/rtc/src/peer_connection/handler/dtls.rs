@@ -222,17 +222,7 @@ impl<'a>
             }
 
             // peerstorm patch: the first ClientHello chooses a server's engine.
-            let transport = &mut self.ctx.dtls_transport;
-            if let Some(dtls13) = transport.dtls13.as_mut()
-                && !dtls13.is_engaged()
-            {
-                match dtls13::offers_dtls13(&dtls_message) {
-                    Some(true) => {}
-                    Some(false) => transport.dtls13 = None,
-                    None => {}
-                }
-            }
-            if let Some(dtls13) = self.engaged_dtls13_or_client_hello(&dtls_message) {
+            if let Some(dtls13) = self.dtls13_for(&dtls_message) {
                 let events = dtls13.read(msg.now, &dtls_message)?;
                 return self.apply_dtls13(msg.now, msg.transport, events);
             }
@@ -633,15 +623,24 @@ impl DtlsHandler<'_> {
             .filter(|d| d.is_engaged())
     }
 
-    /// The engine for `packet`: the engaged one, or one still waiting when `packet` is the
-    /// ClientHello that offers DTLS 1.3 (any other first ClientHello has dropped it).
-    fn engaged_dtls13_or_client_hello(&mut self, packet: &[u8]) -> Option<&mut Dtls13> {
-        let offers = dtls13::offers_dtls13(packet) == Some(true);
-        self.ctx
-            .dtls_transport
+    /// The DTLS 1.3 engine that takes `packet`: the engaged one, or one still waiting when
+    /// `packet` is a ClientHello that offers DTLS 1.3. A ClientHello that does not drops the
+    /// waiting engine, leaving the association to rtc-dtls.
+    fn dtls13_for(&mut self, packet: &[u8]) -> Option<&mut Dtls13> {
+        let transport = &mut self.ctx.dtls_transport;
+        let waiting = transport.dtls13.as_ref().is_some_and(|d| !d.is_engaged());
+        let offers = if waiting {
+            dtls13::offers_dtls13(packet)
+        } else {
+            None
+        };
+        if offers == Some(false) {
+            transport.dtls13 = None;
+        }
+        transport
             .dtls13
             .as_mut()
-            .filter(|d| d.is_engaged() || offers)
+            .filter(|d| d.is_engaged() || offers == Some(true))
     }
 
     /// peerstorm patch: what the DTLS 1.3 engine produced, turned into this handler's

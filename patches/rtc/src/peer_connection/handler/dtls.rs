@@ -3,7 +3,7 @@ use crate::peer_connection::event::{RTCEventInternal, TaggedRTCEventInternal};
 use crate::peer_connection::message::internal::{
     DTLSMessage, RTCMessageInternal, TaggedRTCMessageInternal,
 };
-use crate::peer_connection::transport::dtls::DtlsTransport;
+use crate::peer_connection::transport::dtls::{DtlsTransport, srtp_profile};
 use crate::peer_connection::transport::dtls::dtls13::{self, Dtls13, Dtls13Event};
 use crate::peer_connection::transport::dtls::role::RTCDtlsRole;
 use crate::peer_connection::transport::dtls::state::RTCDtlsTransportState;
@@ -664,26 +664,22 @@ impl DtlsHandler<'_> {
                     debug!("dtls handshake complete ({})", session.version);
                     let (profile, contexts) = match &session.srtp {
                         Some((profile, material)) => {
-                            let (rtc_profile, srtp_profile) = match profile {
-                                dimpl::SrtpProfile::AEAD_AES_128_GCM => (
-                                    SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-                                    ProtectionProfile::AeadAes128Gcm,
-                                ),
-                                dimpl::SrtpProfile::AEAD_AES_256_GCM => (
-                                    SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-                                    ProtectionProfile::AeadAes256Gcm,
-                                ),
-                                dimpl::SrtpProfile::AES128_CM_SHA1_80 => (
-                                    SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-                                    ProtectionProfile::Aes128CmHmacSha1_80,
-                                ),
+                            let rtc_profile = match profile {
+                                dimpl::SrtpProfile::AEAD_AES_128_GCM => {
+                                    SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm
+                                }
+                                dimpl::SrtpProfile::AEAD_AES_256_GCM => {
+                                    SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm
+                                }
+                                dimpl::SrtpProfile::AES128_CM_SHA1_80 => {
+                                    SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80
+                                }
                                 _ => return Err(Error::ErrNoSuchSrtpProfile),
                             };
                             let (local, remote) = Self::srtp_contexts(
-                                srtp_profile,
+                                srtp_profile(rtc_profile).ok_or(Error::ErrNoSuchSrtpProfile)?,
                                 material,
                                 false, // the engine is a server
-
                                 &self.ctx.dtls_transport.replay_protection,
                                 &self.ctx.dtls_transport.crypto_provider,
                             )?;

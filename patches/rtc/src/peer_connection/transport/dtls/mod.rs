@@ -395,7 +395,7 @@ impl DtlsTransport {
     }
 }
 
-fn srtp_profile(
+pub(crate) fn srtp_profile(
     profile: SrtpProtectionProfile,
 ) -> Option<srtp::protection_profile::ProtectionProfile> {
     use srtp::protection_profile::ProtectionProfile;

@@ -45,9 +45,11 @@ pub struct RunArgs {
     /// combines the shards' directories.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
-    /// Simulator: run up to N of the scenario's runs at once (points of a sweep, ICE modes), each
-    /// on a core of its own; 0: one per core. The results are exactly those of --jobs 1 (each run
-    /// is its own deterministic world); memory grows with N (the plan's estimate counts it).
+    /// Simulator: run up to N cells at once, each on a core of its own; 0: one per core. A run
+    /// (an ICE mode at a point of a sweep) is split into peers.cells independent worlds (by
+    /// default one per 500 groups, at most 16). The results are exactly those of --jobs 1 (each
+    /// cell is its own deterministic world, merged in a fixed order); memory grows with N (the
+    /// plan's estimate counts it).
     #[arg(long, short = 'j', value_name = "N", default_value_t = 1, env = "PEERSTORM_JOBS")]
     jobs: usize,
     /// No progress display.
@@ -214,18 +216,19 @@ fn scopes_per_run(s: &Scenario, point: &peerstorm_scenario::sweep::Point) -> u64
     1 + presets * (presets + 1) / 2 + 4
 }
 
-/// Runs at once: `--jobs`, 0 for one per core, never more than the scenario has.
+/// Cells at once: `--jobs`, 0 for one per core, never more than the scenario has (the cells
+/// of every run: ICE modes x sweep points x `peers.cells`).
 fn jobs_for(a: &RunArgs, s: &Scenario) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let runs = s.points().len() * s.peers.ice.len();
-    (if a.jobs == 0 { cores } else { a.jobs }).clamp(1, runs.max(1))
+    let cells: usize = s.points().iter().map(|p| s.at(p).cells()).sum::<usize>() * s.peers.ice.len();
+    (if a.jobs == 0 { cores } else { a.jobs }).clamp(1, cells.max(1))
 }
 
 /// The simulator's memory for this run (the shard's share of the groups), an upper estimate:
-/// `jobs` runs' peers at a time, plus what each finished run of a sweep keeps.
+/// `jobs` cells' peers at a time, plus what each finished run of a sweep keeps.
 fn sim_memory_estimate(s: &Scenario, shard: Shard, jobs: usize) -> u64 {
     let groups = (s.peers.count / s.group_size().max(1)) as u64;
-    let mine = groups.div_ceil(shard.count as u64);
+    let mine = groups.div_ceil(shard.count as u64).div_ceil(s.cells() as u64);
     let peers = mine * s.group_size() as u64 * sim_bytes_per_peer(s) * jobs as u64;
     let kept: u64 =
         s.points().iter().map(|p| scopes_per_run(s, p) * RUN_BYTES_PER_SCOPE).sum::<u64>() * s.peers.ice.len() as u64;
@@ -406,8 +409,11 @@ fn print_plan(
         "runs       {} (ICE modes x sweep points)",
         ice.len() * if s.mode == Mode::Sim { points.len() } else { 1 }
     );
+    if s.mode == Mode::Sim && s.cells() > 1 {
+        println!("cells      {} per run (independent worlds; the results do not depend on --jobs)", s.cells());
+    }
     if s.mode == Mode::Sim && jobs > 1 {
-        println!("jobs       {jobs} runs at once");
+        println!("jobs       {jobs} cells at once");
     }
     match (memory, available) {
         (Some(m), Some(h)) => println!("memory     about {} of {} available", gib(m), gib(h)),

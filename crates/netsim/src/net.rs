@@ -7,7 +7,7 @@
 //! own mappings and lifetime) and firewalls, are never lost (a loss costs a retransmission
 //! timeout) and keep their order. No TCP handshake, congestion control or sequence numbers.
 
-use crate::link::{HEADER_BYTES, Link, LinkConfig, LinkDrop};
+use crate::link::{FlowKey, HEADER_BYTES, Link, LinkConfig, LinkDrop, flow_key};
 use crate::nat::{Firewall, Nat, NatConfig, NatDrop, Proto};
 use crate::pcap::Pcap;
 use crate::time::Schedule;
@@ -33,6 +33,17 @@ pub struct Packet {
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
     pub payload: Vec<u8>,
+}
+
+impl Packet {
+    /// The flow it belongs to, as a link tells flows apart.
+    fn flow(&self) -> FlowKey {
+        let proto = match self.proto {
+            Proto::Udp => 17,
+            Proto::Tcp => 6,
+        };
+        flow_key(proto, self.src, self.dst)
+    }
 }
 
 /// The network's events: a packet reaching an interface.
@@ -81,6 +92,9 @@ struct Segment {
 #[derive(Debug)]
 struct Router {
     nat: Nat,
+    /// The NAT's own port choices: one generator per router, so no other router's traffic
+    /// moves them.
+    rng: Rng,
     firewall: Firewall,
     inside: IfaceId,
     outside: IfaceId,
@@ -123,7 +137,8 @@ pub struct Network {
     ifaces: Vec<Iface>,
     routers: Vec<Router>,
     hosts: Vec<Host>,
-    rng: Rng,
+    /// What every link's and NAT's randomness derives from.
+    seed: u64,
     captures: Vec<Pcap>,
     scratch: Vec<Duration>,
     scratch2: Vec<Duration>,
@@ -134,14 +149,18 @@ pub struct Network {
 }
 
 impl Network {
-    /// An empty network whose randomness (loss, jitter, ports) comes from `seed`.
+    /// An empty network whose randomness (loss, jitter, ports) comes from `seed`: each link
+    /// direction and each NAT draws from a generator of its own, derived from `seed` and its
+    /// index, and a link draws per flow (see [`crate::link`]). So what one group of hosts sees
+    /// does not depend on what other groups do, unless they share a bandwidth-limited link or a
+    /// NAT.
     pub fn new(seed: u64) -> Self {
         Self {
             segments: Vec::new(),
             ifaces: Vec::new(),
             routers: Vec::new(),
             hosts: Vec::new(),
-            rng: Rng::seed(seed),
+            seed,
             captures: Vec::new(),
             scratch: Vec::new(),
             scratch2: Vec::new(),
@@ -162,7 +181,14 @@ impl Network {
 
     fn add_iface(&mut self, owner: Owner, segment: SegmentId, ips: &[Ipv4Addr], link: LinkConfig) -> IfaceId {
         let id = IfaceId(self.ifaces.len() as u32);
-        self.ifaces.push(Iface { owner, segment, up: Link::new(link.clone()), down: Link::new(link), capture: None });
+        let (up, down) = self.link_seeds(id);
+        self.ifaces.push(Iface {
+            owner,
+            segment,
+            up: Link::new(link.clone(), up),
+            down: Link::new(link, down),
+            capture: None,
+        });
         for ip in ips {
             let prev = self.segments[segment.0 as usize].by_ip.insert(*ip, id);
             assert!(prev.is_none(), "{ip} is already on segment {segment:?}");
@@ -187,6 +213,7 @@ impl Network {
         self.segments[spec.inside.0 as usize].gateway = Some(in_if);
         self.routers.push(Router {
             nat: Nat::new(spec.nat, spec.external_ips),
+            rng: Rng::seed(self.seed ^ 0x6e61_7400_0000_0000 ^ u64::from(r.0)),
             firewall: spec.firewall,
             inside: in_if,
             outside: out_if,
@@ -196,9 +223,17 @@ impl Network {
 
     /// Replaces a host's access link, per direction.
     pub fn set_link(&mut self, host: HostId, up: LinkConfig, down: LinkConfig) {
-        let i = &mut self.ifaces[self.hosts[host.0 as usize].iface.0 as usize];
-        i.up = Link::new(up);
-        i.down = Link::new(down);
+        let id = self.hosts[host.0 as usize].iface;
+        let (up_seed, down_seed) = self.link_seeds(id);
+        let i = &mut self.ifaces[id.0 as usize];
+        i.up = Link::new(up, up_seed);
+        i.down = Link::new(down, down_seed);
+    }
+
+    /// The seeds of an interface's uplink and downlink.
+    fn link_seeds(&self, i: IfaceId) -> (u64, u64) {
+        let mut r = Rng::seed(self.seed ^ u64::from(i.0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        (r.next_u64(), r.next_u64())
     }
 
     pub fn host_ips(&self, h: HostId) -> &[Ipv4Addr] {
@@ -285,7 +320,7 @@ impl Network {
         let size = pkt.payload.len() + HEADER_BYTES;
         let reliable = pkt.proto == Proto::Tcp;
         let mut up = std::mem::take(&mut self.scratch);
-        match self.ifaces[from.0 as usize].up.transmit(now, size, reliable, &mut self.rng, &mut up) {
+        match self.ifaces[from.0 as usize].up.transmit(now, size, reliable, pkt.flow(), &mut up) {
             Err(e) => self.drop(Drop::Link(e)),
             Ok(()) => {
                 // Every copy but the last is a clone (duplication); the last takes the packet.
@@ -320,7 +355,7 @@ impl Network {
         }
         let size = pkt.payload.len() + HEADER_BYTES;
         let mut up = std::mem::take(&mut self.scratch);
-        match self.ifaces[from.0 as usize].up.transmit(now, size, false, &mut self.rng, &mut up) {
+        match self.ifaces[from.0 as usize].up.transmit(now, size, false, pkt.flow(), &mut up) {
             Err(e) => self.drop(Drop::Link(e)),
             Ok(()) => {
                 for &t in &up {
@@ -344,7 +379,7 @@ impl Network {
         let size = pkt.payload.len() + HEADER_BYTES;
         let reliable = pkt.proto == Proto::Tcp;
         let mut down = std::mem::take(&mut self.scratch2);
-        match self.ifaces[to.0 as usize].down.transmit(t, size, reliable, &mut self.rng, &mut down) {
+        match self.ifaces[to.0 as usize].down.transmit(t, size, reliable, pkt.flow(), &mut down) {
             Err(e) => self.drop(Drop::Link(e)),
             Ok(()) => {
                 if let Some((&last, rest)) = down.split_last() {
@@ -385,7 +420,7 @@ impl Network {
                     self.drop(Drop::Nat(NatDrop::NoHairpin));
                     return None;
                 }
-                let ext = match router.nat.outbound(now, pkt.proto, pkt.src, pkt.dst, &mut self.rng) {
+                let ext = match router.nat.outbound(now, pkt.proto, pkt.src, pkt.dst, &mut router.rng) {
                     Ok(e) => e,
                     Err(e) => {
                         self.drop(Drop::Nat(e));

@@ -170,6 +170,17 @@ impl VirtualPeer {
         self.milestones.mark(m, now.saturating_duration_since(self.start));
     }
 
+    /// Lets go of everything but the outcome: every connection's stack, sockets' state and
+    /// queued output. For a driver whose peer is done and whose partners are too (nothing
+    /// measured can change any more): it must not hand this peer input or wake it again.
+    pub fn retire(&mut self) {
+        self.out.clear();
+        self.lost.clear();
+        for c in &mut self.conns {
+            c.retire();
+        }
+    }
+
     /// Fails every unfinished connection (a timeout decided by the driver, for instance).
     pub fn fail(&mut self, f: Failure, now: Instant) {
         for c in self.conns.iter_mut().filter(|c| !c.is_done()) {

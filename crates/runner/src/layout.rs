@@ -204,6 +204,18 @@ fn turn_tcp_addr() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(*SERVER_ADDR.ip(), 443))
 }
 
+/// Whether group `g` is run by `cell` of `shard`: the shard's groups are dealt to its cells in
+/// turn.
+fn runs_group(shard: Shard, cell: Shard, g: usize) -> bool {
+    shard.holds(g) && cell.holds(g / shard.count)
+}
+
+/// How many peers `cell` of `shard` runs.
+pub fn cell_peers(s: &Scenario, shard: Shard, cell: Shard) -> usize {
+    let (n, group) = (s.peers.count, s.group_size());
+    (0..n).step_by(group).filter(|f| runs_group(shard, cell, f / group)).map(|f| group.min(n - f)).sum()
+}
+
 /// A scenario's world for one ICE mode and shard, with what is needed to report on it.
 #[derive(Debug)]
 pub struct ScenarioWorld {
@@ -220,6 +232,13 @@ pub struct ScenarioWorld {
 impl ScenarioWorld {
     /// Builds the network, the servers and every peer; schedules the joins of the shard's groups.
     pub fn build(s: &Scenario, ice: IceMode, shard: Shard) -> Self {
+        Self::build_cell(s, ice, shard, Shard::WHOLE)
+    }
+
+    /// As [`ScenarioWorld::build`], for one cell of the shard (see
+    /// [`peerstorm_scenario::Scenario::cells`]): of the shard's groups, those whose position in
+    /// it `cell` holds.
+    pub fn build_cell(s: &Scenario, ice: IceMode, shard: Shard, cell: Shard) -> Self {
         let mut net = Network::new(s.seed);
         let internet = net.add_segment("internet");
         let link = LinkConfig {
@@ -338,10 +357,15 @@ impl ScenarioWorld {
         let mut in_shard = vec![false; n];
         // A call sends for its duration after it connects: the deadline covers both.
         let call_time = s.workload.media.as_ref().map_or(Duration::ZERO, |m| m.duration);
-        for first in (0..n).step_by(group).filter(|f| shard.holds(f / group)) {
+        for first in (0..n).step_by(group).filter(|f| runs_group(shard, cell, f / group)) {
             in_shard[first..first + group].fill(true);
             for i in (first..first + group).rev() {
                 world.schedule_join(i, starts[i], starts[i] + s.timeouts.setup + call_time);
+            }
+            // A group's peers talk only to each other: once all are done nothing measured
+            // changes. Calls keep receiving what the other side sent last, so they stay.
+            if media.is_none() {
+                world.retire_together(first..first + group);
             }
         }
         links.retain(|l| in_shard[l.offerer.0]);

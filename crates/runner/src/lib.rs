@@ -52,28 +52,84 @@ pub fn simulate(
 }
 
 /// As [`simulate`]; `progress` answering [`Flow::Stop`] ends the run early, and the outcome is
-/// marked interrupted.
+/// marked interrupted. The run's cells ([`Scenario::cells`]) go one after the other.
 pub fn simulate_stoppable(
     s: &Scenario,
     ice: IceMode,
     shard: Shard,
     progress: &mut dyn FnMut(Progress) -> Flow,
 ) -> Result<RunOutcome, SimError> {
-    let mut sw = ScenarioWorld::build(s, ice, shard);
-    let n = s.peers.count;
-    let flow = sw.world.run_stoppable(&mut |w| {
-        let st = w.stats();
-        progress(Progress {
-            ice,
-            virtual_time: w.now(),
-            peers_started: st.peers_started,
-            peers_done: n - st.peers_pending,
-            peers_failed: st.peers_failed,
-            peers: n,
-            run: (1, 1),
-        })
-    })?;
+    let cells = s.cells();
+    let tally = std::sync::Mutex::new(Tally::new(s, shard, cells));
+    let mut parts = Vec::with_capacity(cells);
+    for c in 0..cells {
+        let cell = Shard { index: c, count: cells };
+        let r = if parts.iter().any(|r: &RunOutcome| r.interrupted) {
+            ScenarioWorld::build_cell(s, ice, shard, cell).outcome_of(true)
+        } else {
+            simulate_cell(s, ice, shard, cell, &tally, &mut |p| progress(p))?
+        };
+        parts.push(r);
+    }
+    Ok(RunOutcome::merge_cells(parts).expect("a run has one cell at least"))
+}
+
+/// One cell of one run, its progress summed with its siblings' in `tally`.
+fn simulate_cell(
+    s: &Scenario,
+    ice: IceMode,
+    shard: Shard,
+    cell: Shard,
+    tally: &std::sync::Mutex<Tally>,
+    progress: &mut dyn FnMut(Progress) -> Flow,
+) -> Result<RunOutcome, SimError> {
+    let mut sw = ScenarioWorld::build_cell(s, ice, shard, cell);
+    let report = |w: &World| {
+        let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.update(cell.index, w);
+        t.progress(ice)
+    };
+    let flow = sw.world.run_stoppable(&mut |w| progress(report(w)))?;
+    report(&sw.world);
     Ok(sw.outcome_of(flow == Flow::Stop))
+}
+
+/// A run's progress, summed over its cells.
+#[derive(Debug)]
+struct Tally {
+    peers: usize,
+    /// Per cell: peers not done yet (all of them before the cell starts), started, failed.
+    pending: Vec<usize>,
+    started: Vec<usize>,
+    failed: Vec<usize>,
+    time: Duration,
+}
+
+impl Tally {
+    fn new(s: &Scenario, shard: Shard, cells: usize) -> Self {
+        let pending = (0..cells).map(|c| layout::cell_peers(s, shard, Shard { index: c, count: cells })).collect();
+        Tally { peers: s.peers.count, pending, started: vec![0; cells], failed: vec![0; cells], time: Duration::ZERO }
+    }
+
+    fn update(&mut self, cell: usize, w: &World) {
+        let st = w.stats();
+        self.pending[cell] = st.peers_pending;
+        self.started[cell] = st.peers_started;
+        self.failed[cell] = st.peers_failed;
+        self.time = self.time.max(w.now());
+    }
+
+    fn progress(&self, ice: IceMode) -> Progress {
+        Progress {
+            ice,
+            virtual_time: self.time,
+            peers_started: self.started.iter().sum(),
+            peers_done: self.peers - self.pending.iter().sum::<usize>(),
+            peers_failed: self.failed.iter().sum(),
+            peers: self.peers,
+            run: (1, 1),
+        }
+    }
 }
 
 /// Runs every ICE mode of the scenario and summarises.
@@ -144,10 +200,11 @@ fn plan(s: &Scenario) -> Vec<(peerstorm_scenario::sweep::Point, IceMode)> {
     s.points().into_iter().flat_map(|p| s.peers.ice.iter().map(move |ice| (p.clone(), *ice))).collect()
 }
 
-/// As [`run_each`], with up to `jobs` runs at once, each on a thread of its own. Runs are
-/// independent worlds, each deterministic by its seed, so the metrics (and every outcome, handed
-/// to `done` in the runs' order) are exactly those of `jobs = 1`. When `progress` says
-/// [`Flow::Stop`], the runs going on are cut and no other starts; the metrics hold the runs in
+/// As [`run_each`], with up to `jobs` cells at once ([`Scenario::cells`] of each run: points of
+/// a sweep, ICE modes), each on a thread of its own. Cells are independent worlds, each
+/// deterministic by its seed, merged in a fixed order, so the metrics (and every outcome,
+/// handed to `done` in the runs' order) are exactly those of `jobs = 1`. When `progress` says
+/// [`Flow::Stop`], the cells going on are cut and no other starts; the metrics hold the runs in
 /// order up to the first that was cut.
 pub fn run_each_jobs(
     s: &Scenario,
@@ -156,27 +213,35 @@ pub fn run_each_jobs(
     progress: &(dyn Fn(Progress) -> Flow + Sync),
     done: &mut dyn FnMut(RunOutcome),
 ) -> Result<peerstorm_report::Metrics, SimError> {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let plan = plan(s);
-    if jobs <= 1 || plan.len() <= 1 {
+    let cells: Vec<usize> = plan.iter().map(|(point, _)| s.at(point).cells()).collect();
+    // Every (run, cell), runs in order.
+    let tasks: Vec<(usize, usize)> = cells.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |c| (i, c))).collect();
+    if jobs <= 1 || tasks.len() <= 1 {
         return run_each(s, shard, &mut |p| progress(p), done);
     }
     let mut m = peerstorm_scenario::collect_all(&s.name, s.seed, shard, &[]);
     m.sweep_outputs = s.sweep.outputs.clone();
+    let tallies: Vec<Mutex<Tally>> =
+        plan.iter().zip(&cells).map(|((point, _), &n)| Mutex::new(Tally::new(&s.at(point), shard, n))).collect();
     let (next, stopped) = (AtomicUsize::new(0), AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<RunOutcome, SimError>)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, Result<RunOutcome, SimError>)>();
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(plan.len()) {
+        for _ in 0..jobs.min(tasks.len()) {
             let tx = tx.clone();
-            let (plan, next, stopped) = (&plan, &next, &stopped);
+            let (plan, cells, tasks, tallies, next, stopped) = (&plan, &cells, &tasks, &tallies, &next, &stopped);
             scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= plan.len() || stopped.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= tasks.len() || stopped.load(Ordering::Relaxed) {
                         break;
                     }
+                    let (i, c) = tasks[k];
                     let (point, ice) = &plan[i];
-                    let r = simulate_stoppable(&s.at(point), *ice, shard, &mut |mut p| {
+                    let cell = Shard { index: c, count: cells[i] };
+                    let r = simulate_cell(&s.at(point), *ice, shard, cell, &tallies[i], &mut |mut p| {
                         p.run = (i + 1, plan.len());
                         let flow = progress(p);
                         if flow == Flow::Stop {
@@ -185,41 +250,60 @@ pub fn run_each_jobs(
                         flow
                     });
                     let failed = r.is_err();
-                    let r = r.map(|mut r| {
-                        r.point = point.labels();
-                        r
-                    });
-                    if failed {
+                    if failed || r.as_ref().is_ok_and(|r| r.interrupted) {
                         stopped.store(true, Ordering::Relaxed);
                     }
-                    if tx.send((i, r)).is_err() || failed {
+                    if tx.send((i, c, r)).is_err() || failed {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        // Hand the runs on in their order, whichever thread finished first.
-        let mut waiting = std::collections::BTreeMap::new();
+        // Merge each run's cells once all are in and hand the runs on in their order,
+        // whichever thread finished first.
+        let mut waiting: Vec<Vec<Option<RunOutcome>>> = cells.iter().map(|&n| (0..n).map(|_| None).collect()).collect();
         let mut want = 0;
         let mut first_error = None;
         let mut cut = false;
-        for (i, r) in rx {
-            waiting.insert(i, r);
-            while let Some(r) = waiting.remove(&want) {
-                want += 1;
-                if cut || first_error.is_some() {
-                    continue;
-                }
-                match r {
-                    Ok(r) => {
-                        cut = r.interrupted;
-                        m.runs.push(peerstorm_scenario::collect(&r));
-                        done(r);
-                    }
-                    Err(e) => first_error = Some(e),
+        let mut hand_on = |i: usize, parts: Vec<RunOutcome>, m: &mut peerstorm_report::Metrics, cut: &mut bool| {
+            let mut r = RunOutcome::merge_cells(parts).expect("a run has one cell at least");
+            r.point = plan[i].0.labels();
+            *cut = r.interrupted;
+            m.runs.push(peerstorm_scenario::collect(&r));
+            done(r);
+        };
+        for (i, c, r) in rx {
+            match r {
+                Ok(r) => waiting[i][c] = Some(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
+            while want < plan.len() && waiting[want].iter().all(Option::is_some) {
+                let parts = waiting[want].drain(..).flatten().collect();
+                if !cut && first_error.is_none() {
+                    hand_on(want, parts, &mut m, &mut cut);
+                }
+                want += 1;
+            }
+        }
+        // A stop left the run it cut with cells that never started: they are in the outcome
+        // as peers that never joined, as in one world stopped early.
+        if !cut && first_error.is_none() && want < plan.len() && waiting[want].iter().any(Option::is_some) {
+            let (point, ice) = &plan[want];
+            let sp = s.at(point);
+            let parts = waiting[want]
+                .drain(..)
+                .enumerate()
+                .map(|(c, r)| {
+                    r.unwrap_or_else(|| {
+                        ScenarioWorld::build_cell(&sp, *ice, shard, Shard { index: c, count: cells[want] })
+                            .outcome_of(true)
+                    })
+                })
+                .collect();
+            hand_on(want, parts, &mut m, &mut cut);
         }
         match first_error {
             Some(e) => Err(e),

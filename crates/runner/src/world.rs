@@ -67,6 +67,18 @@ struct Slot {
     pending: bool,
     timer: Option<Duration>,
     bytes: u64,
+    /// The group it retires with (see [`World::retire_together`]).
+    group: Option<u32>,
+    /// Retired: its stack is gone, and nothing reaches it or wakes it any more.
+    retired: bool,
+}
+
+/// Peers that retire together once every one of them is done.
+#[derive(Debug)]
+struct Group {
+    members: std::ops::Range<usize>,
+    /// Members not done yet.
+    left: usize,
 }
 
 /// The STUN/TURN server and its timer.
@@ -125,6 +137,7 @@ pub struct World {
     peers: Vec<Slot>,
     /// Host index → peer index.
     host_to_peer: Vec<Option<u32>>,
+    groups: Vec<Group>,
     stats: Stats,
     max_events: u64,
     scratch: Vec<Packet>,
@@ -157,6 +170,7 @@ impl World {
             signaling_one_way,
             peers: Vec::new(),
             host_to_peer: Vec::new(),
+            groups: Vec::new(),
             stats: Stats::default(),
             max_events: MAX_EVENTS,
             scratch: Vec::new(),
@@ -216,7 +230,7 @@ impl World {
             self.host_to_peer.resize(h + 1, None);
         }
         self.host_to_peer[h] = Some(i as u32);
-        self.peers.push(Slot { peer, host, label, pending: false, timer: None, bytes: 0 });
+        self.peers.push(Slot { peer, host, label, pending: false, timer: None, bytes: 0, group: None, retired: false });
         i
     }
 
@@ -226,6 +240,30 @@ impl World {
         self.stats.peers_pending += 1;
         self.agenda.push(at, Action::Join(i));
         self.agenda.push(deadline, Action::Deadline(i));
+    }
+
+    /// Once every peer in `members` (scheduled to join) is done, all of them are retired
+    /// ([`VirtualPeer::retire`]): their stacks are dropped, packets and frames for them are
+    /// discarded on arrival, and they never wake again. For groups whose peers talk only to
+    /// each other, nothing measured changes after that: their keepalives would only cost time
+    /// and memory until the last group of the run is done, and make the run's datagram count
+    /// depend on when that is.
+    pub fn retire_together(&mut self, members: std::ops::Range<usize>) {
+        let g = self.groups.len() as u32;
+        for s in &mut self.peers[members.clone()] {
+            s.group = Some(g);
+        }
+        self.groups.push(Group { left: members.len(), members });
+    }
+
+    fn retire_group(&mut self, g: usize) {
+        for i in self.groups[g].members.clone() {
+            let s = &mut self.peers[i];
+            s.retired = true;
+            s.peer.retire();
+            self.agenda.reschedule(Core::Peer(i), s.timer, None);
+            s.timer = None;
+        }
     }
 
     pub fn peer(&self, i: usize) -> &VirtualPeer {
@@ -265,6 +303,9 @@ impl World {
             Event::Driver(a) => self.act(a),
             Event::Wake(Core::Peer(i)) => {
                 self.peers[i].timer = None;
+                if self.peers[i].retired {
+                    return Ok(Step::Handled);
+                }
                 let t = self.instant();
                 self.peers[i].peer.handle_timeout(t);
                 self.drain_peer(i);
@@ -372,6 +413,9 @@ impl World {
                 self.stats.frames_relayed += 1;
                 let now = self.now();
                 bump(&mut self.stats.frames_per_s, now, 1);
+                if self.peers[i].retired {
+                    return;
+                }
                 self.peers[i].peer.handle_signal(at, &text);
                 self.drain_peer(i);
             }
@@ -404,6 +448,9 @@ impl World {
             return Step::Delivered(d);
         };
         let i = i as usize;
+        if self.peers[i].retired {
+            return Step::Handled;
+        }
         let (src, dst) = (SocketAddr::V4(d.pkt.src), SocketAddr::V4(d.pkt.dst));
         match d.pkt.proto {
             Proto::Udp => self.peers[i].peer.handle_datagram(at, src, dst, &d.pkt.payload),
@@ -526,6 +573,12 @@ impl World {
             slot.pending = false;
             self.stats.peers_pending -= 1;
             self.stats.peers_failed += usize::from(slot.peer.failed());
+            if let Some(g) = slot.group.map(|g| g as usize) {
+                self.groups[g].left -= 1;
+                if self.groups[g].left == 0 {
+                    self.retire_group(g);
+                }
+            }
         }
     }
 

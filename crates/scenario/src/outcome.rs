@@ -68,6 +68,46 @@ pub struct RunOutcome {
     pub point: std::collections::BTreeMap<String, String>,
 }
 
+impl RunOutcome {
+    /// One run's outcome from those of its cells (disjoint sets of groups, each simulated in a
+    /// world of its own, in any order): every peer from the cell that ran it, every link in the
+    /// order one world lists them (by offerer), counters and per-second series added, the end
+    /// the latest. `None` for no parts.
+    pub fn merge_cells(parts: Vec<RunOutcome>) -> Option<RunOutcome> {
+        let mut parts = parts.into_iter();
+        let mut m = parts.next()?;
+        for p in parts {
+            for (mine, theirs) in m.peers.iter_mut().zip(p.peers) {
+                if theirs.in_shard {
+                    *mine = theirs;
+                }
+            }
+            m.links.extend(p.links);
+            m.end = m.end.max(p.end);
+            m.frames_relayed += p.frames_relayed;
+            add_series(&mut m.frames_per_s, &p.frames_per_s);
+            add_series(&mut m.bytes_per_s, &p.bytes_per_s);
+            m.datagrams += p.datagrams;
+            m.interrupted |= p.interrupted;
+            if let (Some(a), Some(b)) = (m.sim.as_mut(), p.sim) {
+                a.events += b.events;
+                a.datagrams_delivered += b.datagrams_delivered;
+            }
+        }
+        m.links.sort_by_key(|l| l.offerer);
+        Some(m)
+    }
+}
+
+fn add_series(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
 /// A part of a scenario: groups `index`, `index + count`, ... (0-based), so that shards
 /// together hold every group once. Groups interact only through the servers, so on a lossless
 /// network the shards' results are exactly the whole run's.

@@ -551,6 +551,13 @@ pub struct Peers {
     /// (the stack's own defaults, as peerstorm measured before profiles).
     #[serde(default)]
     pub profile: Profile,
+    /// Simulator: how many independent worlds (cells) a run is split into, each with the groups
+    /// `c, c + cells, ...` and its own broker and STUN/TURN server; `peerstorm run --jobs N`
+    /// runs N cells at once, and the results never depend on N. Absent: one cell per 500
+    /// groups, at most 16 (one when the peers share a link or a quota that cells would split:
+    /// `network.bandwidth_kbps`, `network.shared_cgnat`, `servers.turn_user_quota`).
+    #[serde(default)]
+    pub cells: Option<usize>,
 }
 
 fn default_ice() -> Vec<IceMode> {
@@ -837,6 +844,34 @@ impl Scenario {
         }
     }
 
+    /// Groups of peers a cell holds at most when `peers.cells` is left out.
+    pub const GROUPS_PER_CELL: usize = 500;
+    /// The most cells `peers.cells` left out gives.
+    pub const AUTO_CELLS_MAX: usize = 16;
+
+    /// The cells each simulated run is split into (see [`Peers::cells`]).
+    pub fn cells(&self) -> usize {
+        let groups = self.peers.count.div_ceil(self.group_size().max(1)).max(1);
+        match self.peers.cells {
+            Some(c) => c.clamp(1, groups),
+            None if self.cells_share_something().is_some() => 1,
+            None => groups.div_ceil(Self::GROUPS_PER_CELL).min(Self::AUTO_CELLS_MAX),
+        }
+    }
+
+    /// What every peer of a run shares that separate cells would not, if anything.
+    fn cells_share_something(&self) -> Option<&'static str> {
+        if self.network.bandwidth_kbps.is_some() {
+            Some("network.bandwidth_kbps (the servers' link is one queue for every peer)")
+        } else if self.network.shared_cgnat {
+            Some("network.shared_cgnat (one NAT for every peer)")
+        } else if self.servers.turn_user_quota.is_some() {
+            Some("servers.turn_user_quota (one quota for every peer)")
+        } else {
+            None
+        }
+    }
+
     /// Whether the scenario runs several points (`[sweep]` or `network.rtt_sweep_ms`).
     pub fn is_sweep(&self) -> bool {
         !self.network.rtt_sweep.is_empty() || self.sweep.points().len() > 1 || !self.sweep.points.is_empty()
@@ -942,6 +977,12 @@ impl Scenario {
             return bad(
                 "servers.turn_user_quota sets the simulator's embedded TURN server; a real one takes its own setting (peerstorm serve turn --max-allocations-per-user, coturn's user-quota)",
             );
+        }
+        if self.peers.cells.is_some() && self.mode != Mode::Sim {
+            return bad(format!(
+                "peers.cells splits a simulated run into worlds; a {} run has one (remove it)",
+                self.mode.as_str()
+            ));
         }
         self.check_sweep()?;
         for t in &thresholds {
@@ -1335,6 +1376,15 @@ impl Scenario {
         }
         if self.network.bandwidth_kbps == Some(0) {
             return bad("network.bandwidth_kbps = 0: leave it out for an unlimited link");
+        }
+        match (self.peers.cells, self.cells_share_something()) {
+            (Some(0), _) => return bad("peers.cells = 0: expected 1 or more (leave it out to choose by size)"),
+            (Some(c), Some(what)) if c > 1 => {
+                return bad(format!(
+                    "peers.cells = {c}: the peers share {what}, which separate cells would split; leave peers.cells out or set it to 1"
+                ));
+            }
+            _ => {}
         }
         if self.servers.turn_user_quota.is_some() && self.servers.turn == TurnTarget::None {
             return bad("servers.turn_user_quota limits the embedded TURN server: servers.turn = \"none\" has none");

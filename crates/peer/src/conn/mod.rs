@@ -294,6 +294,20 @@ impl Connection {
     }
 
     /// A MediaConnection's media so far (`None` for a DataConnection).
+    /// Drops the stack and everything kept to drive it; the outcome stays (see
+    /// [`crate::VirtualPeer::retire`]).
+    pub(crate) fn retire(&mut self) {
+        self.pc = None;
+        self.out = VecDeque::new();
+        self.signals = VecDeque::new();
+        self.early_candidates = Vec::new();
+        self.remote_addrs = Vec::new();
+        self.stun = None;
+        self.turns = Vec::new();
+        self.deferred = None;
+        self.phase = None;
+    }
+
     pub fn media(&self) -> Option<call::MediaOutcome> {
         self.call.as_ref().map(call::Call::outcome)
     }

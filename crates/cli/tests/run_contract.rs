@@ -282,43 +282,91 @@ fn a_signal_stops_the_run_with_a_partial_report_marked_interrupted() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// `--jobs 2` runs two of the scenario's runs at once and writes exactly what `--jobs 1` writes:
-/// summary.json, metrics.json and every peers file, byte for byte.
+/// The results files of a run directory, by name: summary, metrics and every peers file.
+fn result_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "jsonl"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `scenario` with `sets` into `out`, asserting it succeeds.
+fn run_into(scenario: &str, sets: &[&str], extra: &[&str], out: &std::path::Path) {
+    let mut args = vec!["run", scenario, "-q", "--out", out.to_str().unwrap()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args.extend(extra);
+    let o = peerstorm(&args, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// `--jobs 2` runs two cells at once (several runs, and several cells of one run) and writes
+/// exactly what `--jobs 1` writes: summary.json, metrics.json and every peers file, byte for
+/// byte, on quickstart, nat-matrix and trickle-ab.
 #[test]
 fn two_jobs_write_exactly_what_one_job_writes() {
     let d = tmp("jobs");
-    let dir = |j: &str| d.join(format!("out{j}"));
-    for j in ["1", "2"] {
-        let out = dir(j);
-        let o = peerstorm(
-            &[
-                "run",
-                "scenarios/trickle-ab.toml",
-                "--set",
-                "peers.count=20",
-                "--jobs",
-                j,
-                "-q",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let cases: [(&str, &[&str], usize); 3] = [
+        ("scenarios/trickle-ab.toml", &["peers.count=20", "peers.cells=2"], 6),
+        ("scenarios/quickstart.toml", &["peers.cells=3"], 1),
+        ("scenarios/nat-matrix.toml", &["peers.cells=3"], 1),
+    ];
+    for (k, (scenario, sets, runs)) in cases.iter().enumerate() {
+        let dir = |j: &str| d.join(format!("{k}-jobs{j}"));
+        for j in ["1", "2"] {
+            run_into(scenario, sets, &["--jobs", j], &dir(j));
+        }
+        let (one, two) = (result_files(&dir("1")), result_files(&dir("2")));
+        assert_eq!(one.iter().filter(|(f, _)| f.starts_with("peers-")).count(), *runs, "{scenario}");
+        assert_eq!(one.len(), two.len(), "{scenario}");
+        for ((f, a), (_, b)) in one.iter().zip(&two) {
+            assert!(a == b, "{scenario}: {f} differs between --jobs 1 and --jobs 2");
+        }
     }
-    let mut files: Vec<String> = std::fs::read_dir(dir("1"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") || n.ends_with(".jsonl"))
-        .collect();
-    files.sort();
-    assert_eq!(files.iter().filter(|f| f.starts_with("peers-")).count(), 6, "{files:?}");
-    for f in &files {
-        let (a, b) = (std::fs::read(dir("1").join(f)).unwrap(), std::fs::read(dir("2").join(f)).unwrap());
-        assert!(a == b, "{f} differs between --jobs 1 and --jobs 2");
-    }
-    // The plan says so; PEERSTORM_JOBS sets it too; never more jobs than runs (six here).
+    // The plan says so; PEERSTORM_JOBS sets it too; never more jobs than cells (six here).
     let plan = peerstorm(&["run", "scenarios/trickle-ab.toml", "--dry-run"], &[("PEERSTORM_JOBS", "9")]);
-    assert!(text(&plan).contains("jobs       6 runs at once"), "{}", text(&plan));
+    assert!(text(&plan).contains("jobs       6 cells at once"), "{}", text(&plan));
+    let plan = peerstorm(&["run", "scenarios/storm-10k.toml", "--dry-run"], &[]);
+    assert!(text(&plan).contains("cells      10 per run"), "{}", text(&plan));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Cells are independent worlds: without loss or jitter (no random draws at all) a run split
+/// into three cells writes exactly what it writes as one world, so merging loses and invents
+/// nothing — peers, links, the datagram count (finished pairs retire, so it does not depend on
+/// when the last cell ends) and the per-second series.
+#[test]
+fn a_lossless_run_in_three_cells_writes_what_one_world_writes() {
+    let d = tmp("cells");
+    for cells in ["1", "3"] {
+        let sets = ["network.loss=0".to_string(), format!("peers.cells={cells}")];
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        run_into("scenarios/quickstart.toml", &sets, &[], &d.join(cells));
+    }
+    let (one, three) = (result_files(&d.join("1")), result_files(&d.join("3")));
+    assert!(one.iter().any(|(f, _)| f == "summary.json"));
+    for ((f, a), (_, b)) in one.iter().zip(&three) {
+        assert!(a == b, "{f} differs between one cell and three");
+    }
+    // A scenario whose peers share something cells would split refuses more than one.
+    let o = peerstorm(
+        &[
+            "run",
+            "scenarios/quickstart.toml",
+            "--dry-run",
+            "--set",
+            "network.shared_cgnat=true",
+            "--set",
+            "peers.cells=2",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("network.shared_cgnat"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }

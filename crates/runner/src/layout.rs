@@ -210,6 +210,11 @@ fn runs_group(shard: Shard, cell: Shard, g: usize) -> bool {
     shard.holds(g) && cell.holds(g / shard.count)
 }
 
+/// A virtual peer's ID in the simulator.
+fn peer_name(i: usize) -> String {
+    format!("peer-{i:06}")
+}
+
 /// How many peers `cell` of `shard` runs.
 pub fn cell_peers(s: &Scenario, shard: Shard, cell: Shard) -> usize {
     let (n, group) = (s.peers.count, s.group_size());
@@ -226,7 +231,9 @@ pub struct ScenarioWorld {
     presets: Vec<Preset>,
     starts: Vec<Duration>,
     links: Vec<Link>,
-    in_shard: Vec<bool>,
+    /// Each of the scenario's peers' index in the world, if this world runs it (its shard's
+    /// and cell's groups); the others are not built.
+    world_index: Vec<Option<usize>>,
 }
 
 impl ScenarioWorld {
@@ -294,14 +301,16 @@ impl ScenarioWorld {
             .map(|i| if rate > 0.0 { Duration::from_secs_f64((i / group) as f64 / rate) } else { Duration::ZERO })
             .collect();
         let (connect, accept) = topology(s);
-        let name = |i: usize| format!("peer-{i:06}");
+        let name = peer_name;
         // One clock for every peer: calls measure one-way delay on it.
         let workload = s.workload.peer_workload(Some(base));
         // With `[workload.media]` the pairs call (and, with its `datachannel`, connect too).
         let media = workload.media.as_ref().map(|m| m.with_data);
         let data = media.is_none_or(|with_data| with_data);
         let none = Vec::new;
-        for (i, (host, ip)) in placed.iter().enumerate() {
+        let runs = |i: usize| runs_group(shard, cell, i / group);
+        let mut world_index = vec![None; n];
+        for (i, (host, ip)) in placed.iter().enumerate().filter(|(i, _)| runs(*i)) {
             // A REST API credential of its own, minted when the peer joins, as a web app's
             // backend hands one to each page.
             let turn: Vec<peerstorm_peer::TurnServer> = match &s.servers.turn_secret {
@@ -336,7 +345,7 @@ impl ScenarioWorld {
                 profile: s.peers.profile,
             };
             // Milestones count from the moment this peer joins.
-            world.add_peer(*host, VirtualPeer::new(cfg, base + starts[i]), presets[i].as_str());
+            world_index[i] = Some(world.add_peer(*host, VirtualPeer::new(cfg, base + starts[i]), presets[i].as_str()));
         }
         let mut links = Vec::new();
         for (a, targets) in connect.iter().enumerate() {
@@ -353,23 +362,24 @@ impl ScenarioWorld {
             }
         }
         // Answerers join before their offerers at the same instant (insertion order breaks the
-        // tie): each group's members join last first. Peers of other shards never join.
-        let mut in_shard = vec![false; n];
+        // tie): each group's members join last first. Peers of other shards and cells are not
+        // built.
         // A call sends for its duration after it connects: the deadline covers both.
         let call_time = s.workload.media.as_ref().map_or(Duration::ZERO, |m| m.duration);
-        for first in (0..n).step_by(group).filter(|f| runs_group(shard, cell, f / group)) {
-            in_shard[first..first + group].fill(true);
-            for i in (first..first + group).rev() {
-                world.schedule_join(i, starts[i], starts[i] + s.timeouts.setup + call_time);
+        for first in (0..n).step_by(group).filter(|f| runs(*f)) {
+            let members = first..(first + group).min(n);
+            let at = |i: usize| world_index[i].expect("a run group's peers are built");
+            for i in members.clone().rev() {
+                world.schedule_join(at(i), starts[i], starts[i] + s.timeouts.setup + call_time);
             }
             // A group's peers talk only to each other: once all are done nothing measured
             // changes. Calls keep receiving what the other side sent last, so they stay.
             if media.is_none() {
-                world.retire_together(first..first + group);
+                world.retire_together(at(members.start)..at(members.end - 1) + 1);
             }
         }
-        links.retain(|l| in_shard[l.offerer.0]);
-        ScenarioWorld { world, ice, rtt: s.network.rtt, shard, presets, starts, links, in_shard }
+        links.retain(|l| world_index[l.offerer.0].is_some());
+        ScenarioWorld { world, ice, rtt: s.network.rtt, shard, presets, starts, links, world_index }
     }
 
     /// Every peer's outcome once the world has run.
@@ -380,15 +390,19 @@ impl ScenarioWorld {
     /// Every peer's outcome; `interrupted`: the run was stopped before every peer was done.
     pub fn outcome_of(self, interrupted: bool) -> RunOutcome {
         let w = &self.world;
-        let peers = w
-            .peers()
+        let peers = self
+            .world_index
+            .iter()
             .enumerate()
-            .map(|(i, p)| PeerResult {
-                in_shard: self.in_shard[i],
-                id: p.id().to_string(),
-                nat: self.presets[i].as_str(),
-                start: self.starts[i],
-                connections: p.connections(),
+            .map(|(i, at)| {
+                let p = at.map(|k| w.peer(k));
+                PeerResult {
+                    in_shard: p.is_some(),
+                    id: p.map_or_else(|| peer_name(i), |p| p.id().to_string()),
+                    nat: self.presets[i].as_str(),
+                    start: self.starts[i],
+                    connections: p.map_or_else(Vec::new, VirtualPeer::connections),
+                }
             })
             .collect();
         let stats = w.stats();

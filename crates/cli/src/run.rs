@@ -333,11 +333,14 @@ fn prepare(a: &RunArgs) -> Result<Option<Prepared>, String> {
             ));
         }
         return Err(format!(
-            "{} peers need about {} on the simulator ({} KiB each, measured) and this machine has {} available: run it in shards (--shard 1/{n} ... {n}/{n}, on several machines or one after another, then peerstorm merge)",
+            "{} peers in {} cells, {jobs} at a time, need about {} on the simulator ({} KiB per peer of each cell going on, measured) and this machine has {} available: {}set peers.cells to {c} or more, or run it in shards (--shard 1/{n} ... {n}/{n}, on several machines or one after another, then peerstorm merge)",
             s.peers.count,
+            s.cells(),
             gib(need),
             sim_bytes_per_peer(&s) / 1024,
             gib(have),
+            if jobs > 1 { "give fewer --jobs, " } else { "" },
+            c = need.div_ceil(have.max(1)).max(2) * s.cells() as u64,
             n = need.div_ceil(have.max(1)).max(2) * shard.count as u64
         ));
     }

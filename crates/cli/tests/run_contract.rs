@@ -99,12 +99,35 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// MemAvailable, GiB.
+fn memory_available_gib() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: f64 = info.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
+}
+
 #[test]
 fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
-    // 1,000,000 peers at the measured ~170 KiB each is ~160 GiB: more than any CI machine has.
-    let o = peerstorm(&["run", "scenarios/quickstart.toml", "--set", "peers.count=1000000", "--dry-run"], &[]);
+    // 1,000,000 peers in one world at the measured ~170 KiB each is ~160 GiB: more than any CI
+    // machine has.
+    let o = peerstorm(
+        &["run", "scenarios/quickstart.toml", "--set", "peers.count=1000000", "--set", "peers.cells=1", "--dry-run"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("GiB available") && text(&o).contains("--shard"), "{}", text(&o));
+    assert!(text(&o).contains("set peers.cells to"), "{}", text(&o));
+    // In its 16 cells by default, one at a time, 62,500 peers at once fit (~10 GiB) ...
+    let o = peerstorm(&["run", "scenarios/quickstart.toml", "--set", "peers.count=1000000", "--dry-run"], &[]);
+    let fits = memory_available_gib().is_some_and(|g| g > 11.0);
+    assert_eq!(o.status.code(), Some(if fits { 0 } else { 2 }), "{}", text(&o));
+    // ... and sixteen at once do not.
+    let o = peerstorm(
+        &["run", "scenarios/quickstart.toml", "--set", "peers.count=1000000", "--jobs", "16", "--dry-run"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give fewer --jobs"), "{}", text(&o));
     // A sweep keeps every finished run's histograms until the report: 1,000 points of storm-10k's
     // NAT mix (21 classes, ~0.1 GiB a run) are refused the same way, with what to do instead.
     let sweep = "sweep.rtt_ms=[1,2,3,4,5,6,7,8,9,10];sweep.loss=[0,0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08,0.09];sweep.bandwidth_kbps=[100,200,300,400,500,600,700,800,900,1000]";
@@ -112,11 +135,14 @@ fn a_run_larger_than_the_machine_is_refused_with_the_estimate() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("in 1000 runs") && text(&o).contains("sweep fewer points"), "{}", text(&o));
     // Calls with video hold ~1.4 MiB more a peer (the NACK responder's packet history): 20,000
-    // peers fit as DataConnections (~3.3 GiB) but not with video (~31 GiB), and the estimate
-    // says what a peer costs.
-    let o = peerstorm(&["run", "scenarios/media-calls.toml", "--set", "peers.count=20000", "--dry-run"], &[]);
+    // peers in one world fit as DataConnections (~3.3 GiB) but not with video (~31 GiB), and
+    // the estimate says what a peer costs.
+    let o = peerstorm(
+        &["run", "scenarios/media-calls.toml", "--set", "peers.count=20000", "--set", "peers.cells=1", "--dry-run"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("(1700 KiB each, measured)"), "{}", text(&o));
+    assert!(text(&o).contains("(1700 KiB per peer of each cell going on, measured)"), "{}", text(&o));
 }
 
 #[test]

@@ -127,6 +127,11 @@ impl Link {
         }
     }
 
+    /// The seed its draws derive from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The generator for a flow's next packet: from the link's seed, the flow and the packet's
     /// index in the flow, so no other flow's traffic moves it.
     fn packet_rng(seed: u64, flow: FlowKey, packet: u64) -> Rng {

@@ -139,6 +139,9 @@ pub struct Network {
     hosts: Vec<Host>,
     /// What every link's and NAT's randomness derives from.
     seed: u64,
+    /// How many interfaces (and NATs) were named by each (kind, address) so far: their seeds
+    /// come from what they are, not from the order the network was built in.
+    names: FxHashMap<(u8, Ipv4Addr), u32>,
     captures: Vec<Pcap>,
     scratch: Vec<Duration>,
     scratch2: Vec<Duration>,
@@ -151,7 +154,8 @@ pub struct Network {
 impl Network {
     /// An empty network whose randomness (loss, jitter, ports) comes from `seed`: each link
     /// direction and each NAT draws from a generator of its own, derived from `seed` and its
-    /// index, and a link draws per flow (see [`crate::link`]). So what one group of hosts sees
+    /// address (not from the order the network was built in: a world may leave hosts out), and
+    /// a link draws per flow (see [`crate::link`]). So what one group of hosts sees
     /// does not depend on what other groups do, unless they share a bandwidth-limited link or a
     /// NAT.
     pub fn new(seed: u64) -> Self {
@@ -161,6 +165,7 @@ impl Network {
             routers: Vec::new(),
             hosts: Vec::new(),
             seed,
+            names: FxHashMap::default(),
             captures: Vec::new(),
             scratch: Vec::new(),
             scratch2: Vec::new(),
@@ -179,9 +184,17 @@ impl Network {
         &self.segments[s.0 as usize].name
     }
 
-    fn add_iface(&mut self, owner: Owner, segment: SegmentId, ips: &[Ipv4Addr], link: LinkConfig) -> IfaceId {
+    /// An interface; `name`: the address its links' seeds come from (see [`Network::link_seeds`]).
+    fn add_iface(
+        &mut self,
+        owner: Owner,
+        segment: SegmentId,
+        ips: &[Ipv4Addr],
+        link: LinkConfig,
+        name: Option<Ipv4Addr>,
+    ) -> IfaceId {
         let id = IfaceId(self.ifaces.len() as u32);
-        let (up, down) = self.link_seeds(id);
+        let (up, down) = self.link_seeds(owner, name);
         self.ifaces.push(Iface {
             owner,
             segment,
@@ -200,7 +213,7 @@ impl Network {
     /// (the same settings both ways; see [`Network::set_link`]).
     pub fn add_host(&mut self, name: &str, segment: SegmentId, ips: &[Ipv4Addr], link: LinkConfig) -> HostId {
         let h = HostId(self.hosts.len() as u32);
-        let iface = self.add_iface(Owner::Host(h), segment, ips, link);
+        let iface = self.add_iface(Owner::Host(h), segment, ips, link, ips.first().copied());
         self.hosts.push(Host { name: name.to_string(), iface, ips: ips.to_vec() });
         h
     }
@@ -208,12 +221,14 @@ impl Network {
     /// A router between two segments (see [`RouterSpec`]).
     pub fn add_router(&mut self, spec: RouterSpec) -> RouterId {
         let r = RouterId(self.routers.len() as u32);
-        let in_if = self.add_iface(Owner::RouterInside(r), spec.inside, &[spec.inside_ip], LinkConfig::default());
-        let out_if = self.add_iface(Owner::RouterOutside(r), spec.outside, &spec.external_ips, spec.outside_link);
+        let name = spec.external_ips.first().copied();
+        let in_if = self.add_iface(Owner::RouterInside(r), spec.inside, &[spec.inside_ip], LinkConfig::default(), name);
+        let nat_seed = self.name_seed(4, name);
+        let out_if = self.add_iface(Owner::RouterOutside(r), spec.outside, &spec.external_ips, spec.outside_link, name);
         self.segments[spec.inside.0 as usize].gateway = Some(in_if);
         self.routers.push(Router {
             nat: Nat::new(spec.nat, spec.external_ips),
-            rng: Rng::seed(self.seed ^ 0x6e61_7400_0000_0000 ^ u64::from(r.0)),
+            rng: Rng::seed(nat_seed),
             firewall: spec.firewall,
             inside: in_if,
             outside: out_if,
@@ -223,17 +238,33 @@ impl Network {
 
     /// Replaces a host's access link, per direction.
     pub fn set_link(&mut self, host: HostId, up: LinkConfig, down: LinkConfig) {
-        let id = self.hosts[host.0 as usize].iface;
-        let (up_seed, down_seed) = self.link_seeds(id);
-        let i = &mut self.ifaces[id.0 as usize];
-        i.up = Link::new(up, up_seed);
-        i.down = Link::new(down, down_seed);
+        // The same links, newly set: their draws start again from their seeds.
+        let i = &mut self.ifaces[self.hosts[host.0 as usize].iface.0 as usize];
+        i.up = Link::new(up, i.up.seed());
+        i.down = Link::new(down, i.down.seed());
     }
 
-    /// The seeds of an interface's uplink and downlink.
-    fn link_seeds(&self, i: IfaceId) -> (u64, u64) {
-        let mut r = Rng::seed(self.seed ^ u64::from(i.0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    /// The seeds of a new interface's uplink and downlink, from what it is: a host's by its
+    /// first address, a router's two by its first external address (a router's inside
+    /// address is the same in every home).
+    fn link_seeds(&mut self, owner: Owner, name: Option<Ipv4Addr>) -> (u64, u64) {
+        let kind = match owner {
+            Owner::Host(_) => 1,
+            Owner::RouterInside(_) => 2,
+            Owner::RouterOutside(_) => 3,
+        };
+        let mut r = Rng::seed(self.name_seed(kind, name));
         (r.next_u64(), r.next_u64())
+    }
+
+    /// A seed for the `n`th thing of `kind` named `ip` (see [`Network::new`]): the same
+    /// whichever other hosts and routers the network has, and in whichever order they came.
+    fn name_seed(&mut self, kind: u8, ip: Option<Ipv4Addr>) -> u64 {
+        let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let n = self.names.entry((kind, ip)).or_default();
+        let key = u64::from(kind) << 56 ^ u64::from(*n) << 32 ^ u64::from(u32::from(ip));
+        *n += 1;
+        Rng::seed(self.seed ^ Rng::seed(key).next_u64()).next_u64()
     }
 
     pub fn host_ips(&self, h: HostId) -> &[Ipv4Addr] {

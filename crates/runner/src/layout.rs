@@ -263,10 +263,14 @@ impl ScenarioWorld {
         let presets = assign_presets(s);
         let server_host = net.add_host("stun-turn", internet, &[*SERVER_ADDR.ip()], link.clone());
         let mut layout = Layout::new(s.network.hairpinning, s.network.shared_cgnat);
-        let placed: Vec<(HostId, Ipv4Addr)> = presets
+        let group = s.group_size();
+        let runs = |i: usize| runs_group(shard, cell, i / group);
+        // Only the peers this world runs are on its network (the network's randomness is
+        // drawn by address, so leaving the others out changes nothing for these).
+        let placed: Vec<Option<(HostId, Ipv4Addr)>> = presets
             .iter()
             .enumerate()
-            .map(|(i, p)| place_peer(&mut net, internet, i, *p, &link, &mut layout))
+            .map(|(i, p)| runs(i).then(|| place_peer(&mut net, internet, i, *p, &link, &mut layout)))
             .collect();
         let mut world = World::new(net, s.servers.broker_rtt / 2, |base| {
             Broker::new(Config { concurrent_limit: n + 1, ..Config::default() }, base, s.seed)
@@ -295,7 +299,6 @@ impl ScenarioWorld {
         } else {
             Vec::new()
         };
-        let group = s.group_size();
         let rate = s.peers.arrival.rate_per_s;
         let starts: Vec<Duration> = (0..n)
             .map(|i| if rate > 0.0 { Duration::from_secs_f64((i / group) as f64 / rate) } else { Duration::ZERO })
@@ -308,9 +311,8 @@ impl ScenarioWorld {
         let media = workload.media.as_ref().map(|m| m.with_data);
         let data = media.is_none_or(|with_data| with_data);
         let none = Vec::new;
-        let runs = |i: usize| runs_group(shard, cell, i / group);
         let mut world_index = vec![None; n];
-        for (i, (host, ip)) in placed.iter().enumerate().filter(|(i, _)| runs(*i)) {
+        for (i, (host, ip)) in placed.iter().enumerate().filter_map(|(i, p)| Some((i, p.as_ref()?))) {
             // A REST API credential of its own, minted when the peer joins, as a web app's
             // backend hands one to each page.
             let turn: Vec<peerstorm_peer::TurnServer> = match &s.servers.turn_secret {

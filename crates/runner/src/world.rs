@@ -14,8 +14,9 @@
 //! for hosts it owns come back to it, and virtual time stands at the wall time), injecting what
 //! arrived from outside with [`World::send`], and sleeping until [`World::next_deadline`].
 //!
-//! Randomness: the network draws loss, jitter and NAT ports from its RNG, seeded by the
-//! scenario's seed, as the broker core does for its IDs; the `rtc` stack's own randomness
+//! Randomness: the network draws loss, jitter and NAT ports from generators derived from the
+//! scenario's seed (per link and flow, per NAT: see `peerstorm_netsim::net::Network::new`), as
+//! the broker core does for its IDs; the `rtc` stack's own randomness
 //! (certificates, ICE credentials and tie-breakers, SCTP TSNs) is not seedable, which is
 //! invisible unless a link is bandwidth-limited (DTLS records then differ in size by a byte or
 //! two from run to run, and so does their serialization time).

@@ -1,7 +1,7 @@
 //! `peerstorm bench turn`: the TURN servers side by side.
 
 use crate::children::{Server, start_turn};
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use peerstorm_loadgen::proc;
 use peerstorm_model::stun::{Class, Message, attr};
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TurnBench {
     /// TURN clients (each makes one allocation and one channel).
     #[arg(long, default_value_t = 200)]
@@ -20,6 +20,13 @@ pub struct TurnBench {
     /// Round trips through the relay (each is two relayed datagrams: to the peer and back).
     #[arg(long, default_value_t = 200_000)]
     pub(crate) round_trips: u64,
+    /// Idle allocations made after the relay runs, each from a UDP socket of its own kept open
+    /// while the server holds them: the allocation rate and the server's memory per idle
+    /// allocation are measured from these (enough that /proc's 10 ms CPU ticks do not decide
+    /// the figure). The generator raises its open-files limit to fit them.
+    /// Default: 20,000, or as many as the open-files limit lets both processes hold (said so).
+    #[arg(long)]
+    pub(crate) allocations: Option<usize>,
     /// Datagrams each client keeps in flight.
     #[arg(long, default_value_t = 8)]
     pub(crate) window: u64,
@@ -40,8 +47,12 @@ pub struct TurnBench {
 struct Row {
     server: String,
     clients: usize,
+    /// Idle allocations made (`--allocations`) and what they cost the server.
+    allocations: usize,
     allocations_per_s: f64,
     allocations_per_cpu_s: f64,
+    /// The server's resident memory grown per idle allocation (UDP runs; 0 over TLS).
+    idle_allocation_bytes: f64,
     relayed_datagrams: u64,
     relay_secs: f64,
     relayed_per_s: f64,
@@ -64,8 +75,6 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
     std::thread::sleep(Duration::from_millis(300));
     // Allocations: 401, then Allocate, for each client in turn.
     eprintln!("[{}] {} allocations", s.name, b.clients);
-    let c0 = proc::sample(pid)?;
-    let t0 = Instant::now();
     let mut clients = Vec::with_capacity(b.clients);
     let mut errors = Vec::new();
     for i in 0..b.clients {
@@ -77,8 +86,6 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
             Some(code) => errors.push(format!("allocate: {code}")),
         }
     }
-    let alloc_wall = t0.elapsed().as_secs_f64();
-    let c1 = proc::sample(pid)?;
     let ok = clients.len();
     // Each client gets its own echo peer (one socket's receive buffer would overflow and turn
     // the measurement into one of the generator), bound on channel 0x4000.
@@ -183,12 +190,15 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
         Ok::<_, anyhow::Error>((done, rtts, secs, after.cpu_s - before.cpu_s, lost))
     })?;
     let relayed = done * 2;
+    let idle = idle_allocations(s, b, &mut errors)?;
     let ms = |us: u32| f64::from(us) / 1000.0;
     Ok(Row {
         server: s.name.clone(),
         clients: ok,
-        allocations_per_s: ok as f64 / alloc_wall,
-        allocations_per_cpu_s: ok as f64 / (c1.cpu_s - c0.cpu_s).max(0.01),
+        allocations: idle.made,
+        allocations_per_s: idle.made as f64 / idle.wall_s,
+        allocations_per_cpu_s: idle.made as f64 / idle.cpu_s.max(0.01),
+        idle_allocation_bytes: idle.bytes_each,
         relayed_datagrams: relayed,
         relay_secs: secs,
         relayed_per_s: relayed as f64 / secs,
@@ -203,6 +213,78 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
         lost,
         errors,
     })
+}
+
+/// Descriptors a process needs besides one per allocation (listen sockets, the relay's
+/// clients and their peers, coturn's threads and logs).
+const SPARE_FILES: u64 = 700;
+
+/// The idle allocations to make: `--allocations`, or 20,000 when the open-files limit lets
+/// the generator and the server (which inherits it) each hold a descriptor per allocation,
+/// else as many as it lets them (said on stderr). The limit is raised to the hard limit first.
+fn allocations_that_fit(b: &TurnBench) -> Result<usize> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
+    let wanted = b.allocations.unwrap_or(20_000) as u64;
+    let need = wanted + b.clients as u64 * 2 + SPARE_FILES;
+    if soft < need {
+        let _ = rlimit::Resource::NOFILE.set(need.min(hard).max(soft), hard);
+    }
+    let (soft, _) = rlimit::Resource::NOFILE.get()?;
+    if need <= soft {
+        return Ok(wanted as usize);
+    }
+    let fit = soft.saturating_sub(b.clients as u64 * 2 + SPARE_FILES);
+    if b.allocations.is_some() || fit < 1000 {
+        bail!(
+            "{wanted} idle allocations need {need} open files in the generator and in each server, and the limit is {soft} (hard {hard}): give --allocations {fit} or fewer, or raise ulimit -n"
+        );
+    }
+    eprintln!(
+        "the open-files limit is {soft} (hard {hard}): measuring {fit} idle allocations instead of {wanted} (each server holds a socket per allocation)"
+    );
+    Ok(fit as usize)
+}
+
+/// What `--allocations` idle allocations cost a server.
+struct Idle {
+    made: usize,
+    wall_s: f64,
+    cpu_s: f64,
+    bytes_each: f64,
+}
+
+/// Makes `b.allocations` allocations one after another, each from a socket of its own, and
+/// holds them while the server's CPU time and resident memory are read.
+fn idle_allocations(s: &Server, b: &TurnBench, errors: &mut Vec<String>) -> Result<Idle> {
+    let pid = s.child.id();
+    let n = b.allocations.unwrap_or_default();
+    eprintln!("[{}] {n} idle allocations", s.name);
+    let before = proc::sample(pid)?;
+    let t0 = Instant::now();
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        // From 127.0.0.2: the relay's clients are gone but their allocations live on, and a
+        // socket on a port one of them had would find its 5-tuple taken (437).
+        let socket = std::net::UdpSocket::bind("127.0.0.2:0").map_err(|e| {
+            anyhow!("idle allocation {i}: {e} (the generator needs a descriptor per allocation: ulimit -n)")
+        })?;
+        let mut c = UdpClient::with_socket(socket, s.addr, "test", "test", 1_000_000 + i as u64)?;
+        match c.allocate()?.error_code() {
+            None => held.push(c),
+            Some(code) => {
+                // The server's limit (quota, ports, descriptors): the figures are from those made.
+                errors.push(format!("idle allocation {i}: {code}"));
+                break;
+            }
+        }
+    }
+    let wall_s = t0.elapsed().as_secs_f64();
+    // The server may still be answering the last requests' retransmissions: let it settle.
+    std::thread::sleep(Duration::from_millis(200));
+    let after = proc::sample(pid)?;
+    let made = held.len();
+    let grown = after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0;
+    Ok(Idle { made, wall_s, cpu_s: after.cpu_s - before.cpu_s, bytes_each: grown / made.max(1) as f64 })
 }
 
 /// One TURN request over a stream (TCP or TLS): write it, read until a whole message is in.
@@ -395,8 +477,12 @@ fn measure_tls(s: &Server, tls_addr: std::net::SocketAddr, tls: &peerstorm_tls::
         Ok(Row {
             server: s.name.clone(),
             clients: ok,
+            // TLS clients: the allocation figures are those of the relay's clients (one TLS
+            // connection each), the idle-allocation memory is measured over UDP only.
+            allocations: ok,
             allocations_per_s: ok as f64 / alloc_wall,
             allocations_per_cpu_s: ok as f64 / (c1.cpu_s - c0.cpu_s).max(0.01),
+            idle_allocation_bytes: 0.0,
             relayed_datagrams: relayed,
             relay_secs: secs,
             relayed_per_s: relayed as f64 / secs,
@@ -415,6 +501,8 @@ fn measure_tls(s: &Server, tls_addr: std::net::SocketAddr, tls: &peerstorm_tls::
 }
 
 pub fn run(b: &TurnBench) -> Result<u8> {
+    let allocations = allocations_that_fit(b)?;
+    let b = &TurnBench { allocations: Some(allocations), ..b.clone() };
     let mut rows = Vec::new();
     // One certificate for the TLS runs, trusted by the generator and nothing else.
     let dir = std::env::temp_dir().join(format!("peerstorm-bench-turn-tls-{}", std::process::id()));
@@ -444,8 +532,10 @@ pub fn run(b: &TurnBench) -> Result<u8> {
     let line = |name: &str, f: &dyn Fn(&Row) -> String| {
         println!("| {name} | {} |", rows.iter().map(f).collect::<Vec<_>>().join(" | "))
     };
+    line("allocations made (idle, held)", &|r| r.allocations.to_string());
     line("allocations per server CPU-second", &|r| format!("{:.0}", r.allocations_per_cpu_s));
     line("allocations per second (sequential client)", &|r| format!("{:.0}", r.allocations_per_s));
+    line("server memory per idle allocation (bytes)", &|r| format!("{:.0}", r.idle_allocation_bytes));
     line("relayed datagrams per server CPU-second", &|r| format!("{:.0}", r.relayed_per_cpu_s));
     line("relayed datagrams per second", &|r| format!("{:.0}", r.relayed_per_s));
     line("server CPU during relay (s)", &|r| format!("{:.2}", r.server_cpu_s));

@@ -5,10 +5,12 @@
 //! - [`server`]: the sans-IO core. Call-loop contract: feed `handle_client` / `handle_peer`,
 //!   drain `poll_output` after each call, run `handle_timeout` at `poll_timeout`.
 //! - [`auth`]: long-term credentials and MESSAGE-INTEGRITY.
-//! - [`shell`]: the tokio driver (`peerstorm serve turn`).
+//! - [`shell`]: the tokio driver (`peerstorm serve turn`), reading and writing UDP in batches
+//!   (`batch.rs`: `recvmmsg`, `sendmmsg`).
 //! - [`sim`]: the driver that makes the server a host of the simulated network.
 
 pub mod auth;
+mod batch;
 pub mod client;
 pub mod config;
 pub mod server;

@@ -1,7 +1,12 @@
 //! The tokio driver: UDP on every listen address, TCP on the primary (and TLS over TCP on its own
 //! address when given, RFC 8656 §3.3), one UDP socket per relay. One thread (a `LocalSet`), the
-//! core in a `RefCell`; reads go into one shared buffer.
+//! core in a `RefCell`. UDP is read in batches into one shared set of buffers (`recvmmsg`), and
+//! what goes to UDP clients is queued per listen socket and written in batches (`sendmmsg`):
+//! by the `flusher` task once the tasks woken with it have run (relayed data), or at the end of
+//! `dispatch` (the control plane's answers, which so never overtake relayed data queued
+//! before them).
 
+use crate::batch::{BATCH, RecvBatch, SendBatch};
 use crate::server::{FiveTuple, Output, RelayPorts, Transport, TurnConfig, TurnServer};
 use peerstorm_tls::Stream;
 use rustc_hash::FxHashMap;
@@ -24,6 +29,8 @@ pub struct Tls {
 struct Relay {
     socket: Rc<UdpSocket>,
     task: tokio::task::JoinHandle<()>,
+    /// Relayed data for peers, written once the batch it came in is read.
+    tx: RefCell<SendBatch>,
 }
 
 /// A TCP client: its stream and what could not be written yet. Output is appended whole and
@@ -105,7 +112,12 @@ struct Shared {
     listen: FxHashMap<SocketAddr, Rc<UdpSocket>>,
     relays: RefCell<FxHashMap<SocketAddr, Relay>>,
     tcp: RefCell<FxHashMap<FiveTuple, Rc<TcpConn>>>,
-    buf: RefCell<Vec<u8>>,
+    /// Where every UDP socket is read into (one thread: one read at a time).
+    rx: RefCell<RecvBatch>,
+    /// What waits to go to UDP clients, per listen address.
+    tx: RefCell<FxHashMap<SocketAddr, SendBatch>>,
+    /// Wakes the `flusher`.
+    flush: tokio::sync::Notify,
     /// Where relayed frames for clients are built (reused, so relaying allocates nothing).
     scratch: RefCell<Vec<u8>>,
 }
@@ -196,18 +208,23 @@ async fn serve(
         Some(t) => Some(TcpListener::bind(t.listen).await?),
         None => None,
     };
+    let listen_addrs: Vec<SocketAddr> = listen.keys().copied().collect();
     let shared = Rc::new(Shared {
         core: RefCell::new(core),
         listen,
         relays: RefCell::default(),
         tcp: RefCell::default(),
-        buf: RefCell::new(vec![0; 65536]),
+        // A UDP datagram is at most 64 KiB; 32 of them: 2 MiB, once per server.
+        rx: RefCell::new(RecvBatch::new(BATCH, 65536)),
+        tx: RefCell::new(listen_addrs.iter().map(|a| (*a, SendBatch::default())).collect()),
+        flush: tokio::sync::Notify::new(),
         scratch: RefCell::new(Vec::with_capacity(65536)),
     });
     for (addr, sock) in &shared.listen {
         tokio::task::spawn_local(udp_listener(shared.clone(), *addr, sock.clone()));
     }
     tokio::task::spawn_local(timers(shared.clone()));
+    tokio::task::spawn_local(flusher(shared.clone()));
     ready(&shared.core.borrow().listen_addresses());
     // A spare descriptor: when the process runs out, it is closed to accept the waiting
     // connection and close it at once, so that client learns now instead of waiting in the
@@ -281,9 +298,45 @@ fn client_input(shared: &Rc<Shared>, tuple: FiveTuple, data: &[u8]) {
         big_buffers(&sock, 1 << 20);
         let sock = Rc::new(sock);
         let task = tokio::task::spawn_local(relay_reader(shared.clone(), addr, sock.clone()));
-        shared.relays.borrow_mut().insert(addr, Relay { socket: sock, task });
+        shared.relays.borrow_mut().insert(addr, Relay { socket: sock, task, tx: RefCell::default() });
     }
     dispatch(shared);
+}
+
+/// Writes what waits for UDP clients, after the tasks woken with the one that queued it have
+/// run: one `sendmmsg` per listen socket for a burst of relayed datagrams.
+async fn flusher(shared: Rc<Shared>) {
+    loop {
+        shared.flush.notified().await;
+        flush(&shared);
+    }
+}
+
+fn flush(shared: &Shared) {
+    for (addr, batch) in shared.tx.borrow_mut().iter_mut() {
+        if !batch.is_empty()
+            && let Some(s) = shared.listen.get(addr)
+        {
+            batch.flush(s);
+        }
+    }
+}
+
+/// Writes what the listener queued for the relays in `touched`.
+fn flush_relays(shared: &Shared, touched: &mut Vec<SocketAddr>) {
+    let relays = shared.relays.borrow();
+    for a in touched.drain(..) {
+        if let Some(r) = relays.get(&a) {
+            r.tx.borrow_mut().flush(&r.socket);
+        }
+    }
+}
+
+/// Queues `data` for a UDP client, from listen address `from`.
+fn queue_to_client(shared: &Shared, from: SocketAddr, client: SocketAddr, data: &[u8]) {
+    if let Some(b) = shared.tx.borrow_mut().get_mut(&from) {
+        b.push(client, data);
+    }
 }
 
 async fn udp_listener(shared: Rc<Shared>, local: SocketAddr, sock: Rc<UdpSocket>) {
@@ -291,25 +344,34 @@ async fn udp_listener(shared: Rc<Shared>, local: SocketAddr, sock: Rc<UdpSocket>
         if sock.readable().await.is_err() {
             return;
         }
+        let mut touched: Vec<SocketAddr> = Vec::with_capacity(BATCH);
         loop {
-            let mut buf = shared.buf.borrow_mut();
-            let (n, from) = match sock.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(_) => break,
-            };
-            let tuple = FiveTuple { client: from, server: local, transport: Transport::Udp };
-            let data = &buf[..n];
-            if n >= 4 && (0x40..0x80).contains(&data[0]) {
-                // ChannelData, the hot path: straight from the read buffer to the relay socket.
-                let route = shared.core.borrow_mut().route_channel_data(Instant::now(), tuple, data);
-                if let Some((relay, peer, payload)) = route
-                    && let Some(r) = shared.relays.borrow().get(&relay)
-                {
-                    let _ = r.socket.try_send_to(payload, peer);
+            let mut rx = shared.rx.borrow_mut();
+            let Ok(n) = rx.recv(&sock) else { break };
+            let now = Instant::now();
+            for i in 0..n {
+                let Some((data, from)) = rx.get(i) else { continue };
+                let tuple = FiveTuple { client: from, server: local, transport: Transport::Udp };
+                if data.len() >= 4 && (0x40..0x80).contains(&data[0]) {
+                    // ChannelData, the hot path: from the read buffer to the relay's queue,
+                    // written once the batch is read (a socket per allocation: a relay's
+                    // datagrams to one peer go as one GSO send).
+                    let route = shared.core.borrow_mut().route_channel_data(now, tuple, data);
+                    if let Some((relay, peer, payload)) = route
+                        && let Some(r) = shared.relays.borrow().get(&relay)
+                    {
+                        r.tx.borrow_mut().push(peer, payload);
+                        if !touched.contains(&relay) {
+                            touched.push(relay);
+                        }
+                    }
+                    continue;
                 }
-                continue;
+                // The control plane answers at once: what was queued before it goes first.
+                flush_relays(&shared, &mut touched);
+                client_input(&shared, tuple, data);
             }
-            client_input(&shared, tuple, data);
+            flush_relays(&shared, &mut touched);
         }
     }
 }
@@ -320,26 +382,30 @@ async fn relay_reader(shared: Rc<Shared>, relay: SocketAddr, sock: Rc<UdpSocket>
             return;
         }
         loop {
-            let mut buf = shared.buf.borrow_mut();
-            let (n, peer) = match sock.try_recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(_) => break,
-            };
-            let mut out = shared.scratch.borrow_mut();
-            let route = shared.core.borrow_mut().route_peer_data(Instant::now(), relay, peer, &buf[..n], &mut out);
-            match route {
-                Some((tuple, from)) if tuple.transport == Transport::Udp => {
-                    if let Some(s) = shared.listen.get(&from) {
-                        let _ = s.try_send_to(&out, tuple.client);
+            let mut rx = shared.rx.borrow_mut();
+            let Ok(n) = rx.recv(&sock) else { break };
+            let now = Instant::now();
+            let mut queued = false;
+            for i in 0..n {
+                let Some((data, peer)) = rx.get(i) else { continue };
+                let mut out = shared.scratch.borrow_mut();
+                let route = shared.core.borrow_mut().route_peer_data(now, relay, peer, data, &mut out);
+                match route {
+                    Some((tuple, from)) if tuple.transport == Transport::Udp => {
+                        queue_to_client(&shared, from, tuple.client, &out);
+                        queued = true;
                     }
-                }
-                Some((tuple, _)) => {
-                    let max = shared.core.borrow().config().tcp_max_unsent;
-                    if let Some(c) = shared.tcp.borrow().get(&tuple) {
-                        c.send(&out, max);
+                    Some((tuple, _)) => {
+                        let max = shared.core.borrow().config().tcp_max_unsent;
+                        if let Some(c) = shared.tcp.borrow().get(&tuple) {
+                            c.send(&out, max);
+                        }
                     }
+                    None => {}
                 }
-                None => {}
+            }
+            if queued {
+                shared.flush.notify_one();
             }
         }
     }
@@ -418,11 +484,7 @@ fn dispatch(shared: &Shared) {
         let Some(o) = shared.core.borrow_mut().poll_output() else { break };
         match o {
             Output::ToClient { tuple, from, data } => match tuple.transport {
-                Transport::Udp => {
-                    if let Some(s) = shared.listen.get(&from) {
-                        let _ = s.try_send_to(&data, tuple.client);
-                    }
-                }
+                Transport::Udp => queue_to_client(shared, from, tuple.client, &data),
                 Transport::Tcp => {
                     let max = shared.core.borrow().config().tcp_max_unsent;
                     if let Some(c) = shared.tcp.borrow().get(&tuple) {
@@ -432,7 +494,9 @@ fn dispatch(shared: &Shared) {
             },
             Output::ToPeer { relay, peer, data } => {
                 if let Some(r) = shared.relays.borrow().get(&relay) {
-                    let _ = r.socket.try_send_to(&data, peer);
+                    let mut tx = r.tx.borrow_mut();
+                    tx.push(peer, &data);
+                    tx.flush(&r.socket);
                 }
             }
             Output::RelayClosed { relay } => {
@@ -442,6 +506,7 @@ fn dispatch(shared: &Shared) {
             }
         }
     }
+    flush(shared);
 }
 
 /// A server on its own thread, for tests and tools.

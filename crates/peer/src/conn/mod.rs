@@ -119,6 +119,12 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// A bare `rtc` peer connection with `profile`'s timers and behaviours, as a virtual peer's
+/// DataConnection uses it (for benchmarks that compare the bare stack with the harness).
+pub fn bare_stack(now: Instant, profile: Profile, seed: u64) -> Result<RTCPeerConnection, Failure> {
+    build_pc(now, profile, seed, None)
+}
+
 /// `seed` seeds what the stack draws at random without a cryptographic need (the DTLS 1.3
 /// engine's retransmission jitter), so a simulated run repeats.
 fn build_pc(

@@ -398,12 +398,17 @@ fn full(
         let total = plan.max_pairs as u64;
         let turn_pid = turn.as_ref().and_then(|t| t.pid);
         let turn0 = turn_pid.and_then(|p| peerstorm_loadgen::proc::sample(p).ok());
+        let gen0 = peerstorm_loadgen::proc::sample(std::process::id()).ok();
         let (run, unbound) = rt.block_on(run_full(cfg, |p| {
             let message = format!("{} peers running, {:.0} s", p.connected, p.elapsed.as_secs_f64());
             events(Event::Tick { label: format!("live {name}"), done: p.started as u64, total, message });
         }));
         events(Event::Finished);
+        let gen1 = peerstorm_loadgen::proc::sample(std::process::id()).ok();
         let mut m = collect(&run);
+        if let (Some(a), Some(b)) = (gen0, gen1) {
+            m.count("generator.cpu_us", ((b.cpu_s - a.cpu_s) * 1e6) as u64);
+        }
         if let (Some(a), Some(b)) = (turn0, turn_pid.and_then(|p| peerstorm_loadgen::proc::sample(p).ok())) {
             m.count("turn.cpu_us", ((b.cpu_s - a.cpu_s) * 1e6) as u64);
         }

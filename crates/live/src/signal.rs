@@ -86,6 +86,8 @@ struct Shared {
     /// Joins in a row refused at the TCP level: the broker is gone.
     refused_in_a_row: AtomicUsize,
     abort: AtomicBool,
+    /// `true` once the run aborts: what held pairs wait on besides their own timers.
+    aborted: tokio::sync::watch::Sender<bool>,
     abort_reason: Mutex<Option<String>>,
     /// Held pairs asked to leave (churn).
     churn: ChurnFlags,
@@ -103,6 +105,7 @@ impl Shared {
     fn abort(&self, why: String) {
         if !self.abort.swap(true, Ordering::SeqCst) {
             *self.abort_reason.lock().expect("lock") = Some(why);
+            self.aborted.send_replace(true);
         }
     }
 
@@ -174,11 +177,10 @@ async fn read_until(
     deadline: tokio::time::Instant,
     mut want: impl FnMut(&str, Instant) -> bool,
 ) -> Result<(), &'static str> {
-    let mut done = false;
-    let mut bad: Option<&'static str> = None;
-    while !done {
-        let r = tokio::time::timeout_at(
-            deadline,
+    // One timer for the whole wait, not one per read.
+    let reads = async {
+        loop {
+            let (mut done, mut bad) = (false, None);
             c.read_frames(|_, p| {
                 sh.frames_received.fetch_add(1, Ordering::Relaxed);
                 match frame_type(p) {
@@ -188,19 +190,18 @@ async fn read_until(
                     Some(t) => done |= want(t, Instant::now()),
                     None => {}
                 }
-            }),
-        )
-        .await;
-        match r {
-            Err(_) => return Err("relay_timeout"),
-            Ok(Err(_)) => return Err("connection_lost"),
-            Ok(Ok(())) => {}
+            })
+            .await
+            .map_err(|_| "connection_lost")?;
+            if let Some(b) = bad {
+                return Err(b);
+            }
+            if done {
+                return Ok(());
+            }
         }
-        if let Some(b) = bad {
-            return Err(b);
-        }
-    }
-    Ok(())
+    };
+    tokio::time::timeout_at(deadline, reads).await.unwrap_or(Err("relay_timeout"))
 }
 
 async fn send(c: &Client, sh: &Shared, frame: &[u8]) -> Result<(), &'static str> {
@@ -348,27 +349,29 @@ async fn hold_pair(sh: &Shared, o: &mut Client, a: &mut Client, hold: Hold) -> R
         Hold::Churn(_) => sh.start + sh.cfg.plan.duration,
     };
     let beat = text_frame(r#"{"type":"HEARTBEAT"}"#);
-    let mut next = Instant::now() + sh.cfg.heartbeat;
+    let mut next = beat_slot(sh.start, Instant::now() + sh.cfg.heartbeat);
     let leave = match hold {
         Hold::Churn(slot) => sh.churn.slot(slot),
         Hold::For(_) => Arc::new(tokio::sync::Notify::new()),
     };
+    let mut aborted = sh.aborted.subscribe();
     loop {
         let now = Instant::now();
         if now >= end || sh.abort.load(Ordering::Relaxed) {
             return Ok(());
         }
         // Asleep until a heartbeat is due, the hold ends, a socket has something (a frame, or
-        // EOF: the broker dropped the peer), churn asks this pair to leave, or the next check for
-        // an aborted run (1 s).
-        let wake = end.min(next).min(now + Duration::from_secs(1));
-        tokio::select! {
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
-            _ = o.stream.readable() => {}
-            _ = a.stream.readable() => {}
+        // EOF: the broker dropped the peer; only that socket is read), churn asks this pair to
+        // leave, or the run aborts: an idle pair wakes only for its heartbeats.
+        let readable = tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(end.min(next))) => None,
+            _ = o.stream.readable() => Some(0),
+            _ = a.stream.readable() => Some(1),
             _ = leave.notified() => return Ok(()),
-        }
-        for c in [&mut *o, &mut *a] {
+            _ = aborted.wait_for(|a| *a) => return Ok(()),
+        };
+        if let Some(k) = readable {
+            let c = if k == 0 { &mut *o } else { &mut *a };
             match c.drain_now() {
                 Ok(true) => {}
                 Ok(false) | Err(_) => return Err("connection_lost"),
@@ -380,6 +383,19 @@ async fn hold_pair(sh: &Shared, o: &mut Client, a: &mut Client, hold: Hold) -> R
             next += sh.cfg.heartbeat;
         }
     }
+}
+
+/// Held pairs' HEARTBEATs are due on a grid of this step from the run's start, so the pairs
+/// whose beats fall in one step share a wakeup of the generator (thousands of peers otherwise
+/// wake it for every beat). Each pair still beats every 5 s; a beat is at most this late. (A
+/// browser aligns the timers of a background tab far more coarsely: to whole seconds.)
+const BEAT_STEP: Duration = Duration::from_millis(20);
+
+/// `at` rounded up to the heartbeat grid from `start`.
+fn beat_slot(start: Instant, at: Instant) -> Instant {
+    let since = at.saturating_duration_since(start).as_nanos();
+    let step = BEAT_STEP.as_nanos();
+    start + Duration::from_nanos((since.div_ceil(step) * step) as u64)
 }
 
 /// Churn requests: one notification per held pair slot (a request made before the slot's pair
@@ -397,6 +413,53 @@ impl ChurnFlags {
 
     fn set(&self, slot: usize) {
         self.slot(slot).notify_one();
+    }
+}
+
+/// One look at the run from the watcher.
+#[derive(Debug, Clone, Copy)]
+struct IdleSample {
+    at: Instant,
+    /// Pairs started, ok, failed; peers connected.
+    state: [usize; 4],
+    generator: Option<peerstorm_loadgen::proc::Sample>,
+    broker: Option<peerstorm_loadgen::proc::Sample>,
+}
+
+/// The CPU spent while connected peers only hold: every stretch of watcher ticks in which no
+/// pair started, finished or failed and no peer joined or left. Whole stretches are measured
+/// (CPU from `/proc` counts in 10 ms ticks), in peer-milliseconds held and CPU microseconds.
+#[derive(Debug, Default)]
+struct Idle {
+    last: Option<IdleSample>,
+    /// Where the current quiet stretch began.
+    since: Option<IdleSample>,
+    peer_ms: u64,
+    generator_us: u64,
+    broker_us: u64,
+}
+
+impl Idle {
+    fn tick(&mut self, now: IdleSample) {
+        let quiet = self.last.is_some_and(|l| l.state == now.state && now.state[3] > 0);
+        if quiet {
+            self.since = self.since.or(self.last);
+        } else {
+            self.close();
+        }
+        self.last = Some(now);
+    }
+
+    /// Ends the current quiet stretch at the last tick (the one after it is not quiet).
+    fn close(&mut self) {
+        let (Some(a), Some(b)) = (self.since.take(), self.last) else { return };
+        let (Some(ga), Some(gb)) = (a.generator, b.generator) else { return };
+        let ms = (b.at - a.at).as_millis() as u64;
+        self.peer_ms += ms * b.state[3] as u64;
+        self.generator_us += ((gb.cpu_s - ga.cpu_s) * 1e6).max(0.0) as u64;
+        if let (Some(ba), Some(bb)) = (a.broker, b.broker) {
+            self.broker_us += ((bb.cpu_s - ba.cpu_s) * 1e6).max(0.0) as u64;
+        }
     }
 }
 
@@ -439,6 +502,7 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
         frames_received: AtomicU64::new(0),
         refused_in_a_row: AtomicUsize::new(0),
         abort: AtomicBool::new(false),
+        aborted: tokio::sync::watch::channel(false).0,
         abort_reason: Mutex::new(None),
         churn: ChurnFlags(Mutex::new(Vec::new())),
         cfg,
@@ -486,8 +550,10 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
             tokio::join!(plan.dispatch(sh.start, stop, run, |_, _| {}), rotate);
         });
     }
-    // The watcher: progress, broker liveness and memory.
+    // The watcher: progress, broker liveness and memory, and the CPU both processes spend
+    // while every connected peer only holds.
     let mut rss_max = broker0.map_or(0, |s| s.rss_kib);
+    let mut idle = Idle::default();
     let hard_end = end + sh.cfg.hold + sh.cfg.step_timeout * 4 + Duration::from_secs(5);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_progress = Instant::now();
@@ -500,12 +566,19 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
                 if sh.cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     sh.abort(INTERRUPTED.into());
                 }
-                if let Some(pid) = sh.cfg.broker_pid {
-                    match peerstorm_loadgen::proc::sample(pid) {
+                let broker = sh.cfg.broker_pid.map(|pid| (pid, peerstorm_loadgen::proc::sample(pid)));
+                if let Some((pid, b)) = &broker {
+                    match b {
                         Ok(s) => rss_max = rss_max.max(s.rss_kib),
                         Err(_) => sh.abort(format!("the broker (pid {pid}) exited")),
                     }
                 }
+                idle.tick(IdleSample {
+                    at: Instant::now(),
+                    state: [&sh.started, &sh.ok, &sh.failed, &sh.connected].map(|a| a.load(Ordering::Relaxed)),
+                    generator: peerstorm_loadgen::proc::sample(me).ok(),
+                    broker: broker.and_then(|(_, b)| b.ok()),
+                });
                 if Instant::now() >= hard_end {
                     sh.abort("the run overran its bound (duration + hold + 4 step timeouts); remaining pairs were stopped".into());
                     tasks.abort_all();
@@ -539,6 +612,14 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
     m.count("frames_sent", sh.frames_sent.load(Ordering::Relaxed));
     m.count("frames_relayed", relayed);
     m.count("peers_max", sh.connected_max.load(Ordering::Relaxed) as u64);
+    idle.close();
+    if idle.peer_ms > 0 {
+        m.count("idle.peer_ms", idle.peer_ms);
+        m.count("idle.generator_cpu_us", idle.generator_us);
+        if sh.cfg.broker_pid.is_some() {
+            m.count("idle.broker_cpu_us", idle.broker_us);
+        }
+    }
     if let (Some(a), Some(b)) = (gen0, gen1) {
         m.count("generator.cpu_us", ((b.cpu_s - a.cpu_s) * 1e6) as u64);
     }

@@ -201,31 +201,51 @@ impl Client {
                 return Ok(());
             }
         }
-        let mut buf = [0u8; 64 << 10];
-        let n = read_some(&self.stream, &mut buf).await?;
-        if self.rest.is_empty() {
-            let used = decode_server_frames(&buf[..n], &mut on_frame);
-            self.rest.extend_from_slice(&buf[used..n]);
-        } else {
-            self.rest.extend_from_slice(&buf[..n]);
-            let used = decode_server_frames(&self.rest, &mut on_frame);
-            self.rest.drain(..used);
+        loop {
+            self.stream.readable().await?;
+            // One read buffer per thread, not a zeroed 64 KiB one per read: a generator of
+            // thousands of peers reads millions of times.
+            let r = READ_BUF.with_borrow_mut(|buf| match self.stream.try_read(buf) {
+                Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the broker closed the connection")),
+                Ok(n) if self.rest.is_empty() => {
+                    let used = decode_server_frames(&buf[..n], &mut on_frame);
+                    self.rest.extend_from_slice(&buf[used..n]);
+                    Ok(true)
+                }
+                Ok(n) => {
+                    self.rest.extend_from_slice(&buf[..n]);
+                    let used = decode_server_frames(&self.rest, &mut on_frame);
+                    self.rest.drain(..used);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e),
+            });
+            if r? {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Reads whatever is there without waiting; `Ok(false)` on EOF.
     pub fn drain_now(&mut self) -> io::Result<bool> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.stream.try_read(&mut buf) {
-                Ok(0) => return Ok(false),
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                Err(e) => return Err(e),
+        READ_BUF.with_borrow_mut(|buf| {
+            loop {
+                match self.stream.try_read(buf) {
+                    Ok(0) => return Ok(false),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                    Err(e) => return Err(e),
+                }
             }
-        }
+        })
     }
+}
+
+thread_local! {
+    /// What every client on this thread reads into (frames are decoded from it at once; the
+    /// tail of an incomplete frame goes to the client's `rest`).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; 64 << 10].into_boxed_slice());
 }
 
 /// Decodes unmasked server frames; returns the bytes used.
@@ -246,11 +266,12 @@ async fn read_some(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 async fn write_all(stream: &Stream, mut b: &[u8]) -> io::Result<()> {
+    // Try first: a connected socket almost always takes a small frame at once, and waiting for
+    // writability first costs a readiness poll per frame.
     while !b.is_empty() {
-        stream.writable().await?;
         match stream.try_write(b) {
             Ok(n) => b = &b[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
             Err(e) => return Err(e),
         }
     }

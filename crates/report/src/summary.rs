@@ -242,7 +242,8 @@ pub struct ModeSummary {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub signal: BTreeMap<String, Stage>,
     /// Resource figures of a live run: `broker_cpu_us_per_frame`, `broker_rss_kib_per_peer`,
-    /// `broker_rss_mib_max`, `generator_cpu_us_per_frame`, `peers_max`.
+    /// `broker_rss_mib_max`, `generator_cpu_us_per_frame`, `generator_cpu_ms_per_pair`, `peers_max`, and while connected
+    /// peers only hold, `generator_cpu_us_per_held_peer_s` and `broker_cpu_us_per_held_peer_s`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, f64>,
     /// TURN allocations that failed, by error code (`437`, `486`, `timeout`, `other`); a
@@ -496,10 +497,27 @@ fn resources(r: &RunMetrics) -> BTreeMap<String, f64> {
             out.insert("turn_cpu_us_per_allocation".into(), round3(*cpu as f64 / n as f64));
         }
     }
+    // Per frame for the signaling generator only (it counts `frames_sent`): a full-stack
+    // generator's CPU goes to its peers' stacks, not to frames.
     if let Some(cpu) = r.counters.get("generator.cpu_us")
         && frames > 0
+        && r.counters.contains_key("frames_sent")
     {
         out.insert("generator_cpu_us_per_frame".into(), round3(*cpu as f64 / frames as f64));
+    }
+    if let Some(cpu) = r.counters.get("generator.cpu_us")
+        && r.counter("connections") > 0
+    {
+        out.insert("generator_cpu_ms_per_pair".into(), round3(*cpu as f64 / 1000.0 / r.counter("connections") as f64));
+    }
+    // While every connected peer only held (HEARTBEATs): CPU per peer per second held.
+    let held_s = r.counter("idle.peer_ms") as f64 / 1000.0;
+    if held_s > 0.0 {
+        for who in ["generator", "broker"] {
+            if let Some(cpu) = r.counters.get(&format!("idle.{who}_cpu_us")) {
+                out.insert(format!("{who}_cpu_us_per_held_peer_s"), round3(*cpu as f64 / held_s));
+            }
+        }
     }
     out
 }

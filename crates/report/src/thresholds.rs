@@ -54,11 +54,13 @@ enum Metric {
 pub const SIGNAL: [&str; 6] =
     ["connect_open", "offer_relay", "answer_relay", "exchange", "exchange_uncorrected", "start_lag"];
 /// Live resource figures a threshold may name (`broker.<x>` / `generator.<x>` / `peers_max`).
-pub const RESOURCES: [&str; 5] = [
+pub const RESOURCES: [&str; 7] = [
     "broker_cpu_us_per_frame",
     "broker_rss_kib_per_peer",
     "broker_rss_mib_max",
     "generator_cpu_us_per_frame",
+    "broker_cpu_us_per_held_peer_s",
+    "generator_cpu_us_per_held_peer_s",
     "peers_max",
 ];
 
@@ -151,7 +153,7 @@ fn parse_metric(name: &str) -> Result<(Metric, Kind), String> {
     let parts: Vec<&str> = name.split('.').collect();
     let known = || {
         format!(
-            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50, signal.<latency>.<stat>, broker.cpu_us_per_frame, broker.rss_kib_per_peer, broker.rss_mib_max, generator.cpu_us_per_frame, peers_max, media.<name>.<p50|p95|p99|max> (stages: {}; stats: {})",
+            "unknown metric {name:?}; known: success_rate, pairs, pairs_ok, failures[.<cause>], <host|srflx|prflx|relay>_share, setup.<stage>.<stat>, dc.goodput.<p5|p50|p95>, trickle_saving.<stage>.p50, signal.<latency>.<stat>, broker.cpu_us_per_frame, broker.rss_kib_per_peer, broker.rss_mib_max, generator.cpu_us_per_frame, <broker|generator>.cpu_us_per_held_peer_s, peers_max, media.<name>.<p50|p95|p99|max> (stages: {}; stats: {})",
             STAGES.join(", "),
             STATS.join(", ")
         )

@@ -456,9 +456,9 @@ impl Idle {
         let (Some(ga), Some(gb)) = (a.generator, b.generator) else { return };
         let ms = (b.at - a.at).as_millis() as u64;
         self.peer_ms += ms * b.state[3] as u64;
-        self.generator_us += ((gb.cpu_s - ga.cpu_s) * 1e6).max(0.0) as u64;
+        self.generator_us += ((gb.cpu_s - ga.cpu_s) * 1e6).max(0.0).round() as u64;
         if let (Some(ba), Some(bb)) = (a.broker, b.broker) {
-            self.broker_us += ((bb.cpu_s - ba.cpu_s) * 1e6).max(0.0) as u64;
+            self.broker_us += ((bb.cpu_s - ba.cpu_s) * 1e6).max(0.0).round() as u64;
         }
     }
 }
@@ -636,4 +636,51 @@ pub async fn run_signaling(cfg: LiveConfig, mut progress: impl FnMut(Progress)) 
         m.count("interrupted", 1);
     }
     Ok(LiveRun { metrics: m, aborted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerstorm_loadgen::proc::Sample;
+
+    fn at(base: Instant, ms: u64, state: [usize; 4], gen_cpu: f64) -> IdleSample {
+        IdleSample {
+            at: base + Duration::from_millis(ms),
+            state,
+            generator: Some(Sample { cpu_s: gen_cpu, rss_kib: 1 }),
+            broker: Some(Sample { cpu_s: gen_cpu / 2.0, rss_kib: 1 }),
+        }
+    }
+
+    /// Only stretches of ticks in which nothing started, ended or joined count, from the tick
+    /// before the first quiet one to the last quiet one; with no peer connected nothing counts.
+    #[test]
+    fn held_time_is_the_quiet_stretches() {
+        let base = Instant::now();
+        let (busy, held) = ([5, 0, 0, 8], [10, 0, 0, 20]);
+        let mut idle = Idle::default();
+        idle.tick(at(base, 0, busy, 0.0));
+        idle.tick(at(base, 250, held, 0.5)); // joins happened before this tick: not quiet
+        idle.tick(at(base, 500, held, 0.6)); // quiet from 250
+        idle.tick(at(base, 750, held, 0.7));
+        idle.tick(at(base, 1000, [10, 2, 0, 16], 1.5)); // two pairs left: the stretch ends at 750
+        idle.tick(at(base, 1250, [10, 2, 0, 16], 1.6)); // quiet again
+        idle.close();
+        assert_eq!(idle.peer_ms, 500 * 20 + 250 * 16);
+        assert_eq!(idle.generator_us, 300_000);
+        assert_eq!(idle.broker_us, 150_000);
+        let mut empty = Idle::default();
+        for ms in [0, 250, 500] {
+            empty.tick(at(base, ms, [3, 3, 0, 0], 1.0));
+        }
+        empty.close();
+        assert_eq!(empty.peer_ms, 0);
+    }
+
+    #[test]
+    fn beats_fall_on_the_grid() {
+        let start = Instant::now();
+        assert_eq!(beat_slot(start, start + Duration::from_millis(5001)), start + Duration::from_millis(5020));
+        assert_eq!(beat_slot(start, start + Duration::from_millis(5020)), start + Duration::from_millis(5020));
+    }
 }

@@ -677,6 +677,35 @@ mod tests {
         assert_eq!(path_type("relay/host"), "relay");
     }
 
+    /// The generator's figures: per frame only for the signaling generator, per pair for both,
+    /// per held peer-second only when peers held.
+    #[test]
+    fn generator_figures_divide_by_what_they_name() {
+        let mut sig = RunMetrics::new("signaling", 0);
+        sig.count("connections", 4);
+        sig.count("frames_sent", 40);
+        sig.count("frames_relayed", 40);
+        sig.count("generator.cpu_us", 2_000);
+        let r = resources(&sig);
+        assert_eq!(r["generator_cpu_us_per_frame"], 50.0);
+        assert_eq!(r["generator_cpu_ms_per_pair"], 0.5);
+        assert!(!r.contains_key("generator_cpu_us_per_held_peer_s"));
+        sig.count("idle.peer_ms", 10_000);
+        sig.count("idle.generator_cpu_us", 30);
+        sig.count("idle.broker_cpu_us", 20);
+        let r = resources(&sig);
+        assert_eq!(r["generator_cpu_us_per_held_peer_s"], 3.0);
+        assert_eq!(r["broker_cpu_us_per_held_peer_s"], 2.0);
+        // A full-stack run relays frames too, but its generator runs the peers' stacks.
+        let mut full = RunMetrics::new("trickle", 0);
+        full.count("connections", 2);
+        full.count("frames_relayed", 30);
+        full.count("generator.cpu_us", 8_000);
+        let r = resources(&full);
+        assert!(!r.contains_key("generator_cpu_us_per_frame"));
+        assert_eq!(r["generator_cpu_ms_per_pair"], 4.0);
+    }
+
     #[test]
     fn the_summary_comes_from_the_histograms() {
         let mut r = RunMetrics::new("trickle", 40);

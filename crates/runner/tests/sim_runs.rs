@@ -56,8 +56,32 @@ fn the_chrome_profile_paces_checks_one_pair_per_tick() {
     let summary = run(&s).unwrap();
     let m = &summary.modes[0];
     assert_eq!(m.pairs_ok, 1, "{m:?}");
-    let ice = m.stages["ice_connected"].p50_ms - m.stages["answer_received"].p50_ms;
-    assert!((62.0..=64.0).contains(&ice), "ICE connected {ice} ms after the answer, one 62.5 ms tick expected");
+    // The answer reaches the stack the profile's `apply_remote` after it arrives.
+    let applied = peerstorm_peer::Profile::Chrome.timers().apply_remote.as_secs_f64() * 1000.0;
+    let ice = m.stages["ice_connected"].p50_ms - m.stages["answer_received"].p50_ms - applied;
+    assert!(
+        (62.0..=64.0).contains(&ice),
+        "ICE connected {ice} ms after the answer took effect, one 62.5 ms tick expected"
+    );
+}
+
+/// Relay to relay at 0 ms RTT, as Chromium does it in the lab's pcap: the answerer's first
+/// check through its relay reaches the offerer's allocation before the offerer (which takes the
+/// profile's `apply_remote` to act on the answerer's CANDIDATE) has asked for the permission,
+/// so the TURN server drops it and the answerer checks again a tick later; the offerer's ICE is
+/// connected by then, DTLS (started by the answerer) one tick after. Without the delay both
+/// permissions were in place at once and DTLS took no time at all.
+#[test]
+fn at_0_ms_the_answerers_first_relayed_check_meets_no_permission() {
+    let s = scenario(
+        "[network]\nrtt_ms = 0\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 0\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\n[workload.datachannel]\nmessages = 3\n",
+    );
+    let summary = run(&s).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!(m.pairs_ok, 1, "{m:?}");
+    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let dtls = m.stages["dtls_connected"].p50_ms - m.stages["ice_connected"].p50_ms;
+    assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
 }
 
 /// Failures are counted once per connection, so they add up to the connections that did not

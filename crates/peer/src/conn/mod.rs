@@ -97,10 +97,19 @@ pub struct Connection {
     /// The browser's own time to make a description (the profile's `describe_*`): the offer
     /// or the answer is made when this comes due.
     deferred: Option<(Instant, Deferred)>,
+    /// An ANSWER or CANDIDATE that arrived and that the stack gets once the profile's
+    /// `apply_remote` has passed, in arrival order.
+    inbox: VecDeque<(Instant, Remote)>,
     /// The next allocation phase of gathering, when the profile paces them.
     phase: Option<(Instant, gather::Phase)>,
     /// A MediaConnection's media (`None`: a DataConnection).
     call: Option<call::Call>,
+}
+
+/// What the remote peer sent, on its way from the WebSocket to the stack.
+enum Remote {
+    Answer(AnswerPayload),
+    Candidate(CandidatePayload),
 }
 
 /// A description the connection makes once the profile's processing time has passed.
@@ -267,6 +276,7 @@ impl Connection {
             gathering: 0,
             gathering_done: false,
             deferred: None,
+            inbox: VecDeque::new(),
             phase: None,
             call: None,
         }
@@ -311,6 +321,7 @@ impl Connection {
         self.stun = None;
         self.turns = Vec::new();
         self.deferred = None;
+        self.inbox = VecDeque::new();
         self.phase = None;
     }
 
@@ -359,7 +370,10 @@ impl Connection {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
         let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
-        let deferred = self.deferred.as_ref().map(|(at, _)| *at);
+        let deferred = [self.deferred.as_ref().map(|(at, _)| *at), self.inbox.front().map(|(at, _)| *at)]
+            .into_iter()
+            .flatten()
+            .min();
         let phase = self.phase.map(|(at, _)| at);
         let call = self
             .call
@@ -507,8 +521,35 @@ impl Connection {
         }));
     }
 
+    /// The remote's ANSWER: received now, in the stack once the profile's `apply_remote` has
+    /// passed.
     pub fn on_answer(&mut self, now: Instant, payload: AnswerPayload) {
         self.mark(Milestone::AnswerReceived, now);
+        self.receive(now, Remote::Answer(payload));
+    }
+
+    /// The remote's CANDIDATE: in the stack once the profile's `apply_remote` has passed.
+    pub fn on_candidate(&mut self, now: Instant, payload: CandidatePayload) {
+        self.receive(now, Remote::Candidate(payload));
+    }
+
+    fn receive(&mut self, now: Instant, r: Remote) {
+        let wait = self.cfg.profile.timers().apply_remote;
+        if wait.is_zero() && self.inbox.is_empty() {
+            self.apply(now, r);
+        } else {
+            self.inbox.push_back((now + wait, r));
+        }
+    }
+
+    fn apply(&mut self, now: Instant, r: Remote) {
+        match r {
+            Remote::Answer(a) => self.apply_answer(now, a),
+            Remote::Candidate(c) => self.apply_candidate(now, c),
+        }
+    }
+
+    fn apply_answer(&mut self, now: Instant, payload: AnswerPayload) {
         self.note_remote_sdp(&payload.sdp.sdp);
         if let (Some(pc), Ok(desc)) = (self.pc.as_mut(), RTCSessionDescription::answer(payload.sdp.sdp))
             && pc.set_remote_description(now, desc).is_ok()
@@ -518,7 +559,7 @@ impl Connection {
         self.service(now);
     }
 
-    pub fn on_candidate(&mut self, now: Instant, payload: CandidatePayload) {
+    fn apply_candidate(&mut self, now: Instant, payload: CandidatePayload) {
         self.note_remote(&payload.candidate.candidate);
         let c = RTCIceCandidateInit {
             candidate: payload.candidate.candidate,
@@ -625,6 +666,11 @@ impl Connection {
                 Some(Deferred::Offer) => self.make_offer(now),
                 Some(Deferred::Answer(payload)) => self.make_answer(now, *payload),
                 None => {}
+            }
+        }
+        while self.inbox.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, r)) = self.inbox.pop_front() {
+                self.apply(now, r);
             }
         }
         if self.phase.is_some_and(|(at, _)| at <= now) {

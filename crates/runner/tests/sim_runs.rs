@@ -84,6 +84,25 @@ fn at_0_ms_the_answerers_first_relayed_check_meets_no_permission() {
     assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
 }
 
+/// The same path with vanilla ICE, as Chromium does it in the lab's pcap: gathering steps and
+/// check ticks share Chromium's metronome, so the answerer's vanilla ANSWER leaves just after one
+/// of its checks; that check reaches the offerer's allocation before the offerer has the answer
+/// and its permission, and the answerer's ICE (and with it DTLS, which it starts) completes a
+/// tick later. With 50 ms steps the answer left 12.5 ms before a tick, the permission was in
+/// place for the next check, and DTLS followed ICE within 10 ms.
+#[test]
+fn at_0_ms_the_vanilla_answer_leaves_just_after_a_check_and_its_permission_misses_it() {
+    let s = scenario(
+        "[network]\nrtt_ms = 0\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 0\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\nice = [\"vanilla\"]\n[workload.datachannel]\nmessages = 3\n",
+    );
+    let summary = run(&s).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!(m.pairs_ok, 1, "{m:?}");
+    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let dtls = m.stages["dtls_connected"].p50_ms - m.stages["ice_connected"].p50_ms;
+    assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
+}
+
 /// Failures are counted once per connection, so they add up to the connections that did not
 /// succeed, overall and in every class (both sides of a timed-out connection once counted).
 #[test]

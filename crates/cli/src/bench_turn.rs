@@ -20,13 +20,18 @@ pub struct TurnBench {
     /// Round trips through the relay (each is two relayed datagrams: to the peer and back).
     #[arg(long, default_value_t = 200_000)]
     pub(crate) round_trips: u64,
-    /// Idle allocations made after the relay runs, each from a UDP socket of its own kept open
-    /// while the server holds them: the allocation rate and the server's memory per idle
-    /// allocation are measured from these (enough that /proc's 10 ms CPU ticks do not decide
-    /// the figure). The generator raises its open-files limit to fit them.
-    /// Default: 20,000, or as many as the open-files limit lets both processes hold (said so).
+    /// Allocations made after the relay runs, one after another, each from a UDP socket of its
+    /// own: the allocation rate per server CPU-second is measured from all of them (enough that
+    /// /proc's 10 ms CPU ticks do not decide the figure). They are made in waves of `--held`:
+    /// each wave is held while the server's CPU time and memory are read, then released
+    /// (Refresh, LIFETIME 0; not counted), so the total is not bound by the open-files limit.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) allocations: usize,
+    /// Allocations held at once (a wave); the server's memory per idle allocation is measured
+    /// from the first wave. Default: all of `--allocations`, or as many as the open-files limit
+    /// lets the generator and each server hold (a descriptor per allocation in both; said so).
     #[arg(long)]
-    pub(crate) allocations: Option<usize>,
+    pub(crate) held: Option<usize>,
     /// Datagrams each client keeps in flight.
     #[arg(long, default_value_t = 8)]
     pub(crate) window: u64,
@@ -47,8 +52,10 @@ pub struct TurnBench {
 struct Row {
     server: String,
     clients: usize,
-    /// Idle allocations made (`--allocations`) and what they cost the server.
+    /// Allocations made (`--allocations`, in waves of `held`) and what they cost the server.
     allocations: usize,
+    /// Allocations held at once; the memory per idle allocation is from a wave this large.
+    held: usize,
     allocations_per_s: f64,
     allocations_per_cpu_s: f64,
     /// The server's resident memory grown per idle allocation (UDP runs; 0 over TLS).
@@ -196,6 +203,7 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
         server: s.name.clone(),
         clients: ok,
         allocations: idle.made,
+        held: idle.held,
         allocations_per_s: idle.made as f64 / idle.wall_s,
         allocations_per_cpu_s: idle.made as f64 / idle.cpu_s.max(0.01),
         idle_allocation_bytes: idle.bytes_each,
@@ -219,12 +227,19 @@ fn measure(s: &Server, b: &TurnBench) -> Result<Row> {
 /// clients and their peers, coturn's threads and logs).
 const SPARE_FILES: u64 = 700;
 
-/// The idle allocations to make: `--allocations`, or 20,000 when the open-files limit lets
-/// the generator and the server (which inherits it) each hold a descriptor per allocation,
-/// else as many as it lets them (said on stderr). The limit is raised to the hard limit first.
-fn allocations_that_fit(b: &TurnBench) -> Result<usize> {
+/// The allocations to hold at once: `--held`, or all of `--allocations` when the open-files
+/// limit lets the generator and the server (which inherits it) each hold a descriptor per
+/// allocation, else as many as it lets them (said on stderr). The limit is raised to the hard
+/// limit first.
+fn allocations_held(b: &TurnBench) -> Result<usize> {
+    if b.allocations == 0 {
+        bail!("--allocations must be at least 1");
+    }
     let (soft, hard) = rlimit::Resource::NOFILE.get()?;
-    let wanted = b.allocations.unwrap_or(20_000) as u64;
+    let wanted = b.held.unwrap_or(b.allocations).min(b.allocations) as u64;
+    if wanted == 0 {
+        bail!("--held must be at least 1");
+    }
     let need = wanted + b.clients as u64 * 2 + SPARE_FILES;
     if soft < need {
         let _ = rlimit::Resource::NOFILE.set(need.min(hard).max(soft), hard);
@@ -234,57 +249,87 @@ fn allocations_that_fit(b: &TurnBench) -> Result<usize> {
         return Ok(wanted as usize);
     }
     let fit = soft.saturating_sub(b.clients as u64 * 2 + SPARE_FILES);
-    if b.allocations.is_some() || fit < 1000 {
+    if b.held.is_some() || fit < 1000 {
         bail!(
-            "{wanted} idle allocations need {need} open files in the generator and in each server, and the limit is {soft} (hard {hard}): give --allocations {fit} or fewer, or raise ulimit -n"
+            "holding {wanted} allocations at once needs {need} open files in the generator and in each server, and the limit is {soft} (hard {hard}): give --held {fit} or fewer, or raise ulimit -n"
         );
     }
     eprintln!(
-        "the open-files limit is {soft} (hard {hard}): measuring {fit} idle allocations instead of {wanted} (each server holds a socket per allocation)"
+        "the open-files limit is {soft} (hard {hard}): {} allocations are made in waves of {fit} held at once (each server holds a socket per allocation)",
+        b.allocations
     );
     Ok(fit as usize)
 }
 
-/// What `--allocations` idle allocations cost a server.
+/// What `--allocations` allocations cost a server.
 struct Idle {
     made: usize,
+    held: usize,
+    /// Spent making them (the waves' allocation phases), and the server's CPU in those phases.
     wall_s: f64,
     cpu_s: f64,
+    /// The server's resident memory grown per allocation while the first wave was held.
     bytes_each: f64,
 }
 
-/// Makes `b.allocations` allocations one after another, each from a socket of its own, and
-/// holds them while the server's CPU time and resident memory are read.
+/// Makes `b.allocations` allocations one after another, each from a socket of its own, in
+/// waves of `b.held`: each wave is held while the server's CPU time and resident memory are
+/// read, then released (a Refresh with LIFETIME 0 each, outside the measurement) before the
+/// next wave starts.
 fn idle_allocations(s: &Server, b: &TurnBench, errors: &mut Vec<String>) -> Result<Idle> {
     let pid = s.child.id();
-    let n = b.allocations.unwrap_or_default();
-    eprintln!("[{}] {n} idle allocations", s.name);
-    let before = proc::sample(pid)?;
-    let t0 = Instant::now();
-    let mut held = Vec::with_capacity(n);
-    for i in 0..n {
-        // From 127.0.0.2: the relay's clients are gone but their allocations live on, and a
-        // socket on a port one of them had would find its 5-tuple taken (437).
-        let socket = std::net::UdpSocket::bind("127.0.0.2:0").map_err(|e| {
-            anyhow!("idle allocation {i}: {e} (the generator needs a descriptor per allocation: ulimit -n)")
-        })?;
-        let mut c = UdpClient::with_socket(socket, s.addr, "test", "test", 1_000_000 + i as u64)?;
-        match c.allocate()?.error_code() {
-            None => held.push(c),
-            Some(code) => {
-                // The server's limit (quota, ports, descriptors): the figures are from those made.
-                errors.push(format!("idle allocation {i}: {code}"));
-                break;
+    let wave = b.held.unwrap_or(b.allocations).clamp(1, b.allocations.max(1));
+    eprintln!("[{}] {} allocations, {wave} held at once", s.name, b.allocations);
+    let mut idle = Idle { made: 0, held: 0, wall_s: 0.0, cpu_s: 0.0, bytes_each: 0.0 };
+    while idle.made < b.allocations {
+        let n = wave.min(b.allocations - idle.made);
+        let before = proc::sample(pid)?;
+        let t0 = Instant::now();
+        let mut held = Vec::with_capacity(n);
+        let mut refused = false;
+        // Each wave from an address of its own (127.0.0.2, .3, ...): the relay's clients' and
+        // earlier waves' allocations may still live on in the server (coturn answers a
+        // deletion before it is done with it), and a socket on a port one of them had would
+        // find its 5-tuple taken (437).
+        let wave_ip =
+            std::net::Ipv4Addr::new(127, 0, (1 + idle.made / wave / 254) as u8, (2 + idle.made / wave % 254) as u8);
+        for i in idle.made..idle.made + n {
+            let socket = std::net::UdpSocket::bind((wave_ip, 0)).map_err(|e| {
+                anyhow!("allocation {i}: {e} (the generator needs a descriptor per allocation held: --held, ulimit -n)")
+            })?;
+            let mut c = UdpClient::with_socket(socket, s.addr, "test", "test", 1_000_000 + i as u64)?;
+            match c.allocate()?.error_code() {
+                None => held.push(c),
+                Some(code) => {
+                    // The server's limit (quota, ports, descriptors): the figures are from those made.
+                    errors.push(format!("allocation {i}: {code}"));
+                    refused = true;
+                    break;
+                }
             }
         }
+        idle.wall_s += t0.elapsed().as_secs_f64();
+        // The server may still be answering the last requests' retransmissions: let it settle.
+        std::thread::sleep(Duration::from_millis(200));
+        let after = proc::sample(pid)?;
+        idle.cpu_s += after.cpu_s - before.cpu_s;
+        if idle.made == 0 {
+            let grown = after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0;
+            idle.bytes_each = grown / held.len().max(1) as f64;
+            idle.held = held.len();
+        }
+        idle.made += held.len();
+        if refused || held.is_empty() {
+            break;
+        }
+        if idle.made < b.allocations {
+            eprintln!("[{}] {} of {} allocations made; releasing this wave", s.name, idle.made, b.allocations);
+        }
+        // Dropping a client deletes its allocation (and waits for the answer), so the next wave
+        // starts on a server that holds none of these.
+        drop(held);
     }
-    let wall_s = t0.elapsed().as_secs_f64();
-    // The server may still be answering the last requests' retransmissions: let it settle.
-    std::thread::sleep(Duration::from_millis(200));
-    let after = proc::sample(pid)?;
-    let made = held.len();
-    let grown = after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0;
-    Ok(Idle { made, wall_s, cpu_s: after.cpu_s - before.cpu_s, bytes_each: grown / made.max(1) as f64 })
+    Ok(idle)
 }
 
 /// One TURN request over a stream (TCP or TLS): write it, read until a whole message is in.
@@ -480,6 +525,7 @@ fn measure_tls(s: &Server, tls_addr: std::net::SocketAddr, tls: &peerstorm_tls::
             // TLS clients: the allocation figures are those of the relay's clients (one TLS
             // connection each), the idle-allocation memory is measured over UDP only.
             allocations: ok,
+            held: ok,
             allocations_per_s: ok as f64 / alloc_wall,
             allocations_per_cpu_s: ok as f64 / (c1.cpu_s - c0.cpu_s).max(0.01),
             idle_allocation_bytes: 0.0,
@@ -501,8 +547,8 @@ fn measure_tls(s: &Server, tls_addr: std::net::SocketAddr, tls: &peerstorm_tls::
 }
 
 pub fn run(b: &TurnBench) -> Result<u8> {
-    let allocations = allocations_that_fit(b)?;
-    let b = &TurnBench { allocations: Some(allocations), ..b.clone() };
+    let held = allocations_held(b)?;
+    let b = &TurnBench { held: Some(held), ..b.clone() };
     let mut rows = Vec::new();
     // One certificate for the TLS runs, trusted by the generator and nothing else.
     let dir = std::env::temp_dir().join(format!("peerstorm-bench-turn-tls-{}", std::process::id()));
@@ -532,7 +578,8 @@ pub fn run(b: &TurnBench) -> Result<u8> {
     let line = |name: &str, f: &dyn Fn(&Row) -> String| {
         println!("| {name} | {} |", rows.iter().map(f).collect::<Vec<_>>().join(" | "))
     };
-    line("allocations made (idle, held)", &|r| r.allocations.to_string());
+    line("allocations made (one after another)", &|r| r.allocations.to_string());
+    line("held at once (a wave; memory measured from the first)", &|r| r.held.to_string());
     line("allocations per server CPU-second", &|r| format!("{:.0}", r.allocations_per_cpu_s));
     line("allocations per second (sequential client)", &|r| format!("{:.0}", r.allocations_per_s));
     line("server memory per idle allocation (bytes)", &|r| format!("{:.0}", r.idle_allocation_bytes));

@@ -103,6 +103,24 @@ fn at_0_ms_the_vanilla_answer_leaves_just_after_a_check_and_its_permission_misse
     assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
 }
 
+/// Relay to relay at 200 ms RTT: as libwebrtc's TurnEntry::Send, a relayed check leaves right
+/// after the CreatePermission it needs (the server handles them in order), so the offerer's ICE
+/// is connected one check round trip through both relays (2 × 200 ms) after its first
+/// permission is answered. Holding the check for the permission's answer put it a round trip to
+/// the TURN server later (600 ms), and ICE through a relay 1.1–1.2 RTT after Chromium's.
+#[test]
+fn a_relayed_check_leaves_with_its_permission_request() {
+    let s = scenario(
+        "[network]\nrtt_ms = 200\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 200\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\n[workload.datachannel]\nmessages = 3\n",
+    );
+    let summary = run(&s).unwrap();
+    let m = &summary.modes[0];
+    assert_eq!(m.pairs_ok, 1, "{m:?}");
+    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let ice = m.stages["ice_connected"].p50_ms - m.stages["turn_permission"].p50_ms;
+    assert!((350.0..=450.0).contains(&ice), "ICE connected {ice} ms after the first permission, 400 expected");
+}
+
 /// Failures are counted once per connection, so they add up to the connections that did not
 /// succeed, overall and in every class (both sides of a timed-out connection once counted).
 #[test]

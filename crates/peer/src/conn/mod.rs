@@ -730,6 +730,7 @@ impl Connection {
     /// workload.
     fn service(&mut self, now: Instant) {
         self.permit_remotes(now);
+        let send_before_permission = self.cfg.profile.timers().send_before_permission;
         loop {
             let Some(pc) = self.pc.as_mut() else { return };
             let mut progressed = false;
@@ -742,7 +743,14 @@ impl Connection {
                     // ChannelBind are the client's business).
                     if let Ok(mut r) = t.client.relay(local) {
                         let peer = w.transport.peer_addr;
-                        if let Err(rtc::shared::error::Error::ErrNoPermission) = r.send_to(now, &w.message, peer) {
+                        use rtc::shared::error::Error::ErrNoPermission;
+                        if send_before_permission {
+                            // As libwebrtc: ask for the permission if nobody has, and send at once.
+                            if let Err(ErrNoPermission) = r.send_to_requested(now, &w.message, peer) {
+                                let _ = r.create_permission(now, peer);
+                                let _ = r.send_to_requested(now, &w.message, peer);
+                            }
+                        } else if let Err(ErrNoPermission) = r.send_to(now, &w.message, peer) {
                             // CreatePermission first (once per peer); the datagram waits for it.
                             let _ = r.create_permission(now, peer);
                             if t.waiting.len() < 64 {

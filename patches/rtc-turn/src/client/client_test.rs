@@ -812,3 +812,59 @@ fn test_a_request_over_udp_is_still_retransmitted() -> Result<()> {
     assert!(client.poll_write().is_some(), "UDP retransmits");
     Ok(())
 }
+
+// peerstorm patch: `Relay::send_to_requested` (PEERSTORM.md).
+/// With a CreatePermission asked for and not yet answered, `send_to` refuses (upstream's
+/// behaviour) and `send_to_requested` sends a Send indication at once, after the request, as
+/// libwebrtc does; to a peer nobody asked a permission for, both refuse.
+#[test]
+fn peerstorm_send_to_requested_sends_while_the_permission_is_pending() -> Result<()> {
+    let now = Instant::now();
+    let udp_socket = UdpSocket::bind("127.0.0.1:0")?;
+    let mut client = Client::new(
+        ClientConfig {
+            stun_serv_addr: String::new(),
+            turn_serv_addr: "127.0.0.1:3478".to_owned(),
+            local_addr: udp_socket.local_addr()?,
+            transport_protocol: TransportProtocol::UDP,
+            username: "user".to_owned(),
+            password: "pass".to_owned(),
+            realm: "realm".to_owned(),
+            software: "TEST SOFTWARE".to_owned(),
+            rto_in_ms: 0,
+            allocation_refresh_interval_cap: None,
+        },
+        test_crypto_provider(),
+    )?;
+    let relayed_addr: RelayedAddr = "127.0.0.1:50000".parse().unwrap();
+    client.relays.insert(
+        relayed_addr,
+        RelayState::new(
+            now,
+            relayed_addr,
+            vec![0u8; 16],
+            Nonce::new(ATTR_NONCE, "nonce".to_owned()),
+            Duration::from_secs(600),
+            None,
+        ),
+    );
+    let peer: SocketAddr = "10.0.0.7:4000".parse().unwrap();
+    let stranger: SocketAddr = "10.0.0.8:4000".parse().unwrap();
+    assert!(matches!(client.relay(relayed_addr)?.send_to_requested(now, b"check", peer), Err(Error::ErrNoPermission)));
+
+    client.relay(relayed_addr)?.create_permission(now, peer)?;
+    assert!(matches!(client.relay(relayed_addr)?.send_to(now, b"check", peer), Err(Error::ErrNoPermission)));
+    client.relay(relayed_addr)?.send_to_requested(now, b"check", peer)?;
+    assert!(matches!(client.relay(relayed_addr)?.send_to_requested(now, b"x", stranger), Err(Error::ErrNoPermission)));
+
+    let mut methods = Vec::new();
+    while let Some(t) = client.poll_write() {
+        let mut msg = Message::new();
+        msg.raw = t.message.to_vec();
+        msg.decode()?;
+        methods.push((msg.typ.method, msg.typ.class));
+    }
+    assert_eq!(methods.first(), Some(&(METHOD_CREATE_PERMISSION, CLASS_REQUEST)), "{methods:?}");
+    assert!(methods.contains(&(METHOD_SEND, CLASS_INDICATION)), "the check leaves at once: {methods:?}");
+    Ok(())
+}

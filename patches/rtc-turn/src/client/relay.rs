@@ -213,6 +213,25 @@ impl Relay<'_> {
         self.send(now, p, peer_addr, long_term_integrity_key, nonce)
     }
 
+    // peerstorm patch: libwebrtc's `TurnEntry::Send` (p2p/base/turn_port.cc) sends to a peer as
+    // soon as it has asked for the permission, without waiting for the answer: the server
+    // handles the CreatePermission first, the two having left in that order (PEERSTORM.md).
+    /// As [`Self::send_to`], once a permission has been asked for `peer_addr`, answered or not.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the allocation is gone, or if no permission has been asked for `peer_addr`.
+    pub fn send_to_requested(&mut self, now: Instant, p: &[u8], peer_addr: SocketAddr) -> Result<()> {
+        let (long_term_integrity_key, nonce) = match self.client.relays.get(&self.relayed_addr) {
+            Some(relay) if relay.perm_map.contains_key(&peer_addr) => {
+                (relay.long_term_integrity_key.clone(), relay.nonce.clone())
+            }
+            Some(_) => return Err(Error::ErrNoPermission),
+            None => return Err(Error::ErrConnClosed),
+        };
+        self.send(now, p, peer_addr, long_term_integrity_key, nonce)
+    }
+
     fn send(
         &mut self,
         now: Instant,

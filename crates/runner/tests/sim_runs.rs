@@ -65,6 +65,19 @@ fn the_chrome_profile_paces_checks_one_pair_per_tick() {
     );
 }
 
+/// One `chrome` pair relayed both ways (relay only, no NAT) at `rtt_ms` to each other and to
+/// the broker, with `ice` ("trickle" or "vanilla"): the run's only mode, checked to have
+/// connected over relay/relay.
+fn one_relayed_chrome_pair(rtt_ms: u32, ice: &str) -> peerstorm_report::summary::ModeSummary {
+    let s = scenario(&format!(
+        "[network]\nrtt_ms = {rtt_ms}\nnat_mix = {{ open = 1 }}\n[servers]\nbroker_rtt_ms = {rtt_ms}\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\nice = [\"{ice}\"]\n[workload.datachannel]\nmessages = 3\n"
+    ));
+    let m = run(&s).unwrap().modes.remove(0);
+    assert_eq!(m.pairs_ok, 1, "{m:?}");
+    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    m
+}
+
 /// Relay to relay at 0 ms RTT, as Chromium does it in the lab's pcap: the answerer's first
 /// check through its relay reaches the offerer's allocation before the offerer (which takes the
 /// profile's `apply_remote` to act on the answerer's CANDIDATE) has asked for the permission,
@@ -73,13 +86,7 @@ fn the_chrome_profile_paces_checks_one_pair_per_tick() {
 /// permissions were in place at once and DTLS took no time at all.
 #[test]
 fn at_0_ms_the_answerers_first_relayed_check_meets_no_permission() {
-    let s = scenario(
-        "[network]\nrtt_ms = 0\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 0\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\n[workload.datachannel]\nmessages = 3\n",
-    );
-    let summary = run(&s).unwrap();
-    let m = &summary.modes[0];
-    assert_eq!(m.pairs_ok, 1, "{m:?}");
-    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let m = one_relayed_chrome_pair(0, "trickle");
     let dtls = m.stages["dtls_connected"].p50_ms - m.stages["ice_connected"].p50_ms;
     assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
 }
@@ -92,13 +99,7 @@ fn at_0_ms_the_answerers_first_relayed_check_meets_no_permission() {
 /// place for the next check, and DTLS followed ICE within 10 ms.
 #[test]
 fn at_0_ms_the_vanilla_answer_leaves_just_after_a_check_and_its_permission_misses_it() {
-    let s = scenario(
-        "[network]\nrtt_ms = 0\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 0\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\nice = [\"vanilla\"]\n[workload.datachannel]\nmessages = 3\n",
-    );
-    let summary = run(&s).unwrap();
-    let m = &summary.modes[0];
-    assert_eq!(m.pairs_ok, 1, "{m:?}");
-    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let m = one_relayed_chrome_pair(0, "vanilla");
     let dtls = m.stages["dtls_connected"].p50_ms - m.stages["ice_connected"].p50_ms;
     assert!((50.0..=70.0).contains(&dtls), "DTLS connected {dtls} ms after ICE, about one 62.5 ms check tick expected");
 }
@@ -110,13 +111,7 @@ fn at_0_ms_the_vanilla_answer_leaves_just_after_a_check_and_its_permission_misse
 /// the TURN server later (600 ms), and ICE through a relay 1.1–1.2 RTT after Chromium's.
 #[test]
 fn a_relayed_check_leaves_with_its_permission_request() {
-    let s = scenario(
-        "[network]\nrtt_ms = 200\nnat_mix = { open = 1 }\n[servers]\nbroker_rtt_ms = 200\nrelay_only = true\n[peers]\ncount = 2\nprofile = \"chrome\"\n[workload.datachannel]\nmessages = 3\n",
-    );
-    let summary = run(&s).unwrap();
-    let m = &summary.modes[0];
-    assert_eq!(m.pairs_ok, 1, "{m:?}");
-    assert_eq!(m.selected.keys().collect::<Vec<_>>(), ["relay/relay"], "{m:?}");
+    let m = one_relayed_chrome_pair(200, "trickle");
     let ice = m.stages["ice_connected"].p50_ms - m.stages["turn_permission"].p50_ms;
     assert!((350.0..=450.0).contains(&ice), "ICE connected {ice} ms after the first permission, 400 expected");
 }

@@ -22,7 +22,7 @@ pub struct CalibrateArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "host:0,host:60,host:200,srflx:0,srflx:60,srflx:200,relay:0,relay:60,relay:200",
+        default_value = DEFAULT_CELLS,
         value_parser = parse_cell
     )]
     cells: Vec<Cell>,
@@ -30,7 +30,7 @@ pub struct CalibrateArgs {
     /// default: at 0 ms RTT a median of five is decided by which side of a 62.5 ms check tick a
     /// few milliseconds of Chromium's own CPU time land, so two slow pairs flip a cell. A full
     /// run with `--mixed --matrix` takes about 70 minutes on two cores.
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = PAIRS)]
     pairs: usize,
     /// The virtual peers' profile.
     #[arg(long, default_value = "chrome", value_parser = |s: &str| Profile::parse(s).ok_or(format!("{s:?}: expected chrome, firefox or rtc")))]
@@ -54,7 +54,22 @@ pub struct CalibrateArgs {
     /// Where each run's results go (default reports/calibrate-<UTC time>/).
     #[arg(long)]
     results: Option<PathBuf>,
+    /// Run nothing: write the markdown again from the results of an earlier calibration (each
+    /// run's `figures.json` in this directory), e.g. after changing how it is presented. The
+    /// other options must be the ones it ran with.
+    #[arg(long, value_name = "RESULTS_DIR", conflicts_with = "results")]
+    from: Option<PathBuf>,
 }
+
+/// The default of `--cells`: every path at every RTT.
+const DEFAULT_CELLS: &str = "host:0,host:60,host:200,srflx:0,srflx:60,srflx:200,relay:0,relay:60,relay:200";
+
+fn default_cells() -> Vec<Cell> {
+    DEFAULT_CELLS.split(',').map(|c| parse_cell(c).expect("the default cells parse")).collect()
+}
+
+/// The default of `--pairs`.
+const PAIRS: usize = 9;
 
 /// A calibration cell: a path at an RTT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +211,18 @@ fn run_cell(
             peerstorm_scenario::ice_name(ice),
             kind.label()
         );
-        let m = run_one(&text, &results.join(&name))?;
+        let m = match &a.from {
+            Some(_) => load(&results.join(&name))?,
+            None => run_one(&text, &results.join(&name))?,
+        };
+        if m.summary.all.pairs != a.pairs as u64 {
+            anyhow::bail!(
+                "{}: {} pairs where --pairs says {}: pass the --pairs it ran with",
+                results.join(&name).display(),
+                m.summary.all.pairs,
+                a.pairs
+            );
+        }
         eprintln!(
             "           open p50 {} ms after connect(), {} of {} pairs ok, selected {}",
             ms(p50(&m, Milestone::DataChannelOpen)),
@@ -209,7 +235,8 @@ fn run_cell(
     Ok(row)
 }
 
-/// One kind's figures in a cell.
+/// One kind's figures in a cell (each run's `figures.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Figures {
     summary: ModeSummary,
     /// p50 of each stage, ms after the offerer's OPEN.
@@ -284,7 +311,21 @@ fn run_one(text: &str, dir: &std::path::Path) -> Result<Figures> {
     }
     let metrics = collect_all(&s.name, s.seed, Shard::WHOLE, &runs);
     let summary = summarize(&metrics).modes.into_iter().next().context("no run in the summary")?;
-    Ok(Figures { summary, p50: from_open(&runs) })
+    let figures = Figures { summary, p50: from_open(&runs) };
+    std::fs::write(dir.join(FIGURES), serde_json::to_string_pretty(&figures)?)?;
+    Ok(figures)
+}
+
+/// Each run's figures in its directory, what `--from` reads.
+const FIGURES: &str = "figures.json";
+
+/// A run's figures from an earlier calibration (`--from`).
+fn load(dir: &std::path::Path) -> Result<Figures> {
+    let path = dir.join(FIGURES);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("reading {} (was it made by this version of `peerstorm calibrate`, with the same --cells, --ice, --mixed and --matrix?)", path.display())
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a calibration run's figures", path.display()))
 }
 
 fn p50(f: &Figures, stage: Milestone) -> Option<f64> {
@@ -344,8 +385,9 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
         return Ok(crate::EXIT_HARNESS);
     }
     let results = a
-        .results
+        .from
         .clone()
+        .or_else(|| a.results.clone())
         .unwrap_or_else(|| PathBuf::from(format!("reports/calibrate-{}", crate::results::utc_stamp())));
     let t0 = std::time::Instant::now();
     let mut cells: Vec<Row> = Vec::new();
@@ -367,7 +409,8 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
             let mut text =
                 scenario(&name, nat, Cell { path: Path::Host, rtt_ms: 60 }, 16, a.profile, kind, IceMode::Trickle);
             text = text.replace("concurrency = 1", "concurrency = 2");
-            out.push((kind, run_one(&text, &results.join(&name))?));
+            let dir = results.join(&name);
+            out.push((kind, if a.from.is_some() { load(&dir)? } else { run_one(&text, &dir)? }));
         }
         Some(out)
     } else {
@@ -389,7 +432,7 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
     let ice: Vec<&str> = a.ice.iter().map(|i| peerstorm_scenario::ice_name(*i)).collect();
     let _ = writeln!(
         md,
-        "Made by `sudo peerstorm calibrate{}{}{}{}` on {} (results in `{}`). Each cell runs {} pairs of each \
+        "Made by `sudo peerstorm calibrate{}{}{}{}{}{}` {} (results in `{}`). Each cell runs {} pairs of each \
          kind behind the same simulated network (the lab: real programs in network namespaces; the \
          simulator: the same topology on virtual time), the embedded broker and STUN/TURN core; the \
          virtual peers use the `{}` profile. Times are p50, ms after the offerer's PeerJS OPEN (when a \
@@ -397,11 +440,21 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
          does not count; the ratio is to Chromium's. Vanilla ICE: every offer and answer leaves once \
          gathering is complete with every candidate in it (a Chromium page holds PeerJS's OFFER or \
          ANSWER until then and drops its CANDIDATE frames); mixed pairs run with trickle ICE only.\n",
-        if a.pairs == 5 { String::new() } else { format!(" --pairs {}", a.pairs) },
+        if a.cells == default_cells() {
+            String::new()
+        } else {
+            let cells: Vec<String> = a.cells.iter().map(|c| format!("{}:{}", c.path.as_str(), c.rtt_ms)).collect();
+            format!(" --cells {}", cells.join(","))
+        },
+        if a.pairs == PAIRS { String::new() } else { format!(" --pairs {}", a.pairs) },
+        if a.profile == Profile::Chrome { String::new() } else { format!(" --profile {}", a.profile) },
         if a.mixed { " --mixed" } else { "" },
         if a.matrix { " --matrix" } else { "" },
         if ice == ["trickle", "vanilla"] { String::new() } else { format!(" --ice {}", ice.join(",")) },
-        crate::results::utc_stamp(),
+        match &a.from {
+            None => format!("on {}", crate::results::utc_stamp()),
+            Some(_) => format!("and written again from its results on {} with `--from`", crate::results::utc_stamp()),
+        },
         results.display(),
         a.pairs,
         a.profile
@@ -440,6 +493,7 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
         md.push('\n');
     }
     savings(&mut md, cells);
+    goals(&mut md, cells, &kinds, matrix);
     for r in cells {
         let ice = if r.ice == IceMode::Vanilla { ", vanilla ICE" } else { "" };
         let _ = writeln!(md, "\n## {} at {} ms RTT{ice}\n", r.cell.path.as_str(), r.cell.rtt_ms);
@@ -500,15 +554,135 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
                 if agree { "yes" } else { "**no**" }
             );
         }
-        let share = |m: &ModeSummary| m.all.shares.get("relay").copied().unwrap_or(0.0) * 100.0;
         let _ = writeln!(
             md,
             "\nRelayed or not, the same in {same} of {total} classes; relay share Chromium {:.0} %, virtual {:.0} %.",
-            share(c),
-            share(v)
+            relay_share(c),
+            relay_share(v)
         );
     }
     md
+}
+
+fn relay_share(m: &ModeSummary) -> f64 {
+    m.all.shares.get("relay").copied().unwrap_or(0.0) * 100.0
+}
+
+/// The open goal's tolerance: 15 % of Chromium's figure or 20 ms, whichever is larger.
+fn open_tolerance(chromium: f64) -> f64 {
+    (0.15 * chromium).max(20.0)
+}
+
+/// ICE and DTLS connected: within one RTT of Chromium's, and at 0 ms RTT within the open goal's
+/// floor of 20 ms (one RTT of nothing would ask for the same millisecond).
+fn stage_tolerance(rtt_ms: u64) -> f64 {
+    (rtt_ms as f64).max(20.0)
+}
+
+/// One goal over the cells: how many meet it, and the ones that do not.
+struct Tally {
+    goal: String,
+    met: usize,
+    total: usize,
+    off: Vec<String>,
+    /// The share of cells that must meet it, in percent.
+    need_pct: usize,
+}
+
+impl Tally {
+    fn new(goal: impl Into<String>) -> Self {
+        Tally { goal: goal.into(), met: 0, total: 0, off: Vec::new(), need_pct: 100 }
+    }
+
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.total += 1;
+        if ok {
+            self.met += 1;
+        } else {
+            self.off.push(what());
+        }
+    }
+
+    fn row(&self, md: &mut String) {
+        let met = self.total > 0 && self.met * 100 >= self.need_pct * self.total;
+        let verdict = if met { "met" } else { "**not met**" };
+        let off = if self.off.is_empty() { "–".to_string() } else { self.off.join("; ") };
+        let _ = writeln!(md, "| {} | {verdict} | {} of {} | {off} |", self.goal, self.met, self.total);
+    }
+}
+
+/// Each goal of the calibration, judged from this run's figures: met or not, and where not.
+fn goals(md: &mut String, cells: &[Row], kinds: &[Kind], matrix: Option<&[(Kind, Figures)]>) {
+    let _ = writeln!(
+        md,
+        "\n## Goals\n\nJudged from the p50s above. Open: within 15 % of Chromium's or 20 ms, whichever is \
+         larger. ICE and DTLS connected: within one RTT of Chromium's (20 ms at 0 ms RTT). Trickle's \
+         saving: within 15 % of Chromium's. The simulator and the lab: open within 15 % or 20 ms of each \
+         other.\n\n| goal | verdict | cells | off (virtual vs Chromium, ms) |\n|---|---|---|---|"
+    );
+    let name =
+        |r: &Row| format!("{} {} ms {}", r.cell.path.as_str(), r.cell.rtt_ms, peerstorm_scenario::ice_name(r.ice));
+    for k in kinds.iter().filter(|k| **k != Kind::Chromium) {
+        let mut open = Tally::new(format!("open, {}", k.label()));
+        let mut ice = Tally::new(format!("ICE connected, {}", k.label()));
+        let mut dtls = Tally::new(format!("DTLS connected, {}", k.label()));
+        for r in cells {
+            let (Some(c), Some(v)) = (r.get(Kind::Chromium), r.get(*k)) else { continue };
+            let stage = |t: &mut Tally, m: Milestone, tolerance: &dyn Fn(f64) -> f64| {
+                if let (Some(c), Some(v)) = (p50(c, m), p50(v, m)) {
+                    t.check((v - c).abs() <= tolerance(c), || {
+                        format!("{}: {} vs {}", name(r), ms(Some(v)), ms(Some(c)))
+                    });
+                }
+            };
+            stage(&mut open, Milestone::DataChannelOpen, &open_tolerance);
+            stage(&mut ice, Milestone::IceConnected, &|_| stage_tolerance(r.cell.rtt_ms));
+            stage(&mut dtls, Milestone::DtlsConnected, &|_| stage_tolerance(r.cell.rtt_ms));
+        }
+        for t in [open, ice, dtls] {
+            t.row(md);
+        }
+    }
+    let open = |r: &Row, k: Kind| r.get(k).and_then(|m| p50(m, Milestone::DataChannelOpen));
+    for k in [Kind::VirtualLab, Kind::Simulated] {
+        let mut t = Tally::new(format!("trickle's saving, {}", k.label()));
+        for tr in cells.iter().filter(|r| r.ice == IceMode::Trickle) {
+            let Some(va) = cells.iter().find(|v| v.ice == IceMode::Vanilla && v.cell == tr.cell) else { continue };
+            let saves = |k: Kind| open(va, k).zip(open(tr, k)).map(|(v, t)| v - t);
+            if let (Some(c), Some(v)) = (saves(Kind::Chromium), saves(k)) {
+                t.check(c > 0.0 && (v - c).abs() <= 0.15 * c, || {
+                    format!("{} {} ms: saves {} vs {}", tr.cell.path.as_str(), tr.cell.rtt_ms, ms(Some(v)), ms(Some(c)))
+                });
+            }
+        }
+        if t.total > 0 {
+            t.row(md);
+        }
+    }
+    let mut agree = Tally::new("open, simulator against lab (same profile)");
+    for r in cells {
+        if let (Some(lab), Some(sim)) = (open(r, Kind::VirtualLab), open(r, Kind::Simulated)) {
+            agree.check((sim - lab).abs() <= open_tolerance(lab), || {
+                format!("{}: simulator {} vs lab {}", name(r), ms(Some(sim)), ms(Some(lab)))
+            });
+        }
+    }
+    agree.row(md);
+    if let Some([(_, c), (_, v)]) = matrix {
+        let relayed = |f: Option<&peerstorm_report::summary::Figures>| {
+            f.map(|f| f.selected.iter().filter(|(k, _)| k.contains("relay")).map(|(_, n)| n).sum::<u64>() > 0)
+        };
+        let mut same = Tally::new("selected path (relayed or not) per NAT-pair class, in ≥ 95 % of classes");
+        same.need_pct = 95;
+        for (class, cf) in &c.summary.classes {
+            same.check(relayed(Some(cf)) == relayed(v.summary.classes.get(class)), || class.clone());
+        }
+        same.row(md);
+        let mut share = Tally::new("relay share within 2 points of Chromium's");
+        let (cs, vs) = (relay_share(&c.summary), relay_share(&v.summary));
+        share.check((cs - vs).abs() <= 2.0, || format!("{vs:.0} % vs {cs:.0} %"));
+        share.row(md);
+    }
 }
 
 /// What trickle ICE saves over vanilla (vanilla open − trickle open), per cell run both ways.

@@ -204,6 +204,58 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     let (sent, gathered) = (at["offer_sent"].as_f64().unwrap(), at["gathering_complete"].as_f64().unwrap());
     assert!(sent >= gathered, "vanilla offer at {sent} ms, gathering complete at {gathered} ms");
     assert!(text.contains("| dc_open |"), "{text}");
+    // The goals, judged from those figures: the lab's open within 15 % or 20 ms of Chromium's.
+    let goal = |name: &str| -> Vec<String> {
+        let row =
+            text.lines().find(|l| l.starts_with(&format!("| {name} |"))).unwrap_or_else(|| panic!("{name}: {text}"));
+        row.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
+    };
+    let lab = goal("open, virtual ↔ virtual (lab)");
+    assert_eq!(lab[2], "2 of 2", "both ICE modes judged: {lab:?}");
+    let near = |v: f64, c: f64| (v - c).abs() <= (0.15 * c).max(20.0);
+    let both = near(trickle[1], trickle[0]) && near(vanilla[1], vanilla[0]);
+    // (The table's figures are rounded to whole ms, the verdict is on the exact ones.)
+    let edge = [(trickle[1], trickle[0]), (vanilla[1], vanilla[0])]
+        .iter()
+        .any(|(v, c)| ((v - c).abs() - (0.15 * c).max(20.0)).abs() < 1.0);
+    if !edge {
+        assert_eq!(lab[1] == "met", both, "{lab:?} from {trickle:?} {vanilla:?}");
+    }
+    for name in [
+        "ICE connected, virtual ↔ virtual (simulator)",
+        "DTLS connected, virtual ↔ virtual (lab)",
+        "trickle's saving, virtual ↔ virtual (lab)",
+        "open, simulator against lab (same profile)",
+    ] {
+        let row = goal(name);
+        assert!(row[1] == "met" || row[1] == "**not met**", "{row:?}");
+    }
+    // `--from` writes the same page again from the runs' figures, without running anything;
+    // with another --pairs it refuses.
+    let again = dir.join("again.md");
+    let r = peerstorm()
+        .args(["calibrate", "--cells", "host:60", "--pairs", "1", "--out"])
+        .arg(&again)
+        .arg("--from")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let again = std::fs::read_to_string(&again).unwrap();
+    assert!(again.contains("written again from its results"), "{again}");
+    let body = |t: &str| t.lines().filter(|l| !l.starts_with("Made by")).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&again), body(&text));
+    let r = peerstorm()
+        .args(["calibrate", "--cells", "host:60", "--out"])
+        .arg(dir.join("never.md"))
+        .arg("--from")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_ne!(r.status.code(), Some(0), "{err}");
+    assert!(err.contains("pass the --pairs it ran with"), "{err}");
+    assert!(!dir.join("never.md").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -6,7 +6,8 @@
 // Prints "open" once registered, then one JSON line in the shape `peerstorm peer` prints (a
 // ConnOutcome: remote, offerer, milestones, bytes_moved) plus `ok`. Milestones are
 // milliseconds since the page created its Peer, read from the browser's own events: the
-// signaling WebSocket's open, PeerJS's OPEN, setLocalDescription/setRemoteDescription,
+// signaling WebSocket's open, PeerJS's OPEN, setLocalDescription/setRemoteDescription (an
+// ANSWER: its frame's arrival),
 // icecandidate (first candidate, first srflx, first relay, gathering complete),
 // iceconnectionstatechange (ice_connected), connectionstatechange (dtls_connected: DTLS is up
 // when the connection state says "connected"), the DataConnection's open, the first echo and the
@@ -88,6 +89,15 @@ try {
           constructor(...a) {
             super(...a);
             this.addEventListener("open", () => mark("signaling_connected"));
+            // The ANSWER counts as received when its frame arrives, before PeerJS hands it to
+            // setRemoteDescription, as a virtual peer counts it (the description's application,
+            // 2-14 ms here, is part of the next stage on both).
+            this.addEventListener("message", (e) => {
+              if ("answer_received" in at || typeof e.data !== "string" || !e.data.includes('"ANSWER"')) return;
+              try {
+                if (JSON.parse(e.data).type === "ANSWER") mark("answer_received");
+              } catch {}
+            });
           }
           send(data) {
             if (!cfg.vanilla || typeof data !== "string") return super.send(data);
@@ -147,9 +157,7 @@ try {
           }
           async setRemoteDescription(d) {
             if (d?.type === "offer") mark("offer_received");
-            const r = await super.setRemoteDescription(d);
-            if (d?.type === "answer") mark("answer_received");
-            return r;
+            return super.setRemoteDescription(d);
           }
         };
         // The selected pair's local and remote candidate types, from getStats.

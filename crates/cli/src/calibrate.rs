@@ -721,3 +721,52 @@ fn savings(md: &mut String, cells: &[Row]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerances_are_the_goals() {
+        // Open: 15 % of Chromium's, at least 20 ms.
+        assert_eq!(open_tolerance(40.0), 20.0);
+        assert_eq!(open_tolerance(1000.0), 150.0);
+        // ICE and DTLS: one RTT, at least 20 ms.
+        assert_eq!(stage_tolerance(0), 20.0);
+        assert_eq!(stage_tolerance(200), 200.0);
+    }
+
+    #[test]
+    fn a_goal_is_met_only_when_enough_cells_meet_it() {
+        let row = |t: &Tally| {
+            let mut md = String::new();
+            t.row(&mut md);
+            md
+        };
+        let mut all = Tally::new("every cell");
+        all.check(true, || unreachable!("a cell that meets the goal is not listed"));
+        all.check(false, || "host 0 ms trickle: 40 vs 66".into());
+        assert_eq!(row(&all), "| every cell | **not met** | 1 of 2 | host 0 ms trickle: 40 vs 66 |\n");
+        let mut most = Tally::new("95 %");
+        most.need_pct = 95;
+        for k in 0..20 {
+            most.check(k != 7, || "one class".into());
+        }
+        assert!(row(&most).starts_with("| 95 % | met | 19 of 20 |"), "{}", row(&most));
+        most.check(false, || "another".into());
+        assert!(row(&most).contains("**not met**"), "{}", row(&most));
+        // Nothing judged is not a goal met.
+        assert!(row(&Tally::new("none")).contains("**not met** | 0 of 0 | – |"));
+    }
+
+    #[test]
+    fn the_default_cells_are_every_path_at_every_rtt() {
+        let cells = default_cells();
+        assert_eq!(cells.len(), 9);
+        for path in [Path::Host, Path::Srflx, Path::Relay] {
+            for rtt_ms in [0, 60, 200] {
+                assert!(cells.contains(&Cell { path, rtt_ms }), "{path:?} {rtt_ms}");
+            }
+        }
+    }
+}

@@ -141,6 +141,10 @@ impl Profile {
                 // virtual peers' relayed checks a round trip to the TURN server: their ICE through
                 // a relay came 1.1–1.2 RTT after Chromium's in the calibration (60 and 200 ms).
                 send_before_permission: true,
+                // p2p/base/connection.cc `MaybeUpdateLocalCandidate`,
+                // `MaybeUpdatePeerReflexiveCandidate`: in the calibration's NAT matrix Chromium
+                // reported full-cone ↔ full-cone as srflx/srflx where the stack said host/prflx.
+                pair_types_like_libwebrtc: true,
             },
             Profile::Firefox => StackTimers {
                 // nICEr: Ta = 20 ms between checks (RFC 8445 §14.2's default pacing).
@@ -174,6 +178,8 @@ impl Profile {
                 // Not measured.
                 eager_permissions: false,
                 send_before_permission: false,
+                // nICEr's names are not measured: the stack's own.
+                pair_types_like_libwebrtc: false,
             },
             Profile::Rtc => StackTimers {
                 // rtc-ice 0.21.1 `agent_config.rs` defaults.
@@ -205,6 +211,8 @@ impl Profile {
                 // data until the permission is granted.
                 eager_permissions: false,
                 send_before_permission: false,
+                // The stack's own names for a pair's candidates.
+                pair_types_like_libwebrtc: false,
             },
         }
     }
@@ -265,6 +273,10 @@ pub struct StackTimers {
     /// A relay sends to a remote candidate as soon as it has asked for its permission, not once
     /// the server has granted it.
     pub send_before_permission: bool,
+    /// The selected pair's types are reported as libwebrtc's getStats names them: the local
+    /// side by the address the peer saw (a NATed host candidate reports as srflx or prflx), a
+    /// peer-reflexive remote by the candidate signalled later at its address (`conn::selected`).
+    pub pair_types_like_libwebrtc: bool,
 }
 
 /// How a profile times the DTLS handshake. The default is the `rtc` stack's own.

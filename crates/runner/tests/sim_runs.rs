@@ -333,6 +333,31 @@ fn trickle_beats_vanilla_by_the_gathering_delay_when_the_server_is_slow() {
     }
 }
 
+/// The selected pair is named as Chromium's getStats names it: in the calibration's NAT matrix
+/// (docs/calibration.md) Chromium reported these classes exactly so, where the `rtc` stack
+/// itself calls every NATed local side `host` and a peer first heard in a check `prflx`.
+#[test]
+fn the_selected_pair_is_named_as_chromium_names_it() {
+    let matrix = |profile: &str| {
+        class_rates(&format!(
+            "[network]\npairing = \"matrix\"\nnat_mix = {{ open = 1, full-cone = 1, symmetric = 1 }}\n[servers]\nturn = \"none\"\n[peers]\ncount = 18\nprofile = \"{profile}\"\n[timeouts]\nsetup_s = 12\n"
+        ))
+    };
+    let m = matrix("chrome");
+    let names = |class: &str| m.get(class).unwrap_or_else(|| panic!("{class} in {m:?}")).1.clone();
+    assert_eq!(names("full-cone ↔ full-cone"), ["srflx/srflx"]);
+    assert_eq!(names("full-cone ↔ open"), ["host/srflx", "srflx/host"]);
+    assert_eq!(names("open ↔ symmetric"), ["host/prflx", "prflx/host"]);
+    assert_eq!(names("full-cone ↔ symmetric"), ["prflx/srflx", "srflx/prflx"]);
+    assert_eq!(names("open ↔ open"), ["host/host"]);
+    // The stack's own names: the local side is the host candidate the check left from.
+    let r = matrix("rtc");
+    for class in ["full-cone ↔ full-cone", "full-cone ↔ symmetric"] {
+        let names = &r.get(class).unwrap_or_else(|| panic!("{class} in {r:?}")).1;
+        assert!(!names.is_empty() && names.iter().all(|t| t.starts_with("host/")), "{class}: {names:?}");
+    }
+}
+
 /// Two subscribers behind one carrier NAT reach each other's server-reflexive address only if
 /// the carrier NAT hairpins (RFC 4787 §6); without hairpinning they need the relay.
 #[test]
@@ -346,7 +371,8 @@ fn peers_behind_one_carrier_nat_meet_by_hairpinning_or_through_the_relay() {
     };
     let (rate, selected) = run_with(true, "none");
     assert_eq!(rate, 1.0);
-    assert!(selected.iter().all(|t| t == "host/srflx"), "{selected:?}");
+    // Each saw the other at its carrier mapping, the one the STUN server saw: srflx both ways.
+    assert!(selected.iter().all(|t| t == "srflx/srflx"), "{selected:?}");
     assert_eq!(run_with(false, "none").0, 0.0, "no hairpinning, no relay: no path");
     let (rate, selected) = run_with(false, "embedded");
     assert_eq!(rate, 1.0);

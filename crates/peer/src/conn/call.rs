@@ -252,15 +252,15 @@ impl Call {
 
 impl Call {
     /// The selected candidate pair's types (local, remote), read through a sender's or a
-    /// receiver's DTLS transport (a call has no SCTP transport to ask).
-    pub fn selected(&self, pc: &mut RTCPeerConnection) -> Option<(String, String)> {
-        let pair = if let Some(s) = self.senders.first() {
-            pc.rtp_sender(s.id)?.transport()?.ice_transport().get_selected_candidate_pair()
+    /// receiver's DTLS transport (a call has no SCTP transport to ask); with `like_libwebrtc`
+    /// named as Chromium's getStats names them (see `selected`).
+    pub fn selected(&self, pc: &mut RTCPeerConnection, like_libwebrtc: bool) -> Option<(String, String)> {
+        if let Some(s) = self.senders.first() {
+            super::selected::selected_types(&pc.rtp_sender(s.id)?.transport()?.ice_transport(), like_libwebrtc)
         } else {
             let id = self.receivers.values().next()?.0;
-            pc.rtp_receiver(id)?.transport()?.ice_transport().get_selected_candidate_pair()
-        };
-        pair.map(|p| (p.local().typ.to_string(), p.remote().typ.to_string()))
+            super::selected::selected_types(&pc.rtp_receiver(id)?.transport()?.ice_transport(), like_libwebrtc)
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod call;
 mod gather;
+mod selected;
 mod workload;
 
 use crate::config::{IceMode, Transmit, TurnServer, Workload};
@@ -849,7 +850,8 @@ impl Connection {
                         // SRTP keys exist: the call's media starts (PeerJS's `stream` event
                         // fires on the first track; sending needs only DTLS).
                         call.start(now);
-                        self.milestones.selected = call.selected(pc);
+                        self.milestones.selected =
+                            call.selected(pc, self.cfg.profile.timers().pair_types_like_libwebrtc);
                         call.send_due(pc, now);
                     }
                 }
@@ -862,9 +864,11 @@ impl Connection {
                 self.mark(Milestone::DataChannelOpen, now);
                 let sctp = self.pc.as_ref().and_then(|pc| pc.sctp());
                 self.milestones.dtls = sctp.as_ref().and_then(|s| s.transport().tls_version()).map(str::to_owned);
-                let pair = sctp.and_then(|sctp| sctp.transport().ice_transport().get_selected_candidate_pair());
-                if let Some(pair) = pair {
-                    self.milestones.selected = Some((pair.local().typ.to_string(), pair.remote().typ.to_string()));
+                let like_libwebrtc = self.cfg.profile.timers().pair_types_like_libwebrtc;
+                if let Some(pair) =
+                    sctp.and_then(|sctp| selected::selected_types(&sctp.transport().ice_transport(), like_libwebrtc))
+                {
+                    self.milestones.selected = Some(pair);
                 }
                 self.check_workload_done(now);
             }

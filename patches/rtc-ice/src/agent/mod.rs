@@ -634,6 +634,14 @@ impl Agent {
         interval
     }
 
+    /// peerstorm patch: the address the peer saw the selected pair's checks come from (the
+    /// XOR-MAPPED-ADDRESS of its last success response), `None` before a success or a selection.
+    /// libwebrtc reports the pair's local candidate by it: the local candidate with that
+    /// address (a NATed host candidate becomes its srflx one), else a new peer-reflexive one.
+    pub fn get_selected_candidate_pair_mapped_address(&self) -> Option<SocketAddr> {
+        self.candidate_pairs[self.get_selected_pair()?].mapped
+    }
+
     /// Returns the selected pair (local_candidate, remote_candidate) or none
     pub fn get_selected_candidate_pair(&self) -> Option<(&Candidate, &Candidate)> {
         if let Some(pair_index) = self.get_selected_pair() {
@@ -1516,6 +1524,13 @@ impl Agent {
             }
 
             if let Some(remote_index) = &remote_candidate_index {
+                // peerstorm patch: keep the address the peer saw this check come from.
+                let mut mapped = XorMappedAddress::default();
+                if mapped.get_from(m).is_ok()
+                    && let Some(p) = self.find_pair(local_index, *remote_index)
+                {
+                    self.candidate_pairs[p].mapped = Some(SocketAddr::new(mapped.ip, mapped.port));
+                }
                 self.handle_success_response(now, m, local_index, *remote_index, remote_addr);
             } else {
                 warn!(

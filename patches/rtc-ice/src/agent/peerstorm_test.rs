@@ -58,6 +58,25 @@ fn remote_addr() -> SocketAddr {
     SocketAddr::from_str("172.17.0.3:999").unwrap()
 }
 
+/// The peer's success response to `request`, saying it came from `mapped`.
+fn success(a: &Agent, request: Message, mapped: SocketAddr) -> Result<Message> {
+    let mut response = Message::new();
+    response.build(&[
+        Box::new(request),
+        Box::new(BINDING_SUCCESS),
+        Box::new(XorMappedAddress {
+            ip: mapped.ip(),
+            port: mapped.port(),
+        }),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            REMOTE_PWD.to_string(),
+            a.crypto_provider.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])?;
+    Ok(response)
+}
+
 /// A controlling peer's check on a pair the controlled agent has not validated yet, with
 /// USE-CANDIDATE.
 fn nominating_check(a: &Agent) -> Result<Message> {
@@ -102,20 +121,7 @@ fn controlled_agent_answers_a_nominating_check_and_selects_on_its_own_success() 
         assert!(a.get_selected_pair().is_none(), "not selected before our own check succeeds");
 
         // The peer answers the triggered check.
-        let mut response = Message::new();
-        response.build(&[
-            Box::new(triggered),
-            Box::new(BINDING_SUCCESS),
-            Box::new(XorMappedAddress {
-                ip: "192.168.0.2".parse().unwrap(),
-                port: 777,
-            }),
-            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
-                REMOTE_PWD.to_string(),
-                a.crypto_provider.crypto(),
-            )),
-            Box::new(FINGERPRINT),
-        ])?;
+        let mut response = success(&a, triggered, "192.168.0.2:777".parse().unwrap())?;
         a.handle_inbound(now, &mut response, 0, remote_addr())?;
         assert_eq!(
             a.get_selected_pair().is_some(),
@@ -123,6 +129,27 @@ fn controlled_agent_answers_a_nominating_check_and_selects_on_its_own_success() 
             "the peer-nominated pair is selected on success only with aggressive nomination"
         );
     }
+    Ok(())
+}
+
+/// The selected pair keeps the address the peer saw its check come from (the success
+/// response's XOR-MAPPED-ADDRESS): a NAT's mapping, not the host candidate's address.
+#[test]
+fn the_selected_pair_keeps_the_mapped_address_of_its_success() -> Result<()> {
+    let mut a = agent(false, true)?;
+    let now = Instant::now();
+    let mut check = nominating_check(&a)?;
+    a.handle_inbound(now, &mut check, 0, remote_addr())?;
+    assert_eq!(a.get_selected_candidate_pair_mapped_address(), None, "nothing selected yet");
+    let triggered = sent(&mut a)
+        .into_iter()
+        .find(|m| m.typ == BINDING_REQUEST)
+        .expect("a triggered check");
+    let nat: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    let mut response = success(&a, triggered, nat)?;
+    a.handle_inbound(now, &mut response, 0, remote_addr())?;
+    assert!(a.get_selected_pair().is_some());
+    assert_eq!(a.get_selected_candidate_pair_mapped_address(), Some(nat));
     Ok(())
 }
 

@@ -84,6 +84,10 @@ pub struct CandidatePair {
     /// peerstorm patch (`AgentConfig::paced_checks`): when a check from the peer arrived on this
     /// pair since our last check on it (a triggered check is owed).
     pub(crate) triggered_at: Option<std::time::Instant>,
+    /// peerstorm patch: the address the peer saw our checks on this pair come from (the
+    /// XOR-MAPPED-ADDRESS of the last success response), by which libwebrtc names the pair's
+    /// local candidate (`Connection::MaybeUpdateLocalCandidate`).
+    pub(crate) mapped: Option<std::net::SocketAddr>,
 
     // STUN transaction stats
     /// Total number of STUN connectivity check requests sent (not including retransmissions).
@@ -161,6 +165,7 @@ impl CandidatePair {
             nominated: false,
             last_ping: None,
             triggered_at: None,
+            mapped: None,
             // STUN transaction stats
             requests_sent: 0,
             requests_received: 0,

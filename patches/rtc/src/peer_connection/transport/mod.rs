@@ -305,6 +305,15 @@ impl RTCIceTransport<'_> {
         self.peer_connection.ice_transport().get_remote_candidates()
     }
 
+    /// peerstorm patch: the address the peer saw the selected pair's checks come from (the
+    /// XOR-MAPPED-ADDRESS of its last success response), `None` until there is one. libwebrtc's
+    /// getStats names the pair's local candidate by it (`Connection::MaybeUpdateLocalCandidate`):
+    /// behind a NAT a host candidate's pair reports the srflx candidate with that address, or a
+    /// peer-reflexive one.
+    pub fn get_selected_mapped_address(&self) -> Option<std::net::SocketAddr> {
+        self.peer_connection.ice_transport().get_selected_mapped_address()
+    }
+
     /// The nominated candidate pair, or `None` until ICE selects one.
     pub fn get_selected_candidate_pair(&self) -> Option<RTCIceCandidatePair> {
         self.peer_connection

@@ -126,6 +126,12 @@ impl IceTransport {
         Some(RTCIceCandidatePair::new(local.into(), remote.into()))
     }
 
+    /// peerstorm patch: where the peer saw the selected pair's checks come from (see
+    /// `Agent::get_selected_candidate_pair_mapped_address`).
+    pub(crate) fn get_selected_mapped_address(&self) -> Option<std::net::SocketAddr> {
+        self.agent.get_selected_candidate_pair_mapped_address()
+    }
+
     /// W3C `IceTransport.getRemoteCandidates()`: the remote candidates received so far.
     pub(crate) fn get_remote_candidates(&self) -> Vec<RTCIceCandidate> {
         IceTransport::rtc_ice_candidates_from_ice_candidates(self.agent.get_remote_candidates())

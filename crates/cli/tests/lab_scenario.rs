@@ -150,13 +150,16 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     let dir = std::env::temp_dir().join(format!("peerstorm-calibrate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let md = dir.join("calibration.md");
-    let r = peerstorm()
-        .args(["calibrate", "--cells", "host:60", "--pairs", "1", "--out"])
-        .arg(&md)
-        .arg("--results")
-        .arg(dir.join("runs"))
-        .output()
-        .unwrap();
+    // `calibrate --cells host:60 [--pairs N] --out OUT RUNS_FLAG RUNS`.
+    let calibrate = |pairs: Option<&str>, out: &std::path::Path, runs_flag: &str| {
+        let mut c = peerstorm();
+        c.args(["calibrate", "--cells", "host:60"]);
+        if let Some(n) = pairs {
+            c.args(["--pairs", n]);
+        }
+        c.arg("--out").arg(out).arg(runs_flag).arg(dir.join("runs")).output().unwrap()
+    };
+    let r = calibrate(Some("1"), &md, "--results");
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(0), "{err}");
     let text = std::fs::read_to_string(&md).unwrap();
@@ -233,25 +236,13 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     // `--from` writes the same page again from the runs' figures, without running anything;
     // with another --pairs it refuses.
     let again = dir.join("again.md");
-    let r = peerstorm()
-        .args(["calibrate", "--cells", "host:60", "--pairs", "1", "--out"])
-        .arg(&again)
-        .arg("--from")
-        .arg(dir.join("runs"))
-        .output()
-        .unwrap();
+    let r = calibrate(Some("1"), &again, "--from");
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     let again = std::fs::read_to_string(&again).unwrap();
     assert!(again.contains("written again from its results"), "{again}");
     let body = |t: &str| t.lines().filter(|l| !l.starts_with("Made by")).collect::<Vec<_>>().join("\n");
     assert_eq!(body(&again), body(&text));
-    let r = peerstorm()
-        .args(["calibrate", "--cells", "host:60", "--out"])
-        .arg(dir.join("never.md"))
-        .arg("--from")
-        .arg(dir.join("runs"))
-        .output()
-        .unwrap();
+    let r = calibrate(None, &dir.join("never.md"), "--from");
     let err = String::from_utf8_lossy(&r.stderr);
     assert_ne!(r.status.code(), Some(0), "{err}");
     assert!(err.contains("pass the --pairs it ran with"), "{err}");

@@ -113,7 +113,7 @@ workload finished (with --connect), 1 when it did not, 2 on usage errors.")]
     /// and in the simulator, optionally mixed pairs and the NAT matrix; writes docs/calibration.md.
     /// Needs root (the lab).
     #[command(after_help = "Examples:\n  \
-sudo peerstorm calibrate                                  # every cell, 5 pairs each: docs/calibration.md\n  \
+sudo peerstorm calibrate                                  # every cell, 9 pairs each: docs/calibration.md\n  \
 sudo peerstorm calibrate --cells host:60 --pairs 2 --out /tmp/c.md\n  \
 sudo peerstorm calibrate --mixed --matrix --profile rtc   # the stack's own timers, for comparison
   \

@@ -287,6 +287,7 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             turn,
             relay_only: a.relay_only,
             profile: a.profile,
+            metronome_tick: None,
         };
         let mut cfg = peerstorm_live::fullstack::config(
             a.id.clone(),

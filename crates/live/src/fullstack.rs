@@ -271,8 +271,23 @@ pub fn config(
         answer,
         host: addrs.first().copied().unwrap_or(base.host),
         sockets: addrs,
+        metronome_tick: base.metronome_tick.or_else(|| Some(machine_metronome_tick())),
         ..base
     }
+}
+
+/// An instant at which a browser's 64 Hz metronome ticks on this machine: Chromium's ticks fall
+/// at whole multiples of 15.625 ms of `CLOCK_MONOTONIC` (its `base::TimeTicks`, whose zero is
+/// the metronome's phase), so every browser and every live virtual peer on one machine tick
+/// together, as in the lab.
+pub fn machine_metronome_tick() -> std::time::Instant {
+    const PERIOD_NS: u64 = 15_625_000;
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC);
+    let now = std::time::Instant::now();
+    let Ok(mono) = mono else { return now };
+    let mono_ns = u64::try_from(mono.tv_sec()).unwrap_or(0).wrapping_mul(1_000_000_000)
+        + u64::try_from(mono.tv_nsec()).unwrap_or(0);
+    now.checked_sub(std::time::Duration::from_nanos(mono_ns % PERIOD_NS)).unwrap_or(now)
 }
 
 /// What the full-stack load does.
@@ -413,4 +428,24 @@ pub async fn run_full(cfg: FullConfig, mut progress: impl FnMut(crate::Progress)
         point: Default::default(),
     };
     (run, unbound.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tick falls on a whole multiple of 15.625 ms of `CLOCK_MONOTONIC`, at most one period
+    /// ago.
+    #[test]
+    fn the_metronome_ticks_on_the_monotonic_clocks_64_hz_grid() {
+        let tick = machine_metronome_tick();
+        let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
+        let since = std::time::Instant::now().duration_since(tick);
+        assert!(since < Duration::from_micros(15_625) + Duration::from_millis(50), "{since:?}");
+        let mono_ns = mono.tv_sec() as u128 * 1_000_000_000 + mono.tv_nsec() as u128;
+        // The tick's own monotonic time, give or take the microseconds between the two reads.
+        let off = (mono_ns - since.as_nanos()) % 15_625_000;
+        let off = off.min(15_625_000 - off);
+        assert!(off < 1_000_000, "{off} ns off the grid");
+    }
 }

@@ -375,6 +375,7 @@ fn full(
             },
             relay_only: s.servers.relay_only,
             profile: s.peers.profile,
+            metronome_tick: None,
         };
         let name = ice_name(*ice);
         let cfg = FullConfig {

@@ -74,6 +74,11 @@ pub struct PeerConfig {
     pub relay_only: bool,
     /// Whose timers the stack keeps.
     pub profile: crate::profile::Profile,
+    /// An instant at which the metronome of this peer's machine ticks, for a profile whose
+    /// delayed tasks wait for one (`StackTimers::metronome`): Chromium's ticks fall at whole
+    /// multiples of 15.625 ms of the machine's monotonic clock, shared by every browser on it.
+    /// `None`: the peer's start.
+    pub metronome_tick: Option<std::time::Instant>,
 }
 
 /// A TURN server and the long-term credentials for it.

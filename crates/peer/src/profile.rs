@@ -48,13 +48,12 @@ impl Profile {
         match self {
             Profile::Chrome => StackTimers {
                 // libwebrtc p2p/base/p2p_constants.cc: WEAK_PING_INTERVAL = 48 ms, the pace of
-                // checks while no pair is writable. Chromium runs WebRTC's delayed tasks on a
-                // 64 Hz metronome (third_party/webrtc_overrides/metronome_source.cc,
-                // kMetronomeTick = base::Hertz(64)): the ping loop reposts itself 48 ms after a
-                // tick and runs at the first tick after that, 4 × 15.625 = 62.5 ms later.
-                // Measured in the lab: Chromium 156's checks leave 61–65 ms apart
+                // checks while no pair is writable. The ping loop reposts itself 48 ms after it
+                // runs and waits for the metronome (`metronome`): its first check leaves when
+                // checks start, the second 48–62.5 ms later at a tick, the rest 4 ticks =
+                // 62.5 ms apart. Measured in the lab: Chromium 156's checks leave 61–65 ms apart
                 // (`[lab] pcap`, docs/calibration.md).
-                check_interval: Duration::from_micros(62_500),
+                check_interval: Duration::from_millis(48),
                 // A pair is unwritable after CONNECTION_WRITE_CONNECT_TIMEOUT = 5 s and
                 // CONNECTION_WRITE_CONNECT_FAILURES = 5 missed pings (connection.cc): 5 s of
                 // checks at 62.5 ms.
@@ -118,14 +117,24 @@ impl Profile {
                 sctp: Sctp::DCSCTP,
                 // p2p/base/port_allocator.h kMinimumStepDelay = 50 ms, which PeerConnection sets;
                 // p2p/client/basic_port_allocator.cc: phases UDP, RELAY, TCP one step apart. Each
-                // step is a delayed task on the 64 Hz metronome (see `check_interval`), so 50 ms
-                // runs at the fourth tick, 62.5 ms: the steps and the check ticks keep the same
-                // phase. In the lab's pcap (vanilla, relay, 0 ms RTT) Chromium's answerer sends
-                // its ANSWER ~1 ms after one of its checks every time, so the offerer's
-                // permission always misses that check and ICE completes a tick later; with
-                // 50 ms steps the virtual answer left 12.5 ms before a tick and the next check
-                // found the permission in place (vanilla open 0.73× Chromium's).
-                gather_step: Duration::from_micros(62_500),
+                // step is a delayed task on the metronome, so after the first the steps run at
+                // the same ticks as the checks. In the lab's pcap (vanilla, relay, 0 ms RTT)
+                // Chromium's answerer sends its ANSWER ~1 ms after one of its checks every time,
+                // so the offerer's permission always misses that check and ICE completes a tick
+                // later; with 50 ms steps off the metronome the virtual answer left 12.5 ms
+                // before a tick and the next check found the permission in place (vanilla open
+                // 0.73× Chromium's).
+                gather_step: Duration::from_millis(50),
+                // Chromium runs WebRTC's low-precision delayed tasks (the ping loop, the port
+                // allocator's steps) at the first tick of a 64 Hz metronome at or after they are
+                // due (third_party/webrtc_overrides/metronome_source.cc: kMetronomeTick =
+                // base::Hertz(64), phase base::TimeTicks(), the machine's monotonic clock's
+                // zero; webrtc_task_queue.cc and thread_wrapper.cc `PostDelayedTask` snap every
+                // task that is not high precision). Where a tick falls relative to a pair's
+                // network events is random from pair to pair: Chromium's ICE at srflx, 60 ms
+                // RTT spread 272–364 ms over nine pairs in the calibration where the virtual
+                // peers', ticking from their own start, took 289–290 every time.
+                metronome: Some(Duration::from_micros(15_625)),
                 // p2p/base/p2p_transport_channel.cc `MaybeStopPortAllocatorSessions` once a
                 // connection is writable (continual gathering off): an answerer whose early checks
                 // succeed sends its vanilla answer without waiting for its TURN allocation.
@@ -174,6 +183,8 @@ impl Profile {
                 sctp: Sctp::DCSCTP,
                 // Firefox's nICEr gathers differently; not measured.
                 gather_step: Duration::ZERO,
+                // Firefox's timers are not measured here.
+                metronome: None,
                 stop_gathering_when_writable: false,
                 // Not measured.
                 eager_permissions: false,
@@ -206,6 +217,8 @@ impl Profile {
                 describe_answer: Duration::ZERO,
                 apply_remote: Duration::ZERO,
                 gather_step: Duration::ZERO,
+                // The `rtc` stack runs each timer when it is due.
+                metronome: None,
                 stop_gathering_when_writable: false,
                 // rtc 0.21.1 asks for a permission when it first sends to a peer, and holds the
                 // data until the permission is granted.
@@ -264,6 +277,11 @@ pub struct StackTimers {
     /// the relay's Allocate one step in, and gathering complete no sooner than two steps in
     /// (zero: everything at once, gathering complete when the last source answers).
     pub gather_step: Duration,
+    /// The period of a metronome whose ticks the delayed tasks above wait for (the ICE check
+    /// loop, the gathering steps): each runs at the first tick at or after it is due. The
+    /// ticks fall where the peer's machine's clock puts them (`PeerConfig::metronome_tick`).
+    /// `None`: each runs when due.
+    pub metronome: Option<Duration>,
     /// Gathering stops (and completes) once a check of ours is answered; a vanilla description
     /// waiting for it leaves then.
     pub stop_gathering_when_writable: bool,
@@ -363,8 +381,12 @@ mod tests {
             "rtc keeps its handshakes"
         );
         let chrome = Profile::Chrome.timers();
-        // A pair is tried about as long as Chromium tries it before calling it failed.
-        let tried = chrome.check_interval * u32::from(chrome.max_binding_requests);
+        // A pair is tried about as long as Chromium tries it before calling it failed; the check
+        // loop runs every 62.5 ms once on the metronome's ticks.
+        let period = chrome.metronome.expect("chrome's delayed tasks wait for the metronome");
+        let ticks = chrome.check_interval.as_nanos().div_ceil(period.as_nanos());
+        assert_eq!(period * ticks as u32, Duration::from_micros(62_500));
+        let tried = period * ticks as u32 * u32::from(chrome.max_binding_requests);
         assert!((Duration::from_secs(4)..=Duration::from_secs(6)).contains(&tried), "{tried:?}");
     }
 }

@@ -43,6 +43,7 @@ fn run(with_data: bool) -> World {
             turn: Vec::new(),
             relay_only: false,
             profile: peerstorm_peer::Profile::Chrome,
+            metronome_tick: None,
         };
         let base = world.base();
         world.add_peer(hosts[i], VirtualPeer::new(cfg, base), "open");

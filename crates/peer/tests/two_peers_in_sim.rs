@@ -31,6 +31,7 @@ fn run(ice: IceMode) -> (World, Duration) {
             turn: Vec::new(),
             relay_only: false,
             profile: peerstorm_peer::Profile::Chrome,
+            metronome_tick: None,
         };
         let base = world.base();
         world.add_peer(hosts[i], VirtualPeer::new(cfg, base), "open");

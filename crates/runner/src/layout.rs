@@ -186,6 +186,16 @@ const SIM_UNIX_EPOCH: u64 = 1_767_225_600;
 
 /// The embedded STUN/TURN core: one user for every peer (or the REST API secret they mint
 /// credentials with), UDP on 3478 and TCP on 443.
+/// Where the metronome of run group `g`'s machine ticks, after virtual time 0: anywhere in a
+/// 64 Hz period, drawn from the seed. The peers of a group share it, as two browsers on one
+/// machine do (the lab, where the calibration measures Chromium pairs); groups do not, as the
+/// lab's pairs start at random instants of its clock. Drawn from the group's index, not a shared
+/// sequence, so a shard builds the same phases as the whole run.
+fn metronome_phase(seed: u64, g: usize) -> Duration {
+    let mut rng = Rng::seed(seed ^ 0x6d65_7472_6f6e_6f6d ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    Duration::from_nanos(rng.below(15_625_000))
+}
+
 fn turn_core(base: std::time::Instant, secret: Option<&str>, quota: Option<usize>) -> TurnServer {
     let mut cfg = TurnConfig::new("peerstorm", SocketAddr::V4(SERVER_ADDR));
     cfg.add_user(TURN_USER.0, TURN_USER.1);
@@ -345,6 +355,7 @@ impl ScenarioWorld {
                 turn,
                 relay_only: s.servers.relay_only,
                 profile: s.peers.profile,
+                metronome_tick: Some(base + metronome_phase(s.seed, i / group)),
             };
             // Milestones count from the moment this peer joins.
             world_index[i] = Some(world.add_peer(*host, VirtualPeer::new(cfg, base + starts[i]), presets[i].as_str()));

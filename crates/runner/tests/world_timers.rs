@@ -121,6 +121,7 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         turn: Vec::new(),
         relay_only: false,
         profile: peerstorm_peer::Profile::Chrome,
+        metronome_tick: None,
     };
     let base = w.base();
     let i = w.add_peer(host, VirtualPeer::new(cfg, base), "open");

@@ -136,7 +136,7 @@ impl Connection {
     /// becomes the srflx candidate; with a TURN server, an Allocate. Gathering completes when
     /// every source is done or given up. With the profile's `gather_step` (libwebrtc's port
     /// allocator phases), the Allocate waits one step and gathering cannot complete before the
-    /// last phase, two steps in.
+    /// last phase, two steps in; each step runs at the profile's metronome's next tick.
     pub(super) fn gather(&mut self, now: Instant) {
         if !self.cfg.relay_only {
             let Some(c) = host_candidate(self.host) else { return };
@@ -158,7 +158,7 @@ impl Connection {
         } else {
             // The phases are a source of their own until the last one starts.
             self.gathering += 1;
-            self.phase = Some((now + step, Phase::Relay));
+            self.phase = Some((self.cfg.on_tick(now + step), Phase::Relay));
         }
         if self.gathering == 0 {
             self.finish_gathering(now);
@@ -170,7 +170,7 @@ impl Connection {
         match self.phase.take() {
             Some((_, Phase::Relay)) => {
                 self.start_turn(now);
-                self.phase = Some((now + self.cfg.profile.timers().gather_step, Phase::Last));
+                self.phase = Some((self.cfg.on_tick(now + self.cfg.profile.timers().gather_step), Phase::Last));
             }
             Some((_, Phase::Last)) => self.source_done(now),
             None => {}

@@ -49,6 +49,24 @@ pub struct ConnConfig {
     pub relay_only: bool,
     pub workload: Workload,
     pub profile: Profile,
+    /// An instant at which the peer's metronome ticks (`PeerConfig::metronome_tick`).
+    pub metronome_tick: Instant,
+}
+
+impl ConnConfig {
+    /// The first tick at or after `due` of the profile's metronome (`due` without one): when a
+    /// delayed task due then runs.
+    pub fn on_tick(&self, due: Instant) -> Instant {
+        match self.profile.timers().metronome {
+            Some(period) => rtc::ice::agent::snap_to_tick(due, self.metronome_tick, period),
+            None => due,
+        }
+    }
+
+    /// The profile's metronome, as the stack takes it.
+    fn metronome(&self) -> Option<(Instant, Duration)> {
+        self.profile.timers().metronome.map(|period| (self.metronome_tick, period))
+    }
 }
 
 /// A signaling payload for the connection's remote peer.
@@ -132,7 +150,8 @@ impl std::fmt::Debug for Connection {
 /// A bare `rtc` peer connection with `profile`'s timers and behaviours, as a virtual peer's
 /// DataConnection uses it (for benchmarks that compare the bare stack with the harness).
 pub fn bare_stack(now: Instant, profile: Profile, seed: u64) -> Result<RTCPeerConnection, Failure> {
-    build_pc(now, profile, seed, None)
+    let metronome = profile.timers().metronome.map(|period| (now, period));
+    build_pc(now, profile, metronome, seed, None)
 }
 
 /// `seed` seeds what the stack draws at random without a cryptographic need (the DTLS 1.3
@@ -140,6 +159,7 @@ pub fn bare_stack(now: Instant, profile: Profile, seed: u64) -> Result<RTCPeerCo
 fn build_pc(
     now: Instant,
     profile: Profile,
+    metronome: Option<(Instant, Duration)>,
     seed: u64,
     call: Option<&mut call::Call>,
 ) -> Result<RTCPeerConnection, Failure> {
@@ -165,6 +185,7 @@ fn build_pc(
         .with_ice_aggressive_nomination(t.aggressive_nomination)
         .with_ice_answer_early_checks(t.answer_early_checks)
         .with_ice_paced_checks(t.paced_checks)
+        .with_ice_metronome(metronome)
         .with_sctp_timer_config(sctp_timers(&t.sctp))
         .build();
     let mut builder = RTCPeerConnectionBuilder::new()
@@ -396,7 +417,8 @@ impl Connection {
     }
 
     fn make_offer(&mut self, now: Instant) {
-        let mut pc = match build_pc(now, self.cfg.profile, self.stack_seed(), self.call.as_mut()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.cfg.metronome(), self.stack_seed(), self.call.as_mut())
+        {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };
@@ -481,7 +503,8 @@ impl Connection {
             Some(c) => self.codec = Some(c),
             None => return self.fail(Failure::BrokerError(format!("serialization {:?}", self.serialization)), now),
         }
-        let mut pc = match build_pc(now, self.cfg.profile, self.stack_seed(), self.call.as_mut()) {
+        let mut pc = match build_pc(now, self.cfg.profile, self.cfg.metronome(), self.stack_seed(), self.call.as_mut())
+        {
             Ok(pc) => pc,
             Err(f) => return self.fail(f, now),
         };

@@ -141,6 +141,12 @@ pub struct AgentConfig {
     /// candidate starts checks at once only before the first check. Off: upstream's pacing.
     pub paced_checks: bool,
 
+    /// peerstorm patch: the check loop's next run waits for the first tick of this metronome
+    /// (an instant it ticks at, its period) at or after `check_interval` has passed, as
+    /// Chromium's low-precision delayed tasks wait for its 64 Hz metronome
+    /// (third_party/webrtc_overrides: `TimeSnappedToNextTick`). `None`: no metronome.
+    pub metronome: Option<(Instant, Duration)>,
+
     /// Controls if self-signed certificates are accepted when connecting to TURN servers via TLS or
     /// DTLS.
     pub insecure_skip_verify: bool,

@@ -174,6 +174,8 @@ pub struct Agent {
     pub(crate) answer_early_checks: bool,
     // peerstorm patch: see `AgentConfig::paced_checks`.
     pub(crate) paced_checks: bool,
+    // peerstorm patch: see `AgentConfig::metronome`.
+    pub(crate) metronome: Option<(Instant, Duration)>,
     // peerstorm patch: whether a check has been sent since the checks started.
     pub(crate) pinging_started: bool,
     // peerstorm patch: early checks answered (when, local index, from), remembered with paced
@@ -330,6 +332,7 @@ impl Agent {
             aggressive_nomination: config.aggressive_nomination,
             answer_early_checks: config.answer_early_checks,
             paced_checks: config.paced_checks,
+            metronome: config.metronome,
             pinging_started: false,
             early_checks: Vec::new(),
 
@@ -601,6 +604,16 @@ impl Agent {
         self.find_local_candidate(transport.local_addr, transport.transport_protocol)
             .is_some()
             && self.validate_non_stun_traffic(now, transport.peer_addr)
+    }
+
+    /// peerstorm patch: when the check loop runs next, `check_interval` (or the keepalive's)
+    /// after its last run, at the metronome's next tick when there is one.
+    pub(crate) fn next_contact_at(&self) -> Instant {
+        let due = self.last_checking_time + self.get_timeout_interval();
+        match self.metronome {
+            Some((tick, period)) => snap_to_tick(due, tick, period),
+            None => due,
+        }
     }
 
     fn get_timeout_interval(&self) -> Duration {
@@ -1838,5 +1851,23 @@ impl Agent {
         }
 
         best_pair_index
+    }
+}
+
+/// peerstorm patch: the first tick at or after `t` of a metronome that ticks at `tick` every
+/// `period`.
+pub fn snap_to_tick(t: Instant, tick: Instant, period: Duration) -> Instant {
+    let period_ns = period.as_nanos();
+    if period_ns == 0 {
+        return t;
+    }
+    if t >= tick {
+        let since = (t - tick).as_nanos();
+        let ticks = since.div_ceil(period_ns);
+        let extra = ticks * period_ns - since;
+        t + Duration::from_nanos(u64::try_from(extra).unwrap_or(u64::MAX))
+    } else {
+        let before = (tick - t).as_nanos();
+        t + Duration::from_nanos(u64::try_from(before % period_ns).unwrap_or(u64::MAX))
     }
 }

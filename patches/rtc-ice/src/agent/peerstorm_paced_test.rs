@@ -268,3 +268,57 @@ fn an_early_checks_pair_is_checked_first_once_the_answer_arrives() -> Result<()>
     assert_eq!(second, vec![addr(2)]);
     Ok(())
 }
+
+/// With a metronome the check loop's next run waits for its first tick at or after the check
+/// interval: checks that start 10 ms after a tick go again 48 ms later at the fourth tick
+/// (62.5 ms in), and from then on every 62.5 ms; without one, every 48 ms.
+#[test]
+fn the_check_loop_waits_for_the_metronome_tick() -> Result<()> {
+    let period = Duration::from_micros(15_625);
+    let weak_ping = Duration::from_millis(48);
+    for metronome in [false, true] {
+        let tick0 = Instant::now();
+        let t0 = tick0 + Duration::from_millis(10);
+        let mut a = agent_with(t0, AgentConfig {
+            is_controlling: true,
+            paced_checks: true,
+            aggressive_nomination: true,
+            check_interval: weak_ping,
+            metronome: metronome.then_some((tick0, period)),
+            ..Default::default()
+        })?;
+        for (last, prio) in [(1, 100), (2, 300), (3, 200)] {
+            a.add_remote_candidate(remote(last, prio)?)?;
+        }
+        a.start_connectivity_checks(t0, true, "remote".into(), REMOTE_PWD.into())?;
+        let mut sent_at = vec![];
+        let mut now = t0;
+        for _ in 0..3 {
+            tick(&mut a, now)?;
+            if !checks(&mut a).is_empty() {
+                sent_at.push(now - tick0);
+            }
+            now = a.poll_timeout().expect("the check loop keeps running");
+        }
+        let ms = |us: u64| Duration::from_micros(us);
+        if metronome {
+            assert_eq!(sent_at, vec![ms(10_000), ms(62_500), ms(125_000)]);
+        } else {
+            assert_eq!(sent_at, vec![ms(10_000), ms(58_000), ms(106_000)]);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn snap_to_tick_finds_the_first_tick_at_or_after() {
+    let tick = Instant::now() + Duration::from_secs(1);
+    let p = Duration::from_micros(15_625);
+    assert_eq!(snap_to_tick(tick, tick, p), tick);
+    assert_eq!(snap_to_tick(tick + Duration::from_nanos(1), tick, p), tick + p);
+    assert_eq!(snap_to_tick(tick + p * 3, tick, p), tick + p * 3);
+    assert_eq!(snap_to_tick(tick - Duration::from_millis(1), tick, p), tick);
+    assert_eq!(snap_to_tick(tick - p - Duration::from_millis(1), tick, p), tick - p);
+    assert_eq!(snap_to_tick(tick - p * 2, tick, p), tick - p * 2);
+    assert_eq!(snap_to_tick(tick + Duration::from_millis(7), tick, Duration::ZERO), tick + Duration::from_millis(7));
+}

@@ -100,6 +100,7 @@ impl RTCPeerConnection {
             aggressive_nomination: setting_engine.ice_aggressive_nomination,
             answer_early_checks: setting_engine.ice_answer_early_checks,
             paced_checks: setting_engine.ice_paced_checks,
+            metronome: setting_engine.ice_metronome,
             multicast_dns_mode: setting_engine.multicast_dns.mode,
             multicast_dns_local_name: setting_engine.multicast_dns.local_name.clone(),
             multicast_dns_local_ip: setting_engine.multicast_dns.local_ip,

@@ -393,6 +393,7 @@ pub struct SettingEngine {
     pub(crate) ice_aggressive_nomination: bool,
     pub(crate) ice_answer_early_checks: bool,
     pub(crate) ice_paced_checks: bool,
+    pub(crate) ice_metronome: Option<(std::time::Instant, Duration)>,
     pub(crate) turn_allocation_refresh_interval_cap: Option<Duration>,
     pub(crate) candidates: Candidates,
     pub(crate) multicast_dns: MulticastDNS,
@@ -661,6 +662,15 @@ impl SettingEngineBuilder {
     /// `AgentConfig::paced_checks`). Off: upstream checks every pair each interval.
     pub fn with_ice_paced_checks(mut self, paced: bool) -> Self {
         self.0.ice_paced_checks = paced;
+        self
+    }
+
+    /// peerstorm patch: the ICE check loop runs at the first tick of a metronome (an instant
+    /// it ticks at, its period) at or after its interval has passed, as Chromium's
+    /// low-precision delayed tasks wait for its 64 Hz metronome (rtc-ice's
+    /// `AgentConfig::metronome`). `None`: no metronome.
+    pub fn with_ice_metronome(mut self, metronome: Option<(std::time::Instant, Duration)>) -> Self {
+        self.0.ice_metronome = metronome;
         self
     }
 

@@ -261,10 +261,15 @@ fn from_open(runs: &[RunOutcome]) -> BTreeMap<Milestone, f64> {
             }
         }
     }
+    medians(all)
+}
+
+/// Each key's median: the lower one for an even count, as the report's HDR p50 does.
+fn medians<K: Ord>(all: BTreeMap<K, Vec<f64>>) -> BTreeMap<K, f64> {
     all.into_iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, mut v)| {
             v.sort_by(f64::total_cmp);
-            // The lower median for an even count, as the report's HDR p50 does.
             (k, v[(v.len() - 1) / 2])
         })
         .collect()
@@ -287,12 +292,7 @@ fn ice_after_answer(runs: &[RunOutcome]) -> BTreeMap<String, f64> {
             all.entry(class).or_default().push(ice.saturating_sub(answer).as_secs_f64() * 1000.0);
         }
     }
-    all.into_iter()
-        .map(|(k, mut v)| {
-            v.sort_by(f64::total_cmp);
-            (k, v[(v.len() - 1) / 2])
-        })
-        .collect()
+    medians(all)
 }
 
 /// A scenario for one cell (its RTT; relayed candidates only for the relay path) and kind.

@@ -542,7 +542,7 @@ impl Tls {
 fn tls_error(e: rustls::Error) -> io::Error {
     let text = match &e {
         rustls::Error::InvalidMessage(_) => {
-            format!("{e}: the other side does not speak TLS (a plain ws:// or http:// server?)")
+            format!("{e}: the other side does not speak TLS (a plain ws:// server, or plain http://?)")
         }
         rustls::Error::InvalidCertificate(c) if format!("{c:?}").contains("CaUsedAsEndEntity") => format!(
             "{e}: the server's certificate is a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default), which may not be a server's own; make it with -addext basicConstraints=critical,CA:FALSE, or skip the check with --insecure"

@@ -57,8 +57,8 @@ impl ConnConfig {
     /// The first tick at or after `due` of the profile's metronome (`due` without one): when a
     /// delayed task due then runs.
     pub fn on_tick(&self, due: Instant) -> Instant {
-        match self.profile.timers().metronome {
-            Some(period) => rtc::ice::agent::snap_to_tick(due, self.metronome_tick, period),
+        match self.metronome() {
+            Some((tick, period)) => rtc::ice::agent::snap_to_tick(due, tick, period),
             None => due,
         }
     }

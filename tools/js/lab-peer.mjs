@@ -17,7 +17,7 @@
 //
 //   node tools/js/lab-peer.mjs '{"broker":"198.51.100.10:9000","id":"a","connect":"b",
 //                                "iceServers":[...],"messages":10,"messageBytes":1000,
-//                                "timeoutMs":40000,"vanilla":false}'
+//                                "timeoutMs":40000,"vanilla":false,"settleMs":1000}'
 import { launch, servePage } from "./chromium.mjs";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -29,6 +29,7 @@ if (!cfg.broker || !cfg.id) {
   process.exit(2);
 }
 const timeoutMs = cfg.timeoutMs ?? 40000;
+const SETTLE_MS = 1000;
 const here = dirname(fileURLToPath(import.meta.url));
 const peerjsSource = readFileSync(join(here, "node_modules/peerjs/dist/peerjs.min.js"), "utf8");
 const page = await servePage(`<!doctype html><meta charset="utf-8"><title>peerstorm lab peer</title><script>${peerjsSource.replace(/<\/script/gi, "<\\/script")}</script>`);
@@ -60,6 +61,13 @@ try {
   p = await context.newPage();
   p.on("pageerror", (e) => finish({ error: `page error: ${e.message}` }));
   await p.goto(page.url);
+  // A browser that has just been launched is still busy starting (its GPU, network and
+  // renderer processes, the page's script): on the project's two cores a Chromium that joined
+  // and connected at once took twice its settled time to describe and to gather at 0 ms RTT
+  // (an answerer receiving the offer 50-100 ms after its own OPEN began gathering 18-20 ms after
+  // it, against 7 ms 1.4 s after OPEN). Users' browsers connect long after launch; the page
+  // waits this long before it creates its Peer so the lab measures a settled browser.
+  await new Promise((r) => setTimeout(r, cfg.settleMs ?? SETTLE_MS));
   const [host, port] = cfg.broker.split(":");
   const opts = { host, port: Number(port), path: "/", key: "peerjs", secure: false, debug: 0, config: { iceServers: cfg.iceServers ?? [], iceTransportPolicy: cfg.relayOnly ? "relay" : "all" } };
   await p.exposeFunction("labOpen", () => console.log("open"));

@@ -466,7 +466,8 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
          simulator: the same topology on virtual time), the embedded broker and STUN/TURN core; the \
          virtual peers use the `{}` profile. Times are p50, ms after the offerer's PeerJS OPEN (when a \
          page calls `peer.connect()`; when a virtual peer opens its connection), so reaching the broker \
-         does not count; the ratio is to Chromium's. Vanilla ICE: every offer and answer leaves once \
+         does not count; the ratio is to Chromium's. Each Chromium page waits 1 s after its browser \
+         starts before it joins the broker, so the browser has settled (`tools/js/lab-peer.mjs`). Vanilla ICE: every offer and answer leaves once \
          gathering is complete with every candidate in it (a Chromium page holds PeerJS's OFFER or \
          ANSWER until then and drops its CANDIDATE frames); mixed pairs run with trickle ICE only.\n",
         if a.cells == default_cells() {

@@ -322,7 +322,8 @@ mod tests {
     /// notices (before it, a test that met a taken port waited for its banner forever).
     #[test]
     fn a_reference_on_a_taken_port_is_noticed_by_the_deadline() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root =
+            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..");
         let bin = root.join("tools/js/node_modules/peer/dist/bin/peerjs.js");
         assert!(bin.exists(), "{bin:?} is missing: run scripts/test.sh (it runs npm ci in tools/js)");
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -47,7 +47,7 @@ fn version_names_the_commit_the_stack_and_the_profiles() {
     assert!(commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
     let head = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert_eq!(commit, String::from_utf8_lossy(&head.stdout).trim(), "the commit checked out: {v}");

@@ -1104,7 +1104,11 @@ mod tests {
     /// outside the repository).
     #[test]
     fn every_case_cites_a_section_of_docs_protocol_md() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md")).unwrap();
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+                .join("../../docs/protocol.md"),
+        )
+        .unwrap();
         let headings: Vec<String> = doc
             .lines()
             .filter(|l| l.starts_with('#'))

@@ -97,13 +97,17 @@ impl Profile {
                 // (P2PTransportChannel::OnUnknownAddress), so the answerer's first checks
                 // succeed before the answer reaches the offerer.
                 answer_early_checks: true,
-                // Chromium's own time to make a description, measured by `peerstorm calibrate` on
-                // the project's 2-core machine (docs/calibration.md): Chromium pairs get their
-                // answer a median 36 ms later than virtual pairs over the nine cells, and the
-                // mixed pairs split that 16 : 11 between Chromium's offer and its answer. It is
-                // time, not CPU: a faster machine makes descriptions sooner.
-                describe_offer: Duration::from_millis(21),
-                describe_answer: Duration::from_millis(15),
+                // Chromium's own time to make a description, read from a settled browser's page
+                // events in the lab (`peerstorm calibrate`, the 0 ms RTT cells, nine pairs
+                // each): its OFFER frame leaves a median 5.5-6.5 ms after PeerJS's OPEN, where a
+                // virtual offerer's leaves 1.1 ms after `describe_offer`; its ANSWER reaches the
+                // offerer 7.7-10.9 ms after the OFFER left, where a virtual answerer's arrives
+                // 2.5 ms after `describe_answer` (the broker's two hops), and its first
+                // candidate comes 6-9 ms after the offer arrives. Time, not CPU. A browser
+                // launched a moment before takes about twice that: 21 and 15 ms were fitted to
+                // such browsers before the calibration's pages waited to settle.
+                describe_offer: Duration::from_millis(5),
+                describe_answer: Duration::from_millis(7),
                 // From a CANDIDATE or ANSWER frame's arrival to the TURN CreatePermission it
                 // causes: 3.7 and 4.0 ms for CANDIDATEs, 3.1 and 8.2 ms for vanilla ANSWERs
                 // (PeerJS's handler, addIceCandidate or setRemoteDescription, the network
@@ -113,7 +117,18 @@ impl Profile {
                 // allocation before its permission does, is dropped, and is sent again a
                 // check tick later (Chromium opens ~60 ms after ICE there, and so do virtual
                 // peers in the lab).
-                apply_remote: Duration::from_millis(4),
+                apply_remote: Duration::from_millis(3),
+                // Those times spread (3.1-8.2 ms above; PeerJS's handler runs when the page's
+                // event loop gets to it): each arrival takes `apply_remote` plus a share of
+                // this drawn from the connection's seed. It decides the same race when both
+                // relays' candidates are found at one metronome tick, as they are in about a
+                // third of Chromium's relay pairs at 0 ms RTT: one side applies the other's
+                // candidate first, its check reaches an allocation with no permission yet and
+                // is dropped, and the pair connects a check loop later (Chromium's opened at
+                // 130-149 ms in every such pair). With one fixed time the two sides apply at
+                // the same instant, the permissions win every tie, and the pair opens ~60 ms
+                // sooner than Chromium's.
+                apply_remote_spread: Duration::from_millis(2),
                 sctp: Sctp::DCSCTP,
                 // p2p/base/port_allocator.h kMinimumStepDelay = 50 ms, which PeerConnection sets;
                 // p2p/client/basic_port_allocator.cc: phases UDP, RELAY, TCP one step apart. Each
@@ -178,6 +193,7 @@ impl Profile {
                 describe_offer: Profile::Chrome.timers().describe_offer,
                 describe_answer: Profile::Chrome.timers().describe_answer,
                 apply_remote: Profile::Chrome.timers().apply_remote,
+                apply_remote_spread: Profile::Chrome.timers().apply_remote_spread,
                 // Firefox has used dcsctp since 2024 (dom/media/webrtc/.../DataChannelDcSctp),
                 // with Chromium's options.
                 sctp: Sctp::DCSCTP,
@@ -216,6 +232,7 @@ impl Profile {
                 describe_offer: Duration::ZERO,
                 describe_answer: Duration::ZERO,
                 apply_remote: Duration::ZERO,
+                apply_remote_spread: Duration::ZERO,
                 gather_step: Duration::ZERO,
                 // The `rtc` stack runs each timer when it is due.
                 metronome: None,
@@ -273,6 +290,9 @@ pub struct StackTimers {
     /// The browser's own time from an ANSWER's or CANDIDATE's arrival to its stack having it
     /// (PeerJS's handler, setRemoteDescription or addIceCandidate).
     pub apply_remote: Duration,
+    /// On top of `apply_remote`, a share of this drawn per arrival from the connection's seed
+    /// (arrivals still take effect in the order they came).
+    pub apply_remote_spread: Duration,
     /// Gathering in libwebrtc's port allocator phases, this far apart: host and srflx at once,
     /// the relay's Allocate one step in, and gathering complete no sooner than two steps in
     /// (zero: everything at once, gathering complete when the last source answers).

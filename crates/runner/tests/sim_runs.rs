@@ -57,11 +57,13 @@ fn the_chrome_profile_paces_checks_one_pair_per_tick() {
     let summary = run(&s).unwrap();
     let m = &summary.modes[0];
     assert_eq!(m.pairs_ok, 1, "{m:?}");
-    // The answer reaches the stack the profile's `apply_remote` after it arrives.
-    let applied = peerstorm_peer::Profile::Chrome.timers().apply_remote.as_secs_f64() * 1000.0;
+    // The answer reaches the stack the profile's `apply_remote` (and up to its
+    // `apply_remote_spread` more) after it arrives.
+    let t = peerstorm_peer::Profile::Chrome.timers();
+    let (applied, spread) = (t.apply_remote.as_secs_f64() * 1000.0, t.apply_remote_spread.as_secs_f64() * 1000.0);
     let ice = m.stages["ice_connected"].p50_ms - m.stages["answer_received"].p50_ms - applied;
     assert!(
-        (48.0..=63.0).contains(&ice),
+        (48.0..=63.0 + spread).contains(&ice),
         "ICE connected {ice} ms after the answer took effect, one check loop (48 ms to the next metronome tick) expected"
     );
 }
@@ -80,10 +82,15 @@ fn pairs_wait_for_their_own_machines_metronome() {
     assert_eq!(m.pairs_ok, 9, "{m:?}");
     let answer = &m.stages["answer_received"];
     assert!(answer.max_ms - answer.min_ms < 0.1, "every answer at once: {answer:?}");
-    let applied = answer.min_ms + peerstorm_peer::Profile::Chrome.timers().apply_remote.as_secs_f64() * 1000.0;
+    let t = peerstorm_peer::Profile::Chrome.timers();
+    let applied = answer.min_ms + t.apply_remote.as_secs_f64() * 1000.0;
+    let spread = t.apply_remote_spread.as_secs_f64() * 1000.0;
     let ice = &m.stages["ice_connected"];
     let (first, last) = (ice.min_ms - applied, ice.max_ms - applied);
-    assert!(48.0 <= first && last <= 64.0, "ICE {first}..{last} ms after the answer took effect: one check loop");
+    assert!(
+        48.0 <= first && last <= 64.0 + spread,
+        "ICE {first}..{last} ms after the answer took effect: one check loop"
+    );
     assert!(last - first > 5.0, "the pairs' ticks fall at different phases: ICE {first}..{last} ms after the answer");
     let again = run(&s).unwrap();
     assert_eq!(again.modes[0].stages["ice_connected"], m.stages["ice_connected"]);
@@ -248,8 +255,10 @@ fn turn_over_tls_gets_through_and_costs_one_round_trip_more_than_tcp() {
         };
         let (tcp, tls) = (first_relay("tcp"), first_relay("tls"));
         let extra = tls - tcp;
+        // The summary's p50s come from HDR histograms holding three significant digits, so
+        // each is within 0.1 % of the true time (±0.7 ms at ~700 ms).
         assert!(
-            (rtt as f64..=rtt as f64 + 5.0).contains(&extra),
+            (rtt as f64 - 1.0..=rtt as f64 + 5.0).contains(&extra),
             "at {rtt} ms the TLS handshake adds one round trip: tcp {tcp} ms, tls {tls} ms"
         );
     }

@@ -119,6 +119,9 @@ pub struct Connection {
     /// An ANSWER or CANDIDATE that arrived and that the stack gets once the profile's
     /// `apply_remote` has passed, in arrival order.
     inbox: VecDeque<(Instant, Remote)>,
+    /// ANSWER and CANDIDATE frames received so far (each draws its share of
+    /// `apply_remote_spread`).
+    received: u64,
     /// The next allocation phase of gathering, when the profile paces them.
     phase: Option<(Instant, gather::Phase)>,
     /// A MediaConnection's media (`None`: a DataConnection).
@@ -299,6 +302,7 @@ impl Connection {
             gathering_done: false,
             deferred: None,
             inbox: VecDeque::new(),
+            received: 0,
             phase: None,
             call: None,
         }
@@ -558,11 +562,15 @@ impl Connection {
     }
 
     fn receive(&mut self, now: Instant, r: Remote) {
-        let wait = self.cfg.profile.timers().apply_remote;
+        let t = self.cfg.profile.timers();
+        self.received += 1;
+        let wait = t.apply_remote + spread(t.apply_remote_spread, self.stack_seed(), self.received);
         if wait.is_zero() && self.inbox.is_empty() {
             self.apply(now, r);
         } else {
-            self.inbox.push_back((now + wait, r));
+            // In arrival order, as PeerJS's handlers and the browser's operations chain take them.
+            let at = self.inbox.back().map_or(now + wait, |(last, _)| (*last).max(now + wait));
+            self.inbox.push_back((at, r));
         }
     }
 
@@ -900,10 +908,37 @@ impl Connection {
     }
 }
 
+/// The `n`th arrival's share of `spread`, from the connection's seed: uniform over
+/// [0, spread) in whole microseconds, the same for the same connection in every run
+/// (SplitMix64 of the seed and `n`).
+fn spread(spread: Duration, seed: u64, n: u64) -> Duration {
+    let us = spread.as_micros() as u64;
+    if us == 0 {
+        return Duration::ZERO;
+    }
+    let mut z = seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    Duration::from_micros(z % us)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::profile::Sctp;
+
+    #[test]
+    fn arrivals_spread_over_the_range_and_repeat() {
+        let range = Duration::from_millis(2);
+        let draws: Vec<Duration> = (1..=200).map(|n| spread(range, 42, n)).collect();
+        assert!(draws.iter().all(|d| *d < range));
+        assert!(draws.iter().any(|d| *d < Duration::from_micros(500)));
+        assert!(draws.iter().any(|d| *d > Duration::from_micros(1500)));
+        assert_eq!(draws, (1..=200).map(|n| spread(range, 42, n)).collect::<Vec<_>>(), "same seed, same draws");
+        assert_ne!(spread(range, 42, 1), spread(range, 43, 1), "another connection, another draw");
+        assert_eq!(spread(Duration::ZERO, 42, 1), Duration::ZERO);
+    }
 
     #[test]
     fn sctp_timers_carry_the_profile_to_rtc_sctp() {

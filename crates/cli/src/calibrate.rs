@@ -524,6 +524,7 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
     }
     savings(&mut md, cells);
     goals(&mut md, cells, &kinds, matrix);
+    cpu_steps(&mut md, cells, a.profile);
     for r in cells {
         let ice = if r.ice == IceMode::Vanilla { ", vanilla ICE" } else { "" };
         let _ = writeln!(md, "\n## {} at {} ms RTT{ice}\n", r.cell.path.as_str(), r.cell.rtt_ms);
@@ -735,6 +736,57 @@ fn goals(md: &mut String, cells: &[Row], kinds: &[Kind], matrix: Option<&[(Kind,
     }
 }
 
+/// Where the time goes at 0 ms RTT, where none of it is the network: each step (the difference
+/// of two stages' p50s) for Chromium and for the simulated virtual peers, beside the CPU times
+/// the profile charges. Nothing when no 0 ms cell ran both kinds.
+fn cpu_steps(md: &mut String, cells: &[Row], profile: Profile) {
+    let rows: Vec<(&Row, &Figures, &Figures)> = cells
+        .iter()
+        .filter(|r| r.cell.rtt_ms == 0)
+        .filter_map(|r| Some((r, r.get(Kind::Chromium)?, r.get(Kind::Simulated)?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let t = profile.timers();
+    let ms_of = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let _ = writeln!(
+        md,
+        "\n## Where the time goes at 0 ms RTT\n\n\
+         With no delay on any link every millisecond is a program's own work, so these cells measure \
+         the machine as much as the browser. Each step is the difference of two stages' p50s, \
+         Chromium / the simulator. The `{profile}` profile charges fixed CPU times: {:.0} ms to describe an \
+         offer, {:.0} ms to describe an answer, {:.0}–{:.0} ms to apply a remote description, and none for \
+         the DTLS handshake's cryptography or SCTP's setup; a Chromium on a slower or busier machine \
+         takes longer for each.\n\n\
+         | path | ICE | OPEN → answer arrives | answer → ICE connected | ICE → DTLS connected | DTLS → open |\n\
+         |---|---|---|---|---|---|",
+        ms_of(t.describe_offer),
+        ms_of(t.describe_answer),
+        ms_of(t.apply_remote),
+        ms_of(t.apply_remote + t.apply_remote_spread),
+    );
+    for (r, c, s) in rows {
+        let step = |f: &Figures, from: Option<Milestone>, to: Milestone| {
+            let end = p50(f, to)?;
+            Some(match from {
+                None => end,
+                Some(from) => end - p50(f, from)?,
+            })
+        };
+        let _ = write!(md, "| {} | {} |", r.cell.path.as_str(), peerstorm_scenario::ice_name(r.ice));
+        for (from, to) in [
+            (None, Milestone::AnswerReceived),
+            (Some(Milestone::AnswerReceived), Milestone::IceConnected),
+            (Some(Milestone::IceConnected), Milestone::DtlsConnected),
+            (Some(Milestone::DtlsConnected), Milestone::DataChannelOpen),
+        ] {
+            let _ = write!(md, " {} / {} |", ms(step(c, from, to)), ms(step(s, from, to)));
+        }
+        md.push('\n');
+    }
+}
+
 /// What trickle ICE saves over vanilla (vanilla open − trickle open), per cell run both ways.
 fn savings(md: &mut String, cells: &[Row]) {
     let pairs: Vec<(&Row, &Row)> = cells
@@ -798,6 +850,51 @@ mod tests {
         let open = per_class["open ↔ open"];
         assert!((63.0..=66.0).contains(&open), "open ↔ open: ICE {open} ms after the answer");
         assert!(per_class.values().all(|ms| *ms >= open), "{per_class:?}");
+    }
+
+    /// The 0 ms section: each step is the difference of two stages' p50s for Chromium and for
+    /// the simulator, the profile's CPU times are its own, and cells with delay are left out.
+    #[test]
+    fn the_zero_rtt_steps_are_differences_of_p50s() {
+        let figures = |stages: [f64; 4]| {
+            let text = scenario(
+                "t",
+                "{ open = 1 }",
+                Cell { path: Path::Host, rtt_ms: 0 },
+                1,
+                Profile::Chrome,
+                Kind::Simulated,
+                IceMode::Trickle,
+            );
+            let s = Scenario::parse(&text).unwrap();
+            let runs = peerstorm_runner::run_with_progress(&s, Shard::WHOLE, &mut |_| {}).unwrap().1;
+            let summary = summarize(&collect_all(&s.name, s.seed, Shard::WHOLE, &runs)).modes.remove(0);
+            let p50 = [
+                Milestone::AnswerReceived,
+                Milestone::IceConnected,
+                Milestone::DtlsConnected,
+                Milestone::DataChannelOpen,
+            ]
+            .into_iter()
+            .zip(stages)
+            .collect();
+            Figures { summary, p50, ice_after_answer: BTreeMap::new() }
+        };
+        let row = |rtt_ms| Row {
+            cell: Cell { path: Path::Srflx, rtt_ms },
+            ice: IceMode::Vanilla,
+            kinds: vec![
+                (Kind::Chromium, figures([27.0, 38.0, 43.0, 49.0])),
+                (Kind::Simulated, figures([12.0, 16.0, 16.0, 16.0])),
+            ],
+        };
+        let mut md = String::new();
+        cpu_steps(&mut md, &[row(60)], Profile::Chrome);
+        assert!(md.is_empty(), "{md}");
+        cpu_steps(&mut md, &[row(60), row(0)], Profile::Chrome);
+        assert!(md.contains("5 ms to describe an offer, 7 ms to describe an answer, 3–5 ms to apply"), "{md}");
+        assert!(md.ends_with("| srflx | vanilla | 27 / 12 | 11 / 4 | 5 / 0 | 6 / 0 |\n"), "{md}");
+        assert_eq!(md.matches("| srflx |").count(), 1, "{md}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::lab_run::{self, Stopped};
 use anyhow::{Context, Result};
 use clap::Args;
-use peerstorm_peer::{IceMode, Milestone, Profile};
+use peerstorm_peer::{CpuScale, IceMode, Milestone, Profile};
 use peerstorm_report::summary::{ModeSummary, summarize};
 use peerstorm_scenario::RunOutcome;
 use peerstorm_scenario::{Scenario, Shard, collect_all};
@@ -35,6 +35,13 @@ pub struct CalibrateArgs {
     /// The virtual peers' profile.
     #[arg(long, default_value = "chrome", value_parser = |s: &str| Profile::parse(s).ok_or(format!("{s:?}: expected chrome, firefox or rtc")))]
     profile: Profile,
+    /// How much slower than the profile's reference machine the virtual peers' browser work
+    /// runs (`[peers] cpu_scale`). `auto` (default) fits it to this machine's Chromium: every
+    /// Chromium pair runs first, and the scale is the median of the trickle cells' p50 from
+    /// OPEN to the OFFER leaving, over the profile's `describe_offer` (a stage no goal judges).
+    /// A number fixes it: `--cpu-scale 1` runs the profile's own times.
+    #[arg(long, default_value = "auto", value_name = "auto|X", value_parser = parse_scale)]
+    cpu_scale: ScaleArg,
     /// Also run mixed pairs in each cell: Chromium offering to a virtual peer, and the reverse
     /// (trickle ICE).
     #[arg(long)]
@@ -96,6 +103,48 @@ impl Path {
             Path::Relay => "relay",
         }
     }
+}
+
+/// `--cpu-scale`: fitted to the machine's Chromium, or given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ScaleArg {
+    Auto,
+    Fixed(CpuScale),
+}
+
+fn parse_scale(s: &str) -> Result<ScaleArg, String> {
+    if s == "auto" { Ok(ScaleArg::Auto) } else { s.parse().map(ScaleArg::Fixed) }
+}
+
+/// The CPU scale the virtual peers run with, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scale {
+    scale: CpuScale,
+    /// Fitted: the median of the Chromium trickle cells' OPEN → OFFER p50s, ms, and how many
+    /// cells it is the median of.
+    fitted_from: Option<(f64, usize)>,
+}
+
+/// Fits the CPU scale to Chromium's OPEN → OFFER p50s in trickle cells (a vanilla offer waits
+/// for gathering): their median over the profile's `describe_offer`, to 0.01. `None` when no
+/// trickle cell has the figure (results of a version that did not keep it); the scale of a
+/// profile that charges nothing to describe an offer is 1.
+fn fit_scale(rows: &[Row], profile: Profile) -> Option<Scale> {
+    let mut offers: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.ice == IceMode::Trickle)
+        .filter_map(|r| r.get(Kind::Chromium).and_then(|f| p50(f, Milestone::OfferSent)))
+        .collect();
+    if offers.is_empty() {
+        return None;
+    }
+    offers.sort_by(f64::total_cmp);
+    let n = offers.len();
+    let median = if n % 2 == 1 { offers[n / 2] } else { (offers[n / 2 - 1] + offers[n / 2]) / 2.0 };
+    let charged = profile.timers().describe_offer.as_secs_f64() * 1000.0;
+    let x = if charged > 0.0 { (median / charged * 100.0).round() / 100.0 } else { 1.0 };
+    let scale = CpuScale::new(x.clamp(CpuScale::MIN, CpuScale::MAX)).ok()?;
+    Some(Scale { scale, fitted_from: Some((median, n)) })
 }
 
 fn parse_ice(s: &str) -> Result<IceMode, String> {
@@ -194,6 +243,7 @@ fn run_cell(
     cell: Cell,
     ice: IceMode,
     kinds: &[Kind],
+    scale: CpuScale,
     results: &std::path::Path,
     t0: std::time::Instant,
 ) -> Result<Vec<(Kind, Figures)>> {
@@ -202,7 +252,7 @@ fn run_cell(
         let mode = if ice == IceMode::Vanilla { "-vanilla" } else { "" };
         let name = format!("calibrate-{}-{}ms{mode}-{}", cell.path.as_str(), cell.rtt_ms, kind.short());
         let nat = if cell.path == Path::Srflx { "{ full-cone = 1 }" } else { "{ open = 1 }" };
-        let text = scenario(&name, nat, cell, a.pairs, a.profile, kind, ice);
+        let text = scenario(&name, nat, cell, a.pairs, (a.profile, scale), kind, ice);
         eprintln!(
             "calibrate: [{:>5.0} s] {} at {} ms, {}: {}",
             t0.elapsed().as_secs_f64(),
@@ -239,7 +289,7 @@ fn run_cell(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Figures {
     summary: ModeSummary,
-    /// p50 of each stage, ms after the offerer's OPEN.
+    /// p50 of each stage (and of the OFFER leaving), ms after the offerer's OPEN.
     p50: BTreeMap<Milestone, f64>,
     /// Per NAT-pair class (`a ↔ b`, as the summary's classes), the median time from the answer
     /// reaching the offerer to its ICE connected, ms (absent in runs made before it was kept).
@@ -249,12 +299,13 @@ struct Figures {
 
 /// Each stage's p50 over the offerers' connections, from their OPEN.
 fn from_open(runs: &[RunOutcome]) -> BTreeMap<Milestone, f64> {
+    // OfferSent too: the CPU scale is fitted to it (no goal judges it).
     let mut all: BTreeMap<Milestone, Vec<f64>> = BTreeMap::new();
     for r in runs {
         for l in &r.links {
             let Some(c) = r.peers.get(l.offerer.0).and_then(|p| p.connections.get(l.offerer.1)) else { continue };
             let Some(open) = c.milestones.get(Milestone::Open) else { continue };
-            for stage in STAGES {
+            for stage in std::iter::once(Milestone::OfferSent).chain(STAGES) {
                 if let Some(t) = c.milestones.get(stage) {
                     all.entry(stage).or_default().push(t.saturating_sub(open).as_secs_f64() * 1000.0);
                 }
@@ -296,12 +347,20 @@ fn ice_after_answer(runs: &[RunOutcome]) -> BTreeMap<String, f64> {
 }
 
 /// A scenario for one cell (its RTT; relayed candidates only for the relay path) and kind.
-fn scenario(name: &str, nat_mix: &str, cell: Cell, pairs: usize, profile: Profile, kind: Kind, ice: IceMode) -> String {
+fn scenario(
+    name: &str,
+    nat_mix: &str,
+    cell: Cell,
+    pairs: usize,
+    (profile, cpu_scale): (Profile, CpuScale),
+    kind: Kind,
+    ice: IceMode,
+) -> String {
     let mut t = format!(
         "name = \"{name}\"\nseed = 1\nmode = \"{mode}\"\n\
          [network]\nrtt_ms = {rtt_ms}\nnat_mix = {nat_mix}\n{pairing}\
          [servers]\nbroker_rtt_ms = {rtt_ms}\nturn = \"embedded\"\nturn_user = \"calib:calib\"\nrelay_only = {relay_only}\n\
-         [peers]\ncount = {count}\nprofile = \"{profile}\"\nice = [\"{ice}\"]\n\
+         [peers]\ncount = {count}\nprofile = \"{profile}\"\ncpu_scale = {cpu_scale}\nice = [\"{ice}\"]\n\
          [workload.datachannel]\nmessages = 3\n\
          [timeouts]\nsetup_s = 30\n",
         mode = if kind == Kind::Simulated { "sim" } else { "lab" },
@@ -421,15 +480,38 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
         .or_else(|| a.results.clone())
         .unwrap_or_else(|| PathBuf::from(format!("reports/calibrate-{}", crate::results::utc_stamp())));
     let t0 = std::time::Instant::now();
+    // Chromium's pairs first, every cell: the CPU scale is fitted to them.
     let mut cells: Vec<Row> = Vec::new();
     for cell in &a.cells {
         for &ice in &a.ice {
-            let mut kinds = vec![Kind::Chromium, Kind::VirtualLab, Kind::Simulated];
-            if a.mixed && ice == IceMode::Trickle {
-                kinds.extend([Kind::ChromiumToVirtual, Kind::VirtualToChromium]);
-            }
-            cells.push(Row { cell: *cell, ice, kinds: run_cell(a, *cell, ice, &kinds, &results, t0)? });
+            let kinds = run_cell(a, *cell, ice, &[Kind::Chromium], CpuScale::ONE, &results, t0)?;
+            cells.push(Row { cell: *cell, ice, kinds });
         }
+    }
+    let scale = match a.cpu_scale {
+        ScaleArg::Fixed(scale) => Scale { scale, fitted_from: None },
+        ScaleArg::Auto => fit_scale(&cells, a.profile).with_context(|| {
+            format!(
+                "no Chromium trickle cell with the time its OFFER left in {} (made by an older version?): pass --cpu-scale",
+                results.display()
+            )
+        })?,
+    };
+    match scale.fitted_from {
+        Some((offer, n)) => eprintln!(
+            "calibrate: CPU scale {}: this machine's Chromium sent its offer {offer:.1} ms after OPEN (median of {n} trickle cells' p50s), the `{}` profile charges {:.1} ms",
+            scale.scale,
+            a.profile,
+            a.profile.timers().describe_offer.as_secs_f64() * 1000.0
+        ),
+        None => eprintln!("calibrate: CPU scale {} (--cpu-scale)", scale.scale),
+    }
+    for r in &mut cells {
+        let mut kinds = vec![Kind::VirtualLab, Kind::Simulated];
+        if a.mixed && r.ice == IceMode::Trickle {
+            kinds.extend([Kind::ChromiumToVirtual, Kind::VirtualToChromium]);
+        }
+        r.kinds.extend(run_cell(a, r.cell, r.ice, &kinds, scale.scale, &results, t0)?);
     }
     let matrix = if a.matrix {
         let nat = "{ open = 1, full-cone = 1, port-restricted = 1, symmetric = 1 }";
@@ -437,8 +519,15 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
         for kind in [Kind::Chromium, Kind::Simulated] {
             let name = format!("calibrate-matrix-{}", kind.short());
             eprintln!("calibrate: [{:>5.0} s] NAT matrix: {}", t0.elapsed().as_secs_f64(), kind.label());
-            let mut text =
-                scenario(&name, nat, Cell { path: Path::Host, rtt_ms: 60 }, 16, a.profile, kind, IceMode::Trickle);
+            let mut text = scenario(
+                &name,
+                nat,
+                Cell { path: Path::Host, rtt_ms: 60 },
+                16,
+                (a.profile, scale.scale),
+                kind,
+                IceMode::Trickle,
+            );
             text = text.replace("concurrency = 1", "concurrency = 2");
             let dir = results.join(&name);
             out.push((kind, if a.from.is_some() { load(&dir)? } else { run_one(&text, &dir)? }));
@@ -447,7 +536,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
     } else {
         None
     };
-    let md = markdown(a, &cells, matrix.as_deref(), &results);
+    let md = markdown(a, scale, &cells, matrix.as_deref(), &results);
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -457,13 +546,19 @@ fn calibrate(a: &CalibrateArgs) -> Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>, results: &std::path::Path) -> String {
+fn markdown(
+    a: &CalibrateArgs,
+    scale: Scale,
+    cells: &[Row],
+    matrix: Option<&[(Kind, Figures)]>,
+    results: &std::path::Path,
+) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Calibration: virtual peers against Chromium\n");
     let ice: Vec<&str> = a.ice.iter().map(|i| peerstorm_scenario::ice_name(*i)).collect();
     let _ = writeln!(
         md,
-        "Made by `sudo peerstorm calibrate{}{}{}{}{}{}` {} (results in `{}`). Each cell runs {} pairs of each \
+        "Made by `sudo peerstorm calibrate{}{}{}{}{}{}{}` {} (results in `{}`). Each cell runs {} pairs of each \
          kind behind the same simulated network (the lab: real programs in network namespaces; the \
          simulator: the same topology on virtual time), the embedded broker and STUN/TURN core; the \
          virtual peers use the `{}` profile. Times are p50, ms after the offerer's PeerJS OPEN (when a \
@@ -483,6 +578,10 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
         if a.mixed { " --mixed" } else { "" },
         if a.matrix { " --matrix" } else { "" },
         if ice == ["trickle", "vanilla"] { String::new() } else { format!(" --ice {}", ice.join(",")) },
+        match a.cpu_scale {
+            ScaleArg::Auto => String::new(),
+            ScaleArg::Fixed(x) => format!(" --cpu-scale {x}"),
+        },
         match &a.from {
             None => format!("on {}", crate::results::utc_stamp()),
             Some(_) => format!("and written again from its results on {} with `--from`", crate::results::utc_stamp()),
@@ -491,6 +590,7 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
         a.pairs,
         a.profile
     );
+    let _ = writeln!(md, "{}", scale_paragraph(scale, a.profile));
     let _ = writeln!(md, "## Open (the DataConnection's `open`), every cell\n");
     // Every kind any row ran, in the order they run.
     let mut kinds: Vec<Kind> = Vec::new();
@@ -526,7 +626,7 @@ fn markdown(a: &CalibrateArgs, cells: &[Row], matrix: Option<&[(Kind, Figures)]>
     }
     savings(&mut md, cells);
     goals(&mut md, cells, &kinds, matrix);
-    cpu_steps(&mut md, cells, a.profile);
+    cpu_steps(&mut md, cells, a.profile, scale.scale);
     for r in cells {
         let ice = if r.ice == IceMode::Vanilla { ", vanilla ICE" } else { "" };
         let _ = writeln!(md, "\n## {} at {} ms RTT{ice}\n", r.cell.path.as_str(), r.cell.rtt_ms);
@@ -738,10 +838,39 @@ fn goals(md: &mut String, cells: &[Row], kinds: &[Kind], matrix: Option<&[(Kind,
     }
 }
 
+/// What the virtual peers' CPU scale was, and how it was found.
+fn scale_paragraph(scale: Scale, profile: Profile) -> String {
+    let t = profile.timers();
+    let ms_of = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let how = match scale.fitted_from {
+        Some((offer, n)) => format!(
+            "fitted to this machine's Chromium: its OFFER left {offer:.1} ms after PeerJS's OPEN (the median of \
+             {n} trickle cells' p50s; no goal judges that stage), where the profile charges {:.0} ms to describe an offer",
+            ms_of(t.describe_offer)
+        ),
+        None => "given with `--cpu-scale`".into(),
+    };
+    format!(
+        "The virtual peers ran with `cpu_scale = {}` ({how}): every time the `{profile}` profile charges for \
+         the browser's own work was multiplied by it — describing an offer {:.1} ms and an answer {:.1} ms, \
+         applying a remote description {:.1} ms plus up to {:.1}, acting on a datagram during setup {:.1} ms — \
+         and no timer of the network's or the protocol's. The profile's own times describe a machine whose \
+         Chromium describes an offer in about {:.0} ms; a Chromium on a slower or busier machine takes longer \
+         for each, and at 0 ms RTT nothing else takes time.\n",
+        scale.scale,
+        ms_of(scale.scale.apply(t.describe_offer)),
+        ms_of(scale.scale.apply(t.describe_answer)),
+        ms_of(scale.scale.apply(t.apply_remote)),
+        ms_of(scale.scale.apply(t.apply_remote_spread)),
+        ms_of(scale.scale.apply(t.setup_packet)),
+        ms_of(t.describe_offer),
+    )
+}
+
 /// Where the time goes at 0 ms RTT, where none of it is the network: each step (the difference
 /// of two stages' p50s) for Chromium and for the simulated virtual peers, beside the CPU times
-/// the profile charges. Nothing when no 0 ms cell ran both kinds.
-fn cpu_steps(md: &mut String, cells: &[Row], profile: Profile) {
+/// the profile charges at the run's scale. Nothing when no 0 ms cell ran both kinds.
+fn cpu_steps(md: &mut String, cells: &[Row], profile: Profile, scale: CpuScale) {
     let rows: Vec<(&Row, &Figures, &Figures)> = cells
         .iter()
         .filter(|r| r.cell.rtt_ms == 0)
@@ -750,23 +879,23 @@ fn cpu_steps(md: &mut String, cells: &[Row], profile: Profile) {
     if rows.is_empty() {
         return;
     }
-    let t = profile.timers();
+    let t = profile.timers().scaled(scale);
     let ms_of = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     let _ = writeln!(
         md,
         "\n## Where the time goes at 0 ms RTT\n\n\
          With no delay on any link every millisecond is a program's own work, so these cells measure \
          the machine as much as the browser. Each step is the difference of two stages' p50s, \
-         Chromium / the simulator. The `{profile}` profile charges fixed CPU times: {:.0} ms to describe an \
-         offer, {:.0} ms to describe an answer, {:.0}–{:.0} ms to apply a remote description, and none for \
-         the DTLS handshake's cryptography or SCTP's setup; a Chromium on a slower or busier machine \
-         takes longer for each.\n\n\
+         Chromium / the simulator. At CPU scale {scale} the `{profile}` profile charges {:.1} ms to describe an \
+         offer, {:.1} ms to describe an answer, {:.1}–{:.1} ms to apply a remote description and {:.1} ms to \
+         act on each datagram until the channel opens (a step of one round trip acts on two).\n\n\
          | path | ICE | OPEN → answer arrives | answer → ICE connected | ICE → DTLS connected | DTLS → open |\n\
          |---|---|---|---|---|---|",
         ms_of(t.describe_offer),
         ms_of(t.describe_answer),
         ms_of(t.apply_remote),
         ms_of(t.apply_remote + t.apply_remote_spread),
+        ms_of(t.setup_packet),
     );
     for (r, c, s) in rows {
         let step = |f: &Figures, from: Option<Milestone>, to: Milestone| {
@@ -830,24 +959,26 @@ fn savings(md: &mut String, cells: &[Row]) {
 mod tests {
     use super::*;
 
-    /// The NAT matrix's per-class timing, from a simulated matrix of open and full-cone peers:
-    /// every class named as the summary names it, and two open peers connect one 60 ms check
-    /// round trip after the answer takes effect (the profile's `apply_remote`, 4 ms).
-    #[test]
-    fn ice_after_the_answer_is_kept_per_class() {
-        let text = scenario(
-            "t",
-            "{ open = 1, full-cone = 1 }",
-            Cell { path: Path::Host, rtt_ms: 60 },
-            4,
-            Profile::Chrome,
-            Kind::Simulated,
-            IceMode::Trickle,
-        );
+    /// A calibration scenario of `pairs` simulated pairs at the `chrome` profile's own times: its
+    /// runs and their summary.
+    fn simulate(nat_mix: &str, rtt_ms: u64, pairs: usize) -> (Vec<RunOutcome>, ModeSummary) {
+        let cell = Cell { path: Path::Host, rtt_ms };
+        let text =
+            scenario("t", nat_mix, cell, pairs, (Profile::Chrome, CpuScale::ONE), Kind::Simulated, IceMode::Trickle);
         let s = Scenario::parse(&text).unwrap();
         let runs = peerstorm_runner::run_with_progress(&s, Shard::WHOLE, &mut |_| {}).unwrap().1;
-        let per_class = ice_after_answer(&runs);
         let summary = summarize(&collect_all(&s.name, s.seed, Shard::WHOLE, &runs)).modes.remove(0);
+        (runs, summary)
+    }
+
+    /// The NAT matrix's per-class timing, from a simulated matrix of open and full-cone peers:
+    /// every class named as the summary names it, and two open peers connect one 60 ms check
+    /// round trip after the answer takes effect (the profile's `apply_remote`, 3 ms plus a
+    /// seeded share of 2, and the setup datagrams' own time).
+    #[test]
+    fn ice_after_the_answer_is_kept_per_class() {
+        let (runs, summary) = simulate("{ open = 1, full-cone = 1 }", 60, 4);
+        let per_class = ice_after_answer(&runs);
         assert_eq!(per_class.keys().collect::<Vec<_>>(), summary.classes.keys().collect::<Vec<_>>());
         let open = per_class["open ↔ open"];
         assert!((63.0..=66.0).contains(&open), "open ↔ open: ICE {open} ms after the answer");
@@ -859,18 +990,7 @@ mod tests {
     #[test]
     fn the_zero_rtt_steps_are_differences_of_p50s() {
         let figures = |stages: [f64; 4]| {
-            let text = scenario(
-                "t",
-                "{ open = 1 }",
-                Cell { path: Path::Host, rtt_ms: 0 },
-                1,
-                Profile::Chrome,
-                Kind::Simulated,
-                IceMode::Trickle,
-            );
-            let s = Scenario::parse(&text).unwrap();
-            let runs = peerstorm_runner::run_with_progress(&s, Shard::WHOLE, &mut |_| {}).unwrap().1;
-            let summary = summarize(&collect_all(&s.name, s.seed, Shard::WHOLE, &runs)).modes.remove(0);
+            let summary = simulate("{ open = 1 }", 0, 1).1;
             let p50 = [
                 Milestone::AnswerReceived,
                 Milestone::IceConnected,
@@ -891,12 +1011,55 @@ mod tests {
             ],
         };
         let mut md = String::new();
-        cpu_steps(&mut md, &[row(60)], Profile::Chrome);
+        cpu_steps(&mut md, &[row(60)], Profile::Chrome, CpuScale::ONE);
         assert!(md.is_empty(), "{md}");
-        cpu_steps(&mut md, &[row(60), row(0)], Profile::Chrome);
-        assert!(md.contains("5 ms to describe an offer, 7 ms to describe an answer, 3–5 ms to apply"), "{md}");
+        cpu_steps(&mut md, &[row(60), row(0)], Profile::Chrome, CpuScale::ONE);
+        assert!(
+            md.contains("5.0 ms to describe an offer, 7.0 ms to describe an answer, 3.0–5.0 ms to apply a remote description and 0.9 ms to act on each datagram"),
+            "{md}"
+        );
         assert!(md.ends_with("| srflx | vanilla | 27 / 12 | 11 / 4 | 5 / 0 | 6 / 0 |\n"), "{md}");
         assert_eq!(md.matches("| srflx |").count(), 1, "{md}");
+        let mut doubled = String::new();
+        cpu_steps(&mut doubled, &[row(0)], Profile::Chrome, CpuScale::new(2.0).unwrap());
+        assert!(
+            doubled.contains("At CPU scale 2 the `chrome` profile charges 10.0 ms to describe an offer, 14.0 ms"),
+            "{doubled}"
+        );
+    }
+
+    /// The CPU scale is the median of Chromium's OPEN → OFFER over its trickle cells, over the
+    /// profile's `describe_offer`; vanilla cells (whose offer waits for gathering) and the
+    /// virtual kinds do not count.
+    #[test]
+    fn the_cpu_scale_is_fitted_to_chromiums_offers_in_trickle_cells() {
+        let summary = simulate("{ open = 1 }", 0, 1).1;
+        let fig = |offer: f64| Figures {
+            summary: summary.clone(),
+            p50: [(Milestone::OfferSent, offer)].into_iter().collect(),
+            ice_after_answer: BTreeMap::new(),
+        };
+        let row = |ice, chromium: f64, virtual_: f64| Row {
+            cell: Cell { path: Path::Host, rtt_ms: 0 },
+            ice,
+            kinds: vec![(Kind::Chromium, fig(chromium)), (Kind::Simulated, fig(virtual_))],
+        };
+        let rows = [
+            row(IceMode::Trickle, 9.6, 5.0),
+            row(IceMode::Trickle, 14.4, 5.0),
+            row(IceMode::Trickle, 13.6, 5.0),
+            row(IceMode::Vanilla, 127.5, 125.0),
+        ];
+        let fitted = fit_scale(&rows, Profile::Chrome).unwrap();
+        assert_eq!(fitted.scale, CpuScale::new(2.72).unwrap(), "13.6 / 5");
+        assert_eq!(fitted.fitted_from, Some((13.6, 3)));
+        let even = fit_scale(&rows[..2], Profile::Chrome).unwrap();
+        assert_eq!(even.scale, CpuScale::new(2.4).unwrap(), "(9.6 + 14.4) / 2 / 5");
+        assert_eq!(fit_scale(&rows, Profile::Rtc).unwrap().scale, CpuScale::ONE, "rtc charges nothing to scale");
+        assert!(fit_scale(&rows[3..], Profile::Chrome).is_none(), "no trickle cell, no fit");
+        let para = scale_paragraph(fitted, Profile::Chrome);
+        assert!(para.contains("`cpu_scale = 2.72`") && para.contains("13.6 ms after PeerJS's OPEN"), "{para}");
+        assert!(para.contains("describing an offer 13.6 ms"), "{para}");
     }
 
     #[test]

@@ -601,6 +601,7 @@ fn echo_peer(id: &str, heartbeat_ms: u64) -> peerstorm_peer::PeerConfig {
         turn: Vec::new(),
         relay_only: false,
         profile: peerstorm_peer::Profile::Chrome,
+        cpu_scale: peerstorm_peer::CpuScale::ONE,
         metronome_tick: None,
     }
 }

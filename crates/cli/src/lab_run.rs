@@ -281,6 +281,7 @@ impl Plan<'_> {
                     .args(["--message-bytes", &dc.message_bytes.to_string()])
                     .args(["--serialization", &String::from(dc.serialization.clone())])
                     .args(["--profile", self.s.peers.profile.as_str()])
+                    .args(["--cpu-scale", &self.s.peers.cpu_scale.to_string()])
                     .args(["--ice", peerstorm_scenario::ice_name(self.ice())]);
                 match &self.turn {
                     Some(Creds::Static(user, password)) => {

@@ -118,6 +118,8 @@ sudo peerstorm calibrate --cells host:60 --pairs 2 --out /tmp/c.md\n  \
 sudo peerstorm calibrate --mixed --matrix --profile rtc   # the stack's own timers, for comparison
   \
 sudo peerstorm calibrate --ice trickle                    # trickle cells only (no vanilla, no savings table)
+  \
+sudo peerstorm calibrate --cpu-scale 1                    # the profile's own CPU times, not fitted to this machine
 
 \
 Each cell runs with trickle and vanilla ICE by default, and the markdown shows what trickle saves.

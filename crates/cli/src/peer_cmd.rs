@@ -100,6 +100,10 @@ pub struct PeerArgs {
     /// firefox (checks every 20 ms) or rtc (the stack's own defaults).
     #[arg(long, default_value = "chrome", value_parser = parse_profile)]
     profile: peerstorm_peer::Profile,
+    /// How much slower than the profile's reference machine this browser runs: the profile's
+    /// times for the browser's own work are multiplied by it (0.25 to 10).
+    #[arg(long, default_value = "1", value_name = "X")]
+    cpu_scale: peerstorm_peer::CpuScale,
     /// How long to run (answering) or the most the workload may take (connecting), seconds.
     #[arg(long = "for", default_value_t = 30.0)]
     duration: f64,
@@ -287,6 +291,7 @@ pub fn run(a: &PeerArgs) -> Result<u8> {
             turn,
             relay_only: a.relay_only,
             profile: a.profile,
+            cpu_scale: a.cpu_scale,
             metronome_tick: None,
         };
         let mut cfg = peerstorm_live::fullstack::config(

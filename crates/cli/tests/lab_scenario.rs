@@ -207,6 +207,39 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
     let (sent, gathered) = (at["offer_sent"].as_f64().unwrap(), at["gathering_complete"].as_f64().unwrap());
     assert!(sent >= gathered, "vanilla offer at {sent} ms, gathering complete at {gathered} ms");
     assert!(text.contains("| dc_open |"), "{text}");
+    // The CPU scale was fitted to this run's Chromium offer (its p50 over the profile's 5 ms)
+    // and the virtual pairs, in the lab and the simulator, ran with it.
+    let chromium_offer = at["offer_sent"].as_f64().unwrap();
+    assert!(chromium_offer > 0.0);
+    let scale = text
+        .split("The virtual peers ran with `cpu_scale = ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("the page names the scale: {text}"));
+    let trickle_chromium =
+        std::fs::read_to_string(dir.join("runs/calibrate-host-60ms-chromium/peers-trickle.jsonl")).unwrap();
+    let offer: f64 = trickle_chromium
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|p| p["connections"].as_array().cloned().unwrap_or_default())
+        .find(|c| c["offerer"] == true)
+        .map(|c| {
+            c["milestones"]["at"]["offer_sent"].as_f64().unwrap() - c["milestones"]["at"]["open"].as_f64().unwrap()
+        })
+        .expect("the trickle offerer's OFFER");
+    let fitted: f64 = scale.parse().unwrap_or_else(|_| panic!("{scale}"));
+    assert!(
+        (fitted - (offer / 5.0).clamp(0.25, 10.0)).abs() < 0.011,
+        "scale {fitted} from an offer {offer} ms after OPEN"
+    );
+    for kind in ["virtual-lab", "sim"] {
+        for mode in ["", "-vanilla"] {
+            let toml =
+                std::fs::read_to_string(dir.join(format!("runs/calibrate-host-60ms{mode}-{kind}/scenario.toml")))
+                    .unwrap();
+            assert!(toml.contains(&format!("cpu_scale = {scale}\n")), "{kind}{mode}: {toml}");
+        }
+    }
     // The goals, judged from those figures: the lab's open within 15 % or 20 ms of Chromium's.
     let goal = |name: &str| -> Vec<String> {
         let row =

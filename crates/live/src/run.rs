@@ -375,6 +375,7 @@ fn full(
             },
             relay_only: s.servers.relay_only,
             profile: s.peers.profile,
+            cpu_scale: s.peers.cpu_scale,
             metronome_tick: None,
         };
         let name = ice_name(*ice);

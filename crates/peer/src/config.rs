@@ -74,6 +74,9 @@ pub struct PeerConfig {
     pub relay_only: bool,
     /// Whose timers the stack keeps.
     pub profile: crate::profile::Profile,
+    /// How much slower than the profile's reference machine the browser modelled runs
+    /// (`CpuScale`; 1: the profile's own times).
+    pub cpu_scale: crate::profile::CpuScale,
     /// An instant at which the metronome of this peer's machine ticks, for a profile whose
     /// delayed tasks wait for one (`StackTimers::metronome`): Chromium's ticks fall at whole
     /// multiples of 15.625 ms of the machine's monotonic clock, shared by every browser on it.

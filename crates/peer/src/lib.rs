@@ -16,5 +16,5 @@ pub use conn::call::MediaOutcome;
 pub use media::{MediaWorkload, StreamStats};
 pub use milestones::{Failure, Milestone, Milestones};
 pub use peer::{ConnOutcome, Received, VirtualPeer};
-pub use profile::{Profile, StackTimers};
+pub use profile::{CpuScale, Profile, StackTimers};
 pub use signaling::{SignalEvent, SignalingClient};

@@ -105,6 +105,7 @@ impl VirtualPeer {
             relay_only: self.cfg.relay_only,
             workload: self.cfg.workload.clone(),
             profile: self.cfg.profile,
+            cpu_scale: self.cfg.cpu_scale,
             metronome_tick: self.cfg.metronome_tick.unwrap_or(self.start),
         };
         self.conns.push(Connection::new(offerer, remote, connection_id, host, cfg, self.start));

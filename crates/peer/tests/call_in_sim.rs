@@ -43,6 +43,7 @@ fn run(with_data: bool) -> World {
             turn: Vec::new(),
             relay_only: false,
             profile: peerstorm_peer::Profile::Chrome,
+            cpu_scale: peerstorm_peer::CpuScale::ONE,
             metronome_tick: None,
         };
         let base = world.base();

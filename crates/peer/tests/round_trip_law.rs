@@ -4,13 +4,18 @@
 
 use peerstorm_broker::{Broker, Config};
 use peerstorm_netsim::{LinkConfig, Network};
-use peerstorm_peer::{IceMode, Milestone, Milestones, PeerConfig, Profile, VirtualPeer, Workload};
+use peerstorm_peer::{CpuScale, IceMode, Milestone, Milestones, PeerConfig, Profile, VirtualPeer, Workload};
 use peerstorm_runner::World;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// The offerer's milestones for two hosts whose access links each add `rtt_ms / 4` one way.
 fn offerer(profile: Profile, ice: IceMode, rtt_ms: u64) -> Milestones {
+    offerer_at(profile, CpuScale::ONE, ice, rtt_ms)
+}
+
+/// The same, with the browsers' work `cpu_scale` times slower.
+fn offerer_at(profile: Profile, cpu_scale: CpuScale, ice: IceMode, rtt_ms: u64) -> Milestones {
     let mut net = Network::new(7);
     let internet = net.add_segment("internet");
     let ips = [Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 2)];
@@ -36,6 +41,7 @@ fn offerer(profile: Profile, ice: IceMode, rtt_ms: u64) -> Milestones {
             turn: Vec::new(),
             relay_only: false,
             profile,
+            cpu_scale,
             metronome_tick: None,
         };
         let base = world.base();
@@ -119,4 +125,42 @@ fn the_offer_leaves_after_the_browsers_own_time() {
     assert_eq!(offer_at(Profile::Chrome, IceMode::Vanilla), 126);
     assert_eq!(offer_at(Profile::Rtc, IceMode::Trickle), 0);
     assert_eq!(offer_at(Profile::Rtc, IceMode::Vanilla), 0);
+}
+
+/// A CPU scale stretches the browser's own work and leaves the round trips alone: at scale 3 the
+/// offer leaves 3 × 5 ms after OPEN, and each handshake step after ICE (DTLS, then SCTP) takes
+/// longer by the datagrams on its critical path, (3 − 1) × 0.9 ms each. ICE's own round trip
+/// (STUN checks) pays none of it.
+#[test]
+fn a_cpu_scale_slows_the_browsers_work_not_the_network() {
+    let steps = |scale: f64| {
+        let m = offerer_at(Profile::Chrome, CpuScale::new(scale).unwrap(), IceMode::Trickle, 60);
+        let at = |s| m.get(s).unwrap_or_else(|| panic!("no {s:?}"));
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        [
+            ms(at(Milestone::OfferSent) - at(Milestone::Open)),
+            ms(at(Milestone::DtlsConnected) - at(Milestone::IceConnected)),
+            ms(at(Milestone::DataChannelOpen) - at(Milestone::DtlsConnected)),
+        ]
+    };
+    let (one, three) = (steps(1.0), steps(3.0));
+    assert_eq!((one[0], three[0]), (5.0, 15.0), "describe_offer 5 ms, times 3");
+    // The DTLS server (the offerer) is connected on the third DTLS datagram on the critical
+    // path (the client's ClientHello, its flight back, the client's Finished), and opens on the
+    // second of SCTP's (INIT-ACK at the client, COOKIE-ECHO back).
+    for (k, stage, datagrams) in [(1, "ICE → DTLS", 3.0), (2, "DTLS → open", 2.0)] {
+        let added = three[k] - one[k];
+        let expected = datagrams * 2.0 * 0.9;
+        assert!(
+            (added - expected).abs() < 0.01,
+            "{stage}: {} → {} ms, {added} ms more ({expected} expected)",
+            one[k],
+            three[k]
+        );
+    }
+    // Every stage still keeps its round trips: the law at scale 1 holds with the scale's
+    // own milliseconds on top.
+    for (k, rtt) in [(1, 60.0), (2, 60.0)] {
+        assert!(three[k] >= rtt && three[k] <= rtt + 20.0, "step {k}: {} ms", three[k]);
+    }
 }

@@ -31,6 +31,7 @@ fn run(ice: IceMode) -> (World, Duration) {
             turn: Vec::new(),
             relay_only: false,
             profile: peerstorm_peer::Profile::Chrome,
+            cpu_scale: peerstorm_peer::CpuScale::ONE,
             metronome_tick: None,
         };
         let base = world.base();

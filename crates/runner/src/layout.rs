@@ -355,6 +355,7 @@ impl ScenarioWorld {
                 turn,
                 relay_only: s.servers.relay_only,
                 profile: s.peers.profile,
+                cpu_scale: s.peers.cpu_scale,
                 metronome_tick: Some(base + metronome_phase(s.seed, i / group)),
             };
             // Milestones count from the moment this peer joins.

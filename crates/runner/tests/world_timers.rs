@@ -121,6 +121,7 @@ fn the_broker_sends_expire_at_its_deadline_with_nothing_else_happening() {
         turn: Vec::new(),
         relay_only: false,
         profile: peerstorm_peer::Profile::Chrome,
+        cpu_scale: peerstorm_peer::CpuScale::ONE,
         metronome_tick: None,
     };
     let base = w.base();

@@ -8,7 +8,7 @@ use crate::sweep::{Point, Sweep};
 use crate::targets::{BrokerTarget, StunTarget, TurnTarget};
 use peerstorm_model::peerjs::payload::Serialization;
 use peerstorm_netsim::Preset;
-use peerstorm_peer::{IceMode, Profile, TurnTransport};
+use peerstorm_peer::{CpuScale, IceMode, Profile, TurnTransport};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -551,6 +551,13 @@ pub struct Peers {
     /// (the stack's own defaults, as peerstorm measured before profiles).
     #[serde(default)]
     pub profile: Profile,
+    /// How much slower than the profile's reference machine the browsers modelled run: the
+    /// profile's times for the browser's own work (making and applying descriptions, acting on
+    /// setup packets) are multiplied by it, the network's are not. 1 (default): the machine
+    /// the `chrome` profile was read on; 2.5 for a browser on a slower or busier machine
+    /// (`peerstorm calibrate` fits it to the machine's own Chromium). 0.25 to 10.
+    #[serde(default)]
+    pub cpu_scale: CpuScale,
     /// Simulator: how many independent worlds (cells) a run is split into, each with the groups
     /// `c, c + cells, ...` and its own broker and STUN/TURN server; `peerstorm run --jobs N`
     /// runs N cells at once, and the results never depend on N. Absent: one cell per 500

@@ -11,7 +11,7 @@ mod workload;
 
 use crate::config::{IceMode, Transmit, TurnServer, Workload};
 use crate::milestones::{Failure, Milestone, Milestones};
-use crate::profile::Profile;
+use crate::profile::{CpuScale, Profile};
 use bytes::BytesMut;
 use gather::{StunProbe, TurnClient, flush_turn};
 use peerstorm_model::candidate::IceCandidateInit;
@@ -49,11 +49,18 @@ pub struct ConnConfig {
     pub relay_only: bool,
     pub workload: Workload,
     pub profile: Profile,
+    /// How much slower than the profile's reference machine the browser modelled runs.
+    pub cpu_scale: CpuScale,
     /// An instant at which the peer's metronome ticks (`PeerConfig::metronome_tick`).
     pub metronome_tick: Instant,
 }
 
 impl ConnConfig {
+    /// The profile's timers on the machine modelled (`cpu_scale`).
+    pub fn timers(&self) -> crate::profile::StackTimers {
+        self.profile.timers().scaled(self.cpu_scale)
+    }
+
     /// The first tick at or after `due` of the profile's metronome (`due` without one): when a
     /// delayed task due then runs.
     pub fn on_tick(&self, due: Instant) -> Instant {
@@ -122,6 +129,9 @@ pub struct Connection {
     /// ANSWER and CANDIDATE frames received so far (each draws its share of
     /// `apply_remote_spread`).
     received: u64,
+    /// Datagrams that arrived during setup and that the connection acts on once the profile's
+    /// `setup_packet` has passed, in arrival order: (due, source, destination, bytes).
+    rx: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
     /// The next allocation phase of gathering, when the profile paces them.
     phase: Option<(Instant, gather::Phase)>,
     /// A MediaConnection's media (`None`: a DataConnection).
@@ -303,6 +313,7 @@ impl Connection {
             deferred: None,
             inbox: VecDeque::new(),
             received: 0,
+            rx: VecDeque::new(),
             phase: None,
             call: None,
         }
@@ -396,10 +407,14 @@ impl Connection {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
         let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
-        let deferred = [self.deferred.as_ref().map(|(at, _)| *at), self.inbox.front().map(|(at, _)| *at)]
-            .into_iter()
-            .flatten()
-            .min();
+        let deferred = [
+            self.deferred.as_ref().map(|(at, _)| *at),
+            self.inbox.front().map(|(at, _)| *at),
+            self.rx.front().map(|(at, ..)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let phase = self.phase.map(|(at, _)| at);
         let call = self
             .call
@@ -412,7 +427,7 @@ impl Connection {
     /// The offerer's start (after OPEN): a data channel, the offer (sent now when trickling),
     /// and gathering, once the profile's time to make an offer has passed.
     pub fn start_offer(&mut self, now: Instant) {
-        let wait = self.cfg.profile.timers().describe_offer;
+        let wait = self.cfg.timers().describe_offer;
         if wait.is_zero() {
             self.make_offer(now);
         } else {
@@ -478,7 +493,7 @@ impl Connection {
     /// has passed; candidates that arrive meanwhile wait for the description).
     pub fn on_offer(&mut self, now: Instant, payload: OfferPayload) {
         self.mark(Milestone::OfferReceived, now);
-        let wait = self.cfg.profile.timers().describe_answer;
+        let wait = self.cfg.timers().describe_answer;
         if wait.is_zero() {
             self.make_answer(now, payload);
         } else {
@@ -562,7 +577,7 @@ impl Connection {
     }
 
     fn receive(&mut self, now: Instant, r: Remote) {
-        let t = self.cfg.profile.timers();
+        let t = self.cfg.timers();
         self.received += 1;
         let wait = t.apply_remote + spread(t.apply_remote_spread, self.stack_seed(), self.received);
         if wait.is_zero() && self.inbox.is_empty() {
@@ -643,9 +658,7 @@ impl Connection {
     /// Runs after every input: it does nothing unless a relay or a remote address is new.
     fn permit_remotes(&mut self, now: Instant) {
         let n = self.remote_addrs.len();
-        if self.turns.iter().all(|t| t.relay.is_none() || t.permits_seen == n)
-            || !self.cfg.profile.timers().eager_permissions
-        {
+        if self.turns.iter().all(|t| t.relay.is_none() || t.permits_seen == n) || !self.cfg.timers().eager_permissions {
             return;
         }
         for t in &mut self.turns {
@@ -673,8 +686,29 @@ impl Connection {
         }
     }
 
-    /// A datagram that arrived on this connection's socket.
+    /// A datagram that arrived on this connection's socket: acted on now, or during setup once
+    /// the profile's `setup_packet` has passed (and after any still waiting).
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
+        // STUN (RFC 7983: first byte 0-3) is not delayed: checks and TURN's answers are cheap.
+        let wait = if self.in_setup() && data.first().is_some_and(|b| *b > 3) {
+            self.cfg.timers().setup_packet
+        } else {
+            Duration::ZERO
+        };
+        if wait.is_zero() && self.rx.is_empty() {
+            return self.act_on_datagram(now, src, dst, data);
+        }
+        let at = self.rx.back().map_or(now + wait, |(last, ..)| (*last).max(now + wait));
+        self.rx.push_back((at, src, dst, data.to_vec()));
+    }
+
+    /// Until the data channel opens (a call: until DTLS is connected, when its media starts).
+    fn in_setup(&self) -> bool {
+        let done = if self.call.is_some() { Milestone::DtlsConnected } else { Milestone::DataChannelOpen };
+        self.milestones.get(done).is_none()
+    }
+
+    fn act_on_datagram(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
         if let Some(probe) = &self.stun
             && Some(src) == self.cfg.stun
             && let Ok(m) = peerstorm_model::stun::Message::decode(data)
@@ -703,6 +737,11 @@ impl Connection {
         while self.inbox.front().is_some_and(|(at, _)| *at <= now) {
             if let Some((_, r)) = self.inbox.pop_front() {
                 self.apply(now, r);
+            }
+        }
+        while self.rx.front().is_some_and(|(at, ..)| *at <= now) {
+            if let Some((_, src, dst, data)) = self.rx.pop_front() {
+                self.act_on_datagram(now, src, dst, &data);
             }
         }
         if self.phase.is_some_and(|(at, _)| at <= now) {
@@ -762,7 +801,7 @@ impl Connection {
     /// workload.
     fn service(&mut self, now: Instant) {
         self.permit_remotes(now);
-        let send_before_permission = self.cfg.profile.timers().send_before_permission;
+        let send_before_permission = self.cfg.timers().send_before_permission;
         loop {
             let Some(pc) = self.pc.as_mut() else { return };
             let mut progressed = false;
@@ -881,8 +920,7 @@ impl Connection {
                         // SRTP keys exist: the call's media starts (PeerJS's `stream` event
                         // fires on the first track; sending needs only DTLS).
                         call.start(now);
-                        self.milestones.selected =
-                            call.selected(pc, self.cfg.profile.timers().pair_types_like_libwebrtc);
+                        self.milestones.selected = call.selected(pc, self.cfg.timers().pair_types_like_libwebrtc);
                         call.send_due(pc, now);
                     }
                 }
@@ -895,7 +933,7 @@ impl Connection {
                 self.mark(Milestone::DataChannelOpen, now);
                 let sctp = self.pc.as_ref().and_then(|pc| pc.sctp());
                 self.milestones.dtls = sctp.as_ref().and_then(|s| s.transport().tls_version()).map(str::to_owned);
-                let like_libwebrtc = self.cfg.profile.timers().pair_types_like_libwebrtc;
+                let like_libwebrtc = self.cfg.timers().pair_types_like_libwebrtc;
                 if let Some(pair) =
                     sctp.and_then(|sctp| selected::selected_types(&sctp.transport().ice_transport(), like_libwebrtc))
                 {
@@ -938,6 +976,43 @@ mod tests {
         assert_eq!(draws, (1..=200).map(|n| spread(range, 42, n)).collect::<Vec<_>>(), "same seed, same draws");
         assert_ne!(spread(range, 42, 1), spread(range, 43, 1), "another connection, another draw");
         assert_eq!(spread(Duration::ZERO, 42, 1), Duration::ZERO);
+    }
+
+    /// During setup a DTLS datagram waits the profile's `setup_packet` (at the run's CPU scale)
+    /// and a STUN one behind it keeps its place; alone a STUN datagram does not wait; after the
+    /// data channel opens nothing does.
+    #[test]
+    fn setup_datagrams_wait_their_time_in_arrival_order() {
+        let now = Instant::now();
+        let cfg = ConnConfig {
+            ice: IceMode::Trickle,
+            stun: None,
+            turn: Vec::new(),
+            relay_only: false,
+            workload: Workload::default(),
+            profile: Profile::Chrome,
+            cpu_scale: CpuScale::new(2.0).unwrap(),
+            metronome_tick: now,
+        };
+        let addr = |port| SocketAddr::from(([198, 51, 100, 1], port));
+        let mut c = Connection::new(true, "b".into(), "dc_1".into(), addr(5000), cfg, now);
+        let wait = Duration::from_micros(1800);
+        let (dtls, stun) = ([22u8, 0xfe, 0xfd, 0, 0], [0u8, 1, 0, 0]);
+        c.handle_datagram(now, addr(6000), addr(5000), &stun);
+        assert!(c.rx.is_empty(), "STUN alone is acted on at once");
+        c.handle_datagram(now, addr(6000), addr(5000), &dtls);
+        assert_eq!(c.poll_timeout(), Some(now + wait), "DTLS waits 2 × 0.9 ms");
+        let later = now + Duration::from_micros(500);
+        c.handle_datagram(later, addr(6000), addr(5000), &stun);
+        assert_eq!(c.rx.len(), 2, "STUN behind a waiting datagram keeps its place");
+        assert_eq!(c.rx[1].0, now + wait, "and goes with it, not before");
+        c.handle_timeout(now + wait - Duration::from_micros(1));
+        assert_eq!(c.rx.len(), 2, "not due yet");
+        c.handle_timeout(now + wait);
+        assert!(c.rx.is_empty() && c.poll_timeout().is_none(), "both acted on when due");
+        c.mark(Milestone::DataChannelOpen, now + wait);
+        c.handle_datagram(now + wait, addr(6000), addr(5000), &dtls);
+        assert!(c.rx.is_empty(), "after setup nothing waits");
     }
 
     #[test]

@@ -676,8 +676,11 @@ fn markdown(
             n > 0
         };
         let (mut same, mut total) = (0, 0);
+        let (mut named_alike, mut connections) = (0, 0);
         for (class, cf) in &c.classes {
             let vf = v.classes.get(class);
+            connections += cf.selected.values().sum::<u64>();
+            named_alike += exact_types(cf, vf);
             let join = |f: &peerstorm_report::summary::Figures| {
                 f.selected.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
             };
@@ -700,7 +703,9 @@ fn markdown(
         }
         let _ = writeln!(
             md,
-            "\nRelayed or not, the same in {same} of {total} classes; relay share Chromium {:.0} %, virtual {:.0} %.",
+            "\nRelayed or not, the same in {same} of {total} classes; relay share Chromium {:.0} %, virtual {:.0} %. \
+             The candidate types exactly as Chromium's getStats names them (offerer local/remote, where a \
+             direct path through a NAT's mapping may be named srflx or prflx): {named_alike} of {connections} connections.",
             relay_share(c),
             relay_share(v)
         );
@@ -715,6 +720,16 @@ fn markdown(
         }
     }
     md
+}
+
+/// How many of a class's Chromium connections the virtual peers' selected pairs match exactly
+/// (type names on both sides), count for count.
+fn exact_types(
+    chromium: &peerstorm_report::summary::Figures,
+    virtual_: Option<&peerstorm_report::summary::Figures>,
+) -> u64 {
+    let Some(v) = virtual_ else { return 0 };
+    chromium.selected.iter().map(|(k, n)| (*n).min(v.selected.get(k).copied().unwrap_or(0))).sum()
 }
 
 fn relay_share(m: &ModeSummary) -> f64 {
@@ -888,7 +903,7 @@ fn cpu_steps(md: &mut String, cells: &[Row], profile: Profile, scale: CpuScale) 
          the machine as much as the browser. Each step is the difference of two stages' p50s, \
          Chromium / the simulator. At CPU scale {scale} the `{profile}` profile charges {:.1} ms to describe an \
          offer, {:.1} ms to describe an answer, {:.1}–{:.1} ms to apply a remote description and {:.1} ms to \
-         act on each datagram until the channel opens (a step of one round trip acts on two).\n\n\
+         act on each datagram until the channel opens (a step of one round trip acts on two or three).\n\n\
          | path | ICE | OPEN → answer arrives | answer → ICE connected | ICE → DTLS connected | DTLS → open |\n\
          |---|---|---|---|---|---|",
         ms_of(t.describe_offer),
@@ -1060,6 +1075,23 @@ mod tests {
         let para = scale_paragraph(fitted, Profile::Chrome);
         assert!(para.contains("`cpu_scale = 2.72`") && para.contains("13.6 ms after PeerJS's OPEN"), "{para}");
         assert!(para.contains("describing an offer 13.6 ms"), "{para}");
+    }
+
+    /// A class's connections count as named alike pair for pair: one prflx/relay against a
+    /// srflx/relay is one of two.
+    #[test]
+    fn exact_types_count_matching_pairs_count_for_count() {
+        let summary = simulate("{ open = 1 }", 0, 1).1;
+        let with = |pairs: &[(&str, u64)]| {
+            let mut f = summary.all.clone();
+            f.selected = pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+            f
+        };
+        let chromium = with(&[("prflx/relay", 1), ("relay/prflx", 1)]);
+        assert_eq!(exact_types(&chromium, Some(&with(&[("prflx/relay", 1), ("relay/prflx", 1)]))), 2);
+        assert_eq!(exact_types(&chromium, Some(&with(&[("prflx/relay", 1), ("srflx/relay", 1)]))), 1);
+        assert_eq!(exact_types(&chromium, Some(&with(&[("prflx/relay", 2)]))), 1, "no more than Chromium's count");
+        assert_eq!(exact_types(&chromium, None), 0);
     }
 
     #[test]

@@ -22,6 +22,18 @@ struct Server {
     name: &'static str,
     proc: Proc,
     addr: SocketAddr,
+    /// The server's own directory (coturn's configuration and log), removed after the process
+    /// is stopped (fields drop in order).
+    _dir: Option<RemovedOnDrop>,
+}
+
+/// A directory removed when this is dropped.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Server {
@@ -62,7 +74,7 @@ fn ours(name: &'static str, extra: &[&str]) -> Server {
     let (proc, banner) = start_peerstorm(&args);
     let url = banner.split_whitespace().find(|w| w.starts_with("ws://")).expect("the banner names the URL");
     let addr = url.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
-    Server { name, proc, addr }
+    Server { name, proc, addr, _dir: None }
 }
 
 /// peer@1.0.2's CLI on a free port (started again on another if the port was taken first).
@@ -74,7 +86,7 @@ fn reference() -> Server {
         let mut cmd = Command::new("node");
         cmd.arg(&bin).args(["--port", &port.to_string(), "--host", "127.0.0.1"]);
         if let Some((proc, _)) = support::try_start(&mut cmd) {
-            return Server { name: "peer@1.0.2", proc, addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+            return Server { name: "peer@1.0.2", proc, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: None };
         }
     }
     panic!("peer@1.0.2 did not start on three free ports")
@@ -445,7 +457,7 @@ fn our_turn(extra: &[&str]) -> Server {
         args.extend_from_slice(&["--allow-loopback-peers"]);
         args.extend_from_slice(extra);
         if let Some((proc, _)) = support::try_start(Command::new(env!("CARGO_BIN_EXE_peerstorm")).args(&args)) {
-            return Server { name: "peerstorm", proc, addr: listen.parse().unwrap() };
+            return Server { name: "peerstorm", proc, addr: listen.parse().unwrap(), _dir: None };
         }
     }
     panic!("serve turn did not start on five free ports")
@@ -454,7 +466,7 @@ fn our_turn(extra: &[&str]) -> Server {
 fn coturn(dir: &str, relay: (u16, u16), extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("peerstorm-hostile-{}-{dir}", std::process::id()));
     let (proc, addr) = support::coturn_with(&dir, relay, extra);
-    Server { name: "coturn 4.6.1", proc, addr }
+    Server { name: "coturn 4.6.1", proc, addr, _dir: Some(RemovedOnDrop(dir)) }
 }
 
 /// Item 3: 50 TCP connections that send half a STUN header and then nothing.

@@ -247,7 +247,7 @@ fn calibrate_puts_chromium_and_virtual_pairs_side_by_side() {
         row.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
     };
     let lab = goal("open, virtual ↔ virtual (lab)");
-    assert_eq!(lab[2], "2 of 2", "both ICE modes judged: {lab:?}");
+    assert_eq!(lab[2], "2 of 2", "both ICE modes judged, and met with one pair: {lab:?}");
     let near = |v: f64, c: f64| (v - c).abs() <= (0.15 * c).max(20.0);
     let both = near(trickle[1], trickle[0]) && near(vanilla[1], vanilla[0]);
     // (The table's figures are rounded to whole ms, the verdict is on the exact ones.)

@@ -270,6 +270,16 @@ async fn pair(sh: Arc<Shared>, n: usize, intended: Instant, hold: Hold) {
         Ok(()) => hold_pair(&sh, &mut o, &mut a, hold).await,
         Err(e) => Err(e),
     };
+    if r.is_ok() && !sh.abort.load(Ordering::Relaxed) && !sh.stopping() {
+        // Both leave as a browser tab does (PeerJS's `destroy()`: `WebSocket.close()`), so the
+        // broker answers and closes its end first, as it would for real clients.
+        let t = sh.cfg.step_timeout;
+        let (ro, ra) = tokio::join!(o.close(t), a.close(t));
+        let unanswered = [ro, ra].into_iter().filter(|r| !matches!(r, Ok(true))).count();
+        if unanswered > 0 {
+            sh.with(|m| m.count("closes_unanswered", unanswered as u64));
+        }
+    }
     sh.peer_down();
     sh.peer_down();
     match r {

@@ -227,6 +227,30 @@ impl Client {
         }
     }
 
+    /// Leaves as a browser's `WebSocket.close()` does (what `peerjs@1.5.5`'s `disconnect()` and
+    /// `destroy()` call): a close frame with no status, then the server's close frame and its end
+    /// of the connection (RFC 6455 §7.1.1: the server closes TCP first and keeps the TIME_WAIT).
+    /// Frames still arriving before the server's close are read and dropped. `Ok(false)`: the
+    /// server did not finish the closing handshake within `timeout` (the connection is dropped
+    /// all the same when the client is).
+    pub async fn close(mut self, timeout: Duration) -> io::Result<bool> {
+        let mut frame = Vec::with_capacity(6);
+        ws::encode_masked(&mut frame, ws::OP_CLOSE, &[], MASK);
+        self.send(&frame).await?;
+        let answered = async {
+            let mut closed = false;
+            loop {
+                match self.read_frames(|op, _| closed |= op == ws::OP_CLOSE).await {
+                    Ok(()) => {}
+                    // The server's end of the connection, after its close frame: done.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(closed),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, answered).await.unwrap_or(Ok(false))
+    }
+
     /// Reads whatever is there without waiting; `Ok(false)` on EOF.
     pub fn drain_now(&mut self) -> io::Result<bool> {
         READ_BUF.with_borrow_mut(|buf| {

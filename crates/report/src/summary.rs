@@ -243,7 +243,8 @@ pub struct ModeSummary {
     pub signal: BTreeMap<String, Stage>,
     /// Resource figures of a live run: `broker_cpu_us_per_frame`, `broker_rss_kib_per_peer`,
     /// `broker_rss_mib_max`, `generator_cpu_us_per_frame`, `generator_cpu_ms_per_pair`, `peers_max`, and while connected
-    /// peers only hold, `generator_cpu_us_per_held_peer_s` and `broker_cpu_us_per_held_peer_s`.
+    /// peers only hold, `generator_cpu_us_per_held_peer_s` and `broker_cpu_us_per_held_peer_s`;
+    /// `closes_unanswered` when the broker left leaving peers' close frames unanswered.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, f64>,
     /// TURN allocations that failed, by error code (`437`, `486`, `timeout`, `other`); a
@@ -470,6 +471,11 @@ fn resources(r: &RunMetrics) -> BTreeMap<String, f64> {
         if peers > 0 {
             out.insert("broker_rss_kib_per_peer".into(), round3(b.saturating_sub(*a) as f64 / peers as f64));
         }
+    }
+    // Signaling peers leave with a close frame; a broker that did not answer it and close its
+    // end within the step timeout shows here.
+    if r.counter("closes_unanswered") > 0 {
+        out.insert("closes_unanswered".into(), r.counter("closes_unanswered") as f64);
     }
     if r.counters.contains_key("turn.allocations") {
         out.insert("turn_allocations".into(), r.counter("turn.allocations") as f64);

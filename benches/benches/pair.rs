@@ -11,10 +11,18 @@
 //!   mix, STUN and TURN gathering, 0.1 % loss, ten 1,000-byte messages echoed), per pair: the
 //!   figure to hold against `bare pair` measured in the same run (this machine's speed varies
 //!   by half from hour to hour; the ratio does not).
+//! - `a bare pair's work in storm-10k's world`: storm-10k's arrivals (500 pairs a run, 500 a
+//!   second), broker and netsim, doing only what `bare pair` does (open NATs, no STUN or TURN,
+//!   no loss, no messages): per pair against `bare pair`, the harness's own overhead.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The allocator the `peerstorm` binary simulates with, for the bare pair and the simulator's
+/// pairs alike.
+#[global_allocator]
+static GLOBAL: peerstorm_alloc::Chosen = peerstorm_alloc::Chosen;
 use peerstorm_peer::Profile;
-use peerstorm_scenario::Scenario;
+use peerstorm_scenario::{NatMix, Scenario, StunTarget, TurnTarget};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -37,12 +45,32 @@ fn pair(c: &mut Criterion) {
             black_box(s)
         })
     });
-    let storm = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/storm-10k.toml"))
+    let storm_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/storm-10k.toml"))
         .expect("storm-10k.toml");
-    let mut storm = scenario(&storm);
+    // storm-10k's arrivals, broker and netsim doing a bare pair's protocol work: open NATs, no
+    // STUN or TURN, no loss, no messages. Per pair against `bare pair`: the harness's own cost.
+    let mut harness = scenario(&storm_text);
+    harness.peers.count = 1000;
+    harness.network.loss = 0.0;
+    harness.network.nat_mix = NatMix::default();
+    harness.servers.stun = StunTarget::None;
+    harness.servers.turn = TurnTarget::None;
+    harness.workload.datachannel.messages = Some(0);
+    let mut storm = scenario(&storm_text);
     storm.peers.count = 1000;
     let mut g = c.benchmark_group("storm-10k's pairs");
     g.sample_size(10);
+    g.bench_function("a bare pair's work in storm-10k's world (per pair, 500 pairs a run)", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                let s = peerstorm_runner::run(&harness).expect("the pairs run");
+                assert_eq!(s.modes[0].pairs_ok, 500, "every bare pair opens");
+                black_box(s);
+            }
+            start.elapsed() / 500
+        })
+    });
     g.bench_function("simulated pair, storm-10k's (per pair, 500 pairs a run)", |b| {
         b.iter_custom(|iters| {
             let start = std::time::Instant::now();

@@ -21,6 +21,10 @@ mod scenarios;
 mod serve;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc, except for `peerstorm serve` (see `peerstorm_alloc`).
+#[global_allocator]
+static GLOBAL: peerstorm_alloc::Chosen = peerstorm_alloc::Chosen;
 use std::process::ExitCode;
 
 /// Exit status: the input (or, later, the system under test) was fine.

@@ -683,6 +683,16 @@ mod tests {
         assert_eq!(path_type("relay/host"), "relay");
     }
 
+    /// Unanswered close frames show only when there were some.
+    #[test]
+    fn unanswered_closes_show_only_when_there_were_some() {
+        let mut m = RunMetrics::new("signaling", 0);
+        m.count("connections", 4);
+        assert!(!resources(&m).contains_key("closes_unanswered"));
+        m.count("closes_unanswered", 3);
+        assert_eq!(resources(&m)["closes_unanswered"], 3.0);
+    }
+
     /// The generator's figures: per frame only for the signaling generator, per pair for both,
     /// per held peer-second only when peers held.
     #[test]

@@ -16,15 +16,15 @@
 //!   no loss, no messages): per pair against `bare pair`, the harness's own overhead.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use peerstorm_peer::Profile;
+use peerstorm_scenario::{NatMix, Scenario, StunTarget, TurnTarget};
+use std::hint::black_box;
+use std::time::Duration;
 
 /// The allocator the `peerstorm` binary simulates with, for the bare pair and the simulator's
 /// pairs alike.
 #[global_allocator]
 static GLOBAL: peerstorm_alloc::Chosen = peerstorm_alloc::Chosen;
-use peerstorm_peer::Profile;
-use peerstorm_scenario::{NatMix, Scenario, StunTarget, TurnTarget};
-use std::hint::black_box;
-use std::time::Duration;
 
 fn scenario(text: &str) -> Scenario {
     Scenario::parse(text).expect("a valid scenario")
@@ -45,19 +45,18 @@ fn pair(c: &mut Criterion) {
             black_box(s)
         })
     });
-    let storm_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/storm-10k.toml"))
+    let storm = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/storm-10k.toml"))
         .expect("storm-10k.toml");
+    let mut storm = scenario(&storm);
+    storm.peers.count = 1000;
     // storm-10k's arrivals, broker and netsim doing a bare pair's protocol work: open NATs, no
     // STUN or TURN, no loss, no messages. Per pair against `bare pair`: the harness's own cost.
-    let mut harness = scenario(&storm_text);
-    harness.peers.count = 1000;
+    let mut harness = storm.clone();
     harness.network.loss = 0.0;
     harness.network.nat_mix = NatMix::default();
     harness.servers.stun = StunTarget::None;
     harness.servers.turn = TurnTarget::None;
     harness.workload.datachannel.messages = Some(0);
-    let mut storm = scenario(&storm_text);
-    storm.peers.count = 1000;
     let mut g = c.benchmark_group("storm-10k's pairs");
     g.sample_size(10);
     g.bench_function("a bare pair's work in storm-10k's world (per pair, 500 pairs a run)", |b| {

@@ -5,6 +5,7 @@
 //! peer ([`crate::VirtualPeer`]) wraps them in PeerJS frames.
 
 pub mod call;
+mod delayed;
 mod gather;
 mod selected;
 mod workload;
@@ -125,13 +126,13 @@ pub struct Connection {
     deferred: Option<(Instant, Deferred)>,
     /// An ANSWER or CANDIDATE that arrived and that the stack gets once the profile's
     /// `apply_remote` has passed, in arrival order.
-    inbox: VecDeque<(Instant, Remote)>,
+    inbox: delayed::Delayed<Remote>,
     /// ANSWER and CANDIDATE frames received so far (each draws its share of
     /// `apply_remote_spread`).
     received: u64,
     /// Datagrams that arrived during setup and that the connection acts on once the profile's
-    /// `setup_packet` has passed, in arrival order: (due, source, destination, bytes).
-    rx: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    /// `setup_packet` has passed, in arrival order: (source, destination, bytes).
+    rx: delayed::Delayed<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// The next allocation phase of gathering, when the profile paces them.
     phase: Option<(Instant, gather::Phase)>,
     /// A MediaConnection's media (`None`: a DataConnection).
@@ -311,9 +312,9 @@ impl Connection {
             gathering: 0,
             gathering_done: false,
             deferred: None,
-            inbox: VecDeque::new(),
+            inbox: delayed::Delayed::default(),
             received: 0,
-            rx: VecDeque::new(),
+            rx: delayed::Delayed::default(),
             phase: None,
             call: None,
         }
@@ -358,7 +359,7 @@ impl Connection {
         self.stun = None;
         self.turns = Vec::new();
         self.deferred = None;
-        self.inbox = VecDeque::new();
+        self.inbox.clear();
         self.phase = None;
     }
 
@@ -407,14 +408,10 @@ impl Connection {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pc = self.pc.as_mut().and_then(|pc| pc.poll_timeout());
         let turn = self.turns.iter_mut().filter_map(|t| t.client.poll_timeout()).min();
-        let deferred = [
-            self.deferred.as_ref().map(|(at, _)| *at),
-            self.inbox.front().map(|(at, _)| *at),
-            self.rx.front().map(|(at, ..)| *at),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let deferred = [self.deferred.as_ref().map(|(at, _)| *at), self.inbox.next_due(), self.rx.next_due()]
+            .into_iter()
+            .flatten()
+            .min();
         let phase = self.phase.map(|(at, _)| at);
         let call = self
             .call
@@ -580,12 +577,11 @@ impl Connection {
         let t = self.cfg.timers();
         self.received += 1;
         let wait = t.apply_remote + spread(t.apply_remote_spread, self.stack_seed(), self.received);
-        if wait.is_zero() && self.inbox.is_empty() {
-            self.apply(now, r);
+        // In arrival order, as PeerJS's handlers and the browser's operations chain take them.
+        if self.inbox.must_wait(wait) {
+            self.inbox.push(now, wait, r);
         } else {
-            // In arrival order, as PeerJS's handlers and the browser's operations chain take them.
-            let at = self.inbox.back().map_or(now + wait, |(last, _)| (*last).max(now + wait));
-            self.inbox.push_back((at, r));
+            self.apply(now, r);
         }
     }
 
@@ -695,11 +691,11 @@ impl Connection {
         } else {
             Duration::ZERO
         };
-        if wait.is_zero() && self.rx.is_empty() {
-            return self.act_on_datagram(now, src, dst, data);
+        if self.rx.must_wait(wait) {
+            self.rx.push(now, wait, (src, dst, data.to_vec()));
+        } else {
+            self.act_on_datagram(now, src, dst, data);
         }
-        let at = self.rx.back().map_or(now + wait, |(last, ..)| (*last).max(now + wait));
-        self.rx.push_back((at, src, dst, data.to_vec()));
     }
 
     /// Until the data channel opens (a call: until DTLS is connected, when its media starts).
@@ -734,15 +730,11 @@ impl Connection {
                 None => {}
             }
         }
-        while self.inbox.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, r)) = self.inbox.pop_front() {
-                self.apply(now, r);
-            }
+        while let Some(r) = self.inbox.pop_due(now) {
+            self.apply(now, r);
         }
-        while self.rx.front().is_some_and(|(at, ..)| *at <= now) {
-            if let Some((_, src, dst, data)) = self.rx.pop_front() {
-                self.act_on_datagram(now, src, dst, &data);
-            }
+        while let Some((src, dst, data)) = self.rx.pop_due(now) {
+            self.act_on_datagram(now, src, dst, &data);
         }
         if self.phase.is_some_and(|(at, _)| at <= now) {
             self.next_phase(now);
